@@ -1,0 +1,67 @@
+"""Turning an 8-bit object crop into the classifier's input, the same in training and serving.
+
+The normalisation to mean/std lives inside the exported graph; this module only fixes the
+geometry and the polarity, so the live path and the training path cannot drift.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def to_gray8(image: np.ndarray) -> np.ndarray:
+    """Convert a decoded image (gray or BGR, 8 or 16 bit) to 8-bit gray.
+
+    16-bit data is scaled by the smallest power of two that holds its maximum, so 10-, 12-
+    and 14-bit cameras stored in 16-bit containers keep their full contrast and the mapping
+    stays the same from frame to frame of one camera.
+    """
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        image = cv2.cvtColor(image, code)
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        peak = int(image.max())
+        bits = max(8, peak.bit_length())
+        return (image >> (bits - 8)).astype(np.uint8)
+    msg = f"image dtype {image.dtype} is not supported; expected uint8 or uint16"
+    raise ValueError(msg)
+
+
+def border_level(gray: np.ndarray) -> float:
+    """Median grey level of the one-pixel border: the background of a crop."""
+    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    return float(np.median(border))
+
+
+def prepare_roi(gray: np.ndarray, size: int) -> np.ndarray:
+    """Fit an 8-bit crop into a ``size`` x ``size`` square: dark object on a light background.
+
+    Dark-field crops (bright object on black) are inverted, the crop is padded to a square
+    with its own background level (keeping the aspect ratio, which carries the shape) and
+    resized with area interpolation.
+    """
+    if gray.ndim != 2 or gray.dtype != np.uint8:
+        msg = f"prepare_roi needs a 2-D uint8 image, got shape {gray.shape} dtype {gray.dtype}"
+        raise ValueError(msg)
+    if border_level(gray) < 128:
+        gray = 255 - gray
+    h, w = gray.shape
+    side = max(h, w)
+    background = int(border_level(gray))
+    top, left = (side - h) // 2, (side - w) // 2
+    square = cv2.copyMakeBorder(
+        gray, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=background
+    )
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)
+
+
+def batch_tensor(crops: list[np.ndarray]) -> np.ndarray:
+    """Stack prepared crops into the model input: float32 NCHW with values 0..255."""
+    return np.stack(crops)[:, None, :, :].astype(np.float32)
+
+
+__all__ = ["batch_tensor", "border_level", "prepare_roi", "to_gray8"]

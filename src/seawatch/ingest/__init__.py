@@ -1,0 +1,1 @@
+"""Ingest: Kafka source and producer, embedded broker, decoding and segmentation."""

@@ -1,0 +1,106 @@
+"""The model card: what a model artifact is, how it was made and how well it does.
+
+A model artifact is a directory holding ``model.onnx`` (dynamic batch axis) and
+``card.json``, validated by :class:`ModelCard`. The card is written by training and read by
+the daemon; it needs no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from seawatch.errors import ConfigError
+
+CARD_FILE = "card.json"
+ONNX_FILE = "model.onnx"
+
+
+class InputSpec(BaseModel):
+    """The graph input: NCHW float32, values 0..255, normalised inside the graph."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "image"
+    size: int = Field(gt=0, description="square side in pixels")
+    channels: Literal[1, 3] = 1
+    layout: Literal["NCHW"] = "NCHW"
+    value_range: tuple[float, float] = (0.0, 255.0)
+    mean: float = Field(description="normalisation applied inside the graph: (x/255-mean)/std")
+    std: float
+    preprocessing: str = "seawatch.inference.preprocess.prepare_roi"
+
+
+class TrainingSummary(BaseModel):
+    """How the model was made: command, seed, data, schedule, time."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    command: str
+    seed: int
+    data: dict[str, Any]
+    epochs: int
+    seconds: float
+    device: str
+
+
+class ModelCard(BaseModel):
+    """Everything the daemon and a reader need to know about one model artifact."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: Literal["plankton", "otolith", "fish"]
+    name: str
+    version: str
+    architecture: str
+    input: InputSpec
+    output: str = Field("probs", description="graph output name")
+    class_names: list[str] = Field(default_factory=list)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    training: TrainingSummary
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    onnx_sha256: str
+    created_at: str
+
+    def write(self, directory: Path) -> Path:
+        """Write ``card.json`` into ``directory`` and return its path."""
+        path = Path(directory) / CARD_FILE
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+        return path
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, to tie a card to its ONNX graph."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_card(directory: Path) -> ModelCard:
+    """Read and validate the card of a model artifact; check it matches its ONNX file."""
+    directory = Path(directory)
+    card_path, onnx_path = directory / CARD_FILE, directory / ONNX_FILE
+    if not card_path.is_file() or not onnx_path.is_file():
+        msg = (
+            f"model artifact {directory} must hold {CARD_FILE} and {ONNX_FILE}; "
+            "build one with `make models` or `seawatch train plankton`"
+        )
+        raise ConfigError(msg)
+    card = ModelCard.model_validate_json(card_path.read_text())
+    actual = sha256_file(onnx_path)
+    if actual != card.onnx_sha256:
+        msg = (
+            f"{onnx_path} does not match its card (sha256 {actual[:12]} != "
+            f"{card.onnx_sha256[:12]}); re-export the model or fix the card"
+        )
+        raise ConfigError(msg)
+    return card
+
+
+__all__ = ["CARD_FILE", "ONNX_FILE", "InputSpec", "ModelCard", "TrainingSummary", "load_card"]

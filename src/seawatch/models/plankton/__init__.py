@@ -1,0 +1,1 @@
+"""The plankton classifier: synthetic data, network, training and export."""

@@ -1,0 +1,1 @@
+"""Storage: record schema, the local SQLite store and the InfluxDB writer."""
