@@ -1,0 +1,39 @@
+# seawatch: `make demo` and `make test` work on a fresh machine (Python 3.11 + pip).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BASE   := $(VENV)/.installed-base
+TRAIN  := $(VENV)/.installed-train
+
+.PHONY: demo test lint models bench clean
+
+$(BASE): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# torch 2.13.0 CPU comes from a local wheel on these machines; keep the version pinned.
+$(TRAIN): $(BASE)
+	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	touch $@
+
+demo: $(BASE)
+	$(BIN)/seawatch demo
+
+test: $(TRAIN)
+	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(BASE)
+	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff format --check src tests benchmarks
+
+models: $(TRAIN)
+	$(BIN)/seawatch train plankton --out models/plankton
+
+bench: $(BASE)
+	$(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) seawatch-data .pytest_cache .ruff_cache

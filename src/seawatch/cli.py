@@ -1,0 +1,244 @@
+"""The one entry point: ``seawatch run | demo | broker | publish | train | config``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from seawatch import __version__
+from seawatch.config import Settings, load_settings
+from seawatch.errors import SeawatchError
+
+log = logging.getLogger("seawatch")
+console = Console(stderr=True)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kafka", "urllib3", "influxdb_client"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML settings file; SEAWATCH_<SECTION>__<FIELD> variables override it.",
+)
+@click.version_option(__version__, prog_name="seawatch")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """seawatch: streaming in-situ monitoring of plankton, otoliths and fish."""
+    settings = load_settings(config_path)
+    _setup_logging(settings.log_level)
+    ctx.obj = {"settings": settings}
+
+
+@cli.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: consume frames, classify, store, until SIGTERM or Ctrl-C."""
+    from seawatch.daemon import build_daemon
+
+    settings = _settings(ctx)
+    log.info("settings %s", json.dumps(settings.masked(), separators=(",", ":")))
+    daemon = build_daemon(settings)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("stopping signal=%s", signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        stats = daemon.run()
+    finally:
+        daemon.close()
+    log.info(
+        "stopped frames=%d objects=%d dead_letters=%d",
+        stats.frames,
+        stats.objects,
+        stats.dead_letters,
+    )
+
+
+@cli.command()
+@click.option("--frames", default=2000, show_default=True, help="Messages to publish.")
+@click.option(
+    "--broken-share",
+    default=0.01,
+    show_default=True,
+    help="Share of deliberately broken messages (they must land in the DLQ).",
+)
+@click.option("--seed", default=0, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, frames: int, broken_share: float, seed: int) -> None:
+    """Embedded broker + synthetic stream + daemon, then a summary. No servers needed."""
+    from seawatch.demo import run_demo, summary_table
+
+    settings = _settings(ctx)
+    if settings.storage.local.path == Path("seawatch-data/seawatch.db"):
+        local = settings.storage.local.model_copy(update={"path": Path("seawatch-data/demo.db")})
+        storage = settings.storage.model_copy(update={"local": local})
+        settings = settings.model_copy(update={"storage": storage})
+    out = Console()
+    result = run_demo(settings, frames=frames, broken_share=broken_share, seed=seed, console=out)
+    out.print(summary_table(result))
+    if result.stats.processed < frames:
+        raise click.ClickException(f"only {result.stats.processed} of {frames} messages handled")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9092, show_default=True)
+def broker(host: str, port: int) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory storage) until Ctrl-C."""
+    from seawatch.ingest.broker import EmbeddedBroker
+
+    with EmbeddedBroker(host, port) as running:
+        console.print(f"broker listening on [cyan]{running.bootstrap_servers}[/] (Ctrl-C stops)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--topic", default="frames.plankton", show_default=True)
+@click.option("--instrument", required=True, help="Instrument id (also the message key).")
+@click.option("--task", type=click.Choice(["plankton", "otolith", "fish"]), default="plankton")
+@click.option("--frame-kind", type=click.Choice(["roi", "full"]), default="roi", show_default=True)
+@click.option("--cruise", default="none")
+@click.option("--station", default="none")
+@click.option("--pixel-size-um", type=float, default=None)
+@click.option(
+    "--metadata",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV with a 'file' column and header-named columns.",
+)
+@click.option(
+    "--claim-check-over",
+    type=int,
+    default=None,
+    help="Send files larger than this many bytes as file:// claim checks.",
+)
+@click.option("--bootstrap", default=None, help="Kafka bootstrap servers (default: settings).")
+@click.pass_context
+def publish(
+    ctx: click.Context,
+    directory: Path,
+    topic: str,
+    instrument: str,
+    task: str,
+    frame_kind: str,
+    cruise: str,
+    station: str,
+    pixel_size_um: float | None,
+    metadata: Path | None,
+    claim_check_over: int | None,
+    bootstrap: str | None,
+) -> None:
+    """Publish a folder of images (with optional per-file CSV metadata) to Kafka."""
+    from seawatch.frames import FrameKind
+    from seawatch.ingest.kafka_io import Publisher
+    from seawatch.ingest.publish import directory_messages, publish_messages
+
+    settings = _settings(ctx)
+    servers = bootstrap or settings.kafka.bootstrap_servers
+    messages = directory_messages(
+        directory,
+        instrument=instrument,
+        task=task,
+        frame_kind=FrameKind(frame_kind),
+        cruise=cruise,
+        station=station,
+        pixel_size_um=pixel_size_um,
+        metadata_csv=metadata,
+        claim_check_over=claim_check_over,
+    )
+    publisher = Publisher(servers, settings.kafka.max_message_bytes)
+    try:
+        sent = publish_messages(publisher, topic, messages)
+    finally:
+        publisher.close()
+    console.print(f"published {sent} frames from {directory} to {topic} on {servers}")
+
+
+@cli.group()
+def train() -> None:
+    """Train a model and write its artifact (ONNX + card). Needs the `train` extra (torch)."""
+
+
+@train.command("plankton")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("models/plankton"), show_default=True
+)
+@click.option("--n-per-class", default=600, show_default=True)
+@click.option("--epochs", default=8, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")
+def train_plankton_command(
+    out: Path, n_per_class: int, epochs: int, seed: int, device: str
+) -> None:
+    """Train the plankton classifier on the synthetic generator."""
+    try:
+        from seawatch.models.plankton.train import train_plankton
+    except ImportError as exc:
+        msg = f"training needs torch: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    command = " ".join(["seawatch", *sys.argv[1:]])
+    card = train_plankton(
+        out, n_per_class=n_per_class, epochs=epochs, seed=seed, device=device, command=command
+    )
+    console.print(
+        f"wrote {out} ({card.name} {card.version}) metrics={card.metrics.get('accuracy')}"
+    )
+
+
+@cli.group()
+def config() -> None:
+    """Inspect settings."""
+
+
+@config.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the effective settings (secrets masked) as JSON."""
+    click.echo(json.dumps(_settings(ctx).masked(), indent=2))
+
+
+def main() -> None:
+    """Console entry point: SeawatchError becomes a one-line message and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except SeawatchError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,222 @@
+"""Typed settings: one model with a section per part, from a YAML file and the environment.
+
+Precedence, highest first: environment (``SEAWATCH_<SECTION>__<FIELD>``, e.g.
+``SEAWATCH_KAFKA__BOOTSTRAP_SERVERS``), the YAML file given with ``--config``, the
+defaults below. :func:`load_settings` validates everything before anything connects and
+raises :class:`~seawatch.errors.ConfigError` naming each bad field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from seawatch.errors import ConfigError
+
+ENV_PREFIX = "SEAWATCH_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Where frames come from and where bad ones go."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
+    topics: list[str] = Field(default_factory=lambda: ["frames.plankton"], min_length=1)
+    group_id: str = "seawatch"
+    dlq_topic: str = "frames.dlq"
+    client_id: str = "seawatch"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = Field(256, ge=1, le=10_000)
+    max_poll_interval_ms: int = Field(
+        10_000, ge=1_000, description="short values make group re-joins on Tansu take seconds"
+    )
+    session_timeout_ms: int = Field(10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(2_000, ge=100)
+    fetch_max_bytes: int = Field(64 << 20, ge=1 << 20)
+    max_message_bytes: int = Field(16 << 20, ge=1 << 16)
+    create_topics: bool = Field(True, description="create missing topics at start")
+    partitions: int = Field(4, ge=1, description="partitions for topics created at start")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                msg = f"{server!r} is not host:port (e.g. 127.0.0.1:9092)"
+                raise ValueError(msg)
+        return value
+
+
+class SegmentationSettings(_Section):
+    """How full frames are cut into objects."""
+
+    polarity: Literal["auto", "dark-on-light", "light-on-dark"] = "auto"
+    min_esd_px: float = Field(6.0, gt=0)
+    min_esd_um: float | None = Field(None, gt=0, description="used when pixel-size-um is known")
+    threshold: Literal["otsu"] | float = "otsu"
+    background_kernel: int = Field(101, ge=3)
+    pad_px: int = Field(4, ge=0)
+    max_objects: int = Field(5000, ge=1)
+
+
+class IngestSettings(_Section):
+    """Decoding limits, claim-check roots and segmentation."""
+
+    max_bytes: int = Field(32 << 20, ge=1024)
+    max_pixels: int = Field(50_000_000, ge=1)
+    max_side: int = Field(30_000, ge=16)
+    claim_check_roots: list[Path] = Field(default_factory=list)
+    decode_threads: int = Field(1, ge=1, le=64)
+    segmentation: SegmentationSettings = SegmentationSettings()
+
+
+class InferenceSettings(_Section):
+    """Which model runs where, and how frames are batched for it."""
+
+    backend: Literal["onnxruntime"] = "onnxruntime"
+    model_dir: Path = Path("models/plankton")
+    max_batch: int = Field(64, ge=1, le=4096, description="objects per inference call")
+    max_wait_ms: int = Field(20, ge=0, le=10_000, description="wait to fill a poll batch")
+    threads: int = Field(1, ge=1, le=256, description="intra-op threads of the backend")
+    top_k: int = Field(3, ge=1, le=20)
+
+
+class LocalStoreSettings(_Section):
+    """The embedded store: a SQLite file with every frame and object record."""
+
+    enabled: bool = True
+    path: Path = Path("seawatch-data/seawatch.db")
+
+
+class InfluxSettings(_Section):
+    """InfluxDB (2.x/3.x, or 1.8+ with a v2 API) through influxdb-client; off when url is unset."""
+
+    url: str | None = None
+    org: str = "seawatch"
+    bucket: str = "seawatch"
+    token: SecretStr = SecretStr("")
+    batch_size: int = Field(5000, ge=1)
+    timeout_ms: int = Field(10_000, ge=100)
+    max_retries: int = Field(5, ge=0)
+    retry_backoff_s: float = Field(0.5, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            msg = f"{value!r} must start with http:// or https://"
+            raise ValueError(msg)
+        return value
+
+
+class StorageSettings(_Section):
+    """Sinks the records go to; offsets are committed only after all have flushed."""
+
+    local: LocalStoreSettings = LocalStoreSettings()
+    influx: InfluxSettings = InfluxSettings()
+
+
+class Settings(BaseSettings):
+    """All of seawatch's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    ingest: IngestSettings = IngestSettings()
+    inference: InferenceSettings = InferenceSettings()
+    storage: StorageSettings = StorageSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the YAML file, which arrives as init arguments.
+        return env_settings, init_settings
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets masked, for the start-up log."""
+        return self.model_dump(mode="json")
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        env = ENV_PREFIX + "__".join(str(part) for part in item["loc"]).upper()
+        got = item.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {where}: {item['msg']}{shown}; set it in the YAML file or {env}")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (if any), apply overrides and the environment, validate everything."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not Path(path).is_file():
+            msg = f"config file {path} does not exist; pass an existing YAML file to --config"
+            raise ConfigError(msg)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        data = loaded
+    for dotted, value in overrides.items():
+        _set_dotted(data, dotted.split("__"), value)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        data = data.setdefault(key, {})
+    data[keys[-1]] = value
+
+
+def resolve_model_dir(model_dir: Path) -> Path:
+    """Find a model artifact: as given, else relative to the source checkout's root."""
+    if model_dir.is_absolute() or model_dir.exists():
+        return model_dir
+    checkout = Path(__file__).resolve().parents[2] / model_dir
+    return checkout if checkout.exists() else model_dir
+
+
+def env_is_ci() -> bool:
+    """True on CI (``CI=true``), where a missing server binary is a failure, not a skip."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+__all__ = [
+    "InferenceSettings",
+    "InfluxSettings",
+    "IngestSettings",
+    "KafkaSettings",
+    "LocalStoreSettings",
+    "SegmentationSettings",
+    "Settings",
+    "StorageSettings",
+    "env_is_ci",
+    "load_settings",
+    "resolve_model_dir",
+]

@@ -1,0 +1,50 @@
+"""ONNX Runtime on the CPU: the backend that runs everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seawatch.errors import BackendError
+from seawatch.inference.backend import BackendBase
+
+
+class OnnxRuntimeBackend(BackendBase):
+    """An ONNX Runtime session with a fixed number of intra-op threads."""
+
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, *, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise BackendError("onnxruntime is missing; `pip install onnxruntime`") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own exception types
+            raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+        self._input = self._session.get_inputs()[0].name
+        self._output = self._session.get_outputs()[0].name
+        self.threads = threads
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch; raise BackendError on any runtime failure."""
+        try:
+            return self._session.run([self._output], {self._input: batch})[0]
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime failed on a batch of {len(batch)}: {exc}") from exc
+
+    def close(self) -> None:
+        self._session = None  # type: ignore[assignment]
+
+
+__all__ = ["OnnxRuntimeBackend"]

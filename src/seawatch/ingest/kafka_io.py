@@ -1,0 +1,191 @@
+"""Kafka clients on kafka-python: the frame source (a consumer group member), the frame
+publisher and the dead-letter queue, and topic creation.
+
+The consumer is used from one thread only (kafka-python's consumer is not thread-safe):
+the pipeline polls and commits from its loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+from seawatch.config import KafkaSettings
+from seawatch.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+
+def _require_crc32c() -> None:
+    try:
+        import crc32c  # noqa: F401
+    except ImportError:  # pragma: no cover - a core dependency
+        log.warning("crc32c_missing effect='CRC checks run in pure Python, tens of times slower'")
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="seawatch-admin")
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+        return missing
+    finally:
+        admin.close()
+
+
+class FrameSource:
+    """A consumer-group member that polls batches of frame messages and commits offsets."""
+
+    def __init__(self, settings: KafkaSettings, topics: list[str] | None = None) -> None:
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        _require_crc32c()
+        self.settings = settings
+        try:
+            self._consumer = KafkaConsumer(
+                *(topics or settings.topics),
+                bootstrap_servers=settings.bootstrap_servers,
+                group_id=settings.group_id,
+                client_id=settings.client_id,
+                enable_auto_commit=False,
+                auto_offset_reset=settings.auto_offset_reset,
+                max_poll_records=settings.max_poll_records,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                fetch_max_bytes=settings.fetch_max_bytes,
+                max_partition_fetch_bytes=settings.max_message_bytes,
+            )
+        except KafkaError as exc:
+            msg = f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
+            raise BrokerError(msg) from exc
+
+    def poll_batch(self, max_records: int, max_wait_ms: int, idle_ms: int = 200) -> list:
+        """Collect up to ``max_records`` messages, waiting at most ``max_wait_ms`` once the
+        first has arrived (or ``idle_ms`` when none comes)."""
+        records: list = []
+        deadline: float | None = None
+        while len(records) < max_records:
+            if deadline is None:
+                timeout_ms = idle_ms
+            else:
+                timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+            polled = self._consumer.poll(
+                timeout_ms=timeout_ms, max_records=max_records - len(records)
+            )
+            for batch in polled.values():
+                records.extend(batch)
+            if deadline is None and records:
+                deadline = time.monotonic() + max_wait_ms / 1000
+            if not polled and (deadline is None or time.monotonic() >= deadline):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        return records
+
+    def commit(self, records: list) -> None:
+        """Commit, per partition, the offset after the highest one in ``records``."""
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        highest: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            highest[tp] = max(highest.get(tp, -1), record.offset)
+        if highest:
+            self._consumer.commit(
+                {tp: OffsetAndMetadata(offset + 1, None, -1) for tp, offset in highest.items()}
+            )
+
+    def assignment(self) -> set:
+        return set(self._consumer.assignment())
+
+    def lag(self) -> int:
+        """Messages behind the end of the assigned partitions (0 when unknown)."""
+        parts = list(self._consumer.assignment())
+        if not parts:
+            return 0
+        ends = self._consumer.end_offsets(parts)
+        return sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in parts)
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class Publisher:
+    """A producer for frames (and for the DLQ); ``flush`` blocks until the broker has all."""
+
+    def __init__(self, bootstrap_servers: str, max_message_bytes: int = 16 << 20) -> None:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        _require_crc32c()
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap_servers,
+                acks="all",
+                linger_ms=5,
+                batch_size=1 << 20,
+                max_request_size=max_message_bytes,
+                retries=5,
+            )
+        except KafkaError as exc:
+            raise BrokerError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+        self._futures: list = []
+
+    def send(
+        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Queue one message."""
+        self._futures.append(self._producer.send(topic, value=value, key=key, headers=headers))
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Block until every queued message is acknowledged; raise BrokerError otherwise."""
+        self._producer.flush(timeout=timeout_s)
+        futures, self._futures = self._futures, []
+        failed = [f for f in futures if f.failed()]
+        if failed:
+            msg = f"{len(failed)} of {len(futures)} messages were not acknowledged: "
+            raise BrokerError(msg + str(failed[0].exception))
+
+    def close(self) -> None:
+        self._producer.close(timeout=10)
+
+
+class DeadLetterQueue:
+    """Sends unusable messages to the DLQ topic with the original value and headers plus
+    ``error-stage``, ``error`` and ``source`` (topic/partition/offset) headers."""
+
+    def __init__(self, publisher: Publisher, topic: str) -> None:
+        self._publisher = publisher
+        self.topic = topic
+        self.sent = 0
+
+    def send(self, record, stage: str, error: str) -> None:
+        """Queue ``record`` (a kafka ConsumerRecord) for the DLQ with its reason."""
+        headers = [(k, v) for k, v in (record.headers or []) if v is not None]
+        headers += [
+            ("error-stage", stage.encode()),
+            ("error", error.encode("utf-8", errors="replace")[:4096]),
+            ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        self._publisher.send(self.topic, record.value or b"", record.key, headers)
+        self.sent += 1
+
+    def flush(self) -> None:
+        self._publisher.flush()
+
+
+__all__ = ["DeadLetterQueue", "FrameSource", "Publisher", "ensure_topics"]

@@ -1,0 +1,195 @@
+"""The daemon loop: poll -> prepare -> infer -> records -> sinks -> commit.
+
+Three stages overlap on two threads: while batch n is inferred on the inference thread,
+the loop stores and commits batch n-1 and polls and prepares batch n+1. Offsets of a batch
+are committed only after every sink has flushed it and the dead-letter queue has
+acknowledged its bad messages, so a crash at any point loses nothing (replays overwrite
+their own records).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from seawatch.errors import BackendError, FrameError
+from seawatch.inference.classifier import PlanktonClassifier
+from seawatch.inference.preprocess import batch_tensor
+from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource
+from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
+from seawatch.stats import PipelineStats
+from seawatch.storage.records import FrameRecord, ObjectRecord
+from seawatch.storage.sink import Sink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Batch:
+    """One poll batch on its way through the stages."""
+
+    records: list
+    frames: list[PreparedFrame]
+    polled_at: float
+    results: list[FrameRecord] = field(default_factory=list)
+
+
+class Pipeline:
+    """Wires the collaborators built by the caller; owns no configuration parsing."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        preparer: FramePreparer,
+        classifier: PlanktonClassifier,
+        sinks: list[Sink],
+        dlq: DeadLetterQueue,
+        *,
+        max_frames_per_batch: int,
+        max_wait_ms: int,
+        stats: PipelineStats | None = None,
+    ) -> None:
+        self.source = source
+        self.preparer = preparer
+        self.classifier = classifier
+        self.sinks = sinks
+        self.dlq = dlq
+        self.max_frames = max_frames_per_batch
+        self.max_wait_ms = max_wait_ms
+        self.stats = stats or PipelineStats()
+        self._stop = threading.Event()
+        self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer")
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batches in flight, commit and return."""
+        self._stop.set()
+
+    def run(self, should_stop: Callable[[PipelineStats], bool] | None = None) -> PipelineStats:
+        """Run until :meth:`stop` is called or ``should_stop(stats)`` says so."""
+        in_flight: Future[Batch] | None = None
+        try:
+            while True:
+                stopping = self._stop.is_set() or (
+                    should_stop is not None and should_stop(self.stats)
+                )
+                batch = None if stopping else self._poll_and_prepare()
+                done = in_flight.result() if in_flight is not None else None
+                in_flight = self._infer_thread.submit(self._infer, batch) if batch else None
+                if done is not None:
+                    self._store_and_commit(done)
+                if stopping and in_flight is None:
+                    break
+        finally:
+            if in_flight is not None and not in_flight.cancelled():
+                in_flight.cancel()
+            self._infer_thread.shutdown(wait=True)
+        return self.stats
+
+    def _poll_and_prepare(self) -> Batch | None:
+        records = self.source.poll_batch(self.max_frames, self.max_wait_ms)
+        if not records:
+            self.stats.idle()
+            return None
+        polled_at = time.perf_counter()
+        frames = []
+        for item in self.preparer.prepare_many(records):
+            if isinstance(item, Rejected):
+                self._dead_letter(item.record, item.error)
+            else:
+                frames.append(item)
+        return Batch(records=records, frames=frames, polled_at=polled_at)
+
+    def _infer(self, batch: Batch) -> Batch:
+        crops = [crop for frame in batch.frames for crop in frame.crops]
+        started = time.perf_counter()
+        try:
+            predictions = self.classifier.predict(batch_tensor(crops)) if crops else []
+        except BackendError as exc:
+            # A failed batch fails every frame in it, each to the DLQ with the reason.
+            for frame in batch.frames:
+                record = _RecordView(frame)
+                self._dead_letter(record, FrameError("infer", str(exc)))
+            batch.frames = []
+            return batch
+        infer_ms = (time.perf_counter() - started) * 1000
+        per_object_ms = infer_ms / max(1, len(crops))
+        now_ms = time.time() * 1000
+        cursor = 0
+        for prepared in batch.frames:
+            n = len(prepared.objects)
+            objects = tuple(
+                ObjectRecord(
+                    index=obj.index,
+                    bbox=obj.bbox,
+                    taxon=pred.taxon,
+                    confidence=pred.confidence,
+                    top_k=pred.top_k,
+                    morph=obj.morph,
+                )
+                for obj, pred in zip(
+                    prepared.objects, predictions[cursor : cursor + n], strict=True
+                )
+            )
+            cursor += n
+            frame = prepared.frame
+            batch.results.append(
+                FrameRecord(
+                    meta=frame.meta,
+                    ref=frame.ref,
+                    model=self.classifier.card.name,
+                    model_version=self.classifier.card.version,
+                    objects=objects,
+                    decode_ms=round(prepared.decode_ms, 3),
+                    infer_ms=round(per_object_ms * n, 3),
+                    latency_ms=round(max(0.0, now_ms - frame.broker_ts_ms), 3),
+                )
+            )
+        self.stats.inferred(len(crops), infer_ms)
+        return batch
+
+    def _store_and_commit(self, batch: Batch) -> None:
+        for sink in self.sinks:
+            sink.add(batch.results)
+        for sink in self.sinks:
+            sink.flush()
+        self.dlq.flush()
+        self.source.commit(batch.records)
+        self.stats.stored(
+            batch.results, batch.polled_at, [p.frame.broker_ts_ms for p in batch.frames]
+        )
+        log.debug(
+            "batch messages=%d frames=%d objects=%d dlq_total=%d",
+            len(batch.records),
+            len(batch.results),
+            sum(len(r.objects) for r in batch.results),
+            self.stats.dead_letters,
+        )
+
+    def _dead_letter(self, record, error: FrameError) -> None:
+        self.dlq.send(record, error.stage, str(error))
+        self.stats.rejected(error.stage)
+        log.warning(
+            "dead_letter stage=%s field=%s reason=%r", error.stage, error.field, error.reason
+        )
+
+
+class _RecordView:
+    """A prepared frame seen as the Kafka message it came from (for the DLQ)."""
+
+    def __init__(self, prepared: PreparedFrame) -> None:
+        frame = prepared.frame
+        self.topic, self.partition, self.offset = (
+            frame.ref.topic,
+            frame.ref.partition,
+            frame.ref.offset,
+        )
+        self.key = frame.meta.instrument.encode()
+        self.value = frame.payload
+        self.headers = frame.headers
+
+
+__all__ = ["Batch", "Pipeline"]

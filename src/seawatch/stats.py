@@ -1,0 +1,91 @@
+"""Running statistics of the pipeline: counts, throughput and latency percentiles.
+
+Latency here is end to end: from the broker's timestamp of a message to the moment its
+record was durable and its offset committed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from seawatch.storage.records import FrameRecord
+
+
+@dataclass
+class PipelineStats:
+    """Thread-safe counters updated by the pipeline's stages."""
+
+    started_at: float = field(default_factory=time.perf_counter)
+    frames: int = 0
+    objects: int = 0
+    dead_letters: int = 0
+    dead_letters_by_stage: Counter = field(default_factory=Counter)
+    taxa: Counter = field(default_factory=Counter)
+    infer_ms_total: float = 0.0
+    inferred_objects: int = 0
+    idle_polls: int = 0
+    first_stored_at: float | None = None
+    last_stored_at: float | None = None
+    _latencies_ms: list[float] = field(default_factory=list)
+    _service_ms: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stored(self, records: list[FrameRecord], polled_at: float, broker_ts_ms: list[int]) -> None:
+        """Count a batch whose records are durable and whose offsets are committed."""
+        now_ms = time.time() * 1000
+        with self._lock:
+            now = time.perf_counter()
+            self.first_stored_at = self.first_stored_at or polled_at
+            self.last_stored_at = now
+            self.frames += len(records)
+            for record in records:
+                self.objects += len(record.objects)
+                self.taxa.update(obj.taxon for obj in record.objects)
+            self._latencies_ms.extend(max(0.0, now_ms - ts) for ts in broker_ts_ms)
+            self._service_ms.extend([(now - polled_at) * 1000] * len(records))
+
+    def inferred(self, objects: int, infer_ms: float) -> None:
+        with self._lock:
+            self.inferred_objects += objects
+            self.infer_ms_total += infer_ms
+
+    def rejected(self, stage: str) -> None:
+        with self._lock:
+            self.dead_letters += 1
+            self.dead_letters_by_stage[stage] += 1
+
+    def idle(self) -> None:
+        with self._lock:
+            self.idle_polls += 1
+
+    @property
+    def processed(self) -> int:
+        """Messages fully handled: stored frames plus dead letters."""
+        return self.frames + self.dead_letters
+
+    def busy_seconds(self) -> float:
+        """Seconds from the first poll that returned data to the last durable batch."""
+        if self.first_stored_at is None or self.last_stored_at is None:
+            return 0.0
+        return max(1e-9, self.last_stored_at - self.first_stored_at)
+
+    def latency_percentiles(self, *qs: float) -> list[float]:
+        """Percentiles (0..100) of end-to-end latency (broker -> stored) in ms."""
+        with self._lock:
+            return _percentiles(self._latencies_ms, qs)
+
+    def service_percentiles(self, *qs: float) -> list[float]:
+        """Percentiles (0..100) of the time in the daemon (polled -> stored) in ms."""
+        with self._lock:
+            return _percentiles(self._service_ms, qs)
+
+
+def _percentiles(values: list[float], qs: tuple[float, ...]) -> list[float]:
+    if not values:
+        return [float("nan")] * len(qs)
+    return [float(v) for v in np.percentile(np.asarray(values), qs)]

@@ -1,0 +1,102 @@
+"""The InfluxDB sink: synchronous batched writes of line protocol with retries and backoff.
+
+Uses ``influxdb-client``'s v2 write API, which InfluxDB 2.x/3.x (and 1.8+ with a token of
+``user:password``) and VictoriaMetrics accept. A flush returns only when the server has
+acknowledged every line; after ``max_retries`` failed attempts it raises
+:class:`~seawatch.errors.StorageError` and the pipeline commits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from seawatch.config import InfluxSettings
+from seawatch.errors import StorageError
+from seawatch.storage.line_protocol import records_to_lines
+from seawatch.storage.records import FrameRecord
+
+log = logging.getLogger(__name__)
+
+
+class InfluxWriter:
+    """A :class:`~seawatch.storage.sink.Sink` writing to InfluxDB."""
+
+    name = "influx"
+
+    def __init__(
+        self, settings: InfluxSettings, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        try:
+            from influxdb_client import InfluxDBClient
+            from influxdb_client.client.write_api import SYNCHRONOUS
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            msg = "influxdb-client is missing; install seawatch with its dependencies"
+            raise StorageError(msg) from exc
+        if settings.url is None:
+            raise StorageError("storage.influx.url is not set; the InfluxDB sink needs it")
+        self.settings = settings
+        self._sleep = sleep
+        self._client = InfluxDBClient(
+            url=settings.url,
+            token=settings.token.get_secret_value(),
+            org=settings.org,
+            timeout=settings.timeout_ms,
+            retries=False,
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._pending: list[str] = []
+
+    def add(self, records: Sequence[FrameRecord]) -> None:
+        """Turn records into line protocol and queue it."""
+        self._pending.extend(records_to_lines(records))
+
+    def flush(self) -> None:
+        """Write everything queued, in batches, each retried with backoff and jitter."""
+        try:
+            size = self.settings.batch_size
+            for start in range(0, len(self._pending), size):
+                self._write_with_retry(self._pending[start : start + size])
+        finally:
+            self._pending.clear()
+
+    def _write_with_retry(self, lines: list[str]) -> None:
+        body = "\n".join(lines)
+        attempts = self.settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._write_api.write(bucket=self.settings.bucket, record=body)
+                return
+            except Exception as exc:  # the client raises ApiException or urllib3 errors
+                status = getattr(exc, "status", None)
+                retriable = status is None or status == 429 or status >= 500
+                if not retriable or attempt == attempts:
+                    msg = (
+                        f"InfluxDB at {self.settings.url} refused {len(lines)} lines after "
+                        f"{attempt} attempt(s): {_short(exc)}"
+                    )
+                    raise StorageError(msg) from exc
+                delay = self.settings.retry_backoff_s * 2 ** (attempt - 1)
+                delay *= 0.5 + random.random()
+                log.warning(
+                    "influx_retry attempt=%d delay_s=%.2f error=%s", attempt, delay, _short(exc)
+                )
+                self._sleep(delay)
+
+    def close(self) -> None:
+        """Flush what is queued and close the HTTP client."""
+        try:
+            self.flush()
+        finally:
+            self._write_api.close()
+            self._client.close()
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+__all__ = ["InfluxWriter"]

@@ -1,0 +1,95 @@
+"""Records -> InfluxDB line protocol, following the storage contract of the architecture.
+
+Points are stamped with the frame's capture time (ns), so a replayed frame overwrites its
+own points. Tags are bounded sets only (cruise, instrument, station, task, taxon, model);
+frame ids are fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from seawatch.storage.records import FrameRecord, summarise_taxa
+
+FieldValue = int | float | bool | str | None
+
+
+def _escape_key(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _escape_measurement(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], time_ns: int
+) -> str | None:
+    """One line of line protocol; None fields are left out, None when no field is left."""
+    body = ",".join(f"{_escape_key(k)}={_field(v)}" for k, v in fields.items() if v is not None)
+    if not body:
+        return None
+    tag_text = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v)
+    return f"{_escape_measurement(measurement)}{tag_text} {body} {time_ns}"
+
+
+def frame_lines(record: FrameRecord) -> list[str]:
+    """The ``frames`` point and one ``plankton`` point per taxon seen in the frame."""
+    meta, when = record.meta, record.meta.captured_at_ns
+    lines = [
+        line(
+            "frames",
+            {"cruise": meta.cruise, "instrument": meta.instrument, "task": meta.task},
+            {
+                "objects": len(record.objects),
+                "decode_ms": record.decode_ms,
+                "infer_ms": record.infer_ms,
+                "latency_ms": record.latency_ms,
+                "volume_ml": meta.volume_ml,
+                "frame_uid": record.uid,
+                "station_name": meta.station,
+            },
+            when,
+        )
+    ]
+    if meta.task == "plankton":
+        for summary in summarise_taxa(record):
+            lines.append(
+                line(
+                    "plankton",
+                    {
+                        "cruise": meta.cruise,
+                        "instrument": meta.instrument,
+                        "station": meta.station,
+                        "taxon": summary.taxon,
+                        "model": record.model,
+                    },
+                    {
+                        "count": summary.count,
+                        "concentration_per_m3": summary.concentration_per_m3,
+                        "mean_esd_um": summary.mean_esd_um,
+                        "biovolume_mm3": summary.biovolume_mm3,
+                    },
+                    when,
+                )
+            )
+    return [text for text in lines if text is not None]
+
+
+def records_to_lines(records: Iterable[FrameRecord]) -> list[str]:
+    """All lines for a batch of records."""
+    return [text for record in records for text in frame_lines(record)]
+
+
+__all__ = ["frame_lines", "line", "records_to_lines"]

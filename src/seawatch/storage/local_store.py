@@ -1,0 +1,166 @@
+"""The embedded store: every frame and object record in one SQLite file (WAL mode).
+
+Rows are keyed by the frame's uid, so a replayed frame replaces its own rows. A flush is a
+committed transaction with ``synchronous=FULL``: when :meth:`LocalStore.flush` returns, the
+records survive a crash of the daemon or of the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from seawatch.errors import StorageError
+from seawatch.storage.records import FrameRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (
+    uid TEXT PRIMARY KEY,
+    instrument TEXT NOT NULL,
+    task TEXT NOT NULL,
+    captured_at_ns INTEGER NOT NULL,
+    frame_kind TEXT NOT NULL,
+    cruise TEXT NOT NULL,
+    station TEXT NOT NULL,
+    sample_id TEXT,
+    lat REAL, lon REAL, depth_m REAL, volume_ml REAL, pixel_size_um REAL,
+    specimen_id TEXT,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    model TEXT NOT NULL, model_version TEXT NOT NULL,
+    n_objects INTEGER NOT NULL,
+    decode_ms REAL NOT NULL, infer_ms REAL NOT NULL, latency_ms REAL NOT NULL,
+    stored_at_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS frames_time ON frames (captured_at_ns);
+CREATE TABLE IF NOT EXISTS objects (
+    frame_uid TEXT NOT NULL REFERENCES frames (uid) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    taxon TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    top_k TEXT NOT NULL,
+    bbox_x INTEGER NOT NULL, bbox_y INTEGER NOT NULL,
+    bbox_w INTEGER NOT NULL, bbox_h INTEGER NOT NULL,
+    area_px REAL NOT NULL, major_px REAL NOT NULL, minor_px REAL NOT NULL, feret_px REAL NOT NULL,
+    esd_um REAL, biovolume_um3 REAL,
+    PRIMARY KEY (frame_uid, idx)
+);
+CREATE INDEX IF NOT EXISTS objects_taxon ON objects (taxon);
+"""
+
+_FRAME_SQL = "INSERT OR REPLACE INTO frames VALUES (" + ",".join(["?"] * 24) + ")"
+_OBJECT_SQL = "INSERT INTO objects VALUES (" + ",".join(["?"] * 15) + ")"
+
+
+def _frame_row(record: FrameRecord, stored_at_ns: int) -> tuple:
+    m, ref = record.meta, record.ref
+    return (
+        m.uid,
+        m.instrument,
+        m.task,
+        m.captured_at_ns,
+        m.frame_kind.value,
+        m.cruise,
+        m.station,
+        m.sample_id,
+        m.lat,
+        m.lon,
+        m.depth_m,
+        m.volume_ml,
+        m.pixel_size_um,
+        m.specimen_id,
+        ref.topic,
+        ref.partition,
+        ref.offset,
+        record.model,
+        record.model_version,
+        len(record.objects),
+        record.decode_ms,
+        record.infer_ms,
+        record.latency_ms,
+        stored_at_ns,
+    )
+
+
+def _object_rows(record: FrameRecord) -> list[tuple]:
+    return [
+        (
+            record.uid,
+            o.index,
+            o.taxon,
+            o.confidence,
+            json.dumps(o.top_k),
+            *o.bbox,
+            o.morph.area_px,
+            o.morph.major_px,
+            o.morph.minor_px,
+            o.morph.feret_px,
+            o.morph.esd_um,
+            o.morph.biovolume_um3,
+        )
+        for o in record.objects
+    ]
+
+
+class LocalStore:
+    """A :class:`~seawatch.storage.sink.Sink` writing to a SQLite file."""
+
+    name = "local"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            msg = f"cannot open the local store {self.path}: {exc}; check storage.local.path"
+            raise StorageError(msg) from exc
+        self._pending: list[FrameRecord] = []
+
+    def add(self, records: Sequence[FrameRecord]) -> None:
+        """Queue records for the next flush."""
+        self._pending.extend(records)
+
+    def flush(self) -> None:
+        """Write the queued records in one durable transaction."""
+        if not self._pending:
+            return
+        now = time.time_ns()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            uids = [(r.uid,) for r in self._pending]
+            self._db.executemany("DELETE FROM objects WHERE frame_uid = ?", uids)
+            self._db.executemany(_FRAME_SQL, [_frame_row(r, now) for r in self._pending])
+            self._db.executemany(
+                _OBJECT_SQL, [row for r in self._pending for row in _object_rows(r)]
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StorageError(f"local store {self.path} write failed: {exc}") from exc
+        finally:
+            self._pending.clear()
+
+    def close(self) -> None:
+        """Flush what is queued and close the file."""
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """Open a store for reading (reports, tests, the demo summary)."""
+    if not Path(path).is_file():
+        raise StorageError(f"no local store at {path}; run the daemon first")
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+__all__ = ["LocalStore", "open_readonly"]

@@ -1,0 +1,86 @@
+"""The records the pipeline produces: one per frame, holding one per object.
+
+A :class:`FrameRecord` is keyed by its frame's uid (instrument + capture time), so storing
+it twice (a replay after a crash) overwrites instead of double counting.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from seawatch.frames import FrameMeta, SourceRef
+from seawatch.ingest.objects import Morphometrics
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    """One classified object: where it is, what it is, and its shape."""
+
+    index: int
+    bbox: tuple[int, int, int, int]
+    taxon: str
+    confidence: float
+    top_k: tuple[tuple[str, float], ...]
+    morph: Morphometrics
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """The result for one frame. Timings in milliseconds; latency from broker to record."""
+
+    meta: FrameMeta
+    ref: SourceRef
+    model: str
+    model_version: str
+    objects: tuple[ObjectRecord, ...]
+    decode_ms: float
+    infer_ms: float
+    latency_ms: float
+
+    @property
+    def uid(self) -> str:
+        return self.meta.uid
+
+
+@dataclass(frozen=True, slots=True)
+class TaxonSummary:
+    """Per-frame aggregate for one taxon, as the ``plankton`` measurement stores it.
+
+    Concentration is count / volume imaged (per m³, as EcoTaxa computes it); biovolume is
+    the sum of ESD spheres (mm³). Both are None when the frame lacks the needed metadata.
+    """
+
+    taxon: str
+    count: int
+    concentration_per_m3: float | None
+    mean_esd_um: float | None
+    biovolume_mm3: float | None
+
+
+def summarise_taxa(record: FrameRecord) -> list[TaxonSummary]:
+    """Counts, concentrations and biovolumes per taxon for one frame, sorted by taxon."""
+    counts = Counter(obj.taxon for obj in record.objects)
+    volume_ml = record.meta.volume_ml
+    summaries = []
+    for taxon in sorted(counts):
+        members = [obj.morph for obj in record.objects if obj.taxon == taxon]
+        esds = [m.esd_um for m in members if m.esd_um is not None]
+        volumes = [m.biovolume_um3 for m in members if m.biovolume_um3 is not None]
+        summaries.append(
+            TaxonSummary(
+                taxon=taxon,
+                count=counts[taxon],
+                concentration_per_m3=None
+                if volume_ml is None
+                else counts[taxon] / (volume_ml * 1e-6),
+                mean_esd_um=sum(esds) / len(esds) if esds else None,
+                biovolume_mm3=sum(volumes) * 1e-9 if volumes else None,
+            )
+        )
+    return summaries
+
+
+__all__ = ["UNKNOWN", "FrameRecord", "ObjectRecord", "TaxonSummary", "summarise_taxa"]

@@ -1,0 +1,99 @@
+"""Real servers for the tests: the Tansu broker and VictoriaMetrics, on free loopback ports.
+
+Where a server binary is missing the test is skipped with the install command, except on
+CI (CI=true), where a missing binary is a failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from seawatch.config import env_is_ci
+from seawatch.ingest.broker import free_port
+
+
+def require_binary(name: str, install: str) -> str:
+    """Path of ``name``; skip (or fail on CI) with the install command when absent."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed; {install}"
+        if env_is_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as response:
+                if response.status < 300:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+class VictoriaMetrics:
+    """A VictoriaMetrics process; accepts InfluxDB line protocol on /api/v2/write."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.binary = require_binary(
+            "victoria-metrics", "apt-get install victoria-metrics (Debian)"
+        )
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> VictoriaMetrics:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                f"-storageDataPath={self.data_dir}",
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                "-search.disableCache",
+                "-loggerLevel=ERROR",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_http(f"{self.url}/health", 20)
+        return self
+
+    def export(self, match: str) -> list[dict]:
+        """Every series matching ``match`` with all its samples (after a forced flush)."""
+        import json
+        import urllib.parse
+
+        urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).close()
+        query = urllib.parse.urlencode({"match[]": match})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as response:
+            return [json.loads(line) for line in response.read().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextmanager
+def victoria_metrics(data_dir: Path) -> Iterator[VictoriaMetrics]:
+    server = VictoriaMetrics(data_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

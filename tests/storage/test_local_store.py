@@ -1,0 +1,43 @@
+"""The SQLite store: durable flushes, idempotent replays."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from seawatch.errors import StorageError
+from seawatch.storage.local_store import LocalStore, open_readonly
+from tests.storage.factories import make_record
+
+
+def test_flush_writes_frames_and_objects(tmp_path):
+    store = LocalStore(tmp_path / "s.db")
+    store.add([make_record(1_780_000_000_000_000_000), make_record(1_780_000_000_000_000_001)])
+    store.flush()
+    db = open_readonly(tmp_path / "s.db")
+    assert db.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM objects").fetchone()[0] == 6
+    mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    store.close()
+
+
+def test_a_replayed_frame_replaces_its_rows(tmp_path):
+    store = LocalStore(tmp_path / "s.db")
+    store.add([make_record(taxa=("copepod", "copepod", "detritus"), offset=1)])
+    store.flush()
+    store.add([make_record(taxa=("bubble",), offset=99)])  # same frame, re-processed
+    store.close()
+    db = open_readonly(tmp_path / "s.db")
+    assert db.execute('SELECT COUNT(*), MAX("offset") FROM frames').fetchone() == (1, 99)
+    assert db.execute("SELECT taxon FROM objects").fetchall() == [("bubble",)]
+
+
+def test_unusable_path_is_a_storage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match=r"storage\.local\.path"):
+        LocalStore(blocker / "sub" / "s.db")
+    with pytest.raises(StorageError, match="run the daemon first"):
+        open_readonly(tmp_path / "missing.db")
