@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from seawatch.ingest.broker import EmbeddedBroker, broker_binary
 from tests.servers import VictoriaMetrics, victoria_metrics
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = REPO / "models" / "plankton"
+MODEL_DIR = Path(os.environ.get("SEAWATCH_TEST_MODEL_DIR", REPO / "models" / "plankton"))
 
 
 @pytest.fixture(scope="session")

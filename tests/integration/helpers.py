@@ -13,7 +13,7 @@ from seawatch.ingest.publish import publish_messages
 from seawatch.ingest.synthetic_stream import synthetic_stream
 
 
-def test_settings(
+def settings_for(
     tmp_path: Path, broker: EmbeddedBroker, unique: str, model_dir: Path, **overrides
 ) -> Settings:
     """Settings for one test: its own topics, group and store."""

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from seawatch.daemon import build_daemon
-from tests.integration.helpers import publish_synthetic, test_settings
+from tests.integration.helpers import publish_synthetic, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ def _sum_samples(series: list[dict]) -> float:
 
 
 def test_influx_writer_delivers_the_same_counts(tmp_path, broker, unique, model_dir, victoria):
-    settings = test_settings(
+    settings = settings_for(
         tmp_path,
         broker,
         unique,
@@ -56,11 +56,11 @@ def test_points_are_stamped_with_capture_time_so_replays_coincide(
     tmp_path, broker, unique, model_dir, victoria
 ):
     """Two replays of the same frames write points at the same n timestamps, not 2n."""
-    settings = test_settings(tmp_path, broker, unique, model_dir, storage__influx__url=victoria.url)
+    settings = settings_for(tmp_path, broker, unique, model_dir, storage__influx__url=victoria.url)
     n = 40
     publish_synthetic(settings, n, seed=4)
     for _ in range(2):  # a second group replays the topic from the start
-        settings = test_settings(
+        settings = settings_for(
             tmp_path,
             broker,
             unique,

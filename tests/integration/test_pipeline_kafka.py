@@ -12,7 +12,7 @@ from tests.integration.helpers import (
     publish_synthetic,
     read_topic,
     stored_uids,
-    test_settings,
+    settings_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def _run_until(settings, total: int) -> PipelineStats:
 
 
 def test_every_published_frame_has_exactly_one_record(tmp_path, broker, unique, model_dir):
-    settings = test_settings(tmp_path, broker, unique, model_dir)
+    settings = settings_for(tmp_path, broker, unique, model_dir)
     n = 300
     broken = publish_synthetic(settings, n, full_share=0.1)
     assert broken == 0
@@ -41,7 +41,7 @@ def test_every_published_frame_has_exactly_one_record(tmp_path, broker, unique, 
 
 
 def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, model_dir):
-    settings = test_settings(tmp_path, broker, unique, model_dir)
+    settings = settings_for(tmp_path, broker, unique, model_dir, kafka__max_poll_records=40)
     n = 400
     publish_synthetic(settings, n, seed=1)
     first = _run_until(settings, n // 3)
@@ -54,7 +54,7 @@ def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, mode
 
 
 def test_broken_frames_land_in_the_dlq_with_their_reason(tmp_path, broker, unique, model_dir):
-    settings = test_settings(tmp_path, broker, unique, model_dir)
+    settings = settings_for(tmp_path, broker, unique, model_dir)
     n = 200
     broken = publish_synthetic(settings, n, seed=2, broken_share=0.1)
     assert broken > 8
