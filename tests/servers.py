@@ -79,7 +79,11 @@ class VictoriaMetrics:
         import urllib.parse
 
         urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).close()
-        query = urllib.parse.urlencode({"match[]": match})
+        # An explicit window: without one the newest samples (search.latencyOffset) are left out.
+        now = int(time.time())
+        query = urllib.parse.urlencode(
+            {"match[]": match, "start": now - 30 * 86400, "end": now + 86400}
+        )
         with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as response:
             return [json.loads(line) for line in response.read().splitlines() if line.strip()]
 

@@ -11,8 +11,8 @@ from seawatch.stats import PipelineStats
 from tests.integration.helpers import (
     publish_synthetic,
     read_topic,
-    stored_uids,
     settings_for,
+    stored_uids,
 )
 
 pytestmark = pytest.mark.integration

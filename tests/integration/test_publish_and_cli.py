@@ -1,0 +1,112 @@
+"""`seawatch publish DIR` (the instrument bridge), claim checks, and the CLI's errors."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from seawatch.daemon import build_daemon
+from seawatch.frames import FrameKind
+from seawatch.ingest.kafka_io import Publisher, ensure_topics
+from seawatch.ingest.publish import directory_messages, publish_messages
+from seawatch.storage.local_store import open_readonly
+from tests.integration.helpers import settings_for
+
+pytestmark = pytest.mark.integration
+
+
+def _write_images(folder, n: int) -> None:
+    rng = np.random.default_rng(5)
+    folder.mkdir()
+    for i in range(n):
+        image = np.full((80, 120), 215, np.uint8)
+        cv2.ellipse(image, (60, 40), (int(rng.integers(15, 35)), 12), 0, 0, 360, 60, -1)
+        ext = (".png", ".jpg", ".tif")[i % 3]
+        cv2.imwrite(str(folder / f"roi_{i:03d}{ext}"), image)
+
+
+def test_published_folder_is_processed_with_csv_metadata_and_claim_checks(
+    tmp_path, broker, unique, model_dir
+):
+    folder = tmp_path / "images"
+    _write_images(folder, 12)
+    meta = tmp_path / "meta.csv"
+    with meta.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "station", "depth-m"])
+        writer.writerow(["roi_000.png", "st-99", "42.5"])
+    settings = settings_for(
+        tmp_path, broker, unique, model_dir, ingest__claim_check_roots=[str(folder)]
+    )
+    messages = directory_messages(
+        folder,
+        instrument="flowcam-9",
+        task="plankton",
+        frame_kind=FrameKind.ROI,
+        cruise="c1",
+        pixel_size_um=2.0,
+        metadata_csv=meta,
+        claim_check_over=1000,
+    )
+    claim_checks = [m for m in messages if dict(m.raw_headers)["content-type"] == b"text/uri-list"]
+    assert 0 < len(claim_checks) < len(messages)
+    ensure_topics(broker.bootstrap_servers, [*settings.kafka.topics], 3)
+    publisher = Publisher(broker.bootstrap_servers)
+    publish_messages(publisher, settings.kafka.topics[0], messages)
+    publisher.close()
+    daemon = build_daemon(settings)
+    try:
+        stats = daemon.run(lambda s: s.processed >= len(messages))
+    finally:
+        daemon.close()
+    assert stats.frames == len(messages) and stats.dead_letters == 0
+    db = open_readonly(settings.storage.local.path)
+    rows = dict(db.execute("SELECT station, COUNT(*) FROM frames GROUP BY station").fetchall())
+    assert rows == {"st-99": 1, "none": len(messages) - 1}
+    depth = db.execute("SELECT depth_m FROM frames WHERE station='st-99'").fetchone()[0]
+    assert depth == 42.5
+    esd = db.execute("SELECT MIN(esd_um), MAX(esd_um) FROM objects").fetchone()
+    assert 20 < esd[0] < esd[1] < 200  # 2 µm pixels: ellipses of 24-70 px diameter
+
+
+def _seawatch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "seawatch", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_bad_config_fails_at_start_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inference:\n  max_batch: -3\nkafka:\n  auto_offset_reset: sometimes\n")
+    result = _seawatch("--config", str(bad), "config", "show")
+    assert result.returncode == 2
+    assert "inference.max_batch" in result.stderr and "kafka.auto_offset_reset" in result.stderr
+    assert "'earliest' or 'latest'" in result.stderr
+
+
+def test_demo_runs_end_to_end_and_prints_its_summary(tmp_path, model_dir):
+    import os
+
+    env = {
+        **os.environ,
+        "SEAWATCH_INFERENCE__MODEL_DIR": str(model_dir),
+        "SEAWATCH_STORAGE__LOCAL__PATH": str(tmp_path / "demo.db"),
+        "SEAWATCH_KAFKA__MAX_POLL_INTERVAL_MS": "6000",
+        "COLUMNS": "120",
+    }
+    result = _seawatch("demo", "--frames", "150", "--broken-share", "0.05", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "frames stored" in result.stdout and "latency p50 / p99" in result.stdout
+    db = open_readonly(tmp_path / "demo.db")
+    stored = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    dead = [line for line in result.stdout.splitlines() if "dead letters" in line][0]
+    assert stored + int(dead.split("│")[2].split()[0]) == 150
