@@ -108,5 +108,5 @@ def test_demo_runs_end_to_end_and_prints_its_summary(tmp_path, model_dir):
     assert "frames stored" in result.stdout and "latency p50 / p99" in result.stdout
     db = open_readonly(tmp_path / "demo.db")
     stored = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    dead = [line for line in result.stdout.splitlines() if "dead letters" in line][0]
+    dead = next(line for line in result.stdout.splitlines() if "dead letters" in line)
     assert stored + int(dead.split("│")[2].split()[0]) == 150
