@@ -99,15 +99,21 @@ class FrameSource:
     def commit(self, records: list) -> None:
         """Commit, per partition, the offset after the highest one in ``records``."""
         from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import CommitFailedError
 
         highest: dict[TopicPartition, int] = {}
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             highest[tp] = max(highest.get(tp, -1), record.offset)
-        if highest:
-            self._consumer.commit(
-                {tp: OffsetAndMetadata(offset + 1, None, -1) for tp, offset in highest.items()}
-            )
+        if not highest:
+            return
+        offsets = {tp: OffsetAndMetadata(offset + 1, None, -1) for tp, offset in highest.items()}
+        try:
+            self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group rebalanced while the batch was in flight. Its records are durable;
+            # the partition's new owner replays them and the replay overwrites them.
+            log.warning("commit_failed_rebalance partitions=%d error=%s", len(offsets), exc)
 
     def assignment(self) -> set:
         return set(self._consumer.assignment())
