@@ -1,0 +1,124 @@
+"""The plankton classifier network: a compact residual CNN for 1 x 64 x 64 object crops.
+
+The module owns its normalisation, ``(x / 255 - mean) / std``, and its softmax, so the
+exported ONNX graph takes the raw output of :func:`seawatch.inference.preprocess.batch_tensor`
+(float32 NCHW, 0..255) and returns probabilities: the live path cannot drift from training.
+Training uses :meth:`PlanktonNet.logits`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+DEFAULT_WIDTHS: tuple[int, ...] = (24, 48, 96, 160)
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _Block(nn.Module):
+    """A ResNet basic block: two 3x3 convolutions with a (projected) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(c_in, c_out, stride)
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+
+class PlanktonNet(nn.Module):
+    """Stem + four residual stages (64 -> 32 -> 16 -> 8 -> 4 px) + global average pooling.
+
+    ``forward`` returns softmax probabilities (N x C), the graph output ``probs``;
+    ``logits`` returns the pre-softmax scores for training.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        mean: float = 0.5,
+        std: float = 0.25,
+        widths: tuple[int, ...] = DEFAULT_WIDTHS,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            msg = f"a classifier needs at least 2 classes, got num_classes={num_classes}"
+            raise ValueError(msg)
+        if std <= 0:
+            msg = f"normalisation std must be > 0, got {std}"
+            raise ValueError(msg)
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+        stem_width = max(8, widths[0] // 2)
+        self.stem = _conv_bn(1, stem_width)
+        stages: list[nn.Module] = []
+        c_in = stem_width
+        for width in widths:
+            stages.append(_Block(c_in, width, stride=2))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes))
+        self.num_classes = num_classes
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        # Zero the last BN of each residual branch so every block starts as the identity.
+        for module in self.modules():
+            if isinstance(module, _Block):
+                nn.init.zeros_(module.conv2[1].weight)
+
+    def set_normalisation(self, mean: float, std: float) -> None:
+        """Set the in-graph normalisation ``(x / 255 - mean) / std``."""
+        if std <= 0:
+            msg = f"normalisation std must be > 0, got {std}"
+            raise ValueError(msg)
+        self.mean.fill_(float(mean))
+        self.std.fill_(float(std))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax class scores for a float32 N x 1 x H x W batch with values 0..255."""
+        x = (x * (1.0 / 255.0) - self.mean) / self.std
+        return self.head(self.pool(self.stages(self.stem(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N x C) for a float32 N x 1 x H x W batch with values 0..255."""
+        return torch.softmax(self.logits(x), dim=1)
+
+
+def describe(model: PlanktonNet) -> str:
+    """One line naming the architecture, for the model card."""
+    widths = [block.conv2[0].out_channels for block in model.stages]
+    params = sum(p.numel() for p in model.parameters())
+    return (
+        f"PlanktonNet: 3x3 stem ({model.stem[0].out_channels} ch) + {len(widths)} residual "
+        f"stages {widths} (stride 2 each, BatchNorm, ReLU) + global average pooling + linear; "
+        f"in-graph normalisation and softmax; {params / 1e6:.2f} M parameters"
+    )
+
+
+__all__ = ["DEFAULT_WIDTHS", "PlanktonNet", "describe"]

@@ -1,0 +1,379 @@
+"""Train the plankton classifier on synthetic data and write a model artifact.
+
+``python -m seawatch.models.plankton.train --out models/plankton`` generates a class-balanced
+training set and a held-out validation set (another seed), trains :class:`PlanktonNet` with
+AdamW and a one-cycle schedule, picks the ``unknown`` confidence threshold on validation,
+exports ``model.onnx`` (checked against ONNX Runtime), draws ``confusion.png`` and writes
+``card.json``. Seeds are fixed, so the same command gives the same data and model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.models.plankton.export import check_parity, export_onnx
+from seawatch.models.plankton.network import PlanktonNet, describe
+from seawatch.models.plankton.synthetic import TAXA, make_dataset
+
+NAME, VERSION = "plankton-cnn-synthetic", "0.1.0"
+DEFAULT_COMMAND = "python -m seawatch.models.plankton.train"
+VAL_SEED_OFFSET = 1_000_003  # validation data come from a different generator stream
+REJECT_CORRECT = 0.02  # share of correct validation predictions the unknown threshold rejects
+LABEL_SMOOTHING = 0.05
+
+
+def train_plankton(
+    out_dir: Path,
+    *,
+    n_per_class: int = 600,
+    epochs: int = 8,
+    size: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 128,
+    command: str = DEFAULT_COMMAND,
+    val_per_class: int | None = None,
+    lr: float = 4e-3,
+) -> ModelCard:
+    """Train, evaluate and export the classifier into ``out_dir``; return its model card.
+
+    ``out_dir`` receives ``model.onnx``, ``card.json`` and ``confusion.png``. Validation
+    uses ``val_per_class`` crops per class (default: a third of ``n_per_class``, >= 20).
+    """
+    if epochs < 1 or batch_size < 1:
+        msg = f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}"
+        raise ValueError(msg)
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    val_per_class = val_per_class or max(20, n_per_class // 3)
+    torch.manual_seed(seed)
+    with _progress() as progress:
+        x_train, y_train = _generate(progress, "train data", n_per_class, seed, size)
+        x_val, y_val = _generate(
+            progress, "validation data", val_per_class, seed + VAL_SEED_OFFSET, size
+        )
+        mean, std = float(x_train.mean() / 255.0), float(x_train.std() / 255.0)
+        model = PlanktonNet(len(TAXA), mean=mean, std=std).to(device)
+        history = _fit(
+            model,
+            progress,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            device=device,
+        )
+    probs = _predict(model, x_val, device)
+    pred = probs.argmax(1)
+    metrics = _metrics(y_val, pred, len(TAXA))
+    threshold, unknown = _unknown_threshold(probs, y_val)
+    onnx_path = export_onnx(model, out_dir / ONNX_FILE, size=size)
+    parity = check_parity(model, onnx_path, x_val[:64, None].astype(np.float32))
+    _draw_confusion(
+        np.array(metrics["confusion"]),
+        out_dir / "confusion.png",
+        title=f"{NAME} {VERSION}: validation accuracy {metrics['accuracy']:.3f}",
+    )
+    metrics |= {"unknown": unknown, "onnx_parity_max_abs_diff": parity, "history": history}
+    seconds = time.perf_counter() - start
+    card = ModelCard(
+        task="plankton",
+        name=NAME,
+        version=VERSION,
+        architecture=describe(model),
+        input=InputSpec(size=size, channels=1, mean=mean, std=std),
+        class_names=list(TAXA),
+        thresholds={"unknown_confidence": threshold},
+        training=TrainingSummary(
+            command=command,
+            seed=seed,
+            epochs=epochs,
+            seconds=round(seconds, 1),
+            device=device,
+            data={
+                "source": "synthetic (seawatch.models.plankton.synthetic)",
+                "train_per_class": n_per_class,
+                "val_per_class": val_per_class,
+                "train_seed": seed,
+                "val_seed": seed + VAL_SEED_OFFSET,
+                "dark_field_fraction": 0.2,
+                "class_balanced": True,
+                "preprocessing": "prepare_roi (polarity to dark-on-light, pad square, resize)",
+            },
+            batch_size=batch_size,
+            optimizer=f"AdamW(lr={lr:g}, weight_decay=5e-4)",
+            schedule="OneCycleLR (cosine), per batch",
+            label_smoothing=LABEL_SMOOTHING,
+            augmentation="random 90-degree rotations and horizontal flips",
+            torch=torch.__version__,
+        ),
+        metrics=metrics,
+        onnx_sha256=sha256_file(onnx_path),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    card.write(out_dir)
+    return card
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
+
+
+def _generate(
+    progress: Progress, label: str, n_per_class: int, seed: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    task = progress.add_task(label, total=n_per_class * len(TAXA), info="")
+    return make_dataset(
+        n_per_class,
+        np.random.default_rng(seed),
+        size=size,
+        progress=lambda n: progress.advance(task, n),
+    )
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random 90-degree rotations and flips, per sample (plankton has no up or down)."""
+    k = torch.randint(0, 4, (x.shape[0],), generator=generator)
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    out = x.clone()
+    for turns in range(1, 4):
+        sel = k == turns
+        if sel.any():
+            out[sel] = torch.rot90(x[sel], turns, dims=(2, 3))
+    out[flip] = out[flip].flip(3)
+    return out
+
+
+def _fit(
+    model: PlanktonNet,
+    progress: Progress,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+) -> list[dict[str, float]]:
+    """The training loop; returns per-epoch loss and validation accuracy."""
+    x = torch.from_numpy(x_train[:, None]).float()
+    y = torch.from_numpy(y_train)
+    steps = (len(x) + batch_size - 1) // batch_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=epochs * steps, pct_start=0.25
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        task = progress.add_task(f"epoch {epoch}/{epochs}", total=steps, info="")
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for step in range(steps):
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            xb = _augment(x[idx], generator).to(device)
+            loss = loss_fn(model.logits(xb), y[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += float(loss.detach()) * len(idx)
+            progress.update(
+                task, advance=1, info=f"loss {total / (step * batch_size + len(idx)):.3f}"
+            )
+        accuracy = float((_predict(model, x_val, device).argmax(1) == y_val).mean())
+        history.append(
+            {"epoch": epoch, "loss": round(total / len(x), 4), "val_accuracy": round(accuracy, 4)}
+        )
+        progress.update(task, info=f"loss {total / len(x):.3f}  val acc {accuracy:.3f}")
+        if not progress.console.is_terminal:  # bars render only at the end off a terminal
+            progress.console.print(
+                f"epoch={epoch} loss={total / len(x):.4f} val_accuracy="
+                f"{accuracy:.4f} seconds={time.perf_counter() - started:.1f}"
+            )
+    return history
+
+
+def _predict(model: PlanktonNet, images: np.ndarray, device: str, batch: int = 256) -> np.ndarray:
+    """Softmax probabilities (numpy N x C) for prepared uint8 crops."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            xb = torch.from_numpy(images[i : i + batch, None]).float().to(device)
+            out.append(model(xb).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
+
+
+def _metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    tp = np.diag(confusion).astype(float)
+    predicted, actual = confusion.sum(0), confusion.sum(1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    per_class = {
+        TAXA[i]: {
+            "precision": round(float(precision[i]), 4),
+            "recall": round(float(recall[i]), 4),
+            "f1": round(float(f1[i]), 4),
+            "support": int(actual[i]),
+        }
+        for i in range(n_classes)
+    }
+    return {
+        "split": "validation (synthetic, held-out seed)",
+        "n": len(y_true),
+        "accuracy": round(float(tp.sum() / max(1, len(y_true))), 4),
+        "macro_f1": round(float(f1.mean()), 4),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def _unknown_threshold(probs: np.ndarray, y_true: np.ndarray) -> tuple[float, dict[str, Any]]:
+    """Top-1 confidence below which a prediction is reported as ``unknown``.
+
+    Chosen as the ``REJECT_CORRECT`` quantile of the confidence of *correct* validation
+    predictions: at most ~2% of right answers are given up, and the errors below it are caught.
+    """
+    confidence, correct = probs.max(1), probs.argmax(1) == y_true
+    threshold = float(np.quantile(confidence[correct], REJECT_CORRECT)) if correct.any() else 0.5
+    threshold = round(threshold, 4)
+    accepted = confidence >= threshold
+    wrong = ~correct
+    return threshold, {
+        "method": f"{REJECT_CORRECT:.0%} quantile of top-1 confidence of correct validation "
+        "predictions",
+        "coverage": round(float(accepted.mean()), 4),
+        "accepted_accuracy": round(float(correct[accepted].mean()) if accepted.any() else 0.0, 4),
+        "errors_caught": round(float((~accepted[wrong]).mean()) if wrong.any() else 1.0, 4),
+    }
+
+
+def _draw_confusion(confusion: np.ndarray, path: Path, *, title: str) -> Path:
+    """A labelled, row-normalised confusion-matrix heat map drawn with OpenCV."""
+    n, cell, left, top = len(confusion), 56, 170, 190
+    font, scale, black = cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0)
+    rows = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    heat = cv2.applyColorMap((rows * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+    canvas = np.full((top + n * cell + 20, left + n * cell + 20, 3), 255, np.uint8)
+    canvas[top : top + n * cell, left : left + n * cell] = cv2.resize(
+        heat, (n * cell, n * cell), interpolation=cv2.INTER_NEAREST
+    )
+    names = np.full((n * cell, top - 30, 3), 255, np.uint8)  # column labels, rotated below
+    for i in range(n):
+        baseline = top + i * cell + cell // 2 + 5
+        cv2.putText(canvas, TAXA[i], (8, baseline), font, scale, black, 1, cv2.LINE_AA)
+        cv2.putText(
+            names,
+            TAXA[i],
+            (8, i * cell + cell // 2 + 5),
+            font,
+            scale,
+            black,
+            1,
+            cv2.LINE_AA,
+        )
+        for j in np.flatnonzero(confusion[i]):
+            colour = black if rows[i, j] > 0.6 else (255, 255, 255)
+            cv2.putText(
+                canvas,
+                str(int(confusion[i, j])),
+                (left + j * cell + 8, baseline),
+                font,
+                scale,
+                colour,
+                1,
+                cv2.LINE_AA,
+            )
+    canvas[30:top, left : left + n * cell] = cv2.rotate(names, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    cv2.putText(canvas, title, (8, 20), font, 0.5, black, 1, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        "rows: true, columns: predicted",
+        (8, top - 8),
+        font,
+        0.4,
+        (80, 80, 80),
+        1,
+        cv2.LINE_AA,
+    )
+    if not cv2.imwrite(str(path), canvas):
+        msg = f"could not write {path}; check that the directory is writable"
+        raise OSError(msg)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: train and write the artifact to ``--out``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m seawatch.models.plankton.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--out", type=Path, default=Path("models/plankton"))
+    parser.add_argument("--n-per-class", type=int, default=600)
+    parser.add_argument("--val-per-class", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=4e-3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    card = train_plankton(
+        args.out,
+        n_per_class=args.n_per_class,
+        epochs=args.epochs,
+        size=args.size,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_per_class=args.val_per_class,
+        command=shlex.join([*DEFAULT_COMMAND.split(), *argv]),
+    )
+    m = card.metrics
+    print(
+        f"wrote {args.out}: accuracy={m['accuracy']} macro_f1={m['macro_f1']} "
+        f"unknown_confidence={card.thresholds['unknown_confidence']} "
+        f"seconds={card.training.seconds}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

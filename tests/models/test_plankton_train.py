@@ -1,0 +1,88 @@
+"""Training the plankton classifier end to end (tiny): card, dynamic-batch ONNX, parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+import torch
+
+from seawatch.errors import BackendError
+from seawatch.inference.preprocess import batch_tensor, prepare_roi
+from seawatch.models.card import ONNX_FILE, load_card
+from seawatch.models.plankton.export import check_parity, export_onnx, ort_session
+from seawatch.models.plankton.network import PlanktonNet
+from seawatch.models.plankton.synthetic import TAXA, render_roi
+from seawatch.models.plankton.train import train_plankton
+
+pytestmark = pytest.mark.train
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("plankton")
+    train_plankton(out, n_per_class=8, val_per_class=4, epochs=1, batch_size=16, command="test")
+    return out
+
+
+def _crops(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return batch_tensor([prepare_roi(render_roi(TAXA[i % len(TAXA)], rng), 64) for i in range(n)])
+
+
+def test_card_validates_and_describes_the_model(artifact: Path) -> None:
+    card = load_card(artifact)  # also checks the ONNX sha256
+    assert card.task == "plankton"
+    assert card.class_names == list(TAXA)
+    assert card.input.size == 64 and card.input.channels == 1
+    assert card.input.std > 0.0 and 0.0 < card.input.mean < 1.0
+    assert 0.0 <= card.thresholds["unknown_confidence"] <= 1.0
+    assert card.training.command == "test"
+    assert {"accuracy", "macro_f1", "per_class", "unknown"} <= set(card.metrics)
+    assert set(card.metrics["per_class"]) == set(TAXA)
+    assert card.metrics["onnx_parity_max_abs_diff"] < 1e-4
+    assert json.loads((artifact / "card.json").read_text())["output"] == "probs"
+    assert (artifact / "confusion.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_onnx_has_a_dynamic_batch_and_returns_probabilities(artifact: Path, batch: int) -> None:
+    session = ort_session(artifact / ONNX_FILE)
+    (probs,) = session.run(["probs"], {"image": _crops(batch)})
+    assert probs.shape == (batch, len(TAXA))
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+
+
+def test_export_parity_torch_vs_onnxruntime(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = PlanktonNet(len(TAXA), mean=0.8, std=0.2).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", size=64)
+    diff = check_parity(model, path, _crops(7, seed=3))
+    assert diff < 1e-4
+
+
+def test_parity_check_fails_loudly_on_a_different_graph(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    exported = PlanktonNet(len(TAXA)).eval()
+    path = export_onnx(exported, tmp_path / "m.onnx", size=64)
+    other = PlanktonNet(len(TAXA), mean=0.1, std=0.9).eval()
+    with pytest.raises(BackendError, match="disagree"):
+        check_parity(other, path, _crops(4))
+
+
+def test_network_outputs_logits_for_training_and_probs_in_forward() -> None:
+    model = PlanktonNet(len(TAXA)).eval()
+    x = torch.from_numpy(_crops(3))
+    logits = model.logits(x)
+    probs = model(x)
+    assert logits.shape == probs.shape == (3, len(TAXA))
+    torch.testing.assert_close(probs, torch.softmax(logits, 1))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        PlanktonNet(1)
