@@ -148,6 +148,10 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="inference threads, all runs")
     parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--decode-threads", type=int, default=None,
+                        help="prepare threads (default: the settings' default)")
+    parser.add_argument("--poll-records", type=int, default=None,
+                        help="frames per poll batch (default: the settings' default)")
     parser.add_argument("--full-share", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -169,7 +173,13 @@ def main() -> None:
 
     raw_s = bench_raw(model_dir / ONNX_FILE, tensor, args.threads, args.max_batch)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        tuning = {}
+        if args.decode_threads:
+            tuning["ingest__decode_threads"] = args.decode_threads
+        if args.poll_records:
+            tuning["kafka__max_poll_records"] = args.poll_records
         settings = load_settings(
+            **tuning,
             kafka__bootstrap_servers=broker.bootstrap_servers,
             kafka__max_poll_interval_ms=6000,
             kafka__session_timeout_ms=6000,
@@ -208,6 +218,7 @@ def main() -> None:
         "naive_frames": naive_n,
         "pipeline_over_raw": round(pipe_fps / raw_fps, 3),
         "pipeline_over_naive": round(pipe_fps / naive_fps, 2),
+        "pipeline_stage_seconds": {k: round(v, 2) for k, v in stats.stage_seconds.items()},
         "batch_latency_p50_ms": round(s50, 1),
         "batch_latency_p99_ms": round(s99, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''} cpus={_cpus()}".strip(),

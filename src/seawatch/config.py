@@ -34,7 +34,7 @@ class KafkaSettings(_Section):
     dlq_topic: str = "frames.dlq"
     client_id: str = "seawatch"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = Field(256, ge=1, le=10_000)
+    max_poll_records: int = Field(64, ge=1, le=10_000)
     max_poll_interval_ms: int = Field(
         10_000, ge=1_000, description="short values make group re-joins on Tansu take seconds"
     )

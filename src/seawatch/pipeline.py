@@ -1,7 +1,8 @@
 """The daemon loop: poll -> prepare -> infer -> records -> sinks -> commit.
 
 Three stages overlap on two threads: while batch n is inferred on the inference thread,
-the loop stores and commits batch n-1 and polls and prepares batch n+1. Offsets of a batch
+the loop polls and prepares the next ones (up to ``depth`` batches in flight) and stores
+and commits the batches the inference thread has finished, in order. Offsets of a batch
 are committed only after every sink has flushed it and the dead-letter queue has
 acknowledged its bad messages, so a crash at any point loses nothing (replays overwrite
 their own records).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,7 +54,11 @@ class Pipeline:
         max_frames_per_batch: int,
         max_wait_ms: int,
         stats: PipelineStats | None = None,
+        depth: int = 2,
     ) -> None:
+        if depth < 1:
+            msg = f"depth must be at least 1 (batches in flight), got {depth}"
+            raise ValueError(msg)
         self.source = source
         self.preparer = preparer
         self.classifier = classifier
@@ -61,6 +67,7 @@ class Pipeline:
         self.max_frames = max_frames_per_batch
         self.max_wait_ms = max_wait_ms
         self.stats = stats or PipelineStats()
+        self.depth = depth
         self._stop = threading.Event()
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer")
 
@@ -70,37 +77,50 @@ class Pipeline:
 
     def run(self, should_stop: Callable[[PipelineStats], bool] | None = None) -> PipelineStats:
         """Run until :meth:`stop` is called or ``should_stop(stats)`` says so."""
-        in_flight: Future[Batch] | None = None
+        in_flight: deque[Future[Batch]] = deque()
         try:
             while True:
                 stopping = self._stop.is_set() or (
                     should_stop is not None and should_stop(self.stats)
                 )
                 batch = None if stopping else self._poll_and_prepare()
-                done = in_flight.result() if in_flight is not None else None
-                in_flight = self._infer_thread.submit(self._infer, batch) if batch else None
-                if done is not None:
-                    self._store_and_commit(done)
-                if stopping and in_flight is None:
+                if batch is not None:
+                    in_flight.append(self._infer_thread.submit(self._infer, batch))
+                # Store finished batches in order. Block on the oldest only when the window
+                # is full or there is nothing else to do (idle poll, stopping).
+                while in_flight and (
+                    in_flight[0].done() or len(in_flight) > self.depth or batch is None
+                ):
+                    self._store_and_commit(self._wait(in_flight.popleft()))
+                if stopping and not in_flight:
                     break
         finally:
-            if in_flight is not None and not in_flight.cancelled():
-                in_flight.cancel()
+            for future in in_flight:
+                future.cancel()
             self._infer_thread.shutdown(wait=True)
         return self.stats
 
+    def _wait(self, in_flight: Future[Batch]) -> Batch:
+        started = time.perf_counter()
+        batch = in_flight.result()
+        self.stats.timed("wait_infer", time.perf_counter() - started)
+        return batch
+
     def _poll_and_prepare(self) -> Batch | None:
+        started = time.perf_counter()
         records = self.source.poll_batch(self.max_frames, self.max_wait_ms)
+        polled_at = time.perf_counter()
         if not records:
             self.stats.idle()
             return None
-        polled_at = time.perf_counter()
+        self.stats.timed("poll", polled_at - started)
         frames = []
         for item in self.preparer.prepare_many(records):
             if isinstance(item, Rejected):
                 self._dead_letter(item.record, item.error)
             else:
                 frames.append(item)
+        self.stats.timed("prepare", time.perf_counter() - polled_at)
         return Batch(records=records, frames=frames, polled_at=polled_at)
 
     def _infer(self, batch: Batch) -> Batch:
@@ -149,15 +169,20 @@ class Pipeline:
                 )
             )
         self.stats.inferred(len(crops), infer_ms)
+        self.stats.timed("infer", time.perf_counter() - started)
         return batch
 
     def _store_and_commit(self, batch: Batch) -> None:
+        started = time.perf_counter()
         for sink in self.sinks:
             sink.add(batch.results)
         for sink in self.sinks:
             sink.flush()
+        stored = time.perf_counter()
         self.dlq.flush()
         self.source.commit(batch.records)
+        self.stats.timed("store", stored - started)
+        self.stats.timed("commit", time.perf_counter() - stored)
         self.stats.stored(
             batch.results, batch.polled_at, [p.frame.broker_ts_ms for p in batch.frames]
         )

@@ -31,6 +31,7 @@ class PipelineStats:
     idle_polls: int = 0
     first_stored_at: float | None = None
     last_stored_at: float | None = None
+    stage_seconds: Counter = field(default_factory=Counter)
     _latencies_ms: list[float] = field(default_factory=list)
     _service_ms: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,6 +59,11 @@ class PipelineStats:
         with self._lock:
             self.dead_letters += 1
             self.dead_letters_by_stage[stage] += 1
+
+    def timed(self, stage: str, seconds: float) -> None:
+        """Add wall time spent in a stage (poll, prepare, infer, store, commit)."""
+        with self._lock:
+            self.stage_seconds[stage] += seconds
 
     def idle(self) -> None:
         with self._lock:

@@ -46,11 +46,13 @@ def prepare_roi(gray: np.ndarray, size: int) -> np.ndarray:
     if gray.ndim != 2 or gray.dtype != np.uint8:
         msg = f"prepare_roi needs a 2-D uint8 image, got shape {gray.shape} dtype {gray.dtype}"
         raise ValueError(msg)
-    if border_level(gray) < 128:
+    level = border_level(gray)
+    if level < 128:
         gray = 255 - gray
+        level = 255.0 - level
     h, w = gray.shape
     side = max(h, w)
-    background = int(border_level(gray))
+    background = int(level)
     top, left = (side - h) // 2, (side - w) // 2
     square = cv2.copyMakeBorder(
         gray, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=background
