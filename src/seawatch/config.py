@@ -87,6 +87,9 @@ class InferenceSettings(_Section):
     max_batch: int = Field(64, ge=1, le=4096, description="objects per inference call")
     max_wait_ms: int = Field(20, ge=0, le=10_000, description="wait to fill a poll batch")
     threads: int = Field(1, ge=1, le=256, description="intra-op threads of the backend")
+    max_batches_in_flight: int = Field(
+        8, ge=1, le=64, description="poll batches prepared ahead of the inference thread"
+    )
     top_k: int = Field(3, ge=1, le=20)
 
 

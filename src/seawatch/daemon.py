@@ -90,6 +90,7 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
         max_frames_per_batch=kafka.max_poll_records,
         max_wait_ms=settings.inference.max_wait_ms,
         stats=stats,
+        depth=settings.inference.max_batches_in_flight,
     )
     log.info(
         "daemon_ready model=%s version=%s backend=%s threads=%d sinks=%s topics=%s",

@@ -54,7 +54,7 @@ class Pipeline:
         max_frames_per_batch: int,
         max_wait_ms: int,
         stats: PipelineStats | None = None,
-        depth: int = 2,
+        depth: int = 8,
     ) -> None:
         if depth < 1:
             msg = f"depth must be at least 1 (batches in flight), got {depth}"
