@@ -32,6 +32,7 @@ class DemoResult:
 
     published: int
     broken: int
+    feed_seconds: float
     stats: PipelineStats
     store: Path
     seconds: float
@@ -83,6 +84,7 @@ class _Feed(threading.Thread):
         self.publisher, self.topic, self.messages = publisher, topic, messages
         self.sent = 0
         self.broken = 0
+        self.seconds = 0.0
         self.error: BaseException | None = None
 
     def _count(self, message):
@@ -91,10 +93,12 @@ class _Feed(threading.Thread):
         return message
 
     def run(self) -> None:
+        started = time.perf_counter()
         try:
             publish_messages(self.publisher, self.topic, (self._count(m) for m in self.messages))
         except BaseException as exc:  # reported by the demo
             self.error = exc
+        self.seconds = time.perf_counter() - started
 
 
 def _consume(
@@ -134,7 +138,9 @@ def _consume(
         raise failure[0]
     if feed.error is not None:
         raise feed.error
-    return DemoResult(frames, feed.broken, stats, store, time.perf_counter() - started)
+    return DemoResult(
+        frames, feed.broken, feed.seconds, stats, store, time.perf_counter() - started
+    )
 
 
 def summary_table(result: DemoResult) -> Table:
@@ -168,6 +174,8 @@ def summary_table(result: DemoResult) -> Table:
     table.add_row(
         "throughput", f"{stats.frames / busy:.0f} frames/s, {stats.objects / busy:.0f} objects/s"
     )
+    feed_rate = result.published / max(result.feed_seconds, 1e-9)
+    table.add_row("  paced by the feed", f"{feed_rate:.0f} frames/s rendered and published live")
     table.add_row("latency p50 / p99", f"{p50:.0f} / {p99:.0f} ms (broker -> stored + committed)")
     table.add_row("  in the daemon", f"{s50:.0f} / {s99:.0f} ms (polled -> stored + committed)")
     table.add_section()
