@@ -112,6 +112,10 @@ def broker(host: str, port: int) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, memory storage) until Ctrl-C."""
     from seawatch.ingest.broker import EmbeddedBroker
 
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(0)  # unwinds the context manager, which stops the broker
+
+    signal.signal(signal.SIGTERM, _exit)
     with EmbeddedBroker(host, port) as running:
         console.print(f"broker listening on [cyan]{running.bootstrap_servers}[/] (Ctrl-C stops)")
         try:

@@ -8,8 +8,10 @@ default for the demo and the tests; a ship or shore installation points
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +19,15 @@ from types import TracebackType
 from seawatch.errors import BrokerError
 
 log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so a
+    killed daemon or demo never leaves an orphaned broker behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,7 +83,10 @@ class EmbeddedBroker:
             url,
         ]
         self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         try:
             wait_for_port(self.host, self.port, timeout_s)

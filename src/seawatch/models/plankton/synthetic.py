@@ -5,20 +5,23 @@ anti-aliased OpenCV primitives: translucent bodies, denser organs, appendages on
 pixels wide. The map is then cropped to the object, partly broken, defocused (all or part of
 it) and composited onto a background: bright-field (dark object on a light, uneven field) or
 dark-field (bright object on black), with sensor noise. :func:`render_full_frame` pastes
-many objects into one large vignetted field. No torch: the daemon's demo uses this at run
-time.
+many objects into one large vignetted field; :func:`make_segmented_dataset` cuts such frames
+with the daemon's own segmentation and labels the objects by the frame's ground truth. No
+torch: the daemon's demo uses this at run time.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from seawatch.inference.preprocess import prepare_roi
+from seawatch.ingest.segment import SegmentParams, segment_full
+from seawatch.models.plankton._segmented import COUNT_KEYS, match_objects
 from seawatch.models.plankton._taxa import RENDERERS, UNBREAKABLE
 
 TAXA: tuple[str, ...] = (
@@ -177,13 +180,17 @@ def render_full_frame(
     height: int = 960,
     n_objects: int = 30,
     dark_field: bool = False,
+    taxa: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, list[tuple[str, tuple[int, int, int, int]]]]:
     """Render a large field of view with ``n_objects`` objects and return it with its truth.
 
     The background is vignetted and uneven; objects are blended by their opacity at places
-    that do not overlap. Returns the 2-D uint8 frame and ``(taxon, (x, y, w, h))`` boxes
-    tight around each object.
+    that do not overlap. Taxa are drawn by :data:`TAXON_FREQUENCIES` unless ``taxa`` names
+    the objects to draw (then ``n_objects`` is ``len(taxa)``). Returns the 2-D uint8 frame
+    and ``(taxon, (x, y, w, h))`` boxes tight around each object.
     """
+    if taxa is not None:
+        n_objects = len(taxa)
     if width < 64 or height < 64 or n_objects < 0:
         msg = f"frame must be >= 64x64 with n_objects >= 0, got {width}x{height}, {n_objects}"
         raise ValueError(msg)
@@ -196,7 +203,7 @@ def render_full_frame(
     taken = np.zeros((height, width), np.uint8)
     cap = max(16, min(width, height) // 6)
     truth: list[tuple[str, tuple[int, int, int, int]]] = []
-    for taxon in sample_taxa(rng, n_objects):
+    for taxon in sample_taxa(rng, n_objects) if taxa is None else list(taxa):
         d, g = _density(taxon, rng)
         f = min(1.0, cap / max(d.shape)) * rng.uniform(0.35, 1.0)
         for _ in range(200):
@@ -258,12 +265,97 @@ def make_dataset(
     return images, labels
 
 
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """An 8-bit image after a JPEG round trip, as the in-situ camera sends its frames."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise RuntimeError(f"OpenCV could not encode a {image.shape} image as JPEG")
+    return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+
+
+def make_segmented_dataset(
+    n_frames: int,
+    rng: np.random.Generator,
+    *,
+    size: int,
+    width: int = 1280,
+    height: int = 960,
+    objects: tuple[int, int] = (15, 45),
+    dark_fraction: float = 0.5,
+    jpeg_fraction: float = 0.5,
+    jpeg_quality: int = 90,
+    min_iou: float = 0.3,
+    min_inside: float | None = 0.8,
+    max_parts: int = 2,
+    params: SegmentParams | None = None,
+    counts: dict[str, int] | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prepared crops (uint8 N x size x size) and labels of objects *segmented* from full frames.
+
+    What the daemon serves for full frames: ``n_frames`` frames from :func:`render_full_frame`
+    (``objects`` = [low, high) objects each, taxa dealt from a class-balanced shuffled deck,
+    ``dark_fraction`` dark-field, ``jpeg_fraction`` through a JPEG round trip) are cut by
+    :func:`~seawatch.ingest.segment.segment_full` (``params``, default ``SegmentParams()``)
+    and each object gets the taxon of the ground-truth box it matches (whole objects by IoU
+    >= ``min_iou``, pieces by ``min_inside`` of their box inside one truth box, see
+    :mod:`._segmented`); the others are dropped. The crops go through :func:`prepare_roi` and
+    are shuffled. ``counts``, when given, is incremented by the match counts (frames,
+    truth_objects, truth_found, segmented, whole, parts, parts_over_cap, dropped);
+    ``progress`` is called with 1 per frame.
+    """
+    low, high = objects
+    if n_frames < 1 or size < 8 or not 0 <= low < high:
+        msg = f"need n_frames >= 1, size >= 8, 0 <= low < high objects; got {n_frames}, "
+        msg += f"{size}, {objects}"
+        raise ValueError(msg)
+    params = params or SegmentParams()
+    per_frame = rng.integers(low, high, n_frames)
+    deck = rng.permutation(np.arange(int(per_frame.sum())) % len(TAXA))
+    crops: list[np.ndarray] = []
+    labels: list[int] = []
+    total = dict.fromkeys(COUNT_KEYS, 0)
+    start = 0
+    for n in per_frame.tolist():
+        dealt = deck[start : start + n]
+        start += n
+        dark = bool(rng.random() < dark_fraction)
+        frame, truth = render_full_frame(
+            rng, width=width, height=height, dark_field=dark, taxa=[TAXA[i] for i in dealt]
+        )
+        if rng.random() < jpeg_fraction:
+            frame = _jpeg(frame, jpeg_quality)
+        found = segment_full(frame, params, None)
+        pairs, frame_counts = match_objects(
+            [obj.bbox for obj in found],
+            [box for _, box in truth],
+            pad=params.pad_px,
+            shape=frame.shape,
+            min_iou=min_iou,
+            min_inside=min_inside,
+            max_parts=max_parts,
+        )
+        for key, value in frame_counts.items():
+            total[key] += value
+        crops += [prepare_roi(found[i].image, size) for i, _ in pairs]
+        labels += [int(dealt[j]) for _, j in pairs]
+        if progress is not None:
+            progress(1)
+    if counts is not None:
+        for key, value in total.items():
+            counts[key] = counts.get(key, 0) + value
+    order = rng.permutation(len(labels))
+    images = np.stack(crops)[order] if crops else np.empty((0, size, size), np.uint8)
+    return images, np.asarray(labels, np.int64)[order]
+
+
 __all__ = [
     "MAX_SIDE",
     "MIN_SIDE",
     "TAXA",
     "TAXON_FREQUENCIES",
     "make_dataset",
+    "make_segmented_dataset",
     "render_full_frame",
     "render_roi",
     "sample_taxa",
