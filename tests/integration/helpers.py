@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 from seawatch.config import Settings, load_settings
+from seawatch.daemon import build_daemon
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
 from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.stats import PipelineStats
 
 
 def settings_for(
@@ -44,6 +46,15 @@ def publish_synthetic(settings: Settings, n: int, *, seed: int = 0, **kwargs) ->
     finally:
         publisher.close()
     return sum(m.broken is not None for m in messages)
+
+
+def run_until(settings: Settings, total: int) -> PipelineStats:
+    """Build the daemon, run it until ``total`` messages are handled, close it."""
+    daemon = build_daemon(settings)
+    try:
+        return daemon.run(lambda s: s.processed >= total)
+    finally:
+        daemon.close()
 
 
 def stored_uids(path: Path) -> list[str]:

@@ -6,8 +6,7 @@ import sqlite3
 
 import pytest
 
-from seawatch.daemon import build_daemon
-from tests.integration.helpers import publish_synthetic, settings_for
+from tests.integration.helpers import publish_synthetic, run_until, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +26,7 @@ def test_influx_writer_delivers_the_same_counts(tmp_path, broker, unique, model_
     )
     n = 150
     publish_synthetic(settings, n, seed=3, full_share=0.1)
-    daemon = build_daemon(settings)
-    try:
-        stats = daemon.run(lambda s: s.processed >= n)
-    finally:
-        daemon.close()
+    stats = run_until(settings, n)
     assert stats.frames == n
 
     with sqlite3.connect(settings.storage.local.path) as db:
@@ -68,11 +63,7 @@ def test_points_are_stamped_with_capture_time_so_replays_coincide(
             storage__influx__url=victoria.url,
             kafka__group_id=f"replay-{_}-{unique}",
         )
-        daemon = build_daemon(settings)
-        try:
-            daemon.run(lambda s: s.processed >= n)
-        finally:
-            daemon.close()
+        run_until(settings, n)
     frames = victoria.export('{__name__="frames_objects"}')
     timestamps = [t for s in frames for t in s["timestamps"]]
     assert len(set(timestamps)) == n

@@ -6,11 +6,10 @@ from collections import Counter
 
 import pytest
 
-from seawatch.daemon import build_daemon
-from seawatch.stats import PipelineStats
 from tests.integration.helpers import (
     publish_synthetic,
     read_topic,
+    run_until,
     settings_for,
     stored_uids,
 )
@@ -18,20 +17,12 @@ from tests.integration.helpers import (
 pytestmark = pytest.mark.integration
 
 
-def _run_until(settings, total: int) -> PipelineStats:
-    daemon = build_daemon(settings)
-    try:
-        return daemon.run(lambda s: s.processed >= total)
-    finally:
-        daemon.close()
-
-
 def test_every_published_frame_has_exactly_one_record(tmp_path, broker, unique, model_dir):
     settings = settings_for(tmp_path, broker, unique, model_dir)
     n = 300
     broken = publish_synthetic(settings, n, full_share=0.1)
     assert broken == 0
-    stats = _run_until(settings, n)
+    stats = run_until(settings, n)
     uids = stored_uids(settings.storage.local.path)
     assert len(uids) == n
     assert len(set(uids)) == n
@@ -44,9 +35,9 @@ def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, mode
     settings = settings_for(tmp_path, broker, unique, model_dir, kafka__max_poll_records=40)
     n = 400
     publish_synthetic(settings, n, seed=1)
-    first = _run_until(settings, n // 3)
+    first = run_until(settings, n // 3)
     assert n // 3 <= first.processed < n
-    second = _run_until(settings, n - first.processed)
+    second = run_until(settings, n - first.processed)
     # a graceful stop commits everything it stored: the second run starts exactly there
     assert first.processed + second.processed == n
     uids = stored_uids(settings.storage.local.path)
@@ -58,7 +49,7 @@ def test_broken_frames_land_in_the_dlq_with_their_reason(tmp_path, broker, uniqu
     n = 200
     broken = publish_synthetic(settings, n, seed=2, broken_share=0.1)
     assert broken > 8
-    stats = _run_until(settings, n)
+    stats = run_until(settings, n)
     assert stats.dead_letters == broken
     assert len(stored_uids(settings.storage.local.path)) == n - broken
     dead = read_topic(settings.kafka.bootstrap_servers, settings.kafka.dlq_topic, broken)

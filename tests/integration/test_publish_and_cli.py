@@ -10,12 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from seawatch.daemon import build_daemon
 from seawatch.frames import FrameKind
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import directory_messages, publish_messages
 from seawatch.storage.local_store import open_readonly
-from tests.integration.helpers import settings_for
+from tests.integration.helpers import run_until, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +58,7 @@ def test_published_folder_is_processed_with_csv_metadata_and_claim_checks(
     publisher = Publisher(broker.bootstrap_servers)
     publish_messages(publisher, settings.kafka.topics[0], messages)
     publisher.close()
-    daemon = build_daemon(settings)
-    try:
-        stats = daemon.run(lambda s: s.processed >= len(messages))
-    finally:
-        daemon.close()
+    stats = run_until(settings, len(messages))
     assert stats.frames == len(messages) and stats.dead_letters == 0
     db = open_readonly(settings.storage.local.path)
     rows = dict(db.execute("SELECT station, COUNT(*) FROM frames GROUP BY station").fetchall())
