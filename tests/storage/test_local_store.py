@@ -41,3 +41,23 @@ def test_unusable_path_is_a_storage_error(tmp_path):
         LocalStore(blocker / "sub" / "s.db")
     with pytest.raises(StorageError, match="run the daemon first"):
         open_readonly(tmp_path / "missing.db")
+
+
+def test_morphometrics_are_stored_in_pixels_and_micrometres(tmp_path):
+    store = LocalStore(tmp_path / "s.db")
+    store.add([make_record(taxa=("copepod",), pixel_size_um=10.0)])
+    store.add([make_record(1_780_000_000_000_000_009, taxa=("bubble",), pixel_size_um=None)])
+    store.close()
+    db = open_readonly(tmp_path / "s.db")
+    rows = db.execute(
+        "SELECT taxon, area_px, area_um2, major_um, minor_um, feret_um, esd_px, esd_um,"
+        " biovolume_um3 FROM objects ORDER BY taxon"
+    ).fetchall()
+    bubble, copepod = rows
+    assert bubble[2:6] == (None, None, None, None) and bubble[7] is None  # no pixel size
+    taxon, area_px, area_um2, major_um, minor_um, feret_um, esd_px, esd_um, volume = copepod
+    assert taxon == "copepod"
+    assert area_um2 == pytest.approx(area_px * 100.0)
+    assert (major_um, minor_um, feret_um) == pytest.approx((120.0, 100.0, 130.0))
+    assert esd_um == pytest.approx(esd_px * 10.0)
+    assert volume == pytest.approx(3.141592653589793 / 6 * esd_um**3)

@@ -44,14 +44,15 @@ CREATE TABLE IF NOT EXISTS objects (
     bbox_x INTEGER NOT NULL, bbox_y INTEGER NOT NULL,
     bbox_w INTEGER NOT NULL, bbox_h INTEGER NOT NULL,
     area_px REAL NOT NULL, major_px REAL NOT NULL, minor_px REAL NOT NULL, feret_px REAL NOT NULL,
-    esd_um REAL, biovolume_um3 REAL,
+    esd_px REAL NOT NULL,
+    area_um2 REAL, major_um REAL, minor_um REAL, feret_um REAL, esd_um REAL, biovolume_um3 REAL,
     PRIMARY KEY (frame_uid, idx)
 );
 CREATE INDEX IF NOT EXISTS objects_taxon ON objects (taxon);
 """
 
 _FRAME_SQL = "INSERT OR REPLACE INTO frames VALUES (" + ",".join(["?"] * 24) + ")"
-_OBJECT_SQL = "INSERT INTO objects VALUES (" + ",".join(["?"] * 15) + ")"
+_OBJECT_SQL = "INSERT INTO objects VALUES (" + ",".join(["?"] * 20) + ")"
 
 
 def _frame_row(record: FrameRecord, stored_at_ns: int) -> tuple:
@@ -97,6 +98,11 @@ def _object_rows(record: FrameRecord) -> list[tuple]:
             o.morph.major_px,
             o.morph.minor_px,
             o.morph.feret_px,
+            o.morph.esd_px,
+            o.morph.area_um2,
+            o.morph.major_um,
+            o.morph.minor_um,
+            o.morph.feret_um,
             o.morph.esd_um,
             o.morph.biovolume_um3,
         )
