@@ -197,7 +197,7 @@ def train() -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("models/plankton"), show_default=True
 )
-@click.option("--n-per-class", default=600, show_default=True)
+@click.option("--n-per-class", default=900, show_default=True)
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")

@@ -48,7 +48,7 @@ LABEL_SMOOTHING = 0.05
 def train_plankton(
     out_dir: Path,
     *,
-    n_per_class: int = 600,
+    n_per_class: int = 900,
     epochs: int = 8,
     size: int = 64,
     seed: int = 0,
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m seawatch.models.plankton.train", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--out", type=Path, default=Path("models/plankton"))
-    parser.add_argument("--n-per-class", type=int, default=600)
+    parser.add_argument("--n-per-class", type=int, default=900)
     parser.add_argument("--val-per-class", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--size", type=int, default=64)
