@@ -19,9 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +27,12 @@ from torch import nn
 
 from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.models.plankton._segmented import match_rule
+from seawatch.models.plankton.evaluate import (
+    classification_metrics,
+    draw_confusion,
+    source_metrics,
+    unknown_threshold,
+)
 from seawatch.models.plankton.export import check_parity, export_onnx
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.synthetic import TAXA, make_dataset, make_segmented_dataset
@@ -41,7 +45,6 @@ SEGMENTED_SHARE = 0.4  # share of the samples cut from full frames (the rest: RO
 CROPS_PER_FRAME = 30  # segmented crops one 1280 x 960 frame yields, on average (measured)
 SEGMENTED = {"dark_fraction": 0.5, "jpeg_fraction": 0.5, "min_iou": 0.3, "min_inside": 0.8}
 MAX_PARTS = 2
-REJECT_CORRECT = 0.02  # share of correct validation predictions the unknown threshold rejects
 LABEL_SMOOTHING = 0.05
 
 
@@ -110,15 +113,15 @@ def train_plankton(
         )
     probs = _predict(model, x_val, device)
     pred = probs.argmax(1)
-    metrics = _metrics(y_val, pred, len(TAXA))
-    threshold, unknown = _unknown_threshold(probs, y_val)
+    metrics = classification_metrics(y_val, pred, len(TAXA))
+    threshold, unknown = unknown_threshold(probs, y_val)
     by_source = {
-        name: _source_metrics(probs[src_val == code], y_val[src_val == code], threshold)
+        name: source_metrics(probs[src_val == code], y_val[src_val == code], threshold)
         for code, name in enumerate(SOURCES)
     }
     onnx_path = export_onnx(model, out_dir / ONNX_FILE, size=size)
     parity = check_parity(model, onnx_path, x_val[:64, None].astype(np.float32))
-    _draw_confusion(
+    draw_confusion(
         np.array(metrics["confusion"]),
         out_dir / "confusion.png",
         title=f"{NAME} {VERSION}: validation accuracy {metrics['accuracy']:.3f}",
@@ -242,24 +245,6 @@ def _source_sizes(source: np.ndarray) -> dict[str, int]:
     return {"total": int(source.size)} | {n: int(c) for n, c in zip(SOURCES, counts, strict=True)}
 
 
-def _source_metrics(probs: np.ndarray, y_true: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Accuracy, macro-F1 and the unknown rate of one part (ROI or segmented) of validation."""
-    if not len(y_true):
-        return {"n": 0}
-    m = _metrics(y_true, probs.argmax(1), len(TAXA))
-    confidence, correct = probs.max(1), probs.argmax(1) == y_true
-    accepted = confidence >= threshold
-    return {
-        "n": m["n"],
-        "accuracy": m["accuracy"],
-        "macro_f1": m["macro_f1"],
-        "recall": {name: c["recall"] for name, c in m["per_class"].items()},
-        "mean_confidence": round(float(confidence.mean()), 4),
-        "unknown_rate": round(float(1.0 - accepted.mean()), 4),
-        "accepted_accuracy": round(float(correct[accepted].mean()) if accepted.any() else 0.0, 4),
-    }
-
-
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random 90-degree rotations and flips, per sample (plankton has no up or down)."""
     k = torch.randint(0, 4, (x.shape[0],), generator=generator)
@@ -345,109 +330,6 @@ def _predict(model: PlanktonNet, images: np.ndarray, device: str, batch: int = 2
             xb = torch.from_numpy(images[i : i + batch, None]).float().to(device)
             out.append(model(xb).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
-
-
-def _metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
-    confusion = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    tp = np.diag(confusion).astype(float)
-    predicted, actual = confusion.sum(0), confusion.sum(1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    per_class = {
-        TAXA[i]: {
-            "precision": round(float(precision[i]), 4),
-            "recall": round(float(recall[i]), 4),
-            "f1": round(float(f1[i]), 4),
-            "support": int(actual[i]),
-        }
-        for i in range(n_classes)
-    }
-    return {
-        "split": "validation (synthetic, held-out seed)",
-        "n": len(y_true),
-        "accuracy": round(float(tp.sum() / max(1, len(y_true))), 4),
-        "macro_f1": round(float(f1.mean()), 4),
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-    }
-
-
-def _unknown_threshold(probs: np.ndarray, y_true: np.ndarray) -> tuple[float, dict[str, Any]]:
-    """Top-1 confidence below which a prediction is reported as ``unknown``.
-
-    Chosen as the ``REJECT_CORRECT`` quantile of the confidence of *correct* validation
-    predictions: at most ~2% of right answers are given up, and the errors below it are caught.
-    """
-    confidence, correct = probs.max(1), probs.argmax(1) == y_true
-    threshold = float(np.quantile(confidence[correct], REJECT_CORRECT)) if correct.any() else 0.5
-    threshold = round(threshold, 4)
-    accepted = confidence >= threshold
-    wrong = ~correct
-    return threshold, {
-        "method": f"{REJECT_CORRECT:.0%} quantile of top-1 confidence of correct validation "
-        "predictions",
-        "coverage": round(float(accepted.mean()), 4),
-        "accepted_accuracy": round(float(correct[accepted].mean()) if accepted.any() else 0.0, 4),
-        "errors_caught": round(float((~accepted[wrong]).mean()) if wrong.any() else 1.0, 4),
-    }
-
-
-def _draw_confusion(confusion: np.ndarray, path: Path, *, title: str) -> Path:
-    """A labelled, row-normalised confusion-matrix heat map drawn with OpenCV."""
-    n, cell, left, top = len(confusion), 56, 170, 190
-    font, scale, black = cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0)
-    rows = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-    heat = cv2.applyColorMap((rows * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
-    canvas = np.full((top + n * cell + 20, left + n * cell + 20, 3), 255, np.uint8)
-    canvas[top : top + n * cell, left : left + n * cell] = cv2.resize(
-        heat, (n * cell, n * cell), interpolation=cv2.INTER_NEAREST
-    )
-    names = np.full((n * cell, top - 30, 3), 255, np.uint8)  # column labels, rotated below
-    for i in range(n):
-        baseline = top + i * cell + cell // 2 + 5
-        cv2.putText(canvas, TAXA[i], (8, baseline), font, scale, black, 1, cv2.LINE_AA)
-        cv2.putText(
-            names,
-            TAXA[i],
-            (8, i * cell + cell // 2 + 5),
-            font,
-            scale,
-            black,
-            1,
-            cv2.LINE_AA,
-        )
-        for j in np.flatnonzero(confusion[i]):
-            colour = black if rows[i, j] > 0.6 else (255, 255, 255)
-            cv2.putText(
-                canvas,
-                str(int(confusion[i, j])),
-                (left + j * cell + 8, baseline),
-                font,
-                scale,
-                colour,
-                1,
-                cv2.LINE_AA,
-            )
-    canvas[30:top, left : left + n * cell] = cv2.rotate(names, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    cv2.putText(canvas, title, (8, 20), font, 0.5, black, 1, cv2.LINE_AA)
-    cv2.putText(
-        canvas,
-        "rows: true, columns: predicted",
-        (8, top - 8),
-        font,
-        0.4,
-        (80, 80, 80),
-        1,
-        cv2.LINE_AA,
-    )
-    if not cv2.imwrite(str(path), canvas):
-        msg = f"could not write {path}; check that the directory is writable"
-        raise OSError(msg)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
