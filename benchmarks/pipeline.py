@@ -31,11 +31,13 @@ from rich.table import Table
 
 from seawatch.config import load_settings, resolve_model_dir
 from seawatch.daemon import build_daemon
+from seawatch.frames import Frame, SourceRef
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.inference.preprocess import batch_tensor, prepare_roi, to_gray8
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.decode import DecodeLimits, decode_image
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
+from seawatch.ingest.prepare import FramePreparer
 from seawatch.ingest.publish import publish_messages
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
 from seawatch.ingest.synthetic_stream import synthetic_stream
@@ -45,14 +47,13 @@ RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 
 
 def _crops(messages, size: int) -> list[np.ndarray]:
-    params, limits, crops = SegmentParams(), DecodeLimits(), []
-    for m in messages:
-        gray = to_gray8(decode_image(m.value, m.meta.content_type, limits))
-        if m.meta.frame_kind.value == "full":
-            objects = segment_full(gray, params, m.meta.pixel_size_um)
-        else:
-            objects = [measure_roi(gray, params, m.meta.pixel_size_um)]
-        crops.extend(prepare_roi(o.image, size) for o in objects)
+    """The model inputs of every frame, made by the pipeline's own prepare stage."""
+    preparer = FramePreparer(load_settings().ingest, input_size=size)
+    crops: list[np.ndarray] = []
+    for offset, m in enumerate(messages):
+        frame = Frame(m.meta, SourceRef("bench", 0, offset), m.value, 0, 0)
+        crops.extend(preparer.prepare_frame(frame).crops)
+    preparer.close()
     return crops
 
 

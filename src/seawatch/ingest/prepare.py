@@ -76,19 +76,22 @@ class FramePreparer:
         """Prepare one Kafka message (a kafka-python ConsumerRecord)."""
         started = time.perf_counter()
         try:
-            frame = self._frame(record)
-            payload, content_type = frame.payload, frame.meta.content_type
-            if content_type == CLAIM_CHECK_TYPE:
-                roots = self.settings.claim_check_roots
-                payload, content_type = resolve_claim_check(payload, roots, self.limits)
-            image = decode_image(payload, content_type, self.limits)
-            gray = to_gray8(image)
-            objects = self._segment(gray, frame)
-            crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
+            return self.prepare_frame(self._frame(record), started=started)
         except FrameError as exc:
             return Rejected(record, exc)
         except Exception as exc:  # a bug or an OpenCV corner case: still never lose the frame
             return Rejected(record, FrameError("prepare", f"{type(exc).__name__}: {exc}"))
+
+    def prepare_frame(self, frame: Frame, *, started: float | None = None) -> PreparedFrame:
+        """Fetch, decode, segment and crop one parsed frame; raise FrameError when unusable."""
+        started = time.perf_counter() if started is None else started
+        payload, content_type = frame.payload, frame.meta.content_type
+        if content_type == CLAIM_CHECK_TYPE:
+            roots = self.settings.claim_check_roots
+            payload, content_type = resolve_claim_check(payload, roots, self.limits)
+        image = decode_image(payload, content_type, self.limits)
+        objects = self._segment(to_gray8(image), frame)
+        crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
         decode_ms = (time.perf_counter() - started) * 1000
         return PreparedFrame(frame=frame, objects=objects, crops=crops, decode_ms=decode_ms)
 
