@@ -94,6 +94,7 @@ def demo(ctx: click.Context, frames: int, broken_share: float, seed: int) -> Non
     from seawatch.demo import run_demo, summary_table
 
     settings = _settings(ctx)
+    # The demo starts from an empty store of its own, so it never touches the daemon's.
     if settings.storage.local.path == Path("seawatch-data/seawatch.db"):
         local = settings.storage.local.model_copy(update={"path": Path("seawatch-data/demo.db")})
         storage = settings.storage.model_copy(update={"local": local})
