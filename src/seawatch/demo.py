@@ -35,7 +35,6 @@ class DemoResult:
     feed_seconds: float
     stats: PipelineStats
     store: Path
-    seconds: float
 
 
 def _progress(console: Console) -> Progress:
@@ -138,9 +137,7 @@ def _consume(
         raise failure[0]
     if feed.error is not None:
         raise feed.error
-    return DemoResult(
-        frames, feed.broken, feed.seconds, stats, store, time.perf_counter() - started
-    )
+    return DemoResult(frames, feed.broken, feed.seconds, stats, store)
 
 
 def summary_table(result: DemoResult) -> Table:

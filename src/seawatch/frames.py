@@ -78,7 +78,6 @@ class Frame:
     ref: SourceRef
     payload: bytes
     broker_ts_ms: int
-    polled_at_ns: int
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 

@@ -111,7 +111,6 @@ class Pipeline:
         records = self.source.poll_batch(self.max_frames, self.max_wait_ms)
         polled_at = time.perf_counter()
         if not records:
-            self.stats.idle()
             return None
         self.stats.timed("poll", polled_at - started)
         frames = []
@@ -168,7 +167,7 @@ class Pipeline:
                     latency_ms=round(max(0.0, now_ms - frame.broker_ts_ms), 3),
                 )
             )
-        self.stats.inferred(len(crops), infer_ms)
+        self.stats.inferred(infer_ms)
         self.stats.timed("infer", time.perf_counter() - started)
         return batch
 

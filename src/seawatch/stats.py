@@ -27,8 +27,6 @@ class PipelineStats:
     dead_letters_by_stage: Counter = field(default_factory=Counter)
     taxa: Counter = field(default_factory=Counter)
     infer_ms_total: float = 0.0
-    inferred_objects: int = 0
-    idle_polls: int = 0
     first_stored_at: float | None = None
     last_stored_at: float | None = None
     stage_seconds: Counter = field(default_factory=Counter)
@@ -50,9 +48,9 @@ class PipelineStats:
             self._latencies_ms.extend(max(0.0, now_ms - ts) for ts in broker_ts_ms)
             self._service_ms.extend([(now - polled_at) * 1000] * len(records))
 
-    def inferred(self, objects: int, infer_ms: float) -> None:
+    def inferred(self, infer_ms: float) -> None:
+        """Add the time the model took on one batch."""
         with self._lock:
-            self.inferred_objects += objects
             self.infer_ms_total += infer_ms
 
     def rejected(self, stage: str) -> None:
@@ -64,10 +62,6 @@ class PipelineStats:
         """Add wall time spent in a stage (poll, prepare, infer, store, commit)."""
         with self._lock:
             self.stage_seconds[stage] += seconds
-
-    def idle(self) -> None:
-        with self._lock:
-            self.idle_polls += 1
 
     @property
     def processed(self) -> int:

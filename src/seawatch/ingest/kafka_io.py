@@ -118,14 +118,6 @@ class FrameSource:
     def assignment(self) -> set:
         return set(self._consumer.assignment())
 
-    def lag(self) -> int:
-        """Messages behind the end of the assigned partitions (0 when unknown)."""
-        parts = list(self._consumer.assignment())
-        if not parts:
-            return 0
-        ends = self._consumer.end_offsets(parts)
-        return sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in parts)
-
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 
@@ -177,7 +169,6 @@ class DeadLetterQueue:
     def __init__(self, publisher: Publisher, topic: str) -> None:
         self._publisher = publisher
         self.topic = topic
-        self.sent = 0
 
     def send(self, record, stage: str, error: str) -> None:
         """Queue ``record`` (a kafka ConsumerRecord) for the DLQ with its reason."""
@@ -188,7 +179,6 @@ class DeadLetterQueue:
             ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
         ]
         self._publisher.send(self.topic, record.value or b"", record.key, headers)
-        self.sent += 1
 
     def flush(self) -> None:
         self._publisher.flush()

@@ -105,7 +105,6 @@ class FramePreparer:
             ref=SourceRef(record.topic, record.partition, record.offset),
             payload=record.value,
             broker_ts_ms=record.timestamp,
-            polled_at_ns=time.time_ns(),
             headers=headers,
         )
 
