@@ -1,7 +1,8 @@
 """The one interface every inference backend implements, and the factory that picks one.
 
-A backend runs a float32 NCHW batch through a model and returns its first output. ONNX
-Runtime (CPU) is here; TensorRT and the CUDA paths implement the same interface later.
+A backend runs a float32 NCHW batch through a model and returns its first output (``run``)
+or all of them (``run_outputs``). ONNX Runtime (CPU) is here; TensorRT and the CUDA paths
+implement the same interface later.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ class Backend(Protocol):
     name: str
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch (N×C×H×W float32) and return the output (N×K)."""
+        """Run one batch (N×C×H×W float32) and return the first output (N×K)."""
+
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Run one batch and return every graph output, in graph order."""
 
     def close(self) -> None:
         """Release the model and its memory."""

@@ -33,13 +33,17 @@ class OnnxRuntimeBackend(BackendBase):
         except Exception as exc:  # ORT raises its own exception types
             raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
         self._input = self._session.get_inputs()[0].name
-        self._output = self._session.get_outputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
         self.threads = threads
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch; raise BackendError on any runtime failure."""
+        """Run one batch and return the first output; raise BackendError on any failure."""
+        return self.run_outputs(batch)[0]
+
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Run one batch and return all outputs; raise BackendError on any failure."""
         try:
-            return self._session.run([self._output], {self._input: batch})[0]
+            return tuple(self._session.run(self._outputs, {self._input: batch}))
         except Exception as exc:
             raise BackendError(f"ONNX Runtime failed on a batch of {len(batch)}: {exc}") from exc
 

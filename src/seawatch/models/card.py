@@ -30,8 +30,10 @@ class InputSpec(BaseModel):
     channels: Literal[1, 3] = 1
     layout: Literal["NCHW"] = "NCHW"
     value_range: tuple[float, float] = (0.0, 255.0)
-    mean: float = Field(description="normalisation applied inside the graph: (x/255-mean)/std")
-    std: float
+    mean: float | tuple[float, ...] = Field(
+        description="normalisation inside the graph: (x/255-mean)/std, one value or one a channel"
+    )
+    std: float | tuple[float, ...]
     preprocessing: str = "seawatch.inference.preprocess.prepare_roi"
 
 
@@ -58,7 +60,13 @@ class ModelCard(BaseModel):
     version: str
     architecture: str
     input: InputSpec
-    output: str = Field("probs", description="graph output name")
+    output: str = Field("probs", description="the graph's main output")
+    outputs: list[str] = Field(
+        default_factory=list, description="all graph outputs in order, when there are several"
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict, description="other files of the artifact (role -> file name)"
+    )
     class_names: list[str] = Field(default_factory=list)
     thresholds: dict[str, float] = Field(default_factory=dict)
     training: TrainingSummary
