@@ -1,0 +1,1 @@
+"""The otolith anomaly detector: synthetic data, teacher-student networks, training, export."""
