@@ -1,4 +1,4 @@
-"""The one entry point: ``seawatch run | demo | broker | publish | train | config``."""
+"""The one entry point: ``seawatch run | demo | broker | publish | train | evaluate | config``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rich.console import Console
 from seawatch import __version__
 from seawatch.config import Settings, load_settings
 from seawatch.errors import SeawatchError
+from seawatch.models.plankton import command as plankton_commands
 
 log = logging.getLogger("seawatch")
 console = Console(stderr=True)
@@ -194,30 +195,15 @@ def train() -> None:
     """Train a model and write its artifact (ONNX + card). Needs the `train` extra (torch)."""
 
 
-@train.command("plankton")
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("models/plankton"), show_default=True
-)
-@click.option("--n-per-class", default=900, show_default=True)
-@click.option("--epochs", default=8, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")
-def train_plankton_command(
-    out: Path, n_per_class: int, epochs: int, seed: int, device: str
-) -> None:
-    """Train the plankton classifier on the synthetic generator."""
-    try:
-        from seawatch.models.plankton.train import train_plankton
-    except ImportError as exc:
-        msg = f"training needs torch: pip install -e '.[train]' ({exc})"
-        raise click.ClickException(msg) from exc
-    command = " ".join(["seawatch", *sys.argv[1:]])
-    card = train_plankton(
-        out, n_per_class=n_per_class, epochs=epochs, seed=seed, device=device, command=command
-    )
-    console.print(
-        f"wrote {out} ({card.name} {card.version}) metrics={card.metrics.get('accuracy')}"
-    )
+train.add_command(plankton_commands.train_command)
+
+
+@cli.group()
+def evaluate() -> None:
+    """Score a model artifact on held-out data through ONNX Runtime; write metrics and plots."""
+
+
+evaluate.add_command(plankton_commands.evaluate_command)
 
 
 @cli.group()

@@ -19,7 +19,7 @@ from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.models.plankton.export import check_parity, export_onnx, ort_session
 from seawatch.models.plankton.network import PlanktonNet
 from seawatch.models.plankton.synthetic import TAXA, render_roi
-from seawatch.models.plankton.train import train_plankton
+from seawatch.models.plankton.train import FitParams, PlanktonData, train_plankton
 
 pytestmark = pytest.mark.train
 
@@ -27,7 +27,9 @@ pytestmark = pytest.mark.train
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("plankton")
-    train_plankton(out, n_per_class=8, val_per_class=4, epochs=1, batch_size=16, command="test")
+    data = PlanktonData(n_per_class=10, val_per_class=4, imbalance=3.0)
+    params = FitParams(epochs=1, batch_size=16)
+    train_plankton(out, data=data, params=params, device="cpu", command="test")
     return out
 
 
@@ -43,12 +45,20 @@ def test_card_validates_and_describes_the_model(artifact: Path) -> None:
     assert card.input.size == 64 and card.input.channels == 1
     assert card.input.std > 0.0 and 0.0 < card.input.mean < 1.0
     assert 0.0 <= card.thresholds["unknown_confidence"] <= 1.0
+    assert card.thresholds["temperature"] > 0
     assert card.training.command == "test"
-    assert {"accuracy", "macro_f1", "per_class", "unknown"} <= set(card.metrics)
-    assert set(card.metrics["per_class"]) == set(TAXA)
-    assert card.metrics["onnx_parity_max_abs_diff"] < 1e-4
+    m = card.metrics
+    assert {"accuracy", "macro_f1", "per_class", "unknown", "ece", "calibration"} <= set(m)
+    assert m["split"].startswith("test")
+    assert set(m["per_class"]) == set(TAXA)
+    assert m["onnx_parity_max_abs_diff"] < 1e-4
+    assert m["calibration"]["val_nll_after"] <= m["calibration"]["val_nll_before"] + 1e-6
+    data = card.training.data
+    assert data["train"]["by_class"]["detritus"] > data["train"]["by_class"]["radiolarian"]
+    assert min(data["test"]["by_class"].values()) > 0  # every class is evaluated
     assert json.loads((artifact / "card.json").read_text())["output"] == "probs"
-    assert (artifact / "confusion.png").stat().st_size > 1000
+    for plot in ("confusion.png", "reliability.png"):
+        assert (artifact / plot).stat().st_size > 1000
 
 
 @pytest.mark.parametrize("batch", [1, 5])
@@ -84,5 +94,26 @@ def test_network_outputs_logits_for_training_and_probs_in_forward() -> None:
     probs = model(x)
     assert logits.shape == probs.shape == (3, len(TAXA))
     torch.testing.assert_close(probs, torch.softmax(logits, 1))
+    model.set_temperature(2.0)
+    torch.testing.assert_close(model(x), torch.softmax(logits / 2.0, 1))
     with pytest.raises(ValueError, match="at least 2 classes"):
         PlanktonNet(1)
+
+
+def test_evaluate_command_scores_the_artifact_through_onnxruntime(artifact: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from seawatch.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["evaluate", "plankton", "--model", str(artifact), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    card = load_card(artifact)
+    # the same synthetic test split and graph as training's test: the same numbers
+    assert report["accuracy"] == card.metrics["accuracy"]
+    assert report["macro_f1"] == card.metrics["macro_f1"]
+    assert {"ece", "ece_uncalibrated", "by_source"} <= set(report)
+    for plot in ("confusion.png", "reliability.png"):
+        assert (tmp_path / plot).stat().st_size > 1000

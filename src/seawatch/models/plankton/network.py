@@ -1,6 +1,7 @@
 """The plankton classifier network: a compact residual CNN for 1 x 64 x 64 object crops.
 
-The module owns its normalisation, ``(x / 255 - mean) / std``, and its softmax, so the
+The module owns its normalisation, ``(x / 255 - mean) / std``, and its temperature-scaled
+softmax (the calibration temperature is a buffer, fitted after training), so the
 exported ONNX graph takes the raw output of :func:`seawatch.inference.preprocess.batch_tensor`
 (float32 NCHW, 0..255) and returns probabilities: the live path cannot drift from training.
 Training uses :meth:`PlanktonNet.logits`.
@@ -67,6 +68,7 @@ class PlanktonNet(nn.Module):
             raise ValueError(msg)
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
+        self.register_buffer("temperature", torch.tensor(1.0))
         stem_width = max(8, widths[0] // 2)
         self.stem = _conv_bn(1, stem_width)
         stages: list[nn.Module] = []
@@ -100,14 +102,21 @@ class PlanktonNet(nn.Module):
         self.mean.fill_(float(mean))
         self.std.fill_(float(std))
 
+    def set_temperature(self, temperature: float) -> None:
+        """Set the calibration temperature: ``forward`` returns ``softmax(logits / T)``."""
+        if not temperature > 0:
+            msg = f"temperature must be > 0, got {temperature}"
+            raise ValueError(msg)
+        self.temperature.fill_(float(temperature))
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax class scores for a float32 N x 1 x H x W batch with values 0..255."""
         x = (x * (1.0 / 255.0) - self.mean) / self.std
         return self.head(self.pool(self.stages(self.stem(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N x C) for a float32 N x 1 x H x W batch with values 0..255."""
-        return torch.softmax(self.logits(x), dim=1)
+        """Calibrated class probabilities (N x C), ``softmax(logits / temperature)``."""
+        return torch.softmax(self.logits(x) / self.temperature, dim=1)
 
 
 def describe(model: PlanktonNet) -> str:
@@ -117,7 +126,7 @@ def describe(model: PlanktonNet) -> str:
     return (
         f"PlanktonNet: 3x3 stem ({model.stem[0].out_channels} ch) + {len(widths)} residual "
         f"stages {widths} (stride 2 each, BatchNorm, ReLU) + global average pooling + linear; "
-        f"in-graph normalisation and softmax; {params / 1e6:.2f} M parameters"
+        f"in-graph normalisation and temperature-scaled softmax; {params / 1e6:.2f} M parameters"
     )
 
 

@@ -241,18 +241,21 @@ def make_dataset(
     *,
     size: int,
     dark_fraction: float = 0.2,
+    taxa: Sequence[str] | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A class-balanced, shuffled set of prepared crops (uint8 N x size x size) and labels.
 
-    Labels (int64) index :data:`TAXA`. About ``dark_fraction`` of the crops are dark-field,
-    so the polarity normalisation of :func:`prepare_roi` is part of what is learnt.
+    ``n_per_class`` crops of each of ``taxa`` (default: all); labels (int64) index
+    :data:`TAXA`. About ``dark_fraction`` of the crops are dark-field, so the polarity
+    normalisation of :func:`prepare_roi` is part of what is learnt.
     ``progress``, when given, is called with the number of crops done since its last call.
     """
     if n_per_class < 1 or size < 8:
         msg = f"need n_per_class >= 1 and size >= 8, got {n_per_class} and {size}"
         raise ValueError(msg)
-    labels = np.repeat(np.arange(len(TAXA), dtype=np.int64), n_per_class)
+    chosen = [TAXA.index(t) for t in (TAXA if taxa is None else taxa)]
+    labels = np.repeat(np.array(chosen, dtype=np.int64), n_per_class)
     labels = labels[rng.permutation(labels.size)]
     images = np.empty((labels.size, size, size), np.uint8)
     for i, label in enumerate(labels):

@@ -1,0 +1,172 @@
+"""``seawatch train plankton`` and ``seawatch evaluate plankton``.
+
+Training imports torch lazily (the ``train`` extra); evaluation runs the artifact through ONNX
+Runtime and needs no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from seawatch.models.plankton.balance import BALANCE_CHOICES
+
+DEFAULT_MODEL = Path("models/plankton")
+
+
+def _command_line() -> str:
+    return shlex.join(["seawatch", *sys.argv[1:]]) if sys.argv[1:] else "seawatch train plankton"
+
+
+@click.command("plankton")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="ImageFolder tree: DIR/<class>/<image>. Default: the synthetic generator.",
+)
+@click.option(
+    "--ecotaxa",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="EcoTaxa export TSV (images beside it, named by img_file_name).",
+)
+@click.option("--validated-only", is_flag=True, help="EcoTaxa: only 'validated' rows.")
+@click.option(
+    "--pretrained",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Local PlanktonNet state_dict to start the backbone from.",
+)
+@click.option("--n-per-class", default=900, show_default=True, help="synthetic: mean per class")
+@click.option(
+    "--imbalance",
+    default=4.0,
+    show_default=True,
+    help="synthetic: most/least frequent class in the training split",
+)
+@click.option("--balance", type=click.Choice(BALANCE_CHOICES), default="sampler", show_default=True)
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--lr", default=4e-3, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--quick", is_flag=True, help="A seconds-long run for smoke tests (tiny data).")
+def train_command(
+    out: Path,
+    data_dir: Path | None,
+    ecotaxa: Path | None,
+    validated_only: bool,
+    pretrained: Path | None,
+    n_per_class: int,
+    imbalance: float,
+    balance: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+    quick: bool,
+) -> None:
+    """Train the plankton classifier; write model.onnx, card.json and the evaluation plots."""
+    try:
+        from seawatch.models.plankton.train import FitParams, PlanktonData, train_plankton
+    except ImportError as exc:
+        msg = f"training needs torch: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    if data_dir is not None and ecotaxa is not None:
+        raise click.BadParameter("give either --data-dir or --ecotaxa, not both")
+    if quick:
+        n_per_class, epochs, batch_size = 12, 1, 32
+    data = PlanktonData(
+        data_dir=data_dir,
+        ecotaxa=ecotaxa,
+        validated_only=validated_only,
+        n_per_class=n_per_class,
+        val_per_class=6 if quick else None,
+        imbalance=imbalance,
+    )
+    params = FitParams(epochs=epochs, batch_size=batch_size, lr=lr, balance=balance)
+    card = train_plankton(
+        out,
+        data=data,
+        params=params,
+        seed=seed,
+        device=device,
+        pretrained=pretrained,
+        command=_command_line(),
+    )
+    m = card.metrics
+    click.echo(
+        f"wrote {out}: test accuracy={m['accuracy']} macro_f1={m['macro_f1']} ece={m['ece']} "
+        f"temperature={card.thresholds['temperature']} "
+        f"unknown_confidence={card.thresholds['unknown_confidence']} "
+        f"seconds={card.training.seconds}"
+    )
+
+
+@click.command("plankton")
+@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where evaluation.json and the plots go (default: the model directory).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Evaluate on an ImageFolder tree instead of the synthetic test split.",
+)
+@click.option(
+    "--ecotaxa",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Evaluate on an EcoTaxa export instead of the synthetic test split.",
+)
+def evaluate_command(
+    model: Path, out: Path | None, data_dir: Path | None, ecotaxa: Path | None
+) -> None:
+    """Score a plankton artifact (ONNX Runtime) on labelled data; write metrics and plots."""
+    from seawatch.models.card import load_card
+    from seawatch.models.plankton.datasets import load_ecotaxa, load_image_folder
+    from seawatch.models.plankton.evaluate import evaluate_artifact
+    from seawatch.models.plankton.synthetic_sets import synthetic_split
+
+    card = load_card(model)
+    out = out or model
+    size = card.input.size
+    if data_dir is not None:
+        data, title = load_image_folder(data_dir, size=size), f"{data_dir}"
+    elif ecotaxa is not None:
+        data, title = load_ecotaxa(ecotaxa, size=size), f"{ecotaxa}"
+    else:
+        summary = card.training.data
+        if "eval_per_class" not in summary:
+            msg = f"{model}: card has no synthetic test split; give --data-dir or --ecotaxa"
+            raise click.ClickException(msg)
+        data, _ = synthetic_split(
+            "test",
+            int(summary["eval_per_class"]),
+            seed=card.training.seed,
+            size=size,
+            segmented_share=float(summary["segmented_share"]),
+        )
+        title = "synthetic test split"
+    metrics = evaluate_artifact(model, data, out, title=f"{card.name} {card.version} {title}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    click.echo(
+        f"{title}: n={metrics['n']} accuracy={metrics['accuracy']} "
+        f"macro_f1={metrics['macro_f1']} ece={metrics['ece']} -> {out}/evaluation.json, "
+        "confusion.png, reliability.png"
+    )
+
+
+__all__ = ["evaluate_command", "train_command"]
