@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from seawatch.errors import ConfigError
 
@@ -26,7 +26,9 @@ class InputSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = "image"
-    size: int = Field(gt=0, description="square side in pixels")
+    size: int = Field(gt=0, description="square side in pixels (non-square: the longer side)")
+    height: int = Field(gt=0, description="input height in pixels; defaults to size")
+    width: int = Field(gt=0, description="input width in pixels; defaults to size")
     channels: Literal[1, 3] = 1
     layout: Literal["NCHW"] = "NCHW"
     value_range: tuple[float, float] = (0.0, 255.0)
@@ -35,6 +37,14 @@ class InputSpec(BaseModel):
     )
     std: float | tuple[float, ...]
     preprocessing: str = "seawatch.inference.preprocess.prepare_roi"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _square_by_default(cls, data: Any) -> Any:
+        """Cards without ``height``/``width`` describe a square ``size`` x ``size`` input."""
+        if isinstance(data, dict) and "size" in data:
+            data = {"height": data["size"], "width": data["size"], **data}
+        return data
 
 
 class TrainingSummary(BaseModel):
