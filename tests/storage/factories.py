@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from seawatch.frames import FrameKind, FrameMeta, SourceRef
 from seawatch.ingest.objects import Morphometrics
-from seawatch.storage.records import FrameRecord, ObjectRecord
+from seawatch.storage.records import FishRecord, FrameRecord, ObjectRecord, OtolithRecord
 
 
 def make_record(
@@ -53,4 +53,37 @@ def make_record(
         decode_ms=1.5,
         infer_ms=2.5,
         latency_ms=30.0,
+    )
+
+
+def make_task_record(
+    task: str,
+    captured_at_ns: int = 1_780_000_000_000_000_000,
+    *,
+    otolith: OtolithRecord | None = None,
+    fish: FishRecord | None = None,
+) -> FrameRecord:
+    """An otolith or fish frame record (one specimen, no plankton objects)."""
+    instrument = "otolith-scanner-01" if task == "otolith" else "tank-cam-03"
+    meta = FrameMeta(
+        instrument=instrument,
+        task=task,
+        captured_at_ns=captured_at_ns,
+        frame_kind=FrameKind.ROI,
+        content_type="image/png",
+        cruise="MSM120",
+        station="lab",
+        specimen_id="MSM120-oto-1" if task == "otolith" else None,
+    )
+    return FrameRecord(
+        meta=meta,
+        ref=SourceRef(f"frames.{task}", 0, 3),
+        model=f"{task}-model",
+        model_version="1.0.0",
+        objects=(),
+        decode_ms=1.0,
+        infer_ms=4.0,
+        latency_ms=20.0,
+        otolith=otolith,
+        fish=fish,
     )

@@ -45,7 +45,8 @@ def line(
 
 
 def frame_lines(record: FrameRecord) -> list[str]:
-    """The ``frames`` point and one ``plankton`` point per taxon seen in the frame."""
+    """The ``frames`` point, then one ``plankton`` point per taxon, or the ``otolith`` or
+    ``fish`` point, depending on the frame's task."""
     meta, when = record.meta, record.meta.captured_at_ns
     lines = [
         line(
@@ -84,6 +85,39 @@ def frame_lines(record: FrameRecord) -> list[str]:
                     when,
                 )
             )
+    tags = {"cruise": meta.cruise, "instrument": meta.instrument, "model": record.model}
+    if record.otolith is not None:
+        o = record.otolith
+        lines.append(
+            line(
+                "otolith",
+                tags,
+                {
+                    "score": o.score,
+                    "anomaly": o.anomaly,
+                    "threshold": o.threshold,
+                    "specimen_id": o.specimen_id,
+                    "frame_uid": record.uid,
+                },
+                when,
+            )
+        )
+    if record.fish is not None:
+        f = record.fish
+        lines.append(
+            line(
+                "fish",
+                tags,
+                {
+                    "individual": f.individual,
+                    "similarity": f.similarity,
+                    "new_individual": f.new_individual,
+                    "provisional": f.provisional,
+                    "frame_uid": record.uid,
+                },
+                when,
+            )
+        )
     return [text for text in lines if text is not None]
 
 

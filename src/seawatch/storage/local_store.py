@@ -49,10 +49,24 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (frame_uid, idx)
 );
 CREATE INDEX IF NOT EXISTS objects_taxon ON objects (taxon);
+CREATE TABLE IF NOT EXISTS otolith (
+    frame_uid TEXT PRIMARY KEY REFERENCES frames (uid) ON DELETE CASCADE,
+    specimen_id TEXT,
+    score REAL NOT NULL, anomaly INTEGER NOT NULL, threshold REAL NOT NULL,
+    thumbnail TEXT, heatmap TEXT
+);
+CREATE TABLE IF NOT EXISTS fish (
+    frame_uid TEXT PRIMARY KEY REFERENCES frames (uid) ON DELETE CASCADE,
+    individual TEXT NOT NULL, similarity REAL NOT NULL,
+    new_individual INTEGER NOT NULL, provisional INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fish_individual ON fish (individual);
 """
 
 _FRAME_SQL = "INSERT OR REPLACE INTO frames VALUES (" + ",".join(["?"] * 24) + ")"
 _OBJECT_SQL = "INSERT INTO objects VALUES (" + ",".join(["?"] * 20) + ")"
+_OTOLITH_SQL = "INSERT OR REPLACE INTO otolith VALUES (?,?,?,?,?,?,?)"
+_FISH_SQL = "INSERT OR REPLACE INTO fish VALUES (?,?,?,?,?)"
 
 
 def _frame_row(record: FrameRecord, stored_at_ns: int) -> tuple:
@@ -110,6 +124,20 @@ def _object_rows(record: FrameRecord) -> list[tuple]:
     ]
 
 
+def _task_rows(records: Sequence[FrameRecord]) -> tuple[list[tuple], list[tuple]]:
+    otoliths = [
+        (r.uid, o.specimen_id, o.score, int(o.anomaly), o.threshold, o.thumbnail, o.heatmap)
+        for r in records
+        if (o := r.otolith) is not None
+    ]
+    fish = [
+        (r.uid, f.individual, f.similarity, int(f.new_individual), int(f.provisional))
+        for r in records
+        if (f := r.fish) is not None
+    ]
+    return otoliths, fish
+
+
 class LocalStore:
     """A :class:`~seawatch.storage.sink.Sink` writing to a SQLite file."""
 
@@ -146,6 +174,9 @@ class LocalStore:
             self._db.executemany(
                 _OBJECT_SQL, [row for r in self._pending for row in _object_rows(r)]
             )
+            otoliths, fish = _task_rows(self._pending)
+            self._db.executemany(_OTOLITH_SQL, otoliths)
+            self._db.executemany(_FISH_SQL, fish)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:

@@ -28,8 +28,38 @@ class ObjectRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OtolithRecord:
+    """The anomaly detector's answer for one otolith frame (one specimen).
+
+    ``thumbnail`` and ``heatmap`` are paths relative to the evidence directory, set only for
+    flagged specimens (the files are written before the record is stored).
+    """
+
+    specimen_id: str | None
+    score: float
+    anomaly: bool
+    threshold: float
+    thumbnail: str | None = None
+    heatmap: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FishRecord:
+    """One fish sighting: who it is (or the new id it was enrolled as) and how sure."""
+
+    individual: str
+    similarity: float
+    new_individual: bool
+    provisional: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FrameRecord:
-    """The result for one frame. Timings in milliseconds; latency from broker to record."""
+    """The result for one frame. Timings in milliseconds; latency from broker to record.
+
+    Plankton frames carry ``objects``; otolith frames an ``otolith`` result; fish frames a
+    ``fish`` sighting.
+    """
 
     meta: FrameMeta
     ref: SourceRef
@@ -39,6 +69,8 @@ class FrameRecord:
     decode_ms: float
     infer_ms: float
     latency_ms: float
+    otolith: OtolithRecord | None = None
+    fish: FishRecord | None = None
 
     @property
     def uid(self) -> str:
@@ -83,4 +115,12 @@ def summarise_taxa(record: FrameRecord) -> list[TaxonSummary]:
     return summaries
 
 
-__all__ = ["UNKNOWN", "FrameRecord", "ObjectRecord", "TaxonSummary", "summarise_taxa"]
+__all__ = [
+    "UNKNOWN",
+    "FishRecord",
+    "FrameRecord",
+    "ObjectRecord",
+    "OtolithRecord",
+    "TaxonSummary",
+    "summarise_taxa",
+]
