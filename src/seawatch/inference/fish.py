@@ -1,0 +1,165 @@
+"""The fish task head: crops -> embeddings -> known individual or a new provisional one.
+
+numpy + OpenCV only. :func:`prepare_fish` is the one preprocessing function, used by
+training, evaluation and the daemon alike: any decoded crop (gray, BGR or BGRA; 8 or 16 bit)
+becomes float32 3 x H x W RGB 0..255, letterboxed to the model's input (aspect kept, edges
+replicated). The graph normalises and returns L2-normalised embeddings.
+
+:class:`FishIdentifier` is open-set: a query whose best gallery score reaches the card's
+``match_similarity`` threshold (calibrated for a target false-match rate) is that
+individual; below it the fish is unknown and, with ``enrol_new``, enrolled at once under a
+new provisional id, so its next sighting, even later in the same batch, matches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from seawatch.errors import BackendError, ConfigError
+from seawatch.inference.backend import Backend
+from seawatch.inference.gallery import Gallery
+from seawatch.models.card import ModelCard
+from seawatch.storage.records import UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """The identifier's answer for one fish crop."""
+
+    individual: str
+    similarity: float  # best gallery score (cosine; -1.0 for an empty gallery)
+    new_individual: bool  # True when this sighting enrolled a new id
+    provisional: bool  # the matched/enrolled individual is provisional
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """A decoded image (H x W gray, H x W x 3 BGR, H x W x 4 BGRA; uint8/uint16) -> RGB uint8.
+
+    16-bit data is scaled by the smallest power of two that holds its maximum (as for
+    plankton), so 10- to 14-bit cameras in 16-bit containers keep their contrast.
+    """
+    if image.dtype == np.uint16:
+        bits = max(8, int(image.max()).bit_length())
+        image = (image >> (bits - 8)).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        msg = f"image dtype {image.dtype} is not supported; expected uint8 or uint16"
+        raise ValueError(msg)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        code = cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB
+        return cv2.cvtColor(image, code)
+    msg = f"image shape {image.shape} is not H x W, H x W x 3 or H x W x 4"
+    raise ValueError(msg)
+
+
+def letterbox(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Fit ``image`` into ``height`` x ``width`` keeping its aspect; pad by edge replication."""
+    h, w = image.shape[:2]
+    if h < 1 or w < 1:
+        msg = f"image of shape {image.shape} is empty"
+        raise ValueError(msg)
+    scale = min(height / h, width / w)
+    new_h = min(height, max(1, round(h * scale)))
+    new_w = min(width, max(1, round(w * scale)))
+    if (new_h, new_w) != (h, w):
+        shrink = new_h < h or new_w < w
+        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    if (new_h, new_w) == (height, width):
+        return image
+    return cv2.copyMakeBorder(
+        image, top, height - new_h - top, left, width - new_w - left, cv2.BORDER_REPLICATE
+    )
+
+
+def prepare_fish(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A decoded fish crop -> the model input: float32 3 x ``height`` x ``width`` RGB 0..255."""
+    rgb = letterbox(to_rgb8(image), height, width)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+
+
+class FishIdentifier:
+    """Embeds fish crops with a backend and identifies them against a gallery (open set)."""
+
+    def __init__(
+        self, backend: Backend, card: ModelCard, gallery: Gallery, *, max_batch: int
+    ) -> None:
+        if max_batch < 1:
+            msg = f"max_batch must be at least 1, got {max_batch}"
+            raise ValueError(msg)
+        if card.task != "fish":
+            msg = f"FishIdentifier needs a fish model, got a {card.task!r} card ({card.name})"
+            raise ConfigError(msg)
+        if "match_similarity" not in card.thresholds:
+            msg = f"card of {card.name} has no thresholds.match_similarity; retrain the model"
+            raise ConfigError(msg)
+        dim = card.metrics.get("embedding_dim")
+        if dim is not None and gallery.dim is not None and gallery.dim != dim:
+            msg = (
+                f"gallery holds {gallery.dim}-d embeddings but model {card.name} makes {dim}-d "
+                "ones; it was built with another model: re-enrol with this one"
+            )
+            raise ConfigError(msg)
+        self.backend = backend
+        self.card = card
+        self.gallery = gallery
+        self.max_batch = max_batch
+        self.threshold = float(card.thresholds["match_similarity"])
+        self.height, self.width = card.input.height, card.input.width
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """A decoded crop -> float32 3 x H x W RGB 0..255 (see :func:`prepare_fish`)."""
+        return prepare_fish(image, self.height, self.width)
+
+    def embed(self, tensor: np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings (N x D) of a prepared batch, run in chunks of max_batch."""
+        n = len(tensor)
+        chunks = [
+            self.backend.run(tensor[start : start + self.max_batch])
+            for start in range(0, n, self.max_batch)
+        ]
+        if not chunks:
+            return np.zeros((0, self.gallery.dim or 0), np.float32)
+        out = np.concatenate(chunks).astype(np.float32, copy=False)
+        if out.ndim != 2 or len(out) != n or out.shape[1] < 1:
+            msg = f"model returned shape {out.shape} for {n} inputs; expected ({n}, D) embeddings"
+            raise BackendError(msg)
+        return out
+
+    def identify(self, tensor: np.ndarray, *, enrol_new: bool = True) -> list[Sighting]:
+        """Identify each crop of a prepared batch, enrolling unknown fish when ``enrol_new``.
+
+        Crops are decided in order, so a fish enrolled by an earlier crop of this batch is
+        matched by a later one. A new individual's similarity is the best score it missed.
+        Below threshold without ``enrol_new`` the individual is ``unknown``.
+        """
+        embeddings = self.embed(tensor)
+        if not len(embeddings):
+            return []
+        matches = self.gallery.match(embeddings)  # against the gallery before this batch
+        fresh: list[tuple[str, np.ndarray]] = []  # individuals enrolled by this batch
+        sightings = []
+        for i, match in enumerate(matches):
+            best, score = match.individual, match.similarity
+            for new_id, view in fresh:
+                similarity = float(embeddings[i] @ view)
+                if similarity > score:
+                    best, score = new_id, similarity
+            if best is not None and score >= self.threshold:
+                provisional = self.gallery.entry(best).provisional
+                sightings.append(Sighting(best, round(score, 6), False, provisional))
+            elif enrol_new:
+                entry = self.gallery.enrol_new(embeddings[i])
+                fresh.append((entry.id, embeddings[i] / np.linalg.norm(embeddings[i])))
+                sightings.append(Sighting(entry.id, round(score, 6), True, True))
+            else:
+                sightings.append(Sighting(UNKNOWN, round(score, 6), False, False))
+        return sightings
+
+
+__all__ = ["FishIdentifier", "Sighting", "letterbox", "prepare_fish", "to_rgb8"]

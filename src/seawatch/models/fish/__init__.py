@@ -1,0 +1,1 @@
+"""Fish re-identification: synthetic zebrafish, embedding network, gallery and evaluation."""

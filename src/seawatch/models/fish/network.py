@@ -1,0 +1,171 @@
+"""The fish embedding network and its training-only inpainting decoder.
+
+:class:`FishNet` maps a float32 N x 3 x H x W RGB batch (0..255) to L2-normalised
+embeddings. It owns its per-channel normalisation ``(x / 255 - mean) / std`` so the exported
+graph takes the raw output of :func:`seawatch.inference.fish.prepare_fish`. The backbone is a
+small residual CNN (stride 16); the head keeps *where* on the body a feature sits (stripe
+breaks near the head are not breaks near the tail): a 1x1 reduction, flatten, a linear layer
+and BatchNorm, like ArcFace's output layer (Deng et al., CVPR 2019).
+
+:class:`InpaintDecoder` reconstructs the normalised image from the backbone's feature map;
+it is used only during training (auxiliary masked-pattern inpainting) and never exported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_WIDTHS: tuple[int, ...] = (32, 48, 96, 128)
+STRIDE = 16
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _Block(nn.Module):
+    """A ResNet basic block: two 3x3 convolutions with a (projected) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(c_in, c_out, stride)
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+
+class FishNet(nn.Module):
+    """Stem (stride 2) + residual stages (stride 2 each, to 1/16) + positional embedding head.
+
+    ``forward`` returns the L2-normalised embedding (N x D), the graph output ``embedding``;
+    training calls :meth:`normalise`, :meth:`features` and :meth:`embed` separately so the
+    inpainting decoder can share the feature map.
+    """
+
+    def __init__(
+        self,
+        *,
+        height: int = 64,
+        width: int = 160,
+        embedding_dim: int = 128,
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        reduce: int = 32,
+        mean: Sequence[float] = (0.5, 0.5, 0.5),
+        std: Sequence[float] = (0.25, 0.25, 0.25),
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if height % STRIDE or width % STRIDE:
+            msg = f"input {height} x {width} must be a multiple of {STRIDE} on both sides"
+            raise ValueError(msg)
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            msg = f"mean and std need 3 values each with std > 0, got {mean} and {std}"
+            raise ValueError(msg)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.height, self.width, self.embedding_dim = height, width, embedding_dim
+        self.stem = _conv_bn(3, widths[0], stride=2)
+        stages: list[nn.Module] = []
+        c_in = widths[0]
+        for i, c_out in enumerate(widths[1:]):
+            stages.append(_Block(c_in, c_out, stride=2 if i < 3 else 1))
+            c_in = c_out
+        self.stages = nn.Sequential(*stages)
+        self.feature_channels = c_in
+        cells = (height // STRIDE) * (width // STRIDE)
+        self.reduce = _conv_bn(c_in, reduce, kernel=1)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(reduce * cells, embedding_dim, bias=False),
+            nn.BatchNorm1d(embedding_dim),
+        )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, _Block):  # every block starts as the identity
+                nn.init.zeros_(module.conv2[1].weight)
+
+    def set_normalisation(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Set the in-graph per-channel normalisation ``(x / 255 - mean) / std``."""
+        if min(std) <= 0:
+            msg = f"normalisation std must be > 0, got {std}"
+            raise ValueError(msg)
+        self.mean.copy_(torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.std.copy_(torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """0..255 RGB -> the normalised input the backbone sees."""
+        return (x * (1.0 / 255.0) - self.mean) / self.std
+
+    def features(self, xn: torch.Tensor) -> torch.Tensor:
+        """Backbone feature map (N x C x H/16 x W/16) of a normalised batch."""
+        return self.stages(self.stem(xn))
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embedding (N x D) of a feature map."""
+        return F.normalize(self.head(self.reduce(features)), dim=1, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings (N x D) of a float32 N x 3 x H x W RGB batch, 0..255."""
+        return self.embed(self.features(self.normalise(x)))
+
+
+class InpaintDecoder(nn.Module):
+    """Feature map (1/16) -> normalised image (N x 3 x H x W); training only.
+
+    Three x2 bilinear upsamplings with 3x3 convolutions, then a sub-pixel (PixelShuffle)
+    layer for the last x2, so the decoder stays cheaper than the backbone.
+    """
+
+    def __init__(self, c_in: int, widths: Sequence[int] = (64, 32, 16)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_out in widths:
+            layers += [nn.Upsample(scale_factor=2, mode="bilinear"), _conv_bn(c_in, c_out)]
+            c_in = c_out
+        layers += [nn.Conv2d(c_in, 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
+def describe(model: FishNet) -> str:
+    """One line naming the architecture, for the model card."""
+    widths = [model.stem[0].out_channels] + [b.conv2[0].out_channels for b in model.stages]
+    params = sum(p.numel() for p in model.parameters())
+    return (
+        f"FishNet: 3x3 stem + {len(model.stages)} residual stages, widths {widths}, stride "
+        f"{STRIDE}; 1x1 reduction to {model.reduce[0].out_channels} ch, flatten "
+        f"({model.height // STRIDE}x{model.width // STRIDE} cells), linear to "
+        f"{model.embedding_dim} + BatchNorm, L2 normalisation; in-graph per-channel "
+        f"normalisation; {params / 1e6:.2f} M parameters (inpainting decoder not exported)"
+    )
+
+
+__all__ = ["DEFAULT_WIDTHS", "STRIDE", "FishNet", "InpaintDecoder", "describe"]
