@@ -1,0 +1,182 @@
+"""The otolith task head: decoded photographs -> anomaly score, flag and heat map.
+
+The model (see :mod:`seawatch.models.otolith`) takes float32 N x 3 x S x S RGB images with
+values 0..255 and returns ``score`` (N,) and ``heatmap`` (N x h x w, same units); a specimen
+is an anomaly when its score is above the card's ``anomaly_score`` threshold. numpy, OpenCV
+and a :class:`~seawatch.inference.backend.Backend` only: training uses the same
+:func:`prepare_otolith`, so what is served is what was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from seawatch.errors import BackendError, ConfigError
+from seawatch.inference.backend import Backend
+from seawatch.inference.preprocess import to_gray8
+from seawatch.models.card import ModelCard
+
+THRESHOLD_KEY = "anomaly_score"
+_TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
+
+
+@dataclass(frozen=True, slots=True)
+class OtolithResult:
+    """The detector's answer for one specimen."""
+
+    score: float
+    anomaly: bool
+    threshold: float
+    heatmap: np.ndarray  # float32 h x w, same units as score
+
+
+def prepare_otolith(image: np.ndarray, size: int) -> np.ndarray:
+    """Turn a decoded photograph into the model input: float32 3 x size x size, RGB, 0..255.
+
+    Accepts H x W gray, H x W x 3 BGR or H x W x 4 BGRA (OpenCV's decode order), 8 or 16 bit
+    (16-bit scaled as :func:`~seawatch.inference.preprocess.to_gray8` does). Gray images are
+    replicated to three channels; non-square images are padded to a square with the median
+    colour of their border (the tray), then resized (area interpolation when shrinking).
+    """
+    if image.dtype not in (np.uint8, np.uint16):
+        msg = f"otolith image dtype {image.dtype} is not supported; expected uint8 or uint16"
+        raise ValueError(msg)
+    channels = 1 if image.ndim == 2 else (image.shape[2] if image.ndim == 3 else 0)
+    if channels == 1 and image.ndim == 3:
+        image = image[..., 0]
+    if channels not in _TO_RGB or min(image.shape[:2]) < 1:
+        msg = (
+            f"otolith image shape {image.shape} is not an image; expected H x W (gray), "
+            "H x W x 3 (BGR) or H x W x 4 (BGRA)"
+        )
+        raise ValueError(msg)
+    if image.dtype == np.uint16:  # one shift for all channels keeps the colour balance
+        image = to_gray8(image.reshape(image.shape[0], -1)).reshape(image.shape)
+    rgb = cv2.cvtColor(image, _TO_RGB[channels])
+    h, w = rgb.shape[:2]
+    if h != w:
+        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+        fill = [int(c) for c in np.median(border, axis=0)]
+        side = max(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        rgb = cv2.copyMakeBorder(
+            rgb, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=fill
+        )
+    interpolation = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
+    rgb = cv2.resize(rgb, (size, size), interpolation=interpolation)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+
+
+class OtolithDetector:
+    """Runs prepared images through a backend in batches of at most ``max_batch``."""
+
+    def __init__(self, backend: Backend, card: ModelCard, *, max_batch: int) -> None:
+        if max_batch < 1:
+            msg = f"max_batch must be at least 1, got {max_batch}"
+            raise ValueError(msg)
+        if card.task != "otolith":
+            msg = f"OtolithDetector needs an otolith model card, got task={card.task!r}"
+            raise ConfigError(msg)
+        if THRESHOLD_KEY not in card.thresholds:
+            msg = (
+                f"otolith card {card.name} {card.version} has no thresholds.{THRESHOLD_KEY}; "
+                "retrain with `seawatch train otolith` or add the calibrated threshold"
+            )
+            raise ConfigError(msg)
+        outputs = card.outputs or ["score", "heatmap"]
+        if "score" not in outputs or "heatmap" not in outputs:
+            msg = f"otolith card outputs {outputs} must name 'score' and 'heatmap'"
+            raise ConfigError(msg)
+        self.backend = backend
+        self.card = card
+        self.max_batch = max_batch
+        self.threshold = float(card.thresholds[THRESHOLD_KEY])
+        self._score_at, self._heatmap_at = outputs.index("score"), outputs.index("heatmap")
+        self._n_outputs = len(outputs)
+
+    @property
+    def input_size(self) -> int:
+        """Side S of the square model input."""
+        return self.card.input.size
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """A decoded image -> float32 3 x S x S RGB 0..255 (see :func:`prepare_otolith`)."""
+        return prepare_otolith(image, self.input_size)
+
+    def predict(self, tensor: np.ndarray) -> list[OtolithResult]:
+        """Score a batch tensor (N x 3 x S x S float32 0..255) of any N."""
+        size = self.input_size
+        if tensor.ndim != 4 or tensor.shape[1:] != (3, size, size):
+            msg = f"otolith input must be N x 3 x {size} x {size}, got shape {tensor.shape}"
+            raise ValueError(msg)
+        results: list[OtolithResult] = []
+        for start in range(0, len(tensor), self.max_batch):
+            chunk = np.ascontiguousarray(tensor[start : start + self.max_batch], np.float32)
+            scores, heatmaps = self._run(chunk)
+            results.extend(
+                OtolithResult(
+                    score=float(s),
+                    anomaly=bool(s > self.threshold),
+                    threshold=self.threshold,
+                    heatmap=h,
+                )
+                for s, h in zip(scores, heatmaps, strict=True)
+            )
+        return results
+
+    def _run(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One backend call; checks the outputs are (n,) scores and n x h x w heat maps."""
+        outputs = self.backend.run_outputs(chunk)
+        n = len(chunk)
+        if len(outputs) != self._n_outputs:
+            msg = (
+                f"otolith model returned {len(outputs)} outputs; its card lists "
+                f"{self._n_outputs} ({', '.join(self.card.outputs)})"
+            )
+            raise BackendError(msg)
+        scores = np.asarray(outputs[self._score_at], np.float32)
+        heatmaps = np.asarray(outputs[self._heatmap_at], np.float32)
+        if scores.shape != (n,) or heatmaps.ndim != 3 or heatmaps.shape[0] != n:
+            msg = (
+                f"otolith model returned score {scores.shape} and heatmap {heatmaps.shape} for "
+                f"{n} inputs; expected ({n},) and ({n}, h, w): is this an otolith model?"
+            )
+            raise BackendError(msg)
+        return scores, heatmaps
+
+
+def overlay_heatmap(image_bgr: np.ndarray, heatmap: np.ndarray, threshold: float) -> np.ndarray:
+    """Blend a heat map over a photograph (BGR uint8) and outline where it passes the threshold.
+
+    Colour runs from blue (0) to red (twice the threshold); cool regions are blended lightly
+    so the specimen stays visible. Gray or BGRA photographs are converted to BGR first.
+    """
+    if image_bgr.ndim == 2:
+        image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+    elif image_bgr.shape[2] == 4:
+        image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_BGRA2BGR)
+    if image_bgr.dtype != np.uint8:
+        image_bgr = to_gray8(image_bgr.reshape(image_bgr.shape[0], -1)).reshape(image_bgr.shape)
+    h, w = image_bgr.shape[:2]
+    scale = 2.0 * threshold if threshold > 0 else max(float(heatmap.max()), 1e-6)
+    heat = cv2.resize(heatmap.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    level = np.clip(heat / scale, 0.0, 1.0)
+    colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    weight = (0.25 + 0.45 * level)[..., None]
+    out = (image_bgr * (1.0 - weight) + colour * weight).astype(np.uint8)
+    hot = (heat > threshold).astype(np.uint8)
+    contours, _ = cv2.findContours(hot, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, (255, 255, 255), max(1, round(min(h, w) / 200)))
+    return out
+
+
+__all__ = [
+    "THRESHOLD_KEY",
+    "OtolithDetector",
+    "OtolithResult",
+    "overlay_heatmap",
+    "prepare_otolith",
+]

@@ -1,0 +1,97 @@
+"""Click commands for the otolith model: ``train otolith`` and ``evaluate otolith``.
+
+Importing this module needs neither torch nor ONNX Runtime: training imports torch inside
+the command, so the daemon's CLI loads without the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("otolith")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("models/otolith"), show_default=True
+)
+@click.option("--seed", default=0, show_default=True, help="seed of the training data and run")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="student epochs")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option(
+    "--teacher-weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="teacher state_dict (e.g. teacher.pt of an artifact) instead of pretraining one",
+)
+@click.option(
+    "--far",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="target false-alarm rate of the threshold on normal specimens",
+)
+@click.option("--quick", is_flag=True, help="a seconds-long tiny run (smoke test)")
+@click.pass_context
+def train_command(
+    ctx: click.Context,
+    out: Path,
+    seed: int,
+    epochs: int | None,
+    device: str,
+    teacher_weights: Path | None,
+    far: float,
+    quick: bool,
+) -> None:
+    """Train the otolith anomaly detector (asymmetric MKD) on the synthetic generator."""
+    try:
+        from seawatch.models.otolith.train import summary_line, train_otolith
+    except ImportError as exc:
+        msg = f"training needs torch and onnx: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    words = [ctx.command_path, "--out", str(out), "--seed", str(seed), "--device", device]
+    words += ["--far", f"{far:g}"]
+    words += ["--epochs", str(epochs)] if epochs is not None else []
+    words += ["--teacher-weights", str(teacher_weights)] if teacher_weights else []
+    words += ["--quick"] if quick else []
+    card = train_otolith(
+        out,
+        seed=seed,
+        device=device,
+        epochs=epochs,
+        teacher_weights=teacher_weights,
+        far=far,
+        quick=quick,
+        command=" ".join(words),
+    )
+    click.echo(summary_line(out, card))
+
+
+@click.command("otolith")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("models/otolith"),
+    show_default=True,
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="default: the model directory"
+)
+@click.option("--seed", type=int, default=None, help="test-set seed (default: the card's)")
+@click.option("--n", type=click.IntRange(min=4), default=None, help="normal test images")
+def evaluate_command(model_dir: Path, out: Path | None, seed: int | None, n: int | None) -> None:
+    """Score an otolith artifact on its held-out synthetic test set (ONNX Runtime, no torch)."""
+    from seawatch.models.otolith.evaluate import EVALUATION_FILE, evaluate_otolith
+
+    out = out or model_dir
+    m = evaluate_otolith(model_dir, out, seed=seed, n=n)
+    detection = " ".join(f"{t}={r}" for t, r in m["detection_rate_per_type"].items())
+    click.echo(
+        f"wrote {out / EVALUATION_FILE}: n={m['n']} auroc={m['auroc']} "
+        f"threshold={m['threshold']:.4g} false_alarm_rate={m['false_alarm_rate']} "
+        f"detection: {detection}"
+    )
+
+
+__all__ = ["evaluate_command", "train_command"]

@@ -1,0 +1,232 @@
+"""The otolith networks: teacher and student feature extractors, the MKD losses, the detector.
+
+Multiresolution knowledge distillation (MKD, Salehi et al., CVPR 2021) with asymmetric
+inputs: a frozen *teacher* sees the colour image, a *student* sees its grayscale version and
+learns, on normal otoliths only, to reproduce the teacher's features at three resolutions
+(1/2, 1/4 and 1/8 of the input side). Where the student cannot (a defect it never learnt, a
+colour a gray image does not show), the discrepancy is high: that is the anomaly map.
+
+:class:`OtolithMKD` is what is exported: RGB 0..255 in, grayscale conversion and
+normalisation inside, ``score`` (N,) and ``heatmap`` (N x h x w) out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STAGES = 3
+DEFAULT_WIDTHS: tuple[int, int, int, int] = (16, 32, 64, 96)
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # R, G, B: as cv2.COLOR_RGB2GRAY
+StudentInput = Literal["gray", "rgb"]
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class FeatureNet(nn.Module):
+    """A plain CNN: a stem and three stages of two 3x3 convolutions, the first with stride 2.
+
+    ``forward`` returns the three stage outputs (1/2, 1/4, 1/8 of the input side).
+    """
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...] = DEFAULT_WIDTHS) -> None:
+        super().__init__()
+        if len(widths) != STAGES + 1:
+            msg = f"widths needs {STAGES + 1} values (stem + {STAGES} stages), got {widths}"
+            raise ValueError(msg)
+        self.stem = _conv_bn(in_channels, widths[0])
+        self.stages = nn.ModuleList(
+            nn.Sequential(_conv_bn(c_in, c_out, 2), _conv_bn(c_out, c_out))
+            for c_in, c_out in itertools.pairwise(widths)
+        )
+        self.widths = tuple(widths)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class Student(nn.Module):
+    """A :class:`FeatureNet` with a 1x1 projection per stage onto the teacher's features."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...] = DEFAULT_WIDTHS) -> None:
+        super().__init__()
+        self.body = FeatureNet(in_channels, widths)
+        self.heads = nn.ModuleList(nn.Conv2d(c, c, 1) for c in widths[1:])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [head(f) for head, f in zip(self.heads, self.body(x), strict=True)]
+
+
+def value_map(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    """Per-position value discrepancy: mean squared difference over channels (N x H x W)."""
+    return (teacher - student).pow(2).mean(1)
+
+
+def direction_map(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+    """Per-position direction discrepancy: 1 - cosine similarity over channels (N x H x W)."""
+    return 1.0 - F.cosine_similarity(teacher, student, dim=1, eps=1e-6)
+
+
+def discrepancy_maps(
+    teacher: list[torch.Tensor], student: list[torch.Tensor], direction_weight: float
+) -> list[torch.Tensor]:
+    """Value + ``direction_weight`` x direction discrepancy per stage (each N x H_k x W_k)."""
+    return [
+        value_map(t, s) + direction_weight * direction_map(t, s)
+        for t, s in zip(teacher, student, strict=True)
+    ]
+
+
+def mkd_loss(
+    teacher: list[torch.Tensor], student: list[torch.Tensor], direction_weight: float
+) -> torch.Tensor:
+    """The MKD training loss: value + weighted direction loss, averaged, summed over stages."""
+    return sum(m.mean() for m in discrepancy_maps(teacher, student, direction_weight))
+
+
+class OtolithMKD(nn.Module):
+    """The exported detector: frozen teacher on RGB, student on gray (or RGB), anomaly map.
+
+    Input: float32 N x 3 x S x S RGB, 0..255. Output: ``score`` (N,) and ``heatmap``
+    (N x S/2 x S/2): the per-stage discrepancy divided by its mean on normal validation
+    images, upsampled, averaged over stages and smoothed; the score is its maximum (``top_k``
+    = 1) or the mean of its ``top_k`` largest values.
+    """
+
+    def __init__(
+        self,
+        teacher: FeatureNet,
+        student: Student,
+        *,
+        student_input: StudentInput,
+        rgb_mean: tuple[float, float, float],
+        rgb_std: tuple[float, float, float],
+        direction_weight: float = 1.0,
+        smooth_sigma: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if student_input not in ("gray", "rgb"):
+            msg = f"student_input must be 'gray' or 'rgb', got {student_input!r}"
+            raise ValueError(msg)
+        self.teacher, self.student = teacher, student
+        self.student_input: StudentInput = student_input
+        self.direction_weight = direction_weight
+        self.top_k = 1
+        mean, std = torch.tensor(rgb_mean), torch.tensor(rgb_std)
+        gray = torch.tensor(GRAY_WEIGHTS)
+        self.register_buffer("rgb_mean", mean.view(1, 3, 1, 1))
+        self.register_buffer("rgb_std", std.view(1, 3, 1, 1))
+        self.register_buffer("gray_weights", gray.view(1, 3, 1, 1))
+        self.register_buffer("gray_mean", (gray * mean).sum().view(1, 1, 1, 1))
+        self.register_buffer("gray_std", (gray * std).sum().view(1, 1, 1, 1))
+        for k, c in enumerate(teacher.widths[1:]):
+            self.register_buffer(f"feature_scale{k}", torch.ones(1, c, 1, 1))
+        self.register_buffer("stage_norm", torch.ones(STAGES))
+        self.register_buffer("smooth", _gaussian_kernel(smooth_sigma))
+
+    def teacher_features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """Teacher features of RGB 0..255 images, each channel scaled to unit std on normals."""
+        x = (image * (1.0 / 255.0) - self.rgb_mean) / self.rgb_std
+        scales = [getattr(self, f"feature_scale{k}") for k in range(STAGES)]
+        return [f * s for f, s in zip(self.teacher(x), scales, strict=True)]
+
+    def student_features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """Student features of RGB 0..255 images (converted to gray inside when asked to)."""
+        if self.student_input == "gray":
+            gray = (image * self.gray_weights).sum(1, keepdim=True)
+            x = (gray * (1.0 / 255.0) - self.gray_mean) / self.gray_std
+        else:
+            x = (image * (1.0 / 255.0) - self.rgb_mean) / self.rgb_std
+        return self.student(x)
+
+    def heatmap(self, image: torch.Tensor) -> torch.Tensor:
+        """The anomaly map (N x S/2 x S/2), in units of the normal mean per stage."""
+        with torch.no_grad():
+            teacher = self.teacher_features(image)
+        maps = discrepancy_maps(teacher, self.student_features(image), self.direction_weight)
+        size = maps[0].shape[-2:]
+        total = maps[0] / self.stage_norm[0]
+        for k in range(1, STAGES):
+            up = F.interpolate(maps[k][:, None], size=size, mode="bilinear", align_corners=False)
+            total = total + up[:, 0] / self.stage_norm[k]
+        pad = self.smooth.shape[-1] // 2
+        padded = F.pad(total[:, None] / STAGES, (pad, pad, pad, pad), mode="replicate")
+        return F.conv2d(padded, self.smooth)[:, 0]
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heat = self.heatmap(image)
+        return reduce_scores(heat, self.top_k), heat
+
+
+def reduce_scores(heatmap: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Image scores from heat maps: the maximum (``top_k`` 1) or the mean of the top k."""
+    flat = heatmap.flatten(1)
+    if top_k == 1:
+        return flat.max(1).values
+    return flat.topk(top_k, dim=1).values.mean(1)
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A normalised 2-D Gaussian (1 x 1 x k x k); the identity when ``sigma`` is 0."""
+    if sigma <= 0:
+        return torch.ones(1, 1, 1, 1)
+    radius = max(1, round(2.5 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = torch.outer(g, g)
+    return (kernel / kernel.sum())[None, None]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe(model: OtolithMKD) -> str:
+    """One line naming the architecture, for the model card."""
+    widths = list(model.teacher.widths)
+    return (
+        f"MKD (asymmetric: teacher RGB, student {model.student_input}): teacher and student "
+        f"CNNs, 3x3 stem + 3 stages of two 3x3 convs (stride 2 first, BatchNorm, ReLU), widths "
+        f"{widths}, features distilled at 1/2, 1/4, 1/8 of the input; student 1x1 projection "
+        f"heads; teacher {count_parameters(model.teacher) / 1e3:.0f} k and student "
+        f"{count_parameters(model.student) / 1e3:.0f} k parameters; value + "
+        f"{model.direction_weight:g} x direction (1 - cosine) discrepancy per position, each "
+        f"stage divided by its normal mean, upsampled to 1/2, averaged, Gaussian-smoothed; "
+        f"score = {'max' if model.top_k == 1 else f'mean of top {model.top_k}'} of the map"
+    )
+
+
+__all__ = [
+    "DEFAULT_WIDTHS",
+    "GRAY_WEIGHTS",
+    "STAGES",
+    "FeatureNet",
+    "OtolithMKD",
+    "Student",
+    "count_parameters",
+    "describe",
+    "direction_map",
+    "discrepancy_maps",
+    "mkd_loss",
+    "reduce_scores",
+    "value_map",
+]

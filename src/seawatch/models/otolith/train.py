@@ -1,0 +1,489 @@
+"""Train the otolith anomaly detector (asymmetric MKD) on synthetic data; write the artifact.
+
+``python -m seawatch.models.otolith.train --out models/otolith`` renders normal training
+otoliths, a normal calibration set, a small validation set and a held-out test set (normal +
+every defect), each from its own seed; pretrains the colour teacher (or loads
+``--teacher-weights``); distils the grayscale student on normal otoliths; sets the map's
+stage norms and the image score on validation; exports ``model.onnx`` (checked against ONNX
+Runtime on random and real inputs); calibrates the threshold on the calibration normals for
+the target false-alarm rate through the daemon's own head; scores the test set; and trains the
+same-input ablation (student on the colour image) for comparison. Writes ``card.json``,
+``teacher.pt``, ``evaluation.json``, ``roc.png`` and ``heatmaps.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+from seawatch.inference.otolith import THRESHOLD_KEY, OtolithDetector, prepare_otolith
+from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.models.onnx_export import check_parity, export_onnx
+from seawatch.models.otolith import distil as D
+from seawatch.models.otolith._textures import dead_leaves
+from seawatch.models.otolith.evaluate import (
+    EVALUATION_FILE,
+    HEATMAPS_FILE,
+    ROC_FILE,
+    auroc,
+    calibrate_threshold,
+    detection_metrics,
+    score_images,
+    write_figures,
+)
+from seawatch.models.otolith.network import DEFAULT_WIDTHS, OtolithMKD, Student, describe
+from seawatch.models.otolith.synthetic import ANOMALY_TYPES, NORMAL, make_dataset
+from seawatch.models.otolith.teacher import load_teacher, pretrain_teacher
+from seawatch.models.training import seed_everything, select_device, training_progress
+
+NAME, VERSION = "otolith-mkd-synthetic", "0.1.0"
+DEFAULT_COMMAND = "python -m seawatch.models.otolith.train"
+TEACHER_FILE = "teacher.pt"
+OFFSETS = {
+    "calibration": 1_000_003,
+    "validation": 2_000_029,
+    "test": 3_000_017,
+    "textures": 4_000_037,
+}
+OUTPUTS = ["score", "heatmap"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Data sizes and schedules of one training run."""
+
+    render_size: int = 256  # generator output side (what the demo stream sends)
+    input_size: int = 128
+    n_train: int = 1600
+    n_textures: int = 1600
+    n_calibration: int = 500
+    n_val_normal: int = 100
+    n_val_per_anomaly: int = 20
+    n_test_normal: int = 400
+    n_test_per_anomaly: int = 100
+    epochs: int = 8
+    teacher_epochs: int = 3
+    batch_size: int = 32
+    lr: float = 2e-3
+    teacher_lr: float = 2e-3
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    direction_weight: float = 1.0
+    ablation: bool = True
+
+
+#: A seconds-long run for tests and smoke checks: tiny images, data and networks.
+QUICK = Plan(
+    render_size=96,
+    input_size=64,
+    n_train=48,
+    n_textures=16,
+    n_calibration=40,
+    n_val_normal=12,
+    n_val_per_anomaly=3,
+    n_test_normal=16,
+    n_test_per_anomaly=4,
+    epochs=1,
+    teacher_epochs=1,
+    batch_size=16,
+    widths=(8, 8, 16, 16),
+)
+
+
+@dataclass(slots=True)
+class _Data:
+    train: np.ndarray  # N x 3 x S x S uint8 RGB, prepared
+    textures: np.ndarray
+    val: np.ndarray
+    val_labels: np.ndarray
+    calibration: np.ndarray  # BGR renders, scored through the serving head
+    test: np.ndarray
+    test_labels: np.ndarray
+
+
+def train_otolith(
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    epochs: int | None = None,
+    teacher_weights: Path | None = None,
+    far: float = 0.01,
+    command: str = DEFAULT_COMMAND,
+    quick: bool = False,
+    plan: Plan | None = None,
+) -> ModelCard:
+    """Train, calibrate, evaluate and export the detector into ``out_dir``; return its card.
+
+    ``plan`` sets data sizes and schedules (default :class:`Plan`, or :data:`QUICK` when
+    ``quick``); ``epochs`` overrides its student epochs; ``far`` is the target false-alarm
+    rate of the threshold on normal specimens.
+    """
+    plan = plan or (QUICK if quick else Plan())
+    plan = plan if epochs is None else replace(plan, epochs=epochs)
+    if plan.epochs < 1 or not 0.0 < far < 1.0:
+        msg = f"epochs must be >= 1 and far in (0, 1), got {plan.epochs} and {far}"
+        raise ValueError(msg)
+    device = select_device(device)
+    seed_everything(seed)
+    clock = _Clock()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with training_progress() as progress:
+        data = _generate(plan, seed, progress)
+        clock.lap("data")
+        pixels = data.train.transpose(1, 0, 2, 3).reshape(3, -1)
+        rgb_mean = tuple(round(float(m) / 255, 5) for m in pixels.mean(1))
+        rgb_std = tuple(round(float(v) / 255, 5) for v in pixels.std(1))
+        if teacher_weights is not None:
+            teacher = load_teacher(teacher_weights, plan.widths).to(device)
+            teacher_info: dict[str, Any] = {"source": f"loaded state_dict {teacher_weights}"}
+        else:
+            teacher, teacher_history = pretrain_teacher(
+                np.concatenate([data.train, data.textures]),
+                rgb_mean=rgb_mean,
+                rgb_std=rgb_std,
+                widths=plan.widths,
+                epochs=plan.teacher_epochs,
+                batch_size=plan.batch_size,
+                lr=plan.teacher_lr,
+                seed=seed,
+                device=device,
+                progress=progress,
+            )
+            teacher_info = {
+                "source": "pretrained here by masked-image inpainting at 1/2, 1/4 and 1/8 "
+                "resolution (seawatch.models.otolith.teacher)",
+                "images": f"{len(data.train)} normal otoliths + {len(data.textures)} dead leaves",
+                "epochs": plan.teacher_epochs,
+                "history": teacher_history,
+            }
+        torch.save(teacher.state_dict(), out_dir / TEACHER_FILE)
+        clock.lap("teacher")
+        students = {}
+        for student_input in ("gray", "rgb") if plan.ablation else ("gray",):
+            students[student_input] = _student(
+                teacher, student_input, data, plan, (rgb_mean, rgb_std), seed, device, progress
+            )
+            clock.lap(f"student_{student_input}")
+    model, history, top_k_auroc = students["gray"]
+    onnx_path, parity = _export(model, out_dir, data, plan, seed)
+    provisional = _card(plan, model, onnx_path, {THRESHOLD_KEY: 0.0}, _summary(command, seed))
+    with OnnxRuntimeBackend(onnx_path, threads=2) as backend:
+        detector = OtolithDetector(backend, provisional, max_batch=32)
+        calibration_scores, _ = score_images(detector, data.calibration)
+        threshold = calibrate_threshold(calibration_scores, far)
+        scores, maps = score_images(detector, data.test)
+    evaluation = detection_metrics(data.test_labels, scores, threshold) | {
+        "seed": seed + OFFSETS["test"]
+    }
+    (out_dir / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
+    metrics = evaluation | {
+        "split": "test (synthetic, held-out seed, never seen in training or calibration)",
+        "calibration": {
+            "n": len(calibration_scores),
+            "target_false_alarm_rate": far,
+            "false_alarm_rate": round(float((calibration_scores > threshold).mean()), 4),
+        },
+        "validation": {"top_k_auroc": top_k_auroc, "top_k": model.top_k},
+        "onnx_parity_max_abs_diff": parity,
+        "history": history,
+    }
+    extra = {}
+    if "rgb" in students:
+        metrics["ablation"], ablation_scores = _ablation(students["rgb"], data, plan, far, device)
+        extra["same-input (RGB student)"] = (data.test_labels != NORMAL, ablation_scores)
+    write_figures(
+        out_dir,
+        data.test,
+        data.test_labels,
+        scores,
+        maps,
+        threshold,
+        title=f"{NAME} {VERSION}",
+        extra_curves=extra,
+    )
+    clock.lap("export_calibration_evaluation")
+    summary = _summary(
+        command,
+        seed,
+        plan=plan,
+        device=device,
+        seconds=clock.total(),
+        timings=clock.laps,
+        teacher=teacher_info,
+        far=far,
+    )
+    thresholds = {THRESHOLD_KEY: round(threshold, 6), f"{THRESHOLD_KEY}_target_far": far}
+    card = _card(plan, model, onnx_path, thresholds, summary, metrics)
+    card.write(out_dir)
+    return card
+
+
+class _Clock:
+    """Wall-clock laps of the training phases."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.last, 1)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.start, 1)
+
+
+def _prepared(size: int) -> Any:
+    """The serving preprocessing, kept as uint8 (lossless: it resizes uint8 images)."""
+    return lambda image: prepare_otolith(image, size).astype(np.uint8)
+
+
+def _generate(plan: Plan, seed: int, progress: Any) -> _Data:
+    """Render every set from its own seed (train, textures, validation, calibration, test)."""
+
+    def render(label: str, offset: int, n_normal: int, n_per: int = 0, prepare: bool = True):
+        task = progress.add_task(label, total=n_normal + n_per * len(ANOMALY_TYPES), info="")
+        return make_dataset(
+            np.random.default_rng(seed + offset),
+            n_normal=n_normal,
+            n_per_anomaly=n_per,
+            size=plan.render_size,
+            transform=_prepared(plan.input_size) if prepare else None,
+            progress=lambda n: progress.advance(task, n),
+        )
+
+    train, _ = render("train (normal)", 0, plan.n_train)
+    rng = np.random.default_rng(seed + OFFSETS["textures"])
+    to_input = _prepared(plan.input_size)
+    textures = np.stack(
+        [to_input(dead_leaves(rng, plan.input_size)) for _ in range(plan.n_textures)]
+    )
+    val, val_labels = render(
+        "validation", OFFSETS["validation"], plan.n_val_normal, plan.n_val_per_anomaly
+    )
+    calibration, _ = render(
+        "calibration (normal)", OFFSETS["calibration"], plan.n_calibration, prepare=False
+    )
+    test, test_labels = render(
+        "test", OFFSETS["test"], plan.n_test_normal, plan.n_test_per_anomaly, prepare=False
+    )
+    return _Data(train, textures, val, val_labels, calibration, test, test_labels)
+
+
+def _student(
+    teacher: torch.nn.Module,
+    student_input: str,
+    data: _Data,
+    plan: Plan,
+    norm: tuple[tuple[float, ...], tuple[float, ...]],
+    seed: int,
+    device: str,
+    progress: Any,
+) -> tuple[OtolithMKD, list[dict[str, float]], dict[str, float]]:
+    """Distil one student (gray: the model; rgb: the ablation) and calibrate its map."""
+    torch.manual_seed(seed + 1)
+    model = OtolithMKD(
+        teacher,
+        Student(1 if student_input == "gray" else 3, plan.widths),
+        student_input=student_input,  # type: ignore[arg-type]
+        rgb_mean=norm[0],  # type: ignore[arg-type]
+        rgb_std=norm[1],  # type: ignore[arg-type]
+        direction_weight=plan.direction_weight,
+    ).to(device)
+    D.set_feature_scales(model, data.train[: min(len(data.train), 256)], device)
+    history = D.distil(
+        model,
+        data.train,
+        data.val,
+        data.val_labels,
+        label=f"student {student_input}",
+        epochs=plan.epochs,
+        batch_size=plan.batch_size,
+        lr=plan.lr,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    _, top_k_auroc = D.calibrate_map(model, data.val, data.val_labels, device)
+    return model.cpu().eval(), history, top_k_auroc
+
+
+def _export(
+    model: OtolithMKD, out_dir: Path, data: _Data, plan: Plan, seed: int
+) -> tuple[Path, dict[str, float]]:
+    """``model.onnx`` with a dynamic batch; parity with torch on random and real images."""
+    size = plan.input_size
+    path = export_onnx(
+        model,
+        out_dir / ONNX_FILE,
+        torch.zeros(2, 3, size, size),
+        input_names=["image"],
+        output_names=OUTPUTS,
+    )
+    noise = np.random.default_rng(seed).uniform(0, 255, (4, 3, size, size)).astype(np.float32)
+    real = data.val[:: max(1, len(data.val) // 8)][:8].astype(np.float32)
+    parity = {
+        name: float(f"{check_parity(model, path, x, atol=1e-4, rtol=1e-4):.3g}")
+        for name, x in (("random", noise), ("real", real))
+    }
+    return path, parity
+
+
+def _ablation(
+    student: tuple[OtolithMKD, list[dict[str, float]], dict[str, float]],
+    data: _Data,
+    plan: Plan,
+    far: float,
+    device: str,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Score the same-input student (torch) on the same calibration and test sets."""
+    model, history, top_k_auroc = student
+    to_input = _prepared(plan.input_size)
+
+    def scores(images: np.ndarray) -> np.ndarray:
+        flat = D.heatmaps(model, np.stack([to_input(im) for im in images]), device)
+        flat = -np.sort(-flat.reshape(len(flat), -1), axis=1)
+        return flat[:, : model.top_k].mean(1)
+
+    threshold = calibrate_threshold(scores(data.calibration), far)
+    test_scores = scores(data.test)
+    summary = {
+        "student_input": "rgb: the student sees the same colour image as the teacher",
+        "auroc": round(auroc(data.test_labels != NORMAL, test_scores), 4),
+        "metrics_at_its_own_threshold": detection_metrics(data.test_labels, test_scores, threshold),
+        "validation": {"top_k_auroc": top_k_auroc, "top_k": model.top_k},
+        "history": history,
+    }
+    return summary, test_scores
+
+
+def _summary(command: str, seed: int, *, plan: Plan | None = None, **extra: Any) -> TrainingSummary:
+    plan = plan or Plan()
+    data = {
+        "source": "synthetic (seawatch.models.otolith.synthetic.make_dataset), rendered at "
+        f"{plan.render_size} px BGR, prepared by seawatch.inference.otolith.prepare_otolith "
+        f"to {plan.input_size} px RGB",
+        "render_size": plan.render_size,
+        "train": {"seed": seed, "n_normal": plan.n_train},
+        "textures": {"seed": seed + OFFSETS["textures"], "n": plan.n_textures},
+        "validation": {
+            "seed": seed + OFFSETS["validation"],
+            "n_normal": plan.n_val_normal,
+            "n_per_anomaly": plan.n_val_per_anomaly,
+            "used_for": "stage norms of the map and the choice of the image score",
+        },
+        "calibration": {"seed": seed + OFFSETS["calibration"], "n_normal": plan.n_calibration},
+        "test": {
+            "seed": seed + OFFSETS["test"],
+            "n_normal": plan.n_test_normal,
+            "n_per_anomaly": plan.n_test_per_anomaly,
+        },
+        "anomaly_types": list(ANOMALY_TYPES),
+    }
+    return TrainingSummary(
+        command=command,
+        seed=seed,
+        data=data,
+        epochs=plan.epochs,
+        seconds=float(extra.pop("seconds", 0.0)),
+        device=str(extra.pop("device", "cpu")),
+        plan=asdict(plan),
+        torch=torch.__version__,
+        **extra,
+    )
+
+
+def _card(
+    plan: Plan,
+    model: OtolithMKD,
+    onnx_path: Path,
+    thresholds: dict[str, float],
+    training: TrainingSummary,
+    metrics: dict[str, Any] | None = None,
+) -> ModelCard:
+    gray = "0.299 R + 0.587 G + 0.114 B"
+    return ModelCard(
+        task="otolith",
+        name=NAME,
+        version=VERSION,
+        architecture=describe(model),
+        input=InputSpec(
+            size=plan.input_size,
+            channels=3,
+            mean=tuple(float(v) for v in model.rgb_mean.flatten()),
+            std=tuple(float(v) for v in model.rgb_std.flatten()),
+            preprocessing="seawatch.inference.otolith.prepare_otolith: RGB channel order, "
+            f"values 0..255; the graph normalises per channel and makes the student's gray "
+            f"({gray}) itself",
+        ),
+        output="score",
+        outputs=OUTPUTS,
+        files={
+            "teacher_weights": TEACHER_FILE,
+            "evaluation": EVALUATION_FILE,
+            "roc": ROC_FILE,
+            "heatmaps": HEATMAPS_FILE,
+        },
+        thresholds=thresholds,
+        training=training,
+        metrics=metrics or {},
+        onnx_sha256=sha256_file(onnx_path),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: train and write the artifact to ``--out``."""
+    parser = argparse.ArgumentParser(
+        prog=DEFAULT_COMMAND, description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--out", type=Path, default=Path("models/otolith"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--teacher-weights", type=Path, default=None)
+    parser.add_argument("--far", type=float, default=0.01, help="target false-alarm rate")
+    parser.add_argument("--quick", action="store_true", help="a seconds-long tiny run")
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    card = train_otolith(
+        args.out,
+        seed=args.seed,
+        device=args.device,
+        epochs=args.epochs,
+        teacher_weights=args.teacher_weights,
+        far=args.far,
+        quick=args.quick,
+        command=shlex.join([*DEFAULT_COMMAND.split(), *argv]),
+    )
+    print(summary_line(args.out, card))
+    return 0
+
+
+def summary_line(out: Path, card: ModelCard) -> str:
+    """One line with the headline numbers of a freshly trained artifact."""
+    m = card.metrics
+    ablation = m.get("ablation", {}).get("auroc", "n/a")
+    detection = " ".join(f"{t}={r}" for t, r in m["detection_rate_per_type"].items())
+    return (
+        f"wrote {out}: auroc={m['auroc']} same_input_auroc={ablation} "
+        f"threshold={card.thresholds[THRESHOLD_KEY]} false_alarm_rate={m['false_alarm_rate']} "
+        f"detection: {detection} seconds={card.training.seconds}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
