@@ -15,6 +15,7 @@ from rich.console import Console
 from seawatch import __version__
 from seawatch.config import Settings, load_settings
 from seawatch.errors import SeawatchError
+from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
 
 log = logging.getLogger("seawatch")
@@ -196,6 +197,7 @@ def train() -> None:
 
 
 train.add_command(plankton_commands.train_command)
+train.add_command(otolith_commands.train_command)
 
 
 @cli.group()
@@ -204,6 +206,7 @@ def evaluate() -> None:
 
 
 evaluate.add_command(plankton_commands.evaluate_command)
+evaluate.add_command(otolith_commands.evaluate_command)
 
 
 @cli.group()
