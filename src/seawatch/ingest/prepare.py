@@ -1,14 +1,17 @@
 """The prepare stage: a Kafka message -> a frame with its objects and the model's input.
 
-headers -> (claim-check fetch) -> decode -> 8-bit gray -> segment (full) or measure (roi)
--> square crops for the model. Every failure is a :class:`FrameError` naming its stage and
-field; the pipeline sends those messages to the dead-letter topic.
+Plankton: headers -> (claim-check fetch) -> decode -> 8-bit gray -> segment (full) or measure
+(roi) -> square crops for the classifier. Otolith and fish frames are one specimen each: the
+decoded image goes whole through its task's own ``prepare`` (one model input per frame), and
+otolith frames keep a thumbnail for the evidence of a flag. Every failure is a
+:class:`FrameError` naming its stage and field; the pipeline sends those messages to the
+dead-letter topic.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +24,10 @@ from seawatch.inference.preprocess import prepare_roi, to_gray8
 from seawatch.ingest.decode import DecodeLimits, decode_image, resolve_claim_check
 from seawatch.ingest.objects import SegmentedObject
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
+from seawatch.storage.evidence import thumbnail
+
+WholeFrameInput = Callable[[np.ndarray], np.ndarray]  # decoded image -> one model input
+THUMBNAIL_TASKS = frozenset({"otolith"})  # tasks whose flagged frames keep evidence
 
 
 @dataclass(slots=True)
@@ -31,6 +38,7 @@ class PreparedFrame:
     objects: list[SegmentedObject]
     crops: list[np.ndarray]
     decode_ms: float
+    thumbnail: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -44,9 +52,16 @@ class Rejected:
 class FramePreparer:
     """Turns Kafka messages into :class:`PreparedFrame` objects, optionally in threads."""
 
-    def __init__(self, settings: IngestSettings, *, input_size: int) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        input_size: int,
+        whole_frame: Mapping[str, WholeFrameInput] | None = None,
+    ) -> None:
         self.settings = settings
         self.input_size = input_size
+        self.whole_frame = dict(whole_frame or {})
         self.limits = DecodeLimits(
             max_bytes=settings.max_bytes, max_pixels=settings.max_pixels, max_side=settings.max_side
         )
@@ -90,10 +105,25 @@ class FramePreparer:
             roots = self.settings.claim_check_roots
             payload, content_type = resolve_claim_check(payload, roots, self.limits)
         image = decode_image(payload, content_type, self.limits)
-        objects = self._segment(to_gray8(image), frame)
-        crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
+        task = frame.meta.task
+        if task == "plankton":
+            objects = self._segment(to_gray8(image), frame)
+            crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
+            thumb = None
+        elif task in self.whole_frame:
+            objects, crops = [], [self._whole(task, image)]
+            thumb = thumbnail(image) if task in THUMBNAIL_TASKS else None
+        else:
+            reason = f"no model serves task {task!r}; set inference.{task}_model_dir"
+            raise FrameError("route", reason, field="task")
         decode_ms = (time.perf_counter() - started) * 1000
-        return PreparedFrame(frame=frame, objects=objects, crops=crops, decode_ms=decode_ms)
+        return PreparedFrame(frame, objects, crops, decode_ms, thumb)
+
+    def _whole(self, task: str, image: np.ndarray) -> np.ndarray:
+        try:
+            return self.whole_frame[task](image)
+        except ValueError as exc:
+            raise FrameError("prepare", f"{task} input: {exc}") from exc
 
     def _frame(self, record) -> Frame:
         if record.value is None or len(record.value) == 0:

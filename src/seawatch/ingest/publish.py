@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from seawatch.errors import ConfigError
@@ -27,12 +27,20 @@ def publish_messages(
     topic: str,
     messages: Iterable[SyntheticMessage],
     progress: Callable[[int], None] | None = None,
+    *,
+    topics_by_task: Mapping[str, str] | None = None,
 ) -> int:
-    """Send messages and flush; return how many were sent."""
+    """Send messages and flush; return how many were sent.
+
+    A message goes to ``topics_by_task[its task]`` when that is given and names its task
+    (``frames.otolith`` for otoliths, say), else to ``topic``.
+    """
     sent = 0
+    routes = topics_by_task or {}
     for message in messages:
         headers = message.raw_headers if message.meta is None else encode_headers(message.meta)
-        publisher.send(topic, message.value, message.key, headers or [])
+        target = routes.get(message.meta.task, topic) if message.meta is not None else topic
+        publisher.send(target, message.value, message.key, headers or [])
         sent += 1
         if progress is not None:
             progress(1)

@@ -2,8 +2,10 @@
 
 Several instruments on one cruise: flow imagers sending ROI frames (PNG and JPEG) and an
 in-situ camera sending full frames (JPEG, with the volume they image), at several
-stations, with the skewed taxon frequencies of real plankton samples. Optionally mixes in
-broken messages so the dead-letter path is exercised.
+stations, with the skewed taxon frequencies of real plankton samples; optionally an
+otolith scanner in the fish lab (PNG photographs of sagittae, some anomalous, each with its
+specimen id) and a camera over a zebrafish tank (JPEG side views of a few individuals, each
+seen many times). Optionally mixes in broken messages so the dead-letter path is exercised.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ INSTRUMENTS: tuple[tuple[str, FrameKind, str, float, float | None], ...] = (
 )
 STATIONS = ("st-01", "st-02", "st-03", "st-04")
 CRUISE = "demo-2026"
+OTOLITH_SCANNER, FISH_CAMERA = "otolith-scanner-01", "tank-cam-03"
+OTOLITH_ANOMALY_SHARE = 0.2  # share of the demo's otoliths with a defect
+FISH_INDIVIDUALS, FISH_INDIVIDUAL_SEED = 6, 424_242  # the demo tank's fish, not in training
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,7 @@ class SyntheticMessage:
     meta: FrameMeta | None
     raw_headers: list[tuple[str, bytes]] | None = None
     broken: str | None = None
+    truth: str | None = None  # what the frame shows: otolith defect ("normal") or fish name
 
 
 def _encode(image: np.ndarray, encoding: str) -> bytes:
@@ -59,11 +65,17 @@ def synthetic_stream(
     start_ns: int,
     full_size: tuple[int, int] = (1280, 960),
     objects_per_full: tuple[int, int] = (15, 45),
+    otolith_share: float = 0.0,
+    fish_share: float = 0.0,
 ) -> Iterator[SyntheticMessage]:
-    """Yield ``n`` messages; ``full_share`` of the valid ones are full frames."""
+    """Yield ``n`` messages; ``full_share`` of the valid plankton ones are full frames.
+
+    ``otolith_share`` and ``fish_share`` of the valid messages are otolith and fish frames.
+    """
     from seawatch.models.plankton.synthetic import render_full_frame, render_roi, sample_taxa
 
     rng = np.random.default_rng(seed)
+    fish = _fish_renderer(rng) if fish_share > 0 else None
     roi_instruments = [i for i in INSTRUMENTS if i[1] is FrameKind.ROI]
     full_instruments = [i for i in INSTRUMENTS if i[1] is FrameKind.FULL]
     for index in range(n):
@@ -71,6 +83,13 @@ def synthetic_stream(
         station = STATIONS[(index * len(STATIONS)) // max(1, n)]
         if broken_share and rng.random() < broken_share:
             yield _broken(rng, index, captured)
+            continue
+        pick = rng.random()
+        if pick < otolith_share:
+            yield _otolith(rng, index, captured, station)
+            continue
+        if fish is not None and pick < otolith_share + fish_share:
+            yield fish(index, captured, station)
             continue
         full = rng.random() < full_share
         name, kind, encoding, pixel_um, volume = (full_instruments if full else roi_instruments)[
@@ -99,6 +118,54 @@ def synthetic_stream(
             pixel_size_um=pixel_um,
         )
         yield SyntheticMessage(key=name.encode(), value=_encode(image, encoding), meta=meta)
+
+
+def _otolith(
+    rng: np.random.Generator, index: int, captured: int, station: str
+) -> SyntheticMessage:
+    """A sagitta photographed in the fish lab; a fifth of them carry a defect."""
+    from seawatch.models.otolith.synthetic import ANOMALY_TYPES, render_otolith
+
+    anomaly = None
+    if rng.random() < OTOLITH_ANOMALY_SHARE:
+        anomaly = ANOMALY_TYPES[int(rng.integers(len(ANOMALY_TYPES)))]
+    image = render_otolith(rng, anomaly=anomaly)
+    meta = FrameMeta(
+        instrument=OTOLITH_SCANNER,
+        task="otolith",
+        captured_at_ns=captured,
+        frame_kind=FrameKind.ROI,
+        content_type="image/png",
+        cruise=CRUISE,
+        station=station,
+        specimen_id=f"{CRUISE}-oto-{index:05d}",
+    )
+    return SyntheticMessage(
+        OTOLITH_SCANNER.encode(), _encode(image, "png"), meta, truth=anomaly or "normal"
+    )
+
+
+def _fish_renderer(rng: np.random.Generator):
+    """Side views of the demo tank's few individuals, each seen again and again."""
+    from seawatch.models.fish.synthetic import make_individuals, render_fish
+
+    individuals = make_individuals(FISH_INDIVIDUALS, FISH_INDIVIDUAL_SEED)
+
+    def render(index: int, captured: int, station: str) -> SyntheticMessage:
+        individual = individuals[int(rng.integers(len(individuals)))]
+        meta = FrameMeta(
+            instrument=FISH_CAMERA,
+            task="fish",
+            captured_at_ns=captured,
+            frame_kind=FrameKind.ROI,
+            content_type="image/jpeg",
+            cruise=CRUISE,
+            station=station,
+        )
+        image = _encode(render_fish(individual, rng), "jpeg")
+        return SyntheticMessage(FISH_CAMERA.encode(), image, meta, truth=individual.name)
+
+    return render
 
 
 def _broken(rng: np.random.Generator, index: int, captured: int) -> SyntheticMessage:
