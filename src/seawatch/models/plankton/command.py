@@ -22,20 +22,25 @@ def _command_line() -> str:
     return shlex.join(["seawatch", *sys.argv[1:]]) if sys.argv[1:] else "seawatch train plankton"
 
 
+def _labelled_data(func):
+    """The ``--data-dir`` / ``--ecotaxa`` options, shared by train and evaluate."""
+    func = click.option(
+        "--ecotaxa",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="EcoTaxa export TSV (images beside it, named by img_file_name).",
+    )(func)
+    return click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="ImageFolder tree DIR/<class>/<image>. Default: the synthetic generator.",
+    )(func)
+
+
 @click.command("plankton")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="ImageFolder tree: DIR/<class>/<image>. Default: the synthetic generator.",
-)
-@click.option(
-    "--ecotaxa",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="EcoTaxa export TSV (images beside it, named by img_file_name).",
-)
+@_labelled_data
 @click.option("--validated-only", is_flag=True, help="EcoTaxa: only 'validated' rows.")
 @click.option(
     "--pretrained",
@@ -118,18 +123,7 @@ def train_command(
     default=None,
     help="Where evaluation.json and the plots go (default: the model directory).",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Evaluate on an ImageFolder tree instead of the synthetic test split.",
-)
-@click.option(
-    "--ecotaxa",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Evaluate on an EcoTaxa export instead of the synthetic test split.",
-)
+@_labelled_data
 def evaluate_command(
     model: Path, out: Path | None, data_dir: Path | None, ecotaxa: Path | None
 ) -> None:
