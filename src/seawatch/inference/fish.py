@@ -2,8 +2,8 @@
 
 numpy + OpenCV only. :func:`prepare_fish` is the one preprocessing function, used by
 training, evaluation and the daemon alike: any decoded crop (gray, BGR or BGRA; 8 or 16 bit)
-becomes float32 3 x H x W RGB 0..255, letterboxed to the model's input (aspect kept, edges
-replicated). The graph normalises and returns L2-normalised embeddings.
+becomes float32 3 x H x W RGB 0..255 at the model's input size (:func:`fit_crop`). The
+graph normalises and returns L2-normalised embeddings.
 
 :class:`FishIdentifier` is open-set: a query whose best gallery score reaches the card's
 ``match_similarity`` threshold (calibrated for a target false-match rate) is that
@@ -56,30 +56,27 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     raise ValueError(msg)
 
 
-def letterbox(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Fit ``image`` into ``height`` x ``width`` keeping its aspect; pad by edge replication."""
+def fit_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a crop to ``height`` x ``width`` (area interpolation when shrinking).
+
+    The aspect is not kept, as usual for re-ID inputs: a detector's tight crop then always
+    spans the fish from snout (left) to tail tip (right), which the network's positional
+    head relies on; only the body depth stretches a little when the box is looser or tighter.
+    """
     h, w = image.shape[:2]
     if h < 1 or w < 1:
         msg = f"image of shape {image.shape} is empty"
         raise ValueError(msg)
-    scale = min(height / h, width / w)
-    new_h = min(height, max(1, round(h * scale)))
-    new_w = min(width, max(1, round(w * scale)))
-    if (new_h, new_w) != (h, w):
-        shrink = new_h < h or new_w < w
-        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    if (new_h, new_w) == (height, width):
+    if (h, w) == (height, width):
         return image
-    return cv2.copyMakeBorder(
-        image, top, height - new_h - top, left, width - new_w - left, cv2.BORDER_REPLICATE
-    )
+    shrink = h > height or w > width
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
 def prepare_fish(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """A decoded fish crop -> the model input: float32 3 x ``height`` x ``width`` RGB 0..255."""
-    rgb = letterbox(to_rgb8(image), height, width)
+    rgb = fit_crop(to_rgb8(image), height, width)
     return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
 
 
@@ -162,4 +159,4 @@ class FishIdentifier:
         return sightings
 
 
-__all__ = ["FishIdentifier", "Sighting", "letterbox", "prepare_fish", "to_rgb8"]
+__all__ = ["FishIdentifier", "Sighting", "fit_crop", "prepare_fish", "to_rgb8"]

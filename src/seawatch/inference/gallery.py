@@ -189,12 +189,12 @@ class Gallery:
         """Read a gallery file; ``dim`` (the model's embedding size) is checked when given."""
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in _KEYS}
         except FileNotFoundError:
             msg = f"gallery file {path} does not exist; enrol individuals or train a model first"
             raise ConfigError(msg) from None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             msg = f"gallery file {path} is corrupt or not a gallery ({exc}); restore it or re-enrol"
             raise ConfigError(msg) from exc
         gallery = cls._from_arrays(path, arrays)

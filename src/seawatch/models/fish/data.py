@@ -10,20 +10,23 @@ fish the committed gallery knows:
 - ``unseen_known``: never trained on, enrolled from a few images (known at deployment),
 - ``unseen_unknown``: never trained on, never enrolled: the new fish of the evaluation.
 
-Every image comes from its own stream ``default_rng([seed, purpose, index])`` (purpose:
-train, enrol or query), so evaluation regenerates exactly the held-out images without
-re-running training, and training images never coincide with held-out ones.
+Every image comes from its own stream ``default_rng([seed, purpose, index, epoch])``
+(purpose: train, enrol or query; epoch 0 for held-out sets), so evaluation regenerates
+exactly the held-out images without re-running training, and training images never
+coincide with held-out ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from seawatch.inference.fish import letterbox, prepare_fish
+from seawatch.inference.fish import fit_crop, prepare_fish
 from seawatch.models.fish.synthetic import Individual, make_individuals, render_fish_with_mask
 
 PURPOSES = {"train": 1, "enrol": 2, "query": 3}
@@ -39,11 +42,11 @@ class FishData:
     n_individuals: int = 200
     height: int = 64
     width: int = 160
-    train_per_individual: int = 40
+    train_per_individual: int = 16  # fresh renders per seen individual and epoch
     enrol_per_individual: int = 3
     query_per_individual: int = 6
     calibration_per_individual: int = 20
-    resize_share: float = 0.3  # share rendered at another size and letterboxed
+    resize_share: float = 0.3  # share rendered at another size (x0.6-2, aspect +-15%)
 
     def __post_init__(self) -> None:
         if self.n_individuals < 8:
@@ -73,7 +76,7 @@ class FishData:
             "generator": "seawatch.models.fish.synthetic (make_individuals, render_fish)",
             "groups": {g: [r.start, r.stop] for g, r in groups.items()},
             "group_sizes": {g: len(r) for g, r in groups.items()},
-            "streams": "numpy default_rng([seed, purpose, index]), purposes "
+            "streams": "numpy default_rng([seed, purpose, index, epoch]), purposes "
             + ", ".join(f"{k}={v}" for k, v in PURPOSES.items()),
         }
 
@@ -92,13 +95,15 @@ def render_set(
     purpose: str,
     *,
     stream_seed: int | None = None,
+    epoch: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Prepared images (N x 3 x H x W uint8 RGB), individual indices and skin masks (N x H x W).
 
     Each image is rendered then passed through :func:`prepare_fish`, the daemon's own
-    preprocessing; a ``resize_share`` of them are rendered at another size and aspect first.
-    ``stream_seed`` (default: the data seed) picks the random streams.
+    preprocessing; a ``resize_share`` of them are rendered at another size first.
+    ``stream_seed`` (default: the data seed) picks the random streams; training renders a
+    fresh set for every ``epoch``.
     """
     h, w, code = data.height, data.width, PURPOSES[purpose]
     seed = data.seed if stream_seed is None else stream_seed
@@ -108,18 +113,63 @@ def render_set(
     labels = np.repeat(np.asarray(indices, np.int64), per_individual)
     k = 0
     for index in indices:
-        rng = np.random.default_rng([seed, code, index])
+        rng = np.random.default_rng([seed, code, index, epoch])
         for _ in range(per_individual):
             rh, rw = h, w
-            if rng.random() < data.resize_share:
-                rh, rw = round(h * rng.uniform(0.75, 1.6)), round(w * rng.uniform(0.75, 1.6))
+            if rng.random() < data.resize_share:  # another camera distance or a looser box
+                scale = rng.uniform(0.6, 2.0)
+                aspect = rng.uniform(0.85, 1.15)
+                rh, rw = round(h * scale * aspect), round(w * scale)
             image, skin = render_fish_with_mask(individuals[index], rng, height=rh, width=rw)
             images[k] = prepare_fish(image, h, w)
-            skins[k] = skin if (rh, rw) == (h, w) else letterbox(skin.view(np.uint8), h, w) > 0
+            skins[k] = fit_crop(skin.view(np.uint8), h, w) > 0
             k += 1
         if progress is not None:
             progress(per_individual)
     return images, labels, skins
 
 
-__all__ = ["GROUPS", "PURPOSES", "FishData", "render_set"]
+class EpochRenderer:
+    """Training sightings for epoch ``e``, rendered in a background thread ahead of time.
+
+    Calling the renderer with epoch ``e`` returns that epoch's fresh set (waiting if it is
+    not ready) and starts rendering ``e + 1``. OpenCV, numpy and torch release the GIL in
+    their kernels, so with torch on one thread the renders use the second core. Every
+    epoch has new renders, so the network cannot memorise a background or a lighting: only
+    the skin pattern names the fish. Each epoch's images come from fixed streams, so the
+    result does not depend on timing.
+    """
+
+    def __init__(
+        self, data: FishData, individuals: Sequence[Individual], indices: Sequence[int], epochs: int
+    ) -> None:
+        self._args = (data, list(individuals), list(indices), data.train_per_individual, "train")
+        self._epochs = epochs
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="fish-render")
+        self._futures: dict[int, Future[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    def prefetch(self, epoch: int) -> None:
+        """Start rendering ``epoch`` if it is in range and not under way."""
+        if 1 <= epoch <= self._epochs and epoch not in self._futures:
+            self._futures[epoch] = self._pool.submit(render_set, *self._args, epoch=epoch)
+
+    def __call__(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.prefetch(epoch)
+        result = self._futures.pop(epoch).result()
+        self.prefetch(epoch + 1)
+        return result
+
+    def close(self) -> None:
+        """Stop the thread (pending renders are cancelled)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> EpochRenderer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+__all__ = ["GROUPS", "PURPOSES", "EpochRenderer", "FishData", "render_set"]

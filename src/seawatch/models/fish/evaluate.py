@@ -191,7 +191,7 @@ def _embed_all(
     return np.concatenate(out).astype(np.float32)
 
 
-def onnx_embedder(onnx_path: Path, *, threads: int = 2) -> Embed:
+def onnx_embedder(onnx_path: Path, *, threads: int = 1) -> Embed:
     """An :data:`Embed` function running ``onnx_path`` with ONNX Runtime (CPU)."""
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -1,8 +1,9 @@
 """The training loop: sub-center ArcFace + masked-pattern inpainting, with augmentation.
 
-Each batch is augmented (small affine jitter, colour jitter, noise; no flips: a mirrored
-fish shows the pattern of its other flank), then about half its samples get random patches
-of skin hidden (:func:`~seawatch.models.fish.losses.patch_mask`). The backbone sees the
+Every epoch brings fresh renders (see :class:`~seawatch.models.fish.data.EpochRenderer`);
+on top, a share of each batch gets a light affine and photometric jitter (no flips: a
+mirrored fish shows the pattern of its other flank), then about half its samples get random
+patches of skin hidden (:func:`~seawatch.models.fish.losses.patch_mask`). The backbone sees the
 masked batch; the embedding goes to the ArcFace head, the feature map of the masked samples
 to the inpainting decoder. Loss = ArcFace + ``inpaint_weight`` x masked L1. The ArcFace
 margin is warmed up linearly from 0 over ``margin_warmup`` of the steps.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,22 +25,26 @@ from rich.progress import Progress
 from seawatch.models.fish.losses import SubCenterArcFace, masked_l1, patch_mask
 from seawatch.models.fish.network import FishNet, InpaintDecoder
 
+#: Epoch number (1-based) -> prepared images (N x 3 x H x W uint8), class ids, skin masks.
+EpochData = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
 
 @dataclass(frozen=True, slots=True)
 class FitConfig:
     """Optimisation and loss settings (recorded in the model card)."""
 
-    epochs: int = 12
+    epochs: int = 14
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 6e-3
     weight_decay: float = 5e-4
     subcenters: int = 3
     scale: float = 30.0
     margin: float = 0.35
     margin_warmup: float = 0.3
-    inpaint_weight: float = 1.0
+    inpaint_weight: float = 0.3
     mask_patch: int = 8
     mask_share: float = 0.5
+    augment: float = 0.5  # share of samples jittered on top of the generator's variation
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able description for the model card."""
@@ -53,38 +59,40 @@ class FitConfig:
                 f"patches (15-40% of skin, {self.mask_share:.0%} of samples), "
                 f"weight {self.inpaint_weight:g}; decoder not exported",
             },
-            "augmentation": "affine jitter (scale 0.9-1.1, shift 5%, rotation 4 deg), "
-            "brightness/contrast/colour jitter, Gaussian noise; no flips",
+            "augmentation": "fresh renders every epoch (pose, scale, light, background, "
+            f"occlusion, noise, JPEG); on {self.augment:.0%} of the samples also affine jitter "
+            "(scale 0.95-1.05, shift 3%, rotation 2 deg), brightness/contrast/colour jitter "
+            "and Gaussian noise; no flips (a mirrored fish shows its other flank)",
         }
 
 
 def fit(
     model: FishNet,
-    images: np.ndarray,
-    labels: np.ndarray,
-    skins: np.ndarray,
+    epoch_data: EpochData,
+    n_classes: int,
     config: FitConfig,
     generator: torch.Generator,
     *,
     progress: Progress,
     device: str = "cpu",
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place on prepared images; return per-epoch losses."""
-    classes, y_all = np.unique(labels, return_inverse=True)
+    """Train ``model`` in place; return per-epoch losses.
+
+    ``epoch_data(e)`` gives the sightings of epoch ``e`` with class ids ``0 .. n_classes-1``;
+    every epoch must have the same number of samples (it fixes the schedule).
+    """
     arcface = SubCenterArcFace(
         model.embedding_dim,
-        len(classes),
+        n_classes,
         k=config.subcenters,
         scale=config.scale,
         margin=config.margin,
     )
-    decoder = InpaintDecoder(model.feature_channels)
+    decoder = InpaintDecoder(model.feature_channels, model.stride)
     modules = [model.to(device), decoder.to(device), arcface.to(device)]
     params = [p for module in modules for p in module.parameters()]
-    x_all = torch.from_numpy(images)
-    s_all = torch.from_numpy(skins)
-    y = torch.from_numpy(y_all.astype(np.int64))
-    steps = max(1, len(x_all) // config.batch_size)
+    images, labels, skins = epoch_data(1)
+    steps = max(1, len(images) // config.batch_size)
     total = config.epochs * steps
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -93,6 +101,13 @@ def fit(
     history: list[dict[str, float]] = []
     started, step_no = time.perf_counter(), 0
     for epoch in range(1, config.epochs + 1):
+        if epoch > 1:
+            images, labels, skins = epoch_data(epoch)
+        x_all, s_all = torch.from_numpy(images), torch.from_numpy(skins)
+        y = torch.from_numpy(np.asarray(labels, np.int64))
+        if int(y.min()) < 0 or int(y.max()) >= n_classes:
+            msg = f"class ids must be in 0..{n_classes - 1}, got {int(y.min())}..{int(y.max())}"
+            raise ValueError(msg)
         task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=steps, info="")
         for module in modules:
             module.train()
@@ -103,7 +118,7 @@ def fit(
             arcface.margin = config.margin * min(
                 1.0, step_no / max(1, config.margin_warmup * total)
             )
-            xb, sb = _augment(x_all[idx].float(), s_all[idx], generator)
+            xb, sb = _augment(x_all[idx].float(), s_all[idx], generator, config.augment)
             xb, sb, yb = xb.to(device), sb.to(device), y[idx].to(device)
             xn = model.normalise(xb)
             mask = patch_mask(
@@ -126,7 +141,7 @@ def fit(
             step_no += 1
             with torch.no_grad():
                 accuracy = (arcface.cosine(emb).argmax(1) == yb).float().mean()
-            sums += (float(arc_loss), float(inpaint), float(accuracy))
+            sums += (arc_loss.item(), inpaint.item(), accuracy.item())
             mean = sums / (step + 1)
             progress.update(
                 task,
@@ -150,25 +165,36 @@ def fit(
 
 
 def _augment(
+    x: torch.Tensor, skin: torch.Tensor, generator: torch.Generator, share: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Affine and photometric jitter on a ``share`` of the samples; skin follows geometry."""
+    chosen = torch.rand(len(x), generator=generator) < share
+    if not chosen.any():
+        return x, skin
+    x, skin = x.clone(), skin.clone()
+    x[chosen], skin[chosen] = _jitter(x[chosen], skin[chosen], generator)
+    return x, skin
+
+
+def _jitter(
     x: torch.Tensor, skin: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample affine and photometric jitter; the skin mask follows the geometry."""
     n = len(x)
     u = torch.rand((n, 6), generator=generator)
-    scale = 0.9 + 0.2 * u[:, 0]
-    angle = (u[:, 1] - 0.5) * math.radians(8)
+    scale = 0.95 + 0.1 * u[:, 0]
+    angle = (u[:, 1] - 0.5) * math.radians(4)
     aspect = x.shape[3] / x.shape[2]
     theta = torch.zeros((n, 2, 3))
     theta[:, 0, 0] = torch.cos(angle) / scale
     theta[:, 0, 1] = -torch.sin(angle) / scale / aspect
     theta[:, 1, 0] = torch.sin(angle) / scale * aspect
     theta[:, 1, 1] = torch.cos(angle) / scale
-    theta[:, :, 2] = (u[:, 2:4] - 0.5) * 0.1
+    theta[:, :, 2] = (u[:, 2:4] - 0.5) * 0.06
     grid = F.affine_grid(theta, [n, 4, x.shape[2], x.shape[3]], align_corners=False)
     both = torch.cat([x, skin[:, None].float()], 1)
     warped = F.grid_sample(both, grid, padding_mode="border", align_corners=False)
     x, skin = warped[:, :3], warped[:, 3] > 0.5
-    gain = (0.75 + 0.5 * u[:, 4]).view(n, 1, 1, 1)
+    gain = (0.8 + 0.4 * u[:, 4]).view(n, 1, 1, 1)
     colour = 0.92 + 0.16 * torch.rand((n, 3, 1, 1), generator=generator)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     contrast = (0.8 + 0.4 * u[:, 5]).view(n, 1, 1, 1)
@@ -177,4 +203,4 @@ def _augment(
     return x.clamp(0, 255), skin
 
 
-__all__ = ["FitConfig", "fit"]
+__all__ = ["EpochData", "FitConfig", "fit"]

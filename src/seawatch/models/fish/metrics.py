@@ -89,8 +89,8 @@ def threshold_for_false_match_rate(impostor: np.ndarray, rate: float) -> float:
         raise ValueError(msg)
     allowed = math.floor(rate * len(scores) + 1e-9)
     if allowed >= len(scores):
-        return float(math.floor(scores[-1] * 1e4) / 1e4)
-    return float(math.floor(scores[allowed] * 1e4) / 1e4 + 1e-4)
+        return round(math.floor(scores[-1] * 1e4) / 1e4, 4)
+    return round(math.floor(scores[allowed] * 1e4) / 1e4 + 1e-4, 4)
 
 
 __all__ = [

@@ -13,14 +13,15 @@ it is used only during training (auxiliary masked-pattern inpainting) and never 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_WIDTHS: tuple[int, ...] = (32, 48, 96, 128)
-STRIDE = 16
+DEFAULT_WIDTHS: tuple[int, ...] = (12, 24, 48, 48)
+DEFAULT_STRIDES: tuple[int, ...] = (2, 2, 1)  # output stride 8: a 8 x 20 grid at 64 x 160
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
@@ -66,14 +67,23 @@ class FishNet(nn.Module):
         width: int = 160,
         embedding_dim: int = 128,
         widths: Sequence[int] = DEFAULT_WIDTHS,
-        reduce: int = 32,
+        strides: Sequence[int] = DEFAULT_STRIDES,
+        reduce: int = 16,
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.25, 0.25, 0.25),
         dropout: float = 0.1,
+        head: str = "flatten",
     ) -> None:
         super().__init__()
-        if height % STRIDE or width % STRIDE:
-            msg = f"input {height} x {width} must be a multiple of {STRIDE} on both sides"
+        if head not in ("flatten", "pool"):
+            msg = f"head must be 'flatten' (positional) or 'pool' (global average), got {head!r}"
+            raise ValueError(msg)
+        if len(strides) != len(widths) - 1 or set(strides) - {1, 2}:
+            msg = f"need one stride (1 or 2) per block after the stem, got {strides} for {widths}"
+            raise ValueError(msg)
+        self.stride = 2 * math.prod(strides)
+        if height % self.stride or width % self.stride:
+            msg = f"input {height} x {width} must be a multiple of {self.stride} on both sides"
             raise ValueError(msg)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             msg = f"mean and std need 3 values each with std > 0, got {mean} and {std}"
@@ -84,13 +94,18 @@ class FishNet(nn.Module):
         self.stem = _conv_bn(3, widths[0], stride=2)
         stages: list[nn.Module] = []
         c_in = widths[0]
-        for i, c_out in enumerate(widths[1:]):
-            stages.append(_Block(c_in, c_out, stride=2 if i < 3 else 1))
+        for c_out, stride in zip(widths[1:], strides, strict=True):
+            stages.append(_Block(c_in, c_out, stride=stride))
             c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.feature_channels = c_in
-        cells = (height // STRIDE) * (width // STRIDE)
-        self.reduce = _conv_bn(c_in, reduce, kernel=1)
+        cells = (height // self.stride) * (width // self.stride)
+        self.head_kind = head
+        if head == "flatten":
+            self.reduce: nn.Module = _conv_bn(c_in, reduce, kernel=1)
+        else:
+            self.reduce = nn.AdaptiveAvgPool2d(1)
+            reduce, cells = c_in, 1
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
@@ -123,7 +138,7 @@ class FishNet(nn.Module):
         return (x * (1.0 / 255.0) - self.mean) / self.std
 
     def features(self, xn: torch.Tensor) -> torch.Tensor:
-        """Backbone feature map (N x C x H/16 x W/16) of a normalised batch."""
+        """Backbone feature map (N x C x H/stride x W/stride) of a normalised batch."""
         return self.stages(self.stem(xn))
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
@@ -136,16 +151,20 @@ class FishNet(nn.Module):
 
 
 class InpaintDecoder(nn.Module):
-    """Feature map (1/16) -> normalised image (N x 3 x H x W); training only.
+    """Feature map (1/stride) -> normalised image (N x 3 x H x W); training only.
 
-    Three x2 bilinear upsamplings with 3x3 convolutions, then a sub-pixel (PixelShuffle)
-    layer for the last x2, so the decoder stays cheaper than the backbone.
+    x2 bilinear upsamplings with 3x3 convolutions, then a sub-pixel (PixelShuffle) layer for
+    the last x2, so the decoder stays cheaper than the backbone.
     """
 
-    def __init__(self, c_in: int, widths: Sequence[int] = (64, 32, 16)) -> None:
+    def __init__(self, c_in: int, stride: int = 8, widths: Sequence[int] = (16, 8, 8)) -> None:
         super().__init__()
+        steps = int(math.log2(stride)) - 1
+        if 2 ** (steps + 1) != stride or not 0 <= steps <= len(widths):
+            msg = f"decoder stride must be a power of two up to {2 ** (len(widths) + 1)}"
+            raise ValueError(msg)
         layers: list[nn.Module] = []
-        for c_out in widths:
+        for c_out in widths[:steps]:
             layers += [nn.Upsample(scale_factor=2, mode="bilinear"), _conv_bn(c_in, c_out)]
             c_in = c_out
         layers += [nn.Conv2d(c_in, 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
@@ -159,13 +178,18 @@ def describe(model: FishNet) -> str:
     """One line naming the architecture, for the model card."""
     widths = [model.stem[0].out_channels] + [b.conv2[0].out_channels for b in model.stages]
     params = sum(p.numel() for p in model.parameters())
+    cells = f"{model.height // model.stride}x{model.width // model.stride}"
+    head = (
+        f"1x1 reduction to {model.reduce[0].out_channels} ch, flatten ({cells} cells)"
+        if model.head_kind == "flatten"
+        else "global average pooling"
+    )
     return (
-        f"FishNet: 3x3 stem + {len(model.stages)} residual stages, widths {widths}, stride "
-        f"{STRIDE}; 1x1 reduction to {model.reduce[0].out_channels} ch, flatten "
-        f"({model.height // STRIDE}x{model.width // STRIDE} cells), linear to "
-        f"{model.embedding_dim} + BatchNorm, L2 normalisation; in-graph per-channel "
-        f"normalisation; {params / 1e6:.2f} M parameters (inpainting decoder not exported)"
+        f"FishNet: 3x3 stem + {len(model.stages)} residual blocks, widths {widths}, output "
+        f"stride {model.stride}; {head}, linear to {model.embedding_dim} + BatchNorm, L2 "
+        f"normalisation; in-graph per-channel normalisation; {params / 1e6:.2f} M parameters "
+        "(the inpainting decoder is not exported)"
     )
 
 
-__all__ = ["DEFAULT_WIDTHS", "STRIDE", "FishNet", "InpaintDecoder", "describe"]
+__all__ = ["DEFAULT_STRIDES", "DEFAULT_WIDTHS", "FishNet", "InpaintDecoder", "describe"]

@@ -136,51 +136,51 @@ def _texture(rng: np.random.Generator) -> np.ndarray:
     u = np.linspace(0, 1, TEX_U)[None, :]
     v = np.linspace(-1, 1, TEX_V)[:, None]
     k = int(rng.integers(4, 6))
-    centres = np.linspace(-0.62, 0.74, k) + rng.normal(0, 0.035, k)
+    centres = np.linspace(-0.62, 0.74, k) + rng.normal(0, 0.06, k)
     spacing = 1.36 / (k - 1)
     density = np.zeros((TEX_V, TEX_U))
     lines: list[np.ndarray] = []
     for j in range(k):
-        centre = centres[j] + _smooth(rng, u, 0.035)
+        centre = centres[j] + _smooth(rng, u, 0.06)
         half = spacing * 0.27 * (1 + _smooth(rng, u, 0.1))
-        start, end = rng.uniform(0.2, 0.3), rng.uniform(0.93, 0.995)
+        start, end = rng.uniform(0.2, 0.38), rng.uniform(0.85, 0.995)
         band = _band(v, centre, half)
-        if rng.random() < 0.45:  # fork: the stripe splits into two thinner branches
+        if rng.random() < 0.5:  # fork: the stripe splits into two thinner branches
             f0 = rng.uniform(start + 0.05, 0.75)
-            f1 = f0 + rng.uniform(0.06, 0.2)
+            f1 = f0 + rng.uniform(0.1, 0.28)
             ramp = np.clip((u - f0) / 0.04, 0, 1) * np.clip((f1 - u) / 0.04 + 1, 0, 1)
             if rng.random() < 0.5:  # the branches stay apart to the end of the fork
                 ramp = np.clip((u - f0) / 0.04, 0, 1) * _window(u, f0, f1, 0.01)
-            sep = ramp * spacing * 0.32
+            sep = ramp * spacing * 0.38
             branches = np.maximum(
                 _band(v, centre - sep, half * (1 - 0.45 * ramp)),
                 _band(v, centre + sep, half * (1 - 0.45 * ramp)),
             )
             band = np.where(ramp > 0, branches, band)
         band = band * _window(u, start, end, 0.02)
-        for _ in range(int(rng.poisson(0.8))):  # breaks
+        for _ in range(int(rng.poisson(1.0))):  # breaks
             b0 = rng.uniform(start + 0.02, 0.88)
-            band = band * (1 - _window(u, b0, b0 + rng.uniform(0.015, 0.07), 0.012))
+            band = band * (1 - _window(u, b0, b0 + rng.uniform(0.04, 0.12), 0.012))
         density = np.maximum(density, band)
         lines.append(centre[0])
-    for _ in range(int(rng.poisson(1.2))):  # bridges: a stripe merges into its neighbour
+    for _ in range(int(rng.poisson(1.8))):  # bridges: a stripe merges into its neighbour
         j = int(rng.integers(0, k - 1))
         c = int(rng.uniform(0.3, 0.85) * (TEX_U - 1))
         c2 = c + int(rng.integers(-25, 26))
         rows = [(lines[j][c] + 1) / 2 * (TEX_V - 1), (lines[j + 1][c2] + 1) / 2 * (TEX_V - 1)]
-        thick = int(rng.integers(4, 9))
+        thick = int(rng.integers(6, 13))
         cv2.line(density, (c, round(rows[0])), (c2, round(rows[1])), 1.0, thick, cv2.LINE_AA)
-    for _ in range(int(rng.poisson(2.2))):  # dark spots between the stripes
+    for _ in range(int(rng.poisson(3.0))):  # dark spots between the stripes
         j = int(rng.integers(0, k - 1))
         c = int(rng.uniform(0.25, 0.9) * (TEX_U - 1))
         r = ((lines[j][c] + lines[j + 1][c]) / 2 + 1) / 2 * (TEX_V - 1)
-        axes = (int(rng.integers(3, 9)), int(rng.integers(2, 5)))
+        axes = (int(rng.integers(6, 15)), int(rng.integers(4, 9)))
         cv2.ellipse(density, (c, round(r)), axes, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    for _ in range(int(rng.poisson(1.5))):  # light spots inside a stripe
+    for _ in range(int(rng.poisson(2.0))):  # light spots inside a stripe
         j = int(rng.integers(0, k))
         c = int(rng.uniform(0.3, 0.85) * (TEX_U - 1))
         r = (lines[j][c] + 1) / 2 * (TEX_V - 1)
-        axes = (int(rng.integers(3, 8)), int(rng.integers(2, 4)))
+        axes = (int(rng.integers(6, 13)), int(rng.integers(3, 6)))
         cv2.ellipse(density, (c, round(r)), axes, 0, 0, 360, 0.0, -1, cv2.LINE_AA)
     return cv2.GaussianBlur(density.astype(np.float32), (0, 0), 0.8)
 
@@ -231,13 +231,13 @@ def _fish_layer(
     ind: Individual, rng: np.random.Generator, h: int, w: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fish's premultiplied colour (h x w x 3), opacity and skin mask for one pose."""
-    length = w * rng.uniform(0.72, 0.95)
-    fore = rng.uniform(0.78, 1.0)  # posterior foreshortening (lateral bend)
+    fore = rng.uniform(0.8, 1.0)  # posterior foreshortening (lateral bend)
     extent = 0.45 + 0.55 * fore
-    angle = math.radians(float(np.clip(rng.normal(0, 4), -10, 10)))
+    length = w * rng.uniform(0.86, 0.96) / extent  # a detector's crop: snout to tail tip
+    angle = math.radians(float(np.clip(rng.normal(0, 3), -8, 8)))
     bend = rng.normal(0, 0.05), rng.normal(0, 0.08)
-    cx = w / 2 + rng.normal(0, 0.03) * w
-    cy = h / 2 + rng.normal(0, 0.06) * h
+    cx = w / 2 + rng.normal(0, 0.015) * w
+    cy = h / 2 + rng.normal(0, 0.04) * h
     ys, xs = _grid(h, w)
     cos, sin = math.cos(angle) / length, math.sin(angle) / length
     ox = (xs - cx) * cos + (ys - cy) * sin + extent / 2

@@ -1,0 +1,187 @@
+"""Click commands of the fish task: ``train fish``, ``evaluate fish`` and ``gallery ...``.
+
+The lead CLI registers them (``train.add_command(train_command)`` and so on). Importing this
+module needs no torch: training imports it inside the command.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from seawatch.errors import ConfigError
+from seawatch.inference.fish import FishIdentifier
+from seawatch.inference.gallery import Gallery
+from seawatch.models.card import ONNX_FILE, ModelCard, load_card
+
+DEFAULT_MODEL = Path("models/fish")
+_console = Console()
+
+
+@click.command("fish")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--epochs", default=None, type=int, help="default: the recipe's (see README)")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--individuals", default=None, type=int, help="synthetic individuals in all")
+@click.option("--far", default=0.01, show_default=True, help="target false-match rate")
+@click.option("--quick", is_flag=True, help="a seconds-long tiny run (smoke test)")
+@click.option("--threads", default=1, show_default=True, help="torch CPU threads")
+@click.pass_context
+def train_command(
+    ctx: click.Context,
+    out: Path,
+    seed: int,
+    epochs: int | None,
+    device: str,
+    individuals: int | None,
+    far: float,
+    quick: bool,
+    threads: int,
+) -> None:
+    """Train the fish re-ID embedding on synthetic zebrafish; write model, card and gallery."""
+    try:
+        from seawatch.models.fish.train import DEFAULTS, summary_line, train_fish
+    except ImportError as exc:
+        msg = f"training needs torch: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    if not 0.0 < far < 1.0:
+        raise click.BadParameter(f"must be between 0 and 1, got {far}", param_hint="--far")
+    args = [f"--out={out}", f"--seed={seed}", f"--device={device}", f"--far={far:g}"]
+    args += [f"--epochs={epochs}"] if epochs is not None else []
+    args += [f"--individuals={individuals}"] if individuals is not None else []
+    args += ["--quick"] if quick else []
+    args += [f"--threads={threads}"] if threads != 1 else []
+    card = train_fish(
+        out,
+        seed=seed,
+        device=device,
+        epochs=DEFAULTS["epochs"] if epochs is None else epochs,
+        n_individuals=DEFAULTS["n_individuals"] if individuals is None else individuals,
+        far=far,
+        quick=quick,
+        threads=threads,
+        command=f"{ctx.command_path} {shlex.join(args)}",
+    )
+    _console.print(summary_line(out, card))
+
+
+@click.command("fish")
+@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="default: MODEL/evaluation"
+)
+@click.option("--seed", default=None, type=int, help="render seed (default: the card's)")
+def evaluate_command(model: Path, out: Path | None, seed: int | None) -> None:
+    """Evaluate a fish model (ONNX Runtime) on regenerated held-out synthetic fish."""
+    from seawatch.models.fish.evaluate import evaluate_fish
+
+    out = out or model / "evaluation"
+    result = evaluate_fish(model, out, seed=seed)
+    known, open_set, t = result["known"], result["open_set"], result["threshold"]
+    _console.print(
+        f"wrote {out}/evaluation.json: top1 all={known['all']['top1']} "
+        f"seen={known['seen']['top1']} unseen={known['unseen']['top1']} "
+        f"top5={known['all']['top5']} mAP={known['all']['mAP']} "
+        f"auroc={open_set['new_vs_known_auroc']} fmr={t['test_false_match_rate']} "
+        f"at match_similarity={t['match_similarity']}"
+    )
+
+
+@click.group("gallery")
+def gallery_group() -> None:
+    """List, enrol and remove known individuals in a fish model's gallery."""
+
+
+_model_option = click.option(
+    "--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True
+)
+_gallery_option = click.option(
+    "--gallery",
+    "gallery_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="default: the gallery file named in the model's card",
+)
+
+
+def _open(
+    model: Path, gallery_path: Path | None, *, create: bool
+) -> tuple[ModelCard, Path, Gallery]:
+    card = load_card(model)
+    if card.task != "fish":
+        msg = f"{model} holds a {card.task!r} model; the gallery belongs to a fish model"
+        raise ConfigError(msg)
+    path = gallery_path or model / card.files.get("gallery", "gallery.npz")
+    dim = card.metrics.get("embedding_dim")
+    if create and not path.exists():
+        return card, path, Gallery(dim)
+    return card, path, Gallery.load(path, dim=dim)
+
+
+@gallery_group.command("list")
+@_model_option
+@_gallery_option
+def gallery_list(model: Path, gallery_path: Path | None) -> None:
+    """Show the enrolled individuals."""
+    _, path, gallery = _open(model, gallery_path, create=False)
+    table = Table(title=f"{path}: {len(gallery)} individuals")
+    for column in ("id", "views", "provisional", "enrolled at"):
+        table.add_column(column)
+    for entry in gallery.list():
+        table.add_row(
+            entry.id, str(entry.n_embeddings), "yes" if entry.provisional else "", entry.enrolled_at
+        )
+    _console.print(table)
+
+
+@gallery_group.command("enrol")
+@click.argument("individual")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--provisional", is_flag=True, help="mark the individual provisional")
+@_model_option
+@_gallery_option
+def gallery_enrol(
+    individual: str,
+    images: tuple[Path, ...],
+    provisional: bool,
+    model: Path,
+    gallery_path: Path | None,
+) -> None:
+    """Enrol INDIVIDUAL from one or more crop images (views are added to a known id)."""
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+
+    card, path, gallery = _open(model, gallery_path, create=True)
+    crops = []
+    for image_path in images:
+        image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise click.BadParameter(f"cannot read an image from {image_path}", param_hint="IMAGES")
+        crops.append(image)
+    with OnnxRuntimeBackend(model / ONNX_FILE, threads=1) as backend:
+        identifier = FishIdentifier(backend, card, gallery, max_batch=16)
+        embeddings = identifier.embed(np.stack([identifier.prepare(c) for c in crops]))
+    entry = gallery.enrol(individual, embeddings, provisional=provisional)
+    gallery.save(path)
+    _console.print(f"enrolled {entry.id}: {entry.n_embeddings} views in {path}")
+
+
+@gallery_group.command("remove")
+@click.argument("individual")
+@_model_option
+@_gallery_option
+def gallery_remove(individual: str, model: Path, gallery_path: Path | None) -> None:
+    """Remove INDIVIDUAL and all its views."""
+    _, path, gallery = _open(model, gallery_path, create=False)
+    gallery.remove(individual)
+    gallery.save(path)
+    _console.print(f"removed {individual} from {path} ({len(gallery)} left)")
+
+
+__all__ = ["evaluate_command", "gallery_group", "train_command"]

@@ -1,0 +1,152 @@
+"""The fish head: preprocessing, batching, and open-set identification with enrolment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seawatch.errors import BackendError, ConfigError
+from seawatch.inference.fish import FishIdentifier, prepare_fish
+from seawatch.inference.gallery import Gallery
+from seawatch.models.card import InputSpec, ModelCard, TrainingSummary
+from seawatch.storage.records import UNKNOWN
+
+REPO = Path(__file__).resolve().parents[2]
+DIM = 8
+
+
+class CodeBackend:
+    """Embeds a crop as the unit vector of the 'fish code' written in its first pixel."""
+
+    name = "fake"
+
+    def __init__(self, dim: int = DIM) -> None:
+        self.dim = dim
+        self.batches: list[int] = []
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.batches.append(len(batch))
+        return np.eye(self.dim, dtype=np.float32)[batch[:, 0, 0, 0].astype(int) % self.dim]
+
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (self.run(batch),)
+
+    def close(self) -> None:
+        pass
+
+
+def _card(task: str = "fish", dim: int = DIM) -> ModelCard:
+    return ModelCard(
+        task=task,  # type: ignore[arg-type]
+        name="test-fish",
+        version="0",
+        architecture="fake",
+        input=InputSpec(size=32, height=16, width=32, channels=3, mean=0.5, std=0.25),
+        output="embedding",
+        thresholds={"match_similarity": 0.5, "target_false_match_rate": 0.01},
+        training=TrainingSummary(
+            command="test", seed=0, data={}, epochs=1, seconds=0, device="cpu"
+        ),
+        metrics={"embedding_dim": dim},
+        onnx_sha256="0" * 64,
+        created_at="2024-01-01T00:00:00+00:00",
+    )
+
+
+def _crops(*codes: int) -> np.ndarray:
+    tensor = np.zeros((len(codes), 3, 16, 32), np.float32)
+    tensor[:, 0, 0, 0] = codes
+    return tensor
+
+
+def test_prepare_accepts_gray_bgr_bgra_and_16_bit() -> None:
+    blue = np.zeros((20, 40, 3), np.uint8)
+    blue[..., 0] = 200  # BGR: pure blue
+    out = prepare_fish(blue, 16, 32)
+    assert out.shape == (3, 16, 32) and out.dtype == np.float32
+    assert out[2].min() == 200 and out[:2].max() == 0  # RGB order: blue is the last channel
+    bgra = np.dstack([blue, np.full((20, 40), 255, np.uint8)])
+    np.testing.assert_array_equal(prepare_fish(bgra, 16, 32), out)
+    gray16 = np.full((10, 10), 4095, np.uint16)  # a 12-bit camera in a 16-bit container
+    gray = prepare_fish(gray16, 16, 32)
+    assert gray.shape == (3, 16, 32) and gray.min() == gray.max() == 255
+    tall = np.zeros((64, 16), np.uint8)
+    tall[:, 8:] = 255  # a crop fills the input snout to tail: stretched, not letterboxed
+    filled = prepare_fish(tall, 16, 32)[0]
+    assert filled[:, :15].max() == 0 and filled[:, 17:].min() == 255
+    with pytest.raises(ValueError, match="dtype"):
+        prepare_fish(np.zeros((4, 4), np.float32), 16, 32)
+
+
+def test_embed_runs_chunks_of_max_batch_and_checks_the_output_shape() -> None:
+    backend = CodeBackend()
+    identifier = FishIdentifier(backend, _card(), Gallery(), max_batch=3)
+    emb = identifier.embed(_crops(*range(7)))
+    assert emb.shape == (7, DIM) and backend.batches == [3, 3, 1]
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0)
+    assert identifier.identify(_crops()) == []
+    backend.run = lambda batch: np.zeros((len(batch) + 1, DIM), np.float32)  # type: ignore[method-assign]
+    with pytest.raises(BackendError, match="expected"):
+        identifier.embed(_crops(1, 2))
+
+
+def test_unknown_fish_is_enrolled_provisionally_and_matched_next_time(tmp_path: Path) -> None:
+    gallery = Gallery()
+    gallery.enrol("zf-a", np.eye(DIM)[0])
+    identifier = FishIdentifier(CodeBackend(), _card(), gallery, max_batch=2)
+    known, new, again, other = identifier.identify(_crops(0, 5, 5, 6))
+    assert (known.individual, known.new_individual, known.provisional) == ("zf-a", False, False)
+    assert known.similarity == pytest.approx(1.0)
+    assert new.new_individual and new.provisional and new.individual == "fish-new-0001"
+    assert new.similarity < 0.5  # the best score it missed
+    assert again.individual == "fish-new-0001" and not again.new_individual and again.provisional
+    assert other.individual == "fish-new-0002" and other.new_individual
+    path = gallery.save(tmp_path / "gallery.npz")
+    later = FishIdentifier(CodeBackend(), _card(), Gallery.load(path, dim=DIM), max_batch=8)
+    (seen_again,) = later.identify(_crops(6))
+    assert seen_again.individual == "fish-new-0002" and not seen_again.new_individual
+    (stranger,) = later.identify(_crops(7), enrol_new=False)
+    assert stranger.individual == UNKNOWN and not stranger.new_individual
+    assert len(later.gallery) == 3
+
+
+def test_wrong_card_or_gallery_dimension_is_refused() -> None:
+    with pytest.raises(ConfigError, match="needs a fish model"):
+        FishIdentifier(CodeBackend(), _card(task="plankton"), Gallery(), max_batch=1)
+    gallery = Gallery()
+    gallery.enrol("zf-a", np.eye(16)[0])
+    with pytest.raises(ConfigError, match="16-d embeddings but model test-fish makes 8-d"):
+        FishIdentifier(CodeBackend(), _card(), gallery, max_batch=1)
+    with pytest.raises(ValueError, match="max_batch"):
+        FishIdentifier(CodeBackend(), _card(), Gallery(), max_batch=0)
+
+
+def test_committed_model_recognises_gallery_fish_and_enrols_strangers() -> None:
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.card import ONNX_FILE, load_card
+    from seawatch.models.fish.data import FishData
+    from seawatch.models.fish.synthetic import make_individual, render_fish
+
+    model = REPO / "models" / "fish"
+    if not (model / ONNX_FILE).is_file():
+        pytest.fail(
+            f"the fish model is missing at {model}; run python -m seawatch.models.fish.train"
+        )
+    card = load_card(model)
+    data = FishData.from_summary(card.training.data)
+    gallery = Gallery.load(model / card.files["gallery"], dim=card.metrics["embedding_dim"])
+    rng = np.random.default_rng(2024)  # renders no training or evaluation run used
+    known = [make_individual(i, data.seed) for i in data.gallery_indices()[::10]]
+    stranger = make_individual(data.n_individuals + 5, data.seed)  # beyond every split
+    with OnnxRuntimeBackend(model / ONNX_FILE, threads=1) as backend:
+        identifier = FishIdentifier(backend, card, gallery, max_batch=8)
+        crops = [identifier.prepare(render_fish(f, rng, height=80, width=200)) for f in known]
+        sightings = identifier.identify(np.stack(crops), enrol_new=False)
+        right = np.mean([s.individual == f.name for s, f in zip(sightings, known, strict=True)])
+        assert right >= 0.8, right
+        views = [identifier.prepare(render_fish(stranger, rng)) for _ in range(2)]
+        first, second = identifier.identify(np.stack(views))
+    assert first.new_individual and first.provisional
+    assert second.individual == first.individual, (first, second)
