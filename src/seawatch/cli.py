@@ -1,4 +1,5 @@
-"""The one entry point: ``seawatch run | demo | broker | publish | train | evaluate | config``."""
+"""The one entry point: ``seawatch run | demo | broker | publish | train | evaluate | gallery |
+config``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from seawatch import __version__
 from seawatch.config import Settings, load_settings
 from seawatch.errors import SeawatchError
+from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
 
@@ -198,6 +200,7 @@ def train() -> None:
 
 train.add_command(plankton_commands.train_command)
 train.add_command(otolith_commands.train_command)
+train.add_command(fish_commands.train_command)
 
 
 @cli.group()
@@ -207,6 +210,8 @@ def evaluate() -> None:
 
 evaluate.add_command(plankton_commands.evaluate_command)
 evaluate.add_command(otolith_commands.evaluate_command)
+evaluate.add_command(fish_commands.evaluate_command)
+cli.add_command(fish_commands.gallery_group)
 
 
 @cli.group()
