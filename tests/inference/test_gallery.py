@@ -59,6 +59,10 @@ def test_save_and_load_round_trip_atomically(tmp_path: Path) -> None:
     gallery.enrol_new(_unit(rng, 1))
     path = gallery.save(tmp_path / "gallery.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery.npz"]  # no temp file left
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o640)
+    gallery.save(path)
+    assert path.stat().st_mode & 0o777 == 0o640  # a rewrite keeps the file's permissions
     loaded = Gallery.load(path, dim=8)
     assert loaded.list() == gallery.list()
     assert loaded.next_new == gallery.next_new == 2

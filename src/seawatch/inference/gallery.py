@@ -172,8 +172,10 @@ class Gallery:
             "next_new": np.array(self.next_new),
             "format": np.array(FORMAT),
         }
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
         try:
+            os.fchmod(handle, mode)  # mkstemp makes 0600; keep the file readable as before
             with os.fdopen(handle, "wb") as file:
                 np.savez(file, **arrays)
                 file.flush()

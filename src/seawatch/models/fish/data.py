@@ -18,6 +18,7 @@ coincide with held-out ones.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -31,7 +32,9 @@ from seawatch.models.fish.synthetic import Individual, make_individuals, render_
 
 PURPOSES = {"train": 1, "enrol": 2, "query": 3}
 GROUPS = ("seen", "calibration", "unseen_known", "unseen_unknown")
-HELD_OUT_SHARE = 0.1  # of the individuals, for each of the three held-out groups
+#: Share of the individuals in each held-out group (at least 2 each); the rest are seen.
+#: Sightings of one fish are correlated, so the threshold needs many calibration fish.
+HELD_OUT = {"calibration": 0.2, "unseen_known": 0.1, "unseen_unknown": 0.1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,26 +42,31 @@ class FishData:
     """The synthetic data of one training run: individuals, splits, image counts."""
 
     seed: int = 0
-    n_individuals: int = 200
+    n_individuals: int = 240
     height: int = 64
     width: int = 160
     train_per_individual: int = 16  # fresh renders per seen individual and epoch
     enrol_per_individual: int = 3
     query_per_individual: int = 6
-    calibration_per_individual: int = 20
+    calibration_per_individual: int = 10
+    unknown_per_individual: int = 20  # sightings of each unseen-unknown fish (the new ones)
     resize_share: float = 0.3  # share rendered at another size (x0.6-2, aspect +-15%)
 
     def __post_init__(self) -> None:
         if self.n_individuals < 8:
             msg = f"need at least 8 individuals (4 groups of >= 2), got {self.n_individuals}"
             raise ValueError(msg)
+        if min(len(r) for r in self.groups().values()) < 2:
+            msg = f"{self.n_individuals} individuals leave a group with fewer than 2"
+            raise ValueError(msg)
 
     def groups(self) -> dict[str, range]:
         """Index ranges of the four groups (see the module docstring)."""
-        held = max(2, round(self.n_individuals * HELD_OUT_SHARE))
-        seen = self.n_individuals - 3 * held
-        starts = [0, seen, seen + held, seen + 2 * held, self.n_individuals]
-        return {g: range(starts[i], starts[i + 1]) for i, g in enumerate(GROUPS)}
+        sizes = [max(2, round(self.n_individuals * HELD_OUT[g])) for g in GROUPS[1:]]
+        bounds = list(itertools.accumulate([self.n_individuals - sum(sizes), *sizes], initial=0))
+        return {
+            g: range(a, b) for g, (a, b) in zip(GROUPS, itertools.pairwise(bounds), strict=True)
+        }
 
     def gallery_indices(self) -> list[int]:
         """Individuals enrolled in the committed gallery: seen and unseen-known."""

@@ -55,7 +55,7 @@ def run_protocol(
         "calibration": (groups["calibration"], data.calibration_per_individual, "query"),
         "seen": (groups["seen"], data.query_per_individual, "query"),
         "unseen_known": (groups["unseen_known"], data.query_per_individual, "query"),
-        "unseen_unknown": (groups["unseen_unknown"], data.query_per_individual, "query"),
+        "unseen_unknown": (groups["unseen_unknown"], data.unknown_per_individual, "query"),
     }
     for key, (indices, per, purpose) in plan.items():
         images, labels, _ = render_set(
@@ -65,7 +65,7 @@ def run_protocol(
     _, enrol_labels, enrol_emb = sets["enrol"]
     gallery = Gallery()
     for index in data.gallery_indices():
-        gallery.enrol(names[index], enrol_emb[enrol_labels == index], enrolled_at="training")
+        gallery.enrol(names[index], enrol_emb[enrol_labels == index])
     column = {index: i for i, index in enumerate(data.gallery_indices())}
 
     impostor = gallery.scores(sets["calibration"][2]).max(1)
@@ -158,9 +158,10 @@ def _example_rows(
     """Query image, its best match's first enrolment image and a caption, for a few queries."""
     rows = []
     enrol_images, enrol_labels, _ = sets["enrol"]
-    step = data.query_per_individual
     for key in ("seen", "unseen_known", "unseen_unknown"):
         images, labels, emb = sets[key]
+        new = key == "unseen_unknown"
+        step = data.unknown_per_individual if new else data.query_per_individual
         for i in range(0, min(len(labels), 2 * step), step):
             match = gallery.match(emb[i])[0]
             best = names.index(match.individual) if match.individual else -1

@@ -33,7 +33,7 @@ EpochData = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]
 class FitConfig:
     """Optimisation and loss settings (recorded in the model card)."""
 
-    epochs: int = 14
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 6e-3
     weight_decay: float = 5e-4

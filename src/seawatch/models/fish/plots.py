@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -48,7 +49,8 @@ def draw_cmc(curves: dict[str, np.ndarray], path: Path) -> Path:
         ax.plot(ranks, curve, marker="o", ms=3, label=f"{name} (top-1 {curve[0]:.3f})")
     ax.set_xlabel("rank")
     ax.set_ylabel("identification rate")
-    ax.set_ylim(min(0.5, min(float(c.min()) for c in curves.values())), 1.005)
+    lowest = min(float(c.min()) for c in curves.values())
+    ax.set_ylim(max(0.0, math.floor((lowest - 0.02) * 50) / 50), 1.002)
     ax.set_xticks(range(1, max(len(c) for c in curves.values()) + 1, 2))
     ax.grid(alpha=0.3)
     ax.set_title("Fish re-ID: CMC on held-out sightings")

@@ -34,13 +34,14 @@ from seawatch.models.training import log_line, seed_everything, select_device, t
 NAME, VERSION = "fish-reid-synthetic", "0.1.0"
 DEFAULT_COMMAND = "python -m seawatch.models.fish.train"
 GALLERY_FILE = "gallery.npz"
-DEFAULTS: dict[str, Any] = {"epochs": 14, "n_individuals": 200}
+DEFAULTS: dict[str, Any] = {"epochs": 20, "n_individuals": 240}
 QUICK_DATA = {
     "n_individuals": 12,
     "train_per_individual": 6,
     "enrol_per_individual": 2,
     "query_per_individual": 2,
     "calibration_per_individual": 4,
+    "unknown_per_individual": 4,
 }
 
 
