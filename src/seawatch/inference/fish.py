@@ -138,6 +138,10 @@ class FishIdentifier:
         embeddings = self.embed(tensor)
         if not len(embeddings):
             return []
+        # cosines even if a backend (e.g. an FP16 engine) drifts a little from unit norm
+        embeddings = embeddings / np.maximum(
+            np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12
+        )
         matches = self.gallery.match(embeddings)  # against the gallery before this batch
         fresh: list[tuple[str, np.ndarray]] = []  # individuals enrolled by this batch
         sightings = []
@@ -152,7 +156,7 @@ class FishIdentifier:
                 sightings.append(Sighting(best, round(score, 6), False, provisional))
             elif enrol_new:
                 entry = self.gallery.enrol_new(embeddings[i])
-                fresh.append((entry.id, embeddings[i] / np.linalg.norm(embeddings[i])))
+                fresh.append((entry.id, embeddings[i]))
                 sightings.append(Sighting(entry.id, round(score, 6), True, True))
             else:
                 sightings.append(Sighting(UNKNOWN, round(score, 6), False, False))
