@@ -126,7 +126,9 @@ class FishIdentifier:
         if out.ndim != 2 or len(out) != n or out.shape[1] < 1:
             msg = f"model returned shape {out.shape} for {n} inputs; expected ({n}, D) embeddings"
             raise BackendError(msg)
-        return out
+        # the graph normalises; renormalising keeps cosines exact if a backend (an FP16
+        # engine, say) drifts a little from unit norm
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def identify(self, tensor: np.ndarray, *, enrol_new: bool = True) -> list[Sighting]:
         """Identify each crop of a prepared batch, enrolling unknown fish when ``enrol_new``.
@@ -138,10 +140,6 @@ class FishIdentifier:
         embeddings = self.embed(tensor)
         if not len(embeddings):
             return []
-        # cosines even if a backend (e.g. an FP16 engine) drifts a little from unit norm
-        embeddings = embeddings / np.maximum(
-            np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12
-        )
         matches = self.gallery.match(embeddings)  # against the gallery before this batch
         fresh: list[tuple[str, np.ndarray]] = []  # individuals enrolled by this batch
         sightings = []
