@@ -41,3 +41,32 @@ def model_dir() -> Path:
     if not (MODEL_DIR / "model.onnx").is_file():
         pytest.fail(f"the demo model is missing at {MODEL_DIR}; run `make models`")
     return MODEL_DIR
+
+
+def _artifact(name: str) -> Path:
+    path = MODEL_DIR.parent / name
+    if not (path / "model.onnx").is_file():
+        pytest.fail(f"the demo {name} model is missing at {path}; run `make models`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def otolith_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed otolith model, else a seconds-long ``--quick`` one trained here.
+
+    No otolith model is committed yet (its default training does not reach the issue's
+    AUROC target); the serving tests need *an* artifact of the right shape, not a good one.
+    """
+    committed = MODEL_DIR.parent / "otolith"
+    if (committed / "model.onnx").is_file():
+        return committed
+    from seawatch.models.otolith.train import train_otolith
+
+    out = tmp_path_factory.mktemp("otolith-quick")
+    train_otolith(out, quick=True, command="tests/conftest.py (quick)")
+    return out
+
+
+@pytest.fixture(scope="session")
+def fish_model_dir() -> Path:
+    return _artifact("fish")

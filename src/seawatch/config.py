@@ -29,7 +29,9 @@ class KafkaSettings(_Section):
     """Where frames come from and where bad ones go."""
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
-    topics: list[str] = Field(default_factory=lambda: ["frames.plankton"], min_length=1)
+    topics: list[str] = Field(
+        default_factory=lambda: ["frames.plankton", "frames.otolith", "frames.fish"], min_length=1
+    )
     group_id: str = "seawatch"
     dlq_topic: str = "frames.dlq"
     client_id: str = "seawatch"
@@ -83,7 +85,16 @@ class InferenceSettings(_Section):
     """Which model runs where, and how frames are batched for it."""
 
     backend: Literal["onnxruntime"] = "onnxruntime"
-    model_dir: Path = Path("models/plankton")
+    model_dir: Path = Field(Path("models/plankton"), description="the plankton model artifact")
+    otolith_model_dir: Path | None = Field(
+        None, description="otolith anomaly model; null (none committed yet): otolith frames to DLQ"
+    )
+    fish_model_dir: Path | None = Field(
+        Path("models/fish"), description="fish re-ID model; null: fish frames to DLQ"
+    )
+    fish_enrol_new: bool = Field(
+        True, description="a fish below the match threshold enrols a new provisional id"
+    )
     max_batch: int = Field(64, ge=1, le=4096, description="objects per inference call")
     max_wait_ms: int = Field(20, ge=0, le=10_000, description="wait to fill a poll batch")
     threads: int = Field(1, ge=1, le=256, description="intra-op threads of the backend")
@@ -98,6 +109,22 @@ class LocalStoreSettings(_Section):
 
     enabled: bool = True
     path: Path = Path("seawatch-data/seawatch.db")
+    evidence_dir: Path | None = Field(
+        None, description="flagged otoliths' thumbnails and heat maps; default: <store>-evidence/"
+    )
+    fish_gallery: Path | None = Field(
+        None, description="the daemon's working fish gallery; default: <store>-fish-gallery.npz"
+    )
+
+    @property
+    def evidence_root(self) -> Path:
+        """Where flagged samples' thumbnails and heat maps are written."""
+        return self.evidence_dir or self.path.with_name(f"{self.path.stem}-evidence")
+
+    @property
+    def fish_gallery_path(self) -> Path:
+        """The working copy of the fish gallery (seeded from the model's gallery)."""
+        return self.fish_gallery or self.path.with_name(f"{self.path.stem}-fish-gallery.npz")
 
 
 class InfluxSettings(_Section):

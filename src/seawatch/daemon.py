@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from seawatch.config import Settings, resolve_model_dir
+from seawatch.errors import ConfigError
 from seawatch.inference.backend import open_backend
 from seawatch.inference.classifier import PlanktonClassifier
+from seawatch.inference.router import TaskRouter
 from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource, Publisher, ensure_topics
 from seawatch.ingest.prepare import FramePreparer
 from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.pipeline import Pipeline
 from seawatch.stats import PipelineStats
+from seawatch.storage.evidence import EvidenceStore
 from seawatch.storage.local_store import LocalStore
 from seawatch.storage.sink import Sink
 
@@ -41,7 +46,7 @@ class Daemon:
     def close(self) -> None:
         """Close the consumer, the sinks (flushing them), the DLQ producer and the backend."""
         with contextlib.ExitStack() as stack:
-            stack.callback(self.pipeline.classifier.backend.close)
+            stack.callback(self.pipeline.router.close)
             stack.callback(self.publisher.close)
             for sink in self.sinks:
                 stack.callback(sink.close)
@@ -61,16 +66,66 @@ def build_sinks(settings: Settings) -> list[Sink]:
     return sinks
 
 
-def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daemon:
-    """Load the model, connect to Kafka and the stores, and wire the pipeline."""
-    model_dir = resolve_model_dir(settings.inference.model_dir)
+def _load(settings: Settings, model_dir: Path):
+    model_dir = resolve_model_dir(model_dir)
     card = load_card(model_dir)
-    backend = open_backend(
-        settings.inference.backend, model_dir / ONNX_FILE, threads=settings.inference.threads
+    inference = settings.inference
+    backend = open_backend(inference.backend, model_dir / ONNX_FILE, threads=inference.threads)
+    return model_dir, card, backend
+
+
+def build_router(settings: Settings) -> TaskRouter:
+    """Load the model of every served task (a task with no model dir is not served)."""
+    inference = settings.inference
+    _, card, backend = _load(settings, inference.model_dir)
+    plankton = PlanktonClassifier(
+        backend, card, max_batch=inference.max_batch, top_k=inference.top_k
     )
-    classifier = PlanktonClassifier(
-        backend, card, max_batch=settings.inference.max_batch, top_k=settings.inference.top_k
+    otolith = fish = None
+    gallery_path = None
+    if inference.otolith_model_dir is not None:
+        from seawatch.inference.otolith import OtolithDetector
+
+        _, card, backend = _load(settings, inference.otolith_model_dir)
+        otolith = OtolithDetector(backend, card, max_batch=inference.max_batch)
+    if inference.fish_model_dir is not None:
+        from seawatch.inference.fish import FishIdentifier
+        from seawatch.inference.gallery import Gallery
+
+        model_dir, card, backend = _load(settings, inference.fish_model_dir)
+        gallery_path = working_gallery(settings, model_dir / card.files.get("gallery", ""))
+        fish = FishIdentifier(
+            backend, card, Gallery.load(gallery_path), max_batch=inference.max_batch
+        )
+    return TaskRouter(
+        plankton,
+        otolith,
+        fish,
+        enrol_new_fish=inference.fish_enrol_new,
+        gallery_path=gallery_path,
     )
+
+
+def working_gallery(settings: Settings, model_gallery: Path) -> Path:
+    """The daemon's own gallery file, seeded from the model's gallery the first time.
+
+    The model's gallery (known individuals) is never written to; enrolments of new
+    individuals go to the working copy beside the local store.
+    """
+    path = settings.storage.local.fish_gallery_path
+    if not path.exists():
+        if not model_gallery.is_file():
+            msg = f"fish model has no gallery file at {model_gallery}; retrain or enrol one"
+            raise ConfigError(msg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_gallery, path)
+    return path
+
+
+def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daemon:
+    """Load the models, connect to Kafka and the stores, and wire the pipeline."""
+    router = build_router(settings)
+    card = router.plankton.card
     kafka = settings.kafka
     if kafka.create_topics:
         created = ensure_topics(
@@ -83,20 +138,22 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
     source = FrameSource(kafka)
     pipeline = Pipeline(
         source,
-        FramePreparer(settings.ingest, input_size=card.input.size),
-        classifier,
+        FramePreparer(
+            settings.ingest, input_size=card.input.size, whole_frame=router.whole_frame_inputs()
+        ),
+        router,
         sinks,
         DeadLetterQueue(publisher, kafka.dlq_topic),
+        evidence=EvidenceStore(settings.storage.local.evidence_root),
         max_frames_per_batch=kafka.max_poll_records,
         max_wait_ms=settings.inference.max_wait_ms,
         stats=stats,
         depth=settings.inference.max_batches_in_flight,
     )
     log.info(
-        "daemon_ready model=%s version=%s backend=%s threads=%d sinks=%s topics=%s",
-        card.name,
-        card.version,
-        backend.name,
+        "daemon_ready models=%s backend=%s threads=%d sinks=%s topics=%s",
+        ",".join(f"{t}:{c.name}@{c.version}" for t, c in router.cards.items()),
+        settings.inference.backend,
         settings.inference.threads,
         ",".join(s.name for s in sinks),
         ",".join(kafka.topics),
@@ -104,4 +161,4 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
     return Daemon(pipeline=pipeline, publisher=publisher, sinks=sinks)
 
 
-__all__ = ["Daemon", "build_daemon", "build_sinks"]
+__all__ = ["Daemon", "build_daemon", "build_router", "build_sinks", "working_gallery"]

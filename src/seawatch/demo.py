@@ -7,6 +7,7 @@ summary read back from the store the records were written to.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from seawatch.config import Settings
 from seawatch.daemon import build_daemon
+from seawatch.frames import TASKS
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
@@ -48,24 +50,50 @@ def _progress(console: Console) -> Progress:
     )
 
 
+DEMO_TASK_SHARE = 0.08  # share of otolith and of fish frames in the demo stream
+
+
+def topics_by_task(topics: list[str]) -> dict[str, str]:
+    """``task -> topic`` for the topics named ``<prefix>.<task>`` (``frames.otolith``...)."""
+    return {t.rsplit(".", 1)[-1]: t for t in topics if t.rsplit(".", 1)[-1] in TASKS}
+
+
+def _serves(settings: Settings, task: str) -> bool:
+    inference = settings.inference
+    model_dir = {"otolith": inference.otolith_model_dir, "fish": inference.fish_model_dir}
+    return task == "plankton" or model_dir.get(task) is not None
+
+
 def run_demo(
     settings: Settings, *, frames: int, broken_share: float, seed: int, console: Console
 ) -> DemoResult:
-    """Run the demo end to end and return its measurements."""
-    store = settings.storage.local.path
+    """Run the demo end to end and return its measurements.
+
+    Each demo starts clean: its store, its fish gallery working copy and its evidence files
+    are removed first (the CLI points the demo at its own files, never the daemon's).
+    """
+    local = settings.storage.local
+    store = local.path
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
+    local.fish_gallery_path.unlink(missing_ok=True)
+    shutil.rmtree(local.evidence_root, ignore_errors=True)
     with EmbeddedBroker() as broker:
         console.print(f"embedded broker (Tansu) on [cyan]{broker.bootstrap_servers}[/]")
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
         settings = settings.model_copy(update={"kafka": kafka})
-        topic = kafka.topics[0]
-        ensure_topics(broker.bootstrap_servers, [topic, kafka.dlq_topic], kafka.partitions)
+        ensure_topics(broker.bootstrap_servers, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
+        served = {task for task in TASKS if _serves(settings, task)}
         messages = synthetic_stream(
-            frames, seed=seed, broken_share=broken_share, start_ns=time.time_ns() - frames * 10**6
+            frames,
+            seed=seed,
+            broken_share=broken_share,
+            start_ns=time.time_ns() - frames * 10**6,
+            otolith_share=DEMO_TASK_SHARE if "otolith" in served else 0.0,
+            fish_share=DEMO_TASK_SHARE if "fish" in served else 0.0,
         )
         publisher = Publisher(broker.bootstrap_servers, kafka.max_message_bytes)
-        feed = _Feed(publisher, topic, messages)
+        feed = _Feed(publisher, kafka.topics[0], messages, topics_by_task(kafka.topics))
         feed.start()
         try:
             result = _consume(settings, frames, feed, console, store)
@@ -78,9 +106,10 @@ def run_demo(
 class _Feed(threading.Thread):
     """Publishes the synthetic stream while the daemon consumes it, like a live instrument."""
 
-    def __init__(self, publisher: Publisher, topic: str, messages) -> None:
+    def __init__(self, publisher: Publisher, topic: str, messages, routes: dict) -> None:
         super().__init__(name="feed", daemon=True)
         self.publisher, self.topic, self.messages = publisher, topic, messages
+        self.routes = routes
         self.sent = 0
         self.broken = 0
         self.seconds = 0.0
@@ -94,7 +123,12 @@ class _Feed(threading.Thread):
     def run(self) -> None:
         started = time.perf_counter()
         try:
-            publish_messages(self.publisher, self.topic, (self._count(m) for m in self.messages))
+            publish_messages(
+                self.publisher,
+                self.topic,
+                (self._count(m) for m in self.messages),
+                topics_by_task=self.routes,
+            )
         except BaseException as exc:  # reported by the demo
             self.error = exc
         self.seconds = time.perf_counter() - started
@@ -153,6 +187,14 @@ def summary_table(result: DemoResult) -> Table:
         per_instrument = db.execute(
             "SELECT instrument, frame_kind, COUNT(*) FROM frames GROUP BY 1, 2 ORDER BY 1"
         ).fetchall()
+        otoliths = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(anomaly), 0), COUNT(thumbnail), AVG(threshold) "
+            "FROM otolith"
+        ).fetchone()
+        fish = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT individual), COALESCE(SUM(new_individual), 0), "
+            "AVG(similarity) FROM fish"
+        ).fetchone()
     finally:
         db.close()
     stats = result.stats
@@ -179,6 +221,19 @@ def summary_table(result: DemoResult) -> Table:
     for taxon, count, esd in per_taxon:
         size = f"  (mean ESD {esd:.0f} µm)" if esd is not None else ""
         table.add_row(f"  {taxon}", f"{count}{size}")
+    table.add_section()
+    if otoliths[0]:
+        table.add_row(
+            "otoliths scored",
+            f"{otoliths[0]}: {otoliths[1]} flagged (score > {otoliths[3]:.3g}), "
+            f"{otoliths[2]} with thumbnail + heat map",
+        )
+    if fish[0]:
+        table.add_row(
+            "fish sightings",
+            f"{fish[0]}: {fish[1]} individuals, {fish[2]} enrolled as new (mean similarity "
+            f"{fish[3]:.2f})",
+        )
     table.add_section()
     table.add_row("results stored in", str(result.store))
     return table

@@ -1,4 +1,4 @@
-"""The daemon loop: poll -> prepare -> infer -> records -> sinks -> commit.
+"""The daemon loop: poll -> prepare -> infer (by task) -> evidence, records -> sinks -> commit.
 
 Three stages overlap on two threads: while batch n is inferred on the inference thread,
 the loop polls and prepares the next ones (up to ``depth`` batches in flight) and stores
@@ -18,13 +18,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from seawatch.errors import BackendError, FrameError
-from seawatch.inference.classifier import PlanktonClassifier
-from seawatch.inference.preprocess import batch_tensor
+import numpy as np
+
+from seawatch.errors import FrameError
+from seawatch.inference.router import TaskRouter
 from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource
 from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
 from seawatch.stats import PipelineStats
-from seawatch.storage.records import FrameRecord, ObjectRecord
+from seawatch.storage.evidence import EvidenceStore
+from seawatch.storage.records import FrameRecord
 from seawatch.storage.sink import Sink
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Batch:
     frames: list[PreparedFrame]
     polled_at: float
     results: list[FrameRecord] = field(default_factory=list)
+    evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -47,10 +50,11 @@ class Pipeline:
         self,
         source: FrameSource,
         preparer: FramePreparer,
-        classifier: PlanktonClassifier,
+        router: TaskRouter,
         sinks: list[Sink],
         dlq: DeadLetterQueue,
         *,
+        evidence: EvidenceStore | None = None,
         max_frames_per_batch: int,
         max_wait_ms: int,
         stats: PipelineStats | None = None,
@@ -61,7 +65,8 @@ class Pipeline:
             raise ValueError(msg)
         self.source = source
         self.preparer = preparer
-        self.classifier = classifier
+        self.router = router
+        self.evidence = evidence
         self.sinks = sinks
         self.dlq = dlq
         self.max_frames = max_frames_per_batch
@@ -123,56 +128,45 @@ class Pipeline:
         return Batch(records=records, frames=frames, polled_at=polled_at)
 
     def _infer(self, batch: Batch) -> Batch:
-        crops = [crop for frame in batch.frames for crop in frame.crops]
         started = time.perf_counter()
-        try:
-            predictions = self.classifier.predict(batch_tensor(crops)) if crops else []
-        except BackendError as exc:
-            # A failed batch fails every frame in it, each to the DLQ with the reason.
-            for frame in batch.frames:
-                record = _RecordView(frame)
-                self._dead_letter(record, FrameError("infer", str(exc)))
-            batch.frames = []
-            return batch
+        routed = self.router.route(batch.frames)
         infer_ms = (time.perf_counter() - started) * 1000
-        per_object_ms = infer_ms / max(1, len(crops))
+        for position, error in routed.failed:
+            # A failed backend call fails each of its frames, to the DLQ with the reason.
+            self._dead_letter(_RecordView(batch.frames[position]), FrameError("infer", str(error)))
         now_ms = time.time() * 1000
-        cursor = 0
-        for prepared in batch.frames:
-            n = len(prepared.objects)
-            objects = tuple(
-                ObjectRecord(
-                    index=obj.index,
-                    bbox=obj.bbox,
-                    taxon=pred.taxon,
-                    confidence=pred.confidence,
-                    top_k=pred.top_k,
-                    morph=obj.morph,
-                )
-                for obj, pred in zip(
-                    prepared.objects, predictions[cursor : cursor + n], strict=True
-                )
-            )
-            cursor += n
+        kept = []
+        for position, prepared in enumerate(batch.frames):
+            result = routed.results.get(position)
+            if result is None:
+                continue
+            kept.append(prepared)
             frame = prepared.frame
+            batch.evidence.extend(result.evidence)
             batch.results.append(
                 FrameRecord(
                     meta=frame.meta,
                     ref=frame.ref,
-                    model=self.classifier.card.name,
-                    model_version=self.classifier.card.version,
-                    objects=objects,
+                    model=result.card.name,
+                    model_version=result.card.version,
+                    objects=result.objects,
                     decode_ms=round(prepared.decode_ms, 3),
-                    infer_ms=round(per_object_ms * n, 3),
+                    infer_ms=round(result.infer_ms, 3),
                     latency_ms=round(max(0.0, now_ms - frame.broker_ts_ms), 3),
+                    otolith=result.otolith,
+                    fish=result.fish,
                 )
             )
+        batch.frames = kept
         self.stats.inferred(infer_ms)
         self.stats.timed("infer", time.perf_counter() - started)
         return batch
 
     def _store_and_commit(self, batch: Batch) -> None:
         started = time.perf_counter()
+        if self.evidence is not None:
+            for relative, image in batch.evidence:  # files first: records point at them
+                self.evidence.write(relative, image)
         for sink in self.sinks:
             sink.add(batch.results)
         for sink in self.sinks:

@@ -29,7 +29,9 @@ STATIONS = ("st-01", "st-02", "st-03", "st-04")
 CRUISE = "demo-2026"
 OTOLITH_SCANNER, FISH_CAMERA = "otolith-scanner-01", "tank-cam-03"
 OTOLITH_ANOMALY_SHARE = 0.2  # share of the demo's otoliths with a defect
-FISH_INDIVIDUALS, FISH_INDIVIDUAL_SEED = 6, 424_242  # the demo tank's fish, not in training
+# The demo tank: five fish the committed model's gallery knows (make_individuals(n, 0) indices
+# 0-4) and two strangers (indices 250-251 are in no gallery and were never trained on).
+FISH_KNOWN, FISH_STRANGERS = (0, 1, 2, 3, 4), (250, 251)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +122,7 @@ def synthetic_stream(
         yield SyntheticMessage(key=name.encode(), value=_encode(image, encoding), meta=meta)
 
 
-def _otolith(
-    rng: np.random.Generator, index: int, captured: int, station: str
-) -> SyntheticMessage:
+def _otolith(rng: np.random.Generator, index: int, captured: int, station: str) -> SyntheticMessage:
     """A sagitta photographed in the fish lab; a fifth of them carry a defect."""
     from seawatch.models.otolith.synthetic import ANOMALY_TYPES, render_otolith
 
@@ -146,10 +146,10 @@ def _otolith(
 
 
 def _fish_renderer(rng: np.random.Generator):
-    """Side views of the demo tank's few individuals, each seen again and again."""
-    from seawatch.models.fish.synthetic import make_individuals, render_fish
+    """Side views of the demo tank's seven fish, each seen again and again."""
+    from seawatch.models.fish.synthetic import make_individual, render_fish
 
-    individuals = make_individuals(FISH_INDIVIDUALS, FISH_INDIVIDUAL_SEED)
+    individuals = [make_individual(i, 0) for i in (*FISH_KNOWN, *FISH_STRANGERS)]
 
     def render(index: int, captured: int, station: str) -> SyntheticMessage:
         individual = individuals[int(rng.integers(len(individuals)))]

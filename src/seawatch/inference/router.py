@@ -1,0 +1,175 @@
+"""Routing a batch of prepared frames to the task heads and back into records.
+
+Frames are grouped by task (the ``task`` header, or the ``frames.<task>`` topic): plankton
+objects of every frame go through the classifier together, otolith frames through the
+anomaly detector and fish frames through the re-identifier, one backend call per task and
+chunk. A failing backend fails only its own task's frames. Flagged otoliths get a thumbnail
+and a heat-map overlay to write as evidence before the record is stored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from seawatch.errors import BackendError
+from seawatch.inference.classifier import PlanktonClassifier
+from seawatch.inference.preprocess import batch_tensor
+from seawatch.ingest.prepare import PreparedFrame
+from seawatch.models.card import ModelCard
+from seawatch.storage.evidence import evidence_paths
+from seawatch.storage.records import FishRecord, ObjectRecord, OtolithRecord
+
+if TYPE_CHECKING:
+    from seawatch.inference.fish import FishIdentifier
+    from seawatch.inference.otolith import OtolithDetector
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """What the heads say about one frame, before it becomes a FrameRecord."""
+
+    card: ModelCard
+    infer_ms: float
+    objects: tuple[ObjectRecord, ...] = ()
+    otolith: OtolithRecord | None = None
+    fish: FishRecord | None = None
+    evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Routed:
+    """Results by position in the batch, and the frames a task's backend failed on."""
+
+    results: dict[int, TaskResult] = field(default_factory=dict)
+    failed: list[tuple[int, BackendError]] = field(default_factory=list)
+
+
+class TaskRouter:
+    """Holds one head per served task; ``None`` means the task is not served here."""
+
+    def __init__(
+        self,
+        plankton: PlanktonClassifier,
+        otolith: OtolithDetector | None = None,
+        fish: FishIdentifier | None = None,
+        *,
+        enrol_new_fish: bool = True,
+        gallery_path: Path | None = None,
+    ) -> None:
+        self.plankton = plankton
+        self.otolith = otolith
+        self.fish = fish
+        self.enrol_new_fish = enrol_new_fish
+        self.gallery_path = gallery_path
+
+    @property
+    def cards(self) -> dict[str, ModelCard]:
+        """The model card of every served task."""
+        heads = {"plankton": self.plankton, "otolith": self.otolith, "fish": self.fish}
+        return {task: head.card for task, head in heads.items() if head is not None}
+
+    def whole_frame_inputs(self) -> dict:
+        """``task -> prepare`` for the tasks whose frames are one model input each."""
+        heads = {"otolith": self.otolith, "fish": self.fish}
+        return {task: head.prepare for task, head in heads.items() if head is not None}
+
+    def route(self, frames: list[PreparedFrame]) -> Routed:
+        """Run every frame through its task's head."""
+        routed = Routed()
+        by_task: dict[str, list[int]] = {}
+        for i, prepared in enumerate(frames):
+            by_task.setdefault(prepared.frame.meta.task, []).append(i)
+        for task, positions in by_task.items():
+            run = {"plankton": self._plankton, "otolith": self._otolith, "fish": self._fish}[task]
+            try:
+                run(frames, positions, routed)
+            except BackendError as exc:
+                routed.failed.extend((i, exc) for i in positions)
+        return routed
+
+    def close(self) -> None:
+        """Close every head's backend."""
+        for head in (self.plankton, self.otolith, self.fish):
+            if head is not None:
+                head.backend.close()
+
+    def _plankton(self, frames: list[PreparedFrame], positions: list[int], out: Routed) -> None:
+        crops = [crop for i in positions for crop in frames[i].crops]
+        started = time.perf_counter()
+        predictions = self.plankton.predict(batch_tensor(crops)) if crops else []
+        per_object_ms = (time.perf_counter() - started) * 1000 / max(1, len(crops))
+        cursor = 0
+        for i in positions:
+            prepared = frames[i]
+            n = len(prepared.objects)
+            answers = predictions[cursor : cursor + n]
+            objects = tuple(
+                ObjectRecord(
+                    index=obj.index,
+                    bbox=obj.bbox,
+                    taxon=pred.taxon,
+                    confidence=pred.confidence,
+                    top_k=pred.top_k,
+                    morph=obj.morph,
+                )
+                for obj, pred in zip(prepared.objects, answers, strict=True)
+            )
+            cursor += n
+            out.results[i] = TaskResult(self.plankton.card, per_object_ms * n, objects=objects)
+
+    def _otolith(self, frames: list[PreparedFrame], positions: list[int], out: Routed) -> None:
+        from seawatch.inference.otolith import overlay_heatmap
+
+        head = self._head(self.otolith, "otolith")
+        started = time.perf_counter()
+        answers = head.predict(np.stack([frames[i].crops[0] for i in positions]))
+        per_frame_ms = (time.perf_counter() - started) * 1000 / len(positions)
+        for i, answer in zip(positions, answers, strict=True):
+            meta, evidence = frames[i].frame.meta, []
+            thumb_path = heat_path = None
+            if answer.anomaly and frames[i].thumbnail is not None:
+                thumb_path, heat_path = evidence_paths(meta, "otolith")
+                overlay = overlay_heatmap(frames[i].thumbnail, answer.heatmap, answer.threshold)
+                evidence = [(thumb_path, frames[i].thumbnail), (heat_path, overlay)]
+            record = OtolithRecord(
+                specimen_id=meta.specimen_id,
+                score=round(answer.score, 6),
+                anomaly=answer.anomaly,
+                threshold=answer.threshold,
+                thumbnail=thumb_path,
+                heatmap=heat_path,
+            )
+            out.results[i] = TaskResult(head.card, per_frame_ms, otolith=record, evidence=evidence)
+
+    def _fish(self, frames: list[PreparedFrame], positions: list[int], out: Routed) -> None:
+        head = self._head(self.fish, "fish")
+        started = time.perf_counter()
+        sightings = head.identify(
+            np.stack([frames[i].crops[0] for i in positions]), enrol_new=self.enrol_new_fish
+        )
+        per_frame_ms = (time.perf_counter() - started) * 1000 / len(positions)
+        if self.gallery_path is not None and any(s.new_individual for s in sightings):
+            head.gallery.save(self.gallery_path)  # before the records: enrolments survive
+        for i, sighting in zip(positions, sightings, strict=True):
+            record = FishRecord(
+                individual=sighting.individual,
+                similarity=round(sighting.similarity, 6),
+                new_individual=sighting.new_individual,
+                provisional=sighting.provisional,
+            )
+            out.results[i] = TaskResult(head.card, per_frame_ms, fish=record)
+
+    @staticmethod
+    def _head(head, task: str):
+        if head is None:  # the preparer refuses such frames first; this is a guard
+            msg = f"no model serves task {task!r}; set inference.{task}_model_dir"
+            raise BackendError(msg)
+        return head
+
+
+__all__ = ["Routed", "TaskResult", "TaskRouter"]

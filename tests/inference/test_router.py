@@ -1,0 +1,133 @@
+"""The task router on the committed models: one call per task, failures stay in their task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seawatch.errors import BackendError
+from seawatch.frames import Frame, FrameKind, FrameMeta, SourceRef
+from seawatch.inference.backend import open_backend
+from seawatch.inference.classifier import PlanktonClassifier
+from seawatch.inference.fish import FishIdentifier
+from seawatch.inference.gallery import Gallery
+from seawatch.inference.otolith import OtolithDetector
+from seawatch.inference.preprocess import prepare_roi
+from seawatch.inference.router import TaskRouter
+from seawatch.ingest.prepare import PreparedFrame
+from seawatch.ingest.segment import SegmentParams, measure_roi
+from seawatch.models.card import ONNX_FILE, load_card
+from seawatch.models.fish.synthetic import make_individuals, render_fish
+from seawatch.models.otolith.synthetic import render_otolith
+from seawatch.models.plankton.synthetic import render_roi
+from seawatch.storage.evidence import thumbnail
+
+
+class _Failing:
+    """A backend whose every call fails, as a lost GPU would."""
+
+    name = "failing"
+
+    def run(self, batch):
+        raise BackendError("device lost")
+
+    def run_outputs(self, batch):
+        raise BackendError("device lost")
+
+    def close(self) -> None:
+        pass
+
+
+def _head(kind, directory, **kwargs):
+    card = load_card(directory)
+    backend = open_backend("onnxruntime", directory / ONNX_FILE, threads=1)
+    return kind(backend, card, max_batch=4, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def router(model_dir, otolith_model_dir, fish_model_dir, tmp_path_factory):
+    fish_card = load_card(fish_model_dir)
+    gallery = Gallery.load(fish_model_dir / fish_card.files["gallery"])
+    return TaskRouter(
+        _head(PlanktonClassifier, model_dir, top_k=3),
+        _head(OtolithDetector, otolith_model_dir),
+        _head(FishIdentifier, fish_model_dir, gallery=gallery),
+        gallery_path=tmp_path_factory.mktemp("gallery") / "g.npz",
+    )
+
+
+def _prepared(task: str, i: int, router: TaskRouter, rng) -> PreparedFrame:
+    meta = FrameMeta(
+        instrument=f"{task}-1",
+        task=task,
+        captured_at_ns=1000 + i,
+        frame_kind=FrameKind.ROI,
+        content_type="image/png",
+        specimen_id=f"s{i}" if task == "otolith" else None,
+    )
+    frame = Frame(meta, SourceRef(f"frames.{task}", 0, i), b"", 0)
+    if task == "plankton":
+        obj = measure_roi(render_roi("copepod", rng), SegmentParams(), None)
+        return PreparedFrame(frame, [obj], [prepare_roi(obj.image, 64)], 1.0)
+    if task == "otolith":
+        image = render_otolith(rng, anomaly="broken" if i % 2 else None)
+        return PreparedFrame(frame, [], [router.otolith.prepare(image)], 1.0, thumbnail(image))
+    image = render_fish(make_individuals(3, 77)[i % 3], rng)
+    return PreparedFrame(frame, [], [router.fish.prepare(image)], 1.0)
+
+
+def test_each_task_gets_its_own_answer(router):
+    rng = np.random.default_rng(0)
+    frames = [
+        _prepared(t, i, router, rng) for i, t in enumerate(["plankton", "otolith", "fish"] * 4)
+    ]
+    routed = router.route(frames)
+    assert not routed.failed and sorted(routed.results) == list(range(12))
+    for i, prepared in enumerate(frames):
+        result = routed.results[i]
+        task = prepared.frame.meta.task
+        assert result.card.task == task
+        assert bool(result.objects) == (task == "plankton")
+        assert (result.otolith is not None) == (task == "otolith")
+        assert (result.fish is not None) == (task == "fish")
+        if result.otolith is not None and result.otolith.anomaly:
+            assert [p for p, _ in result.evidence] == [
+                result.otolith.thumbnail,
+                result.otolith.heatmap,
+            ]
+    assert router.gallery_path.is_file()  # new fish were enrolled and saved
+
+
+def test_a_failing_backend_fails_only_its_own_task(router):
+    rng = np.random.default_rng(1)
+    frames = [_prepared(t, i, router, rng) for i, t in enumerate(["plankton", "otolith"] * 3)]
+    original = router.otolith.backend
+    router.otolith.backend = _Failing()
+    try:
+        routed = router.route(frames)
+    finally:
+        router.otolith.backend = original
+    failed = sorted(i for i, _ in routed.failed)
+    assert failed == [1, 3, 5] and "device lost" in str(routed.failed[0][1])
+    assert sorted(routed.results) == [0, 2, 4]
+
+
+def test_flagged_otoliths_carry_their_evidence(router):
+    """A threshold under every score flags every specimen: each gets thumbnail + heat map."""
+    rng = np.random.default_rng(2)
+    head = router.otolith
+    original = head.threshold
+    head.threshold = -1e9
+    try:
+        frames = [_prepared("otolith", i, router, rng) for i in range(3)]
+        routed = router.route(frames)
+    finally:
+        head.threshold = original
+    for i, prepared in enumerate(frames):
+        result = routed.results[i]
+        assert result.otolith.anomaly
+        paths = [path for path, _ in result.evidence]
+        assert paths == [result.otolith.thumbnail, result.otolith.heatmap]
+        assert paths[0].startswith("otolith/otolith-1/") and paths[1].endswith("_heatmap.jpg")
+        thumb, overlay = (image for _, image in result.evidence)
+        assert thumb is prepared.thumbnail and overlay.shape == thumb.shape
