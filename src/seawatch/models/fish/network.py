@@ -20,36 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seawatch.models.blocks import ResidualBlock, conv_bn
+
 DEFAULT_WIDTHS: tuple[int, ...] = (12, 24, 48, 48)
 DEFAULT_STRIDES: tuple[int, ...] = (2, 2, 1)  # output stride 8: a 8 x 20 grid at 64 x 160
-
-
-def _conv_bn(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
-class _Block(nn.Module):
-    """A ResNet basic block: two 3x3 convolutions with a (projected) shortcut."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = _conv_bn(c_in, c_out, stride)
-        self.conv2 = nn.Sequential(
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)
-        )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
 class FishNet(nn.Module):
@@ -91,18 +65,18 @@ class FishNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.height, self.width, self.embedding_dim = height, width, embedding_dim
-        self.stem = _conv_bn(3, widths[0], stride=2)
+        self.stem = conv_bn(3, widths[0], stride=2)
         stages: list[nn.Module] = []
         c_in = widths[0]
         for c_out, stride in zip(widths[1:], strides, strict=True):
-            stages.append(_Block(c_in, c_out, stride=stride))
+            stages.append(ResidualBlock(c_in, c_out, stride=stride))
             c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.feature_channels = c_in
         cells = (height // self.stride) * (width // self.stride)
         self.head_kind = head
         if head == "flatten":
-            self.reduce: nn.Module = _conv_bn(c_in, reduce, kernel=1)
+            self.reduce: nn.Module = conv_bn(c_in, reduce, kernel=1)
         else:
             self.reduce = nn.AdaptiveAvgPool2d(1)
             reduce, cells = c_in, 1
@@ -122,7 +96,7 @@ class FishNet(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         for module in self.modules():
-            if isinstance(module, _Block):  # every block starts as the identity
+            if isinstance(module, ResidualBlock):  # every block starts as the identity
                 nn.init.zeros_(module.conv2[1].weight)
 
     def set_normalisation(self, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -165,7 +139,7 @@ class InpaintDecoder(nn.Module):
             raise ValueError(msg)
         layers: list[nn.Module] = []
         for c_out in widths[:steps]:
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear"), _conv_bn(c_in, c_out)]
+            layers += [nn.Upsample(scale_factor=2, mode="bilinear"), conv_bn(c_in, c_out)]
             c_in = c_out
         layers += [nn.Conv2d(c_in, 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
         self.net = nn.Sequential(*layers)

@@ -12,35 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seawatch.models.blocks import ResidualBlock, conv_bn
+
 DEFAULT_WIDTHS: tuple[int, ...] = (24, 48, 96, 160)
-
-
-def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
-class _Block(nn.Module):
-    """A ResNet basic block: two 3x3 convolutions with a (projected) shortcut."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = _conv_bn(c_in, c_out, stride)
-        self.conv2 = nn.Sequential(
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)
-        )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
 class PlanktonNet(nn.Module):
@@ -70,11 +44,11 @@ class PlanktonNet(nn.Module):
         self.register_buffer("std", torch.tensor(float(std)))
         self.register_buffer("temperature", torch.tensor(1.0))
         stem_width = max(8, widths[0] // 2)
-        self.stem = _conv_bn(1, stem_width)
+        self.stem = conv_bn(1, stem_width)
         stages: list[nn.Module] = []
         c_in = stem_width
         for width in widths:
-            stages.append(_Block(c_in, width, stride=2))
+            stages.append(ResidualBlock(c_in, width, stride=2))
             c_in = width
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -91,7 +65,7 @@ class PlanktonNet(nn.Module):
                 nn.init.zeros_(module.bias)
         # Zero the last BN of each residual branch so every block starts as the identity.
         for module in self.modules():
-            if isinstance(module, _Block):
+            if isinstance(module, ResidualBlock):
                 nn.init.zeros_(module.conv2[1].weight)
 
     def set_normalisation(self, mean: float, std: float) -> None:
