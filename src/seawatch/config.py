@@ -148,11 +148,37 @@ class InfluxSettings(_Section):
         return value
 
 
+class OutboxSettings(_Section):
+    """The durable outbox between the pipeline and InfluxDB (used whenever influx.url is set).
+
+    Records' line protocol is committed to this SQLite (WAL) file before offsets are; a
+    background drainer forwards it to InfluxDB and deletes it only once acknowledged.
+    """
+
+    path: Path | None = Field(
+        None, description="the outbox file; default: <store>-outbox.db beside the local store"
+    )
+    max_lines: int = Field(
+        2_000_000, ge=1, description="backlog at which consumption pauses (never drops)"
+    )
+    max_backoff_s: float = Field(30.0, gt=0, description="longest wait between write retries")
+    shutdown_drain_s: float = Field(
+        10.0, ge=0, description="at shutdown, how long to keep draining; the rest stays on disk"
+    )
+
+
 class StorageSettings(_Section):
     """Sinks the records go to; offsets are committed only after all have flushed."""
 
     local: LocalStoreSettings = LocalStoreSettings()
     influx: InfluxSettings = InfluxSettings()
+    outbox: OutboxSettings = OutboxSettings()
+
+    @property
+    def outbox_path(self) -> Path:
+        """The outbox file: ``outbox.path``, or ``<store>-outbox.db`` beside the local store."""
+        local = self.local.path
+        return self.outbox.path or local.with_name(f"{local.stem}-outbox.db")
 
 
 class Settings(BaseSettings):
@@ -243,6 +269,7 @@ __all__ = [
     "IngestSettings",
     "KafkaSettings",
     "LocalStoreSettings",
+    "OutboxSettings",
     "SegmentationSettings",
     "Settings",
     "StorageSettings",

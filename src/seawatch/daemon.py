@@ -55,14 +55,15 @@ class Daemon:
 
 
 def build_sinks(settings: Settings) -> list[Sink]:
-    """The sinks the settings ask for: the local store and/or InfluxDB."""
+    """The sinks the settings ask for: the local store and/or InfluxDB (through the outbox)."""
     sinks: list[Sink] = []
-    if settings.storage.local.enabled:
-        sinks.append(LocalStore(settings.storage.local.path))
-    if settings.storage.influx.url:
-        from seawatch.storage.influx_writer import InfluxWriter
+    storage = settings.storage
+    if storage.local.enabled:
+        sinks.append(LocalStore(storage.local.path))
+    if storage.influx.url:
+        from seawatch.storage.influx_outbox import OutboxSink
 
-        sinks.append(InfluxWriter(settings.storage.influx))
+        sinks.append(OutboxSink(storage.influx, storage.outbox, storage.outbox_path))
     return sinks
 
 

@@ -74,6 +74,8 @@ class Pipeline:
         self.stats = stats or PipelineStats()
         self.depth = depth
         self._stop = threading.Event()
+        self._paused = False
+        self._paused_since = 0.0
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer")
 
     def stop(self) -> None:
@@ -88,7 +90,7 @@ class Pipeline:
                 stopping = self._stop.is_set() or (
                     should_stop is not None and should_stop(self.stats)
                 )
-                batch = None if stopping else self._poll_and_prepare()
+                batch = None if stopping or self._held_back() else self._poll_and_prepare()
                 if batch is not None:
                     in_flight.append(self._infer_thread.submit(self._infer, batch))
                 # Store finished batches in order. Block on the oldest only when the window
@@ -104,6 +106,23 @@ class Pipeline:
                 future.cancel()
             self._infer_thread.shutdown(wait=True)
         return self.stats
+
+    def _held_back(self) -> bool:
+        """Backpressure: while a sink says it is saturated (the outbox is full), pause the
+        partitions and poll nothing (the poll keeps the group membership); resume after."""
+        full = any(sink.saturated() for sink in self.sinks if hasattr(sink, "saturated"))
+        if full:
+            self.source.pause()  # every time: a rebalance may have assigned new partitions
+            self.source.poll_batch(1, 0, idle_ms=200)  # heartbeats; paused, so returns nothing
+            if not self._paused:
+                log.warning("backpressure_on reason='outbox full' effect='consumption paused'")
+                self._paused_since = time.perf_counter()
+        elif self._paused:
+            self.source.resume()
+            self.stats.timed("backpressure", time.perf_counter() - self._paused_since)
+            log.info("backpressure_off paused_s=%.1f", time.perf_counter() - self._paused_since)
+        self._paused = full
+        return full
 
     def _wait(self, in_flight: Future[Batch]) -> Batch:
         started = time.perf_counter()

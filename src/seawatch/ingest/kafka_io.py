@@ -118,6 +118,15 @@ class FrameSource:
     def assignment(self) -> set:
         return set(self._consumer.assignment())
 
+    def pause(self) -> None:
+        """Stop fetching from every assigned partition (backpressure); polls keep the group
+        membership alive and return nothing until :meth:`resume`."""
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        """Fetch again from every paused partition, from where consumption stopped."""
+        self._consumer.resume(*self._consumer.paused())
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 

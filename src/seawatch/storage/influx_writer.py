@@ -62,27 +62,32 @@ class InfluxWriter:
         finally:
             self._pending.clear()
 
+    def send(self, body: str) -> None:
+        """One write attempt of newline-separated lines; returns when acknowledged.
+
+        Raises :class:`WriteRefused`, whose ``retriable`` says whether trying again can help
+        (no answer, 429, 5xx) or not (any other 4xx: the lines themselves are refused).
+        """
+        try:
+            self._write_api.write(bucket=self.settings.bucket, record=body)
+        except Exception as exc:  # the client raises ApiException or urllib3 errors
+            status = getattr(exc, "status", None)
+            retriable = status is None or status == 429 or status >= 500
+            message = f"InfluxDB at {self.settings.url}: {_short(exc)}"
+            raise WriteRefused(message, retriable) from exc
+
     def _write_with_retry(self, lines: list[str]) -> None:
-        body = "\n".join(lines)
         attempts = self.settings.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                self._write_api.write(bucket=self.settings.bucket, record=body)
+                self.send("\n".join(lines))
                 return
-            except Exception as exc:  # the client raises ApiException or urllib3 errors
-                status = getattr(exc, "status", None)
-                retriable = status is None or status == 429 or status >= 500
-                if not retriable or attempt == attempts:
-                    msg = (
-                        f"InfluxDB at {self.settings.url} refused {len(lines)} lines after "
-                        f"{attempt} attempt(s): {_short(exc)}"
-                    )
+            except WriteRefused as exc:
+                if not exc.retriable or attempt == attempts:
+                    msg = f"{exc}: refused {len(lines)} lines after {attempt} attempt(s)"
                     raise StorageError(msg) from exc
-                delay = self.settings.retry_backoff_s * 2 ** (attempt - 1)
-                delay *= 0.5 + random.random()
-                log.warning(
-                    "influx_retry attempt=%d delay_s=%.2f error=%s", attempt, delay, _short(exc)
-                )
+                delay = backoff_delay(self.settings.retry_backoff_s, attempt, float("inf"))
+                log.warning("influx_retry attempt=%d delay_s=%.2f error=%s", attempt, delay, exc)
                 self._sleep(delay)
 
     def close(self) -> None:
@@ -94,9 +99,22 @@ class InfluxWriter:
             self._client.close()
 
 
+class WriteRefused(StorageError):
+    """One write attempt failed; ``retriable`` says whether another attempt can succeed."""
+
+    def __init__(self, message: str, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+def backoff_delay(base_s: float, attempt: int, cap_s: float) -> float:
+    """Exponential backoff with jitter: ``base_s * 2**(attempt-1)``, capped, times 0.5..1.5."""
+    return min(cap_s, base_s * 2 ** min(attempt - 1, 30)) * (0.5 + random.random())
+
+
 def _short(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
 
 
-__all__ = ["InfluxWriter"]
+__all__ = ["InfluxWriter", "WriteRefused", "backoff_delay"]
