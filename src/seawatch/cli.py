@@ -1,5 +1,5 @@
 """The one entry point: ``seawatch run | demo | broker | publish | train | evaluate | gallery |
-config``."""
+export | config``."""
 
 from __future__ import annotations
 
@@ -212,6 +212,80 @@ evaluate.add_command(plankton_commands.evaluate_command)
 evaluate.add_command(otolith_commands.evaluate_command)
 evaluate.add_command(fish_commands.evaluate_command)
 cli.add_command(fish_commands.gallery_group)
+
+
+@cli.group()
+def export() -> None:
+    """Export results from the local store."""
+
+
+def _time_option(value: str | None, option: str) -> int | None:
+    from seawatch.storage.export import parse_time_bound
+
+    if value is None:
+        return None
+    try:
+        return parse_time_bound(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+@export.command("objects")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Local store (SQLite); default: storage.local.path from the settings.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output file; the format follows its suffix (.tsv or .parquet) unless --format.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tsv", "parquet"]),
+    default=None,
+    help="tsv (EcoTaxa import) or parquet; default: from the --out suffix.",
+)
+@click.option("--cruise", default=None, help="Only frames of this cruise.")
+@click.option("--since", default=None, help="From this capture time (inclusive): RFC 3339 or ns.")
+@click.option("--until", default=None, help="Up to this capture time (exclusive): RFC 3339 or ns.")
+@click.pass_context
+def export_objects_command(
+    ctx: click.Context,
+    store: Path | None,
+    out: Path,
+    fmt: str | None,
+    cruise: str | None,
+    since: str | None,
+    until: str | None,
+) -> None:
+    """Write per-object plankton results as an EcoTaxa-importable TSV or as Parquet.
+
+    Crops are not stored, so no images are written: img_file_name holds a deterministic name
+    (<frame uid>_<idx>.png) to match images you export yourself.
+    """
+    from seawatch.storage.export import ExportFilter, export_objects, format_from_path
+
+    path = store or _settings(ctx).storage.local.path
+    if not path.is_file():
+        hint = "--store" if store else "--store (default: storage.local.path)"
+        msg = f"no local store at {path}; run the daemon first or pass the store's path"
+        raise click.BadParameter(msg, param_hint=hint)
+    chosen = fmt or format_from_path(out)
+    if chosen is None:
+        msg = f"cannot tell the format of {out.name!r}; name it .tsv or .parquet, or pass --format"
+        raise click.BadParameter(msg, param_hint="--out")
+    since_ns, until_ns = _time_option(since, "--since"), _time_option(until, "--until")
+    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
+        msg = f"--since {since} is not before --until {until}; swap them or widen the range"
+        raise click.BadParameter(msg, param_hint="--since/--until")
+    flt = ExportFilter(cruise=cruise, since_ns=since_ns, until_ns=until_ns)
+    n = export_objects(path, out, chosen, flt)
+    click.echo(f"wrote {n} objects to {out} ({chosen})")
 
 
 @cli.group()
