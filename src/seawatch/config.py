@@ -13,9 +13,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from seawatch.alerts.rules import DEFAULT_RULES, Rule, WebhookSettings
 from seawatch.errors import ConfigError
 
 ENV_PREFIX = "SEAWATCH_"
@@ -181,6 +190,30 @@ class StorageSettings(_Section):
         return self.outbox.path or local.with_name(f"{local.stem}-outbox.db")
 
 
+class AlertSettings(_Section):
+    """The alert rules and where alerts go (InfluxDB ``alerts``, a Kafka topic, webhooks)."""
+
+    enabled: bool = True
+    topic: str | None = Field("alerts", description="Kafka topic for alert JSON; null: none")
+    rules: list[Rule] = Field(default_factory=lambda: [_rule(r) for r in DEFAULT_RULES])
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    tick_s: float = Field(1.0, gt=0, description="how often time-based rules are checked")
+
+    @field_validator("rules")
+    @classmethod
+    def _unique(cls, rules: list[Rule]) -> list[Rule]:
+        names = [r.name for r in rules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            msg = f"rule names must be unique; repeated: {', '.join(twice)}"
+            raise ValueError(msg)
+        return rules
+
+
+def _rule(values: dict) -> Rule:
+    return TypeAdapter(Rule).validate_python(values)
+
+
 class Settings(BaseSettings):
     """All of seawatch's settings."""
 
@@ -192,6 +225,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     inference: InferenceSettings = InferenceSettings()
     storage: StorageSettings = StorageSettings()
+    alerts: AlertSettings = AlertSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod
@@ -264,6 +298,7 @@ def env_is_ci() -> bool:
 
 
 __all__ = [
+    "AlertSettings",
     "InferenceSettings",
     "InfluxSettings",
     "IngestSettings",

@@ -12,6 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from seawatch.alerts.engine import AlertEngine
+from seawatch.alerts.outputs import AlertOutputs, Webhook
 from seawatch.config import Settings, resolve_model_dir
 from seawatch.errors import ConfigError
 from seawatch.inference.backend import open_backend
@@ -23,6 +25,7 @@ from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.pipeline import Pipeline
 from seawatch.stats import PipelineStats
 from seawatch.storage.evidence import EvidenceStore
+from seawatch.storage.influx_outbox import OutboxSink
 from seawatch.storage.local_store import LocalStore
 from seawatch.storage.sink import Sink
 
@@ -52,6 +55,7 @@ class Daemon:
                 stack.callback(sink.close)
             stack.callback(self.pipeline.preparer.close)
             stack.callback(self.pipeline.source.close)
+            stack.callback(self.pipeline.alert_outputs.close)  # first: webhooks deliver the rest
 
 
 def build_sinks(settings: Settings) -> list[Sink]:
@@ -61,8 +65,6 @@ def build_sinks(settings: Settings) -> list[Sink]:
     if storage.local.enabled:
         sinks.append(LocalStore(storage.local.path))
     if storage.influx.url:
-        from seawatch.storage.influx_outbox import OutboxSink
-
         sinks.append(OutboxSink(storage.influx, storage.outbox, storage.outbox_path))
     return sinks
 
@@ -128,15 +130,22 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
     router = build_router(settings)
     card = router.plankton.card
     kafka = settings.kafka
+    alerting = settings.alerts
+    alert_topics = [alerting.topic] if alerting.enabled and alerting.topic else []
     if kafka.create_topics:
-        created = ensure_topics(
-            kafka.bootstrap_servers, [*kafka.topics, kafka.dlq_topic], kafka.partitions
-        )
+        topics = [*kafka.topics, kafka.dlq_topic, *alert_topics]
+        created = ensure_topics(kafka.bootstrap_servers, topics, kafka.partitions)
         if created:
             log.info("topics_created topics=%s partitions=%d", ",".join(created), kafka.partitions)
     sinks = build_sinks(settings)
     publisher = Publisher(kafka.bootstrap_servers, kafka.max_message_bytes)
     source = FrameSource(kafka)
+    outputs = AlertOutputs(
+        influx=next((s for s in sinks if isinstance(s, OutboxSink)), None),
+        publisher=publisher,
+        topic=alerting.topic,
+        webhooks=[Webhook(w) for w in alerting.webhooks] if alerting.enabled else [],
+    )
     pipeline = Pipeline(
         source,
         FramePreparer(
@@ -150,6 +159,9 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
         max_wait_ms=settings.inference.max_wait_ms,
         stats=stats,
         depth=settings.inference.max_batches_in_flight,
+        alerts=AlertEngine(alerting.rules) if alerting.enabled else None,
+        alert_outputs=outputs,
+        tick_s=alerting.tick_s,
     )
     log.info(
         "daemon_ready models=%s backend=%s threads=%d sinks=%s topics=%s",

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from seawatch.alerts.engine import AlertEngine
+from seawatch.alerts.outputs import AlertOutputs
 from seawatch.errors import FrameError
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource
@@ -59,6 +61,9 @@ class Pipeline:
         max_wait_ms: int,
         stats: PipelineStats | None = None,
         depth: int = 8,
+        alerts: AlertEngine | None = None,
+        alert_outputs: AlertOutputs | None = None,
+        tick_s: float = 1.0,
     ) -> None:
         if depth < 1:
             msg = f"depth must be at least 1 (batches in flight), got {depth}"
@@ -73,6 +78,10 @@ class Pipeline:
         self.max_wait_ms = max_wait_ms
         self.stats = stats or PipelineStats()
         self.depth = depth
+        self.alerts = alerts
+        self.alert_outputs = alert_outputs or AlertOutputs()
+        self.tick_s = tick_s
+        self._next_tick = 0.0
         self._stop = threading.Event()
         self._paused = False
         self._paused_since = 0.0
@@ -90,6 +99,7 @@ class Pipeline:
                 stopping = self._stop.is_set() or (
                     should_stop is not None and should_stop(self.stats)
                 )
+                self._tick()
                 batch = None if stopping or self._held_back() else self._poll_and_prepare()
                 if batch is not None:
                     in_flight.append(self._infer_thread.submit(self._infer, batch))
@@ -106,6 +116,14 @@ class Pipeline:
                 future.cancel()
             self._infer_thread.shutdown(wait=True)
         return self.stats
+
+    def _tick(self) -> None:
+        """Every ``tick_s``: the time-based alert rules (an instrument gone silent)."""
+        now = time.monotonic()
+        if self.alerts is None or now < self._next_tick:
+            return
+        self._next_tick = now + self.tick_s
+        self.alert_outputs.emit(self.alerts.tick(), flush=True)
 
     def _held_back(self) -> bool:
         """Backpressure: while a sink says it is saturated (the outbox is full), pause the
@@ -174,6 +192,7 @@ class Pipeline:
                     latency_ms=round(max(0.0, now_ms - frame.broker_ts_ms), 3),
                     otolith=result.otolith,
                     fish=result.fish,
+                    quality=prepared.quality,
                 )
             )
         batch.frames = kept
@@ -188,6 +207,8 @@ class Pipeline:
                 self.evidence.write(relative, image)
         for sink in self.sinks:
             sink.add(batch.results)
+        if self.alerts is not None:  # durable with the batch: same flushes, before the commit
+            self.alert_outputs.emit(self.alerts.evaluate(batch.results))
         for sink in self.sinks:
             sink.flush()
         stored = time.perf_counter()

@@ -23,6 +23,7 @@ from seawatch.frames import CLAIM_CHECK_TYPE, Frame, FrameKind, SourceRef, parse
 from seawatch.inference.preprocess import prepare_roi, to_gray8
 from seawatch.ingest.decode import DecodeLimits, decode_image, resolve_claim_check
 from seawatch.ingest.objects import SegmentedObject
+from seawatch.ingest.quality import FrameQuality, measure_quality
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
 from seawatch.storage.evidence import thumbnail
 
@@ -39,6 +40,7 @@ class PreparedFrame:
     crops: list[np.ndarray]
     decode_ms: float
     thumbnail: np.ndarray | None = None
+    quality: FrameQuality | None = None  # full plankton frames only
 
 
 @dataclass(slots=True)
@@ -106,10 +108,14 @@ class FramePreparer:
             payload, content_type = resolve_claim_check(payload, roots, self.limits)
         image = decode_image(payload, content_type, self.limits)
         task = frame.meta.task
+        quality = None
         if task == "plankton":
-            objects = self._segment(to_gray8(image), frame)
+            gray = to_gray8(image)
+            objects = self._segment(gray, frame)
             crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
             thumb = None
+            if frame.meta.frame_kind is FrameKind.FULL:
+                quality = measure_quality(gray)
         elif task in self.whole_frame:
             objects, crops = [], [self._whole(task, image)]
             thumb = thumbnail(image) if task in THUMBNAIL_TASKS else None
@@ -117,7 +123,7 @@ class FramePreparer:
             reason = f"no model serves task {task!r}; set inference.{task}_model_dir"
             raise FrameError("route", reason, field="task")
         decode_ms = (time.perf_counter() - started) * 1000
-        return PreparedFrame(frame, objects, crops, decode_ms, thumb)
+        return PreparedFrame(frame, objects, crops, decode_ms, thumb, quality)
 
     def _whole(self, task: str, image: np.ndarray) -> np.ndarray:
         try:

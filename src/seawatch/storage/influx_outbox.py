@@ -157,6 +157,10 @@ class OutboxSink:
         """Turn records into line protocol and queue it."""
         self._pending.extend(records_to_lines(records))
 
+    def add_lines(self, lines: Sequence[str]) -> None:
+        """Queue ready-made lines (alerts, pipeline metrics) with the records' lines."""
+        self._pending.extend(lines)
+
     def flush(self) -> None:
         """Make the queued lines durable in the outbox (not necessarily in InfluxDB yet)."""
         try:

@@ -60,6 +60,10 @@ def frame_lines(record: FrameRecord) -> list[str]:
                 "volume_ml": meta.volume_ml,
                 "frame_uid": record.uid,
                 "station_name": meta.station,
+                "sharpness": None if record.quality is None else record.quality.sharpness,
+                "saturated_share": None
+                if record.quality is None
+                else record.quality.saturated_share,
             },
             when,
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from seawatch.frames import FrameMeta, SourceRef
 from seawatch.ingest.objects import Morphometrics
+from seawatch.ingest.quality import FrameQuality
 
 UNKNOWN = "unknown"
 
@@ -71,6 +72,7 @@ class FrameRecord:
     latency_ms: float
     otolith: OtolithRecord | None = None
     fish: FishRecord | None = None
+    quality: FrameQuality | None = None  # full plankton frames
 
     @property
     def uid(self) -> str:

@@ -1,0 +1,127 @@
+"""Where alerts go: the ``alerts`` measurement (through the InfluxDB outbox), a Kafka topic
+(JSON, schema version 1, keyed by instrument) and webhooks (HTTP POST of the same JSON,
+retried with backoff and jitter on a background thread so the pipeline never waits)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import urllib.request
+from collections.abc import Callable, Sequence
+
+from seawatch.alerts.model import Alert
+from seawatch.alerts.rules import WebhookSettings
+from seawatch.storage.influx_writer import backoff_delay
+
+log = logging.getLogger(__name__)
+
+
+class Webhook:
+    """Delivers alerts to one URL in order, each retried up to ``max_retries`` times."""
+
+    def __init__(self, settings: WebhookSettings, *, sleep: Callable[[float], None] | None = None):
+        self.settings = settings
+        self.delivered = 0
+        self.failed = 0
+        self._queue: queue.Queue[Alert | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self._thread.start()
+
+    def send(self, alert: Alert) -> None:
+        """Queue one alert for delivery."""
+        self._queue.put(alert)
+
+    def post(self, alert: Alert) -> None:
+        """One POST; raises on a network error or a non-2xx answer."""
+        request = urllib.request.Request(
+            self.settings.url,
+            data=alert.to_json(),
+            method="POST",
+            headers={"Content-Type": "application/json", **self.settings.headers},
+        )
+        with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:
+            response.read()
+
+    def _deliver(self, alert: Alert) -> None:
+        attempts = self.settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self.post(alert)
+                self.delivered += 1
+                return
+            except OSError as exc:  # URLError and HTTPError (a non-2xx answer) included
+                status = getattr(exc, "code", None)
+                retriable = status is None or status == 429 or status >= 500
+                if not retriable or attempt == attempts:
+                    self.failed += 1
+                    log.error(
+                        "webhook_failed url=%s alert=%s attempts=%d error=%s",
+                        self.settings.url,
+                        alert.id,
+                        attempt,
+                        exc,
+                    )
+                    return
+                self._sleep(backoff_delay(self.settings.backoff_s, attempt, 60.0))
+
+    def _run(self) -> None:
+        while True:
+            alert = self._queue.get()
+            if alert is None:
+                return
+            self._deliver(alert)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is queued (up to ``timeout_s``), then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        self._stop.set()
+
+
+class AlertOutputs:
+    """Fans alerts out to the configured outputs; counts them."""
+
+    def __init__(
+        self,
+        *,
+        influx=None,
+        publisher=None,
+        topic: str | None = None,
+        webhooks: Sequence[Webhook] = (),
+    ) -> None:
+        self.influx = influx  # an OutboxSink (or anything with add_lines and flush)
+        self.publisher = publisher
+        self.topic = topic
+        self.webhooks = list(webhooks)
+        self.emitted = 0
+
+    def emit(self, alerts: Sequence[Alert], *, flush: bool = False) -> None:
+        """Queue ``alerts`` on every output. The InfluxDB lines and Kafka messages become
+        durable with the batch's own flush (before its offsets are committed), or now when
+        ``flush`` (alerts from the clock, outside any batch)."""
+        if not alerts:
+            return
+        for alert in alerts:
+            log.warning("alert rule=%s severity=%s %s", alert.rule, alert.severity, alert.message)
+            if self.publisher is not None and self.topic:
+                self.publisher.send(self.topic, alert.to_json(), alert.instrument.encode(), [])
+            for webhook in self.webhooks:
+                webhook.send(alert)
+        if self.influx is not None:
+            self.influx.add_lines([a.to_line() for a in alerts])
+        self.emitted += len(alerts)
+        if flush:
+            if self.influx is not None:
+                self.influx.flush()
+            if self.publisher is not None:
+                self.publisher.flush()
+
+    def close(self) -> None:
+        for webhook in self.webhooks:
+            webhook.close()
+
+
+__all__ = ["AlertOutputs", "Webhook"]

@@ -1,0 +1,138 @@
+"""The alert rules as configured: one typed model per kind, told apart by ``kind``.
+
+Every rule has a ``name`` (unique), a ``severity`` and a ``cooldown_s``: after a rule fires
+for a subject (an instrument, a taxon at an instrument, a specimen, a fish), it stays quiet
+for that subject for ``cooldown_s`` seconds of capture time (wall time for
+``instrument_silent``), so a lasting condition raises one alert, not one per frame.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    severity: Severity = "warning"
+    cooldown_s: float = Field(600.0, ge=0)
+
+
+class OtolithAnomalyRule(_Rule):
+    """A specimen whose anomaly score is over the model's threshold (one alert per specimen)."""
+
+    kind: Literal["otolith_anomaly"]
+
+
+class PlanktonBloomRule(_Rule):
+    """A taxon's concentration in the current window over ``factor`` x the median of its
+    previous ``baseline_windows`` windows, with at least ``min_count`` objects."""
+
+    kind: Literal["plankton_bloom"]
+    window_s: float = Field(600.0, gt=0)
+    baseline_windows: int = Field(12, ge=1)
+    min_baseline_windows: int = Field(3, ge=1)
+    factor: float = Field(3.0, gt=1)
+    min_count: int = Field(20, ge=1)
+    taxa: list[str] | None = Field(None, description="only these taxa; default: all but unknown")
+
+    @model_validator(mode="after")
+    def _baseline(self) -> PlanktonBloomRule:
+        if self.min_baseline_windows > self.baseline_windows:
+            msg = (
+                f"min_baseline_windows ({self.min_baseline_windows}) cannot exceed "
+                f"baseline_windows ({self.baseline_windows})"
+            )
+            raise ValueError(msg)
+        return self
+
+
+class UnknownRateRule(_Rule):
+    """The share of ``unknown`` (low-confidence) objects over ``max_share`` in a window."""
+
+    kind: Literal["unknown_rate"]
+    window_s: float = Field(300.0, gt=0)
+    max_share: float = Field(0.3, gt=0, lt=1)
+    min_objects: int = Field(50, ge=1)
+
+
+class NewIndividualRule(_Rule):
+    """A fish sighting that enrolled a new (provisional) individual."""
+
+    kind: Literal["new_individual"]
+    cooldown_s: float = Field(0.0, ge=0)
+
+
+class InstrumentSilentRule(_Rule):
+    """No frame from an instrument (seen before) for ``silent_s`` seconds of wall time."""
+
+    kind: Literal["instrument_silent"]
+    silent_s: float = Field(300.0, gt=0)
+
+
+class FrameQualityRule(_Rule):
+    """The share of bad full frames (empty, blurred or saturated) over ``max_share`` among
+    the last ``window_frames`` full frames of an instrument (at least ``min_frames``)."""
+
+    kind: Literal["frame_quality"]
+    window_frames: int = Field(50, ge=1)
+    min_frames: int = Field(20, ge=1)
+    max_share: float = Field(0.2, gt=0, lt=1)
+    min_sharpness: float = Field(
+        5.0, ge=0, description="variance of the Laplacian (half resolution) below: blurred"
+    )
+    max_saturated_share: float = Field(
+        0.05, gt=0, lt=1, description="share of pixels at 250+ above: saturated"
+    )
+
+
+Rule = Annotated[
+    OtolithAnomalyRule
+    | PlanktonBloomRule
+    | UnknownRateRule
+    | NewIndividualRule
+    | InstrumentSilentRule
+    | FrameQualityRule,
+    Field(discriminator="kind"),
+]
+
+#: The rules of an unconfigured daemon: every kind, with its defaults.
+DEFAULT_RULES: tuple[dict, ...] = (
+    {"name": "otolith-anomaly", "kind": "otolith_anomaly", "severity": "warning"},
+    {"name": "plankton-bloom", "kind": "plankton_bloom", "severity": "warning"},
+    {"name": "unknown-rate", "kind": "unknown_rate", "severity": "info"},
+    {"name": "new-fish", "kind": "new_individual", "severity": "info"},
+    {"name": "instrument-silent", "kind": "instrument_silent", "severity": "critical"},
+    {"name": "frame-quality", "kind": "frame_quality", "severity": "warning"},
+)
+
+
+class WebhookSettings(BaseModel):
+    """One HTTP endpoint that receives every alert as a JSON POST."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://")
+    timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_s: float = Field(0.5, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+__all__ = [
+    "DEFAULT_RULES",
+    "FrameQualityRule",
+    "InstrumentSilentRule",
+    "NewIndividualRule",
+    "OtolithAnomalyRule",
+    "PlanktonBloomRule",
+    "Rule",
+    "Severity",
+    "UnknownRateRule",
+    "WebhookSettings",
+]
