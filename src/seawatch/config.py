@@ -182,6 +182,9 @@ class StorageSettings(_Section):
     local: LocalStoreSettings = LocalStoreSettings()
     influx: InfluxSettings = InfluxSettings()
     outbox: OutboxSettings = OutboxSettings()
+    metrics_interval_s: float = Field(
+        10.0, gt=0, description="how often the daemon writes its own `pipeline` point"
+    )
 
     @property
     def outbox_path(self) -> Path:

@@ -23,6 +23,7 @@ from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource, Publisher, en
 from seawatch.ingest.prepare import FramePreparer
 from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.pipeline import Pipeline
+from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.stats import PipelineStats
 from seawatch.storage.evidence import EvidenceStore
 from seawatch.storage.influx_outbox import OutboxSink
@@ -127,6 +128,7 @@ def working_gallery(settings: Settings, model_gallery: Path) -> Path:
 
 def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daemon:
     """Load the models, connect to Kafka and the stores, and wire the pipeline."""
+    stats = stats or PipelineStats()
     router = build_router(settings)
     card = router.plankton.card
     kafka = settings.kafka
@@ -162,6 +164,11 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
         alerts=AlertEngine(alerting.rules) if alerting.enabled else None,
         alert_outputs=outputs,
         tick_s=alerting.tick_s,
+        metrics=PipelineMetrics(
+            stats,
+            group_id=kafka.group_id,
+            interval_s=settings.storage.metrics_interval_s,
+        ),
     )
     log.info(
         "daemon_ready models=%s backend=%s threads=%d sinks=%s topics=%s",

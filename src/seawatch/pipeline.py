@@ -26,6 +26,7 @@ from seawatch.errors import FrameError
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource
 from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
+from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.stats import PipelineStats
 from seawatch.storage.evidence import EvidenceStore
 from seawatch.storage.records import FrameRecord
@@ -64,6 +65,7 @@ class Pipeline:
         alerts: AlertEngine | None = None,
         alert_outputs: AlertOutputs | None = None,
         tick_s: float = 1.0,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         if depth < 1:
             msg = f"depth must be at least 1 (batches in flight), got {depth}"
@@ -81,6 +83,7 @@ class Pipeline:
         self.alerts = alerts
         self.alert_outputs = alert_outputs or AlertOutputs()
         self.tick_s = tick_s
+        self.metrics = metrics
         self._next_tick = 0.0
         self._stop = threading.Event()
         self._paused = False
@@ -110,6 +113,7 @@ class Pipeline:
                 ):
                     self._store_and_commit(self._wait(in_flight.popleft()))
                 if stopping and not in_flight:
+                    self._write_metrics()  # the last interval too
                     break
         finally:
             for future in in_flight:
@@ -118,12 +122,25 @@ class Pipeline:
         return self.stats
 
     def _tick(self) -> None:
-        """Every ``tick_s``: the time-based alert rules (an instrument gone silent)."""
+        """Every ``tick_s``: the time-based alert rules (an instrument gone silent); every
+        metrics interval: the ``pipeline`` point to the sinks that take lines."""
+        if self.metrics is not None and self.metrics.due():
+            self._write_metrics()
         now = time.monotonic()
         if self.alerts is None or now < self._next_tick:
             return
         self._next_tick = now + self.tick_s
         self.alert_outputs.emit(self.alerts.tick(), flush=True)
+
+    def _write_metrics(self) -> None:
+        takers = [s for s in self.sinks if hasattr(s, "add_lines")]
+        if self.metrics is None or not takers:
+            return
+        backlog = sum(getattr(s, "backlog", 0) for s in takers)
+        point = self.metrics.point(lag=self.source.lag(), backlog=backlog)
+        for sink in takers:
+            sink.add_lines([point])
+            sink.flush()
 
     def _held_back(self) -> bool:
         """Backpressure: while a sink says it is saturated (the outbox is full), pause the

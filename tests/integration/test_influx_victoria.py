@@ -67,3 +67,23 @@ def test_points_are_stamped_with_capture_time_so_replays_coincide(
     frames = victoria.export('{__name__="frames_objects"}')
     timestamps = [t for s in frames for t in s["timestamps"]]
     assert len(set(timestamps)) == n
+
+
+def test_the_daemon_writes_its_own_pipeline_metrics(tmp_path, broker, unique, model_dir, victoria):
+    settings = settings_for(
+        tmp_path,
+        broker,
+        unique,
+        model_dir,
+        storage__influx__url=victoria.url,
+        storage__metrics_interval_s=0.5,
+    )
+    n = 120
+    publish_synthetic(settings, n, seed=6, broken_share=0.1)
+    stats = run_until(settings, n)
+    series = {s["metric"]["__name__"]: s for s in victoria.export('{__name__=~"pipeline_.*"}')}
+    assert {"pipeline_frames_per_s", "pipeline_errors", "pipeline_lag"} <= set(series)
+    assert series["pipeline_frames_per_s"]["metric"]["worker"].startswith(f"g{unique}@")
+    assert max(series["pipeline_frames_per_s"]["values"]) > 0
+    assert sum(series["pipeline_errors"]["values"]) <= stats.dead_letters
+    assert min(series["pipeline_lag"]["values"]) >= 0

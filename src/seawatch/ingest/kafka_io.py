@@ -118,6 +118,19 @@ class FrameSource:
     def assignment(self) -> set:
         return set(self._consumer.assignment())
 
+    def lag(self) -> int | None:
+        """Messages between the consumer's positions and the ends of its partitions (None
+        when the broker cannot say right now)."""
+        partitions = list(self._consumer.assignment())
+        if not partitions:
+            return 0
+        try:
+            ends = self._consumer.end_offsets(partitions)
+            return sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in partitions)
+        except Exception as exc:  # a metric: never worth failing the pipeline over
+            log.debug("lag_unavailable error=%s", exc)
+            return None
+
     def pause(self) -> None:
         """Stop fetching from every assigned partition (backpressure); polls keep the group
         membership alive and return nothing until :meth:`resume`."""
