@@ -114,20 +114,27 @@ def _number(headers: dict[str, bytes], name: str, low: float, high: float) -> fl
     return number
 
 
+def epoch_ns(value: str) -> int:
+    """RFC 3339 (with a zone) or integer epoch nanoseconds -> epoch ns; ValueError otherwise."""
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        msg = f"{value!r} is neither RFC 3339 (e.g. 2026-05-01T00:00:00Z) nor epoch nanoseconds"
+        raise ValueError(msg) from None
+    if stamp.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone; add Z or an offset like +02:00")
+    return int(stamp.timestamp()) * 10**9 + stamp.microsecond * 1000
+
+
 def parse_time_ns(value: str, *, now_ns: int) -> int:
     """Parse ``captured-at`` (RFC 3339 or integer epoch nanoseconds) and check it is plausible."""
-    if value.lstrip("-").isdigit():
-        ns = int(value)
-    else:
-        try:
-            stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            msg = f"{value!r} is neither RFC 3339 nor epoch nanoseconds"
-            raise FrameError("headers", msg, field="captured-at") from None
-        if stamp.tzinfo is None:
-            msg = f"{value!r} has no time zone; add Z or an offset"
-            raise FrameError("headers", msg, field="captured-at")
-        ns = int(stamp.timestamp()) * 10**9 + stamp.microsecond * 1000
+    try:
+        ns = epoch_ns(value)
+    except ValueError as exc:
+        raise FrameError("headers", str(exc), field="captured-at") from None
     if ns < _MIN_TIME_NS:
         raise FrameError("headers", f"{value!r} is before 1900", field="captured-at")
     if ns > now_ns + _FUTURE_SLACK_NS:

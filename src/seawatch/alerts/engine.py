@@ -129,7 +129,7 @@ class _PlanktonBloom(_Evaluator):
     def __init__(self, rule: PlanktonBloomRule) -> None:
         super().__init__(rule)
         self._window: dict[str, int] = {}  # instrument -> current window index
-        self._current: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+        self._current: dict[tuple[str, str], int] = defaultdict(int)  # count this window
         self._volume: dict[str, float] = defaultdict(float)
         self._history: dict[tuple[str, str], deque[float]] = defaultdict(
             lambda: deque(maxlen=rule.baseline_windows)
@@ -151,7 +151,7 @@ class _PlanktonBloom(_Evaluator):
             taxa = {t for (i, t) in self._history if i == instrument}
             taxa |= {t for (i, t) in self._current if i == instrument}
             for taxon in taxa:
-                count = self._current.pop((instrument, taxon), [0, 0.0])[0]
+                count = self._current.pop((instrument, taxon), 0)
                 self._history[(instrument, taxon)].append(self._density(count, volume))
             self._window[instrument] = index
         elif index < current:
@@ -161,12 +161,13 @@ class _PlanktonBloom(_Evaluator):
         for summary in summarise_taxa(record):
             if summary.taxon == UNKNOWN or (self.rule.taxa and summary.taxon not in self.rule.taxa):
                 continue
-            state = self._current[(instrument, summary.taxon)]
-            state[0] += summary.count
-            history = self._history[(instrument, summary.taxon)]
-            if state[0] < self.rule.min_count or len(history) < self.rule.min_baseline_windows:
+            key = (instrument, summary.taxon)
+            self._current[key] += summary.count
+            count = self._current[key]
+            history = self._history[key]
+            if count < self.rule.min_count or len(history) < self.rule.min_baseline_windows:
                 continue
-            density = self._density(state[0], self._volume[instrument])
+            density = self._density(count, self._volume[instrument])
             baseline = statistics.median(history)
             limit = self.rule.factor * baseline
             if density > limit:

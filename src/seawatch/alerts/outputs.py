@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from seawatch.alerts.model import Alert
 from seawatch.alerts.rules import WebhookSettings
-from seawatch.storage.influx_writer import backoff_delay
+from seawatch.storage.influx_writer import backoff_delay, retriable_status
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ class Webhook:
                 self.delivered += 1
                 return
             except OSError as exc:  # URLError and HTTPError (a non-2xx answer) included
-                status = getattr(exc, "code", None)
-                retriable = status is None or status == 429 or status >= 500
+                retriable = retriable_status(getattr(exc, "code", None))
                 if not retriable or attempt == attempts:
                     self.failed += 1
                     log.error(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from seawatch.errors import StorageError
+from seawatch.frames import epoch_ns
 from seawatch.storage.local_store import open_readonly
 
 Format = Literal["tsv", "parquet"]
@@ -98,17 +99,7 @@ class ExportFilter:
 
 def parse_time_bound(value: str) -> int:
     """RFC 3339 (with a zone) or integer epoch nanoseconds -> epoch ns; ValueError otherwise."""
-    text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        msg = f"{value!r} is neither RFC 3339 (e.g. 2026-05-01T00:00:00Z) nor epoch nanoseconds"
-        raise ValueError(msg) from None
-    if stamp.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone; add Z or an offset like +02:00")
-    return int(stamp.timestamp()) * 10**9 + stamp.microsecond * 1000
+    return epoch_ns(value)
 
 
 def format_from_path(path: Path) -> Format | None:

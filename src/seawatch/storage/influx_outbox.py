@@ -45,7 +45,6 @@ class Drainer:
         self.max_backoff_s = max_backoff_s
         self.delivered_lines = 0
         self.failed_attempts = 0
-        self.last_error: str | None = None
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._thread = threading.Thread(target=self._run, name="influx-drainer", daemon=True)
@@ -98,7 +97,6 @@ class Drainer:
                 sent = self.drain_once()
             except WriteRefused as exc:
                 self.failed_attempts += 1
-                self.last_error = str(exc)
                 if not exc.retriable:
                     continue
                 attempt += 1

@@ -71,8 +71,7 @@ class InfluxWriter:
         try:
             self._write_api.write(bucket=self.settings.bucket, record=body)
         except Exception as exc:  # the client raises ApiException or urllib3 errors
-            status = getattr(exc, "status", None)
-            retriable = status is None or status == 429 or status >= 500
+            retriable = retriable_status(getattr(exc, "status", None))
             message = f"InfluxDB at {self.settings.url}: {_short(exc)}"
             raise WriteRefused(message, retriable) from exc
 
@@ -107,6 +106,11 @@ class WriteRefused(StorageError):
         self.retriable = retriable
 
 
+def retriable_status(status: int | None) -> bool:
+    """Whether another attempt can succeed: no answer at all, 429, or a 5xx."""
+    return status is None or status == 429 or status >= 500
+
+
 def backoff_delay(base_s: float, attempt: int, cap_s: float) -> float:
     """Exponential backoff with jitter: ``base_s * 2**(attempt-1)``, capped, times 0.5..1.5."""
     return min(cap_s, base_s * 2 ** min(attempt - 1, 30)) * (0.5 + random.random())
@@ -117,4 +121,4 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
-__all__ = ["InfluxWriter", "WriteRefused", "backoff_delay"]
+__all__ = ["InfluxWriter", "WriteRefused", "backoff_delay", "retriable_status"]
