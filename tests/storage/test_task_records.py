@@ -27,6 +27,7 @@ def test_otolith_point_follows_the_storage_contract():
     )
     assert "score=0.91" in point and "anomaly=true" in point and "threshold=0.5" in point
     assert 'specimen_id="MSM120-oto-1"' in point  # an id is a field, never a tag
+    assert "flagged=1i" in point and 'thumbnail="otolith/a.jpg"' in point
     assert "taxon=" not in point
 
 

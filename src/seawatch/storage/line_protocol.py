@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from seawatch.storage.records import FrameRecord, summarise_taxa
+from seawatch.storage.records import UNKNOWN, FrameRecord, summarise_taxa
+from seawatch.storage.size_spectrum import biovolume_by_class
 
 FieldValue = int | float | bool | str | None
 
@@ -45,8 +46,8 @@ def line(
 
 
 def frame_lines(record: FrameRecord) -> list[str]:
-    """The ``frames`` point, then one ``plankton`` point per taxon, or the ``otolith`` or
-    ``fish`` point, depending on the frame's task."""
+    """The ``frames`` point, then one ``plankton`` point per taxon and the ``plankton_size``
+    point, or the ``otolith`` or ``fish`` point, depending on the frame's task."""
     meta, when = record.meta, record.meta.captured_at_ns
     lines = [
         line(
@@ -54,6 +55,9 @@ def frame_lines(record: FrameRecord) -> list[str]:
             {"cruise": meta.cruise, "instrument": meta.instrument, "task": meta.task},
             {
                 "objects": len(record.objects),
+                "unknown_objects": sum(o.taxon == UNKNOWN for o in record.objects)
+                if meta.task == "plankton"
+                else None,
                 "decode_ms": record.decode_ms,
                 "infer_ms": record.infer_ms,
                 "latency_ms": record.latency_ms,
@@ -89,6 +93,7 @@ def frame_lines(record: FrameRecord) -> list[str]:
                     when,
                 )
             )
+        lines.append(_size_line(record))
     tags = {"cruise": meta.cruise, "instrument": meta.instrument, "model": record.model}
     if record.otolith is not None:
         o = record.otolith
@@ -99,9 +104,12 @@ def frame_lines(record: FrameRecord) -> list[str]:
                 {
                     "score": o.score,
                     "anomaly": o.anomaly,
+                    "flagged": int(o.anomaly),  # numeric twin: mean() is the anomaly rate
                     "threshold": o.threshold,
                     "specimen_id": o.specimen_id,
                     "frame_uid": record.uid,
+                    "thumbnail": o.thumbnail,
+                    "heatmap": o.heatmap,
                 },
                 when,
             )
@@ -123,6 +131,20 @@ def frame_lines(record: FrameRecord) -> list[str]:
             )
         )
     return [text for text in lines if text is not None]
+
+
+def _size_line(record: FrameRecord) -> str | None:
+    """The frame's ``plankton_size`` point: imaged volume and biovolume per ESD class.
+
+    Left out when the frame lacks its volume or pixel size (no spectrum can be made)."""
+    meta = record.meta
+    if meta.volume_ml is None or meta.pixel_size_um is None:
+        return None
+    esds = [o.morph.esd_um for o in record.objects if o.morph.esd_um is not None]
+    fields: dict[str, FieldValue] = {"volume_m3": meta.volume_ml * 1e-6}
+    fields.update(biovolume_by_class(esds))
+    tags = {"cruise": meta.cruise, "instrument": meta.instrument, "station": meta.station}
+    return line("plankton_size", tags, fields, meta.captured_at_ns)
 
 
 def records_to_lines(records: Iterable[FrameRecord]) -> list[str]:
