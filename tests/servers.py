@@ -101,3 +101,78 @@ def victoria_metrics(data_dir: Path) -> Iterator[VictoriaMetrics]:
         yield server
     finally:
         server.stop()
+
+
+class InfluxDB1:
+    """An InfluxDB 1.x process (Debian's ``influxdb``): answers InfluxQL on /query and takes
+    line protocol on the v1 /write endpoint. Used to run every dashboard query for real."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.binary = require_binary("influxd", "apt-get install influxdb (Debian)")
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> InfluxDB1:
+        d = self.data_dir
+        d.mkdir(parents=True, exist_ok=True)
+        config = d / "influxdb.conf"
+        config.write_text(
+            f"""reporting-enabled = false
+bind-address = "127.0.0.1:{free_port()}"
+[meta]
+  dir = "{d / 'meta'}"
+  logging-enabled = false
+[data]
+  dir = "{d / 'data'}"
+  wal-dir = "{d / 'wal'}"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[http]
+  bind-address = "127.0.0.1:{self.port}"
+  log-enabled = false
+  write-tracing = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[logging]
+  level = "error"
+"""
+        )
+        self.process = subprocess.Popen(
+            [self.binary, "-config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_http(f"{self.url}/ping", 30)
+        return self
+
+    def write(self, database: str, lines: list[str]) -> None:
+        """Load line protocol through the v1 /write endpoint (ns precision)."""
+        for start in range(0, len(lines), 5000):
+            body = "\n".join(lines[start : start + 5000]).encode()
+            request = urllib.request.Request(
+                f"{self.url}/write?db={database}&precision=ns", data=body, method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 204, response.status
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+            self.process = None
+
+
+@contextmanager
+def influxdb1(data_dir: Path) -> Iterator[InfluxDB1]:
+    server = InfluxDB1(data_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

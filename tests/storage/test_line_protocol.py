@@ -17,7 +17,9 @@ def test_frame_and_per_taxon_points_are_stamped_with_capture_time():
     assert len(lines) == 4  # frames + copepod + detritus + plankton_size
     assert all(text.endswith(f" {record.meta.captured_at_ns}") for text in lines)
     frames = lines[0]
-    assert frames.startswith("frames,cruise=MSM\\,120,instrument=uvp6-014,task=plankton ")
+    assert frames.startswith(
+        "frames,cruise=MSM\\,120,instrument=uvp6-014,station=st\\ 1,task=plankton "
+    )
     assert "objects=3i" in frames and 'frame_uid="uvp6-014@' in frames
     copepod = next(t for t in lines if "taxon=copepod" in t)
     assert "station=st\\ 1" in copepod and "count=2i" in copepod

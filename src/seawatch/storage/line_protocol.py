@@ -52,7 +52,12 @@ def frame_lines(record: FrameRecord) -> list[str]:
     lines = [
         line(
             "frames",
-            {"cruise": meta.cruise, "instrument": meta.instrument, "task": meta.task},
+            {
+                "cruise": meta.cruise,
+                "instrument": meta.instrument,
+                "station": meta.station,
+                "task": meta.task,
+            },
             {
                 "objects": len(record.objects),
                 "unknown_objects": sum(o.taxon == UNKNOWN for o in record.objects)
@@ -63,7 +68,6 @@ def frame_lines(record: FrameRecord) -> list[str]:
                 "latency_ms": record.latency_ms,
                 "volume_ml": meta.volume_ml,
                 "frame_uid": record.uid,
-                "station_name": meta.station,
                 "sharpness": None if record.quality is None else record.quality.sharpness,
                 "saturated_share": None
                 if record.quality is None
