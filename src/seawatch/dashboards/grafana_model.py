@@ -197,7 +197,8 @@ def dashboard(
         "annotations": {"list": []},
         "links": [],
         "panels": [
-            _panel_json(p, i, g, ds_uid) for i, (p, g) in enumerate(zip(panels, grids, strict=True), 1)
+            _panel_json(panel, number, grid, ds_uid)
+            for number, (panel, grid) in enumerate(zip(panels, grids, strict=True), 1)
         ],
     }
 
