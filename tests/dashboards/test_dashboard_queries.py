@@ -20,6 +20,7 @@ from seawatch.dashboards.catalog import build_dashboards
 from seawatch.dashboards.influxql import InfluxQLClient, Series
 from seawatch.dashboards.interpolate import render
 from tests.dashboards import cruise_data as cd
+from tests.dashboards.grafana_eval import run_panel
 from tests.servers import influxdb1
 
 pytestmark = pytest.mark.integration
@@ -49,43 +50,6 @@ def influx(tmp_path_factory: pytest.TempPathFactory):
 def dashboards() -> dict[str, dict]:
     settings = load_settings(None, dashboards__evidence_url=EVIDENCE)
     return {d["uid"]: d for d in build_dashboards(settings)}
-
-
-# --- Grafana's part, reproduced ---------------------------------------------------------
-
-
-def run_panel(client: InfluxQLClient, panel: dict, selection: cd.Selection, constants) -> dict:
-    """refId -> series for every InfluxQL target; math targets evaluated like Grafana."""
-    out: dict[str, list[Series]] = {}
-    for target in panel["targets"]:
-        if target.get("type") == "math":
-            left, _, right = target["expression"].partition(" / ")
-            out[target["refId"]] = divide(out[left.strip("$")], out[right.strip("$")])
-            continue
-        text = render(
-            target["query"],
-            selection,
-            start_ns=cd.T0,
-            end_ns=cd.T0 + cd.SPAN_NS - 1,
-            interval="10m",
-            constants=constants,
-        )
-        assert "$" not in text.replace("$/", "").replace("^", ""), text
-        out[target["refId"]] = client.query(text)
-    return out
-
-
-def divide(numerators: list[Series], denominators: list[Series]) -> list[Series]:
-    """Grafana SSE ``$A / $B``: series whose labels are a subset join, point by timestamp."""
-    result = []
-    for a in numerators:
-        for b in denominators:
-            if not (b.tags.items() <= a.tags.items() or a.tags.items() <= b.tags.items()):
-                continue
-            below = {t: v for t, v in b.values if v}
-            values = [[t, v / below[t]] for t, v in a.values if t in below and v is not None]
-            result.append(Series(a.name, ["time", "value"], values, {**b.tags, **a.tags}))
-    return result
 
 
 def by_tag(series: list[Series], tag: str) -> dict[str, dict[int, float]]:
