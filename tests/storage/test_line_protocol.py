@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -80,7 +81,7 @@ def test_frames_point_counts_unknown_objects():
 def test_size_classes_tile_the_range_and_double_in_biovolume():
     from seawatch.storage.size_spectrum import SIZE_CLASSES, class_of
 
-    for a, b in zip(SIZE_CLASSES, SIZE_CLASSES[1:]):
+    for a, b in itertools.pairwise(SIZE_CLASSES):
         assert a.upper_um == b.lower_um
         assert b.width_mm3 / a.width_mm3 == pytest.approx(2.0)
     for size_class in SIZE_CLASSES:

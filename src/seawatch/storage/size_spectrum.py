@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 
 #: ESD class edges in µm: 8 µm to 4.1 mm, each 2^(1/3) times the previous one.
 EDGES_UM: tuple[float, ...] = tuple(8.0 * 2 ** (k / 3) for k in range(28))
@@ -47,7 +48,7 @@ class SizeClass:
 
 
 SIZE_CLASSES: tuple[SizeClass, ...] = tuple(
-    SizeClass(f"bv_{k:02d}", lo, hi) for k, (lo, hi) in enumerate(zip(EDGES_UM, EDGES_UM[1:]))
+    SizeClass(f"bv_{k:02d}", lo, hi) for k, (lo, hi) in enumerate(pairwise(EDGES_UM))
 )
 
 
@@ -55,7 +56,7 @@ def class_of(esd_um: float) -> SizeClass | None:
     """The class an ESD falls in, None outside the covered range."""
     if not EDGES_UM[0] <= esd_um < EDGES_UM[-1]:
         return None
-    k = int(math.floor(3 * math.log2(esd_um / EDGES_UM[0]) + 1e-9))
+    k = math.floor(3 * math.log2(esd_um / EDGES_UM[0]) + 1e-9)
     k = min(max(k, 0), len(SIZE_CLASSES) - 1)
     # Guard the floating edge: step to the neighbour whose bounds hold the value.
     if esd_um < SIZE_CLASSES[k].lower_um:
