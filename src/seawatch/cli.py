@@ -1,5 +1,5 @@
 """The one entry point: ``seawatch run | demo | broker | publish | train | evaluate | gallery |
-export | config``."""
+dashboards | report | export | config``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rich.console import Console
 
 from seawatch import __version__
 from seawatch.config import Settings, load_settings
+from seawatch.dashboards.commands import dashboards_group
 from seawatch.errors import SeawatchError
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
@@ -212,6 +213,7 @@ evaluate.add_command(plankton_commands.evaluate_command)
 evaluate.add_command(otolith_commands.evaluate_command)
 evaluate.add_command(fish_commands.evaluate_command)
 cli.add_command(fish_commands.gallery_group)
+cli.add_command(dashboards_group)
 
 
 @cli.group()
