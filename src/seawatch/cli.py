@@ -16,6 +16,7 @@ from rich.console import Console
 from seawatch import __version__
 from seawatch.config import Settings, load_settings
 from seawatch.dashboards.commands import dashboards_group
+from seawatch.dashboards.report.command import report_command
 from seawatch.errors import SeawatchError
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
@@ -214,6 +215,7 @@ evaluate.add_command(otolith_commands.evaluate_command)
 evaluate.add_command(fish_commands.evaluate_command)
 cli.add_command(fish_commands.gallery_group)
 cli.add_command(dashboards_group)
+cli.add_command(report_command)
 
 
 @cli.group()
