@@ -22,12 +22,12 @@ demo: $(BASE)
 	$(BIN)/seawatch demo
 
 test: $(TRAIN)
-	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest
 
 lint: $(BASE)
-	$(BIN)/python -m ruff check src tests benchmarks
-	$(BIN)/python -m ruff format --check src tests benchmarks
+	$(BIN)/python -m ruff check src tests benchmarks scripts
+	$(BIN)/python -m ruff format --check src tests benchmarks scripts
 
 # The committed demo models, each trained on its synthetic generator (seeded), then scored
 # on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate).
