@@ -13,11 +13,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from seawatch.config import env_is_ci
 from seawatch.ingest.broker import free_port
+
+_S = TypeVar("_S", bound="_ServerProcess")
 
 
 def require_binary(name: str, install: str) -> str:
@@ -43,7 +46,31 @@ def _wait_http(url: str, timeout_s: float) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout_s} s")
 
 
-class VictoriaMetrics:
+class _ServerProcess:
+    """A server the tests start as a child process and stop with SIGTERM."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> _ServerProcess:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+            self.process = None
+
+
+@contextmanager
+def _running(server: _S) -> Iterator[_S]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class VictoriaMetrics(_ServerProcess):
     """A VictoriaMetrics process; accepts InfluxDB line protocol on /api/v2/write."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -87,23 +114,15 @@ class VictoriaMetrics:
         with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as response:
             return [json.loads(line) for line in response.read().splitlines() if line.strip()]
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 @contextmanager
 def victoria_metrics(data_dir: Path) -> Iterator[VictoriaMetrics]:
-    server = VictoriaMetrics(data_dir).start()
-    try:
+    with _running(VictoriaMetrics(data_dir)) as server:
         yield server
-    finally:
-        server.stop()
 
 
-class InfluxDB1:
+class InfluxDB1(_ServerProcess):
     """An InfluxDB 1.x process (Debian's ``influxdb``): answers InfluxQL on /query and takes
     line protocol on the v1 /write endpoint. Used to run every dashboard query for real."""
 
@@ -162,17 +181,9 @@ bind-address = "127.0.0.1:{free_port()}"
             with urllib.request.urlopen(request, timeout=30) as response:
                 assert response.status == 204, response.status
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-            self.process = None
 
 
 @contextmanager
 def influxdb1(data_dir: Path) -> Iterator[InfluxDB1]:
-    server = InfluxDB1(data_dir).start()
-    try:
+    with _running(InfluxDB1(data_dir)) as server:
         yield server
-    finally:
-        server.stop()

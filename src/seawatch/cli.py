@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from seawatch import __version__
+from seawatch.cli_params import capture_time
 from seawatch.config import Settings, load_settings
 from seawatch.dashboards.commands import dashboards_group
 from seawatch.dashboards.report.command import report_command
@@ -223,17 +224,6 @@ def export() -> None:
     """Export results from the local store."""
 
 
-def _time_option(value: str | None, option: str) -> int | None:
-    from seawatch.storage.export import parse_time_bound
-
-    if value is None:
-        return None
-    try:
-        return parse_time_bound(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
-
-
 @export.command("objects")
 @click.option(
     "--store",
@@ -255,8 +245,20 @@ def _time_option(value: str | None, option: str) -> int | None:
     help="tsv (EcoTaxa import) or parquet; default: from the --out suffix.",
 )
 @click.option("--cruise", default=None, help="Only frames of this cruise.")
-@click.option("--since", default=None, help="From this capture time (inclusive): RFC 3339 or ns.")
-@click.option("--until", default=None, help="Up to this capture time (exclusive): RFC 3339 or ns.")
+@click.option(
+    "--since",
+    "since_ns",
+    callback=capture_time,
+    default=None,
+    help="From this capture time (inclusive): RFC 3339 or ns.",
+)
+@click.option(
+    "--until",
+    "until_ns",
+    callback=capture_time,
+    default=None,
+    help="Up to this capture time (exclusive): RFC 3339 or ns.",
+)
 @click.pass_context
 def export_objects_command(
     ctx: click.Context,
@@ -264,8 +266,8 @@ def export_objects_command(
     out: Path,
     fmt: str | None,
     cruise: str | None,
-    since: str | None,
-    until: str | None,
+    since_ns: int | None,
+    until_ns: int | None,
 ) -> None:
     """Write per-object plankton results as an EcoTaxa-importable TSV or as Parquet.
 
@@ -283,9 +285,8 @@ def export_objects_command(
     if chosen is None:
         msg = f"cannot tell the format of {out.name!r}; name it .tsv or .parquet, or pass --format"
         raise click.BadParameter(msg, param_hint="--out")
-    since_ns, until_ns = _time_option(since, "--since"), _time_option(until, "--until")
     if since_ns is not None and until_ns is not None and since_ns >= until_ns:
-        msg = f"--since {since} is not before --until {until}; swap them or widen the range"
+        msg = f"--since {since_ns} is not before --until {until_ns}; swap them or widen the range"
         raise click.BadParameter(msg, param_hint="--since/--until")
     flt = ExportFilter(cruise=cruise, since_ns=since_ns, until_ns=until_ns)
     n = export_objects(path, out, chosen, flt)

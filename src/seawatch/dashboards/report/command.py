@@ -6,19 +6,9 @@ from pathlib import Path
 
 import click
 
+from seawatch.cli_params import capture_time
 from seawatch.config import Settings
 from seawatch.errors import SeawatchError
-
-
-def _time(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from seawatch.frames import epoch_ns
-
-    if value is None:
-        return None
-    try:
-        return epoch_ns(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
 
 
 @click.command("report")
@@ -38,9 +28,9 @@ def _time(_ctx: click.Context, param: click.Parameter, value: str | None) -> int
     "in dashboards.database.",
 )
 @click.option("--cruise", default=None, help="Only this cruise.")
-@click.option("--start", callback=_time, default=None, help="From (RFC 3339 or epoch ns).")
+@click.option("--start", callback=capture_time, default=None, help="From (RFC 3339 or epoch ns).")
 @click.option(
-    "--end", callback=_time, default=None, help="Until, exclusive (RFC 3339 or epoch ns)."
+    "--end", callback=capture_time, default=None, help="Until, exclusive (RFC 3339 or epoch ns)."
 )
 @click.option(
     "--evidence",
