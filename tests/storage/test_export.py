@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from seawatch.cli import cli
+from seawatch.frames import epoch_ns
 from seawatch.storage.export import (
     COLUMNS,
     ExportFilter,
     export_objects,
     iter_rows,
-    parse_time_bound,
     sanitise_id,
 )
 from seawatch.storage.local_store import LocalStore, open_readonly
@@ -217,13 +217,13 @@ def test_an_empty_selection_still_writes_valid_files(store, tmp_path):
 
 
 def test_time_bounds_and_ids():
-    assert parse_time_bound("2026-05-28T20:26:40Z") == T0
-    assert parse_time_bound("2026-05-28T22:26:40.5+02:00") == T0 + 500_000_000
-    assert parse_time_bound(str(T0)) == T0
+    assert epoch_ns("2026-05-28T20:26:40Z") == T0
+    assert epoch_ns("2026-05-28T22:26:40.5+02:00") == T0 + 500_000_000
+    assert epoch_ns(str(T0)) == T0
     with pytest.raises(ValueError, match="time zone"):
-        parse_time_bound("2026-05-28T20:26:40")
+        epoch_ns("2026-05-28T20:26:40")
     with pytest.raises(ValueError, match="RFC 3339"):
-        parse_time_bound("yesterday")
+        epoch_ns("yesterday")
     assert sanitise_id("a b/c:d@1\t") == "a_b_c_d_1_"
     assert sanitise_id("") == "_"
 

@@ -159,20 +159,42 @@ def _new_fish(rule: NewIndividualRule, settings: Settings, ds: str) -> _Built:
     return _Built(data, "C", "A fish sighting enrolled a new (provisional) individual")
 
 
+def _share_over(
+    part: str,
+    whole: str,
+    *,
+    window_s: int,
+    max_share: float,
+    minimum: int,
+    ds: str,
+    summary: str,
+) -> _Built:
+    """Fires where ``part / whole`` over the last ``window_s`` exceeds ``max_share`` and
+    ``whole`` is at least ``minimum`` (per series, e.g. per instrument)."""
+    data = [
+        _query("A", part, window_s, ds),
+        _query("B", whole, window_s, ds),
+        _reduce("C", "A"),
+        _reduce("D", "B"),
+        _math("E", f"$C / $D > {max_share:g} && $D >= {minimum}"),
+    ]
+    return _Built(data, "E", summary)
+
+
 def _unknown(rule: UnknownRateRule, settings: Settings, ds: str) -> _Built:
     """sum(unknown_objects) / sum(objects) of plankton frames over the last ``window_s``
     > ``max_share`` with at least ``min_objects`` objects. The daemon slides its window per
     frame; here it slides per evaluation."""
     where = "\"task\" = 'plankton' AND $timeFilter GROUP BY \"instrument\""
-    window = math.ceil(rule.window_s)
-    data = [
-        _query("A", f'SELECT sum("unknown_objects") FROM "frames" WHERE {where}', window, ds),
-        _query("B", f'SELECT sum("objects") FROM "frames" WHERE {where}', window, ds),
-        _reduce("C", "A"),
-        _reduce("D", "B"),
-        _math("E", f"$C / $D > {rule.max_share:g} && $D >= {rule.min_objects}"),
-    ]
-    return _Built(data, "E", f"Over {rule.max_share:.0%} of the objects are unknown")
+    return _share_over(
+        f'SELECT sum("unknown_objects") FROM "frames" WHERE {where}',
+        f'SELECT sum("objects") FROM "frames" WHERE {where}',
+        window_s=math.ceil(rule.window_s),
+        max_share=rule.max_share,
+        minimum=rule.min_objects,
+        ds=ds,
+        summary=f"Over {rule.max_share:.0%} of the objects are unknown",
+    )
 
 
 def _quality(rule: FrameQualityRule, settings: Settings, ds: str) -> _Built:
@@ -188,14 +210,15 @@ def _quality(rule: FrameQualityRule, settings: Settings, ds: str) -> _Built:
     )
     head = "SELECT count(\"sharpness\") FROM \"frames\" WHERE \"task\" = 'plankton'"
     tail = 'AND $timeFilter GROUP BY "instrument"'
-    data = [
-        _query("A", f"{head} AND {bad} {tail}", FRAME_QUALITY_WINDOW_S, ds),
-        _query("B", f"{head} {tail}", FRAME_QUALITY_WINDOW_S, ds),
-        _reduce("C", "A"),
-        _reduce("D", "B"),
-        _math("E", f"$C / $D > {rule.max_share:g} && $D >= {rule.min_frames}"),
-    ]
-    return _Built(data, "E", f"Over {rule.max_share:.0%} of the full frames are bad")
+    return _share_over(
+        f"{head} AND {bad} {tail}",
+        f"{head} {tail}",
+        window_s=FRAME_QUALITY_WINDOW_S,
+        max_share=rule.max_share,
+        minimum=rule.min_frames,
+        ds=ds,
+        summary=f"Over {rule.max_share:.0%} of the full frames are bad",
+    )
 
 
 def _silent(rule: InstrumentSilentRule, settings: Settings, ds: str) -> _Built:

@@ -8,6 +8,7 @@ daemon does.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.parse
@@ -65,8 +66,6 @@ class InfluxQLClient:
         if token:
             self._headers["Authorization"] = f"Token {token}"
         elif username is not None:
-            import base64
-
             pair = f"{username}:{password or ''}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
 

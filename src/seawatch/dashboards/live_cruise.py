@@ -31,6 +31,21 @@ def _decimal(value: float) -> str:
     return f"{value:.12f}".rstrip("0").rstrip(".")
 
 
+def concentration_targets(counts_by: str, volume_by: str) -> list[Query | Math]:
+    """Counts per taxon (frames with a volume) over the imaged volume, as Grafana's
+    server-side ``$A / $B``; ``counts_by``/``volume_by`` are the two GROUP BY clauses."""
+    return [
+        Query(
+            "A",
+            f'SELECT sum("count") FROM "plankton" WHERE $timeFilter AND {WHERE_TAXON} '
+            f"AND {_WITH_VOLUME} GROUP BY {counts_by}",
+            hide=True,
+        ),
+        Query("B", f"{_VOLUME_M3} GROUP BY {volume_by}", hide=True),
+        Math("C", "$A / $B"),
+    ]
+
+
 def nbss_query() -> str:
     """One row: the NBSS of every ESD class, ``sum(bv) / sum(volume) / width`` (m⁻³)."""
     columns = ", ".join(
@@ -58,16 +73,9 @@ def panels() -> list[Panel]:
         Panel(
             "Concentration per taxon (ind./m³)",
             "timeseries",
-            [
-                Query(
-                    "A",
-                    f'SELECT sum("count") FROM "plankton" WHERE $timeFilter AND {WHERE_TAXON} '
-                    f'AND {_WITH_VOLUME} GROUP BY time($__interval), "taxon" fill(0)',
-                    hide=True,
-                ),
-                Query("B", f"{_VOLUME_M3} GROUP BY time($__interval) fill(none)", hide=True),
-                Math("C", "$A / $B"),
-            ],
+            concentration_targets(
+                'time($__interval), "taxon" fill(0)', "time($__interval) fill(none)"
+            ),
             unit="short",
             description=(
                 "Objects per m³ imaged: the taxon's count over the volume of all plankton "
@@ -97,16 +105,7 @@ def panels() -> list[Panel]:
         Panel(
             "Concentration by station (ind./m³)",
             "table",
-            [
-                Query(
-                    "A",
-                    f'SELECT sum("count") FROM "plankton" WHERE $timeFilter AND {WHERE_TAXON} '
-                    f'AND {_WITH_VOLUME} GROUP BY "station", "taxon"',
-                    hide=True,
-                ),
-                Query("B", f'{_VOLUME_M3} GROUP BY "station"', hide=True),
-                Math("C", "$A / $B"),
-            ],
+            concentration_targets('"station", "taxon"', '"station"'),
             width=8,
             unit="short",
             description="Per station and taxon over the dashboard's time range.",
@@ -183,4 +182,4 @@ def build(ds_uid: str, refresh: str) -> dict[str, Any]:
     )
 
 
-__all__ = ["UID", "build", "nbss_query", "panels"]
+__all__ = ["UID", "build", "concentration_targets", "nbss_query", "panels"]

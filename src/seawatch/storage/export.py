@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from seawatch.errors import StorageError
-from seawatch.frames import epoch_ns
 from seawatch.storage.local_store import open_readonly
 
 Format = Literal["tsv", "parquet"]
@@ -95,11 +94,6 @@ class ExportFilter:
     cruise: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
-
-
-def parse_time_bound(value: str) -> int:
-    """RFC 3339 (with a zone) or integer epoch nanoseconds -> epoch ns; ValueError otherwise."""
-    return epoch_ns(value)
 
 
 def format_from_path(path: Path) -> Format | None:
@@ -287,7 +281,6 @@ __all__ = [
     "export_objects",
     "format_from_path",
     "iter_rows",
-    "parse_time_bound",
     "sanitise_id",
     "write_parquet",
     "write_tsv",
