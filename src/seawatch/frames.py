@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from seawatch.errors import FrameError
@@ -24,6 +24,7 @@ CONTENT_TYPES = (*IMAGE_TYPES, CLAIM_CHECK_TYPE)
 # in the future (a clock that far off is a fault to report, not data to store).
 _MIN_TIME_NS = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp() * 1e9)
 _FUTURE_SLACK_NS = 86_400 * 10**9
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FrameKind(StrEnum):
@@ -117,7 +118,7 @@ def _number(headers: dict[str, bytes], name: str, low: float, high: float) -> fl
 def epoch_ns(value: str) -> int:
     """RFC 3339 (with a zone) or integer epoch nanoseconds -> epoch ns; ValueError otherwise."""
     text = value.strip()
-    if text.lstrip("-").isdigit():
+    if text.removeprefix("-").isascii() and text.removeprefix("-").isdigit():
         return int(text)
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -126,7 +127,8 @@ def epoch_ns(value: str) -> int:
         raise ValueError(msg) from None
     if stamp.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone; add Z or an offset like +02:00")
-    return int(stamp.timestamp()) * 10**9 + stamp.microsecond * 1000
+    # Integer arithmetic: int(stamp.timestamp()) rounds toward zero, a second late before 1970.
+    return (stamp - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def parse_time_ns(value: str, *, now_ns: int) -> int:
@@ -154,8 +156,8 @@ def parse_headers(
         msg = f"{content_type!r} is not supported; use one of {', '.join(CONTENT_TYPES)}"
         raise FrameError("headers", msg, field="content-type")
     instrument = _text(headers, "instrument")
-    if instrument is None and key:
-        instrument = key.decode("utf-8", errors="replace")
+    if instrument is None and key:  # the key stands in for the header, under its rules
+        instrument = _text({"instrument": key}, "instrument")
     if not instrument:
         raise FrameError("headers", "is missing and the message has no key", field="instrument")
     task = _text(headers, "task") or _task_from_topic(topic)
