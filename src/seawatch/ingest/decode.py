@@ -138,7 +138,9 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
         tag, kind = u(entry, 2), u(entry + 2, 2)
         if tag is None or kind is None:
             return None
-        if tag in (256, 257) and kind in value_sizes:
+        if tag in (256, 257) and (tag in sizes or kind not in value_sizes):
+            return None  # repeated or of a type not read here: libtiff may read another size
+        if tag in (256, 257):
             value = u(entry + value_at, value_sizes[kind])
             if value is None:
                 return None
