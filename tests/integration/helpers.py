@@ -35,11 +35,14 @@ def settings_for(
     return load_settings(**values)
 
 
-def publish_synthetic(settings: Settings, n: int, *, seed: int = 0, **kwargs) -> int:
+def publish_synthetic(
+    settings: Settings, n: int, *, seed: int = 0, start_ns: int | None = None, **kwargs
+) -> int:
     """Publish ``n`` synthetic messages to the settings' first topic; return broken count."""
     kafka = settings.kafka
     ensure_topics(kafka.bootstrap_servers, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
-    messages = list(synthetic_stream(n, seed=seed, start_ns=time.time_ns() - n * 10**6, **kwargs))
+    start_ns = time.time_ns() - n * 10**6 if start_ns is None else start_ns
+    messages = list(synthetic_stream(n, seed=seed, start_ns=start_ns, **kwargs))
     publisher = Publisher(kafka.bootstrap_servers)
     try:
         publish_messages(publisher, kafka.topics[0], messages)

@@ -54,6 +54,7 @@ class FrameSource:
 
         _require_crc32c()
         self.settings = settings
+        self.commit_failures = 0
         try:
             self._consumer = KafkaConsumer(
                 *(topics or settings.topics),
@@ -99,7 +100,7 @@ class FrameSource:
     def commit(self, records: list) -> None:
         """Commit, per partition, the offset after the highest one in ``records``."""
         from kafka import OffsetAndMetadata, TopicPartition
-        from kafka.errors import CommitFailedError
+        from kafka.errors import KafkaError
 
         highest: dict[TopicPartition, int] = {}
         for record in records:
@@ -110,10 +111,17 @@ class FrameSource:
         offsets = {tp: OffsetAndMetadata(offset + 1, None, -1) for tp, offset in highest.items()}
         try:
             self._consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group rebalanced while the batch was in flight. Its records are durable;
-            # the partition's new owner replays them and the replay overwrites them.
-            log.warning("commit_failed_rebalance partitions=%d error=%s", len(offsets), exc)
+        except KafkaError as exc:
+            # A rebalance while the batch was in flight (CommitFailed, RebalanceInProgress,
+            # IllegalGeneration), or the broker gone. The batch's records are durable: whoever
+            # owns the partition next replays it, and the replay overwrites its own records.
+            self.commit_failures += 1
+            log.warning(
+                "commit_failed partitions=%d error=%s effect='batch replayed after restart or "
+                "rebalance; its records are overwritten, not doubled'",
+                len(offsets),
+                type(exc).__name__,
+            )
 
     def assignment(self) -> set:
         return set(self._consumer.assignment())

@@ -1,0 +1,126 @@
+"""``seawatch run`` as an operator starts it, for the fault tests: a child process with its
+settings in ``SEAWATCH_*`` variables, its log in a file, and what the tests watch it by
+(stored frames, resident memory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from seawatch.config import Settings
+from seawatch.storage.local_store import open_readonly
+
+
+def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes ``seawatch run`` use ``settings``' broker, topics and stores."""
+    kafka, storage = settings.kafka, settings.storage
+    env = {
+        **os.environ,
+        "SEAWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "SEAWATCH_KAFKA__TOPICS": json.dumps(kafka.topics),
+        "SEAWATCH_KAFKA__DLQ_TOPIC": kafka.dlq_topic,
+        "SEAWATCH_KAFKA__GROUP_ID": kafka.group_id,
+        "SEAWATCH_KAFKA__PARTITIONS": str(kafka.partitions),
+        "SEAWATCH_KAFKA__MAX_POLL_INTERVAL_MS": str(kafka.max_poll_interval_ms),
+        "SEAWATCH_KAFKA__SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
+        "SEAWATCH_KAFKA__HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
+        "SEAWATCH_INFERENCE__MODEL_DIR": str(settings.inference.model_dir),
+        "SEAWATCH_STORAGE__LOCAL__PATH": str(storage.local.path),
+        "SEAWATCH_ALERTS__TOPIC": f"{kafka.dlq_topic}.alerts",
+    }
+    if storage.influx.url:
+        env["SEAWATCH_STORAGE__INFLUX__URL"] = storage.influx.url
+    env.update(extra)
+    return env
+
+
+class DaemonProcess:
+    """One ``python -m seawatch run`` child; its stderr goes to ``log_path``."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "seawatch", "run"],
+            env=env,
+            stdout=self._log,
+            stderr=self._log,
+        )
+        self.started = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def __enter__(self) -> DaemonProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.alive():
+            self.kill()
+        self._log.close()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def rss_kib(self) -> tuple[int, int]:
+        """(VmRSS, VmHWM) of the child in KiB, from /proc."""
+        fields = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0])
+        return fields["VmRSS"], fields["VmHWM"]
+
+    def kill(self) -> int:
+        """SIGKILL: no handler runs, nothing is flushed or committed."""
+        self.process.send_signal(signal.SIGKILL)
+        return self.wait(10)
+
+    def terminate(self, timeout_s: float = 15) -> tuple[int, float]:
+        """SIGTERM; (exit code, seconds until it exited)."""
+        sent = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.wait(timeout_s)
+        return code, time.monotonic() - sent
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, condition, timeout_s: float, what: str) -> None:
+        """Poll ``condition()`` until true; fail with the log's tail if the child dies first."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if not self.alive():
+                tail = self.log()[-3000:]
+                raise AssertionError(f"daemon exited while waiting for {what}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+
+def stored_count(path: Path) -> int:
+    """Frames in the local store (0 before the daemon has created it)."""
+    if not path.exists():
+        return 0
+    db = open_readonly(path)
+    try:
+        return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    except Exception:  # the schema may not exist yet
+        return 0
+    finally:
+        db.close()
