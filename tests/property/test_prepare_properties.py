@@ -4,7 +4,7 @@ a FrameError naming its stage; nothing raises and nothing reaches the catch-all.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from seawatch.config import IngestSettings
@@ -115,8 +115,24 @@ def check_outcome(result: object, record: Record) -> None:
             assert crop.shape == (INPUT_SIZE, INPUT_SIZE) and crop.dtype == np.uint8
 
 
+def _one_pixel_full_frame() -> Record:
+    return Record(
+        topic="frames.plankton",
+        partition=0,
+        offset=0,
+        key=b"uvp6",
+        value=encode(np.full((1, 1), 200, np.uint8), "image/png"),
+        headers=[
+            ("content-type", b"image/png"),
+            ("captured-at", b"2026-06-01T12:00:00Z"),
+            ("frame-kind", b"full"),
+        ],
+    )
+
+
 @props(400)
 @given(record=records())
+@example(record=_one_pixel_full_frame())  # quality's 2x downsample of 1 px: cv2.error
 def test_any_record_is_prepared_or_rejected_with_a_named_stage(record):
     result = PREPARER.prepare_one(record)
     event(result.error.stage if isinstance(result, Rejected) else "prepared")

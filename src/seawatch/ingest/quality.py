@@ -28,7 +28,12 @@ def measure_quality(gray: np.ndarray) -> FrameQuality:
     if gray.dtype != np.uint8 or gray.ndim != 2:
         msg = f"expected an 8-bit gray image, got {gray.dtype} {gray.shape}"
         raise ValueError(msg)
-    small = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    # A frame under 2 px on a side has no half-resolution version: measure it as it is.
+    small = (
+        gray
+        if min(gray.shape) < 2
+        else cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    )
     laplacian = cv2.Laplacian(small, cv2.CV_32F)
     saturated = float(np.count_nonzero(gray >= SATURATED_LEVEL)) / gray.size
     return FrameQuality(round(float(laplacian.var()), 3), round(saturated, 6))
