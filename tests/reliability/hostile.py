@@ -362,6 +362,13 @@ def _kinds(assets: dict, files: _Files) -> dict[str, Kind]:
         "no-instrument-no-key": lambda r, a, i: _Verdict(
             png, "headers", "instrument", drop_headers=("instrument",), key=(None, b"")[i % 2]
         ),
+        "bad-key-as-instrument": lambda r, a, i: _Verdict(
+            png,
+            "headers",
+            "instrument",
+            drop_headers=("instrument",),
+            key=(b"flowcam-\xff\xfe", b"k" * 300, b"   ")[i % 3],
+        ),
         "bad-task": lambda r, a, i: header("task", (b"whale", b"PLANKTON")[i % 2]),
         "bad-frame-kind": lambda r, a, i: header("frame-kind", (b"tile", b"ROI", b"0")[i % 3]),
         "missing-captured-at": lambda r, a, i: (
@@ -400,6 +407,9 @@ def _odd_but_valid(assets: dict, files: _Files) -> dict[str, Callable[[int], _Ve
             b"# frame\n" + _uri(files.inner_link), "text/uri-list"
         ),
         "valid-key-only-instrument": lambda i: ok(assets["png"], drop_headers=("instrument",)),
+        "valid-control-chars-in-text": lambda i: ok(
+            assets["png"], set_headers=(("station", b"st-01\nst-02"), ("cruise", b"a\tb\r"))
+        ),
         "valid-edge-coordinates": lambda i: ok(
             assets["png"],
             set_headers=(("lat", b"-90"), ("lon", b"180"), ("depth-m", b"-10"), ("station", b"")),
