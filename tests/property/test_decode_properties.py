@@ -4,6 +4,7 @@ FrameError(stage="decode") (never an array over the limits) for damaged files.""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +12,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from seawatch.errors import FrameError
-from seawatch.ingest.decode import DecodeLimits, decode_image, image_dimensions, sniff_type
+from seawatch.ingest.decode import (
+    DecodeLimits,
+    decode_image,
+    image_dimensions,
+    resolve_claim_check,
+    sniff_type,
+)
 from tests.property.strategies import encode, images, mutated, props
 
 LIMITS = DecodeLimits()
@@ -199,3 +206,22 @@ def test_tiff_size_tags_are_read_as_libtiff_reads_them_or_refused(data):
     if size is not None and image is not None:
         assert (image.shape[1], image.shape[0]) == size
     _check_outcome(data, "image/tiff", TIGHT)
+
+
+# --- claim checks -----------------------------------------------------------------------
+
+_URI_PARTS = st.sampled_from(["file://", "file:///", "s3://", "http://", "//", "[", "]", "%", "?"])
+uris = st.lists(_URI_PARTS | st.text(max_size=8), max_size=6).map("".join)
+
+
+@props(300)
+@given(value=st.one_of(uris.map(str.encode), st.binary(max_size=40)))
+@example(value=b"file://]/frames/a.png")  # urlsplit raised ValueError: Invalid IPv6 URL
+@example(value=b"file://[::1/frames/a.png")
+def test_any_claim_check_value_is_read_or_refused_at_fetch(value):
+    try:
+        resolve_claim_check(value, [Path("/nonexistent-seawatch-root")], LIMITS)
+    except FrameError as error:
+        assert error.stage == "fetch" and error.field == "uri" and error.reason
+    else:
+        raise AssertionError("nothing can be read under a root that does not exist")

@@ -318,7 +318,10 @@ def _first_uri(data: bytes) -> str:
 
 
 def _local_path(uri: str) -> str:
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:  # e.g. an unbalanced '[' or ']' in the host: "Invalid IPv6 URL"
+        raise _fetch_fail(f"{uri!r} is not a valid URI ({exc}); send a file:// URI") from exc
     scheme = parts.scheme.lower()
     if scheme == "s3":
         msg = f"s3:// claim checks are not supported yet (got {uri!r}); stage the frame on a "
