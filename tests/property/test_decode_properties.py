@@ -225,3 +225,30 @@ def test_any_claim_check_value_is_read_or_refused_at_fetch(value):
         assert error.stage == "fetch" and error.field == "uri" and error.reason
     else:
         raise AssertionError("nothing can be read under a root that does not exist")
+
+
+# --- PNG chunk lengths: OpenCV allocates what a chunk declares before reading it ----------
+
+
+def _png_chunk_starts(data: bytes) -> list[int]:
+    starts, at = [], 8
+    while at + 8 <= len(data):
+        starts.append(at)
+        at += 12 + int.from_bytes(data[at : at + 4], "big")
+    return starts
+
+
+_PNG = encode(np.full((24, 20), 200, np.uint8), "image/png")
+
+
+@props(100)
+@given(chunk=st.integers(0, len(_png_chunk_starts(_PNG)) - 1), length=st.integers(0, 2**32 - 1))
+@example(chunk=1, length=0xFFFF0054)  # found by the fuzzer: 141 bytes made the decoder take 4 GB
+def test_a_png_chunk_longer_than_the_file_is_refused_before_decoding(chunk, length):
+    at = _png_chunk_starts(_PNG)[chunk]
+    data = _PNG[:at] + length.to_bytes(4, "big") + _PNG[at + 4 :]
+    try:
+        decode_image(data, "image/png", LIMITS)
+    except FrameError as error:
+        if at + 8 + length > len(data):  # refused by the cheap checks, not by the decoder
+            assert "decoder" not in error.reason, error

@@ -83,6 +83,23 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+def _check_png_chunks(data: bytes) -> None:
+    # OpenCV's PNG reader allocates a chunk's declared length before reading it, so a 150-byte
+    # file declaring a 4 GB chunk costs 4 GB: refuse a chunk that runs past the end first.
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if at + 8 + length > len(data):
+            msg = (
+                f"PNG chunk {kind!r} at byte {at} declares {length} bytes, past the end of the "
+                f"{len(data)}-byte value; the file is truncated or corrupt"
+            )
+            raise _fail(msg)
+        if kind == b"IEND":
+            return
+        at += 12 + length
+
+
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     # Walk the marker segments up to the first SOFn, skipping garbage as libjpeg does.
     n, i = len(data), 2
@@ -286,6 +303,8 @@ def decode_image(data: bytes, content_type: str, limits: DecodeLimits) -> np.nda
         raise _fail(msg)
     kind = _check_type(data, content_type)
     _check_dimensions(image_dimensions(data, kind), kind, limits)
+    if kind == PNG:
+        _check_png_chunks(data)
     try:
         with _quiet_opencv():
             image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
