@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 TRAIN  := $(VENV)/.installed-train
 
-.PHONY: demo test lint models bench clean
+.PHONY: demo test lint models bench fuzz clean
 
 $(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,12 @@ demo: $(BASE)
 	$(BIN)/seawatch demo
 
 test: $(TRAIN)
-	$(BIN)/python -m ruff check src tests benchmarks scripts
+	$(BIN)/python -m ruff check src tests benchmarks scripts fuzz
 	$(BIN)/python -m pytest
 
 lint: $(BASE)
-	$(BIN)/python -m ruff check src tests benchmarks scripts
-	$(BIN)/python -m ruff format --check src tests benchmarks scripts
+	$(BIN)/python -m ruff check src tests benchmarks scripts fuzz
+	$(BIN)/python -m ruff format --check src tests benchmarks scripts fuzz
 
 # The committed demo models, each trained on its synthetic generator (seeded), then scored
 # on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate).
@@ -41,6 +41,14 @@ models: $(TRAIN)
 
 bench: $(BASE)
 	$(BIN)/python benchmarks/pipeline.py
+
+# The frame-parser fuzz target for ten minutes (CI runs it for 30 s in the tests), on a copy of
+# the seed corpus: new inputs and any crash files stay in the folder printed at the end.
+fuzz: $(BASE)
+	@work=$$(mktemp -d) && cp -r fuzz/corpus/frame_parser $$work/corpus && \
+	$(BIN)/python fuzz/fuzz_frame_parser.py -max_total_time=600 -rss_limit_mb=2048 -timeout=20 \
+		-print_final_stats=1 -artifact_prefix=$$work/ $$work/corpus; \
+	status=$$?; echo "fuzz corpus and findings: $$work"; exit $$status
 
 clean:
 	rm -rf $(VENV) seawatch-data .pytest_cache .ruff_cache
