@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -252,3 +253,11 @@ def test_a_png_chunk_longer_than_the_file_is_refused_before_decoding(chunk, leng
     except FrameError as error:
         if at + 8 + length > len(data):  # refused by the cheap checks, not by the decoder
             assert "decoder" not in error.reason, error
+
+
+def test_an_iend_before_the_image_data_does_not_end_the_chunk_check():
+    # Found by the fuzzer: IDAT renamed IEND, then a chunk declaring 2 GB, which OpenCV read.
+    at = _png_chunk_starts(_PNG)[1]  # the IDAT chunk: length, type, data, CRC
+    data = _PNG[: at + 4] + b"IEND" + _PNG[at + 8 : -12] + b"\x7d" * 4 + b"IDAT" + b"x" * 16
+    with pytest.raises(FrameError, match="past the end"):
+        decode_image(data, "image/png", LIMITS)

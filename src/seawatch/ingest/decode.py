@@ -86,7 +86,8 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
 def _check_png_chunks(data: bytes) -> None:
     # OpenCV's PNG reader allocates a chunk's declared length before reading it, so a 150-byte
     # file declaring a 4 GB chunk costs 4 GB: refuse a chunk that runs past the end first.
-    at = 8
+    # It reads on past an IEND that comes before any IDAT, so only a later IEND ends the walk.
+    at, seen_data = 8, False
     while at + 8 <= len(data):
         length, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
         if at + 8 + length > len(data):
@@ -95,8 +96,9 @@ def _check_png_chunks(data: bytes) -> None:
                 f"{len(data)}-byte value; the file is truncated or corrupt"
             )
             raise _fail(msg)
-        if kind == b"IEND":
+        if kind == b"IEND" and seen_data:
             return
+        seen_data = seen_data or kind == b"IDAT"
         at += 12 + length
 
 
