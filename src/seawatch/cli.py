@@ -188,7 +188,7 @@ def publish(
         metadata_csv=metadata,
         claim_check_over=claim_check_over,
     )
-    publisher = Publisher(servers, settings.kafka.max_message_bytes)
+    publisher = Publisher(settings.kafka.model_copy(update={"bootstrap_servers": servers}))
     try:
         sent = publish_messages(publisher, topic, messages)
     finally:

@@ -21,17 +21,51 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from seawatch.alerts.rules import DEFAULT_RULES, Rule, WebhookSettings
 from seawatch.errors import ConfigError
+from seawatch.secrets import read_secret_file, redact_url
 
 ENV_PREFIX = "SEAWATCH_"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _secret_from_file(data: Any, field: str, file_field: str, where: str) -> Any:
+    """Before validation: read ``file_field`` (a path) into ``field`` (a secret).
+
+    Both set is refused (which one wins would be a guess), unless they agree, as they do
+    when settings already loaded are validated again.
+    """
+    if not isinstance(data, dict) or data.get(file_field) in (None, ""):
+        return data
+    secret = read_secret_file(Path(data[file_field]), f"{where}.{file_field}")
+    given = data.get(field)
+    if isinstance(given, SecretStr):
+        given = given.get_secret_value()
+    if given not in (None, "") and given != secret:
+        msg = (
+            f"{where}.{field} and {where}.{file_field} are both set; keep one "
+            f"(unset {ENV_PREFIX}{where.replace('.', '__').upper()}__{field.upper()} "
+            "or remove it from the YAML file)"
+        )
+        raise ValueError(msg)
+    return {**data, field: secret}
+
+
+def _readable_file(value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    if not value.is_file():
+        raise ValueError(f"{value} does not exist or is not a file; give the PEM file's path")
+    if not os.access(value, os.R_OK):
+        raise ValueError(f"{value} is not readable by this user; fix its owner or mode")
+    return value
 
 
 class KafkaSettings(_Section):
@@ -55,6 +89,22 @@ class KafkaSettings(_Section):
     max_message_bytes: int = Field(16 << 20, ge=1 << 16)
     create_topics: bool = Field(True, description="create missing topics at start")
     partitions: int = Field(4, ge=1, description="partitions for topics created at start")
+    connect_timeout_ms: int = Field(
+        30_000, ge=500, description="how long a client tries to bootstrap before giving up"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = Field(
+        None, description="PEM bundle of the CAs to trust; default: the system's"
+    )
+    ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS), PEM")
+    ssl_keyfile: Path | None = Field(None, description="the client certificate's key, PEM")
+    ssl_check_hostname: bool = Field(True, description="match the broker's name to its cert")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        None, description="file holding the SASL password (instead of sasl_password)"
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -65,6 +115,67 @@ class KafkaSettings(_Section):
                 msg = f"{server!r} is not host:port (e.g. 127.0.0.1:9092)"
                 raise ValueError(msg)
         return value
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _pem_readable(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_file(cls, data: Any) -> Any:
+        return _secret_from_file(data, "sasl_password", "sasl_password_file", "kafka")
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> KafkaSettings:
+        protocol = self.security_protocol
+        uses_tls = protocol in ("SSL", "SASL_SSL")
+        uses_sasl = protocol.startswith("SASL_")
+        if uses_sasl:
+            missing = [
+                name
+                for name, value in (
+                    ("kafka.sasl_mechanism", self.sasl_mechanism),
+                    ("kafka.sasl_username", self.sasl_username),
+                    ("kafka.sasl_password (or kafka.sasl_password_file)", self.sasl_password),
+                )
+                if not value or (isinstance(value, SecretStr) and not value.get_secret_value())
+            ]
+            if missing:
+                msg = (
+                    f"security_protocol {protocol} authenticates with SASL but "
+                    f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; "
+                    "set them (mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                )
+                raise ValueError(msg)
+        else:
+            given = [
+                name
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                msg = (
+                    f"kafka.{given[0]} is set but security_protocol is {protocol}, which sends "
+                    "no credentials; set security_protocol to SASL_SSL (or SASL_PLAINTEXT), "
+                    "or remove the SASL settings"
+                )
+                raise ValueError(msg)
+        if not uses_tls:
+            given = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, n)]
+            if given:
+                msg = (
+                    f"kafka.{given[0]} is set but security_protocol is {protocol}, which does "
+                    "not use TLS; set security_protocol to SSL (or SASL_SSL), or remove it"
+                )
+                raise ValueError(msg)
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            msg = (
+                "kafka.ssl_keyfile is set without kafka.ssl_certfile; give the client "
+                "certificate too (or one PEM holding both as ssl_certfile)"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class SegmentationSettings(_Section):
@@ -143,6 +254,9 @@ class InfluxSettings(_Section):
     org: str = "seawatch"
     bucket: str = "seawatch"
     token: SecretStr = SecretStr("")
+    token_file: Path | None = Field(
+        None, description="file holding the token (instead of token); read at start"
+    )
     batch_size: int = Field(5000, ge=1)
     timeout_ms: int = Field(10_000, ge=100)
     max_retries: int = Field(5, ge=0)
@@ -155,6 +269,11 @@ class InfluxSettings(_Section):
             msg = f"{value!r} must start with http:// or https://"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_file(cls, data: Any) -> Any:
+        return _secret_from_file(data, "token", "token_file", "storage.influx")
 
 
 class OutboxSettings(_Section):
@@ -220,6 +339,9 @@ class GrafanaSettings(_Section):
     token: SecretStr = Field(
         SecretStr(""), description="service-account token (SEAWATCH_DASHBOARDS__GRAFANA__TOKEN)"
     )
+    token_file: Path | None = Field(
+        None, description="file holding the service-account token (instead of token)"
+    )
     folder_uid: str = Field("seawatch", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     folder_title: str = "seawatch"
     timeout_s: float = Field(10.0, gt=0)
@@ -228,6 +350,11 @@ class GrafanaSettings(_Section):
     @classmethod
     def _http(cls, value: str | None) -> str | None:
         return InfluxSettings._http(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_file(cls, data: Any) -> Any:
+        return _secret_from_file(data, "token", "token_file", "dashboards.grafana")
 
 
 class DashboardSettings(_Section):
@@ -286,8 +413,32 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings as plain data, secrets masked, for the start-up log."""
-        return self.model_dump(mode="json")
+        """The effective settings as plain data, secrets masked, for the start-up log.
+
+        Secret strings (tokens, passwords) and webhook header values show as ``**********``;
+        every ``url`` loses its userinfo, query values and most of its path (:func:`redact_url`).
+        """
+        return _redact(self.model_dump(mode="json"))
+
+
+def _redact(data: Any) -> Any:
+    """Dumped settings with every ``url`` redacted and every ``headers`` value masked."""
+    if isinstance(data, dict):
+        return {key: _redact_value(key, value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_redact(item) for item in data]
+    return data
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if key.endswith("url") and isinstance(value, str) and value:
+        return redact_url(value)
+    if key == "headers" and isinstance(value, dict):
+        return dict.fromkeys(value, "**********")
+    return _redact(value)
+
+
+_SECRET_WORDS = ("token", "password", "secret", "headers")
 
 
 def _describe(error: ValidationError) -> str:
@@ -296,8 +447,18 @@ def _describe(error: ValidationError) -> str:
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
         env = ENV_PREFIX + "__".join(str(part) for part in item["loc"]).upper()
         got = item.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {where}: {item['msg']}{shown}; set it in the YAML file or {env}")
+        last = str(item["loc"][-1]).lower() if item["loc"] else ""
+        if isinstance(got, dict) or any(w in where.lower() for w in _SECRET_WORDS):
+            shown = ""  # a section, or a secret: never echo it
+        elif isinstance(got, str) and last.endswith("url"):
+            shown = f" (got {redact_url(got)!r})"
+        else:
+            shown = f" (got {got!r})"
+        if isinstance(got, dict) and item["loc"]:
+            fix = f"fix it in the YAML file or the {env}__* variables"
+        else:
+            fix = f"set it in the YAML file or {env}"
+        lines.append(f"  {where}: {item['msg']}{shown}; {fix}")
     return "invalid settings:\n" + "\n".join(lines)
 
 

@@ -136,11 +136,11 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
     alert_topics = [alerting.topic] if alerting.enabled and alerting.topic else []
     if kafka.create_topics:
         topics = [*kafka.topics, kafka.dlq_topic, *alert_topics]
-        created = ensure_topics(kafka.bootstrap_servers, topics, kafka.partitions)
+        created = ensure_topics(kafka, topics, kafka.partitions)
         if created:
             log.info("topics_created topics=%s partitions=%d", ",".join(created), kafka.partitions)
     sinks = build_sinks(settings)
-    publisher = Publisher(kafka.bootstrap_servers, kafka.max_message_bytes)
+    publisher = Publisher(kafka)
     source = FrameSource(kafka)
     outputs = AlertOutputs(
         influx=next((s for s in sinks if isinstance(s, OutboxSink)), None),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from seawatch.alerts.model import Alert
 from seawatch.alerts.rules import WebhookSettings
+from seawatch.secrets import redact_url
 from seawatch.storage.influx_writer import backoff_delay, retriable_status
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Webhook:
                     self.failed += 1
                     log.error(
                         "webhook_failed url=%s alert=%s attempts=%d error=%s",
-                        self.settings.url,
+                        redact_url(self.settings.url),  # its query may hold a key
                         alert.id,
                         attempt,
                         exc,

@@ -8,9 +8,19 @@ for that subject for ``cooldown_s`` seconds of capture time (wall time for
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -113,15 +123,96 @@ DEFAULT_RULES: tuple[dict, ...] = (
 
 
 class WebhookSettings(BaseModel):
-    """One HTTP endpoint that receives every alert as a JSON POST."""
+    """One HTTP endpoint that receives every alert as a JSON POST.
+
+    Checked at load time: http or https with a host; no ``user:password@`` in the URL
+    (credentials go in ``headers``, which are masked in logs, while URLs are logged);
+    plain ``http://`` only to a loopback host unless ``allow_insecure``; never a link-local
+    address (169.254.0.0/16, fe80::/10: cloud metadata services live there); header names
+    are HTTP tokens and no header carries CR or LF (which would smuggle extra headers). A
+    host *name* that resolves to a refused address is not caught here (no DNS at load time).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(pattern=r"^https?://")
+    # Before ``url``: fields are validated in this order and the URL check reads it.
+    allow_insecure: bool = Field(
+        False, description="allow plain http:// to a host other than loopback"
+    )
+    url: str
     timeout_s: float = Field(5.0, gt=0)
     max_retries: int = Field(5, ge=0)
     backoff_s: float = Field(0.5, gt=0)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold secrets
+
+    @field_validator("url")
+    @classmethod
+    def _safe_url(cls, url: str, info: ValidationInfo) -> str:
+        return _check_webhook_url(url, allow_insecure=bool(info.data.get("allow_insecure")))
+
+    @field_validator("headers")
+    @classmethod
+    def _safe_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                msg = (
+                    f"{name!r} is not a valid HTTP header name "
+                    "(letters, digits and !#$%&'*+-.^_`|~ only)"
+                )
+                raise ValueError(msg)
+            if any(c in value for c in "\r\n\0"):
+                msg = (
+                    f"the value of {name!r} holds a line break or NUL (header injection); remove it"
+                )
+                raise ValueError(msg)
+        return headers
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+_METADATA_HOSTS = {"metadata.google.internal", "metadata", "fd00:ec2::254"}
+
+
+def _check_webhook_url(url: str, *, allow_insecure: bool) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc}); e.g. https://ops.example/hook") from None
+    if parts.scheme not in ("http", "https"):
+        msg = f"scheme {parts.scheme or '(none)'!r} is not allowed; use https:// (or http://)"
+        raise ValueError(msg)
+    if not host:
+        raise ValueError("has no host; e.g. https://ops.example/hooks/seawatch")
+    if parts.username is not None or parts.password is not None:
+        msg = (
+            "carries credentials (user:password@) and URLs are logged; remove them and put "
+            "them in headers, e.g. headers: {Authorization: Basic ...}"
+        )
+        raise ValueError(msg)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if host.lower().rstrip(".") in _METADATA_HOSTS or (
+        address is not None and any(address in net for net in _LINK_LOCAL)
+    ):
+        msg = (
+            f"host {host} is link-local or a cloud metadata service (169.254.0.0/16, "
+            "fe80::/10), which a webhook must never reach; use the receiver's own address"
+        )
+        raise ValueError(msg)
+    loopback = host.lower() == "localhost" or (address is not None and address.is_loopback)
+    if parts.scheme == "http" and not loopback and not allow_insecure:
+        msg = (
+            f"is plain http:// to {host}, so alerts and headers cross the network "
+            "unencrypted; use https://, or set allow_insecure: true for this webhook"
+        )
+        raise ValueError(msg)
+    return url
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from seawatch.config import KafkaSettings
 from seawatch.errors import BrokerError
+from seawatch.ingest.kafka_security import client_kwargs, connect_errors
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +26,20 @@ def _require_crc32c() -> None:
         log.warning("crc32c_missing effect='CRC checks run in pure Python, tens of times slower'")
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+def _kafka_settings(kafka: KafkaSettings | str) -> KafkaSettings:
+    """``kafka`` itself, or plaintext settings for a bare bootstrap string (tests, tools)."""
+    return KafkaSettings(bootstrap_servers=kafka) if isinstance(kafka, str) else kafka
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="seawatch-admin")
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+
+def ensure_topics(kafka: KafkaSettings | str, topics: Iterable[str], partitions: int) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created. ``kafka`` is the
+    connection settings (TLS, SASL), or a bare bootstrap string for a plaintext broker."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    settings = _kafka_settings(kafka)
+    with connect_errors(settings, "admin client"):
+        admin = KafkaAdminClient(**client_kwargs(settings), client_id="seawatch-admin")
     try:
         existing = set(admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
@@ -50,15 +56,14 @@ class FrameSource:
 
     def __init__(self, settings: KafkaSettings, topics: list[str] | None = None) -> None:
         from kafka import KafkaConsumer
-        from kafka.errors import KafkaError
 
         _require_crc32c()
         self.settings = settings
         self.commit_failures = 0
-        try:
+        with connect_errors(settings, "consumer"):
             self._consumer = KafkaConsumer(
                 *(topics or settings.topics),
-                bootstrap_servers=settings.bootstrap_servers,
+                **client_kwargs(settings),
                 group_id=settings.group_id,
                 client_id=settings.client_id,
                 enable_auto_commit=False,
@@ -70,9 +75,6 @@ class FrameSource:
                 fetch_max_bytes=settings.fetch_max_bytes,
                 max_partition_fetch_bytes=settings.max_message_bytes,
             )
-        except KafkaError as exc:
-            msg = f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
-            raise BrokerError(msg) from exc
 
     def poll_batch(self, max_records: int, max_wait_ms: int, idle_ms: int = 200) -> list:
         """Collect up to ``max_records`` messages, waiting at most ``max_wait_ms`` once the
@@ -155,22 +157,22 @@ class FrameSource:
 class Publisher:
     """A producer for frames (and for the DLQ); ``flush`` blocks until the broker has all."""
 
-    def __init__(self, bootstrap_servers: str, max_message_bytes: int = 16 << 20) -> None:
+    def __init__(self, kafka: KafkaSettings | str, max_message_bytes: int | None = None) -> None:
+        """``kafka``: the connection settings (TLS, SASL), or a bare bootstrap string for a
+        plaintext broker; ``max_message_bytes`` defaults to the settings' own."""
         from kafka import KafkaProducer
-        from kafka.errors import KafkaError
 
         _require_crc32c()
-        try:
+        settings = _kafka_settings(kafka)
+        with connect_errors(settings, "producer"):
             self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap_servers,
+                **client_kwargs(settings),
                 acks="all",
                 linger_ms=5,
                 batch_size=1 << 20,
-                max_request_size=max_message_bytes,
+                max_request_size=max_message_bytes or settings.max_message_bytes,
                 retries=5,
             )
-        except KafkaError as exc:
-            raise BrokerError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
         self._futures: list = []
 
     def send(
