@@ -33,8 +33,24 @@ def _setup_logging(level: str) -> None:
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("kafka", "urllib3", "influxdb_client"):
+    for noisy in _LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_fold_library_tracebacks)
+
+
+_LIBRARIES = ("kafka", "urllib3", "influxdb_client")
+
+
+def _fold_library_tracebacks(record: logging.LogRecord) -> bool:
+    """A client library's expected network errors (a broker restarting, a connection reset)
+    come with tracebacks; keep their one line and fold the exception into it."""
+    if record.exc_info and record.name.split(".")[0] in _LIBRARIES:
+        kind, error = record.exc_info[0], record.exc_info[1]
+        name = kind.__name__ if kind is not None else "error"
+        record.msg, record.args = f"{record.getMessage()} error={name}: {error}", ()
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 def _settings(ctx: click.Context) -> Settings:

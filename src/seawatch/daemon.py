@@ -19,8 +19,10 @@ from seawatch.errors import ConfigError
 from seawatch.inference.backend import open_backend
 from seawatch.inference.classifier import PlanktonClassifier
 from seawatch.inference.router import TaskRouter
-from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource, Publisher, ensure_topics
+from seawatch.ingest.dead_letters import DeadLetterQueue
+from seawatch.ingest.kafka_io import FrameSource, Publisher, ensure_topics
 from seawatch.ingest.prepare import FramePreparer
+from seawatch.ingest.topic_keeper import TopicKeeper
 from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.pipeline import Pipeline
 from seawatch.pipeline_metrics import PipelineMetrics
@@ -134,11 +136,17 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
     kafka = settings.kafka
     alerting = settings.alerts
     alert_topics = [alerting.topic] if alerting.enabled and alerting.topic else []
+    keeper = None
     if kafka.create_topics:
         topics = [*kafka.topics, kafka.dlq_topic, *alert_topics]
-        created = ensure_topics(kafka, topics, kafka.partitions)
+
+        def create() -> list[str]:
+            return ensure_topics(kafka, topics, kafka.partitions)
+
+        created = create()
         if created:
             log.info("topics_created topics=%s partitions=%d", ",".join(created), kafka.partitions)
+        keeper = TopicKeeper(create)
     sinks = build_sinks(settings)
     publisher = Publisher(kafka)
     source = FrameSource(kafka)
@@ -164,6 +172,7 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
         alerts=AlertEngine(alerting.rules) if alerting.enabled else None,
         alert_outputs=outputs,
         tick_s=alerting.tick_s,
+        on_idle=keeper.check if keeper is not None else None,
         metrics=PipelineMetrics(
             stats,
             group_id=kafka.group_id,

@@ -22,9 +22,10 @@ import numpy as np
 
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs
-from seawatch.errors import FrameError
+from seawatch.errors import BrokerError, FrameError
 from seawatch.inference.router import TaskRouter
-from seawatch.ingest.kafka_io import DeadLetterQueue, FrameSource
+from seawatch.ingest.dead_letters import DeadLetterQueue
+from seawatch.ingest.kafka_io import FrameSource
 from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
 from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.stats import PipelineStats
@@ -66,6 +67,7 @@ class Pipeline:
         alert_outputs: AlertOutputs | None = None,
         tick_s: float = 1.0,
         metrics: PipelineMetrics | None = None,
+        on_idle: Callable[[], object] | None = None,
     ) -> None:
         if depth < 1:
             msg = f"depth must be at least 1 (batches in flight), got {depth}"
@@ -84,6 +86,7 @@ class Pipeline:
         self.alert_outputs = alert_outputs or AlertOutputs()
         self.tick_s = tick_s
         self.metrics = metrics
+        self.on_idle = on_idle  # e.g. recreate topics a restarted broker lost
         self._next_tick = 0.0
         self._stop = threading.Event()
         self._paused = False
@@ -106,6 +109,8 @@ class Pipeline:
                 batch = None if stopping or self._held_back() else self._poll_and_prepare()
                 if batch is not None:
                     in_flight.append(self._infer_thread.submit(self._infer, batch))
+                elif not stopping and self.on_idle is not None:
+                    self.on_idle()
                 # Store finished batches in order. Block on the oldest only when the window
                 # is full or there is nothing else to do (idle poll, stopping).
                 while in_flight and (
@@ -228,8 +233,13 @@ class Pipeline:
             self.alert_outputs.emit(self.alerts.evaluate(batch.results))
         for sink in self.sinks:
             sink.flush()
+        self.alert_outputs.flush_kafka()
         stored = time.perf_counter()
-        self.dlq.flush()
+        try:
+            self.dlq.flush(should_stop=self._stop.is_set)
+        except BrokerError as exc:  # stopping while the broker refuses the dead letters
+            log.error("batch_not_committed reason=%r effect='replayed at the next start'", exc)
+            return
         self.source.commit(batch.records)
         self.stats.timed("store", stored - started)
         self.stats.timed("commit", time.perf_counter() - stored)

@@ -10,6 +10,7 @@ database), so a replay overwrites its own records.
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import time
 
@@ -105,3 +106,32 @@ def _capture_ms_by_instrument(messages) -> dict[str, set[int]]:
     for m in messages:
         times.setdefault(m.meta.instrument, set()).add(m.meta.captured_at_ns // 10**6)
     return times
+
+
+def test_sigterm_mid_stream_drains_commits_and_exits_within_10_s(
+    tmp_path, broker, unique, model_dir
+):
+    total = 1500
+    settings = settings_for(tmp_path, broker, unique, model_dir)
+    publish_synthetic(settings, total, seed=8)
+    env = daemon_env(settings)
+    store = settings.storage.local.path
+    with DaemonProcess(env, tmp_path / "first.log") as daemon:
+        daemon.wait_for(lambda: stored_count(store) >= 300, 120, "300 frames")
+        code, seconds = daemon.terminate()
+        first = _stopped_frames(daemon.log())
+    print(f"SIGTERM mid-stream: exit {code} after {seconds:.1f} s, {first} frames stored")
+    assert code == 0 and seconds < 10
+    assert 300 <= first < total and stored_count(store) == first
+    # Everything stored was committed, and nothing uncommitted was stored: a second run
+    # handles exactly the rest, with no replay.
+    with DaemonProcess(env, tmp_path / "second.log") as daemon:
+        daemon.wait_for(lambda: stored_count(store) >= total, 120, "every frame")
+        code, _ = daemon.terminate()
+        assert code == 0 and _stopped_frames(daemon.log()) == total - first
+
+
+def _stopped_frames(log: str) -> int:
+    match = re.search(r"stopped frames=(\d+)", log)
+    assert match, log[-3000:]
+    return int(match.group(1))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from seawatch.alerts.model import Alert
 from seawatch.alerts.rules import WebhookSettings
+from seawatch.errors import BrokerError
 from seawatch.secrets import redact_url
 from seawatch.storage.influx_writer import backoff_delay, retriable_status
 
@@ -97,6 +98,7 @@ class AlertOutputs:
         self.topic = topic
         self.webhooks = list(webhooks)
         self.emitted = 0
+        self.kafka_failed = 0
 
     def emit(self, alerts: Sequence[Alert], *, flush: bool = False) -> None:
         """Queue ``alerts`` on every output. The InfluxDB lines and Kafka messages become
@@ -107,7 +109,7 @@ class AlertOutputs:
         for alert in alerts:
             log.warning("alert rule=%s severity=%s %s", alert.rule, alert.severity, alert.message)
             if self.publisher is not None and self.topic:
-                self.publisher.send(self.topic, alert.to_json(), alert.instrument.encode(), [])
+                self._to_kafka(alert)
             for webhook in self.webhooks:
                 webhook.send(alert)
         if self.influx is not None:
@@ -116,8 +118,29 @@ class AlertOutputs:
         if flush:
             if self.influx is not None:
                 self.influx.flush()
-            if self.publisher is not None:
-                self.publisher.flush()
+            self.flush_kafka()
+
+    def _to_kafka(self, alert: Alert) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self.publisher.send(self.topic, alert.to_json(), alert.instrument.encode(), [])
+        except KafkaError as exc:  # the topic gone (broker restarted) and not back in time
+            self.kafka_failed += 1
+            log.warning("alert_kafka_failed rule=%s error=%s", alert.rule, type(exc).__name__)
+
+    def flush_kafka(self) -> None:
+        """Block until the broker has the alerts' Kafka copies. A broker that cannot take them
+        is logged, not raised: the InfluxDB copy (the outbox) is the durable one."""
+        from kafka.errors import KafkaError
+
+        if self.publisher is None or not self.topic:
+            return
+        try:
+            self.publisher.flush()
+        except (BrokerError, KafkaError) as exc:
+            self.kafka_failed += 1
+            log.warning("alert_kafka_failed error=%s", exc)
 
     def close(self) -> None:
         for webhook in self.webhooks:

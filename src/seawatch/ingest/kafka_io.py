@@ -160,26 +160,43 @@ class Publisher:
     def __init__(self, kafka: KafkaSettings | str, max_message_bytes: int | None = None) -> None:
         """``kafka``: the connection settings (TLS, SASL), or a bare bootstrap string for a
         plaintext broker; ``max_message_bytes`` defaults to the settings' own."""
+        _require_crc32c()
+        self.settings = _kafka_settings(kafka)
+        self.max_message_bytes = max_message_bytes or self.settings.max_message_bytes
+        self._producer = self._connect()
+        self._futures: list = []
+
+    def _connect(self):
         from kafka import KafkaProducer
 
-        _require_crc32c()
-        settings = _kafka_settings(kafka)
-        with connect_errors(settings, "producer"):
-            self._producer = KafkaProducer(
-                **client_kwargs(settings),
+        with connect_errors(self.settings, "producer"):
+            return KafkaProducer(
+                **client_kwargs(self.settings),
                 acks="all",
                 linger_ms=5,
                 batch_size=1 << 20,
-                max_request_size=max_message_bytes or settings.max_message_bytes,
+                max_request_size=self.max_message_bytes,
                 retries=5,
+                # An idempotent producer whose broker lost its state (a restart without
+                # persistent storage) is answered UnknownProducerId forever; the records
+                # this producer writes (frames, dead letters, alerts) are keyed and
+                # idempotent downstream, so a rare duplicate on retry is harmless.
+                enable_idempotence=False,
+                max_block_ms=10_000,  # a send to a vanished topic waits this long, not 60 s
             )
-        self._futures: list = []
 
-    def send(
-        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """Queue one message."""
-        self._futures.append(self._producer.send(topic, value=value, key=key, headers=headers))
+    def send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]):
+        """Queue one message; returns its future (``succeeded()`` once acknowledged)."""
+        future = self._producer.send(topic, value=value, key=key, headers=headers)
+        self._futures.append(future)
+        return future
+
+    def reconnect(self) -> None:
+        """Drop the producer and whatever it still holds, and connect a new one."""
+        old, self._futures = self._producer, []
+        with contextlib.suppress(Exception):
+            old.close(timeout=0)
+        self._producer = self._connect()
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Block until every queued message is acknowledged; raise BrokerError otherwise."""
@@ -190,30 +207,15 @@ class Publisher:
             msg = f"{len(failed)} of {len(futures)} messages were not acknowledged: "
             raise BrokerError(msg + str(failed[0].exception))
 
-    def close(self) -> None:
-        self._producer.close(timeout=10)
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Close the producer; messages still unacknowledged after ``timeout_s`` are dropped
+        (a dead letter among them was never committed, so it comes back at the next start)."""
+        from kafka.errors import KafkaError
+
+        try:
+            self._producer.close(timeout=timeout_s)
+        except KafkaError as exc:
+            log.warning("producer_close_incomplete error=%s", type(exc).__name__)
 
 
-class DeadLetterQueue:
-    """Sends unusable messages to the DLQ topic with the original value and headers plus
-    ``error-stage``, ``error`` and ``source`` (topic/partition/offset) headers."""
-
-    def __init__(self, publisher: Publisher, topic: str) -> None:
-        self._publisher = publisher
-        self.topic = topic
-
-    def send(self, record, stage: str, error: str) -> None:
-        """Queue ``record`` (a kafka ConsumerRecord) for the DLQ with its reason."""
-        headers = [(k, v) for k, v in (record.headers or []) if v is not None]
-        headers += [
-            ("error-stage", stage.encode()),
-            ("error", error.encode("utf-8", errors="replace")[:4096]),
-            ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-        ]
-        self._publisher.send(self.topic, record.value or b"", record.key, headers)
-
-    def flush(self) -> None:
-        self._publisher.flush()
-
-
-__all__ = ["DeadLetterQueue", "FrameSource", "Publisher", "ensure_topics"]
+__all__ = ["FrameSource", "Publisher", "ensure_topics"]
