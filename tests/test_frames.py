@@ -77,6 +77,20 @@ def test_bad_headers_name_the_field(changes, field, words):
     assert words in info.value.reason
 
 
+@pytest.mark.parametrize(
+    ("declared", "canonical"),
+    [
+        ("image/jpg", "image/jpeg"),
+        ("Image/PJPEG; q=1", "image/jpeg"),
+        ("image/x-tiff", "image/tiff"),
+    ],
+)
+def test_content_type_aliases_the_decoder_accepts_are_accepted(declared, canonical):
+    # They used to be refused here, so the decoder's aliases never reached it.
+    meta = _parse(_headers(**{"content-type": declared.encode()}))
+    assert meta.content_type == canonical
+
+
 def test_instrument_falls_back_to_the_key_and_task_to_the_topic():
     meta = _parse(_headers(instrument=None), topic="ship.frames.otolith", key=b"scanner-2")
     assert meta.instrument == "scanner-2" and meta.task == "otolith"

@@ -19,6 +19,13 @@ TASKS = ("plankton", "otolith", "fish")
 CLAIM_CHECK_TYPE = "text/uri-list"
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff")
 CONTENT_TYPES = (*IMAGE_TYPES, CLAIM_CHECK_TYPE)
+# Names producers use for the same types (the decoder accepts them too).
+_TYPE_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/tif": "image/tiff",
+    "image/x-tiff": "image/tiff",
+}
 
 # Earliest and latest plausible capture times: nothing before 1900, nothing more than a day
 # in the future (a clock that far off is a fault to report, not data to store).
@@ -152,6 +159,7 @@ def parse_headers(
     headers = {name.lower(): value for name, value in raw_headers if value is not None}
     content_type = _required(headers, "content-type", f"one of {', '.join(CONTENT_TYPES)}")
     content_type = content_type.split(";")[0].strip().lower()
+    content_type = _TYPE_ALIASES.get(content_type, content_type)
     if content_type not in CONTENT_TYPES:
         msg = f"{content_type!r} is not supported; use one of {', '.join(CONTENT_TYPES)}"
         raise FrameError("headers", msg, field="content-type")
