@@ -38,12 +38,14 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class TestPki:
-    """A CA, a broker certificate it signed (for 127.0.0.1 and localhost), and a second,
-    unrelated CA that must not be trusted."""
+    """A CA, a broker and a client certificate it signed (the broker's for 127.0.0.1 and
+    localhost), and a second, unrelated CA that must not be trusted."""
 
     ca: Path
     server_cert: Path
     server_key: Path
+    client_cert: Path
+    client_key: Path
     other_ca: Path
 
 
@@ -61,23 +63,27 @@ def make_pki(directory: Path) -> TestPki:
             "-keyout", f"{name}.key", "-out", f"{name}.pem", "-subj", f"/CN=seawatch test {name}",
             cwd=directory,
         )  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
-        "-subj", "/CN=localhost",
-        cwd=directory,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker.pem",
-        cwd=directory,
-    )  # fmt: skip
+    (directory / "broker.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subject in (("broker", "/CN=localhost"), ("client", "/CN=seawatch")):
+        _openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr", "-subj", subject,
+            cwd=directory,
+        )  # fmt: skip
+        _openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
+            cwd=directory,
+        )  # fmt: skip
     for key in directory.glob("*.key"):
         key.chmod(0o600)
     return TestPki(
         ca=directory / "ca.pem",
         server_cert=directory / "broker.pem",
         server_key=directory / "broker.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
         other_ca=directory / "other-ca.pem",
     )
 
@@ -203,8 +209,9 @@ class KafkaGateway:
     """TLS and/or SASL in front of a plaintext Kafka broker; a context manager.
 
     ``users`` (name -> password) turns SASL on, with ``mechanisms`` offered; ``tls`` (a
-    certificate and key) turns TLS on. ``attempts`` counts SASL logins, ``refused`` the
-    failed ones.
+    certificate and key) turns TLS on, and ``client_ca`` requires a client certificate
+    signed by that CA (mutual TLS). ``attempts`` counts SASL logins, ``refused`` the failed
+    ones.
     """
 
     def __init__(
@@ -215,6 +222,7 @@ class KafkaGateway:
         tls: tuple[Path, Path] | None = None,
         users: dict[str, str] | None = None,
         mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        client_ca: Path | None = None,
     ) -> None:
         self.upstream_port = upstream_port
         self.port = port
@@ -226,6 +234,9 @@ class KafkaGateway:
         if tls is not None:
             self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._ssl.load_cert_chain(str(tls[0]), str(tls[1]))
+            if client_ca is not None:
+                self._ssl.load_verify_locations(str(client_ca))
+                self._ssl.verify_mode = ssl.CERT_REQUIRED
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None

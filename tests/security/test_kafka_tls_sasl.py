@@ -10,9 +10,10 @@ What runs against what (see ``kafka_gateway.py`` for why):
 - SCRAM-SHA-256 and PLAIN against Tansu's own SASL (``--authentication``): only the refusal,
   because no user can be created on that Tansu (so a successful login against Tansu's own
   SCRAM is not tested), and Tansu offers no PLAIN.
-- Not tested: TLS terminated by Tansu itself (this build cannot), mutual TLS (the client
-  certificate settings are passed to the same SSL context, checked by the unit tests only),
-  and a real Apache Kafka.
+- Mutual TLS (``ssl_certfile``/``ssl_keyfile``) against the gateway: accepted with the client
+  certificate, refused without it.
+- Not tested: TLS terminated by Tansu itself (this build cannot), a successful login against
+  Tansu's own SCRAM, and a real Apache Kafka.
 """
 
 from __future__ import annotations
@@ -82,6 +83,27 @@ def test_ssl_round_trip_through_a_tls_listener(pki, unique):
         KafkaGateway(upstream, port=port, tls=(pki.server_cert, pki.server_key)),
     ):
         kafka = _settings(f"127.0.0.1:{port}", unique, security_protocol="SSL", ssl_cafile=pki.ca)
+        _round_trip(kafka)
+
+
+def test_mutual_tls_needs_the_client_certificate(pki, unique):
+    port = free_port()
+    with (
+        tansu(advertised_port=port) as upstream,
+        KafkaGateway(upstream, port=port, tls=(pki.server_cert, pki.server_key), client_ca=pki.ca),
+    ):
+        servers = f"127.0.0.1:{port}"
+        anonymous = _settings(servers, unique, security_protocol="SSL", ssl_cafile=pki.ca)
+        with pytest.raises(BrokerError, match=r"kafka\.ssl_certfile and kafka\.ssl_keyfile"):
+            ensure_topics(anonymous, anonymous.topics, 1)
+        kafka = _settings(
+            servers,
+            unique,
+            security_protocol="SSL",
+            ssl_cafile=pki.ca,
+            ssl_certfile=pki.client_cert,
+            ssl_keyfile=pki.client_key,
+        )
         _round_trip(kafka)
 
 

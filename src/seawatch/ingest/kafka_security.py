@@ -182,6 +182,11 @@ def describe_failure(
             "the TLS handshake failed; check that the broker's listener speaks TLS "
             "(security_protocol SSL/SASL_SSL) and that the client certificate is accepted"
         )
+    elif uses_tls(settings) and not uses_sasl(settings) and "DISCONNECTED" in text:
+        hint = (
+            "the broker closed the TLS connection; if it requires a client certificate, set "
+            "kafka.ssl_certfile and kafka.ssl_keyfile to one signed by a CA it trusts"
+        )
     elif uses_sasl(settings) and "MECHANISM" in text:
         hint = (
             f"the broker does not offer {settings.sasl_mechanism}; set kafka.sasl_mechanism "
