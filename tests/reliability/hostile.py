@@ -402,6 +402,9 @@ def _odd_but_valid(assets: dict, files: _Files) -> dict[str, Callable[[int], _Ve
         "valid-gray-alpha-png": lambda i: ok(assets["gray_alpha_png"]),
         "valid-colour-tiff": lambda i: ok(assets["colour_tiff"], "image/tiff"),
         "valid-content-type-case-params": lambda i: ok(assets["jpeg"], "IMAGE/JPEG; q=0.9"),
+        "valid-content-type-alias": lambda i: ok(
+            (assets["jpeg"], assets["tiff"])[i % 2], ("image/jpg", "image/x-tiff")[i % 2]
+        ),
         "valid-claim-check": lambda i: ok(_uri(files.good), "text/uri-list"),
         "valid-claim-check-inner-symlink": lambda i: ok(
             b"# frame\n" + _uri(files.inner_link), "text/uri-list"

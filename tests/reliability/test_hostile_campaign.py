@@ -286,6 +286,17 @@ def test_hostile_campaign(tmp_path, broker, unique, model_dir):
     assert memory["VmRSS"] <= baseline_kib * (1 + GROWTH), summary
 
 
+def _stop(daemon: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL if that has not ended it in 10 s: never leave a daemon behind."""
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
 class _RawHeaderKey(str):
     """A header key that kafka-python writes as non-UTF-8 bytes, as any other client may."""
 
@@ -336,6 +347,44 @@ def test_a_non_utf8_header_key_neither_stops_nor_loses_the_stream(
         assert _stored(store) >= 19  # every readable frame
         assert len(_read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, 1, timeout_s=10)) == 1
     finally:
-        if daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=10)
+        _stop(daemon)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gap: a bad message within a few hundred bytes of kafka.max_message_bytes cannot "
+    "be dead-lettered (the error headers push the DLQ record over the producer's limit: "
+    "MessageSizeTooLargeError), so it is retried forever and the partition's offsets are "
+    "never committed again",
+)
+def test_a_bad_message_near_the_kafka_size_limit_still_reaches_the_dlq(
+    tmp_path, broker, unique, model_dir
+):
+    limit = 512 * 1024
+    settings = settings_for(tmp_path, broker, unique, model_dir, kafka__partitions=1)
+    kafka = settings.kafka
+    ensure_topics(kafka.bootstrap_servers, [*kafka.topics, kafka.dlq_topic], 1)
+    frames = list(synthetic_stream(12, seed=5, start_ns=time.time_ns() - 10**9))
+    publisher = Publisher(kafka.bootstrap_servers, max_message_bytes=limit)
+    try:
+        for i, frame in enumerate(frames):
+            value = frame.value
+            if i == 6:  # over ingest.max_bytes, and fills the Kafka message to the brim
+                value = b"\x89PNG\r\n\x1a\n" + random.Random(5).randbytes(limit - 400)
+            publisher.send(kafka.topics[0], value, frame.key, encode_headers(frame.meta))
+        publisher.flush()
+    finally:
+        publisher.close()
+    env = _env(settings, tmp_path) | {"SEAWATCH_KAFKA__MAX_MESSAGE_BYTES": str(limit)}
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "wb") as log:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "seawatch", "run"], env=env, cwd=REPO, stdout=log, stderr=log
+        )
+    try:
+        dead = _read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, 1, timeout_s=12)
+        assert daemon.poll() is None, log_path.read_text(errors="replace")[-1500:]
+        assert len(dead) == 1, log_path.read_text(errors="replace")[-1500:]
+        assert _stored(settings.storage.local.path) == 11
+    finally:
+        _stop(daemon)
