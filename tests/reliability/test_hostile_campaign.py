@@ -304,11 +304,6 @@ class _RawHeaderKey(str):
         return b"\xff\xfe-" + super().encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: kafka-python's poll raises CorruptRecordError on a non-UTF-8 header key; "
-    "`seawatch run` exits 1 and, restarted, dies again at the same offset",
-)
 def test_a_non_utf8_header_key_neither_stops_nor_loses_the_stream(
     tmp_path, broker, unique, model_dir
 ):

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from seawatch.config import KafkaSettings
 from seawatch.errors import BrokerError
 from seawatch.ingest.kafka_security import client_kwargs, connect_errors
+from seawatch.ingest.unreadable import skip_unreadable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class FrameSource:
     def poll_batch(self, max_records: int, max_wait_ms: int, idle_ms: int = 200) -> list:
         """Collect up to ``max_records`` messages, waiting at most ``max_wait_ms`` once the
         first has arrived (or ``idle_ms`` when none comes)."""
+        from kafka.errors import CorruptRecordError
+
         records: list = []
         deadline: float | None = None
         while len(records) < max_records:
@@ -86,9 +89,12 @@ class FrameSource:
                 timeout_ms = idle_ms
             else:
                 timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-            polled = self._consumer.poll(
-                timeout_ms=timeout_ms, max_records=max_records - len(records)
-            )
+            try:
+                polled = self._consumer.poll(
+                    timeout_ms=timeout_ms, max_records=max_records - len(records)
+                )
+            except CorruptRecordError as exc:  # a poison pill: step past it, DLQ a placeholder
+                polled = skip_unreadable(self._consumer, exc)
             for batch in polled.values():
                 records.extend(batch)
             if deadline is None and records:

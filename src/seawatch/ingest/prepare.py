@@ -25,6 +25,7 @@ from seawatch.ingest.decode import DecodeLimits, decode_image, resolve_claim_che
 from seawatch.ingest.objects import SegmentedObject
 from seawatch.ingest.quality import FrameQuality, measure_quality
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
+from seawatch.ingest.unreadable import UnreadableRecord
 from seawatch.storage.evidence import thumbnail
 
 WholeFrameInput = Callable[[np.ndarray], np.ndarray]  # decoded image -> one model input
@@ -132,6 +133,10 @@ class FramePreparer:
             raise FrameError("prepare", f"{task} input: {exc}") from exc
 
     def _frame(self, record) -> Frame:
+        if isinstance(record, UnreadableRecord):
+            reason = f"the Kafka client cannot parse this record ({record.error}); it stays "
+            reason += "in the topic at its offset; check the producer's headers and CRCs"
+            raise FrameError("consume", reason, field="record")
         if record.value is None or len(record.value) == 0:
             raise FrameError("headers", "the message value is empty", field="value")
         headers = [(k, v) for k, v in (record.headers or []) if v is not None]
