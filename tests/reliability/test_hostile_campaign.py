@@ -345,13 +345,6 @@ def test_a_non_utf8_header_key_neither_stops_nor_loses_the_stream(
         _stop(daemon)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a bad message within a few hundred bytes of kafka.max_message_bytes cannot "
-    "be dead-lettered (the error headers push the DLQ record over the producer's limit: "
-    "MessageSizeTooLargeError), so it is retried forever and the partition's offsets are "
-    "never committed again",
-)
 def test_a_bad_message_near_the_kafka_size_limit_still_reaches_the_dlq(
     tmp_path, broker, unique, model_dir
 ):
@@ -380,6 +373,9 @@ def test_a_bad_message_near_the_kafka_size_limit_still_reaches_the_dlq(
         dead = _read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, 1, timeout_s=12)
         assert daemon.poll() is None, log_path.read_text(errors="replace")[-1500:]
         assert len(dead) == 1, log_path.read_text(errors="replace")[-1500:]
+        headers = dict(dead[0].headers)
+        assert dead[0].value == b"" and b"message limit" in headers["value-omitted"]
+        assert headers["error-stage"] == b"decode"
         assert _stored(settings.storage.local.path) == 11
     finally:
         _stop(daemon)

@@ -18,6 +18,7 @@ from seawatch.ingest.kafka_io import Publisher
 log = logging.getLogger(__name__)
 
 Message = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # value, key, headers
+_FRAMING_BYTES = 1024  # record and batch framing around key, value and headers, generously
 
 
 class DeadLetterQueue:
@@ -54,7 +55,18 @@ class DeadLetterQueue:
             ("error", error.encode("utf-8", errors="replace")[:4096]),
             ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
         ]
-        self._pending.append((record.value or b"", record.key, headers))
+        self._pending.append(self._fit(record.value or b"", record.key, headers))
+
+    def _fit(self, value: bytes, key: bytes | None, headers: list) -> Message:
+        """A value that fills a Kafka message to the brim no longer fits beside the error
+        headers; it is left out (the original stays in its topic at the source offset)."""
+        limit = self._publisher.max_message_bytes
+        size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+        if size + _FRAMING_BYTES <= limit:
+            return value, key, headers
+        note = f"{len(value)} bytes, too large beside the error headers for the {limit}-byte "
+        note += "message limit; the original is in its topic at the source offset"
+        return b"", key, [*headers, ("value-omitted", note.encode())]
 
     def flush(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Send the pending messages and block until the broker has acknowledged each one.
