@@ -105,6 +105,15 @@ def _png_bomb_under_limits(side: int) -> bytes:
     return _png(side, side, 2, stream)  # no flush: the stream ends mid-way
 
 
+def _png_chunk_length_bomb(index: int) -> bytes:
+    """A 64 x 64 PNG whose next chunk declares ~4 GB (or 2 GB after an early IEND): the
+    reader allocates what a chunk declares before reading it."""
+    ihdr = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0))
+    early_end = _png_chunk(b"IEND", b"") if index % 2 else b""
+    length = 0x7FFFFFFF if index % 2 else 0xFFFF0054
+    return b"\x89PNG\r\n\x1a\n" + ihdr + early_end + struct.pack(">I", length) + b"IDAT" + bytes(16)
+
+
 def _jpeg_bomb(width: int, height: int) -> bytes:
     sof = struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00"
     return b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9"
@@ -312,6 +321,7 @@ def _kinds(assets: dict, files: _Files) -> dict[str, Kind]:
             _png((100_000, 40_000, 20_000)[i % 3], (100_000, 40_000, 20_000)[i % 3], 2, b""),
             **_value(),
         ),
+        "png-chunk-length-bomb": lambda r, a, i: _Verdict(_png_chunk_length_bomb(i), **_value()),
         "png-bomb-under-limits": lambda r, a, i: _Verdict(_png_bomb_under_limits(6000), **_value()),
         "jpeg-bomb": lambda r, a, i: _Verdict(
             _jpeg_bomb((65_500, 40_000, 20_000)[i % 3], (65_500, 40_000, 20_000)[i % 3]),
