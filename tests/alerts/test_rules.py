@@ -109,6 +109,17 @@ def test_unknown_rate_does_not_fire_at_or_below_the_share_or_on_few_objects():
     assert engine(**UNKNOWN).evaluate(unknowns(4, 9)) == []  # 40 objects < 50
 
 
+def test_unknown_rate_counts_only_the_frames_inside_its_window():
+    # 60 clean frames (t = 0..59 s), then frames with 4 unknown in 10 (t = 60..119 s). At
+    # t = 60 + k the 60 s window holds clean frames k..59 and k + 1 heavy ones: 61 frames, so
+    # the share 4(k + 1)/610 first passes 0.3 at k = 45, t = 105 s. Frames that left the
+    # window must leave its counts too: kept, the share would stay under 0.3 to the end.
+    records = unknowns(60, 0) + unknowns(60, 4, at_s=60)
+    alerts = engine(**UNKNOWN, cooldown_s=0).evaluate(records)
+    assert alerts and alerts[0].at_ns == T0 + 105 * S
+    assert alerts[0].value == pytest.approx(4 * 46 / 610, abs=1e-6)
+
+
 QUALITY = {"kind": "frame_quality", "window_frames": 10, "min_frames": 10, "max_share": 0.2}
 
 

@@ -191,18 +191,25 @@ class _UnknownRate(_Evaluator):
     def __init__(self, rule: UnknownRateRule) -> None:
         super().__init__(rule)
         self._seen: dict[str, deque[tuple[int, int, int]]] = defaultdict(deque)
+        # running (objects, unknown) over each instrument's window: O(1) per frame, not O(window)
+        self._totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
 
     def on_record(self, record: FrameRecord) -> list[Alert]:
         if record.meta.task != "plankton" or not record.objects:
             return []
         at = record.meta.captured_at_ns
         seen = self._seen[record.meta.instrument]
+        totals = self._totals[record.meta.instrument]
         unknown = sum(obj.taxon == UNKNOWN for obj in record.objects)
         seen.append((at, len(record.objects), unknown))
+        totals[0] += len(record.objects)
+        totals[1] += unknown
         while seen and seen[0][0] < at - self.rule.window_s * NS:
-            seen.popleft()
-        total = sum(n for _, n, _ in seen)
-        share = sum(u for _, _, u in seen) / total
+            _, n, u = seen.popleft()
+            totals[0] -= n
+            totals[1] -= u
+        total = totals[0]
+        share = totals[1] / total
         if total < self.rule.min_objects or share <= self.rule.max_share:
             return []
         message = (
