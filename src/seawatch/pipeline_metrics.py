@@ -38,8 +38,7 @@ class PipelineMetrics:
         s = self.stats
         with s._lock:
             frames, objects, dead = s.frames, s.objects, s.dead_letters
-            latencies = list(s._latencies_ms[self._last[3] :])
-            seen = len(s._latencies_ms)
+        latencies, seen = s.latencies_since(self._last[3])
         p50, p99 = (None, None)
         if latencies:
             p50, p99 = (round(float(v), 3) for v in np.percentile(latencies, [50, 99]))

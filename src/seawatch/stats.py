@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from seawatch.storage.records import FrameRecord
+
+LATENCY_WINDOW = 100_000  # frames whose latencies are kept for percentiles
 
 
 @dataclass
@@ -30,8 +32,11 @@ class PipelineStats:
     first_stored_at: float | None = None
     last_stored_at: float | None = None
     stage_seconds: Counter = field(default_factory=Counter)
-    _latencies_ms: list[float] = field(default_factory=list)
-    _service_ms: list[float] = field(default_factory=list)
+    latencies_seen: int = 0
+    # the most recent latencies only: a daemon runs for months, a list of every frame's would
+    # grow without bound (64 bytes a frame)
+    _latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    _service_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stored(self, records: list[FrameRecord], polled_at: float, broker_ts_ms: list[int]) -> None:
@@ -46,6 +51,7 @@ class PipelineStats:
                 self.objects += len(record.objects)
                 self.taxa.update(obj.taxon for obj in record.objects)
             self._latencies_ms.extend(max(0.0, now_ms - ts) for ts in broker_ts_ms)
+            self.latencies_seen += len(broker_ts_ms)
             self._service_ms.extend([(now - polled_at) * 1000] * len(records))
 
     def inferred(self, infer_ms: float) -> None:
@@ -74,13 +80,23 @@ class PipelineStats:
             return 0.0
         return max(1e-9, self.last_stored_at - self.first_stored_at)
 
+    def latencies_since(self, seen_before: int) -> tuple[list[float], int]:
+        """Latencies (ms) of the frames stored since ``latencies_seen`` was
+        ``seen_before`` (as far back as the window reaches), and ``latencies_seen`` now."""
+        with self._lock:
+            new = min(self.latencies_seen - seen_before, len(self._latencies_ms))
+            recent = list(self._latencies_ms)[len(self._latencies_ms) - new :] if new else []
+            return recent, self.latencies_seen
+
     def latency_percentiles(self, *qs: float) -> list[float]:
-        """Percentiles (0..100) of end-to-end latency (broker -> stored) in ms."""
+        """Percentiles (0..100) of end-to-end latency (broker -> stored) in ms, over the
+        last :data:`LATENCY_WINDOW` frames."""
         with self._lock:
             return _percentiles(self._latencies_ms, qs)
 
     def service_percentiles(self, *qs: float) -> list[float]:
-        """Percentiles (0..100) of the time in the daemon (polled -> stored) in ms."""
+        """Percentiles (0..100) of the time in the daemon (polled -> stored) in ms, over
+        the last :data:`LATENCY_WINDOW` frames."""
         with self._lock:
             return _percentiles(self._service_ms, qs)
 
