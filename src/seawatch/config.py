@@ -204,7 +204,11 @@ class IngestSettings(_Section):
 class InferenceSettings(_Section):
     """Which model runs where, and how frames are batched for it."""
 
-    backend: Literal["onnxruntime"] = "onnxruntime"
+    backend: Literal["auto", "tensorrt", "onnxruntime-gpu", "torch-cuda", "onnxruntime"] = Field(
+        "auto",
+        description="auto: the best available of TensorRT, ONNX Runtime GPU, torch CUDA, "
+        "ONNX Runtime CPU (the choice and why the others were skipped are logged)",
+    )
     model_dir: Path = Field(Path("models/plankton"), description="the plankton model artifact")
     otolith_model_dir: Path | None = Field(
         None, description="otolith anomaly model; null (none committed yet): otolith frames to DLQ"

@@ -76,7 +76,12 @@ def _load(settings: Settings, model_dir: Path):
     model_dir = resolve_model_dir(model_dir)
     card = load_card(model_dir)
     inference = settings.inference
-    backend = open_backend(inference.backend, model_dir / ONNX_FILE, threads=inference.threads)
+    backend = open_backend(
+        inference.backend,
+        model_dir / ONNX_FILE,
+        threads=inference.threads,
+        max_batch=inference.max_batch,
+    )
     return model_dir, card, backend
 
 
