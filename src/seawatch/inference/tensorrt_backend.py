@@ -87,8 +87,10 @@ def build_engine(
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
-    if request.plan.strongly_typed:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if request.plan.strongly_typed and strongly_typed is not None:
+        # Required on 10.x to opt in; accepted (strong typing is always on) on 11.x.
+        flags |= 1 << int(strongly_typed)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     with tempfile.TemporaryDirectory(prefix="seawatch-trt-") as scratch:
