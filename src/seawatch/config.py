@@ -196,6 +196,9 @@ class IngestSettings(_Section):
     max_bytes: int = Field(32 << 20, ge=1024)
     max_pixels: int = Field(50_000_000, ge=1)
     max_side: int = Field(30_000, ge=16)
+    max_decoded_bytes: int = Field(
+        256 << 20, ge=1 << 20, description="decoded arrays of one frame (depth x channels)"
+    )
     claim_check_roots: list[Path] = Field(default_factory=list)
     decode_threads: int = Field(1, ge=1, le=64)
     segmentation: SegmentationSettings = SegmentationSettings()
@@ -295,7 +298,10 @@ class OutboxSettings(_Section):
     )
     max_backoff_s: float = Field(30.0, gt=0, description="longest wait between write retries")
     shutdown_drain_s: float = Field(
-        10.0, ge=0, description="at shutdown, how long to keep draining; the rest stays on disk"
+        4.0,
+        ge=0,
+        description="at shutdown, how long to keep draining; the rest stays on disk (SIGTERM "
+        "exits within 10 s with the default)",
     )
 
 

@@ -23,6 +23,7 @@ from seawatch.ingest.decode import (
     resolve_claim_check,
     sniff_type,
 )
+from seawatch.ingest.image_headers import ImageLayout, canonical_type, image_layout
 
 LIMITS = DecodeLimits()
 EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tif"}
@@ -49,8 +50,8 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _png_bomb(width: int, height: int) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+def _png_bomb(width: int, height: int, depth: int = 8, colour: int = 0) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -141,7 +142,7 @@ def test_alpha_is_dropped(content_type: str, dtype: type) -> None:
     "content_type", ["image/jpg", "IMAGE/PNG; charset=binary", " image/tif ", "image/x-tiff"]
 )
 def test_content_type_parameters_case_and_aliases_are_accepted(content_type: str) -> None:
-    kind = decode._canonical_type(content_type)
+    kind = canonical_type(content_type)
     data = _encode(_image((8, 8), np.uint8), kind)
     assert decode_image(data, content_type, LIMITS).shape == (8, 8)
 
@@ -296,6 +297,45 @@ def test_pixel_count_limit_with_sides_in_range(no_decoder: None) -> None:
     error = _refused(_png_bomb(20_000, 20_000), "image/png")
     assert "400000000 pixels" in error.reason
     assert "max_pixels" in error.reason
+
+
+def test_decoded_bytes_limit_counts_depth_and_channels(no_decoder: None) -> None:
+    # 7000 x 7000 is within the pixel limit, but as 16-bit RGBA it decodes to 392 MB, plus a
+    # 294 MB copy without alpha: the campaign measured a peak of ~800 MB for such a 381 kB file
+    data = _png_bomb(7000, 7000, depth=16, colour=6)
+    assert image_layout(data, "image/png") == ImageLayout(7000, 7000, 4, 2)
+    error = _refused(data, "image/png")
+    assert "4 channel(s) of 16 bits" in error.reason and "max_decoded_bytes" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("depth", "colour", "channels", "sample_bytes"),
+    [(8, 0, 1, 1), (16, 0, 1, 2), (8, 2, 3, 1), (16, 2, 3, 2), (8, 3, 4, 1), (8, 4, 2, 1)],
+)
+def test_png_layout_reads_depth_and_colour_type(
+    depth: int, colour: int, channels: int, sample_bytes: int
+) -> None:
+    layout = image_layout(_png_bomb(30, 20, depth, colour), "image/png")
+    assert layout == ImageLayout(30, 20, channels, sample_bytes)
+
+
+@pytest.mark.parametrize("shape", [(9, 7), (9, 7, 3), (9, 7, 4)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_tiff_layout_matches_what_the_encoder_wrote(shape: tuple, dtype: type) -> None:
+    data = _encode(_image(shape, dtype), "image/tiff")
+    channels = shape[2] if len(shape) == 3 else 1
+    assert image_layout(data, "image/tiff") == ImageLayout(7, 9, channels, dtype().itemsize)
+
+
+def test_jpeg_layout_gray_and_colour() -> None:
+    gray = _encode(_image((9, 7), np.uint8), "image/jpeg")
+    colour = _encode(_image((9, 7, 3), np.uint8), "image/jpeg")
+    assert image_layout(gray, "image/jpeg") == ImageLayout(7, 9, 1, 1)
+    assert image_layout(colour, "image/jpeg") == ImageLayout(7, 9, 3, 1)
+
+
+def test_an_8_bit_gray_frame_of_the_same_size_is_within_the_limit() -> None:
+    assert ImageLayout(7000, 7000, 1, 1).decoded_bytes < DecodeLimits().max_decoded_bytes
 
 
 def test_zero_sized_declaration(no_decoder: None) -> None:

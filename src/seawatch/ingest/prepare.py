@@ -66,7 +66,10 @@ class FramePreparer:
         self.input_size = input_size
         self.whole_frame = dict(whole_frame or {})
         self.limits = DecodeLimits(
-            max_bytes=settings.max_bytes, max_pixels=settings.max_pixels, max_side=settings.max_side
+            max_bytes=settings.max_bytes,
+            max_pixels=settings.max_pixels,
+            max_side=settings.max_side,
+            max_decoded_bytes=settings.max_decoded_bytes,
         )
         seg = settings.segmentation
         self.params = SegmentParams(
