@@ -17,8 +17,8 @@ import time
 import pytest
 
 from seawatch.ingest.synthetic_stream import synthetic_stream
+from tests.daemon_process import DaemonProcess, daemon_env, stored_count
 from tests.integration.helpers import publish_synthetic, read_topic, settings_for
-from tests.reliability.daemon_process import DaemonProcess, daemon_env, stored_count
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +135,23 @@ def _stopped_frames(log: str) -> int:
     match = re.search(r"stopped frames=(\d+)", log)
     assert match, log[-3000:]
     return int(match.group(1))
+
+
+def test_sigterm_with_the_database_down_still_exits_within_10_s_and_keeps_the_lines(
+    tmp_path, broker, unique, model_dir
+):
+    from seawatch.ingest.broker import free_port
+
+    settings = settings_for(
+        tmp_path, broker, unique, model_dir, storage__influx__url=f"http://127.0.0.1:{free_port()}"
+    )
+    publish_synthetic(settings, 200, seed=9)
+    store = settings.storage.local.path
+    with DaemonProcess(daemon_env(settings), tmp_path / "daemon.log") as daemon:
+        daemon.wait_for(lambda: stored_count(store) >= 200, 120, "200 frames")
+        code, seconds = daemon.terminate()
+        log = daemon.log()
+    print(f"SIGTERM with InfluxDB down: exit {code} after {seconds:.1f} s")
+    assert code == 0 and seconds < 10, log[-3000:]
+    left = re.search(r"outbox_left lines=(\d+)", log)
+    assert left and int(left.group(1)) > 200  # every frame's lines wait for the next start

@@ -120,13 +120,15 @@ class Drainer:
             if not sent:
                 self.outbox.wait_for_change(0.5)
 
-    def stop(self, drain_s: float) -> None:
-        """Keep draining for up to ``drain_s`` seconds until the outbox is empty, then stop."""
+    def stop(self, drain_s: float, join_s: float = 1.0) -> bool:
+        """Keep draining for up to ``drain_s`` seconds until the outbox is empty, then stop;
+        False when a write is still in flight ``join_s`` later (its lines stay on disk)."""
         deadline = time.monotonic() + drain_s
         while self.outbox.backlog and time.monotonic() < deadline and self._thread.is_alive():
             self.outbox.wait_for_change(min(0.2, max(0.0, deadline - time.monotonic())))
         self._stop.set()
-        self._thread.join(timeout=max(1.0, self.writer.settings.timeout_ms / 1000 + 1))
+        self._thread.join(timeout=join_s)
+        return not self._thread.is_alive()
 
 
 class OutboxSink:
@@ -177,9 +179,10 @@ class OutboxSink:
 
     def close(self) -> None:
         """Flush, drain for up to ``outbox.shutdown_drain_s``, close; the rest stays on disk."""
+        stopped = True
         try:
             self.flush()
-            self.drainer.stop(self.settings.shutdown_drain_s)
+            stopped = self.drainer.stop(self.settings.shutdown_drain_s)
             if self.outbox.backlog:
                 log.warning(
                     "outbox_left lines=%d path=%s (sent on the next start)",
@@ -187,8 +190,14 @@ class OutboxSink:
                     self.outbox.path,
                 )
         finally:
-            self.writer.close()
-            self.outbox.close()
+            if stopped:
+                self.writer.close()
+                self.outbox.close()
+            else:  # a write that hangs must not hold the shutdown past its deadline
+                log.warning(
+                    "influx_write_in_flight_at_shutdown effect='its lines stay in the outbox "
+                    "and are sent again at the next start'"
+                )
 
 
 __all__ = ["Drainer", "OutboxSink"]
