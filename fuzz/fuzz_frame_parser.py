@@ -36,26 +36,17 @@ import pydantic_settings  # noqa: F401
 with atheris.instrument_imports(include=["seawatch"]):
     from seawatch.config import IngestSettings
     from seawatch.errors import FrameError
-    from seawatch.frames import CONTENT_TYPES, TASKS, FrameKind, FrameMeta, parse_headers
+    from seawatch.frames import (
+        CONTENT_TYPES,
+        HEADER_NAMES,
+        TASKS,
+        FrameKind,
+        FrameMeta,
+        parse_headers,
+    )
     from seawatch.ingest.decode import DecodeLimits, decode_image, image_dimensions, sniff_type
     from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
 
-HEADER_NAMES = (
-    "content-type",
-    "instrument",
-    "task",
-    "captured-at",
-    "frame-kind",
-    "cruise",
-    "station",
-    "sample-id",
-    "lat",
-    "lon",
-    "depth-m",
-    "volume-ml",
-    "pixel-size-um",
-    "specimen-id",
-)
 # Pick bytes below len(NAMES) choose a name; the others read a random name from the input.
 NAMES = (*HEADER_NAMES, "Content-Type", "CAPTURED-AT", "Frame-Kind", "x-trace-id", "")
 TOPICS = ("frames.plankton", "frames.otolith", "frames.fish", "frames", "", "a.b.plankton")

@@ -42,11 +42,11 @@ def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
 class DaemonProcess:
     """One ``python -m seawatch run`` child; its stderr goes to ``log_path``."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *run_args: str) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "seawatch", "run"],
+            [sys.executable, "-m", "seawatch", "run", *run_args],
             env=env,
             stdout=self._log,
             stderr=self._log,
@@ -70,11 +70,7 @@ class DaemonProcess:
 
     def rss_kib(self) -> tuple[int, int]:
         """(VmRSS, VmHWM) of the child in KiB, from /proc."""
-        fields = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                fields[name] = int(value.split()[0])
+        fields = memory_kib(self.pid)
         return fields["VmRSS"], fields["VmHWM"]
 
     def kill(self) -> int:
@@ -111,6 +107,16 @@ class DaemonProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-3000:]}")
             time.sleep(0.05)
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of a process in KiB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
 
 
 def stored_count(path: Path) -> int:

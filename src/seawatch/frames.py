@@ -19,6 +19,23 @@ TASKS = ("plankton", "otolith", "fish")
 CLAIM_CHECK_TYPE = "text/uri-list"
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff")
 CONTENT_TYPES = (*IMAGE_TYPES, CLAIM_CHECK_TYPE)
+# The headers of the frame contract, in the order encode_headers writes them.
+HEADER_NAMES = (
+    "content-type",
+    "instrument",
+    "task",
+    "captured-at",
+    "frame-kind",
+    "cruise",
+    "station",
+    "sample-id",
+    "lat",
+    "lon",
+    "depth-m",
+    "volume-ml",
+    "pixel-size-um",
+    "specimen-id",
+)
 # Names producers use for the same types (the decoder accepts them too).
 _TYPE_ALIASES = {
     "image/jpg": "image/jpeg",
@@ -229,6 +246,7 @@ def encode_headers(meta: FrameMeta) -> list[tuple[str, bytes]]:
 __all__ = [
     "CLAIM_CHECK_TYPE",
     "CONTENT_TYPES",
+    "HEADER_NAMES",
     "IMAGE_TYPES",
     "TASKS",
     "Frame",

@@ -17,7 +17,7 @@ from seawatch.dashboards import alert_rules as ar
 from seawatch.dashboards.influxql import InfluxQLClient
 from tests.servers import influxdb1
 
-HOOK = {"url": "http://ops.example/hook", "headers": {"Authorization": "Bearer s3cret"}}
+HOOK = {"url": "https://ops.example/hook", "headers": {"Authorization": "Bearer s3cret"}}
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -102,7 +102,7 @@ def test_durations() -> None:
 
 
 def test_contact_point_mirrors_the_webhooks() -> None:
-    other = {"url": "http://b.example/x", "headers": {"X-Api-Key": "k"}}
+    other = {"url": "https://b.example/x", "headers": {"X-Api-Key": "k"}}
     settings = _settings(alerts__webhooks=[HOOK, other, HOOK])
     points = ar.contact_points(settings)
     assert [p["settings"]["url"] for p in points] == [HOOK["url"], other["url"]]

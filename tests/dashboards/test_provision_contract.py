@@ -47,7 +47,7 @@ def grafana() -> Iterator[tuple[FakeGrafana, str]]:
 
 def _settings(url: str | None, token: str = TOKEN, **overrides: Any) -> Settings:
     hooks = [
-        {"url": "http://ops.example/hook", "headers": {"Authorization": f"Bearer {HOOK_SECRET}"}}
+        {"url": "https://ops.example/hook", "headers": {"Authorization": f"Bearer {HOOK_SECRET}"}}
     ]
     values: dict[str, Any] = {
         "dashboards__grafana__token": token,

@@ -22,8 +22,8 @@ from seawatch.dashboards.provision_files import DEFAULT_DASHBOARDS_PATH, export
 INFLUX_TOKEN = "influx-file-secret"
 HOOK_SECRET = "hook-file-secret"
 HOOKS = [
-    {"url": "http://ops.example/hook", "headers": {"Authorization": f"Bearer {HOOK_SECRET}"}},
-    {"url": "http://plain.example/hook"},
+    {"url": "https://ops.example/hook", "headers": {"Authorization": f"Bearer {HOOK_SECRET}"}},
+    {"url": "http://plain.example/hook", "allow_insecure": True},
 ]
 
 

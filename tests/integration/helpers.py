@@ -65,8 +65,11 @@ def stored_uids(path: Path) -> list[str]:
         return [row[0] for row in db.execute("SELECT uid FROM frames")]
 
 
-def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> list:
-    """Read ``expected`` messages from the start of ``topic`` (no group)."""
+def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0, settle_s: float = 0.0
+) -> list:
+    """Read ``expected`` messages from the start of ``topic`` (no group), then whatever else
+    comes within ``settle_s`` (so a duplicate would show)."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -81,6 +84,9 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.
     try:
         while len(records) < expected and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        if settle_s:
+            for batch in consumer.poll(timeout_ms=int(settle_s * 1000)).values():
                 records.extend(batch)
     finally:
         consumer.close()

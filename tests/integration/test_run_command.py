@@ -10,22 +10,10 @@ import time
 
 import pytest
 
-from seawatch.storage.local_store import open_readonly
+from tests.daemon_process import stored_count
 from tests.integration.helpers import publish_synthetic, settings_for
 
 pytestmark = pytest.mark.integration
-
-
-def _stored(path) -> int:
-    if not path.exists():
-        return 0
-    db = open_readonly(path)
-    try:
-        return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    except Exception:  # the schema may not exist yet
-        return 0
-    finally:
-        db.close()
 
 
 def test_run_processes_the_stream_and_sigterm_stops_it_cleanly(tmp_path, broker, unique, model_dir):
@@ -54,10 +42,10 @@ def test_run_processes_the_stream_and_sigterm_stops_it_cleanly(tmp_path, broker,
     )
     try:
         deadline = time.monotonic() + 60
-        while _stored(settings.storage.local.path) < n and time.monotonic() < deadline:
+        while stored_count(settings.storage.local.path) < n and time.monotonic() < deadline:
             assert daemon.poll() is None, daemon.stderr.read()
             time.sleep(0.2)
-        assert _stored(settings.storage.local.path) == n
+        assert stored_count(settings.storage.local.path) == n
         daemon.send_signal(signal.SIGTERM)
         started = time.monotonic()
         _, stderr = daemon.communicate(timeout=10)

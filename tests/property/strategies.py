@@ -11,22 +11,6 @@ from hypothesis import strategies as st
 
 _SCALE = float(os.environ.get("SEAWATCH_PROPERTY_SCALE", "1"))
 
-HEADER_NAMES = (
-    "content-type",
-    "instrument",
-    "task",
-    "captured-at",
-    "frame-kind",
-    "cruise",
-    "station",
-    "sample-id",
-    "lat",
-    "lon",
-    "depth-m",
-    "volume-ml",
-    "pixel-size-um",
-    "specimen-id",
-)
 EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/tiff": ".tif"}
 
 

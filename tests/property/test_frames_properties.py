@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from seawatch.errors import FrameError
 from seawatch.frames import (
     CONTENT_TYPES,
+    HEADER_NAMES,
     TASKS,
     FrameKind,
     FrameMeta,
@@ -21,7 +22,7 @@ from seawatch.frames import (
     parse_headers,
     parse_time_ns,
 )
-from tests.property.strategies import HEADER_NAMES, props
+from tests.property.strategies import props
 
 NOW = time.time_ns()
 MIN_NS = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp()) * 10**9

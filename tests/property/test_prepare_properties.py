@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from seawatch.config import IngestSettings
 from seawatch.errors import FrameError
-from seawatch.frames import CONTENT_TYPES, TASKS
+from seawatch.frames import CONTENT_TYPES, HEADER_NAMES, TASKS
 from seawatch.ingest.decode import sniff_type
 from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
 from tests.property.records import Record
-from tests.property.strategies import HEADER_NAMES, encode, images, mutated, props
+from tests.property.strategies import encode, images, mutated, props
 
 INPUT_SIZE = 64
 STAGES_WITH_A_FIELD = {"headers", "fetch", "decode", "route"}

@@ -11,8 +11,8 @@ from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher
 from seawatch.ingest.publish import publish_messages
 from seawatch.ingest.synthetic_stream import synthetic_stream
+from tests.daemon_process import DaemonProcess, daemon_env, stored_count
 from tests.integration.helpers import publish_synthetic, read_topic, settings_for
-from tests.reliability.daemon_process import DaemonProcess, daemon_env, stored_count
 
 pytestmark = pytest.mark.integration
 

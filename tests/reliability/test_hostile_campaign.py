@@ -14,7 +14,6 @@ import os
 import platform
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,7 +25,8 @@ import pytest
 from seawatch.frames import encode_headers
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.synthetic_stream import synthetic_stream
-from tests.integration.helpers import settings_for, stored_uids
+from tests.daemon_process import daemon_env, memory_kib, stored_count
+from tests.integration.helpers import read_topic, settings_for, stored_uids
 from tests.reliability.hostile import CAMPAIGN_HEADER, INSTRUMENT, hostile_messages
 
 pytestmark = pytest.mark.integration
@@ -44,41 +44,10 @@ PEAK_RSS_MB = 600
 GROWTH = 0.15  # RSS at the end vs. the highest RSS sampled in the first half of the stream
 
 
-def _memory_kib(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0])
-    return fields
-
-
-def _stored(path: Path) -> int:
-    try:
-        return len(stored_uids(path)) if path.exists() else 0
-    except sqlite3.OperationalError:  # the daemon has not created the schema yet
-        return 0
-
-
 def _read_dlq(bootstrap: str, topic: str, expected: int, timeout_s: float) -> list:
     """Every record of ``topic``: until ``expected`` have come, then one more quiet second
     so a duplicate would show."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    records: list = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=1000).values():
-            records.extend(batch)
-    finally:
-        consumer.close()
-    return records
+    return read_topic(bootstrap, topic, expected, timeout_s=timeout_s, settle_s=1.0)
 
 
 def _warm_up_first(messages: list[tuple], rng: random.Random) -> list[tuple]:
@@ -111,21 +80,11 @@ def _publish(settings, messages: list[tuple]) -> None:
 
 
 def _env(settings, claim_root: Path) -> dict[str, str]:
-    kafka = settings.kafka
-    return {
-        **os.environ,
-        "SEAWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "SEAWATCH_KAFKA__TOPICS": json.dumps(kafka.topics),
-        "SEAWATCH_KAFKA__DLQ_TOPIC": kafka.dlq_topic,
-        "SEAWATCH_KAFKA__GROUP_ID": kafka.group_id,
-        "SEAWATCH_KAFKA__MAX_POLL_INTERVAL_MS": "6000",
-        "SEAWATCH_KAFKA__SESSION_TIMEOUT_MS": "6000",
-        "SEAWATCH_ALERTS__TOPIC": f"{kafka.dlq_topic}.alerts",
-        "SEAWATCH_INFERENCE__MODEL_DIR": str(settings.inference.model_dir),
-        "SEAWATCH_STORAGE__LOCAL__PATH": str(settings.storage.local.path),
-        "SEAWATCH_INGEST__CLAIM_CHECK_ROOTS": json.dumps([str(claim_root)]),
-        "SEAWATCH_INGEST__MAX_BYTES": str(MAX_BYTES),
-    }
+    return daemon_env(
+        settings,
+        SEAWATCH_INGEST__CLAIM_CHECK_ROOTS=json.dumps([str(claim_root)]),
+        SEAWATCH_INGEST__MAX_BYTES=str(MAX_BYTES),
+    )
 
 
 def _early_rss(samples: list[tuple[int, int]], total: int) -> int:
@@ -218,15 +177,15 @@ def test_hostile_campaign(tmp_path, broker, unique, model_dir):
     samples: list[tuple[int, int]] = []  # (frames stored, VmRSS KiB) every 100 ms
     try:
         deadline = time.monotonic() + 75
-        while (stored := _stored(store)) < len(expected_uids) and time.monotonic() < deadline:
+        while (stored := stored_count(store)) < len(expected_uids) and time.monotonic() < deadline:
             assert daemon.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            samples.append((stored, _memory_kib(daemon.pid)["VmRSS"]))
+            samples.append((stored, memory_kib(daemon.pid)["VmRSS"]))
             time.sleep(0.1)
         kafka = settings.kafka
         dead = _read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, len(bad), timeout_s=30)
         wall_s = time.monotonic() - started
         assert daemon.poll() is None, log_path.read_text(errors="replace")[-3000:]
-        memory = _memory_kib(daemon.pid)
+        memory = memory_kib(daemon.pid)
         daemon.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         code = daemon.wait(timeout=10)
@@ -336,10 +295,10 @@ def test_a_non_utf8_header_key_neither_stops_nor_loses_the_stream(
     try:
         store = settings.storage.local.path
         deadline = time.monotonic() + 30
-        while _stored(store) < 19 and daemon.poll() is None and time.monotonic() < deadline:
+        while stored_count(store) < 19 and daemon.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert daemon.poll() is None, log_path.read_text(errors="replace")[-1500:]
-        assert _stored(store) >= 19  # every readable frame
+        assert stored_count(store) >= 19  # every readable frame
         assert len(_read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, 1, timeout_s=10)) == 1
     finally:
         _stop(daemon)
@@ -376,6 +335,6 @@ def test_a_bad_message_near_the_kafka_size_limit_still_reaches_the_dlq(
         headers = dict(dead[0].headers)
         assert dead[0].value == b"" and b"message limit" in headers["value-omitted"]
         assert headers["error-stage"] == b"decode"
-        assert _stored(settings.storage.local.path) == 11
+        assert stored_count(settings.storage.local.path) == 11
     finally:
         _stop(daemon)

@@ -35,7 +35,7 @@ from seawatch.ingest.broker import free_port
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
 from seawatch.ingest.synthetic_stream import synthetic_stream
-from seawatch.storage.local_store import open_readonly
+from tests.daemon_process import stored_count
 from tests.security.kafka_gateway import KafkaGateway, make_pki, tansu
 
 pytestmark = pytest.mark.integration
@@ -87,18 +87,6 @@ def recorder():
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def _stored(path) -> int:
-    if not path.exists():
-        return 0
-    db = open_readonly(path)
-    try:
-        return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    except Exception:  # the schema may not exist yet
-        return 0
-    finally:
-        db.close()
 
 
 def _wait(condition, timeout_s: float, daemon: subprocess.Popen) -> None:
@@ -186,8 +174,8 @@ def test_run_at_debug_logs_no_secret(tmp_path, unique, model_dir, recorder):
             text=True,
         )
         try:
-            _wait(lambda: _stored(store) >= n, 90, daemon)
-            assert _stored(store) == n
+            _wait(lambda: stored_count(store) >= n, 90, daemon)
+            assert stored_count(store) == n
 
             def _both_hooks_called() -> bool:
                 paths = [path for path, _ in _Recorder.seen]
