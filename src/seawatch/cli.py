@@ -1,5 +1,5 @@
 """The one entry point: ``seawatch run | demo | broker | publish | train | evaluate | gallery |
-dashboards | report | export | config``."""
+dashboards | report | engine | export | config``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from seawatch.config import Settings, load_settings
 from seawatch.dashboards.commands import dashboards_group
 from seawatch.dashboards.report.command import report_command
 from seawatch.errors import SeawatchError
+from seawatch.inference.engine_command import engine_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
@@ -75,14 +76,26 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Daemon processes in one consumer group (needs as many partitions per topic).",
+)
+@click.option("--worker-index", type=int, default=None, hidden=True)
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, workers: int, worker_index: int | None) -> None:
     """Run the daemon: consume frames, classify, store, until SIGTERM or Ctrl-C."""
     from seawatch.daemon import build_daemon
 
     settings = _settings(ctx)
+    if workers > 1:
+        sys.exit(_supervise(ctx, settings, workers))
+    if worker_index is not None:
+        settings = _as_worker(settings, worker_index)
     log.info("settings %s", json.dumps(settings.masked(), separators=(",", ":")))
-    daemon = build_daemon(settings)
+    daemon = build_daemon(settings, worker=worker_index)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("stopping signal=%s", signal.Signals(signum).name)
@@ -100,6 +113,32 @@ def run(ctx: click.Context) -> None:
         stats.objects,
         stats.dead_letters,
     )
+
+
+def _supervise(ctx: click.Context, settings: Settings, workers: int) -> int:
+    from seawatch.ingest.kafka_io import ensure_topics, topic_partitions
+    from seawatch.workers import Supervisor, check_partitions
+
+    kafka = settings.kafka
+    check_partitions(settings, workers, lambda topic: None)
+    if kafka.create_topics:
+        ensure_topics(kafka, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
+    counts = topic_partitions(kafka, kafka.topics)
+    check_partitions(settings, workers, counts.get)
+    config_path = ctx.parent.params.get("config_path") if ctx.parent else None
+    supervisor = Supervisor(workers, ["--config", str(config_path)] if config_path else [])
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    return supervisor.run()
+
+
+def _as_worker(settings: Settings, index: int) -> Settings:
+    """Worker ``index`` of a supervisor: its own outbox file beside the shared store's."""
+    from seawatch.workers import worker_outbox
+
+    storage = settings.storage
+    outbox = storage.outbox.model_copy(update={"path": worker_outbox(storage.outbox_path, index)})
+    return settings.model_copy(update={"storage": storage.model_copy(update={"outbox": outbox})})
 
 
 @cli.command()
@@ -233,6 +272,7 @@ evaluate.add_command(fish_commands.evaluate_command)
 cli.add_command(fish_commands.gallery_group)
 cli.add_command(dashboards_group)
 cli.add_command(report_command)
+cli.add_command(engine_group)
 
 
 @cli.group()

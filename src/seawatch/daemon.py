@@ -133,8 +133,11 @@ def working_gallery(settings: Settings, model_gallery: Path) -> Path:
     return path
 
 
-def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daemon:
-    """Load the models, connect to Kafka and the stores, and wire the pipeline."""
+def build_daemon(
+    settings: Settings, stats: PipelineStats | None = None, *, worker: int | None = None
+) -> Daemon:
+    """Load the models, connect to Kafka and the stores, and wire the pipeline (``worker``:
+    this process's index under ``run --workers``, for its metrics)."""
     stats = stats or PipelineStats()
     router = build_router(settings)
     card = router.plankton.card
@@ -182,10 +185,11 @@ def build_daemon(settings: Settings, stats: PipelineStats | None = None) -> Daem
             stats,
             group_id=kafka.group_id,
             interval_s=settings.storage.metrics_interval_s,
+            worker=worker,
         ),
     )
     log.info(
-        "daemon_ready models=%s backend=%s threads=%d sinks=%s topics=%s",
+        "daemon_ready models=%s backend_setting=%s threads=%d sinks=%s topics=%s",
         ",".join(f"{t}:{c.name}@{c.version}" for t, c in router.cards.items()),
         settings.inference.backend,
         settings.inference.threads,

@@ -20,9 +20,13 @@ from seawatch.storage.line_protocol import line
 class PipelineMetrics:
     """Turns the running :class:`PipelineStats` into one ``pipeline`` point per interval."""
 
-    def __init__(self, stats: PipelineStats, *, group_id: str, interval_s: float) -> None:
+    def __init__(
+        self, stats: PipelineStats, *, group_id: str, interval_s: float, worker: int | None = None
+    ) -> None:
         self.stats = stats
         self.worker = f"{group_id}@{socket.gethostname()}"
+        if worker is not None:  # one of `run --workers N`: a bounded tag (N values)
+            self.worker += f"/{worker}"
         self.interval_s = interval_s
         self._last_at = time.monotonic()
         self._last = (0, 0, 0, 0)  # frames, objects, dead letters, latencies seen

@@ -52,6 +52,23 @@ def ensure_topics(kafka: KafkaSettings | str, topics: Iterable[str], partitions:
         admin.close()
 
 
+def topic_partitions(kafka: KafkaSettings, topics: Iterable[str]) -> dict[str, int]:
+    """The partition count of each of ``topics`` that exists."""
+    from kafka.admin import KafkaAdminClient
+
+    with connect_errors(kafka, "admin client"):
+        admin = KafkaAdminClient(**client_kwargs(kafka), client_id="seawatch-admin")
+    try:
+        described = admin.describe_topics(list(topics))
+    finally:
+        admin.close()
+    return {  # kafka-python 3 names the topic "name", 2.x "topic"
+        t.get("name") or t["topic"]: len(t["partitions"])
+        for t in described
+        if not t.get("error_code") and t.get("partitions")
+    }
+
+
 class FrameSource:
     """A consumer-group member that polls batches of frame messages and commits offsets."""
 
@@ -224,4 +241,4 @@ class Publisher:
             log.warning("producer_close_incomplete error=%s", type(exc).__name__)
 
 
-__all__ = ["FrameSource", "Publisher", "ensure_topics"]
+__all__ = ["FrameSource", "Publisher", "ensure_topics", "topic_partitions"]

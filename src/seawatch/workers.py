@@ -1,0 +1,127 @@
+"""``seawatch run --workers N``: N daemon processes in one consumer group on this host.
+
+Kafka shares the topics' partitions among the group's members, so N processes (each with
+its own model session, decode and inference threads) use N cores without sharing a GIL.
+Several hosts running the same group share the work the same way. The supervisor here
+starts the workers, restarts one that dies (with a growing wait), and on SIGTERM or Ctrl-C
+passes the signal on and waits for every worker to drain, commit and exit.
+
+Each worker writes the shared local store (SQLite in WAL mode takes one writer at a time)
+and an outbox file of its own (``<outbox>-w<i>.db``), so no two drainers send the same lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from seawatch.config import Settings
+from seawatch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 12.0  # a worker drains within 10 s; then it is killed
+# Workers join the group one after another (Tansu 0.6 was seen to leave members that joined
+# an emptied group at the same moment without partitions).
+STAGGER_S = 2.0
+
+
+def worker_outbox(outbox: Path, index: int) -> Path:
+    """The outbox file of worker ``index``: ``x-outbox.db`` -> ``x-outbox-w1.db``."""
+    return outbox.with_name(f"{outbox.stem}-w{index}{outbox.suffix}")
+
+
+def check_partitions(settings: Settings, workers: int, partitions_of) -> None:
+    """Refuse more workers than new topics get partitions; warn where existing topics have
+    fewer (``partitions_of(topic)`` -> count or None): the extra workers would idle."""
+    kafka = settings.kafka
+    if kafka.create_topics and kafka.partitions < workers:
+        msg = (
+            f"--workers {workers} needs at least {workers} partitions per topic, but "
+            f"kafka.partitions is {kafka.partitions}; set SEAWATCH_KAFKA__PARTITIONS={workers} "
+            "(a partition is consumed by one worker at a time)"
+        )
+        raise ConfigError(msg)
+    for topic in kafka.topics:
+        count = partitions_of(topic)
+        if count is not None and count < workers:
+            log.warning(
+                "partitions_fewer_than_workers topic=%s partitions=%d workers=%d effect='%d "
+                "workers idle on it; add partitions to the topic'",
+                topic,
+                count,
+                workers,
+                workers - count,
+            )
+
+
+class Supervisor:
+    """Starts ``workers`` copies of ``seawatch run`` and keeps them running until stopped."""
+
+    def __init__(self, workers: int, global_args: list[str]) -> None:
+        self.workers = workers
+        self.global_args = global_args
+        self.processes: dict[int, subprocess.Popen] = {}
+        self.restarts = 0
+        self._stopping = False
+
+    def _start(self, index: int) -> None:
+        command = [sys.executable, "-m", "seawatch", *self.global_args, "run"]
+        self.processes[index] = subprocess.Popen([*command, "--worker-index", str(index)])
+        log.info("worker_started index=%d pid=%d", index, self.processes[index].pid)
+
+    def stop(self, signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        """Pass the signal to every worker (they drain, commit and exit)."""
+        self._stopping = True
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        """Run until stopped; the exit code: 0 when every worker stopped cleanly."""
+        for index in range(self.workers):
+            if index:
+                time.sleep(STAGGER_S)
+            self._start(index)
+        backoff: dict[int, float] = {}
+        while not self._stopping:
+            for index, process in list(self.processes.items()):
+                code = process.poll()
+                if code is None or self._stopping:
+                    continue
+                wait = backoff.get(index, 0.5)
+                log.error(
+                    "worker_exited index=%d code=%d effect='restarted in %.1f s; its "
+                    "uncommitted batches are replayed'",
+                    index,
+                    code,
+                    wait,
+                )
+                time.sleep(wait)
+                backoff[index] = min(30.0, wait * 2)
+                self.restarts += 1
+                if not self._stopping:
+                    self._start(index)
+            time.sleep(0.2)
+        return self._wait_all()
+
+    def _wait_all(self) -> int:
+        deadline = time.monotonic() + STOP_GRACE_S
+        worst = 0
+        for index, process in self.processes.items():
+            try:
+                code = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker_killed index=%d reason='did not stop in time'", index)
+                process.kill()
+                code = process.wait()
+            worst = worst or code
+        log.info("workers_stopped workers=%d restarts=%d", self.workers, self.restarts)
+        return worst
+
+
+__all__ = ["Supervisor", "check_partitions", "worker_outbox"]
