@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 TRAIN  := $(VENV)/.installed-train
 
-.PHONY: demo test lint models bench fuzz clean
+.PHONY: demo test lint models bench bench-latency bench-workers soak fuzz clean
 
 $(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ models: $(TRAIN)
 
 bench: $(BASE)
 	$(BIN)/python benchmarks/pipeline.py
+
+# Latency against offered load, and scaling with --workers (each a few minutes).
+bench-latency: $(BASE)
+	$(BIN)/python benchmarks/latency.py
+bench-workers: $(BASE)
+	$(BIN)/python benchmarks/workers.py
+
+# Ten minutes at 80 % of the measured maximum: memory, errors, latency (issue 7).
+soak: $(BASE)
+	$(BIN)/python benchmarks/soak.py
 
 # The frame-parser fuzz target for ten minutes (CI runs it for 30 s in the tests), on a copy of
 # the seed corpus: new inputs and any crash files stay in the folder printed at the end.

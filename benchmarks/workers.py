@@ -1,0 +1,117 @@
+"""Scale-out: ``seawatch run --workers N`` against one worker, on the same backlog.
+
+A backlog of ``--frames`` synthetic frames in a topic of 4 partitions on the real Tansu
+broker; each run is ``seawatch run --workers N`` as a process (one ONNX Runtime thread per
+worker) in a fresh consumer group, so it consumes the whole backlog. Throughput is taken
+between 20 % and 90 % of the backlog stored (after start-up and the group's rebalance, before
+the tail where partitions run dry one by one). Runs alternate 1, 2, 1, 2, ... and the ratio
+is the median's. Writes ``benchmarks/results/workers.json``.
+
+    python benchmarks/workers.py [--frames 8000] [--repeats 2] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from offered_load import stored_frames
+from seawatch.config import resolve_model_dir
+from seawatch.ingest.broker import EmbeddedBroker
+from seawatch.ingest.kafka_io import Publisher, ensure_topics
+from seawatch.ingest.publish import publish_messages
+from seawatch.ingest.synthetic_stream import synthetic_stream
+
+RESULTS = Path(__file__).parent / "results"
+TOPIC = "workers.frames.plankton"
+
+
+def one_run(broker: EmbeddedBroker, workers: int, frames: int, tmp: Path, run: int) -> float:
+    """Frames/s of ``seawatch run --workers N`` between 20 % and 90 % of the backlog."""
+    store = tmp / f"run{run}.db"
+    env = {
+        **os.environ,
+        "SEAWATCH_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "SEAWATCH_KAFKA__TOPICS": json.dumps([TOPIC]),
+        "SEAWATCH_KAFKA__DLQ_TOPIC": "workers.dlq",
+        "SEAWATCH_KAFKA__GROUP_ID": f"workers-run{run}",
+        "SEAWATCH_KAFKA__PARTITIONS": "4",
+        "SEAWATCH_INFERENCE__THREADS": "1",
+        "SEAWATCH_INFERENCE__MODEL_DIR": str(resolve_model_dir(Path("models/plankton"))),
+        "SEAWATCH_STORAGE__LOCAL__PATH": str(store),
+        "SEAWATCH_ALERTS__TOPIC": "workers.alerts",
+    }
+    log = open(tmp / f"run{run}.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seawatch", "run", "--workers", str(workers)],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    marks: dict[float, float] = {}
+    deadline = time.monotonic() + 600
+    try:
+        while len(marks) < 2 and time.monotonic() < deadline:
+            stored = stored_frames(store)
+            for share in (0.2, 0.9):
+                if share not in marks and stored >= share * frames:
+                    marks[share] = time.monotonic()
+            time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+    return 0.7 * frames / (marks[0.9] - marks[0.2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=8000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    console = Console()
+    messages = list(synthetic_stream(args.frames, seed=0, start_ns=time.time_ns() - 10**12))
+    runs: dict[int, list[float]] = {1: [], args.workers: []}
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap_servers, [TOPIC, "workers.dlq", "workers.alerts"], 4)
+        publisher = Publisher(broker.bootstrap_servers)
+        try:
+            publish_messages(publisher, TOPIC, messages)
+        finally:
+            publisher.close()
+        run = 0
+        for _ in range(args.repeats):
+            for workers in (1, args.workers):
+                rate = one_run(broker, workers, args.frames, Path(tmp), run)
+                run += 1
+                runs[workers].append(round(rate, 1))
+                console.print(f"--workers {workers}: {rate:.1f} frames/s")
+    one, many = statistics.median(runs[1]), statistics.median(runs[args.workers])
+    result = {
+        "frames": args.frames,
+        "partitions": 4,
+        "inference_threads_per_worker": 1,
+        "frames_per_s": {str(k): v for k, v in runs.items()},
+        "ratio": round(many / one, 3),
+        "machine": f"{platform.machine()} cpus={len(os.sched_getaffinity(0))}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "workers.json").write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"{args.workers} workers / 1 worker = {result['ratio']:.2f} (target 1.7)")
+
+
+if __name__ == "__main__":
+    main()
