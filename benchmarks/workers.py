@@ -4,7 +4,8 @@ A backlog of ``--frames`` synthetic frames in a topic of 4 partitions on the rea
 broker; each run is ``seawatch run --workers N`` as a process (one ONNX Runtime thread per
 worker) in a fresh consumer group, so it consumes the whole backlog. Throughput is taken
 between 20 % and 90 % of the backlog stored (after start-up and the group's rebalance, before
-the tail where partitions run dry one by one). Runs alternate 1, 2, 1, 2, ... and the ratio
+the tail where partitions run dry one by one). Message keys spread each instrument over the
+partitions, as a ship with many instruments would. Runs alternate 1, 2, 1, 2, ... and the ratio
 is the median's. Writes ``benchmarks/results/workers.json``.
 
     python benchmarks/workers.py [--frames 8000] [--repeats 2] [--workers 2]
@@ -13,6 +14,7 @@ is the median's. Writes ``benchmarks/results/workers.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -82,7 +84,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     console = Console()
-    messages = list(synthetic_stream(args.frames, seed=0, start_ns=time.time_ns() - 10**12))
+    messages = [
+        # the key spreads an instrument's frames over the partitions (as many instruments
+        # would): keyed by instrument alone, the one full-frame camera's partition is the tail
+        dataclasses.replace(m, key=m.key + b"#%d" % (i % 4))
+        for i, m in enumerate(
+            synthetic_stream(args.frames, seed=0, start_ns=time.time_ns() - 10**12)
+        )
+    ]
     runs: dict[int, list[float]] = {1: [], args.workers: []}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap_servers, [TOPIC, "workers.dlq", "workers.alerts"], 4)

@@ -86,6 +86,13 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(2_000, ge=100)
     fetch_max_bytes: int = Field(64 << 20, ge=1 << 20)
+    fetch_max_wait_ms: int = Field(
+        50,
+        ge=0,
+        le=10_000,
+        description="longest a fetch waits for data; brokers that hold a fetch for its whole "
+        "wait (Tansu) add it to every frame's latency",
+    )
     max_message_bytes: int = Field(16 << 20, ge=1 << 16)
     create_topics: bool = Field(True, description="create missing topics at start")
     partitions: int = Field(4, ge=1, description="partitions for topics created at start")
