@@ -21,6 +21,7 @@ from pathlib import Path
 
 from seawatch.config import Settings
 from seawatch.errors import ConfigError
+from seawatch.ingest.broker import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,12 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         command = [sys.executable, "-m", "seawatch", *self.global_args, "run"]
-        self.processes[index] = subprocess.Popen([*command, "--worker-index", str(index)])
+        self.processes[index] = subprocess.Popen(
+            [*command, "--worker-index", str(index)],
+            # a supervisor killed outright (SIGKILL, OOM) takes its workers with it: they get
+            # SIGTERM, drain and commit, instead of running on as orphans
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
+        )
         log.info("worker_started index=%d pid=%d", index, self.processes[index].pid)
 
     def stop(self, signum: int = signal.SIGTERM, _frame: object = None) -> None:

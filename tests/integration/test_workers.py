@@ -53,6 +53,28 @@ def test_two_workers_share_the_partitions_survive_a_kill_and_store_every_frame_o
     assert "Traceback" not in log
 
 
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path, broker, unique, model_dir):
+    settings = settings_for(tmp_path, broker, unique, model_dir, kafka__partitions=2)
+    with DaemonProcess(daemon_env(settings), tmp_path / "run.log", "--workers", "2") as daemon:
+        daemon.wait_for(lambda: daemon.log().count("daemon_ready") == 2, 60, "two workers")
+        pids = [int(p) for _, p in re.findall(r"worker_started index=(\d) pid=(\d+)", daemon.log())]
+        daemon.kill()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        state = stat.read().split(")")[-1].split()[0]
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
 def test_more_workers_than_partitions_is_refused_at_start(tmp_path):
     env = {
         **os.environ,

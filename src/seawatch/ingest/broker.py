@@ -21,7 +21,7 @@ from seawatch.errors import BrokerError
 log = logging.getLogger(__name__)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so a
     killed daemon or demo never leaves an orphaned broker behind."""
     import ctypes
@@ -86,7 +86,7 @@ class EmbeddedBroker:
             command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         try:
             wait_for_port(self.host, self.port, timeout_s)
@@ -117,4 +117,4 @@ class EmbeddedBroker:
         self.stop()
 
 
-__all__ = ["EmbeddedBroker", "broker_binary", "free_port", "wait_for_port"]
+__all__ = ["EmbeddedBroker", "broker_binary", "die_with_parent", "free_port", "wait_for_port"]
