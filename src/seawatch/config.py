@@ -93,6 +93,12 @@ class KafkaSettings(_Section):
         description="longest a fetch waits for data; brokers that hold a fetch for its whole "
         "wait (Tansu) add it to every frame's latency",
     )
+    metadata_max_age_ms: int = Field(
+        10_000,
+        ge=1_000,
+        description="how often the consumer refreshes topic metadata; a frame topic deleted and "
+        "made again is noticed (by its new topic id) and read from its beginning within this",
+    )
     max_message_bytes: int = Field(16 << 20, ge=1 << 16)
     create_topics: bool = Field(True, description="create missing topics at start")
     partitions: int = Field(4, ge=1, description="partitions for topics created at start")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from seawatch.config import KafkaSettings
 from seawatch.errors import BrokerError
 from seawatch.ingest.kafka_security import client_kwargs, connect_errors
+from seawatch.ingest.recreated_topics import TopicIdWatch, rewind_recreated
 from seawatch.ingest.unreadable import skip_unreadable
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class FrameSource:
         _require_crc32c()
         self.settings = settings
         self.commit_failures = 0
+        self._topic_ids = TopicIdWatch(topics or settings.topics)
         with connect_errors(settings, "consumer"):
             self._consumer = KafkaConsumer(
                 *(topics or settings.topics),
@@ -92,6 +94,7 @@ class FrameSource:
                 heartbeat_interval_ms=settings.heartbeat_interval_ms,
                 fetch_max_bytes=settings.fetch_max_bytes,
                 fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                metadata_max_age_ms=settings.metadata_max_age_ms,
                 max_partition_fetch_bytes=settings.max_message_bytes,
             )
 
@@ -100,6 +103,7 @@ class FrameSource:
         first has arrived (or ``idle_ms`` when none comes)."""
         from kafka.errors import CorruptRecordError
 
+        self.rewind_recreated_topics()  # a few dict lookups; a new topic id means a new log
         records: list = []
         deadline: float | None = None
         while len(records) < max_records:
@@ -151,6 +155,11 @@ class FrameSource:
 
     def assignment(self) -> set:
         return set(self._consumer.assignment())
+
+    def rewind_recreated_topics(self) -> list[str]:
+        """Read recreated frame topics (a new topic id: broker restarted without storage,
+        topic deleted and made again) from their beginning; return those topics."""
+        return rewind_recreated(self._consumer, self._topic_ids)
 
     def lag(self) -> int | None:
         """Messages between the consumer's positions and the ends of its partitions (None
