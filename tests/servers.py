@@ -115,7 +115,6 @@ class VictoriaMetrics(_ServerProcess):
             return [json.loads(line) for line in response.read().splitlines() if line.strip()]
 
 
-
 @contextmanager
 def victoria_metrics(data_dir: Path) -> Iterator[VictoriaMetrics]:
     with _running(VictoriaMetrics(data_dir)) as server:
@@ -144,11 +143,11 @@ class InfluxDB1(_ServerProcess):
             f"""reporting-enabled = false
 bind-address = "127.0.0.1:{free_port()}"
 [meta]
-  dir = "{d / 'meta'}"
+  dir = "{d / "meta"}"
   logging-enabled = false
 [data]
-  dir = "{d / 'data'}"
-  wal-dir = "{d / 'wal'}"
+  dir = "{d / "data"}"
+  wal-dir = "{d / "wal"}"
   query-log-enabled = false
   trace-logging-enabled = false
 [http]
@@ -180,7 +179,6 @@ bind-address = "127.0.0.1:{free_port()}"
             )
             with urllib.request.urlopen(request, timeout=30) as response:
                 assert response.status == 204, response.status
-
 
 
 @contextmanager

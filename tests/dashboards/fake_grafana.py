@@ -39,9 +39,19 @@ def _shape(body: Any, spec: dict[str, type | tuple[type, ...]], what: str) -> li
 
 
 RULE_SPEC = {
-    "uid": str, "title": str, "condition": str, "data": list, "folderUID": str,
-    "ruleGroup": str, "for": str, "noDataState": str, "execErrState": str, "orgID": int,
-    "labels": dict, "annotations": dict, "isPaused": bool,
+    "uid": str,
+    "title": str,
+    "condition": str,
+    "data": list,
+    "folderUID": str,
+    "ruleGroup": str,
+    "for": str,
+    "noDataState": str,
+    "execErrState": str,
+    "orgID": int,
+    "labels": dict,
+    "annotations": dict,
+    "isPaused": bool,
 }
 QUERY_SPEC = {"refId": str, "datasourceUid": str, "relativeTimeRange": dict, "model": dict}
 DS_SPEC = {"uid": str, "name": str, "type": str, "access": str, "url": str, "jsonData": dict}
@@ -154,8 +164,12 @@ class FakeGrafana:
             return err
         old = self.datasources[uid]
         secrets = body.get("secureJsonData") or old.get("secureJsonData") or {}
-        self.datasources[uid] = {**old, **body, "secureJsonData": secrets,
-                                 "version": old["version"] + 1}
+        self.datasources[uid] = {
+            **old,
+            **body,
+            "secureJsonData": secrets,
+            "version": old["version"] + 1,
+        }
         return 200, {"message": "Datasource updated", "id": old["id"]}
 
     # -- dashboards -------------------------------------------------------------------
@@ -179,7 +193,8 @@ class FakeGrafana:
         version = old.get("version", 0) + 1
         saved = {**model, "id": old.get("id") or self.next_id(), "version": version}
         self.dashboards[model["uid"]] = {
-            "dashboard": saved, "meta": {"folderUid": body["folderUid"], "version": version}
+            "dashboard": saved,
+            "meta": {"folderUid": body["folderUid"], "version": version},
         }
         return 200, {"uid": model["uid"], "status": "success", "version": version}
 
@@ -208,8 +223,11 @@ class FakeGrafana:
     def _store_rule(self, body: Body) -> Body:
         old = self.rules.get(body["uid"], {})
         self.rules[body["uid"]] = {
-            **body, "id": old.get("id") or self.next_id(), "updated": "2026-01-01T00:00:00Z",
-            "provenance": "api", "for": _go_duration(body["for"]),
+            **body,
+            "id": old.get("id") or self.next_id(),
+            "updated": "2026-01-01T00:00:00Z",
+            "provenance": "api",
+            "for": _go_duration(body["for"]),
         }
         self.intervals.setdefault((body["folderUID"], body["ruleGroup"]), 60)
         return self.rules[body["uid"]]

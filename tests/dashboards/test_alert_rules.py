@@ -59,10 +59,21 @@ def test_every_reference_resolves() -> None:
 
 def test_thresholds_come_from_the_daemon_rules() -> None:
     rules = [
-        {"name": "unk", "kind": "unknown_rate", "max_share": 0.42, "min_objects": 77,
-         "window_s": 123},
-        {"name": "q", "kind": "frame_quality", "max_share": 0.15, "min_frames": 9,
-         "min_sharpness": 7.5, "max_saturated_share": 0.02},
+        {
+            "name": "unk",
+            "kind": "unknown_rate",
+            "max_share": 0.42,
+            "min_objects": 77,
+            "window_s": 123,
+        },
+        {
+            "name": "q",
+            "kind": "frame_quality",
+            "max_share": 0.15,
+            "min_frames": 9,
+            "min_sharpness": 7.5,
+            "max_saturated_share": 0.02,
+        },
         {"name": "quiet", "kind": "instrument_silent", "silent_s": 120},
         {"name": "bloom.v2", "kind": "plankton_bloom", "severity": "critical"},
     ]
@@ -94,7 +105,12 @@ def test_rule_uids_are_valid_and_distinct() -> None:
 
 def test_durations() -> None:
     assert [ar.format_duration(s) for s in (0, 59, 60, 90, 3600, 5400)] == [
-        "0s", "59s", "1m", "1m30s", "1h", "1h30m"
+        "0s",
+        "59s",
+        "1m",
+        "1m30s",
+        "1h",
+        "1h30m",
     ]
     assert [ar.duration_s(t) for t in ("30s", "1m", "1h30m", "2d")] == [30, 60, 5400, 172800]
     with pytest.raises(ValueError, match="not a duration"):
@@ -151,9 +167,7 @@ def _evaluate(client: InfluxQLClient, rule: dict[str, Any], now_ms: int) -> set[
             refs = re.findall(r"\$([A-Z])", model["expression"])
             keys = set.intersection(*(set(values[r]) for r in refs))
             values[ref] = {k: _math(model["expression"], values, k) for k in keys}
-    return {
-        "/".join(v for _, v in key) for key, v in values[rule["condition"]].items() if v
-    }
+    return {"/".join(v for _, v in key) for key, v in values[rule["condition"]].items() if v}
 
 
 def _math(expression: str, values: dict[str, dict[tuple, float]], key: tuple) -> float:
@@ -188,8 +202,10 @@ def test_rules_fire_for_exactly_the_breaking_instruments(tmp_path: Path) -> None
             f"frames,instrument=cam-b,task=plankton objects=10i,unknown_objects=1i,"
             f"sharpness=50.0,saturated_share=0.01 {at}"
         )
-    lines.append(f"frames,instrument=cam-c,task=plankton objects=3i,unknown_objects=0i "
-                 f"{now_ns - 1800 * 10**9}")
+    lines.append(
+        f"frames,instrument=cam-c,task=plankton objects=3i,unknown_objects=0i "
+        f"{now_ns - 1800 * 10**9}"
+    )
     lines += [
         f"otolith,instrument=oto-1 flagged=1i,score=2.5 {now_ns - 10**10}",
         f"otolith,instrument=oto-2 flagged=0i,score=0.5 {now_ns - 10**10}",

@@ -27,9 +27,7 @@ def _topics(bootstrap: str) -> set[str]:
         admin.close()
 
 
-def test_the_daemon_survives_a_broker_restart_that_loses_every_topic(
-    tmp_path, unique, model_dir
-):
+def test_the_daemon_survives_a_broker_restart_that_loses_every_topic(tmp_path, unique, model_dir):
     with EmbeddedBroker() as broker:
         settings = settings_for(tmp_path, broker, unique, model_dir)
         kafka = settings.kafka

@@ -185,7 +185,7 @@ def _unknown(rule: UnknownRateRule, settings: Settings, ds: str) -> _Built:
     """sum(unknown_objects) / sum(objects) of plankton frames over the last ``window_s``
     > ``max_share`` with at least ``min_objects`` objects. The daemon slides its window per
     frame; here it slides per evaluation."""
-    where = "\"task\" = 'plankton' AND $timeFilter GROUP BY \"instrument\""
+    where = '"task" = \'plankton\' AND $timeFilter GROUP BY "instrument"'
     return _share_over(
         f'SELECT sum("unknown_objects") FROM "frames" WHERE {where}',
         f'SELECT sum("objects") FROM "frames" WHERE {where}',
@@ -208,7 +208,7 @@ def _quality(rule: FrameQualityRule, settings: Settings, ds: str) -> _Built:
         f'("sharpness" < {rule.min_sharpness:g} OR '
         f'"saturated_share" > {rule.max_saturated_share:g} OR "objects" = 0)'
     )
-    head = "SELECT count(\"sharpness\") FROM \"frames\" WHERE \"task\" = 'plankton'"
+    head = 'SELECT count("sharpness") FROM "frames" WHERE "task" = \'plankton\''
     tail = 'AND $timeFilter GROUP BY "instrument"'
     return _share_over(
         f"{head} AND {bad} {tail}",
@@ -267,8 +267,10 @@ _BUILDERS: dict[str, Callable[[Any, Settings, str], _Built]] = {
 def _description(rule: Rule) -> str:
     params = rule.model_dump(exclude={"name", "kind", "severity", "cooldown_s"}, mode="json")
     shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
-    return f"Mirrors the seawatch daemon rule {rule.name} ({rule.kind}{': ' if shown else ''}"\
+    return (
+        f"Mirrors the seawatch daemon rule {rule.name} ({rule.kind}{': ' if shown else ''}"
         f"{shown}). The daemon's own alerts are in the InfluxDB measurement 'alerts'."
+    )
 
 
 def alert_rule(rule: Rule, settings: Settings, *, receiver: str | None) -> Model:

@@ -13,8 +13,7 @@ from seawatch.dashboards.grafana_model import Panel, Query, dashboard, query_var
 UID = "seawatch-fish-reid"
 WHERE = tag_filter("cruise", "instrument")
 _SIGHTINGS = (
-    'SELECT "similarity", "individual", "new_individual" FROM "fish" '
-    f"WHERE $timeFilter AND {WHERE}"
+    f'SELECT "similarity", "individual", "new_individual" FROM "fish" WHERE $timeFilter AND {WHERE}'
 )
 
 

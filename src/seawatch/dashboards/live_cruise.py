@@ -127,7 +127,7 @@ def panels() -> list[Panel]:
                 Query(
                     "A",
                     'SELECT sum("unknown_objects") / sum("objects") AS "unknown share" '
-                    f"FROM \"frames\" WHERE $timeFilter AND \"task\" = 'plankton' AND {WHERE} "
+                    f'FROM "frames" WHERE $timeFilter AND "task" = \'plankton\' AND {WHERE} '
                     "GROUP BY time($__interval) fill(none)",
                 )
             ],

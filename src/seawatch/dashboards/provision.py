@@ -64,7 +64,8 @@ class ApplyReport:
         if not self.changed:
             return f"nothing changed ({len(self.changes)} objects up to date)"
         parts = [
-            f"{self.count(a)} {a}" for a in ("created", "updated", "deleted", "unchanged")
+            f"{self.count(a)} {a}"
+            for a in ("created", "updated", "deleted", "unchanged")
             if self.count(a)
         ]
         return ", ".join(parts)
@@ -185,9 +186,7 @@ def _folder(gf: _Grafana, settings: Settings, report: ApplyReport) -> None:
 def _datasource(gf: _Grafana, settings: Settings, report: ApplyReport) -> None:
     wanted = datasource_model(settings)
     uid, api = wanted["uid"], gf.api.datasource
-    current = gf.call(
-        f"reading datasource {uid}", api.get_datasource_by_uid, uid, missing_ok=True
-    )
+    current = gf.call(f"reading datasource {uid}", api.get_datasource_by_uid, uid, missing_ok=True)
     if current is None:
         gf.call("creating the datasource", api.create_datasource, wanted)
         report.add("datasource", wanted["name"], "created")
@@ -222,8 +221,10 @@ def _dashboards(
         wanted = {k: v for k, v in model.items() if k not in ("id", "version")}
         uid, title = wanted["uid"], wanted["title"]
         current = gf.call(f"reading dashboard {uid}", api.get_dashboard, uid, missing_ok=True)
-        if current is not None and same(wanted, current.get("dashboard")) and (
-            (current.get("meta") or {}).get("folderUid") == folder_uid
+        if (
+            current is not None
+            and same(wanted, current.get("dashboard"))
+            and ((current.get("meta") or {}).get("folderUid") == folder_uid)
         ):
             report.add("dashboard", title, "unchanged")
             continue
@@ -301,7 +302,10 @@ def _rules(gf: _Grafana, settings: Settings, report: ApplyReport) -> None:
         body = {**group, "interval": interval, "rules": kept}
         gf.call(
             "setting the rule group's interval",
-            api.update_rule_group, folder_uid, ar.RULE_GROUP, body,
+            api.update_rule_group,
+            folder_uid,
+            ar.RULE_GROUP,
+            body,
         )
         report.add("rule group", f"{ar.RULE_GROUP} (every {interval} s)", "updated")
 
