@@ -408,6 +408,26 @@ def _rule(values: dict) -> Rule:
     return TypeAdapter(Rule).validate_python(values)
 
 
+class HttpSettings(_Section):
+    """The daemon's HTTP endpoints: ``/healthz`` (ready: broker and stores reachable),
+    ``/livez`` (the loop is turning) and ``/metrics`` (Prometheus text format).
+
+    Under ``run --workers N`` worker ``i`` listens on ``port + i``.
+    """
+
+    enabled: bool = Field(True, description="serve /healthz, /livez and /metrics")
+    host: str = Field(
+        "127.0.0.1", description="address to listen on; 0.0.0.0 in a container or pod"
+    )
+    port: int = Field(9464, ge=1, le=65535, description="port of worker 0 (worker i: port + i)")
+    stall_s: float = Field(
+        60.0,
+        gt=0,
+        description="/livez fails (and the systemd watchdog stops being fed) when the "
+        "pipeline loop has not turned for this long",
+    )
+
+
 class Settings(BaseSettings):
     """All of seawatch's settings."""
 
@@ -421,6 +441,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     alerts: AlertSettings = AlertSettings()
     dashboards: DashboardSettings = DashboardSettings()
+    http: HttpSettings = HttpSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod
