@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from seawatch.config import Settings
+from seawatch.ingest.broker import free_port
 from seawatch.storage.local_store import open_readonly
 
 
@@ -32,6 +33,7 @@ def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SEAWATCH_INFERENCE__MODEL_DIR": str(settings.inference.model_dir),
         "SEAWATCH_STORAGE__LOCAL__PATH": str(storage.local.path),
         "SEAWATCH_ALERTS__TOPIC": f"{kafka.dlq_topic}.alerts",
+        "SEAWATCH_HTTP__PORT": str(free_port()),
     }
     if storage.influx.url:
         env["SEAWATCH_STORAGE__INFLUX__URL"] = storage.influx.url

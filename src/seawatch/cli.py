@@ -88,6 +88,8 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 def run(ctx: click.Context, workers: int, worker_index: int | None) -> None:
     """Run the daemon: consume frames, classify, store, until SIGTERM or Ctrl-C."""
     from seawatch.daemon import build_daemon
+    from seawatch.health.operations import Operations
+    from seawatch.stats import PipelineStats
 
     settings = _settings(ctx)
     if workers > 1:
@@ -95,18 +97,23 @@ def run(ctx: click.Context, workers: int, worker_index: int | None) -> None:
     if worker_index is not None:
         settings = _as_worker(settings, worker_index)
     log.info("settings %s", json.dumps(settings.masked(), separators=(",", ":")))
-    daemon = build_daemon(settings, worker=worker_index)
+    stats = PipelineStats()
+    with Operations(settings, stats) as operations:
+        daemon = build_daemon(settings, stats, worker=worker_index, heartbeat=operations.heartbeat)
 
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("stopping signal=%s", signal.Signals(signum).name)
-        daemon.stop()
+        def _stop(signum: int, _frame: object) -> None:
+            log.info("stopping signal=%s", signal.Signals(signum).name)
+            operations.stopping()
+            daemon.stop()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        stats = daemon.run()
-    finally:
-        daemon.close()
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        operations.attach(daemon.pipeline)
+        try:
+            stats = daemon.run()
+        finally:
+            operations.stopping()
+            daemon.close()
     log.info(
         "stopped frames=%d objects=%d dead_letters=%d",
         stats.frames,
@@ -133,12 +140,16 @@ def _supervise(ctx: click.Context, settings: Settings, workers: int) -> int:
 
 
 def _as_worker(settings: Settings, index: int) -> Settings:
-    """Worker ``index`` of a supervisor: its own outbox file beside the shared store's."""
+    """Worker ``index`` of a supervisor: its own outbox file beside the shared store's, its
+    own HTTP port (``http.port + index``)."""
     from seawatch.workers import worker_outbox
 
     storage = settings.storage
     outbox = storage.outbox.model_copy(update={"path": worker_outbox(storage.outbox_path, index)})
-    return settings.model_copy(update={"storage": storage.model_copy(update={"outbox": outbox})})
+    http = settings.http.model_copy(update={"port": settings.http.port + index})
+    return settings.model_copy(
+        update={"storage": storage.model_copy(update={"outbox": outbox}), "http": http}
+    )
 
 
 @cli.command()

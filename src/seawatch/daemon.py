@@ -16,6 +16,7 @@ from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs, Webhook
 from seawatch.config import Settings, resolve_model_dir
 from seawatch.errors import ConfigError
+from seawatch.health.checks import Heartbeat
 from seawatch.inference.backend import open_backend
 from seawatch.inference.classifier import PlanktonClassifier
 from seawatch.inference.router import TaskRouter
@@ -134,10 +135,15 @@ def working_gallery(settings: Settings, model_gallery: Path) -> Path:
 
 
 def build_daemon(
-    settings: Settings, stats: PipelineStats | None = None, *, worker: int | None = None
+    settings: Settings,
+    stats: PipelineStats | None = None,
+    *,
+    worker: int | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> Daemon:
     """Load the models, connect to Kafka and the stores, and wire the pipeline (``worker``:
-    this process's index under ``run --workers``, for its metrics)."""
+    this process's index under ``run --workers``, for its metrics; ``heartbeat``: beaten
+    by the loop, for liveness)."""
     stats = stats or PipelineStats()
     router = build_router(settings)
     card = router.plankton.card
@@ -181,6 +187,7 @@ def build_daemon(
         alert_outputs=outputs,
         tick_s=alerting.tick_s,
         on_idle=keeper.check if keeper is not None else None,
+        heartbeat=heartbeat,
         metrics=PipelineMetrics(
             stats,
             group_id=kafka.group_id,

@@ -23,6 +23,7 @@ import numpy as np
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs
 from seawatch.errors import BrokerError, FrameError
+from seawatch.health.checks import Heartbeat
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource
@@ -68,6 +69,7 @@ class Pipeline:
         tick_s: float = 1.0,
         metrics: PipelineMetrics | None = None,
         on_idle: Callable[[], object] | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         if depth < 1:
             msg = f"depth must be at least 1 (batches in flight), got {depth}"
@@ -87,6 +89,8 @@ class Pipeline:
         self.tick_s = tick_s
         self.metrics = metrics
         self.on_idle = on_idle  # e.g. recreate topics a restarted broker lost
+        self.heartbeat = heartbeat or Heartbeat()  # beaten every turn of the loop (liveness)
+        self.last_lag: int | None = None  # consumer lag at the last metrics interval
         self._next_tick = 0.0
         self._stop = threading.Event()
         self._paused = False
@@ -102,6 +106,7 @@ class Pipeline:
         in_flight: deque[Future[Batch]] = deque()
         try:
             while True:
+                self.heartbeat.beat()
                 stopping = self._stop.is_set() or (
                     should_stop is not None and should_stop(self.stats)
                 )
@@ -138,11 +143,12 @@ class Pipeline:
         self.alert_outputs.emit(self.alerts.tick(), flush=True)
 
     def _write_metrics(self) -> None:
-        takers = [s for s in self.sinks if hasattr(s, "add_lines")]
-        if self.metrics is None or not takers:
+        if self.metrics is None:
             return
+        takers = [s for s in self.sinks if hasattr(s, "add_lines")]
         backlog = sum(getattr(s, "backlog", 0) for s in takers)
-        point = self.metrics.point(lag=self.source.lag(), backlog=backlog)
+        self.last_lag = self.source.lag()  # here, on the loop's thread: the consumer is not
+        point = self.metrics.point(lag=self.last_lag, backlog=backlog)  # thread-safe
         for sink in takers:
             sink.add_lines([point])
             sink.flush()

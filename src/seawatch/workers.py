@@ -13,6 +13,7 @@ and an outbox file of its own (``<outbox>-w<i>.db``), so no two drainers send th
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from seawatch.config import Settings
 from seawatch.errors import ConfigError
+from seawatch.health.checks import Heartbeat
+from seawatch.health.systemd import SystemdNotifier
 from seawatch.ingest.broker import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,8 @@ STOP_GRACE_S = 12.0  # a worker drains within 10 s; then it is killed
 # Workers join the group one after another (Tansu 0.6 was seen to leave members that joined
 # an emptied group at the same moment without partitions).
 STAGGER_S = 2.0
+SUPERVISOR_STALL_S = 30.0  # the supervisor's loop turns every 0.2 s (or a restart's wait)
+_SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 def worker_outbox(outbox: Path, index: int) -> Path:
@@ -63,12 +68,19 @@ def check_partitions(settings: Settings, workers: int, partitions_of) -> None:
 class Supervisor:
     """Starts ``workers`` copies of ``seawatch run`` and keeps them running until stopped."""
 
-    def __init__(self, workers: int, global_args: list[str]) -> None:
+    def __init__(
+        self, workers: int, global_args: list[str], notifier: SystemdNotifier | None = None
+    ) -> None:
         self.workers = workers
         self.global_args = global_args
         self.processes: dict[int, subprocess.Popen] = {}
         self.restarts = 0
         self._stopping = False
+        # Under systemd the supervisor is the main PID: it says READY=1 and feeds the
+        # watchdog while its loop turns; the workers do not inherit the socket.
+        self.notifier = notifier or SystemdNotifier()
+        self.heartbeat = Heartbeat()
+        self._env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_VARIABLES}
 
     def _start(self, index: int) -> None:
         command = [sys.executable, "-m", "seawatch", *self.global_args, "run"]
@@ -77,6 +89,7 @@ class Supervisor:
             # a supervisor killed outright (SIGKILL, OOM) takes its workers with it: they get
             # SIGTERM, drain and commit, instead of running on as orphans
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
+            env=self._env,
         )
         log.info("worker_started index=%d pid=%d", index, self.processes[index].pid)
 
@@ -93,8 +106,11 @@ class Supervisor:
             if index:
                 time.sleep(STAGGER_S)
             self._start(index)
+        self.notifier.notify("READY=1")
+        self.notifier.start_watchdog(lambda: self.heartbeat.age_s() < SUPERVISOR_STALL_S)
         backoff: dict[int, float] = {}
         while not self._stopping:
+            self.heartbeat.beat()
             for index, process in list(self.processes.items()):
                 code = process.poll()
                 if code is None or self._stopping:
@@ -113,9 +129,13 @@ class Supervisor:
                 if not self._stopping:
                     self._start(index)
             time.sleep(0.2)
-        return self._wait_all()
+        try:
+            return self._wait_all()
+        finally:
+            self.notifier.stop()
 
     def _wait_all(self) -> int:
+        self.notifier.notify("STOPPING=1")
         deadline = time.monotonic() + STOP_GRACE_S
         worst = 0
         for index, process in self.processes.items():

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from seawatch.ingest.broker import free_port
 from tests.daemon_process import stored_count
 from tests.integration.helpers import publish_synthetic, settings_for
 
@@ -24,6 +25,7 @@ def test_run_processes_the_stream_and_sigterm_stops_it_cleanly(tmp_path, broker,
     env = {
         **os.environ,
         "SEAWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "SEAWATCH_HTTP__PORT": str(free_port()),
         "SEAWATCH_KAFKA__TOPICS": f'["{kafka.topics[0]}"]',
         "SEAWATCH_KAFKA__DLQ_TOPIC": kafka.dlq_topic,
         "SEAWATCH_KAFKA__GROUP_ID": kafka.group_id,

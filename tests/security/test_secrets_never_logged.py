@@ -125,6 +125,7 @@ def test_run_at_debug_logs_no_secret(tmp_path, unique, model_dir, recorder):
         **os.environ,
         "SEAWATCH_LOG_LEVEL": "DEBUG",
         "SEAWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "SEAWATCH_HTTP__PORT": str(free_port()),
         "SEAWATCH_KAFKA__TOPICS": f'["{kafka.topics[0]}"]',
         "SEAWATCH_KAFKA__DLQ_TOPIC": kafka.dlq_topic,
         "SEAWATCH_KAFKA__GROUP_ID": kafka.group_id,

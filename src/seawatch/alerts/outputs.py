@@ -8,6 +8,7 @@ import logging
 import queue
 import threading
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from seawatch.alerts.model import Alert
@@ -98,6 +99,7 @@ class AlertOutputs:
         self.topic = topic
         self.webhooks = list(webhooks)
         self.emitted = 0
+        self.emitted_by: Counter[tuple[str, str]] = Counter()  # (rule, severity)
         self.kafka_failed = 0
 
     def emit(self, alerts: Sequence[Alert], *, flush: bool = False) -> None:
@@ -115,6 +117,7 @@ class AlertOutputs:
         if self.influx is not None:
             self.influx.add_lines([a.to_line() for a in alerts])
         self.emitted += len(alerts)
+        self.emitted_by.update((a.rule, a.severity) for a in alerts)
         if flush:
             if self.influx is not None:
                 self.influx.flush()
