@@ -372,6 +372,19 @@ def config_show(ctx: click.Context) -> None:
     click.echo(json.dumps(_settings(ctx).masked(), indent=2))
 
 
+@config.command("reference", context_settings={"ignore_unknown_options": True})
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="File to write.")
+@click.option("--check", is_flag=True, help="Exit 1 when the file differs from the settings.")
+def config_reference(out: Path | None, check: bool) -> None:
+    """The configuration reference (Markdown), generated from the settings model."""
+    from seawatch.config_reference import main as reference_main
+
+    argv = [*(["--out", str(out)] if out else []), *(["--check"] if check else [])]
+    code = reference_main(argv)
+    if code:
+        sys.exit(code)
+
+
 def main() -> None:
     """Console entry point: SeawatchError becomes a one-line message and exit code 2."""
     try:
