@@ -442,7 +442,9 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     dashboards: DashboardSettings = DashboardSettings()
     http: HttpSettings = HttpSettings()
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="the daemon's log level (one logfmt line per event, to stderr)"
+    )
 
     @classmethod
     def settings_customise_sources(
