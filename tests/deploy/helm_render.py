@@ -17,8 +17,9 @@ Supported:
   sorted, with ``$v :=`` or ``$k, $v :=``), ``$x := pipeline``, ``define``, ``template``.
 - functions: ``include``, ``quote``, ``default``, ``toYaml``, ``nindent``, ``indent``,
   ``trunc``, ``trimSuffix``, ``b64enc``, ``sha256sum``, ``required``, ``printf`` (``%s``
-  ``%d`` ``%v`` ``%q`` ``%%``), ``eq``, ``ne`` (strings, bools, nil: Helm's numbers from values
-  are float64 and compare badly with template literals), ``and``, ``or``, ``not``, ``int``.
+  ``%v`` ``%q`` ``%%``), ``eq``, ``ne`` (strings, bools, nil), ``and``, ``or``, ``not``, ``int``.
+  Numbers from values are float64 under Helm, so ``printf "%d"`` and ``eq`` of numbers, which
+  go wrong there, are refused here.
 
 Also stricter than Helm: printing a map or a list (use ``toYaml``), a number of a million or
 more (Helm prints ``1e+06``), or ``int`` of a non-numeric string (Sprig gives 0) all raise.
@@ -124,20 +125,18 @@ def _printf(fmt: str, *args: Any) -> str:
         if not pending:
             raise TemplateError(f"printf {fmt!r}: too few arguments")
         arg = pending.pop(0)
-        if match.group(1) == "d" and not (isinstance(arg, int) and not isinstance(arg, bool)):
-            raise TemplateError(f"printf %d of {arg!r}")
         if match.group(1) in "sq":
             _str(arg, f"printf %{match.group(1)}")
         return json.dumps(arg, ensure_ascii=False) if match.group(1) == "q" else _text(arg)
 
-    out = re.sub(r"%(.)", lambda m: verb(m) if m.group(1) in "sdvq%" else _bad_verb(fmt), fmt)
+    out = re.sub(r"%(.)", lambda m: verb(m) if m.group(1) in "svq%" else _bad_verb(fmt), fmt)
     if pending:
         raise TemplateError(f"printf {fmt!r}: too many arguments")
     return out
 
 
 def _bad_verb(fmt: str) -> str:
-    raise TemplateError(f"printf {fmt!r}: only %s %d %v %q %% are supported")
+    raise TemplateError(f"printf {fmt!r}: only %s %v %q %% are supported")
 
 
 def _trunc(length: int, text: str) -> str:

@@ -114,6 +114,20 @@ def test_gpu_limit_follows_gpu_enabled(chart: Chart) -> None:
     assert _container(on)["resources"]["limits"]["memory"] == "4Gi"  # merged, not replaced
     tolerations = on["Deployment"]["spec"]["template"]["spec"]["tolerations"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    assert _container(off)["image"] == "seawatch:0.1.0-cpu"  # the tags deploy/docker builds
+    assert _container(on)["image"] == "seawatch:0.1.0-gpu"
+
+
+def test_gpu_pods_get_a_writable_engine_cache(chart: Chart) -> None:
+    """TensorRT caches engines beside each model, under the read-only root: a volume there."""
+    off = _render(chart)
+    on = _render(chart, {"gpu": {"enabled": True}, "image": {"tag": "v2"}})
+    assert "engines" not in {
+        v["name"] for v in off["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    }
+    engines = {m["mountPath"] for m in _container(on)["volumeMounts"] if m["name"] == "engines"}
+    assert engines == {"/opt/seawatch/models/plankton/engines", "/opt/seawatch/models/fish/engines"}
+    assert _container(on)["image"] == "seawatch:v2"
 
 
 def test_gpu_and_general_scheduling_values_combine(chart: Chart) -> None:
@@ -341,6 +355,7 @@ def test_renderer_subset(tmp_path: Path) -> None:
         ("{{ if .Values.s }}unclosed", "without its end"),
         ("{{ .Values.s | b64enc | nindent }}", "nindent"),
         ('{{ printf "%x" 3 }}', "only %s"),
+        ('{{ printf "%d" .Values.n }}', "only %s"),
         ("{{ eq .Values.n 1 }}", "strings, bools and nil"),
         ('{{ required "s2 is needed" .Values.s2 }}', "s2 is needed"),
         ("{{ $x = 1 }}", "cannot read"),

@@ -57,3 +57,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "seawatch.secretDir" -}}
 /etc/seawatch/secrets
 {{- end }}
+
+{{/* repository:tag; the tag defaults to <appVersion>-cpu, or -gpu with gpu.enabled. */}}
+{{- define "seawatch.image" -}}
+{{- if .Values.image.tag }}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag }}
+{{- else if .Values.gpu.enabled }}
+{{- printf "%s:%s-gpu" .Values.image.repository .Chart.AppVersion }}
+{{- else }}
+{{- printf "%s:%s-cpu" .Values.image.repository .Chart.AppVersion }}
+{{- end }}
+{{- end }}
