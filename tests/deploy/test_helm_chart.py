@@ -10,6 +10,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from seawatch.config import load_settings
+from seawatch.config import Settings, load_settings
 from tests.deploy.helm_render import Chart, TemplateError, deep_merge, render_manifests
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "seawatch"
@@ -169,7 +170,9 @@ def test_pod_is_non_root_read_only_and_drains_on_sigterm(chart: Chart) -> None:
     assert container["args"][:2] == ["--config", f"{mounts['config']}/seawatch.yaml"]
 
 
-def _pod_settings(objects: dict[str, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _pod_settings(
+    objects: dict[str, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     """Load the settings as the pod would: its ConfigMap file, its env and its Secret files."""
     container = _container(objects)
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
@@ -196,8 +199,7 @@ def _pod_settings(objects: dict[str, dict], tmp_path: Path, monkeypatch: pytest.
 
 @pytest.fixture(autouse=True)
 def _no_seawatch_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
+    """Settings come from the rendered objects only, never from this shell's environment."""
     for name in list(os.environ):
         if name.startswith("SEAWATCH_"):
             monkeypatch.delenv(name)
