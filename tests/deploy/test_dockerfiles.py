@@ -159,7 +159,7 @@ def test_gpu_image_is_nvidia_tensorrt_with_the_gpu_extra() -> None:
     images = _base_images(path)
     assert all(image.startswith("nvcr.io/nvidia/tensorrt:") for image in images)
     year, month = map(int, re.match(r".*:(\d+)\.(\d+)-py3$", images[0]).groups())
-    assert (year, month) >= (25, 1), "24.xx TensorRT images have Python 3.10; seawatch needs 3.11+"
+    assert (year, month) >= (25, 1), "24.08-era images have Python 3.10; seawatch needs 3.11+"
     installs = [run for run in _args(path, "RUN") if "pip install" in run]
     assert any('"./[gpu]"' in run for run in installs)
 
