@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -25,8 +24,10 @@ import jsonschema
 import pytest
 import yaml
 
-from seawatch.config import Settings, env_is_ci, load_settings
+from seawatch.config import load_settings
 from seawatch.dashboards.provision_files import DEFAULT_TOKEN_ENV, export
+from tests.deploy.support import setting_field
+from tests.servers import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -41,20 +42,17 @@ FRAME_TOPICS = ("frames.plankton", "frames.otolith", "frames.fish", "frames.dlq"
 SECRETS = ("INFLUX_TOKEN", "INFLUX_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 
 
-def _docker_compose() -> str:
-    found = shutil.which("docker-compose")
-    if found is None:
-        msg = "docker-compose is not installed (apt-get install docker-compose)"
-        if env_is_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return found
-
-
 def _compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``docker-compose -f deploy/compose.yaml --env-file ENV_FILE ARGS`` in a clean env."""
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
-    command = [_docker_compose(), "-f", str(COMPOSE), "--env-file", str(env_file), *args]
+    command = [
+        require_binary("docker-compose", "apt-get install docker-compose"),
+        "-f",
+        str(COMPOSE),
+        "--env-file",
+        str(env_file),
+        *args,
+    ]
     return subprocess.run(
         command, cwd=REPO, env=clean, capture_output=True, text=True, timeout=60, check=False
     )
@@ -98,18 +96,6 @@ def _volume_at(service: dict[str, Any], target: str) -> str:
         if rest.split(":")[0] == target:
             return source
     raise AssertionError(f"nothing is mounted at {target}: {service.get('volumes')}")
-
-
-def _setting_exists(variable: str) -> bool:
-    """Whether ``SEAWATCH_A__B__C`` names a field of :class:`Settings` (a typo is ignored
-    silently at the top level, so the name is walked through the model instead)."""
-    model: Any = Settings
-    for part in variable.removeprefix("SEAWATCH_").lower().split("__"):
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return False
-        model = field.annotation
-    return True
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -227,7 +213,7 @@ def test_daemon_listens_for_probes_restarts_and_waits_for_its_servers(profile: s
     assert conditions["influx-dbrp"] == "service_completed_successfully"
     assert env["SEAWATCH_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert urlsplit(env["SEAWATCH_STORAGE__INFLUX__URL"]).hostname == "influxdb"
-    unknown = [name for name in env if not _setting_exists(name)]
+    unknown = [name for name in env if setting_field(name) is None]
     assert unknown == [], f"not seawatch settings: {unknown}"
     load_settings(**_as_overrides(env))  # every value validates
 

@@ -19,11 +19,11 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from seawatch.config import Settings, env_is_ci, load_settings
+from seawatch.config import env_is_ci, load_settings
+from tests.deploy.support import setting_field
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
@@ -94,18 +94,6 @@ def _hadolint() -> str:
     return found
 
 
-def _setting_field(variable: str) -> Any:
-    """The settings field ``SEAWATCH_A__B`` names, or None (a typo is otherwise ignored)."""
-    model: Any = Settings
-    field = None
-    for part in variable.removeprefix("SEAWATCH_").lower().split("__"):
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        model = field.annotation
-    return field
-
-
 @pytest.mark.parametrize("kind", sorted(DOCKERFILES))
 def test_hadolint_finds_nothing_at_warning_level(kind: str) -> None:
     """hadolint (DL and ShellCheck rules) reports no warning or error; the one ignore
@@ -170,7 +158,7 @@ def test_settings_in_the_image_name_real_fields_and_the_copied_models(kind: str)
     point into the folder ``COPY models`` fills, and hold a model in the repository."""
     path = DOCKERFILES[kind]
     env = {k: v for k, v in _env(path).items() if k.startswith("SEAWATCH_")}
-    unknown = [name for name in env if _setting_field(name) is None]
+    unknown = [name for name in env if setting_field(name) is None]
     assert unknown == []
     load_settings(**{k.removeprefix("SEAWATCH_").lower(): v for k, v in env.items()})
     [copy] = [c for c in _args(path, "COPY") if re.search(r"(^|\s)models\s", c)]

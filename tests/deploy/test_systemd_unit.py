@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from seawatch.config import env_is_ci, load_settings
+from seawatch.config import load_settings
+from tests.servers import require_binary
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 UNIT = DEPLOY / "seawatch.service"
@@ -29,16 +29,6 @@ ENV_EXAMPLE = DEPLOY / "seawatch.env.example"
 INSTALLED_EXEC = "/opt/seawatch/venv/bin/seawatch"
 STATE_ROOT = Path("/var/lib")
 MAX_EXPOSURE = 3.0  # systemd-analyze security: 1.8 ("OK") when written
-
-
-def _systemd_analyze() -> str:
-    found = shutil.which("systemd-analyze")
-    if found is None:
-        msg = "systemd-analyze is not installed (apt-get install systemd)"
-        if env_is_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return found
 
 
 def _settings(section: str) -> dict[str, list[str]]:
@@ -77,7 +67,7 @@ def unit_for_this_host(tmp_path: Path) -> Path:
 
 
 def test_systemd_analyze_verify_is_clean(unit_for_this_host: Path) -> None:
-    tool = _systemd_analyze()
+    tool = require_binary("systemd-analyze", "apt-get install systemd")
     done = subprocess.run(
         [tool, "verify", "--man=no", str(unit_for_this_host)],
         capture_output=True,
@@ -91,7 +81,7 @@ def test_systemd_analyze_verify_is_clean(unit_for_this_host: Path) -> None:
 
 def test_verify_catches_a_bad_unit(tmp_path: Path, unit_for_this_host: Path) -> None:
     """The check above can fail: a misspelt key makes verify print a warning."""
-    tool = _systemd_analyze()
+    tool = require_binary("systemd-analyze", "apt-get install systemd")
     bad = tmp_path / "bad" / "seawatch.service"
     bad.parent.mkdir()
     bad.write_text(unit_for_this_host.read_text().replace("WatchdogSec=", "WatchDogSec="))
@@ -102,7 +92,7 @@ def test_verify_catches_a_bad_unit(tmp_path: Path, unit_for_this_host: Path) -> 
 
 
 def test_security_exposure_is_low(unit_for_this_host: Path) -> None:
-    tool = _systemd_analyze()
+    tool = require_binary("systemd-analyze", "apt-get install systemd")
     done = subprocess.run(
         [tool, "security", "--offline=true", "--no-pager", str(unit_for_this_host)],
         capture_output=True,
