@@ -1,0 +1,176 @@
+"""The per-task parts of ``benchmarks/pipeline.py``: frames, models, model inputs, naive script.
+
+plankton: flow-imager ROI and in-situ full frames (segmented into objects); otolith: one
+photographed sagitta per frame (anomaly score + heat map); fish: one side view per frame
+(re-identification embedding). Each task's model inputs are made by the daemon's own
+prepare stage (``FramePreparer`` with the router's whole-frame ``prepare`` functions).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seawatch.config import Settings, resolve_model_dir
+from seawatch.daemon import build_router
+from seawatch.frames import Frame, SourceRef
+from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+from seawatch.inference.preprocess import batch_tensor, prepare_roi, to_gray8
+from seawatch.ingest.decode import DecodeLimits, decode_image
+from seawatch.ingest.prepare import FramePreparer
+from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
+from seawatch.ingest.synthetic_stream import SyntheticMessage, synthetic_stream
+from seawatch.models.card import ONNX_FILE, load_card
+
+TASKS = ("plankton", "otolith", "fish")
+PLANKTON_DIR, FISH_DIR = Path("models/plankton"), Path("models/fish")
+
+
+@dataclass(frozen=True)
+class Models:
+    """The model directory of every task, and how the otolith one came to be."""
+
+    plankton: Path
+    otolith: Path | None  # None: otolith not served (not benchmarked, none given)
+    fish: Path
+    otolith_source: str | None
+
+    def of(self, task: str) -> Path:
+        model_dir = getattr(self, task)
+        if model_dir is None:
+            raise RuntimeError(f"no {task} model for this run")
+        return model_dir
+
+
+def otolith_model(given: Path | None, tmp: Path, build: str) -> tuple[Path, str]:
+    """``--otolith-model DIR``, else an artifact trained into ``tmp`` (no otolith model is
+    committed): ``quick`` as the tests' ``otolith_model_dir`` fixture does (a 10 k-parameter
+    net on 64 px inputs, far cheaper than a served one), or ``full-arch``: the default
+    training plan's architecture and input size trained for seconds (the served model's
+    cost, meaningless scores)."""
+    if given is not None:
+        return resolve_model_dir(given), f"given: {given}"
+    from seawatch.models.otolith.train import QUICK, Plan, train_otolith
+
+    if build == "quick":
+        plan, source = QUICK, "quick artifact (train_otolith(quick=True), as tests/conftest.py)"
+    else:
+        sizes = {f: getattr(QUICK, f) for f in Plan.__dataclass_fields__ if f.startswith("n_")}
+        plan = Plan(**sizes, epochs=1, teacher_epochs=1, batch_size=16, ablation=False)
+        source = "full-arch artifact (default Plan architecture/input, QUICK data, 1 epoch)"
+    out = tmp / f"otolith-{build}"
+    train_otolith(out, plan=plan, command=f"benchmarks/pipeline.py ({build})")
+    return out, f"{source}: not a served model"
+
+
+def task_messages(task: str, n: int, *, seed: int, full_share: float) -> list[SyntheticMessage]:
+    """``n`` frames of one task from the synthetic instrument stream."""
+    shares = {"otolith": {"otolith_share": 1.0}, "fish": {"fish_share": 1.0}}.get(task, {})
+    start_ns = time.time_ns() - n * 10**6
+    stream = synthetic_stream(n, seed=seed, full_share=full_share, start_ns=start_ns, **shares)
+    messages = list(stream)
+    wrong = {m.meta.task for m in messages} - {task}
+    if wrong:
+        raise RuntimeError(f"the {task} stream holds {sorted(wrong)} frames too")
+    return messages
+
+
+def model_inputs(settings: Settings, messages: list[SyntheticMessage]) -> np.ndarray:
+    """Every frame's model inputs as one tensor, made by the pipeline's own prepare stage."""
+    inputs: list[np.ndarray] = []
+    with tempfile.TemporaryDirectory() as tmp:  # the fish head seeds a working gallery here
+        local = settings.storage.local.model_copy(update={"path": Path(tmp) / "inputs.db"})
+        storage = settings.storage.model_copy(update={"local": local})
+        router = build_router(settings.model_copy(update={"storage": storage}))
+        preparer = FramePreparer(
+            settings.ingest,
+            input_size=router.plankton.card.input.size,
+            whole_frame=router.whole_frame_inputs(),
+        )
+        try:
+            for offset, m in enumerate(messages):
+                frame = Frame(m.meta, SourceRef("bench", 0, offset), m.value, 0, 0)
+                inputs.extend(preparer.prepare_frame(frame).crops)
+        finally:
+            preparer.close()
+            router.close()
+    if messages and messages[0].meta.task == "plankton":
+        return batch_tensor(inputs)  # as the router batches plankton crops
+    return np.stack(inputs)  # as the router batches whole-frame inputs
+
+
+def bench_naive(settings: Settings, task: str, n: int, models: Models, threads: int) -> float:
+    """The straightforward script: poll one, decode, prepare, infer batch 1, insert + commit,
+    commit the offset. For otolith and fish it stores the first output value only (no heat
+    map evidence, no gallery match), so it is, if anything, faster than a real one."""
+    from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+    card = load_card(models.of(task))
+    backend = OnnxRuntimeBackend(models.of(task) / ONNX_FILE, threads=threads)
+    whole = _whole_frame(task, card)
+    db = sqlite3.connect(settings.storage.local.path.with_name(f"naive-{task}.db"))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS objects (frame TEXT, idx INT, label TEXT, p REAL)")
+    consumer = KafkaConsumer(
+        *settings.kafka.topics,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=f"naive-{task}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=6000,
+        session_timeout_ms=6000,
+    )
+    params, limits, done, started = SegmentParams(), DecodeLimits(), 0, None
+    while done < n:
+        for records in consumer.poll(timeout_ms=500, max_records=1).values():
+            for r in records:
+                started = started or time.perf_counter()
+                headers = dict(r.headers)
+                image = decode_image(r.value, headers["content-type"].decode(), limits)
+                if whole is not None:
+                    inputs = [(0, whole(image)[None])]
+                else:
+                    inputs = _plankton_inputs(image, headers, params, card.input.size)
+                for index, tensor in inputs:
+                    out = backend.run(tensor)
+                    k = int(out[0].argmax()) if card.class_names else 0
+                    label = card.class_names[k] if card.class_names else task
+                    row = (f"{r.partition}/{r.offset}", index, label, float(out[0].ravel()[k]))
+                    db.execute("INSERT INTO objects VALUES (?,?,?,?)", row)
+                db.commit()
+                offset = OffsetAndMetadata(r.offset + 1, None, -1)
+                consumer.commit({TopicPartition(r.topic, r.partition): offset})
+                done += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    db.close()
+    backend.close()
+    return elapsed
+
+
+def _whole_frame(task: str, card):
+    if task == "otolith":
+        from seawatch.inference.otolith import prepare_otolith
+
+        return lambda image: prepare_otolith(image, card.input.size)
+    if task == "fish":
+        from seawatch.inference.fish import prepare_fish
+
+        return lambda image: prepare_fish(image, card.input.height, card.input.width)
+    return None
+
+
+def _plankton_inputs(image, headers, params, size):
+    gray = to_gray8(image)
+    pixel = float(headers.get("pixel-size-um", b"0") or 0) or None
+    if headers["frame-kind"].decode() == "full":
+        objects = segment_full(gray, params, pixel)
+    else:
+        objects = [measure_roi(gray, params, pixel)]
+    return [(obj.index, batch_tensor([prepare_roi(obj.image, size)])) for obj in objects]
