@@ -18,8 +18,9 @@ keeps the other tasks' last blocks).
     python benchmarks/pipeline.py [--task all] [--frames 2000] [--threads 1]
 
 No otolith model is committed: without ``--otolith-model DIR`` a seconds-long artifact
-is trained for the run (``--otolith-build quick``, as the tests do, or ``full-arch``: the
-default architecture, the served model's cost), and the JSON says which.
+is trained for the run (``--otolith-build full-arch``, the default: the default architecture
+trained for seconds, so the served model's cost; or ``quick``, the tests' tiny network), and
+the JSON says which.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ def main() -> None:
     parser.add_argument(
         "--otolith-build",
         choices=["quick", "full-arch"],
-        default="quick",
+        default="full-arch",
         help="without --otolith-model: the tests' quick artifact, or the default training "
         "plan's architecture trained for seconds (the served model's cost)",
     )
