@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 
@@ -85,7 +86,8 @@ class PipelineStats:
         ``seen_before`` (as far back as the window reaches), and ``latencies_seen`` now."""
         with self._lock:
             new = min(self.latencies_seen - seen_before, len(self._latencies_ms))
-            recent = list(self._latencies_ms)[len(self._latencies_ms) - new :] if new else []
+            # the tail only, walked from the end: O(new), not a copy of the whole window
+            recent = list(islice(reversed(self._latencies_ms), new))[::-1]
             return recent, self.latencies_seen
 
     def latency_percentiles(self, *qs: float) -> list[float]:
