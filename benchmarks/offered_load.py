@@ -23,6 +23,7 @@ from seawatch.frames import encode_headers
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
+from seawatch.storage.local_store import stored_frame_count
 
 TOPIC, DLQ, ALERTS = "load.frames.plankton", "load.frames.dlq", "load.alerts"
 
@@ -97,11 +98,7 @@ def rss_kib(pid: int) -> int:
 
 
 def stored_frames(store: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-            return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    return stored_frame_count(store)
 
 
 def latency_windows(store: Path, start_ns: int, window_s: float = 60) -> list[dict]:

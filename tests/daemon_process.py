@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seawatch.config import Settings
 from seawatch.ingest.broker import free_port
-from seawatch.storage.local_store import open_readonly
+from seawatch.storage.local_store import stored_frame_count
 
 
 def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -123,12 +123,4 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 def stored_count(path: Path) -> int:
     """Frames in the local store (0 before the daemon has created it)."""
-    if not path.exists():
-        return 0
-    db = open_readonly(path)
-    try:
-        return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    except Exception:  # the schema may not exist yet
-        return 0
-    finally:
-        db.close()
+    return stored_frame_count(path)

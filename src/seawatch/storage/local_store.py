@@ -200,4 +200,19 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
-__all__ = ["LocalStore", "open_readonly"]
+def stored_frame_count(path: Path) -> int:
+    """Frames in the store at ``path``; 0 before the daemon has created it or its schema
+    (for watching a running daemon: tests, benchmarks)."""
+    if not Path(path).is_file():
+        return 0
+    try:
+        db = open_readonly(path)
+        try:
+            return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+__all__ = ["LocalStore", "open_readonly", "stored_frame_count"]
