@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from seawatch.errors import BackendError, ConfigError
-from seawatch.inference.fish import FishIdentifier, prepare_fish
+from seawatch.inference.fish import PROVISIONAL_VIEWS, FishIdentifier, prepare_fish
 from seawatch.inference.gallery import Gallery
 from seawatch.models.card import InputSpec, ModelCard, TrainingSummary
 from seawatch.storage.records import UNKNOWN
@@ -112,6 +112,42 @@ def test_unknown_fish_is_enrolled_provisionally_and_matched_next_time(tmp_path: 
     (stranger,) = later.identify(_crops(7), enrol_new=False)
     assert stranger.individual == UNKNOWN and not stranger.new_individual
     assert len(later.gallery) == 3
+
+
+class TableBackend(CodeBackend):
+    """Embeds a crop as row ``code`` of a table of (not necessarily orthogonal) vectors."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        super().__init__(table.shape[1])
+        self.table = table.astype(np.float32)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.table[batch[:, 0, 0, 0].astype(int)]
+
+
+def test_a_provisional_fish_gathers_the_views_it_is_matched_by() -> None:
+    # Three sightings of one new fish that drift: each is like the one before (cosine 0.6 >=
+    # the threshold 0.5) but the third is unlike the first (0.2). With the second sighting
+    # kept as a view, the third is the same fish; with one view it would be a new one.
+    v0, v1, v2 = [1, 0, 0, 0], [0.6, 0.8, 0, 0], [0.2, 0.6, float(np.sqrt(0.6)), 0]
+    known = [0, 0, 0, 1]
+    identifier = FishIdentifier(
+        TableBackend(np.array([v0, v1, v2, known])), _card(dim=4), Gallery(), max_batch=1
+    )
+    identifier.gallery.enrol("zf-known", np.array(known, np.float32))
+    first, second, third = identifier.identify(_crops(0, 1, 2))
+    assert first.new_individual and second.individual == third.individual == first.individual
+    assert not third.new_individual
+    assert identifier.gallery.entry(first.individual).n_embeddings == 3
+    identifier.identify(_crops(3, 3))  # a known individual is matched, not changed
+    assert identifier.gallery.entry("zf-known").n_embeddings == 1
+
+
+def test_a_provisional_fish_keeps_at_most_provisional_views() -> None:
+    identifier = FishIdentifier(CodeBackend(), _card(), Gallery(), max_batch=4)
+    identifier.identify(_crops(*[2] * (PROVISIONAL_VIEWS + 5)))
+    (entry,) = identifier.gallery.list()
+    assert entry.provisional and entry.n_embeddings == PROVISIONAL_VIEWS
 
 
 def test_wrong_card_or_gallery_dimension_is_refused() -> None:

@@ -8,7 +8,11 @@ graph normalises and returns L2-normalised embeddings.
 :class:`FishIdentifier` is open-set: a query whose best gallery score reaches the card's
 ``match_similarity`` threshold (calibrated for a target false-match rate) is that
 individual; below it the fish is unknown and, with ``enrol_new``, enrolled at once under a
-new provisional id, so its next sighting, even later in the same batch, matches it.
+new provisional id, so its next sighting, even later in the same batch, matches it. A
+provisional individual keeps each matched sighting as a further view, up to
+:data:`PROVISIONAL_VIEWS` (known individuals were enrolled with several views; one view of a
+new fish is matched by only about 58 % of its later sightings at the threshold, and each miss
+would enrol the same fish again).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from seawatch.inference.backend import Backend
 from seawatch.inference.gallery import Gallery
 from seawatch.models.card import ModelCard
 from seawatch.storage.records import UNKNOWN
+
+PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +147,7 @@ class FishIdentifier:
         if not len(embeddings):
             return []
         matches = self.gallery.match(embeddings)  # against the gallery before this batch
-        fresh: list[tuple[str, np.ndarray]] = []  # individuals enrolled by this batch
+        fresh: list[tuple[str, np.ndarray]] = []  # views this batch enrolled (new or added)
         sightings = []
         for i, match in enumerate(matches):
             best, score = match.individual, match.similarity
@@ -150,8 +156,11 @@ class FishIdentifier:
                 if similarity > score:
                     best, score = new_id, similarity
             if best is not None and score >= self.threshold:
-                provisional = self.gallery.entry(best).provisional
-                sightings.append(Sighting(best, round(score, 6), False, provisional))
+                entry = self.gallery.entry(best)
+                if entry.provisional and entry.n_embeddings < PROVISIONAL_VIEWS:
+                    self.gallery.enrol(best, embeddings[i], provisional=True)
+                    fresh.append((best, embeddings[i]))
+                sightings.append(Sighting(best, round(score, 6), False, entry.provisional))
             elif enrol_new:
                 entry = self.gallery.enrol_new(embeddings[i])
                 fresh.append((entry.id, embeddings[i]))
