@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from typing import ClassVar
@@ -35,7 +32,7 @@ from seawatch.ingest.broker import free_port
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
 from seawatch.ingest.synthetic_stream import synthetic_stream
-from tests.daemon_process import stored_count
+from tests.daemon_process import DaemonProcess, stored_count
 from tests.security.kafka_gateway import KafkaGateway, make_pki, tansu
 
 pytestmark = pytest.mark.integration
@@ -87,13 +84,6 @@ def recorder():
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def _wait(condition, timeout_s: float, daemon: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        assert daemon.poll() is None, daemon.stderr.read()
-        time.sleep(0.2)
 
 
 def test_run_at_debug_logs_no_secret(tmp_path, unique, model_dir, recorder):
@@ -167,15 +157,8 @@ def test_run_at_debug_logs_no_secret(tmp_path, unique, model_dir, recorder):
             publish_messages(publisher, kafka.topics[0], messages)
         finally:
             publisher.close()
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "seawatch", "run"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _wait(lambda: stored_count(store) >= n, 90, daemon)
+        with DaemonProcess(env, tmp_path / "daemon.log") as daemon:
+            daemon.wait_for(lambda: stored_count(store) >= n, 90, "the frames")
             assert stored_count(store) == n
 
             def _both_hooks_called() -> bool:
@@ -184,15 +167,10 @@ def test_run_at_debug_logs_no_secret(tmp_path, unique, model_dir, recorder):
                     p.startswith("/reject") for p in paths
                 )
 
-            _wait(_both_hooks_called, 30, daemon)
-            daemon.send_signal(signal.SIGTERM)
-            stdout, stderr = daemon.communicate(timeout=30)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.communicate()
-    logs = stdout + stderr
-    assert daemon.returncode == 0, stderr[-3000:]
+            daemon.wait_for(_both_hooks_called, 30, "both webhooks")
+            code, _ = daemon.terminate(timeout_s=30)
+            logs = daemon.log()  # stdout and stderr, as the daemon printed them
+    assert code == 0, logs[-3000:]
     assert gateway.attempts >= 2 and gateway.refused == 0  # the daemon logged in
 
     # each secret was used where it belongs...
