@@ -44,12 +44,15 @@ def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
 class DaemonProcess:
     """One ``python -m seawatch run`` child; its stderr goes to ``log_path``."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *run_args: str) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *run_args: str, cwd: Path | None = None
+    ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "seawatch", "run", *run_args],
             env=env,
+            cwd=cwd,
             stdout=self._log,
             stderr=self._log,
         )

@@ -13,9 +13,6 @@ import json
 import os
 import platform
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -25,7 +22,7 @@ import pytest
 from seawatch.frames import encode_headers
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.synthetic_stream import synthetic_stream
-from tests.daemon_process import daemon_env, memory_kib, stored_count
+from tests.daemon_process import DaemonProcess, daemon_env, memory_kib, stored_count
 from tests.integration.helpers import read_topic, settings_for, stored_uids
 from tests.reliability.hostile import CAMPAIGN_HEADER, INSTRUMENT, hostile_messages
 
@@ -165,36 +162,20 @@ def test_hostile_campaign(tmp_path, broker, unique, model_dir):
     _publish(settings, outgoing)
     published_s = time.monotonic() - started
     store = settings.storage.local.path
-    log_path = tmp_path / "daemon.log"
-    with open(log_path, "wb") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "seawatch", "run"],
-            env=_env(settings, claim_root),
-            cwd=REPO,
-            stdout=log,
-            stderr=log,
-        )
     samples: list[tuple[int, int]] = []  # (frames stored, VmRSS KiB) every 100 ms
-    try:
+    with DaemonProcess(_env(settings, claim_root), tmp_path / "daemon.log", cwd=REPO) as daemon:
         deadline = time.monotonic() + 75
         while (stored := stored_count(store)) < len(expected_uids) and time.monotonic() < deadline:
-            assert daemon.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert daemon.alive(), daemon.log()[-3000:]
             samples.append((stored, memory_kib(daemon.pid)["VmRSS"]))
             time.sleep(0.1)
         kafka = settings.kafka
         dead = _read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, len(bad), timeout_s=30)
         wall_s = time.monotonic() - started
-        assert daemon.poll() is None, log_path.read_text(errors="replace")[-3000:]
+        assert daemon.alive(), daemon.log()[-3000:]
         memory = memory_kib(daemon.pid)
-        daemon.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        code = daemon.wait(timeout=10)
-        stop_s = time.monotonic() - sent
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-    log_text = log_path.read_text(errors="replace")
+        code, stop_s = daemon.terminate(timeout_s=10)
+    log_text = daemon.log()
     uids = stored_uids(store)
     table, _, problems = _verdicts(dead, hostile)
     duplicates = [uid for uid, count in Counter(uids).items() if count > 1]
@@ -245,17 +226,6 @@ def test_hostile_campaign(tmp_path, broker, unique, model_dir):
     assert memory["VmRSS"] <= baseline_kib * (1 + GROWTH), summary
 
 
-def _stop(daemon: subprocess.Popen) -> None:
-    """SIGTERM, and SIGKILL if that has not ended it in 10 s: never leave a daemon behind."""
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-
-
 class _RawHeaderKey(str):
     """A header key that kafka-python writes as non-UTF-8 bytes, as any other client may."""
 
@@ -283,25 +253,11 @@ def test_a_non_utf8_header_key_neither_stops_nor_loses_the_stream(
         publisher.flush()
     finally:
         publisher.close()
-    log_path = tmp_path / "daemon.log"
-    with open(log_path, "wb") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "seawatch", "run"],
-            env=_env(settings, tmp_path),
-            cwd=REPO,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        store = settings.storage.local.path
-        deadline = time.monotonic() + 30
-        while stored_count(store) < 19 and daemon.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert daemon.poll() is None, log_path.read_text(errors="replace")[-1500:]
-        assert stored_count(store) >= 19  # every readable frame
+    store = settings.storage.local.path
+    with DaemonProcess(_env(settings, tmp_path), tmp_path / "daemon.log", cwd=REPO) as daemon:
+        daemon.wait_for(lambda: stored_count(store) >= 19, 30, "every readable frame")
         assert len(_read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, 1, timeout_s=10)) == 1
-    finally:
-        _stop(daemon)
+        assert daemon.alive(), daemon.log()[-1500:]
 
 
 def test_a_bad_message_near_the_kafka_size_limit_still_reaches_the_dlq(
@@ -323,18 +279,11 @@ def test_a_bad_message_near_the_kafka_size_limit_still_reaches_the_dlq(
     finally:
         publisher.close()
     env = _env(settings, tmp_path) | {"SEAWATCH_KAFKA__MAX_MESSAGE_BYTES": str(limit)}
-    log_path = tmp_path / "daemon.log"
-    with open(log_path, "wb") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "seawatch", "run"], env=env, cwd=REPO, stdout=log, stderr=log
-        )
-    try:
+    with DaemonProcess(env, tmp_path / "daemon.log", cwd=REPO) as daemon:
         dead = _read_dlq(kafka.bootstrap_servers, kafka.dlq_topic, 1, timeout_s=12)
-        assert daemon.poll() is None, log_path.read_text(errors="replace")[-1500:]
-        assert len(dead) == 1, log_path.read_text(errors="replace")[-1500:]
+        assert daemon.alive(), daemon.log()[-1500:]
+        assert len(dead) == 1, daemon.log()[-1500:]
         headers = dict(dead[0].headers)
         assert dead[0].value == b"" and b"message limit" in headers["value-omitted"]
         assert headers["error-stage"] == b"decode"
         assert stored_count(settings.storage.local.path) == 11
-    finally:
-        _stop(daemon)
