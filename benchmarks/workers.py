@@ -38,8 +38,37 @@ RESULTS = Path(__file__).parent / "results"
 TOPIC = "workers.frames.plankton"
 
 
-def one_run(broker: EmbeddedBroker, workers: int, frames: int, tmp: Path, run: int) -> float:
-    """Frames/s of ``seawatch run --workers N`` between 20 % and 90 % of the backlog."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor's workers)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f"/proc/{pids[i]}/task").glob("*"):
+            children = (task / "children").read_text().split() if task.exists() else []
+            pids.extend(int(c) for c in children)
+        i += 1
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (gone processes count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def one_run(
+    broker: EmbeddedBroker, workers: int, frames: int, tmp: Path, run: int
+) -> tuple[float, float, float]:
+    """Frames/s of ``seawatch run --workers N`` between 20 % and 90 % of the backlog, and the
+    cores the daemon's processes and the broker used meanwhile (CPU seconds / wall seconds)."""
     store = tmp / f"run{run}.db"
     env = {
         **os.environ,
@@ -60,20 +89,29 @@ def one_run(broker: EmbeddedBroker, workers: int, frames: int, tmp: Path, run: i
         stdout=log,
         stderr=log,
     )
-    marks: dict[float, float] = {}
+    marks: dict[float, tuple[float, float, float]] = {}  # share: (time, daemon cpu, broker)
     deadline = time.monotonic() + 600
     try:
         while len(marks) < 2 and time.monotonic() < deadline:
             stored = stored_frames(store)
             for share in (0.2, 0.9):
                 if share not in marks and stored >= share * frames:
-                    marks[share] = time.monotonic()
+                    marks[share] = (
+                        time.monotonic(),
+                        cpu_seconds(_tree(process.pid)),
+                        cpu_seconds([broker.pid] if broker.pid else []),
+                    )
             time.sleep(0.05)
     finally:
         process.terminate()
         process.wait(30)
         log.close()
-    return 0.7 * frames / (marks[0.9] - marks[0.2])
+    (t0, daemon0, broker0), (t1, daemon1, broker1) = marks[0.2], marks[0.9]
+    return (
+        0.7 * frames / (t1 - t0),
+        (daemon1 - daemon0) / (t1 - t0),
+        (broker1 - broker0) / (t1 - t0),
+    )
 
 
 def main() -> None:
@@ -93,6 +131,8 @@ def main() -> None:
         )
     ]
     runs: dict[int, list[float]] = {1: [], args.workers: []}
+    cores: dict[int, list[float]] = {1: [], args.workers: []}
+    broker_cores: dict[int, list[float]] = {1: [], args.workers: []}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap_servers, [TOPIC, "workers.dlq", "workers.alerts"], 4)
         publisher = Publisher(broker.bootstrap_servers)
@@ -103,16 +143,25 @@ def main() -> None:
         run = 0
         for _ in range(args.repeats):
             for workers in (1, args.workers):
-                rate = one_run(broker, workers, args.frames, Path(tmp), run)
+                rate, used, used_broker = one_run(broker, workers, args.frames, Path(tmp), run)
                 run += 1
                 runs[workers].append(round(rate, 1))
-                console.print(f"--workers {workers}: {rate:.1f} frames/s")
+                cores[workers].append(round(used, 2))
+                broker_cores[workers].append(round(used_broker, 2))
+                console.print(
+                    f"--workers {workers}: {rate:.1f} frames/s; cores used: daemon {used:.2f}, "
+                    f"broker {used_broker:.2f}"
+                )
     one, many = statistics.median(runs[1]), statistics.median(runs[args.workers])
     result = {
         "frames": args.frames,
         "partitions": 4,
         "inference_threads_per_worker": 1,
         "frames_per_s": {str(k): v for k, v in runs.items()},
+        # CPU seconds per wall second over the measured window: how much of the machine
+        # one worker already takes is what bounds the scaling here
+        "daemon_cores_used": {str(k): v for k, v in cores.items()},
+        "broker_cores_used": {str(k): v for k, v in broker_cores.items()},
         "ratio": round(many / one, 3),
         "machine": f"{platform.machine()} cpus={len(os.sched_getaffinity(0))}",
         "date": time.strftime("%Y-%m-%d"),
