@@ -97,6 +97,11 @@ class Pipeline:
         self._paused_since = 0.0
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer")
 
+    @property
+    def paused(self) -> bool:
+        """Whether consumption is paused for backpressure (the outbox is full)."""
+        return self._paused
+
     def stop(self) -> None:
         """Ask the loop to finish the batches in flight, commit and return."""
         self._stop.set()

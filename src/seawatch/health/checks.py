@@ -13,6 +13,7 @@ Liveness means the pipeline loop is turning: its :class:`Heartbeat` was beaten w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -86,7 +87,8 @@ class _BrokerCheck:
 def _local_store_check(path) -> Callable[[], CheckResult]:
     def check() -> CheckResult:
         try:
-            with sqlite3.connect(path, timeout=2) as db:
+            # a connection's `with` only ends a transaction; closing() closes it as well
+            with contextlib.closing(sqlite3.connect(path, timeout=2)) as db:
                 db.execute("BEGIN IMMEDIATE")  # takes the write lock: writable, not only there
                 db.rollback()
         except sqlite3.Error as exc:

@@ -56,7 +56,10 @@ class Operations:
         self.notifier.start_watchdog(self.monitor.alive)
 
     def stopping(self) -> None:
-        """The drain has begun: not ready any more; systemd hears ``STOPPING=1``."""
+        """The drain has begun: not ready any more; systemd hears ``STOPPING=1`` (once, though
+        both the signal handler and the end of the run call this)."""
+        if self.monitor.stopping:
+            return
         self.monitor.stopping = True
         self.notifier.notify("STOPPING=1")
 

@@ -134,7 +134,7 @@ class PipelineCollector(Collector):
         yield _gauge(
             "seawatch_backpressure_paused",
             "1 while consumption is paused (outbox full)",
-            float(getattr(pipeline, "_paused", False)),
+            float(pipeline.paused),
         )
         yield _counter(
             "seawatch_commit_failures",
