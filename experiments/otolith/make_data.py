@@ -1,18 +1,48 @@
-"""Cache otolith datasets at a given input size."""
-import sys, time, numpy as np
+"""Cache the otolith data sets at one input size: ``python make_data.py SIZE N_TRAIN``.
+
+The same seeds as ``seawatch.models.otolith.train`` (its ``OFFSETS``), rendered at 256 px and
+prepared by the serving code; validation 100 normals + 20 per type, test 400 + 100 per type.
+"""
+
 import os
-LAB = os.environ.get("OTOLITH_LAB", "/tmp/otolith-lab")  # cached data, teachers, maps
-from seawatch.models.otolith.synthetic import make_dataset, ANOMALY_TYPES
-from seawatch.models.otolith._textures import dead_leaves
+import sys
+import time
+
+import numpy as np
+from common import LAB
+
 from seawatch.inference.otolith import prepare_otolith
-size = int(sys.argv[1]); n_train = int(sys.argv[2])
-prep = lambda im: prepare_otolith(im, size).astype(np.uint8)
-t = time.time()
-tr, _ = make_dataset(np.random.default_rng(0), n_normal=n_train, size=256, transform=prep)
-rng = np.random.default_rng(4_000_037)
-tex = np.stack([prep(dead_leaves(rng, size)) for _ in range(n_train)])
-va, vl = make_dataset(np.random.default_rng(2_000_029), n_normal=100, n_per_anomaly=20, size=256, transform=prep)
-te, tl = make_dataset(np.random.default_rng(3_000_017), n_normal=400, n_per_anomaly=100, size=256, transform=prep)
+from seawatch.models.otolith._textures import dead_leaves
+from seawatch.models.otolith.synthetic import make_dataset
+from seawatch.models.otolith.train import OFFSETS
+
+size, n_train = int(sys.argv[1]), int(sys.argv[2])
+seed = 0
+
+
+def prepare(image: np.ndarray) -> np.ndarray:
+    return prepare_otolith(image, size).astype(np.uint8)
+
+
+def render(offset: int, n_normal: int, n_per_anomaly: int = 0):
+    rng = np.random.default_rng(seed + offset)
+    return make_dataset(rng, n_normal=n_normal, n_per_anomaly=n_per_anomaly, transform=prepare)
+
+
+started = time.time()
+train, _ = render(0, n_train)
+rng = np.random.default_rng(seed + OFFSETS["textures"])
+textures = np.stack([prepare(dead_leaves(rng, size)) for _ in range(n_train)])
+val, val_labels = render(OFFSETS["validation"], 100, 20)
+test, test_labels = render(OFFSETS["test"], 400, 100)
 os.makedirs(LAB, exist_ok=True)
-np.savez(f"{LAB}/data{size}.npz", train=tr, tex=tex, val=va, val_labels=vl, test=te, test_labels=tl)
-print("done", time.time() - t)
+np.savez(
+    f"{LAB}/data{size}.npz",
+    train=train,
+    tex=textures,
+    val=val,
+    val_labels=val_labels,
+    test=test,
+    test_labels=test_labels,
+)
+print(f"cached in {LAB}/data{size}.npz after {time.time() - started:.0f} s")

@@ -1,12 +1,22 @@
-"""MKD variants on cached data; prints per-type test AUROC."""
-import argparse, json, time, numpy as np, torch
-import os
-LAB = os.environ.get("OTOLITH_LAB", "/tmp/otolith-lab")  # cached data, teachers, maps
-import torch.nn.functional as F
-from seawatch.models.otolith.network import OtolithMKD, Student, FeatureNet, discrepancy_maps, mkd_loss
-from seawatch.models.otolith.teacher import pretrain_teacher, augment, freeze
+"""MKD variants on the cached data (``make_data.py``); prints per-type test AUROC as JSON.
+
+Uses the package's teacher pretraining, networks, feature scaling and map calibration, with
+switches for what the default plan does not do (see README.md).
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from common import aurocs, load_data, rgb_stats
+from torch import nn
+
+import seawatch.models.otolith.network as N
 from seawatch.models.otolith import distil as D
-from seawatch.models.otolith.evaluate import auroc
+from seawatch.models.otolith.network import FeatureNet, OtolithMKD, Student, discrepancy_maps
+from seawatch.models.otolith.teacher import augment, freeze, pretrain_teacher
 from seawatch.models.training import training_progress
 
 p = argparse.ArgumentParser()
@@ -29,82 +39,130 @@ p.add_argument("--save", default="")
 p.add_argument("--suffix", default="")
 p.add_argument("--vw", type=float, default=1.0)
 a = p.parse_args()
-import seawatch.models.otolith.network as N
-_vm = N.value_map
-N.value_map = lambda t, s: a.vw * _vm(t, s)
-from torch import nn
+# --vw: discrepancy_maps looks value_map up in its module, so this scales the value term
+_value_map = N.value_map
+N.value_map = lambda t, s: a.vw * _value_map(t, s)
+
+
 def make_student(ins, sw, tw):
     st = Student(ins, sw)
-    st.heads = nn.ModuleList(nn.Conv2d(c, t, 1) for c, t in zip(sw[1:], tw[1:]))
+    st.heads = nn.ModuleList(nn.Conv2d(c, t, 1) for c, t in zip(sw[1:], tw[1:], strict=True))
     return st
+
+
 torch.manual_seed(0)
 torch.set_num_threads(a.threads)
-d = np.load(f"{LAB}/data{a.size}{a.suffix}.npz")
+d = load_data(a.size, a.suffix)
 train, tex = d["train"][: a.ntrain], d["tex"]
-pix = train.transpose(1, 0, 2, 3).reshape(3, -1)
-mean = tuple(float(m) / 255 for m in pix.mean(1)); std = tuple(float(v) / 255 for v in pix.std(1))
+mean, std = rgb_stats(train)
 widths = tuple(int(w) for w in a.widths.split(","))
 swidths = tuple(int(w) for w in a.swidths.split(",")) if a.swidths else widths
 t0 = time.time()
 with training_progress() as progress:
     if a.teacher:
-        teacher = FeatureNet(3, widths); teacher.load_state_dict(torch.load(a.teacher)); freeze(teacher)
+        teacher = FeatureNet(3, widths)
+        teacher.load_state_dict(torch.load(a.teacher))
+        freeze(teacher)
     else:
-        teacher, _ = pretrain_teacher(np.concatenate([train, tex]), rgb_mean=mean, rgb_std=std, widths=widths,
-            epochs=a.tepochs, batch_size=32, lr=2e-3, seed=0, device="cpu", progress=progress)
-        if a.save_teacher: torch.save(teacher.state_dict(), a.save_teacher)
+        teacher, _ = pretrain_teacher(
+            np.concatenate([train, tex]),
+            rgb_mean=mean,
+            rgb_std=std,
+            widths=widths,
+            epochs=a.tepochs,
+            batch_size=32,
+            lr=2e-3,
+            seed=0,
+            device="cpu",
+            progress=progress,
+        )
+        if a.save_teacher:
+            torch.save(teacher.state_dict(), a.save_teacher)
     t1 = time.time()
     ins = 1 if a.student_input == "gray" else 3
-    model = OtolithMKD(teacher, make_student(ins, swidths, widths), student_input=a.student_input,
-                       rgb_mean=mean, rgb_std=std, direction_weight=a.dw)
+    model = OtolithMKD(
+        teacher,
+        make_student(ins, swidths, widths),
+        student_input=a.student_input,
+        rgb_mean=mean,
+        rgb_std=std,
+        direction_weight=a.dw,
+    )
     D.set_feature_scales(model, train[:256], "cpu")
     opt = torch.optim.AdamW(model.student.parameters(), lr=a.lr, weight_decay=1e-4)
-    bs = 32; steps = len(train) // bs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs * steps, pct_start=0.15)
+    bs = min(32, len(train))
+    steps = len(train) // bs
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=a.lr, total_steps=a.epochs * steps, pct_start=0.15
+    )
     g = torch.Generator().manual_seed(0)
-    data = torch.from_numpy(train); texd = torch.from_numpy(tex)
+    data = torch.from_numpy(train)
+    texd = torch.from_numpy(tex)
     for ep in range(a.epochs):
-        model.student.train(); order = torch.randperm(len(data), generator=g); tot = 0
+        model.student.train()
+        order = torch.randperm(len(data), generator=g)
+        tot = 0
         task = progress.add_task(f"ep {ep}", total=steps, info="")
         for s in range(steps):
-            x = augment(data[order[s*bs:(s+1)*bs]].float(), g)
-            with torch.no_grad(): tf = model.teacher_features(x)
+            x = augment(data[order[s * bs : (s + 1) * bs]].float(), g)
+            with torch.no_grad():
+                tf = model.teacher_features(x)
             sf = model.student_features(x)
             maps = discrepancy_maps(tf, sf, model.direction_weight)
             if a.hard > 0:
-                loss = sum(m[m >= torch.quantile(m.detach().flatten(), a.hard)].mean() for m in maps)
+                loss = sum(
+                    m[m >= torch.quantile(m.detach().flatten(), a.hard)].mean() for m in maps
+                )
             else:
                 loss = sum(m.mean() for m in maps)
             if a.penalty > 0:
                 idx = torch.randint(0, len(texd), (bs,), generator=g)
                 xo = augment(texd[idx].float(), g)
                 loss = loss + a.penalty * sum(f.pow(2).mean() for f in model.student_features(xo))
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += float(loss)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss.detach())
             progress.advance(task)
         model.eval()
         _, r = D.calibrate_map(model, d["val"], d["val_labels"], "cpu", top_k_choices=(1,))
-        print(f"epoch {ep} loss {tot/steps:.4f} val {r['1']}", flush=True)
+        print(f"epoch {ep} loss {tot / steps:.4f} val {r['1']}", flush=True)
     best, res = D.calibrate_map(model, d["val"], d["val_labels"], "cpu")
     hm = D.heatmaps(model, d["test"], "cpu").reshape(len(d["test"]), -1)
-    tl = d["test_labels"]; normal = tl == "normal"
-    out = {"args": vars(a), "val_topk": res, "top_k": best, "teacher_s": round(t1 - t0), "student_s": round(time.time() - t1)}
+    out = {
+        "args": vars(a),
+        "val_topk": res,
+        "top_k": best,
+        "teacher_s": round(t1 - t0),
+        "student_s": round(time.time() - t1),
+    }
     for k in (1, 16, 64):
         sc = -np.sort(-hm, 1)[:, :k].mean(1)
-        out[f"test_k{k}"] = round(auroc(~normal, sc), 4)
-        out[f"types_k{k}"] = {t: round(auroc(tl[(tl == t) | normal] != "normal", sc[(tl == t) | normal]), 3) for t in sorted(set(tl) - {"normal"})}
+        out[f"test_k{k}"], out[f"types_k{k}"] = aurocs(d["test_labels"], sc)
 print(json.dumps(out))
 if a.save:
-    sm = D.stage_maps(model, d["test"], "cpu"); vm = D.stage_maps(model, d["val"], "cpu")
-    np.savez(a.save, **{f"test{k}": m for k, m in enumerate(sm)}, **{f"val{k}": m for k, m in enumerate(vm)}, test_labels=d["test_labels"], val_labels=d["val_labels"])
+    sm = D.stage_maps(model, d["test"], "cpu")
+    vm = D.stage_maps(model, d["val"], "cpu")
+    np.savez(
+        a.save,
+        **{f"test{k}": m for k, m in enumerate(sm)},
+        **{f"val{k}": m for k, m in enumerate(vm)},
+        test_labels=d["test_labels"],
+        val_labels=d["val_labels"],
+    )
     torch.save(model.student.state_dict(), a.save + ".student.pt")
 if a.png:
     import cv2
-    te = d["test"]; idx = [0, 1, 2, 400, 401, 500, 501, 600, 601, 700, 701, 800, 801]
-    hmm = D.heatmaps(model, te[idx], "cpu"); lo, hi = hmm.min(), hmm.max()
+
+    te = d["test"]
+    idx = [0, 1, 2, 400, 401, 500, 501, 600, 601, 700, 701, 800, 801]
+    hmm = D.heatmaps(model, te[idx], "cpu")
+    lo, hi = hmm.min(), hmm.max()
     rows = []
-    for i, h in zip(idx, hmm):
+    for i, h in zip(idx, hmm, strict=True):
         im = cv2.cvtColor(te[i].transpose(1, 2, 0), cv2.COLOR_RGB2BGR)
         hh = cv2.applyColorMap(((h - lo) / (hi - lo) * 255).astype("uint8"), cv2.COLORMAP_JET)
         hh = cv2.resize(hh, im.shape[:2][::-1])
         rows.append(np.hstack([im, hh]))
-    cv2.imwrite(a.png, np.vstack([np.hstack(rows[i:i+4]) for i in range(0, 12, 4)]))
+    cv2.imwrite(a.png, np.vstack([np.hstack(rows[i : i + 4]) for i in range(0, 12, 4)]))

@@ -1,13 +1,21 @@
-import sys, numpy as np, torch, torch.nn.functional as F
-exec(open(__file__.replace("saturate.py", "spike.py")).read().split("for floor in")[0])
+"""Scores with both feature sets saturated, c * tanh(x / c): ``python saturate.py STUDENT_PT``."""
+
+import sys
+
+import numpy as np
+import torch
+from common import aurocs
+from features import features, max_score
+
+from seawatch.models.otolith.network import STAGES
+
+model, data, T, S = features(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+labels = data["test_labels"]
+normal = labels == "normal"
 for c in (1.0, 2.0, 3.0, 5.0, 1000.0):
-    res = []
-    scs = []
-    for k in range(3):
-        sat = lambda z: c * torch.tanh(z / c)
-        diff = (sat(T[k]) - sat(S[k])).pow(2).mean(1)
-        sc = F.avg_pool2d(diff[:, None], 3, 1, 1).flatten(1).max(1).values.numpy()
-        scs.append(sc / np.mean(sc[normal]))
-        types = {str(ty): round(auroc(tl[(tl == ty) | normal] != "normal", sc[(tl == ty) | normal]), 3) for ty in sorted(set(tl) - {"normal"})}
-        res.append((k, round(auroc(~normal, sc), 3), types))
-    print(c, res, "sum", round(auroc(~normal, sum(scs)), 3))
+    per_stage = []
+    for k in range(STAGES):
+        scores = max_score((c * torch.tanh(T[k] / c) - c * torch.tanh(S[k] / c)).pow(2).mean(1))
+        per_stage.append(scores / np.mean(scores[normal]))
+        print(c, k, *aurocs(labels, scores))
+    print(c, "stages summed", aurocs(labels, sum(per_stage))[0])
