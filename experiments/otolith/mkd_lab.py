@@ -15,6 +15,7 @@ from torch import nn
 
 import seawatch.models.otolith.network as N
 from seawatch.models.otolith import distil as D
+from seawatch.models.otolith.corruptions import corrupt_batch
 from seawatch.models.otolith.network import FeatureNet, OtolithMKD, Student, discrepancy_maps
 from seawatch.models.otolith.teacher import augment, freeze, pretrain_teacher
 from seawatch.models.training import training_progress
@@ -38,6 +39,8 @@ p.add_argument("--png", default="")
 p.add_argument("--save", default="")
 p.add_argument("--suffix", default="")
 p.add_argument("--vw", type=float, default=1.0)
+p.add_argument("--stem-stride", type=int, default=1)
+p.add_argument("--denoise", action="store_true")  # student input corrupted, target clean
 a = p.parse_args()
 # --vw: discrepancy_maps looks value_map up in its module, so this scales the value term
 _value_map = N.value_map
@@ -45,7 +48,7 @@ N.value_map = lambda t, s: a.vw * _value_map(t, s)
 
 
 def make_student(ins, sw, tw):
-    st = Student(ins, sw)
+    st = Student(ins, sw, a.stem_stride)
     st.heads = nn.ModuleList(nn.Conv2d(c, t, 1) for c, t in zip(sw[1:], tw[1:], strict=True))
     return st
 
@@ -60,7 +63,7 @@ swidths = tuple(int(w) for w in a.swidths.split(",")) if a.swidths else widths
 t0 = time.time()
 with training_progress() as progress:
     if a.teacher:
-        teacher = FeatureNet(3, widths)
+        teacher = FeatureNet(3, widths, a.stem_stride)
         teacher.load_state_dict(torch.load(a.teacher))
         freeze(teacher)
     else:
@@ -96,6 +99,7 @@ with training_progress() as progress:
         opt, max_lr=a.lr, total_steps=a.epochs * steps, pct_start=0.15
     )
     g = torch.Generator().manual_seed(0)
+    crng = np.random.default_rng(1)
     data = torch.from_numpy(train)
     texd = torch.from_numpy(tex)
     for ep in range(a.epochs):
@@ -107,6 +111,8 @@ with training_progress() as progress:
             x = augment(data[order[s * bs : (s + 1) * bs]].float(), g)
             with torch.no_grad():
                 tf = model.teacher_features(x)
+            if a.denoise:
+                x, _ = corrupt_batch(x, crng, texd)
             sf = model.student_features(x)
             maps = discrepancy_maps(tf, sf, model.direction_weight)
             if a.hard > 0:
@@ -158,11 +164,12 @@ if a.png:
     te = d["test"]
     idx = [0, 1, 2, 400, 401, 500, 501, 600, 601, 700, 701, 800, 801]
     hmm = D.heatmaps(model, te[idx], "cpu")
-    lo, hi = hmm.min(), hmm.max()
+    lo, hi = 0.0, 2.0 * float(hmm[:3].max())  # twice the hottest normal shown
     rows = []
     for i, h in zip(idx, hmm, strict=True):
         im = cv2.cvtColor(te[i].transpose(1, 2, 0), cv2.COLOR_RGB2BGR)
-        hh = cv2.applyColorMap(((h - lo) / (hi - lo) * 255).astype("uint8"), cv2.COLORMAP_JET)
+        level = np.clip((h - lo) / (hi - lo), 0, 1)
+        hh = cv2.applyColorMap((level * 255).astype("uint8"), cv2.COLORMAP_JET)
         hh = cv2.resize(hh, im.shape[:2][::-1])
         rows.append(np.hstack([im, hh]))
     cv2.imwrite(a.png, np.vstack([np.hstack(rows[i : i + 4]) for i in range(0, 12, 4)]))

@@ -73,8 +73,8 @@ def test_card_loads_and_describes_the_artifact(artifact: Path) -> None:
 def test_onnx_has_a_dynamic_batch(artifact: Path, batch: int) -> None:
     session = ort_session(artifact / ONNX_FILE)
     score, heat = session.run(["score", "heatmap"], {"image": _real(batch, QUICK.input_size)})
-    half = QUICK.input_size // 2
-    assert score.shape == (batch,) and heat.shape == (batch, half, half)
+    side = QUICK.input_size // (2 * QUICK.stem_stride)
+    assert score.shape == (batch,) and heat.shape == (batch, side, side)
     assert np.isfinite(score).all() and (heat >= 0).all()
 
 
@@ -106,12 +106,12 @@ def test_export_parity_on_random_and_real_inputs_with_batch_1_and_5(tmp_path: Pa
 def test_teacher_weights_round_trip_and_bad_files_fail_clearly(
     artifact: Path, tmp_path: Path
 ) -> None:
-    teacher = load_teacher(artifact / "teacher.pt", QUICK.widths)
+    teacher = load_teacher(artifact / "teacher.pt", QUICK.widths, QUICK.stem_stride)
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
     bad = tmp_path / "bad.pt"
     torch.save({"nothing": torch.zeros(1)}, bad)
     with pytest.raises(ConfigError, match="teacher-weights"):
-        load_teacher(bad, QUICK.widths)
+        load_teacher(bad, QUICK.widths, QUICK.stem_stride)
 
 
 def test_evaluate_regenerates_the_test_set_and_writes_results(

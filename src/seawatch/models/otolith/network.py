@@ -36,15 +36,20 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 class FeatureNet(nn.Module):
     """A plain CNN: a stem and three stages of two 3x3 convolutions, the first with stride 2.
 
-    ``forward`` returns the three stage outputs (1/2, 1/4, 1/8 of the input side).
+    ``forward`` returns the three stage outputs (1/2, 1/4, 1/8 of the stem's output side; the
+    stem keeps the input side, or halves it with ``stem_stride`` 2 so that a full-resolution
+    input costs the stages no more than a half-resolution one).
     """
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...] = DEFAULT_WIDTHS) -> None:
+    def __init__(
+        self, in_channels: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, stem_stride: int = 1
+    ) -> None:
         super().__init__()
         if len(widths) != STAGES + 1:
             msg = f"widths needs {STAGES + 1} values (stem + {STAGES} stages), got {widths}"
             raise ValueError(msg)
-        self.stem = _conv_bn(in_channels, widths[0])
+        self.stem = _conv_bn(in_channels, widths[0], stem_stride)
+        self.stem_stride = stem_stride
         self.stages = nn.ModuleList(
             nn.Sequential(_conv_bn(c_in, c_out, 2), _conv_bn(c_out, c_out))
             for c_in, c_out in itertools.pairwise(widths)
@@ -66,9 +71,11 @@ class FeatureNet(nn.Module):
 class Student(nn.Module):
     """A :class:`FeatureNet` with a 1x1 projection per stage onto the teacher's features."""
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...] = DEFAULT_WIDTHS) -> None:
+    def __init__(
+        self, in_channels: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, stem_stride: int = 1
+    ) -> None:
         super().__init__()
-        self.body = FeatureNet(in_channels, widths)
+        self.body = FeatureNet(in_channels, widths, stem_stride)
         self.heads = nn.ModuleList(nn.Conv2d(c, c, 1) for c in widths[1:])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -106,9 +113,9 @@ class OtolithMKD(nn.Module):
     """The exported detector: frozen teacher on RGB, student on gray (or RGB), anomaly map.
 
     Input: float32 N x 3 x S x S RGB, 0..255. Output: ``score`` (N,) and ``heatmap``
-    (N x S/2 x S/2): the per-stage discrepancy divided by its mean on normal validation
-    images, upsampled, averaged over stages and smoothed; the score is its maximum (``top_k``
-    = 1) or the mean of its ``top_k`` largest values.
+    (N x S/2s x S/2s, s the stem stride): the per-stage discrepancy divided by its mean on
+    normal validation images, upsampled, averaged over stages and smoothed; the score is its
+    maximum (``top_k`` = 1) or the mean of its ``top_k`` largest values.
     """
 
     def __init__(
@@ -158,7 +165,7 @@ class OtolithMKD(nn.Module):
         return self.student(x)
 
     def heatmap(self, image: torch.Tensor) -> torch.Tensor:
-        """The anomaly map (N x S/2 x S/2), in units of the normal mean per stage."""
+        """The anomaly map (N x S/2s x S/2s), in units of the normal mean per stage."""
         with torch.no_grad():
             teacher = self.teacher_features(image)
         maps = discrepancy_maps(teacher, self.student_features(image), self.direction_weight)
@@ -203,14 +210,17 @@ def count_parameters(module: nn.Module) -> int:
 def describe(model: OtolithMKD) -> str:
     """One line naming the architecture, for the model card."""
     widths = list(model.teacher.widths)
+    stride = model.teacher.stem_stride
+    scales = ", ".join(f"1/{2**k * stride}" for k in range(1, STAGES + 1))
     return (
         f"MKD (asymmetric: teacher RGB, student {model.student_input}): teacher and student "
-        f"CNNs, 3x3 stem + 3 stages of two 3x3 convs (stride 2 first, BatchNorm, ReLU), widths "
-        f"{widths}, features distilled at 1/2, 1/4, 1/8 of the input; student 1x1 projection "
+        f"CNNs, 3x3 stem (stride {stride}) + 3 stages of two 3x3 convs (stride 2 first, "
+        f"BatchNorm, ReLU), widths {widths}, features distilled at {scales} of the input; "
+        "student 1x1 projection "
         f"heads; teacher {count_parameters(model.teacher) / 1e3:.0f} k and student "
         f"{count_parameters(model.student) / 1e3:.0f} k parameters; value + "
         f"{model.direction_weight:g} x direction (1 - cosine) discrepancy per position, each "
-        f"stage divided by its normal mean, upsampled to 1/2, averaged, Gaussian-smoothed; "
+        f"stage divided by its normal mean, upsampled to the finest, averaged, Gaussian-smoothed; "
         f"score = {'max' if model.top_k == 1 else f'mean of top {model.top_k}'} of the map"
     )
 

@@ -1,13 +1,16 @@
-"""The teacher: pretrained by masked-image inpainting at three resolutions, or loaded.
+"""The teacher: pretrained to localise generic corruptions at three resolutions, or loaded.
 
 No ImageNet weights can be downloaded here, so the teacher is pretrained inside the project
-on a self-supervised task that needs no labels and keeps *local* colour and texture in every
-stage: blocks of the colour image are blanked out and each stage (1/2, 1/4, 1/8) predicts,
-through a 3x3 convolution, the whole image at its own resolution, blanked blocks included,
-from context. The images are normal synthetic otoliths (the student's training set) and as
-many generic "dead leaves" images (:mod:`._textures`). Anomalies are never shown to it. A
-``state_dict`` saved from :class:`FeatureNet` (e.g. ``teacher.pt`` of an artifact) can be
-loaded instead with :func:`load_teacher`.
+on a synthetic auxiliary task: normal otoliths are altered by *generic* local corruptions
+(:mod:`.corruptions`: foreign textures, pasted pieces, smoothing, colour casts, strokes,
+spots, local defocus) and each stage (1/2, 1/4, 1/8 of the stem's output) predicts,
+through a 1x1 convolution, where the image was altered (an area-balanced loss, so a
+two-pixel spot counts as much as a large region). Its features thus respond to local
+irregularity, which a student trained on normal otoliths alone never sees and cannot
+reproduce; that is what makes the discrepancy an anomaly score. The corruptions know nothing
+of the defect generator the detector is evaluated on (:mod:`._defects`). A ``state_dict``
+saved from :class:`FeatureNet` (e.g. ``teacher.pt`` of an artifact) can be loaded instead
+with :func:`load_teacher`.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from rich.progress import Progress
 from torch import nn
 
 from seawatch.errors import ConfigError
+from seawatch.models.otolith.corruptions import corrupt_batch, localisation_loss
 from seawatch.models.otolith.network import FeatureNet
 from seawatch.models.training import log_line
 
-MASK_BLOCK = 16  # side of the blanked blocks in input pixels (at 128 px: an eighth)
-MASK_SHARE = 0.35
-MASKED_WEIGHT = 3.0  # loss weight of blanked pixels relative to visible ones
+TASK = (
+    "pretrained here to localise generic synthetic corruptions (foreign texture, pasted piece, "
+    "smoothing, colour cast, strokes, spots, local defocus; seawatch.models.otolith."
+    "corruptions) at 1/2, 1/4 and 1/8 resolution, on normal otoliths only"
+)
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -39,10 +45,12 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def pretrain_teacher(
     images: np.ndarray,
+    textures: np.ndarray,
     *,
     rgb_mean: tuple[float, float, float],
     rgb_std: tuple[float, float, float],
     widths: tuple[int, ...],
+    stem_stride: int,
     epochs: int,
     batch_size: int,
     lr: float,
@@ -50,24 +58,26 @@ def pretrain_teacher(
     device: str,
     progress: Progress,
 ) -> tuple[FeatureNet, list[dict[str, float]]]:
-    """Pretrain a colour :class:`FeatureNet` on ``images`` (N x 3 x S x S uint8 RGB).
+    """Pretrain a colour :class:`FeatureNet` on normal ``images`` (N x 3 x S x S uint8 RGB).
 
-    Returns the network (eval mode, frozen) and the loss per epoch.
+    ``textures`` (same layout) are the foreign textures pasted in. Returns the network
+    (eval mode, frozen) and the loss per epoch.
     """
     torch.manual_seed(seed)
-    net = FeatureNet(3, widths).to(device)
-    heads = nn.ModuleList(nn.Conv2d(c, 3, 3, padding=1) for c in widths[1:]).to(device)
+    net = FeatureNet(3, widths, stem_stride).to(device)
+    heads = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in widths[1:]).to(device)
     params = [*net.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    batch_size = min(batch_size, len(images))
     steps = max(1, len(images) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=max(1, epochs * steps), pct_start=0.2
+        optimizer, max_lr=lr, total_steps=max(1, epochs * steps), pct_start=0.15
     )
     mean = torch.tensor(rgb_mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(rgb_std, device=device).view(1, 3, 1, 1)
     generator = torch.Generator().manual_seed(seed)
-    data = torch.from_numpy(images)
-    block = max(2, MASK_BLOCK * images.shape[-1] // 128)
+    rng = np.random.default_rng(seed)
+    data, foreign = torch.from_numpy(images), torch.from_numpy(textures)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -76,17 +86,15 @@ def pretrain_teacher(
         net.train()
         total = 0.0
         for step in range(steps):
-            batch = data[order[step * batch_size : (step + 1) * batch_size]]
-            x = (augment(batch.float(), generator).to(device) / 255.0 - mean) / std
-            side = x.shape[-1]
-            cells = torch.rand(len(x), 1, side // block, side // block, generator=generator)
-            hidden = F.interpolate((cells < MASK_SHARE).float(), size=(side, side)).to(device)
+            batch = augment(
+                data[order[step * batch_size : (step + 1) * batch_size]].float(), generator
+            )
+            x, labels = corrupt_batch(batch, rng, foreign)
+            x, labels = (x.to(device) / 255.0 - mean) / std, labels.to(device)
             loss = torch.zeros((), device=device)
-            for head, feature in zip(heads, net(x * (1.0 - hidden)), strict=True):
-                factor = side // feature.shape[-1]
-                target = F.avg_pool2d(x, factor)
-                weight = 1.0 + (MASKED_WEIGHT - 1.0) * F.avg_pool2d(hidden, factor)
-                loss = loss + ((head(feature) - target) ** 2 * weight).mean()
+            for head, feature in zip(heads, net(x), strict=True):
+                target = F.adaptive_avg_pool2d(labels, feature.shape[-2:])
+                loss = loss + localisation_loss(head(feature), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -110,19 +118,20 @@ def freeze(net: FeatureNet) -> FeatureNet:
     return net
 
 
-def load_teacher(path: Path, widths: tuple[int, ...]) -> FeatureNet:
+def load_teacher(path: Path, widths: tuple[int, ...], stem_stride: int = 1) -> FeatureNet:
     """A frozen colour :class:`FeatureNet` with the ``state_dict`` saved at ``path``."""
-    net = FeatureNet(3, widths)
+    net = FeatureNet(3, widths, stem_stride)
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     except (OSError, RuntimeError, KeyError) as exc:
         msg = (
             f"--teacher-weights {path}: not a FeatureNet state_dict with widths {widths} "
+            f"and stem stride {stem_stride} "
             f"({exc}); pass a teacher.pt written by `seawatch train otolith`"
         )
         raise ConfigError(msg) from exc
     return freeze(net)
 
 
-__all__ = ["augment", "freeze", "load_teacher", "pretrain_teacher"]
+__all__ = ["TASK", "augment", "freeze", "load_teacher", "pretrain_teacher"]

@@ -44,6 +44,7 @@ from seawatch.models.otolith.evaluate import (
 )
 from seawatch.models.otolith.network import DEFAULT_WIDTHS, OtolithMKD, Student, describe
 from seawatch.models.otolith.synthetic import ANOMALY_TYPES, NORMAL, make_dataset
+from seawatch.models.otolith.teacher import TASK as TEACHER_TASK
 from seawatch.models.otolith.teacher import load_teacher, pretrain_teacher
 from seawatch.models.training import seed_everything, select_device, training_progress
 
@@ -65,6 +66,7 @@ class Plan:
 
     render_size: int = 256  # generator output side (what the demo stream sends)
     input_size: int = 128
+    stem_stride: int = 1  # 2 halves the input at once (a full-resolution input, same cost)
     n_train: int = 1600
     n_textures: int = 1600
     n_calibration: int = 500
@@ -72,11 +74,11 @@ class Plan:
     n_val_per_anomaly: int = 20
     n_test_normal: int = 400
     n_test_per_anomaly: int = 100
-    epochs: int = 8
-    teacher_epochs: int = 3
+    epochs: int = 10
+    teacher_epochs: int = 24
     batch_size: int = 32
     lr: float = 2e-3
-    teacher_lr: float = 2e-3
+    teacher_lr: float = 3e-3
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     direction_weight: float = 1.0
     ablation: bool = True
@@ -146,14 +148,16 @@ def train_otolith(
         rgb_mean = tuple(round(float(m) / 255, 5) for m in pixels.mean(1))
         rgb_std = tuple(round(float(v) / 255, 5) for v in pixels.std(1))
         if teacher_weights is not None:
-            teacher = load_teacher(teacher_weights, plan.widths).to(device)
+            teacher = load_teacher(teacher_weights, plan.widths, plan.stem_stride).to(device)
             teacher_info: dict[str, Any] = {"source": f"loaded state_dict {teacher_weights}"}
         else:
             teacher, teacher_history = pretrain_teacher(
-                np.concatenate([data.train, data.textures]),
+                data.train,
+                data.textures,
                 rgb_mean=rgb_mean,
                 rgb_std=rgb_std,
                 widths=plan.widths,
+                stem_stride=plan.stem_stride,
                 epochs=plan.teacher_epochs,
                 batch_size=plan.batch_size,
                 lr=plan.teacher_lr,
@@ -162,9 +166,9 @@ def train_otolith(
                 progress=progress,
             )
             teacher_info = {
-                "source": "pretrained here by masked-image inpainting at 1/2, 1/4 and 1/8 "
-                "resolution (seawatch.models.otolith.teacher)",
-                "images": f"{len(data.train)} normal otoliths + {len(data.textures)} dead leaves",
+                "source": TEACHER_TASK,
+                "images": f"{len(data.train)} normal otoliths, corrupted on the fly; "
+                f"{len(data.textures)} dead-leaves images as foreign textures",
                 "epochs": plan.teacher_epochs,
                 "history": teacher_history,
             }
@@ -297,7 +301,7 @@ def _student(
     torch.manual_seed(seed + 1)
     model = OtolithMKD(
         teacher,
-        Student(1 if student_input == "gray" else 3, plan.widths),
+        Student(1 if student_input == "gray" else 3, plan.widths, plan.stem_stride),
         student_input=student_input,  # type: ignore[arg-type]
         rgb_mean=norm[0],  # type: ignore[arg-type]
         rgb_std=norm[1],  # type: ignore[arg-type]
