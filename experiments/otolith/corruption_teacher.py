@@ -27,10 +27,8 @@ p.add_argument("--lr", type=float, default=3e-3)
 p.add_argument("--pos-weight", type=float, default=3.0)
 p.add_argument("--stem-stride", type=int, default=1)
 p.add_argument("--kinds", default=",".join(KINDS))
-p.add_argument("--global-defocus", type=float, default=0.25)
 p.add_argument("--balanced", action="store_true")
 a = p.parse_args()
-C.GLOBAL_DEFOCUS = a.global_defocus
 kinds = tuple(a.kinds.split(","))
 torch.manual_seed(0)
 torch.set_num_threads(2)
@@ -46,7 +44,9 @@ params = [*net.parameters(), *heads.parameters()]
 opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
 bs = 32
 steps = len(train) // bs
-sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs * steps, pct_start=0.15)
+sched = torch.optim.lr_scheduler.OneCycleLR(
+    opt, max_lr=a.lr, total_steps=a.epochs * steps, pct_start=0.15
+)
 g = torch.Generator().manual_seed(0)
 rng = np.random.default_rng(0)
 data = torch.from_numpy(train)
@@ -65,7 +65,11 @@ for ep in range(a.epochs):
         for head, f in zip(heads, feats, strict=True):
             factor = x.shape[-1] // f.shape[-1]
             target = F.avg_pool2d(lab, factor)
-            loss = loss + C.localisation_loss(head(f), target) if a.balanced else loss + F.binary_cross_entropy_with_logits(head(f), target, pos_weight=pw)
+            loss = (
+                loss + C.localisation_loss(head(f), target)
+                if a.balanced
+                else loss + F.binary_cross_entropy_with_logits(head(f), target, pos_weight=pw)
+            )
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -10,12 +10,15 @@ know nothing of otoliths or of the defect generator used for evaluation (:mod:`.
   CVPR 2021);
 - ``smooth``: a region replaced by a smoothed copy, with or without a colour cast;
 - ``tint``: a colour cast in a region (per-channel gains);
-- ``cut``: a region, or everything beyond a jagged line, filled with the image's darkest
-  level (a piece taken away); only a band along the new edge is labelled, since whether a
-  dark area held an object before cannot be told, but a cut edge can;
+- ``cut``: a region, or everything beyond a jagged line, filled with the median colour of
+  the image's border (a piece taken away, the tray showing); only a band along the new
+  edge is labelled, since whether a dark area held an object before cannot be told, but a
+  cut edge can;
 - ``strokes``: thin random polylines, dark or bright (scratches, hairs);
 - ``spots``: small random dark or bright blobs;
-- ``defocus``: a region mildly smoothed (ImageNet-C's defocus family, locally).
+- ``defocus``: a region mildly smoothed (ImageNet-C's defocus family, locally). Smoothing
+  must change a pixel by twice :data:`CHANGE_LEVEL` to be labelled, so that naturally soft
+  (shaded) outlines are not confused with smoothed ones.
 
 Labelling a whole erased area, and defocusing the whole image, were tried and dropped: the
 teacher cannot tell from local evidence whether a dark area held an object before or whether
@@ -107,7 +110,8 @@ def stroke_mask(rng: np.random.Generator, size: int) -> np.ndarray:
             y += 1.5 * math.sin(heading)
             points.append((x, y))
         line = np.round(np.array(points) * 16).astype(np.int32)
-        cv2.polylines(canvas, [line], False, 255, int(rng.integers(1, 3)), cv2.LINE_AA, 4)
+        width = 1 if rng.random() < 0.75 else 2
+        cv2.polylines(canvas, [line], False, 255, width, cv2.LINE_AA, 4)
     return canvas.astype(np.float32) / 255.0
 
 
@@ -162,7 +166,7 @@ def corrupt_one(
         if rng.random() < 0.5:
             source = source.flip(2)
     elif kind in ("smooth", "defocus"):
-        sigma = rng.uniform(1.5, 5.0) if kind == "smooth" else rng.uniform(0.7, 2.5)
+        sigma = rng.uniform(1.5, 5.0) if kind == "smooth" else rng.uniform(1.0, 2.5)
         source = _blur(image, float(sigma * scale))
         if kind == "smooth" and rng.random() < 0.5:
             source = (
@@ -172,11 +176,12 @@ def corrupt_one(
         gains = torch.tensor(rng.uniform(0.7, 1.3, 3), dtype=image.dtype)
         source = image * gains[:, None, None]
     elif kind == "cut":
-        dark = image.flatten(1).quantile(0.05, dim=1)
-        source = dark[:, None, None].expand_as(image)
+        border = torch.cat([image[:, :2].flatten(1), image[:, -2:].flatten(1)], 1)
+        border = torch.cat([border, image[:, :, :2].flatten(1), image[:, :, -2:].flatten(1)], 1)
+        source = border.median(1).values[:, None, None].expand_as(image)  # the surroundings
     elif kind in ("strokes", "spots"):
         if rng.random() < 0.6:
-            source = image * float(rng.uniform(0.15, 0.7))
+            source = image * float(rng.uniform(0.15, 0.85))
         else:
             source = torch.full_like(image, float(rng.uniform(150, 255)))
     if source is None:
@@ -196,7 +201,8 @@ def corrupt_batch(
 
     About :data:`CLEAN_SHARE` of the images stay unaltered; every image gets fresh sensor
     noise. A pixel is labelled 1 where it lies in the applied region and the lightly smoothed
-    image changed there by more than :data:`CHANGE_LEVEL` grey levels (dilated by a pixel).
+    image changed there by more than :data:`CHANGE_LEVEL` grey levels (twice that for
+    smoothing; dilated by a pixel); for a ``cut``, a band along the new edge.
     """
     out = images.clone()
     labels = torch.zeros(len(images), 1, *images.shape[-2:])
@@ -206,7 +212,8 @@ def corrupt_batch(
         kind = kinds[int(rng.integers(len(kinds)))]
         altered, region = corrupt_one(images[i], kind, rng, textures)
         change = (_blur(altered, 0.8) - _blur(images[i], 0.8)).abs().amax(0)
-        changed = (change > CHANGE_LEVEL).float()[None, None]
+        level = CHANGE_LEVEL * (2.0 if kind in ("smooth", "defocus") else 1.0)
+        changed = (change > level).float()[None, None]
         if kind == "cut":  # the new edge, both sides, where the cut took something away
             band = boundary_band(region, max(2, images.shape[-1] // 64))
             near = F.max_pool2d(changed, 7, stride=1, padding=3)[0, 0]
