@@ -17,10 +17,10 @@ keeps the other tasks' last blocks).
 
     python benchmarks/pipeline.py [--task all] [--frames 2000] [--threads 1]
 
-No otolith model is committed: without ``--otolith-model DIR`` a seconds-long artifact
-is trained for the run (``--otolith-build full-arch``, the default: the default architecture
-trained for seconds, so the served model's cost; or ``quick``, the tests' tiny network), and
-the JSON says which.
+The otolith block uses the committed ``models/otolith`` (``--otolith-build committed``, the
+default), ``--otolith-model DIR``, or an artifact trained for the run (``full-arch``: the
+default architecture trained for seconds; ``quick``: the tests' tiny network); the JSON says
+which.
 """
 
 from __future__ import annotations
@@ -245,14 +245,14 @@ def main() -> None:
         "--otolith-model",
         type=Path,
         default=None,
-        help="otolith model dir (default: an artifact trained for this run, see --otolith-build)",
+        help="otolith model dir (default: see --otolith-build)",
     )
     parser.add_argument(
         "--otolith-build",
-        choices=["quick", "full-arch"],
-        default="full-arch",
-        help="without --otolith-model: the tests' quick artifact, or the default training "
-        "plan's architecture trained for seconds (the served model's cost)",
+        choices=["committed", "quick", "full-arch"],
+        default="committed",
+        help="without --otolith-model: the committed models/otolith, the tests' quick "
+        "artifact, or the default training plan's architecture trained for seconds",
     )
     parser.add_argument("--note", default=None, help="recorded in the JSON (a shared machine)")
     args = parser.parse_args()

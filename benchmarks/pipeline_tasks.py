@@ -29,6 +29,7 @@ from seawatch.models.card import ONNX_FILE, load_card
 
 TASKS = ("plankton", "otolith", "fish")
 PLANKTON_DIR, FISH_DIR = Path("models/plankton"), Path("models/fish")
+OTOLITH_DIR = Path("models/otolith")
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,15 @@ class Models:
 
 
 def otolith_model(given: Path | None, tmp: Path, build: str) -> tuple[Path, str]:
-    """``--otolith-model DIR``, else an artifact trained into ``tmp`` (no otolith model is
-    committed): ``quick`` as the tests' ``otolith_model_dir`` fixture does (a 10 k-parameter
-    net on 64 px inputs, far cheaper than a served one), or ``full-arch``: the default
-    training plan's architecture and input size trained for seconds (the served model's
-    cost, meaningless scores)."""
+    """``--otolith-model DIR``; else ``build`` ``committed``: the committed ``models/otolith``;
+    else an artifact trained into ``tmp``: ``quick`` as the tests' ``otolith_model_dir``
+    fixture does (a 10 k-parameter net on 64 px inputs, far cheaper than a served one), or
+    ``full-arch``: the default training plan's architecture and input size trained for
+    seconds (the served model's cost, meaningless scores)."""
     if given is not None:
         return resolve_model_dir(given), f"given: {given}"
+    if build == "committed":
+        return resolve_model_dir(OTOLITH_DIR), f"committed: {OTOLITH_DIR}"
     from seawatch.models.otolith.train import QUICK, Plan, train_otolith
 
     if build == "quick":

@@ -54,8 +54,8 @@ def _artifact(name: str) -> Path:
 def otolith_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The committed otolith model, else a seconds-long ``--quick`` one trained here.
 
-    No otolith model is committed yet (its default training does not reach the issue's
-    AUROC target); the serving tests need *an* artifact of the right shape, not a good one.
+    The serving tests need *an* artifact of the right shape, not a good one; the quick one
+    keeps them running in a checkout without ``models/otolith``.
     """
     committed = MODEL_DIR.parent / "otolith"
     if (committed / "model.onnx").is_file():

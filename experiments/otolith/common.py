@@ -26,3 +26,14 @@ def aurocs(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, flo
     """Image AUROC over every defect, and per defect type against the normals."""
     metrics = detection_metrics(labels, scores, threshold=float("inf"))
     return metrics["auroc"], metrics["auroc_per_type"]
+
+
+def one_cycle(params, lr: float, epochs: int, steps: int):
+    """AdamW (weight decay 1e-4) with a one-cycle schedule, as the package's training uses."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15
+    )
+    return opt, sched

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import load_data, rgb_stats
+from common import load_data, one_cycle, rgb_stats
 from torch import nn
 
 import seawatch.models.otolith.corruptions as C
@@ -41,12 +41,9 @@ widths = tuple(int(w) for w in a.widths.split(","))
 net = FeatureNet(3, widths, a.stem_stride)
 heads = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in widths[1:])
 params = [*net.parameters(), *heads.parameters()]
-opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
 bs = 32
 steps = len(train) // bs
-sched = torch.optim.lr_scheduler.OneCycleLR(
-    opt, max_lr=a.lr, total_steps=a.epochs * steps, pct_start=0.15
-)
+opt, sched = one_cycle(params, a.lr, a.epochs, steps)
 g = torch.Generator().manual_seed(0)
 rng = np.random.default_rng(0)
 data = torch.from_numpy(train)

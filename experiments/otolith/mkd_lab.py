@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import torch
-from common import aurocs, load_data, rgb_stats
+from common import aurocs, load_data, one_cycle, rgb_stats
 from torch import nn
 
 import seawatch.models.otolith.network as N
@@ -92,12 +92,9 @@ with training_progress() as progress:
         direction_weight=a.dw,
     )
     D.set_feature_scales(model, train[:256], "cpu")
-    opt = torch.optim.AdamW(model.student.parameters(), lr=a.lr, weight_decay=1e-4)
     bs = min(32, len(train))
     steps = len(train) // bs
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=a.lr, total_steps=a.epochs * steps, pct_start=0.15
-    )
+    opt, sched = one_cycle(model.student.parameters(), a.lr, a.epochs, steps)
     g = torch.Generator().manual_seed(0)
     crng = np.random.default_rng(1)
     data = torch.from_numpy(train)

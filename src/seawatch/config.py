@@ -227,7 +227,7 @@ class InferenceSettings(_Section):
     )
     model_dir: Path = Field(Path("models/plankton"), description="the plankton model artifact")
     otolith_model_dir: Path | None = Field(
-        None, description="otolith anomaly model; null (none committed yet): otolith frames to DLQ"
+        Path("models/otolith"), description="otolith anomaly model; null: otolith frames to DLQ"
     )
     fish_model_dir: Path | None = Field(
         Path("models/fish"), description="fish re-ID model; null: fish frames to DLQ"

@@ -2,8 +2,8 @@
 
 No ImageNet weights can be downloaded here, so the teacher is pretrained inside the project
 on a synthetic auxiliary task: normal otoliths are altered by *generic* local corruptions
-(:mod:`.corruptions`: foreign textures, pasted pieces, smoothing, colour casts, strokes,
-spots, local defocus) and each stage (1/2, 1/4, 1/8 of the stem's output) predicts,
+(:mod:`.corruptions`: foreign textures, pasted pieces, smoothing, colour casts, cut edges,
+strokes, spots, local defocus) and each stage (1/2, 1/4, 1/8 of the stem's output) predicts,
 through a 1x1 convolution, where the image was altered (an area-balanced loss, so a
 two-pixel spot counts as much as a large region). Its features thus respond to local
 irregularity, which a student trained on normal otoliths alone never sees and cannot
@@ -31,7 +31,7 @@ from seawatch.models.training import log_line
 
 TASK = (
     "pretrained here to localise generic synthetic corruptions (foreign texture, pasted piece, "
-    "smoothing, colour cast, strokes, spots, local defocus; seawatch.models.otolith."
+    "smoothing, colour cast, cut edge, strokes, spots, local defocus; seawatch.models.otolith."
     "corruptions) at 1/2, 1/4 and 1/8 resolution, on normal otoliths only"
 )
 

@@ -66,7 +66,7 @@ class Plan:
 
     render_size: int = 256  # generator output side (what the demo stream sends)
     input_size: int = 128
-    stem_stride: int = 1  # 2 halves the input at once (a full-resolution input, same cost)
+    stem_stride: int = 1  # 2 halves the input at once (a 256 px input, same stage cost)
     n_train: int = 1600
     n_textures: int = 1600
     n_calibration: int = 500
