@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
@@ -61,3 +62,35 @@ def test_morphometrics_are_stored_in_pixels_and_micrometres(tmp_path):
     assert (major_um, minor_um, feret_um) == pytest.approx((120.0, 100.0, 130.0))
     assert esd_um == pytest.approx(esd_px * 10.0)
     assert volume == pytest.approx(3.141592653589793 / 6 * esd_um**3)
+
+
+def _reader_holding_a_lock(path):
+    """A read-only connection inside a transaction: it holds a shared lock on ``path``."""
+    sqlite3.connect(path).close()  # the file exists, still in rollback-journal mode
+    reader = sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    return reader
+
+
+def test_opening_waits_out_a_reader_that_locks_the_new_file(tmp_path):
+    path = tmp_path / "s.db"
+    reader = _reader_holding_a_lock(path)
+    threading.Timer(0.3, lambda: reader.execute("COMMIT")).start()
+    store = LocalStore(path, lock_wait_s=20)  # "database is locked" until the reader ends
+    store.add([make_record(1_780_000_000_000_000_000)])
+    store.close()
+    reader.close()
+    assert open_readonly(path).execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 1
+
+
+def test_a_lock_that_lasts_is_a_clear_storage_error(tmp_path):
+    path = tmp_path / "s.db"
+    reader = _reader_holding_a_lock(path)
+    try:
+        with pytest.raises(StorageError, match=r"locked; check storage\.local\.path"):
+            LocalStore(path, lock_wait_s=0.2)
+    finally:
+        reader.close()

@@ -138,24 +138,49 @@ def _task_rows(records: Sequence[FrameRecord]) -> tuple[list[tuple], list[tuple]
     return otoliths, fish
 
 
+OPEN_LOCK_WAIT_S = 10.0  # how long opening waits out readers locking a brand-new store
+
+
 class LocalStore:
     """A :class:`~seawatch.storage.sink.Sink` writing to a SQLite file."""
 
     name = "local"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, lock_wait_s: float = OPEN_LOCK_WAIT_S) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            msg = f"cannot open the local store {self.path}: {exc}; check storage.local.path"
-            raise StorageError(msg) from exc
+        deadline = time.monotonic() + lock_wait_s
+        while True:
+            db = None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=min(5.0, lock_wait_s),
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.executescript(_SCHEMA)
+                self._db = db
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL needs it to itself: a reader looking in at that
+                # moment (a report, a health probe, a watching test) can make it fail with
+                # "locked". Try again until the deadline; a lasting lock is an error.
+                if db is not None:
+                    db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._error(exc) from exc
+                time.sleep(0.05)
+            except (OSError, sqlite3.Error) as exc:
+                raise self._error(exc) from exc
         self._pending: list[FrameRecord] = []
+
+    def _error(self, exc: Exception) -> StorageError:
+        msg = f"cannot open the local store {self.path}: {exc}; check storage.local.path"
+        return StorageError(msg)
 
     def add(self, records: Sequence[FrameRecord]) -> None:
         """Queue records for the next flush."""
