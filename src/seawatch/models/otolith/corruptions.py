@@ -145,17 +145,20 @@ def corrupt_one(
 
     Returns the altered image and the region it was applied to (S x S, 0..1).
     """
+    if kind not in KINDS:
+        msg = f"unknown corruption kind {kind!r}; expected one of {', '.join(KINDS)}"
+        raise ValueError(msg)
     size = image.shape[-1]
     scale = size / 128  # blur widths below are for a 128 px input
-    as_mask = lambda m: torch.from_numpy(m).to(image.device)  # noqa: E731
     if kind == "strokes":
-        region, source = as_mask(stroke_mask(rng, size)), None
+        mask = stroke_mask(rng, size)
     elif kind == "spots":
-        region, source = as_mask(spot_mask(rng, size)), None
+        mask = spot_mask(rng, size)
     elif kind == "cut" and rng.random() < 0.5:
-        region, source = as_mask(half_plane_mask(rng, size)), None
+        mask = half_plane_mask(rng, size)
     else:
-        region, source = as_mask(region_mask(rng, size)), None
+        mask = region_mask(rng, size)
+    region = torch.from_numpy(mask).to(image.device)
     if kind == "texture":
         texture = textures[int(rng.integers(len(textures)))].float()
         source = torch.rot90(texture, int(rng.integers(4)), dims=(1, 2))
@@ -179,14 +182,10 @@ def corrupt_one(
         border = torch.cat([image[:, :2].flatten(1), image[:, -2:].flatten(1)], 1)
         border = torch.cat([border, image[:, :, :2].flatten(1), image[:, :, -2:].flatten(1)], 1)
         source = border.median(1).values[:, None, None].expand_as(image)  # the surroundings
-    elif kind in ("strokes", "spots"):
-        if rng.random() < 0.6:
-            source = image * float(rng.uniform(0.15, 0.85))
-        else:
-            source = torch.full_like(image, float(rng.uniform(150, 255)))
-    if source is None:
-        msg = f"unknown corruption kind {kind!r}; expected one of {', '.join(KINDS)}"
-        raise ValueError(msg)
+    elif rng.random() < 0.6:  # strokes, spots: darker
+        source = image * float(rng.uniform(0.15, 0.85))
+    else:  # or bright
+        source = torch.full_like(image, float(rng.uniform(150, 255)))
     altered = image * (1.0 - region) + source * region
     return altered.clamp(0, 255), region
 
@@ -248,8 +247,12 @@ __all__ = [
     "CHANGE_LEVEL",
     "CLEAN_SHARE",
     "KINDS",
+    "boundary_band",
     "corrupt_batch",
     "corrupt_one",
+    "half_plane_mask",
     "localisation_loss",
     "region_mask",
+    "spot_mask",
+    "stroke_mask",
 ]
