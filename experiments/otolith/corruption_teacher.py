@@ -26,6 +26,7 @@ p.add_argument("--epochs", type=int, default=6)
 p.add_argument("--lr", type=float, default=3e-3)
 p.add_argument("--pos-weight", type=float, default=3.0)
 p.add_argument("--stem-stride", type=int, default=1)
+p.add_argument("--depth", type=int, default=2)  # convolutions per stage
 p.add_argument("--kinds", default=",".join(KINDS))
 p.add_argument("--balanced", action="store_true")
 a = p.parse_args()
@@ -38,7 +39,7 @@ mean, std = rgb_stats(train)
 m = torch.tensor(mean).view(1, 3, 1, 1)
 s = torch.tensor(std).view(1, 3, 1, 1)
 widths = tuple(int(w) for w in a.widths.split(","))
-net = FeatureNet(3, widths, a.stem_stride)
+net = FeatureNet(3, widths, a.stem_stride, a.depth)
 heads = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in widths[1:])
 params = [*net.parameters(), *heads.parameters()]
 bs = 32

@@ -40,6 +40,8 @@ p.add_argument("--save", default="")
 p.add_argument("--suffix", default="")
 p.add_argument("--vw", type=float, default=1.0)
 p.add_argument("--stem-stride", type=int, default=1)
+p.add_argument("--tdepth", type=int, default=2)  # teacher convolutions per stage
+p.add_argument("--sdepth", type=int, default=2)  # student convolutions per stage
 p.add_argument("--denoise", action="store_true")  # student input corrupted, target clean
 a = p.parse_args()
 # --vw: discrepancy_maps looks value_map up in its module, so this scales the value term
@@ -49,6 +51,7 @@ N.value_map = lambda t, s: a.vw * _value_map(t, s)
 
 def make_student(ins, sw, tw):
     st = Student(ins, sw, a.stem_stride)
+    st.body = FeatureNet(ins, sw, a.stem_stride, a.sdepth)
     st.heads = nn.ModuleList(nn.Conv2d(c, t, 1) for c, t in zip(sw[1:], tw[1:], strict=True))
     return st
 
@@ -63,7 +66,7 @@ swidths = tuple(int(w) for w in a.swidths.split(",")) if a.swidths else widths
 t0 = time.time()
 with training_progress() as progress:
     if a.teacher:
-        teacher = FeatureNet(3, widths, a.stem_stride)
+        teacher = FeatureNet(3, widths, a.stem_stride, a.tdepth)
         teacher.load_state_dict(torch.load(a.teacher))
         freeze(teacher)
     else:

@@ -13,13 +13,13 @@ from torch import nn
 from seawatch.models.otolith.network import FeatureNet
 
 torch.set_num_threads(2)
-size, stride = (int(v) for v in (sys.argv[2:4] if len(sys.argv) > 3 else (128, 1)))
+size, stride, depth = (int(v) for v in (sys.argv[2:5] if len(sys.argv) > 4 else (128, 1, 2)))
 d = load_data(size)
 mean, std = rgb_stats(d["train"])
 m = torch.tensor(mean).view(1, 3, 1, 1)
 s = torch.tensor(std).view(1, 3, 1, 1)
 widths = (16, 32, 64, 96)
-net = FeatureNet(3, widths, stride)
+net = FeatureNet(3, widths, stride, depth)
 net.load_state_dict(torch.load(sys.argv[1]))
 heads = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in widths[1:])
 heads.load_state_dict(torch.load(sys.argv[1] + ".heads"))

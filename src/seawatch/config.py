@@ -238,8 +238,20 @@ class InferenceSettings(_Section):
     max_batch: int = Field(64, ge=1, le=4096, description="objects per inference call")
     max_wait_ms: int = Field(20, ge=0, le=10_000, description="wait to fill a poll batch")
     threads: int = Field(1, ge=1, le=256, description="intra-op threads of the backend")
+    blas_threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="numpy's BLAS threads (gallery matching and other small products); more "
+        "than 1 only spins against the model's threads",
+    )
     max_batches_in_flight: int = Field(
-        8, ge=1, le=64, description="poll batches prepared ahead of the inference thread"
+        8,
+        ge=0,
+        le=64,
+        description="poll batches prepared ahead of the inference thread; 0: no inference "
+        "thread, the loop infers each batch itself (one thread per worker, for --workers N "
+        "on N cores)",
     )
     top_k: int = Field(3, ge=1, le=20)
 

@@ -2,7 +2,9 @@
 
 Three stages overlap on two threads: while batch n is inferred on the inference thread,
 the loop polls and prepares the next ones (up to ``depth`` batches in flight) and stores
-and commits the batches the inference thread has finished, in order. Offsets of a batch
+and commits the batches the inference thread has finished, in order. With ``depth`` 0 the
+loop infers each batch itself: one thread per worker, for scale-out by processes
+(``seawatch run --workers N`` on N cores). Offsets of a batch
 are committed only after every sink has flushed it and the dead-letter queue has
 acknowledged its bad messages, so a crash at any point loses nothing (replays overwrite
 their own records).
@@ -71,8 +73,8 @@ class Pipeline:
         on_idle: Callable[[], object] | None = None,
         heartbeat: Heartbeat | None = None,
     ) -> None:
-        if depth < 1:
-            msg = f"depth must be at least 1 (batches in flight), got {depth}"
+        if depth < 0:
+            msg = f"depth must be at least 0 (batches in flight; 0: infer inline), got {depth}"
             raise ValueError(msg)
         self.source = source
         self.preparer = preparer
@@ -95,7 +97,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._paused = False
         self._paused_since = 0.0
-        self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer") if depth else None
 
     @property
     def paused(self) -> bool:
@@ -118,7 +120,7 @@ class Pipeline:
                 self._tick()
                 batch = None if stopping or self._held_back() else self._poll_and_prepare()
                 if batch is not None:
-                    in_flight.append(self._infer_thread.submit(self._infer, batch))
+                    in_flight.append(self._submit(batch))
                 elif not stopping and self.on_idle is not None:
                     self.on_idle()
                 # Store finished batches in order. Block on the oldest only when the window
@@ -133,8 +135,20 @@ class Pipeline:
         finally:
             for future in in_flight:
                 future.cancel()
-            self._infer_thread.shutdown(wait=True)
+            if self._infer_thread is not None:
+                self._infer_thread.shutdown(wait=True)
         return self.stats
+
+    def _submit(self, batch: Batch) -> Future[Batch]:
+        """Hand ``batch`` to the inference thread, or (``depth`` 0) infer it here and now."""
+        if self._infer_thread is not None:
+            return self._infer_thread.submit(self._infer, batch)
+        done: Future[Batch] = Future()
+        try:
+            done.set_result(self._infer(batch))
+        except BaseException as exc:  # raised by _wait, as the thread's failures are
+            done.set_exception(exc)
+        return done
 
     def _tick(self) -> None:
         """Every ``tick_s``: the time-based alert rules (an instrument gone silent); every

@@ -131,3 +131,28 @@ def test_flagged_otoliths_carry_their_evidence(router):
         assert paths[0].startswith("otolith/otolith-1/") and paths[1].endswith("_heatmap.jpg")
         thumb, overlay = (image for _, image in result.evidence)
         assert thumb is prepared.thumbnail and overlay.shape == thumb.shape
+
+
+@pytest.mark.parametrize("blas_threads", [1, 2])
+def test_build_router_limits_numpys_blas_threads(tmp_path, model_dir, blas_threads):
+    """A second BLAS thread only spins against the model's: the daemon sets the limit."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from seawatch.config import load_settings
+    from seawatch.daemon import build_router
+
+    settings = load_settings(
+        inference__model_dir=str(model_dir),
+        inference__otolith_model_dir=None,
+        inference__fish_model_dir=None,
+        inference__blas_threads=blas_threads,
+        storage__local__path=str(tmp_path / "store.db"),
+    )
+    with threadpool_limits(None):  # restores this process's limits afterwards
+        router = build_router(settings)
+        try:
+            blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+            assert blas, "numpy has no BLAS thread pool to limit"
+            assert {p["num_threads"] for p in blas} == {blas_threads}
+        finally:
+            router.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
 
+from seawatch.daemon import build_daemon
 from tests.integration.helpers import (
     publish_synthetic,
     read_topic,
@@ -29,6 +31,30 @@ def test_every_published_frame_has_exactly_one_record(tmp_path, broker, unique, 
     assert stats.frames == n and stats.dead_letters == 0
     # full frames were segmented into many objects, ROI frames into one each
     assert stats.objects > n
+
+
+def test_inline_inference_stores_every_frame_on_the_loop_thread(
+    tmp_path, broker, unique, model_dir
+):
+    """``max_batches_in_flight`` 0: one thread per worker, same records, no inference thread."""
+    settings = settings_for(tmp_path, broker, unique, model_dir, inference__max_batches_in_flight=0)
+    n = 200
+    publish_synthetic(settings, n, seed=3, full_share=0.1, broken_share=0.05)
+    names: set[str] = set()
+
+    def done(stats) -> bool:
+        names.update(t.name for t in threading.enumerate())
+        return stats.processed >= n
+
+    daemon = build_daemon(settings)
+    try:
+        stats = daemon.run(done)
+    finally:
+        daemon.close()
+    uids = stored_uids(settings.storage.local.path)
+    assert len(uids) == len(set(uids)) == stats.frames == n - stats.dead_letters
+    assert stats.dead_letters > 0 and stats.objects > stats.frames
+    assert not any(name.startswith("infer") for name in names), names
 
 
 def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, model_dir):

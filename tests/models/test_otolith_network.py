@@ -109,9 +109,21 @@ def test_reduce_scores_max_and_top_k_mean() -> None:
     torch.testing.assert_close(reduce_scores(heat, 3), torch.tensor([14.0, 30.0]))
 
 
+def test_a_deeper_feature_net_has_the_same_stages_and_more_convolutions() -> None:
+    x = torch.randn(2, 3, 32, 32)
+    shallow, deep = FeatureNet(3, WIDTHS), FeatureNet(3, WIDTHS, depth=4)
+    assert [f.shape for f in shallow(x)] == [f.shape for f in deep(x)]
+    convs = [
+        sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (shallow, deep)
+    ]
+    assert convs == [1 + 3 * 2, 1 + 3 * 4]  # the stem, then depth per stage
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="widths needs 4"):
         FeatureNet(3, (8, 8, 8))
+    with pytest.raises(ValueError, match="depth"):
+        FeatureNet(3, WIDTHS, depth=0)
     with pytest.raises(ValueError, match="student_input"):
         OtolithMKD(
             FeatureNet(3, WIDTHS),

@@ -34,7 +34,9 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class FeatureNet(nn.Module):
-    """A plain CNN: a stem and three stages of two 3x3 convolutions, the first with stride 2.
+    """A plain CNN: a stem and three stages of ``depth`` 3x3 convolutions, the first with
+    stride 2 (a deeper teacher than its student is what keeps the student from copying it
+    everywhere).
 
     ``forward`` returns the three stage outputs (1/2, 1/4, 1/8 of the stem's output side; the
     stem keeps the input side, or halves it with ``stem_stride`` 2 so that a full-resolution
@@ -42,19 +44,29 @@ class FeatureNet(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, stem_stride: int = 1
+        self,
+        in_channels: int,
+        widths: tuple[int, ...] = DEFAULT_WIDTHS,
+        stem_stride: int = 1,
+        depth: int = 2,
     ) -> None:
         super().__init__()
+        if depth < 1:
+            msg = f"depth (convolutions per stage) must be at least 1, got {depth}"
+            raise ValueError(msg)
         if len(widths) != STAGES + 1:
             msg = f"widths needs {STAGES + 1} values (stem + {STAGES} stages), got {widths}"
             raise ValueError(msg)
         self.stem = _conv_bn(in_channels, widths[0], stem_stride)
         self.stem_stride = stem_stride
         self.stages = nn.ModuleList(
-            nn.Sequential(_conv_bn(c_in, c_out, 2), _conv_bn(c_out, c_out))
+            nn.Sequential(
+                _conv_bn(c_in, c_out, 2), *(_conv_bn(c_out, c_out) for _ in range(depth - 1))
+            )
             for c_in, c_out in itertools.pairwise(widths)
         )
         self.widths = tuple(widths)
+        self.depth = depth
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
