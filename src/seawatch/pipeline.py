@@ -1,10 +1,13 @@
-"""The daemon loop: poll -> prepare -> infer (by task) -> evidence, records -> sinks -> commit.
+"""The daemon loop: poll -> prepare, stage -> infer (by task) -> finish -> evidence, records
+-> sinks -> commit.
 
 Three stages overlap on two threads: while batch n is inferred on the inference thread,
-the loop polls and prepares the next ones (up to ``depth`` batches in flight) and stores
-and commits the batches the inference thread has finished, in order. With ``depth`` 0 the
-loop infers each batch itself: one thread per worker, for scale-out by processes
-(``seawatch run --workers N`` on N cores). Offsets of a batch
+the loop polls, prepares and stages (stacks the model inputs of) the next ones (up to
+``depth`` batches in flight), and finishes (top-k, thresholds, gallery matching), stores and
+commits the batches the inference thread has finished, in order. The inference thread runs
+the backends and nothing else, so the model, the slowest stage, never waits on Python work.
+With ``depth`` 0 the loop infers each batch itself: one thread per worker, for scale-out by
+processes (``seawatch run --workers N`` on N cores). Offsets of a batch
 are committed only after every sink has flushed it and the dead-letter queue has
 acknowledged its bad messages, so a crash at any point loses nothing (replays overwrite
 their own records).
@@ -26,7 +29,7 @@ from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs
 from seawatch.errors import BrokerError, FrameError
 from seawatch.health.checks import Heartbeat
-from seawatch.inference.router import TaskRouter
+from seawatch.inference.router import TaskRouter, TaskWork
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource
 from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
@@ -46,6 +49,7 @@ class Batch:
     records: list
     frames: list[PreparedFrame]
     polled_at: float
+    work: list[TaskWork] = field(default_factory=list)
     results: list[FrameRecord] = field(default_factory=list)
     evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
@@ -208,13 +212,26 @@ class Pipeline:
                 self._dead_letter(item.record, item.error)
             else:
                 frames.append(item)
-        self.stats.timed("prepare", time.perf_counter() - polled_at)
-        return Batch(records=records, frames=frames, polled_at=polled_at)
+        prepared_at = time.perf_counter()
+        self.stats.timed("prepare", prepared_at - polled_at)
+        work = self.router.stage(frames)
+        self.stats.timed("stage", time.perf_counter() - prepared_at)
+        return Batch(records=records, frames=frames, polled_at=polled_at, work=work)
 
     def _infer(self, batch: Batch) -> Batch:
+        """The inference thread's part: the backends, nothing else."""
         started = time.perf_counter()
-        routed = self.router.route(batch.frames)
+        self.router.infer(batch.work)
         infer_ms = (time.perf_counter() - started) * 1000
+        self.stats.inferred(infer_ms)
+        self.stats.timed("infer", infer_ms / 1000)
+        return batch
+
+    def _finish(self, batch: Batch) -> None:
+        """Outputs -> records (on the loop thread); frames whose backend failed to the DLQ."""
+        started = time.perf_counter()
+        routed = self.router.finish(batch.frames, batch.work)
+        batch.work = []  # the stacked inputs are no longer needed
         for position, error in routed.failed:
             # A failed backend call fails each of its frames, to the DLQ with the reason.
             self._dead_letter(_RecordView(batch.frames[position]), FrameError("infer", str(error)))
@@ -243,11 +260,10 @@ class Pipeline:
                 )
             )
         batch.frames = kept
-        self.stats.inferred(infer_ms)
-        self.stats.timed("infer", time.perf_counter() - started)
-        return batch
+        self.stats.timed("finish", time.perf_counter() - started)
 
     def _store_and_commit(self, batch: Batch) -> None:
+        self._finish(batch)
         started = time.perf_counter()
         if self.evidence is not None:
             for relative, image in batch.evidence:  # files first: records point at them

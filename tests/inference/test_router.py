@@ -112,6 +112,39 @@ def test_a_failing_backend_fails_only_its_own_task(router):
     assert sorted(routed.results) == [0, 2, 4]
 
 
+def test_infer_runs_only_the_backends_and_finish_decides(router):
+    """The inference thread's step leaves the gallery alone: matching and enrolment happen
+    in ``finish``, on the loop thread, in batch order."""
+    rng = np.random.default_rng(3)
+    frames = [_prepared(t, i, router, rng) for i, t in enumerate(["fish", "plankton"] * 3)]
+    work = router.stage(frames)
+    assert [(w.task, w.positions) for w in work] == [("fish", [0, 2, 4]), ("plankton", [1, 3, 5])]
+    assert work[0].tensor.shape == (3, 3, router.fish.height, router.fish.width)
+    assert work[1].tensor.shape == (3, 1, 64, 64)
+    gallery = router.fish.gallery
+    before = [(e.id, e.n_embeddings) for e in gallery.list()]
+    router.infer(work)
+    assert all(w.outputs is not None and w.error is None and w.infer_ms > 0 for w in work)
+    assert [(e.id, e.n_embeddings) for e in gallery.list()] == before
+    routed = router.finish(frames, work)
+    assert sorted(routed.results) == list(range(6)) and not routed.failed
+    assert routed.results[0].fish is not None and routed.results[1].objects
+
+
+def test_a_task_without_a_head_fails_its_frames_at_staging(router):
+    rng = np.random.default_rng(4)
+    frames = [_prepared(t, i, router, rng) for i, t in enumerate(["plankton", "fish"])]
+    fish, router.fish = router.fish, None
+    try:
+        work = router.stage(frames)
+        router.infer(work)
+        routed = router.finish(frames, work)
+    finally:
+        router.fish = fish
+    assert sorted(routed.results) == [0]
+    assert [i for i, _ in routed.failed] == [1] and "fish_model_dir" in str(routed.failed[0][1])
+
+
 def test_flagged_otoliths_carry_their_evidence(router):
     """A threshold under every score flags every specimen: each gets thumbnail + heat map."""
     rng = np.random.default_rng(2)

@@ -41,19 +41,25 @@ class PlanktonClassifier:
 
     def predict(self, tensor: np.ndarray) -> list[Prediction]:
         """Classify a batch tensor (N×1×S×S float32 0..255) of any N."""
-        if len(tensor) == 0:
-            return []
+        return self.interpret(self.infer(tensor)) if len(tensor) else []
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """The backend alone (in chunks of ``max_batch``): class probabilities, N×C."""
         chunks = [
             self.backend.run(tensor[start : start + self.max_batch])
             for start in range(0, len(tensor), self.max_batch)
         ]
-        probs = np.concatenate(chunks)
+        probs = np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)))
         if probs.shape != (len(tensor), len(self.classes)):
             msg = (
                 f"model returned shape {probs.shape} for {len(tensor)} inputs; expected "
                 f"({len(tensor)}, {len(self.classes)}) as its card says"
             )
             raise BackendError(msg)
+        return probs
+
+    def interpret(self, probs: np.ndarray) -> list[Prediction]:
+        """Probabilities (N×C, from :meth:`infer`) -> taxon, confidence and top-k per row."""
         order = np.argsort(-probs, axis=1)[:, : self.top_k]
         best = np.take_along_axis(probs, order, axis=1)
         names = self.classes[order]

@@ -121,6 +121,10 @@ class FishIdentifier:
 
     def embed(self, tensor: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings (N x D) of a prepared batch, run in chunks of max_batch."""
+        return self.normalise(self.infer(tensor))
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """The backend alone (in chunks of ``max_batch``): the model's embeddings, N x D."""
         n = len(tensor)
         chunks = [
             self.backend.run(tensor[start : start + self.max_batch])
@@ -132,18 +136,27 @@ class FishIdentifier:
         if out.ndim != 2 or len(out) != n or out.shape[1] < 1:
             msg = f"model returned shape {out.shape} for {n} inputs; expected ({n}, D) embeddings"
             raise BackendError(msg)
-        # the graph normalises; renormalising keeps cosines exact if a backend (an FP16
-        # engine, say) drifts a little from unit norm
+        return out
+
+    @staticmethod
+    def normalise(out: np.ndarray) -> np.ndarray:
+        """Unit-length rows. The graph normalises; renormalising keeps cosines exact if a
+        backend (an FP16 engine, say) drifts a little from unit norm."""
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def identify(self, tensor: np.ndarray, *, enrol_new: bool = True) -> list[Sighting]:
-        """Identify each crop of a prepared batch, enrolling unknown fish when ``enrol_new``.
+        """Identify each crop of a prepared batch, enrolling unknown fish when ``enrol_new``
+        (see :meth:`decide`)."""
+        return self.decide(self.embed(tensor), enrol_new=enrol_new)
+
+    def decide(self, embeddings: np.ndarray, *, enrol_new: bool = True) -> list[Sighting]:
+        """Match unit embeddings (N x D) against the gallery, enrolling unknown fish when
+        ``enrol_new``.
 
         Crops are decided in order, so a fish enrolled by an earlier crop of this batch is
         matched by a later one. A new individual's similarity is the best score it missed.
         Below threshold without ``enrol_new`` the individual is ``unknown``.
         """
-        embeddings = self.embed(tensor)
         if not len(embeddings):
             return []
         matches = self.gallery.match(embeddings)  # against the gallery before this batch

@@ -108,24 +108,34 @@ class OtolithDetector:
 
     def predict(self, tensor: np.ndarray) -> list[OtolithResult]:
         """Score a batch tensor (N x 3 x S x S float32 0..255) of any N."""
+        return self.interpret(self.infer(tensor))
+
+    def infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The backend alone (in chunks of ``max_batch``): scores (N,), heat maps N x h x w."""
         size = self.input_size
         if tensor.ndim != 4 or tensor.shape[1:] != (3, size, size):
             msg = f"otolith input must be N x 3 x {size} x {size}, got shape {tensor.shape}"
             raise ValueError(msg)
-        results: list[OtolithResult] = []
-        for start in range(0, len(tensor), self.max_batch):
-            chunk = np.ascontiguousarray(tensor[start : start + self.max_batch], np.float32)
-            scores, heatmaps = self._run(chunk)
-            results.extend(
-                OtolithResult(
-                    score=float(s),
-                    anomaly=bool(s > self.threshold),
-                    threshold=self.threshold,
-                    heatmap=h,
-                )
-                for s, h in zip(scores, heatmaps, strict=True)
+        runs = [
+            self._run(np.ascontiguousarray(tensor[start : start + self.max_batch], np.float32))
+            for start in range(0, len(tensor), self.max_batch)
+        ]
+        if not runs:
+            return np.zeros(0, np.float32), np.zeros((0, 0, 0), np.float32)
+        return np.concatenate([r[0] for r in runs]), np.concatenate([r[1] for r in runs])
+
+    def interpret(self, outputs: tuple[np.ndarray, np.ndarray]) -> list[OtolithResult]:
+        """Scores and heat maps (from :meth:`infer`) -> one answer per specimen."""
+        scores, heatmaps = outputs
+        return [
+            OtolithResult(
+                score=float(s),
+                anomaly=bool(s > self.threshold),
+                threshold=self.threshold,
+                heatmap=h,
             )
-        return results
+            for s, h in zip(scores, heatmaps, strict=True)
+        ]
 
     def _run(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One backend call; checks the outputs are (n,) scores and n x h x w heat maps."""

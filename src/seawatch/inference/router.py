@@ -5,6 +5,11 @@ objects of every frame go through the classifier together, otolith frames throug
 anomaly detector and fish frames through the re-identifier, one backend call per task and
 chunk. A failing backend fails only its own task's frames. Flagged otoliths get a thumbnail
 and a heat-map overlay to write as evidence before the record is stored.
+
+Three steps, so that the thread that runs the models does nothing else: :meth:`stage`
+stacks each task's inputs, :meth:`infer` runs the backends (the inference thread), and
+:meth:`finish` turns the outputs into records (top-k, thresholds, gallery matching and
+enrolment, evidence). :meth:`route` does the three in a row.
 """
 
 from __future__ import annotations
@@ -39,6 +44,18 @@ class TaskResult:
     otolith: OtolithRecord | None = None
     fish: FishRecord | None = None
     evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TaskWork:
+    """One task's share of a batch: its frames, stacked inputs, then outputs or error."""
+
+    task: str
+    positions: list[int]
+    tensor: np.ndarray | None = None  # None: nothing to run (plankton frames, no objects)
+    outputs: object = None
+    error: BackendError | None = None
+    infer_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -79,17 +96,51 @@ class TaskRouter:
         return {task: head.prepare for task, head in heads.items() if head is not None}
 
     def route(self, frames: list[PreparedFrame]) -> Routed:
-        """Run every frame through its task's head."""
-        routed = Routed()
+        """Run every frame through its task's head (stage, infer and finish in a row)."""
+        work = self.stage(frames)
+        self.infer(work)
+        return self.finish(frames, work)
+
+    def stage(self, frames: list[PreparedFrame]) -> list[TaskWork]:
+        """Group ``frames`` by task and stack each task's model inputs."""
         by_task: dict[str, list[int]] = {}
         for i, prepared in enumerate(frames):
             by_task.setdefault(prepared.frame.meta.task, []).append(i)
+        work = []
         for task, positions in by_task.items():
-            run = {"plankton": self._plankton, "otolith": self._otolith, "fish": self._fish}[task]
+            item = TaskWork(task, positions)
+            if task == "plankton":
+                crops = [crop for i in positions for crop in frames[i].crops]
+                item.tensor = batch_tensor(crops) if crops else None
+            elif self._served(task) is None:  # the preparer refuses such frames; a guard
+                msg = f"no model serves task {task!r}; set inference.{task}_model_dir"
+                item.error = BackendError(msg)
+            else:
+                item.tensor = np.stack([frames[i].crops[0] for i in positions])
+            work.append(item)
+        return work
+
+    def infer(self, work: list[TaskWork]) -> None:
+        """Run the staged inputs through the backends (nothing else: the inference thread)."""
+        for item in work:
+            if item.tensor is None or item.error is not None:
+                continue
+            started = time.perf_counter()
             try:
-                run(frames, positions, routed)
+                item.outputs = self._served(item.task).infer(item.tensor)
             except BackendError as exc:
-                routed.failed.extend((i, exc) for i in positions)
+                item.error = exc
+            item.infer_ms = (time.perf_counter() - started) * 1000
+
+    def finish(self, frames: list[PreparedFrame], work: list[TaskWork]) -> Routed:
+        """Turn each task's outputs into results; a failed task fails only its frames."""
+        routed = Routed()
+        for item in work:
+            if item.error is not None:
+                routed.failed.extend((i, item.error) for i in item.positions)
+                continue
+            finish = {"plankton": self._plankton, "otolith": self._otolith, "fish": self._fish}
+            finish[item.task](frames, item, routed)
         return routed
 
     def close(self) -> None:
@@ -98,13 +149,14 @@ class TaskRouter:
             if head is not None:
                 head.backend.close()
 
-    def _plankton(self, frames: list[PreparedFrame], positions: list[int], out: Routed) -> None:
-        crops = [crop for i in positions for crop in frames[i].crops]
-        started = time.perf_counter()
-        predictions = self.plankton.predict(batch_tensor(crops)) if crops else []
-        per_object_ms = (time.perf_counter() - started) * 1000 / max(1, len(crops))
+    def _served(self, task: str):
+        return {"plankton": self.plankton, "otolith": self.otolith, "fish": self.fish}.get(task)
+
+    def _plankton(self, frames: list[PreparedFrame], work: TaskWork, out: Routed) -> None:
+        predictions = self.plankton.interpret(work.outputs) if work.tensor is not None else []
+        per_object_ms = work.infer_ms / max(1, len(predictions))
         cursor = 0
-        for i in positions:
+        for i in work.positions:
             prepared = frames[i]
             n = len(prepared.objects)
             answers = predictions[cursor : cursor + n]
@@ -122,14 +174,13 @@ class TaskRouter:
             cursor += n
             out.results[i] = TaskResult(self.plankton.card, per_object_ms * n, objects=objects)
 
-    def _otolith(self, frames: list[PreparedFrame], positions: list[int], out: Routed) -> None:
+    def _otolith(self, frames: list[PreparedFrame], work: TaskWork, out: Routed) -> None:
         from seawatch.inference.otolith import overlay_heatmap
 
-        head = self._head(self.otolith, "otolith")
-        started = time.perf_counter()
-        answers = head.predict(np.stack([frames[i].crops[0] for i in positions]))
-        per_frame_ms = (time.perf_counter() - started) * 1000 / len(positions)
-        for i, answer in zip(positions, answers, strict=True):
+        head = self.otolith
+        answers = head.interpret(work.outputs)
+        per_frame_ms = work.infer_ms / len(work.positions)
+        for i, answer in zip(work.positions, answers, strict=True):
             meta, evidence = frames[i].frame.meta, []
             thumb_path = heat_path = None
             if answer.anomaly and frames[i].thumbnail is not None:
@@ -146,16 +197,14 @@ class TaskRouter:
             )
             out.results[i] = TaskResult(head.card, per_frame_ms, otolith=record, evidence=evidence)
 
-    def _fish(self, frames: list[PreparedFrame], positions: list[int], out: Routed) -> None:
-        head = self._head(self.fish, "fish")
-        started = time.perf_counter()
-        sightings = head.identify(
-            np.stack([frames[i].crops[0] for i in positions]), enrol_new=self.enrol_new_fish
-        )
-        per_frame_ms = (time.perf_counter() - started) * 1000 / len(positions)
+    def _fish(self, frames: list[PreparedFrame], work: TaskWork, out: Routed) -> None:
+        head = self.fish
+        embeddings = head.normalise(work.outputs)
+        sightings = head.decide(embeddings, enrol_new=self.enrol_new_fish)
+        per_frame_ms = work.infer_ms / len(work.positions)
         if self.gallery_path is not None and any(s.new_individual for s in sightings):
             head.gallery.save(self.gallery_path)  # before the records: enrolments survive
-        for i, sighting in zip(positions, sightings, strict=True):
+        for i, sighting in zip(work.positions, sightings, strict=True):
             record = FishRecord(
                 individual=sighting.individual,
                 similarity=round(sighting.similarity, 6),
@@ -164,12 +213,5 @@ class TaskRouter:
             )
             out.results[i] = TaskResult(head.card, per_frame_ms, fish=record)
 
-    @staticmethod
-    def _head(head, task: str):
-        if head is None:  # the preparer refuses such frames first; this is a guard
-            msg = f"no model serves task {task!r}; set inference.{task}_model_dir"
-            raise BackendError(msg)
-        return head
 
-
-__all__ = ["Routed", "TaskResult", "TaskRouter"]
+__all__ = ["Routed", "TaskResult", "TaskRouter", "TaskWork"]
