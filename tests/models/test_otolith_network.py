@@ -113,9 +113,7 @@ def test_a_deeper_feature_net_has_the_same_stages_and_more_convolutions() -> Non
     x = torch.randn(2, 3, 32, 32)
     shallow, deep = FeatureNet(3, WIDTHS), FeatureNet(3, WIDTHS, depth=4)
     assert [f.shape for f in shallow(x)] == [f.shape for f in deep(x)]
-    convs = [
-        sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (shallow, deep)
-    ]
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (shallow, deep)]
     assert convs == [1 + 3 * 2, 1 + 3 * 4]  # the stem, then depth per stage
 
 

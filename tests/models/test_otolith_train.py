@@ -106,8 +106,13 @@ def test_export_parity_on_random_and_real_inputs_with_batch_1_and_5(tmp_path: Pa
 def test_teacher_weights_round_trip_and_bad_files_fail_clearly(
     artifact: Path, tmp_path: Path
 ) -> None:
-    teacher = load_teacher(artifact / "teacher.pt", QUICK.widths, QUICK.stem_stride)
+    teacher = load_teacher(
+        artifact / "teacher.pt", QUICK.widths, QUICK.stem_stride, QUICK.teacher_depth
+    )
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    assert teacher.depth == QUICK.teacher_depth
+    with pytest.raises(ConfigError, match="2 convolutions per stage"):  # not this teacher
+        load_teacher(artifact / "teacher.pt", QUICK.widths, QUICK.stem_stride, 2)
     bad = tmp_path / "bad.pt"
     torch.save({"nothing": torch.zeros(1)}, bad)
     with pytest.raises(ConfigError, match="teacher-weights"):

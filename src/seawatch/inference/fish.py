@@ -25,6 +25,7 @@ import numpy as np
 from seawatch.errors import BackendError, ConfigError
 from seawatch.inference.backend import Backend
 from seawatch.inference.gallery import Gallery
+from seawatch.inference.preprocess import planar_float32
 from seawatch.models.card import ModelCard
 from seawatch.storage.records import UNKNOWN
 
@@ -83,7 +84,7 @@ def fit_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def prepare_fish(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """A decoded fish crop -> the model input: float32 3 x ``height`` x ``width`` RGB 0..255."""
     rgb = fit_crop(to_rgb8(image), height, width)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+    return planar_float32(rgb)
 
 
 class FishIdentifier:

@@ -16,7 +16,7 @@ import numpy as np
 
 from seawatch.errors import BackendError, ConfigError
 from seawatch.inference.backend import Backend
-from seawatch.inference.preprocess import to_gray8
+from seawatch.inference.preprocess import planar_float32, to_gray8
 from seawatch.models.card import ModelCard
 
 THRESHOLD_KEY = "anomaly_score"
@@ -67,7 +67,7 @@ def prepare_otolith(image: np.ndarray, size: int) -> np.ndarray:
         )
     interpolation = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
     rgb = cv2.resize(rgb, (size, size), interpolation=interpolation)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+    return planar_float32(rgb)
 
 
 class OtolithDetector:

@@ -224,9 +224,10 @@ def describe(model: OtolithMKD) -> str:
     widths = list(model.teacher.widths)
     stride = model.teacher.stem_stride
     scales = ", ".join(f"1/{2**k * stride}" for k in range(1, STAGES + 1))
+    depths = f"{model.teacher.depth} (teacher) and {model.student.body.depth} (student)"
     return (
         f"MKD (asymmetric: teacher RGB, student {model.student_input}): teacher and student "
-        f"CNNs, 3x3 stem (stride {stride}) + 3 stages of two 3x3 convs (stride 2 first, "
+        f"CNNs, 3x3 stem (stride {stride}) + 3 stages of {depths} 3x3 convs (stride 2 first, "
         f"BatchNorm, ReLU), widths {widths}, features distilled at {scales} of the input; "
         "student 1x1 projection "
         f"heads; teacher {count_parameters(model.teacher) / 1e3:.0f} k and student "

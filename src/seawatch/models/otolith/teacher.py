@@ -51,6 +51,7 @@ def pretrain_teacher(
     rgb_std: tuple[float, float, float],
     widths: tuple[int, ...],
     stem_stride: int,
+    depth: int = 2,
     epochs: int,
     batch_size: int,
     lr: float,
@@ -64,7 +65,7 @@ def pretrain_teacher(
     (eval mode, frozen) and the loss per epoch.
     """
     torch.manual_seed(seed)
-    net = FeatureNet(3, widths, stem_stride).to(device)
+    net = FeatureNet(3, widths, stem_stride, depth).to(device)
     heads = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in widths[1:]).to(device)
     params = [*net.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
@@ -118,16 +119,18 @@ def freeze(net: FeatureNet) -> FeatureNet:
     return net
 
 
-def load_teacher(path: Path, widths: tuple[int, ...], stem_stride: int = 1) -> FeatureNet:
+def load_teacher(
+    path: Path, widths: tuple[int, ...], stem_stride: int = 1, depth: int = 2
+) -> FeatureNet:
     """A frozen colour :class:`FeatureNet` with the ``state_dict`` saved at ``path``."""
-    net = FeatureNet(3, widths, stem_stride)
+    net = FeatureNet(3, widths, stem_stride, depth)
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     except (OSError, RuntimeError, KeyError) as exc:
         msg = (
-            f"--teacher-weights {path}: not a FeatureNet state_dict with widths {widths} "
-            f"and stem stride {stem_stride} "
+            f"--teacher-weights {path}: not a FeatureNet state_dict with widths {widths}, "
+            f"stem stride {stem_stride} and {depth} convolutions per stage "
             f"({exc}); pass a teacher.pt written by `seawatch train otolith`"
         )
         raise ConfigError(msg) from exc
