@@ -48,7 +48,7 @@ from seawatch.models.otolith.teacher import TASK as TEACHER_TASK
 from seawatch.models.otolith.teacher import load_teacher, pretrain_teacher
 from seawatch.models.training import seed_everything, select_device, training_progress
 
-NAME, VERSION = "otolith-mkd-synthetic", "0.1.0"
+NAME, VERSION = "otolith-mkd-synthetic", "0.2.0"  # 0.2: teacher depth 6
 DEFAULT_COMMAND = "python -m seawatch.models.otolith.train"
 TEACHER_FILE = "teacher.pt"
 OFFSETS = {
