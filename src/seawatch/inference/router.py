@@ -149,7 +149,8 @@ class TaskRouter:
             if head is not None:
                 head.backend.close()
 
-    def _served(self, task: str):
+    def _served(self, task: str) -> PlanktonClassifier | OtolithDetector | FishIdentifier | None:
+        """The head serving ``task``; None when it is not served here (or unknown)."""
         return {"plankton": self.plankton, "otolith": self.otolith, "fish": self.fish}.get(task)
 
     def _plankton(self, frames: list[PreparedFrame], work: TaskWork, out: Routed) -> None:
