@@ -135,11 +135,11 @@ class TaskRouter:
     def finish(self, frames: list[PreparedFrame], work: list[TaskWork]) -> Routed:
         """Turn each task's outputs into results; a failed task fails only its frames."""
         routed = Routed()
+        finish = {"plankton": self._plankton, "otolith": self._otolith, "fish": self._fish}
         for item in work:
             if item.error is not None:
                 routed.failed.extend((i, item.error) for i in item.positions)
                 continue
-            finish = {"plankton": self._plankton, "otolith": self._otolith, "fish": self._fish}
             finish[item.task](frames, item, routed)
         return routed
 

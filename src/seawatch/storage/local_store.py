@@ -165,17 +165,16 @@ class LocalStore:
                 db.executescript(_SCHEMA)
                 self._db = db
                 break
-            except sqlite3.OperationalError as exc:
+            except (OSError, sqlite3.Error) as exc:
+                if db is not None:  # a half-opened connection is not kept, whatever failed
+                    db.close()
                 # Switching a new file to WAL needs it to itself: a reader looking in at that
                 # moment (a report, a health probe, a watching test) can make it fail with
                 # "locked". Try again until the deadline; a lasting lock is an error.
-                if db is not None:
-                    db.close()
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                locked = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                if not locked or time.monotonic() > deadline:
                     raise self._error(exc) from exc
                 time.sleep(0.05)
-            except (OSError, sqlite3.Error) as exc:
-                raise self._error(exc) from exc
         self._pending: list[FrameRecord] = []
 
     def _error(self, exc: Exception) -> StorageError:
