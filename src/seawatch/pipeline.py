@@ -40,6 +40,7 @@ from seawatch.storage.records import FrameRecord
 from seawatch.storage.sink import Sink
 
 log = logging.getLogger(__name__)
+IDLE_POLL_MS = 200  # how long a poll waits when no message comes and nothing is in flight
 
 
 @dataclass(slots=True)
@@ -122,7 +123,11 @@ class Pipeline:
                     should_stop is not None and should_stop(self.stats)
                 )
                 self._tick()
-                batch = None if stopping or self._held_back() else self._poll_and_prepare()
+                # With batches in flight, an empty poll returns at once: the loop then waits on
+                # the oldest batch and stores it, instead of holding finished results through
+                # an idle fetch (Tansu holds each one for fetch_max_wait_ms).
+                idle_ms = 0 if in_flight else IDLE_POLL_MS
+                batch = None if stopping or self._held_back() else self._poll_and_prepare(idle_ms)
                 if batch is not None:
                     in_flight.append(self._submit(batch))
                 elif not stopping and self.on_idle is not None:
@@ -182,7 +187,8 @@ class Pipeline:
         full = any(sink.saturated() for sink in self.sinks if hasattr(sink, "saturated"))
         if full:
             self.source.pause()  # every time: a rebalance may have assigned new partitions
-            self.source.poll_batch(1, 0, idle_ms=200)  # heartbeats; paused, so returns nothing
+            # heartbeats; paused, so returns nothing
+            self.source.poll_batch(1, 0, idle_ms=IDLE_POLL_MS)
             if not self._paused:
                 log.warning("backpressure_on reason='outbox full' effect='consumption paused'")
                 self._paused_since = time.perf_counter()
@@ -199,9 +205,9 @@ class Pipeline:
         self.stats.timed("wait_infer", time.perf_counter() - started)
         return batch
 
-    def _poll_and_prepare(self) -> Batch | None:
+    def _poll_and_prepare(self, idle_ms: int = IDLE_POLL_MS) -> Batch | None:
         started = time.perf_counter()
-        records = self.source.poll_batch(self.max_frames, self.max_wait_ms)
+        records = self.source.poll_batch(self.max_frames, self.max_wait_ms, idle_ms)
         polled_at = time.perf_counter()
         if not records:
             return None

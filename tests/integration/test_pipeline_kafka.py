@@ -57,6 +57,49 @@ def test_inline_inference_stores_every_frame_on_the_loop_thread(
     assert not any(name.startswith("infer") for name in names), names
 
 
+def test_no_poll_waits_idle_while_a_batch_is_in_flight(tmp_path, broker, unique, model_dir):
+    """A poll that finds nothing returns at once while batches are in flight, so finished
+    results are stored without sitting through an idle fetch (Tansu holds a fetch for its
+    whole ``fetch_max_wait_ms``)."""
+    settings = settings_for(
+        tmp_path,
+        broker,
+        unique,
+        model_dir,
+        kafka__max_poll_records=40,
+        kafka__fetch_max_wait_ms=300,
+    )
+    n = 200
+    publish_synthetic(settings, n, seed=4)
+    daemon = build_daemon(settings)
+    pipeline, polls = daemon.pipeline, []
+    submitted, stored = [0], [0]
+    poll, submit, store = pipeline.source.poll_batch, pipeline._submit, pipeline._store_and_commit
+
+    def spy_poll(max_records, max_wait_ms, idle_ms=200):
+        polls.append((idle_ms, submitted[0] - stored[0]))
+        return poll(max_records, max_wait_ms, idle_ms)
+
+    def spy_submit(batch):
+        submitted[0] += 1
+        return submit(batch)
+
+    def spy_store(batch):
+        store(batch)
+        stored[0] += 1
+
+    pipeline.source.poll_batch, pipeline._submit = spy_poll, spy_submit
+    pipeline._store_and_commit = spy_store
+    try:
+        stats = daemon.run(lambda s: s.processed >= n)
+    finally:
+        daemon.close()
+    assert stats.processed == n
+    assert any(outstanding for _, outstanding in polls)  # batches were in flight at polls
+    assert all(idle == 0 for idle, outstanding in polls if outstanding), polls
+    assert any(idle > 0 for idle, outstanding in polls if not outstanding)
+
+
 def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, model_dir):
     settings = settings_for(tmp_path, broker, unique, model_dir, kafka__max_poll_records=40)
     n = 400
