@@ -87,12 +87,13 @@ def _tiff_header(width: int, height: int, order: str = "II", big: bool = False) 
 
 @pytest.fixture
 def no_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the value ever reaches OpenCV's decoder."""
+    """Fail the test if the value ever reaches a decoder (OpenCV's, or simplejpeg's)."""
 
     def refuse(*_args: object, **_kwargs: object) -> None:
-        pytest.fail("cv2.imdecode was called: the value was not refused before decoding")
+        pytest.fail("a decoder was called: the value was not refused before decoding")
 
     monkeypatch.setattr(decode.cv2, "imdecode", refuse)
+    monkeypatch.setattr(decode.simplejpeg, "decode_jpeg", refuse)
 
 
 # --- round trips ----------------------------------------------------------------------------
@@ -126,6 +127,50 @@ def test_round_trip_keeps_shape_depth_and_pixels(
             assert np.abs(decoded[:, :, ::-1].astype(int) - original).mean() > 4 * error
     else:
         np.testing.assert_array_equal(decoded, original)
+
+
+JPEG_VARIANTS = [
+    ((48, 70), cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, 0),
+    ((48, 70, 3), cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, 0),
+    ((48, 70, 3), cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444, 1),
+    ((33, 17, 3), cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422, 1),
+    ((33, 17, 3), cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411, 0),
+]
+
+
+@pytest.mark.parametrize(("shape", "sampling", "progressive"), JPEG_VARIANTS)
+def test_jpeg_takes_the_turbo_path_with_opencvs_exact_pixels(
+    shape: tuple[int, ...], sampling: int, progressive: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling, cv2.IMWRITE_JPEG_PROGRESSIVE]
+    ok, buf = cv2.imencode(".jpg", _image(shape, np.uint8, seed=5), [*params, progressive])
+    assert ok
+    expected = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        pytest.fail("an 8-bit gray or YCbCr JPEG went to OpenCV, not simplejpeg")
+
+    monkeypatch.setattr(decode.cv2, "imdecode", refuse)
+    decoded = decode_image(buf.tobytes(), "image/jpeg", LIMITS)
+    assert decoded.shape == shape and decoded.flags.c_contiguous
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_a_jpeg_simplejpeg_refuses_goes_to_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _encode(_image((20, 30, 3), np.uint8), "image/jpeg")
+    seen = []
+    real = decode.cv2.imdecode
+
+    def opencv(*args: object, **kwargs: object) -> object:
+        seen.append(True)
+        return real(*args, **kwargs)
+
+    def warn(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("libjpeg warning")
+
+    monkeypatch.setattr(decode.cv2, "imdecode", opencv)
+    monkeypatch.setattr(decode.simplejpeg, "decode_jpeg", warn)
+    assert decode_image(data, "image/jpeg", LIMITS).shape == (20, 30, 3) and seen
 
 
 @pytest.mark.parametrize("content_type", ["image/png", "image/tiff"])
