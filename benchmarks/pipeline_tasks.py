@@ -84,8 +84,8 @@ def task_messages(task: str, n: int, *, seed: int, full_share: float) -> list[Sy
 
 
 def model_inputs(settings: Settings, messages: list[SyntheticMessage]) -> np.ndarray:
-    """Every frame's model inputs as one tensor, made by the pipeline's own prepare stage."""
-    inputs: list[np.ndarray] = []
+    """Every frame's model inputs as one tensor, made by the pipeline's own prepare stage
+    and stacked by the router's own ``stage`` (one task per run, so one tensor)."""
     with tempfile.TemporaryDirectory() as tmp:  # the fish head seeds a working gallery here
         local = settings.storage.local.model_copy(update={"path": Path(tmp) / "inputs.db"})
         storage = settings.storage.model_copy(update={"local": local})
@@ -96,15 +96,15 @@ def model_inputs(settings: Settings, messages: list[SyntheticMessage]) -> np.nda
             whole_frame=router.whole_frame_inputs(),
         )
         try:
-            for offset, m in enumerate(messages):
-                frame = Frame(m.meta, SourceRef("bench", 0, offset), m.value, 0, 0)
-                inputs.extend(preparer.prepare_frame(frame).crops)
+            prepared = [
+                preparer.prepare_frame(Frame(m.meta, SourceRef("bench", 0, i), m.value, 0, 0))
+                for i, m in enumerate(messages)
+            ]
+            (work,) = router.stage(prepared)
         finally:
             preparer.close()
             router.close()
-    if messages and messages[0].meta.task == "plankton":
-        return batch_tensor(inputs)  # as the router batches plankton crops
-    return np.stack(inputs)  # as the router batches whole-frame inputs
+    return work.tensor
 
 
 def bench_naive(settings: Settings, task: str, n: int, models: Models, threads: int) -> float:

@@ -12,7 +12,7 @@ from seawatch.inference.classifier import PlanktonClassifier
 from seawatch.inference.fish import FishIdentifier
 from seawatch.inference.gallery import Gallery
 from seawatch.inference.otolith import OtolithDetector
-from seawatch.inference.preprocess import prepare_roi
+from seawatch.inference.preprocess import planar_float32, prepare_roi
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.prepare import PreparedFrame
 from seawatch.ingest.segment import SegmentParams, measure_roi
@@ -71,9 +71,9 @@ def _prepared(task: str, i: int, router: TaskRouter, rng) -> PreparedFrame:
         return PreparedFrame(frame, [obj], [prepare_roi(obj.image, 64)], 1.0)
     if task == "otolith":
         image = render_otolith(rng, anomaly="broken" if i % 2 else None)
-        return PreparedFrame(frame, [], [router.otolith.prepare(image)], 1.0, thumbnail(image))
+        return PreparedFrame(frame, [], [router.otolith.input8(image)], 1.0, thumbnail(image))
     image = render_fish(make_individuals(3, 77)[i % 3], rng)
-    return PreparedFrame(frame, [], [router.fish.prepare(image)], 1.0)
+    return PreparedFrame(frame, [], [router.fish.input8(image)], 1.0)
 
 
 def test_each_task_gets_its_own_answer(router):
@@ -96,6 +96,21 @@ def test_each_task_gets_its_own_answer(router):
                 result.otolith.heatmap,
             ]
     assert router.gallery_path.is_file()  # new fish were enrolled and saved
+
+
+def test_stage_makes_the_whole_frame_tensors_that_prepare_would(router):
+    """Whole-frame inputs stay uint8 until staged; the batch conversion changes no value."""
+    rng = np.random.default_rng(2)
+    frames = [_prepared(t, i, router, rng) for i, t in enumerate(["otolith", "fish"] * 3)]
+    assert all(f.crops[0].dtype == np.uint8 and f.crops[0].ndim == 3 for f in frames)
+    work = {item.task: item for item in router.stage(frames)}
+    for task in ("otolith", "fish"):
+        crops = [f.crops[0] for f in frames if f.frame.meta.task == task]
+        expected = np.stack([planar_float32(c) for c in crops])
+        tensor = work[task].tensor
+        assert tensor.dtype == np.float32 and tensor.flags.c_contiguous
+        np.testing.assert_array_equal(tensor, expected)
+        assert tensor.shape[1] == 3 and tensor.shape[0] == 3
 
 
 def test_a_failing_backend_fails_only_its_own_task(router):

@@ -25,7 +25,7 @@ import numpy as np
 from seawatch.errors import BackendError, ConfigError
 from seawatch.inference.backend import Backend
 from seawatch.inference.gallery import Gallery
-from seawatch.inference.preprocess import planar_float32
+from seawatch.inference.preprocess import planar_batch, planar_float32
 from seawatch.models.card import ModelCard
 from seawatch.storage.records import UNKNOWN
 
@@ -81,10 +81,15 @@ def fit_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def fish_input8(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A decoded fish crop -> ``height`` x ``width`` x 3 uint8 RGB: the model input before
+    its float conversion (:func:`prepare_fish`, or :func:`planar_batch` for a batch)."""
+    return fit_crop(to_rgb8(image), height, width)
+
+
 def prepare_fish(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """A decoded fish crop -> the model input: float32 3 x ``height`` x ``width`` RGB 0..255."""
-    rgb = fit_crop(to_rgb8(image), height, width)
-    return planar_float32(rgb)
+    return planar_float32(fish_input8(image, height, width))
 
 
 class FishIdentifier:
@@ -119,6 +124,14 @@ class FishIdentifier:
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A decoded crop -> float32 3 x H x W RGB 0..255 (see :func:`prepare_fish`)."""
         return prepare_fish(image, self.height, self.width)
+
+    def input8(self, image: np.ndarray) -> np.ndarray:
+        """A decoded crop -> H x W x 3 uint8 RGB; :meth:`stack` makes a batch of them."""
+        return fish_input8(image, self.height, self.width)
+
+    def stack(self, inputs8: list[np.ndarray]) -> np.ndarray:
+        """Crops from :meth:`input8` -> the batch tensor, as :meth:`prepare` would make it."""
+        return planar_batch(inputs8)
 
     def embed(self, tensor: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings (N x D) of a prepared batch, run in chunks of max_batch."""
@@ -184,4 +197,11 @@ class FishIdentifier:
         return sightings
 
 
-__all__ = ["FishIdentifier", "Sighting", "fit_crop", "prepare_fish", "to_rgb8"]
+__all__ = [
+    "FishIdentifier",
+    "Sighting",
+    "fish_input8",
+    "fit_crop",
+    "prepare_fish",
+    "to_rgb8",
+]

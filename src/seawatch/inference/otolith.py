@@ -16,7 +16,7 @@ import numpy as np
 
 from seawatch.errors import BackendError, ConfigError
 from seawatch.inference.backend import Backend
-from seawatch.inference.preprocess import planar_float32, to_gray8
+from seawatch.inference.preprocess import planar_batch, planar_float32, to_gray8
 from seawatch.models.card import ModelCard
 
 THRESHOLD_KEY = "anomaly_score"
@@ -35,6 +35,15 @@ class OtolithResult:
 
 def prepare_otolith(image: np.ndarray, size: int) -> np.ndarray:
     """Turn a decoded photograph into the model input: float32 3 x size x size, RGB, 0..255.
+
+    The float conversion of :func:`otolith_input8`, which holds the rules.
+    """
+    return planar_float32(otolith_input8(image, size))
+
+
+def otolith_input8(image: np.ndarray, size: int) -> np.ndarray:
+    """A decoded photograph -> size x size x 3 uint8 RGB: the model input before its float
+    conversion (:func:`prepare_otolith`, or :func:`planar_batch` for a batch).
 
     Accepts H x W gray, H x W x 3 BGR or H x W x 4 BGRA (OpenCV's decode order), 8 or 16 bit
     (16-bit scaled as :func:`~seawatch.inference.preprocess.to_gray8` does). Gray images are
@@ -66,8 +75,7 @@ def prepare_otolith(image: np.ndarray, size: int) -> np.ndarray:
             rgb, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=fill
         )
     interpolation = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
-    rgb = cv2.resize(rgb, (size, size), interpolation=interpolation)
-    return planar_float32(rgb)
+    return cv2.resize(rgb, (size, size), interpolation=interpolation)
 
 
 class OtolithDetector:
@@ -105,6 +113,14 @@ class OtolithDetector:
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A decoded image -> float32 3 x S x S RGB 0..255 (see :func:`prepare_otolith`)."""
         return prepare_otolith(image, self.input_size)
+
+    def input8(self, image: np.ndarray) -> np.ndarray:
+        """A decoded image -> S x S x 3 uint8 RGB; :meth:`stack` makes a batch of them."""
+        return otolith_input8(image, self.input_size)
+
+    def stack(self, inputs8: list[np.ndarray]) -> np.ndarray:
+        """Images from :meth:`input8` -> the batch tensor, as :meth:`prepare` would make it."""
+        return planar_batch(inputs8)
 
     def predict(self, tensor: np.ndarray) -> list[OtolithResult]:
         """Score a batch tensor (N x 3 x S x S float32 0..255) of any N."""
@@ -187,6 +203,7 @@ __all__ = [
     "THRESHOLD_KEY",
     "OtolithDetector",
     "OtolithResult",
+    "otolith_input8",
     "overlay_heatmap",
     "prepare_otolith",
 ]

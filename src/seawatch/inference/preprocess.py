@@ -6,6 +6,8 @@ geometry and the polarity, so the live path and the training path cannot drift.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -31,9 +33,17 @@ def to_gray8(image: np.ndarray) -> np.ndarray:
 
 
 def border_level(gray: np.ndarray) -> float:
-    """Median grey level of the one-pixel border: the background of a crop."""
+    """Median grey level of the one-pixel border: the background of a crop.
+
+    ``np.median``'s value (the mean of the two middle values for an even count) from one
+    partition: half the cost of ``np.median`` on a 115 x 115 ROI (6.5 against 13 us).
+    """
     border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    return float(np.median(border))
+    k = border.size // 2
+    if border.size % 2:
+        return float(np.partition(border, k)[k])
+    middle = np.partition(border, (k - 1, k))
+    return (float(middle[k - 1]) + float(middle[k])) / 2.0
 
 
 def prepare_roi(gray: np.ndarray, size: int) -> np.ndarray:
@@ -68,9 +78,26 @@ def planar_float32(image: np.ndarray) -> np.ndarray:
     return image.transpose(2, 0, 1).copy().astype(np.float32)
 
 
+def planar_batch(images: Sequence[np.ndarray]) -> np.ndarray:
+    """N same-shape H x W x C uint8 images -> N x C x H x W float32, same values.
+
+    One stack of bytes and one conversion for the whole batch: 1.0 ms for 64 fish crops on
+    this VM, against 1.8 ms to convert them one by one (:func:`planar_float32`) and stack.
+    The result is C-contiguous, as the backends need it.
+    """
+    return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32, order="C")
+
+
 def batch_tensor(crops: list[np.ndarray]) -> np.ndarray:
     """Stack prepared crops into the model input: float32 NCHW with values 0..255."""
     return np.stack(crops)[:, None, :, :].astype(np.float32)
 
 
-__all__ = ["batch_tensor", "border_level", "planar_float32", "prepare_roi", "to_gray8"]
+__all__ = [
+    "batch_tensor",
+    "border_level",
+    "planar_batch",
+    "planar_float32",
+    "prepare_roi",
+    "to_gray8",
+]

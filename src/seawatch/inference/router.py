@@ -91,9 +91,11 @@ class TaskRouter:
         return {task: head.card for task, head in heads.items() if head is not None}
 
     def whole_frame_inputs(self) -> dict:
-        """``task -> prepare`` for the tasks whose frames are one model input each."""
+        """``task -> input8`` for the tasks whose frames are one model input each: their
+        prepared crop is the uint8 RGB input, converted to float for the whole batch when
+        :meth:`stage` stacks it."""
         heads = {"otolith": self.otolith, "fish": self.fish}
-        return {task: head.prepare for task, head in heads.items() if head is not None}
+        return {task: head.input8 for task, head in heads.items() if head is not None}
 
     def route(self, frames: list[PreparedFrame]) -> Routed:
         """Run every frame through its task's head (stage, infer and finish in a row)."""
@@ -108,15 +110,15 @@ class TaskRouter:
             by_task.setdefault(prepared.frame.meta.task, []).append(i)
         work = []
         for task, positions in by_task.items():
-            item = TaskWork(task, positions)
+            item, head = TaskWork(task, positions), self._served(task)
             if task == "plankton":
                 crops = [crop for i in positions for crop in frames[i].crops]
                 item.tensor = batch_tensor(crops) if crops else None
-            elif self._served(task) is None:  # the preparer refuses such frames; a guard
+            elif head is None:  # the preparer refuses such frames; a guard
                 msg = f"no model serves task {task!r}; set inference.{task}_model_dir"
                 item.error = BackendError(msg)
             else:
-                item.tensor = np.stack([frames[i].crops[0] for i in positions])
+                item.tensor = head.stack([frames[i].crops[0] for i in positions])
             work.append(item)
         return work
 

@@ -2,10 +2,10 @@
 
 Plankton: headers -> (claim-check fetch) -> decode -> 8-bit gray -> segment (full) or measure
 (roi) -> square crops for the classifier. Otolith and fish frames are one specimen each: the
-decoded image goes whole through its task's own ``prepare`` (one model input per frame), and
-otolith frames keep a thumbnail for the evidence of a flag. Every failure is a
-:class:`FrameError` naming its stage and field; the pipeline sends those messages to the
-dead-letter topic.
+decoded image goes whole through its task's own ``input8`` (one model input per frame, kept
+as uint8 and converted to float once per batch by the router), and otolith frames keep a
+thumbnail for the evidence of a flag. Every failure is a :class:`FrameError` naming its
+stage and field; the pipeline sends those messages to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
 from seawatch.ingest.unreadable import UnreadableRecord
 from seawatch.storage.evidence import thumbnail
 
-WholeFrameInput = Callable[[np.ndarray], np.ndarray]  # decoded image -> one model input
+WholeFrameInput = Callable[[np.ndarray], np.ndarray]  # decoded image -> one (uint8) model input
 THUMBNAIL_TASKS = frozenset({"otolith"})  # tasks whose flagged frames keep evidence
 
 

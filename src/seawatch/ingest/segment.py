@@ -148,8 +148,9 @@ def _noise_sigma(deviations: np.ndarray) -> float:
 def _decide_polarity(deviations: np.ndarray, sigma: float, level: float) -> str:
     """Objects lie on the side (darker / brighter) with more mass beyond the noise."""
     margin = 3.0 * sigma + 2.0
-    darker = float(np.clip(-deviations - margin, 0.0, None).sum())
-    brighter = float(np.clip(deviations - margin, 0.0, None).sum())
+    # np.maximum, not np.clip: the same values without clip's Python-level overhead.
+    darker = float(np.maximum(-deviations - margin, 0.0).sum())
+    brighter = float(np.maximum(deviations - margin, 0.0).sum())
     if darker == brighter:
         return "dark-on-light" if level >= 128 else "light-on-dark"
     return "dark-on-light" if darker > brighter else "light-on-dark"
