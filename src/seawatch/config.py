@@ -214,6 +214,14 @@ class IngestSettings(_Section):
     )
     claim_check_roots: list[Path] = Field(default_factory=list)
     decode_threads: int = Field(1, ge=1, le=64)
+    opencv_threads: int = Field(
+        1,
+        ge=0,
+        le=256,
+        description="OpenCV's own worker threads (process-wide) for resize, morphology and "
+        "the like; 1: none beyond the calling thread, 0: OpenCV's default (one per core), "
+        "whose pool competes with the inference thread for the cores",
+    )
     segmentation: SegmentationSettings = SegmentationSettings()
 
 

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 from threadpoolctl import threadpool_limits
 
 from seawatch.alerts.engine import AlertEngine
@@ -177,6 +178,9 @@ def build_daemon(
         topic=alerting.topic,
         webhooks=[Webhook(w) for w in alerting.webhooks] if alerting.enabled else [],
     )
+    # Small images on a loop thread: OpenCV's pool costs more than it gives (measured on this
+    # 2-core VM: an opening of a 1280 x 960 frame 0.24 ms on one thread, 0.51 ms on two).
+    cv2.setNumThreads(settings.ingest.opencv_threads)
     pipeline = Pipeline(
         source,
         FramePreparer(

@@ -135,3 +135,19 @@ def test_broken_frames_land_in_the_dlq_with_their_reason(tmp_path, broker, uniqu
     errors = b" ".join(dict(r.headers)["error"] for r in dead)
     assert b"content-type" in errors and b"lat" in errors
     assert reasons[b"decode"] > 0 and reasons[b"headers"] > 0
+
+
+def test_the_daemon_holds_opencv_to_its_configured_threads(tmp_path, broker, unique, model_dir):
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        for wanted in (1, 2):
+            cv2.setNumThreads(3)
+            settings = settings_for(
+                tmp_path, broker, unique, model_dir, ingest__opencv_threads=wanted
+            )
+            build_daemon(settings).close()
+            assert cv2.getNumThreads() == wanted
+    finally:
+        cv2.setNumThreads(before)
