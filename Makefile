@@ -39,7 +39,7 @@ models: $(TRAIN)
 	$(BIN)/seawatch evaluate otolith --model models/otolith
 	$(BIN)/seawatch evaluate fish --model models/fish
 
-bench: $(TRAIN)  # the otolith stand-in is trained on the spot (torch)
+bench: $(BASE)  # the committed models; --otolith-build quick|full-arch would need torch
 	$(BIN)/python benchmarks/pipeline.py
 
 # Latency against offered load, and scaling with --workers (each a few minutes).

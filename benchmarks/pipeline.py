@@ -15,7 +15,7 @@ Prints pipeline/raw and pipeline/naive and the latency percentiles per task, and
 ``benchmarks/results/pipeline.json`` (``{"tasks": {task: {...}}, ...}``; a run of one task
 keeps the other tasks' last blocks).
 
-    python benchmarks/pipeline.py [--task all] [--frames 2000] [--threads 1]
+    python benchmarks/pipeline.py [--task all] [--frames N] [--threads 1]
 
 The otolith block uses the committed ``models/otolith`` (``--otolith-build committed``, the
 default), ``--otolith-model DIR``, or an artifact trained for the run (``full-arch``: the
@@ -57,6 +57,7 @@ from seawatch.ingest.publish import publish_messages
 from seawatch.models.card import ONNX_FILE, load_card
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
+DEFAULT_FRAMES = {"plankton": 6000, "otolith": 1000, "fish": 6000}
 
 
 def bench_raw(backend: OnnxRuntimeBackend, tensor: np.ndarray, batch: int) -> float:
@@ -114,7 +115,8 @@ def _settings(args, broker: EmbeddedBroker, models: Models, tmp: Path, task: str
 
 def run_task(args, task: str, models: Models, broker, tmp: Path, console: Console) -> dict:
     """Raw, pipeline (interleaved repeats) and naive for one task; its result block."""
-    messages = task_messages(task, args.frames, seed=args.seed, full_share=args.full_share)
+    n = args.frames or DEFAULT_FRAMES[task]
+    messages = task_messages(task, n, seed=args.seed, full_share=args.full_share)
     card = load_card(models.of(task))
     tensor = model_inputs(_settings(args, broker, models, tmp, task), messages)
     frames = len(messages)
@@ -220,9 +222,15 @@ def _write(results: dict, note: str | None, load_before: tuple, steal_s: float) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
-    parser.add_argument("--frames", type=int, default=2000, help="frames per task")
     parser.add_argument(
-        "--naive-frames", type=int, default=None, help="frames for the naive run (default: all)"
+        "--frames",
+        type=int,
+        default=None,
+        help="frames per task (default: plankton and fish 6000, otolith 1000: long enough that "
+        "filling and draining the pipeline weigh about 1 %%)",
+    )
+    parser.add_argument(
+        "--naive-frames", type=int, default=1000, help="frames for the naive run (at most all)"
     )
     parser.add_argument("--threads", type=int, default=1, help="inference threads, all runs")
     parser.add_argument("--max-batch", type=int, default=64)
