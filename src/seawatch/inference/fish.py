@@ -25,7 +25,7 @@ import numpy as np
 from seawatch.errors import BackendError, ConfigError
 from seawatch.inference.backend import Backend
 from seawatch.inference.gallery import Gallery
-from seawatch.inference.preprocess import planar_batch, planar_float32
+from seawatch.inference.preprocess import planar_float32
 from seawatch.models.card import ModelCard
 from seawatch.storage.records import UNKNOWN
 
@@ -126,12 +126,9 @@ class FishIdentifier:
         return prepare_fish(image, self.height, self.width)
 
     def input8(self, image: np.ndarray) -> np.ndarray:
-        """A decoded crop -> H x W x 3 uint8 RGB; :meth:`stack` makes a batch of them."""
+        """A decoded crop -> H x W x 3 uint8 RGB; the router stacks a batch of them with
+        :func:`~seawatch.inference.preprocess.planar_batch`."""
         return fish_input8(image, self.height, self.width)
-
-    def stack(self, inputs8: list[np.ndarray]) -> np.ndarray:
-        """Crops from :meth:`input8` -> the batch tensor, as :meth:`prepare` would make it."""
-        return planar_batch(inputs8)
 
     def embed(self, tensor: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings (N x D) of a prepared batch, run in chunks of max_batch."""

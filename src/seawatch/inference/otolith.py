@@ -16,7 +16,7 @@ import numpy as np
 
 from seawatch.errors import BackendError, ConfigError
 from seawatch.inference.backend import Backend
-from seawatch.inference.preprocess import planar_batch, planar_float32, to_gray8
+from seawatch.inference.preprocess import planar_float32, to_gray8
 from seawatch.models.card import ModelCard
 
 THRESHOLD_KEY = "anomaly_score"
@@ -115,12 +115,9 @@ class OtolithDetector:
         return prepare_otolith(image, self.input_size)
 
     def input8(self, image: np.ndarray) -> np.ndarray:
-        """A decoded image -> S x S x 3 uint8 RGB; :meth:`stack` makes a batch of them."""
+        """A decoded image -> S x S x 3 uint8 RGB; the router stacks a batch of them with
+        :func:`~seawatch.inference.preprocess.planar_batch`."""
         return otolith_input8(image, self.input_size)
-
-    def stack(self, inputs8: list[np.ndarray]) -> np.ndarray:
-        """Images from :meth:`input8` -> the batch tensor, as :meth:`prepare` would make it."""
-        return planar_batch(inputs8)
 
     def predict(self, tensor: np.ndarray) -> list[OtolithResult]:
         """Score a batch tensor (N x 3 x S x S float32 0..255) of any N."""

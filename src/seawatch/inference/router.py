@@ -23,7 +23,7 @@ import numpy as np
 
 from seawatch.errors import BackendError
 from seawatch.inference.classifier import PlanktonClassifier
-from seawatch.inference.preprocess import batch_tensor
+from seawatch.inference.preprocess import batch_tensor, planar_batch
 from seawatch.ingest.prepare import PreparedFrame
 from seawatch.models.card import ModelCard
 from seawatch.storage.evidence import evidence_paths
@@ -110,15 +110,15 @@ class TaskRouter:
             by_task.setdefault(prepared.frame.meta.task, []).append(i)
         work = []
         for task, positions in by_task.items():
-            item, head = TaskWork(task, positions), self._served(task)
+            item = TaskWork(task, positions)
             if task == "plankton":
                 crops = [crop for i in positions for crop in frames[i].crops]
                 item.tensor = batch_tensor(crops) if crops else None
-            elif head is None:  # the preparer refuses such frames; a guard
+            elif self._served(task) is None:  # the preparer refuses such frames; a guard
                 msg = f"no model serves task {task!r}; set inference.{task}_model_dir"
                 item.error = BackendError(msg)
             else:
-                item.tensor = head.stack([frames[i].crops[0] for i in positions])
+                item.tensor = planar_batch([frames[i].crops[0] for i in positions])
             work.append(item)
         return work
 
