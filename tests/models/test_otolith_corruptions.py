@@ -18,7 +18,9 @@ from seawatch.models.otolith.corruptions import (
     boundary_band,
     corrupt_batch,
     corrupt_one,
+    foreground_mask,
     localisation_loss,
+    object_cut_mask,
 )
 from seawatch.models.otolith.synthetic import render_otolith
 
@@ -106,6 +108,27 @@ def test_cut_shows_the_tray_and_labels_only_a_band_along_the_new_edge(
     assert 0 < sum(bands) < sum(taken), "a band along the edge, not the whole lost piece"
 
 
+def test_object_cuts_always_take_a_piece_of_the_object() -> None:
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    r = np.sqrt((xs - 20) ** 2 + (ys - 40) ** 2)
+    disc = r < 12  # an object off centre, where a random line would often miss it
+    image = torch.from_numpy(np.where(disc, 220.0, 20.0)).float().expand(3, SIZE, SIZE)
+    foreground = foreground_mask(image, torch.full((3,), 20.0))
+    assert (foreground == disc).mean() > 0.97
+    chips = 0
+    for seed in range(40):
+        mask = object_cut_mask(np.random.default_rng(seed), foreground)
+        assert mask is not None
+        taken = (mask > 0.5) & disc
+        assert taken.sum() > 0, f"seed {seed}: the cut missed the object"
+        if mask.sum() < 0.3 * disc.sum():  # a chip: a bite out of the outline
+            chips += 1
+            assert (r[mask > 0.5] > 4).all(), "a chip sits on the outline, not the centre"
+    assert 8 <= chips <= 32, "about half are chips, half are broken-off pieces"
+    empty = np.zeros((SIZE, SIZE), bool)
+    assert object_cut_mask(np.random.default_rng(0), empty) is None, "no object, no object cut"
+
+
 def test_boundary_band_is_a_ring_around_a_disc() -> None:
     ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
     disc = (((xs - 32) ** 2 + (ys - 32) ** 2) < 15**2).float()
@@ -122,10 +145,26 @@ def test_localisation_loss_weighs_a_small_spot_like_a_large_region() -> None:
     large[..., :8, :] = 1.0
     zero = torch.zeros(1, 1, 16, 16)
     for target in (small, large):  # an undecided network pays log 2 on each side
-        assert float(localisation_loss(zero, target)) == pytest.approx(2 * math.log(2), rel=1e-4)
+        loss = localisation_loss(zero, target, hard_share=0)
+        assert float(loss) == pytest.approx(2 * math.log(2), rel=1e-4)
+        loss = localisation_loss(zero, target)  # and log 2 again on its hardest negatives
+        assert float(loss) == pytest.approx(3 * math.log(2), rel=1e-4)
     perfect = (small * 2 - 1) * 20
     assert float(localisation_loss(perfect, small)) < 1e-6
     missed = -20 * torch.ones(1, 1, 16, 16)  # says "clean" everywhere
     assert float(localisation_loss(missed, small)) > 10, "missing one spot costs a lot"
     clean = torch.zeros(2, 1, 16, 16)
-    assert float(localisation_loss(zero.repeat(2, 1, 1, 1), clean)) == pytest.approx(math.log(2))
+    loss = localisation_loss(zero.repeat(2, 1, 1, 1), clean, hard_share=0)
+    assert float(loss) == pytest.approx(math.log(2))
+
+
+def test_hard_negatives_make_a_few_false_alarms_costly() -> None:
+    clean = torch.zeros(1, 1, 32, 32)
+    calm = -20 * torch.ones(1, 1, 32, 32)
+    alarms = calm.clone()
+    alarms[..., 5, 5:10] = 20.0  # fires on five clean pixels (0.5 % of the image)
+    plain = float(localisation_loss(alarms, clean, hard_share=0))
+    assert plain < 0.2, "averaged over the whole image, five false alarms cost nothing"
+    hard = float(localisation_loss(alarms, clean))  # the hardest 1 %: 10 pixels, 5 of them 20
+    assert hard == pytest.approx(plain + 10.0, rel=0.01)
+    assert float(localisation_loss(calm, clean)) < 1e-6

@@ -79,6 +79,22 @@ def test_detector_returns_a_score_and_a_half_resolution_heatmap(student_input: s
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("rotations", [2, 4])
+def test_rotated_maps_are_turned_back_and_averaged(rotations: int) -> None:
+    model = _model("gray")
+    x = torch.rand(2, 3, 64, 64) * 255
+    turns = range(0, 4, 4 // rotations)
+    expected = sum(torch.rot90(model.heatmap(torch.rot90(x, k, (2, 3))), -k, (1, 2)) for k in turns)
+    model.rotations = rotations
+    score, heat = model(x)
+    torch.testing.assert_close(heat, expected / rotations, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(score, heat.flatten(1).max(1).values)
+    turned = model.heatmap(torch.rot90(x, 1 if rotations == 4 else 2, (2, 3)))
+    k = 1 if rotations == 4 else 2  # the map of a turned image is the turned map
+    torch.testing.assert_close(turned, torch.rot90(heat, k, (1, 2)), atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
 def test_gray_student_sees_only_luminance_and_rgb_student_sees_colour() -> None:
     """Two images with the same gray but different colour: only the teacher and the
     RGB student can tell them apart."""

@@ -52,13 +52,21 @@ KINDS: tuple[str, ...] = (
 )
 CLEAN_SHARE = 0.3  # images left unaltered (all-zero label)
 CHANGE_LEVEL = 6.0  # grey levels (0..255) of change that count as altered
+HARD_NEGATIVE_SHARE = 0.01  # unaltered pixels whose loss counts twice (the hardest 1 %)
+FOREGROUND_LEVEL = 30.0  # grey levels from the tray colour that make a pixel the object
 
 
-def region_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+def region_mask(
+    rng: np.random.Generator,
+    size: int,
+    centre: tuple[float, float] | None = None,
+    radius: float | None = None,
+) -> np.ndarray:
     """An irregular soft region (float32 0..1) covering about 1-20 % of the image.
 
-    Thresholded low-frequency noise (as DRAEM's Perlin masks), restricted to one random disc
-    so the region is local, edges softened by a pixel.
+    Thresholded low-frequency noise (as DRAEM's Perlin masks), restricted to one disc (random
+    unless ``centre`` and ``radius`` are given) so the region is local, edges softened by a
+    pixel.
     """
     cells = int(rng.integers(3, 9))
     noise = cv2.resize(
@@ -67,8 +75,8 @@ def region_mask(rng: np.random.Generator, size: int) -> np.ndarray:
         interpolation=cv2.INTER_CUBIC,
     )
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    cx, cy = rng.uniform(0.15, 0.85, 2) * size
-    radius = size * rng.uniform(0.06, 0.3)
+    cx, cy = rng.uniform(0.15, 0.85, 2) * size if centre is None else centre
+    radius = size * rng.uniform(0.06, 0.3) if radius is None else radius
     disc = ((xs - cx) ** 2 + (ys - cy) ** 2) <= radius**2
     inside = noise[disc]
     level = np.quantile(inside, rng.uniform(0.1, 0.6)) if inside.size else 0.0
@@ -76,16 +84,57 @@ def region_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), 0.7)
 
 
-def half_plane_mask(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Everything beyond a jagged straight line through a random point (float32 0..1)."""
+def half_plane_mask(
+    rng: np.random.Generator, size: int, centre: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Everything beyond a jagged straight line through ``centre`` or a random point
+    (float32 0..1)."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     psi = rng.uniform(0, 2 * math.pi)
-    cx, cy = rng.uniform(0.25, 0.75, 2) * size
+    cx, cy = rng.uniform(0.25, 0.75, 2) * size if centre is None else centre
     along = (xs - cx) * math.cos(psi) + (ys - cy) * math.sin(psi)
     across = -(xs - cx) * math.sin(psi) + (ys - cy) * math.cos(psi)
     knots = np.cumsum(rng.normal(0, 0.8 * size / 128, 16))
     jag = np.interp(across, np.linspace(-size, size, 16), knots - knots.mean())
     return np.clip(0.5 + (along - jag), 0.0, 1.0).astype(np.float32)
+
+
+def border_colour(image: torch.Tensor) -> torch.Tensor:
+    """The median colour (3,) of the two outermost rows and columns: the tray."""
+    border = torch.cat([image[:, :2].flatten(1), image[:, -2:].flatten(1)], 1)
+    border = torch.cat([border, image[:, :, :2].flatten(1), image[:, :, -2:].flatten(1)], 1)
+    return border.median(1).values
+
+
+def foreground_mask(image: torch.Tensor, background: torch.Tensor) -> np.ndarray:
+    """Pixels (bool S x S) that differ from the ``background`` colour (3,) by more than
+    :data:`FOREGROUND_LEVEL` grey levels in some channel: the object, wherever it lies."""
+    change = (_blur(image, 1.0) - background[:, None, None]).abs().amax(0)
+    return (change > FOREGROUND_LEVEL).cpu().numpy()
+
+
+def object_cut_mask(rng: np.random.Generator, foreground: np.ndarray) -> np.ndarray | None:
+    """A cut that takes a piece off the object (float32 0..1), or None without an object.
+
+    Half the time everything beyond a jagged line through a random object pixel (a large
+    piece broken off); otherwise a small ragged bite centred on the object's outline, of
+    radius 2-12 pixels at 128 px (a chip). A cut that misses the object teaches nothing.
+    """
+    size = foreground.shape[0]
+    ys, xs = np.nonzero(foreground)
+    if len(xs) < 16:
+        return None
+    if rng.random() < 0.5:
+        i = int(rng.integers(len(xs)))
+        return half_plane_mask(rng, size, centre=(float(xs[i]), float(ys[i])))
+    inside = foreground.astype(np.uint8)
+    edge = inside - cv2.erode(inside, np.ones((3, 3), np.uint8))
+    ey, ex = np.nonzero(edge)
+    if len(ex) == 0:
+        return None
+    i = int(rng.integers(len(ex)))
+    radius = max(2.0, rng.uniform(2.0, 12.0) * size / 128)
+    return region_mask(rng, size, centre=(float(ex[i]), float(ey[i])), radius=radius)
 
 
 def boundary_band(region: torch.Tensor, width: int) -> torch.Tensor:
@@ -154,8 +203,11 @@ def corrupt_one(
         mask = stroke_mask(rng, size)
     elif kind == "spots":
         mask = spot_mask(rng, size)
-    elif kind == "cut" and rng.random() < 0.5:
-        mask = half_plane_mask(rng, size)
+    elif kind == "cut":
+        cut = object_cut_mask(rng, foreground_mask(image, border_colour(image)))
+        if cut is None:  # no object to cut: a random line or region, as for an empty tray
+            cut = half_plane_mask(rng, size) if rng.random() < 0.5 else region_mask(rng, size)
+        mask = cut
     else:
         mask = region_mask(rng, size)
     region = torch.from_numpy(mask).to(image.device)
@@ -179,9 +231,7 @@ def corrupt_one(
         gains = torch.tensor(rng.uniform(0.7, 1.3, 3), dtype=image.dtype)
         source = image * gains[:, None, None]
     elif kind == "cut":
-        border = torch.cat([image[:, :2].flatten(1), image[:, -2:].flatten(1)], 1)
-        border = torch.cat([border, image[:, :, :2].flatten(1), image[:, :, -2:].flatten(1)], 1)
-        source = border.median(1).values[:, None, None].expand_as(image)  # the surroundings
+        source = border_colour(image)[:, None, None].expand_as(image)  # the surroundings
     elif rng.random() < 0.6:  # strokes, spots: darker
         source = image * float(rng.uniform(0.15, 0.85))
     else:  # or bright
@@ -226,11 +276,18 @@ def corrupt_batch(
     return (out + noise * sigma).clamp(0, 255), labels
 
 
-def localisation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Area-balanced BCE: each altered image's positives weigh as much as its negatives.
+def localisation_loss(
+    logits: torch.Tensor, target: torch.Tensor, hard_share: float = HARD_NEGATIVE_SHARE
+) -> torch.Tensor:
+    """Area-balanced BCE plus hard negatives: each altered image's positives weigh as much
+    as its negatives, and the ``hard_share`` of each image's unaltered pixels with the
+    highest loss count once more.
 
     A two-pixel spot then counts as much as a large pasted region, so small alterations are
-    not drowned out. ``logits`` and ``target`` (soft, 0..1) are N x 1 x H x W.
+    not drowned out; and a teacher that fires on normal structure (every outline, the core)
+    pays for it, where averaged over the whole image a few false alarms would cost nothing
+    (lab: teacher heads 0.889 -> 0.911 test AUROC, experiments/otolith/README.md).
+    ``logits`` and ``target`` (soft, 0..1) are N x 1 x H x W.
     """
     positive = target.flatten(1)
     negative = 1.0 - positive
@@ -240,18 +297,27 @@ def localisation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     pos_loss = -(positive * log_p).sum(1) / pos_area.clamp(min=1e-6)
     neg_loss = -(negative * log_not_p).sum(1) / negative.sum(1).clamp(min=1e-6)
     has_pos = (pos_area > 1e-3).float()
-    return (has_pos * pos_loss).sum() / has_pos.sum().clamp(min=1.0) + neg_loss.mean()
+    loss = (has_pos * pos_loss).sum() / has_pos.sum().clamp(min=1.0) + neg_loss.mean()
+    if hard_share <= 0:
+        return loss
+    hardest = max(1, int(hard_share * negative.shape[1]))
+    return loss + (negative * -log_not_p).topk(hardest, dim=1).values.mean()
 
 
 __all__ = [
     "CHANGE_LEVEL",
     "CLEAN_SHARE",
+    "FOREGROUND_LEVEL",
+    "HARD_NEGATIVE_SHARE",
     "KINDS",
+    "border_colour",
     "boundary_band",
     "corrupt_batch",
     "corrupt_one",
+    "foreground_mask",
     "half_plane_mask",
     "localisation_loss",
+    "object_cut_mask",
     "region_mask",
     "spot_mask",
     "stroke_mask",

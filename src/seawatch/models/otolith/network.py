@@ -126,8 +126,9 @@ class OtolithMKD(nn.Module):
 
     Input: float32 N x 3 x S x S RGB, 0..255. Output: ``score`` (N,) and ``heatmap``
     (N x S/2s x S/2s, s the stem stride): the per-stage discrepancy divided by its mean on
-    normal validation images, upsampled, averaged over stages and smoothed; the score is its
-    maximum (``top_k`` = 1) or the mean of its ``top_k`` largest values.
+    normal validation images, upsampled, averaged over stages and smoothed (and averaged over
+    ``rotations`` turns of the image); the score is its maximum (``top_k`` = 1) or the mean of
+    its ``top_k`` largest values.
     """
 
     def __init__(
@@ -149,6 +150,7 @@ class OtolithMKD(nn.Module):
         self.student_input: StudentInput = student_input
         self.direction_weight = direction_weight
         self.top_k = 1
+        self.rotations = 1  # test-time rotations averaged in the map: 1, 2 or 4
         mean, std = torch.tensor(rgb_mean), torch.tensor(rgb_std)
         gray = torch.tensor(GRAY_WEIGHTS)
         self.register_buffer("rgb_mean", mean.view(1, 3, 1, 1))
@@ -177,7 +179,21 @@ class OtolithMKD(nn.Module):
         return self.student(x)
 
     def heatmap(self, image: torch.Tensor) -> torch.Tensor:
-        """The anomaly map (N x S/2s x S/2s), in units of the normal mean per stage."""
+        """The anomaly map (N x S/2s x S/2s), in units of the normal mean per stage.
+
+        With ``rotations`` 2 or 4 it is the mean of the maps of the image turned by multiples
+        of 180 or 90 degrees (each turned back): a defect is found at every turn, a student's
+        chance miss on normal structure at only some of them. One batch of N x rotations.
+        """
+        if self.rotations == 1:
+            return self._heatmap(image)
+        turns = range(0, 4, 4 // self.rotations)
+        maps = self._heatmap(torch.cat([turn(image, k) for k in turns]))
+        parts = maps.chunk(self.rotations)
+        total = sum(turn(m, -k) for k, m in zip(turns, parts, strict=True))
+        return total / self.rotations
+
+    def _heatmap(self, image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             teacher = self.teacher_features(image)
         maps = discrepancy_maps(teacher, self.student_features(image), self.direction_weight)
@@ -193,6 +209,19 @@ class OtolithMKD(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         heat = self.heatmap(image)
         return reduce_scores(heat, self.top_k), heat
+
+
+def turn(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``torch.rot90(x, k)`` over the last two (square) axes, from flips and a transpose,
+    which ONNX can export (``rot90`` it cannot)."""
+    k %= 4
+    if k == 1:
+        return x.flip(-1).transpose(-2, -1)
+    if k == 2:
+        return x.flip(-2).flip(-1)
+    if k == 3:
+        return x.transpose(-2, -1).flip(-1)
+    return x
 
 
 def reduce_scores(heatmap: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -233,8 +262,9 @@ def describe(model: OtolithMKD) -> str:
         f"heads; teacher {count_parameters(model.teacher) / 1e3:.0f} k and student "
         f"{count_parameters(model.student) / 1e3:.0f} k parameters; value + "
         f"{model.direction_weight:g} x direction (1 - cosine) discrepancy per position, each "
-        f"stage divided by its normal mean, upsampled to the finest, averaged, Gaussian-smoothed; "
-        f"score = {'max' if model.top_k == 1 else f'mean of top {model.top_k}'} of the map"
+        f"stage divided by its normal mean, upsampled to the finest, averaged, Gaussian-smoothed"
+        + (f", averaged over {model.rotations} turns of the image" if model.rotations > 1 else "")
+        + f"; score = {'max' if model.top_k == 1 else f'mean of top {model.top_k}'} of the map"
     )
 
 
@@ -251,5 +281,6 @@ __all__ = [
     "discrepancy_maps",
     "mkd_loss",
     "reduce_scores",
+    "turn",
     "value_map",
 ]
