@@ -29,6 +29,9 @@ p.add_argument("--stem-stride", type=int, default=1)
 p.add_argument("--depth", type=int, default=2)  # convolutions per stage
 p.add_argument("--kinds", default=",".join(KINDS))
 p.add_argument("--balanced", action="store_true")
+# the td4 / td6 / td8 teachers were made with neither (the package's second phase adds both)
+p.add_argument("--hard-share", type=float, default=0.0)
+p.add_argument("--object-cuts", action="store_true")
 a = p.parse_args()
 kinds = tuple(a.kinds.split(","))
 torch.manual_seed(0)
@@ -57,14 +60,14 @@ for ep in range(a.epochs):
     tot, hit = 0.0, []
     for st in range(steps):
         x = augment(data[order[st * bs : (st + 1) * bs]].float(), g)
-        x, lab = corrupt_batch(x, rng, textures, kinds)
+        x, lab = corrupt_batch(x, rng, textures, kinds, object_cuts=a.object_cuts)
         feats = net((x / 255.0 - m) / s)
         loss = 0
         for head, f in zip(heads, feats, strict=True):
             factor = x.shape[-1] // f.shape[-1]
             target = F.avg_pool2d(lab, factor)
             loss = (
-                loss + C.localisation_loss(head(f), target)
+                loss + C.localisation_loss(head(f), target, hard_share=a.hard_share)
                 if a.balanced
                 else loss + F.binary_cross_entropy_with_logits(head(f), target, pos_weight=pw)
             )

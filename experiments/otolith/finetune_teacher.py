@@ -30,8 +30,6 @@ p.add_argument("--hard-weight", type=float, default=1.0)
 p.add_argument("--random-cuts", action="store_true")
 p.add_argument("--threads", type=int, default=2)
 a = p.parse_args()
-if a.random_cuts:
-    C.object_cut_mask = lambda rng, foreground: None  # as before: lines and regions anywhere
 base = functools.partial(C.localisation_loss, hard_share=0.0)
 
 
@@ -67,7 +65,7 @@ for ep in range(a.epochs):
     tot = 0.0
     for st in range(steps):
         x = augment(data[order[st * bs : (st + 1) * bs]].float(), g)
-        x, lab = C.corrupt_batch(x, rng, textures)
+        x, lab = C.corrupt_batch(x, rng, textures, object_cuts=not a.random_cuts)
         loss = sum(
             loss_fn(head(f), F.avg_pool2d(lab, x.shape[-1] // f.shape[-1]))
             for head, f in zip(heads, net((x / 255.0 - m) / s), strict=True)

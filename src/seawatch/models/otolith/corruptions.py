@@ -188,11 +188,17 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def corrupt_one(
-    image: torch.Tensor, kind: str, rng: np.random.Generator, textures: torch.Tensor
+    image: torch.Tensor,
+    kind: str,
+    rng: np.random.Generator,
+    textures: torch.Tensor,
+    object_cuts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply one corruption ``kind`` to a 3 x S x S float RGB image (0..255).
 
-    Returns the altered image and the region it was applied to (S x S, 0..1).
+    Returns the altered image and the region it was applied to (S x S, 0..1). A ``cut`` goes
+    through the object (:func:`object_cut_mask`) unless ``object_cuts`` is False: then it is
+    a random line or region, wherever it falls.
     """
     if kind not in KINDS:
         msg = f"unknown corruption kind {kind!r}; expected one of {', '.join(KINDS)}"
@@ -204,7 +210,9 @@ def corrupt_one(
     elif kind == "spots":
         mask = spot_mask(rng, size)
     elif kind == "cut":
-        cut = object_cut_mask(rng, foreground_mask(image, border_colour(image)))
+        cut = None
+        if object_cuts:
+            cut = object_cut_mask(rng, foreground_mask(image, border_colour(image)))
         if cut is None:  # no object to cut: a random line or region, as for an empty tray
             cut = half_plane_mask(rng, size) if rng.random() < 0.5 else region_mask(rng, size)
         mask = cut
@@ -245,6 +253,7 @@ def corrupt_batch(
     rng: np.random.Generator,
     textures: torch.Tensor,
     kinds: tuple[str, ...] = KINDS,
+    object_cuts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Corrupt a batch (N x 3 x S x S float RGB 0..255); return it and its labels (N x 1 x S x S).
 
@@ -259,7 +268,7 @@ def corrupt_batch(
         if rng.random() < CLEAN_SHARE:
             continue
         kind = kinds[int(rng.integers(len(kinds)))]
-        altered, region = corrupt_one(images[i], kind, rng, textures)
+        altered, region = corrupt_one(images[i], kind, rng, textures, object_cuts)
         change = (_blur(altered, 0.8) - _blur(images[i], 0.8)).abs().amax(0)
         level = CHANGE_LEVEL * (2.0 if kind in ("smooth", "defocus") else 1.0)
         changed = (change > level).float()[None, None]
