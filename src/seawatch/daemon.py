@@ -194,6 +194,7 @@ def build_daemon(
         max_wait_ms=settings.inference.max_wait_ms,
         stats=stats,
         depth=settings.inference.max_batches_in_flight,
+        poll_every_s=kafka.max_poll_interval_ms / 2000,  # half the group's limit
         alerts=AlertEngine(alerting.rules) if alerting.enabled else None,
         alert_outputs=outputs,
         tick_s=alerting.tick_s,

@@ -77,6 +77,7 @@ class Pipeline:
         metrics: PipelineMetrics | None = None,
         on_idle: Callable[[], object] | None = None,
         heartbeat: Heartbeat | None = None,
+        poll_every_s: float | None = None,
     ) -> None:
         if depth < 0:
             msg = f"depth must be at least 0 (batches in flight; 0: infer inline), got {depth}"
@@ -97,6 +98,9 @@ class Pipeline:
         self.metrics = metrics
         self.on_idle = on_idle  # e.g. recreate topics a restarted broker lost
         self.heartbeat = heartbeat or Heartbeat()  # beaten every turn of the loop (liveness)
+        # the longest the loop drains finished batches before it polls again (the consumer
+        # group drops a member that does not poll within max_poll_interval_ms)
+        self.poll_every_s = float("inf") if poll_every_s is None else poll_every_s
         self.last_lag: int | None = None  # consumer lag at the last metrics interval
         self._next_tick = 0.0
         self._stop = threading.Event()
@@ -128,14 +132,22 @@ class Pipeline:
                 # an idle fetch (Tansu holds each one for fetch_max_wait_ms).
                 idle_ms = 0 if in_flight else IDLE_POLL_MS
                 batch = None if stopping or self._held_back() else self._poll_and_prepare(idle_ms)
+                polled = time.monotonic()
                 if batch is not None:
                     in_flight.append(self._submit(batch))
                 elif not stopping and self.on_idle is not None:
                     self.on_idle()
                 # Store finished batches in order. Block on the oldest only when the window
-                # is full or there is nothing else to do (idle poll, stopping).
+                # is full or there is nothing else to do (idle poll, stopping); but poll again
+                # within poll_every_s, or a slow model (a window of batches taking longer than
+                # max_poll_interval_ms) would get this member dropped from its group.
                 while in_flight and (
-                    in_flight[0].done() or len(in_flight) > self.depth or batch is None
+                    in_flight[0].done()
+                    or len(in_flight) > self.depth
+                    or (
+                        batch is None
+                        and (stopping or time.monotonic() - polled < self.poll_every_s)
+                    )
                 ):
                     self._store_and_commit(self._wait(in_flight.popleft()))
                 if stopping and not in_flight:

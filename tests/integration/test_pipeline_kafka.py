@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -98,6 +100,51 @@ def test_no_poll_waits_idle_while_a_batch_is_in_flight(tmp_path, broker, unique,
     assert any(outstanding for _, outstanding in polls)  # batches were in flight at polls
     assert all(idle == 0 for idle, outstanding in polls if outstanding), polls
     assert any(idle > 0 for idle, outstanding in polls if not outstanding)
+
+
+def test_a_slow_model_does_not_keep_the_loop_from_polling(tmp_path, broker, unique, model_dir):
+    """A window of slow batches (here 9 x 0.4 s, all in flight once the topic is read) takes
+    longer than the group's ``max_poll_interval_ms`` (2 s): the loop drains it at most half
+    that long before it polls again, so the member stays in its group (a member that does not
+    poll in time is dropped: its commits fail and its batches are replayed)."""
+    settings = settings_for(
+        tmp_path,
+        broker,
+        unique,
+        model_dir,
+        kafka__max_poll_records=20,
+        kafka__max_poll_interval_ms=2000,
+    )
+    n = 200
+    publish_synthetic(settings, n, seed=5)
+    daemon = build_daemon(settings)
+    pipeline, polls = daemon.pipeline, []
+    poll, infer = pipeline.source.poll_batch, pipeline._infer
+
+    def spy_poll(max_records, max_wait_ms, idle_ms=200):
+        polls.append(time.monotonic())
+        return poll(max_records, max_wait_ms, idle_ms)
+
+    def slow_infer(batch):
+        time.sleep(0.4)
+        return infer(batch)
+
+    def all_stored(stats) -> bool:
+        if stats.processed >= n and not done:
+            done.append(time.monotonic())  # the last frame stored: the gap up to here counts
+        return stats.processed >= n
+
+    pipeline.source.poll_batch, pipeline._infer = spy_poll, slow_infer
+    done: list[float] = []
+    try:
+        stats = daemon.run(all_stored)
+    finally:
+        daemon.close()
+    gaps = [b - a for a, b in itertools.pairwise([*polls, done[0]])]
+    assert max(gaps) < 1.6, f"the loop stayed {max(gaps):.1f} s away from poll()"
+    assert stats.processed == n, "a dropped member replays batches: processed would exceed n"
+    uids = stored_uids(settings.storage.local.path)
+    assert len(uids) == len(set(uids)) == n
 
 
 def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, model_dir):
