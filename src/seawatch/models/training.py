@@ -64,4 +64,17 @@ def log_line(progress: Progress, text: str) -> None:
         progress.console.print(text)
 
 
-__all__ = ["log_line", "seed_everything", "select_device", "training_progress"]
+def optimise(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+) -> None:
+    """One training step: clear the gradients, back-propagate ``loss``, step the optimiser and
+    its learning-rate schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+
+
+__all__ = ["log_line", "optimise", "seed_everything", "select_device", "training_progress"]

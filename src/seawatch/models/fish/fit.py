@@ -24,6 +24,7 @@ from rich.progress import Progress
 
 from seawatch.models.fish.losses import SubCenterArcFace, masked_l1, patch_mask
 from seawatch.models.fish.network import FishNet, InpaintDecoder
+from seawatch.models.training import optimise
 
 #: Epoch number (1-based) -> prepared images (N x 3 x H x W uint8), class ids, skin masks.
 EpochData = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -134,10 +135,7 @@ def fit(
                 recon = decoder(features[hidden])
                 inpaint = masked_l1(recon, xn[hidden], mask[hidden])
             loss = arc_loss + config.inpaint_weight * inpaint
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            optimise(loss, optimizer, schedule)
             step_no += 1
             with torch.no_grad():
                 accuracy = (arcface.cosine(emb).argmax(1) == yb).float().mean()

@@ -15,7 +15,7 @@ from rich.progress import Progress
 from seawatch.models.otolith.evaluate import auroc
 from seawatch.models.otolith.network import STAGES, OtolithMKD, discrepancy_maps, mkd_loss
 from seawatch.models.otolith.teacher import augment
-from seawatch.models.training import log_line
+from seawatch.models.training import log_line, optimise
 
 TOP_K_CHOICES: tuple[int, ...] = (1, 16, 64, 256)  # image score: max or mean of the top k
 
@@ -87,10 +87,7 @@ def distil(
             with torch.no_grad():
                 teacher = model.teacher_features(x)
             loss = mkd_loss(teacher, model.student_features(x), model.direction_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            optimise(loss, optimizer, schedule)
             total += float(loss.detach())
             progress.update(task, advance=1, info=f"loss {total / (step + 1):.4f}")
         val_auroc = calibrate_map(model, val, val_labels, device, top_k_choices=(1,))[1]["1"]

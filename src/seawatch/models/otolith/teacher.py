@@ -31,7 +31,7 @@ from seawatch.models.otolith.corruptions import (
     localisation_loss,
 )
 from seawatch.models.otolith.network import FeatureNet
-from seawatch.models.training import log_line
+from seawatch.models.training import log_line, optimise
 
 TASK = (
     "pretrained here to localise generic synthetic corruptions (foreign texture, pasted piece, "
@@ -115,10 +115,7 @@ def pretrain_teacher(
                     target = F.adaptive_avg_pool2d(labels, feature.shape[-2:])
                     share = HARD_NEGATIVE_SHARE if hard else 0.0
                     loss = loss + localisation_loss(head(feature), target, hard_share=share)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+                optimise(loss, optimizer, schedule)
                 total += float(loss.detach())
                 progress.update(task, advance=1, info=f"loss {total / (step + 1):.4f}")
             history.append({"epoch": epoch, "loss": round(total / steps, 5), "hard": hard})

@@ -45,7 +45,13 @@ from seawatch.models.plankton.synthetic_sets import (
     SPLIT_SEED_OFFSETS,
     synthetic_split,
 )
-from seawatch.models.training import log_line, seed_everything, select_device, training_progress
+from seawatch.models.training import (
+    log_line,
+    optimise,
+    seed_everything,
+    select_device,
+    training_progress,
+)
 
 NAME, VERSION = "plankton-cnn", "0.3.0"
 LABEL_SMOOTHING = 0.05
@@ -184,10 +190,7 @@ def fit(
             idx = order[step * params.batch_size : (step + 1) * params.batch_size]
             xb = augment(x[idx].float(), generator).to(device)
             loss = loss_fn(model.logits(xb), y[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            optimise(loss, optimizer, schedule)
             total += float(loss.detach()) * len(idx)
             progress.update(task, advance=1, info=f"loss {total / ((step + 1) * len(idx)):.3f}")
         pred = predict_logits(model, validation.images, device).argmax(1)
