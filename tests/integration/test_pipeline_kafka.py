@@ -198,3 +198,24 @@ def test_the_daemon_holds_opencv_to_its_configured_threads(tmp_path, broker, uni
             assert cv2.getNumThreads() == wanted
     finally:
         cv2.setNumThreads(before)
+
+
+@pytest.mark.parametrize(("max_batch", "expected"), [(64, 16), (8, 8)])
+def test_otolith_calls_hold_fewer_specimens(
+    tmp_path, broker, unique, model_dir, otolith_model_dir, max_batch, expected
+):
+    """The otolith model runs four turns of every specimen: its calls hold
+    ``otolith_max_batch`` specimens (16 ran faster than 64), never more than ``max_batch``."""
+    settings = settings_for(
+        tmp_path,
+        broker,
+        unique,
+        model_dir,
+        inference__otolith_model_dir=str(otolith_model_dir),
+        inference__max_batch=max_batch,
+    )
+    daemon = build_daemon(settings)
+    try:
+        assert daemon.pipeline.router.otolith.max_batch == expected
+    finally:
+        daemon.close()
