@@ -118,16 +118,16 @@ def run_task(args, task: str, models: Models, broker, tmp: Path, console: Consol
     n = args.frames or DEFAULT_FRAMES[task]
     messages = task_messages(task, n, seed=args.seed, full_share=args.full_share)
     card = load_card(models.of(task))
-    tensor = model_inputs(_settings(args, broker, models, tmp, task), messages)
+    base = _settings(args, broker, models, tmp, task)
+    tensor = model_inputs(base, messages)
     frames = len(messages)
     console.print(
         f"[bold]{task}[/]: {frames} frames, {len(tensor)} model inputs "
         f"{tuple(tensor.shape[1:])}, model {card.name} {card.version}"
     )
     backend = OnnxRuntimeBackend(models.of(task) / ONNX_FILE, threads=args.threads)
-    batch = args.max_batch  # raw runs the batches the daemon runs
-    if task == "otolith":
-        batch = min(batch, _settings(args, broker, models, tmp, task).inference.otolith_max_batch)
+    # raw runs the batches the daemon runs
+    batch = base.inference.otolith_batch if task == "otolith" else args.max_batch
     backend.run(tensor[:batch])  # warm-up
     raw_runs: list[float] = []
     pipe_runs: list[tuple[float, object]] = []

@@ -271,6 +271,11 @@ class InferenceSettings(_Section):
     )
     top_k: int = Field(3, ge=1, le=20)
 
+    @property
+    def otolith_batch(self) -> int:
+        """Otolith specimens per inference call: ``otolith_max_batch``, at most ``max_batch``."""
+        return min(self.max_batch, self.otolith_max_batch)
+
 
 class LocalStoreSettings(_Section):
     """The embedded store: a SQLite file with every frame and object record."""

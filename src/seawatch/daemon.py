@@ -107,8 +107,7 @@ def build_router(settings: Settings) -> TaskRouter:
         from seawatch.inference.otolith import OtolithDetector
 
         _, card, backend = _load(settings, inference.otolith_model_dir)
-        batch = min(inference.max_batch, inference.otolith_max_batch)
-        otolith = OtolithDetector(backend, card, max_batch=batch)
+        otolith = OtolithDetector(backend, card, max_batch=inference.otolith_batch)
     if inference.fish_model_dir is not None:
         from seawatch.inference.fish import FishIdentifier
         from seawatch.inference.gallery import Gallery
