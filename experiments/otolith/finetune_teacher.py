@@ -1,14 +1,17 @@
 """Continue a corruption teacher's pretraining with the package's current corruptions and loss.
 
-``python finetune_teacher.py IN.pt OUT.pt [--epochs 6] [--hard-share 0.01] [--random-cuts]``;
-``--hard-share 0`` drops the hard-negative term, ``--random-cuts`` the object-aware cuts (the
-controls). Then ``teacher_heads.py OUT.pt 128 1 6`` and ``mkd_lab.py --teacher OUT.pt``.
+``python finetune_teacher.py IN.pt OUT.pt [--epochs 6] [--hard-share 0.01] [--random-cuts]
+[--tray-fill]``; ``--hard-share 0`` drops the hard-negative term, ``--random-cuts`` the
+object-aware cuts (the controls); ``--tray-fill`` fills a cut with the tray as it would look
+without the object (normalised convolution of the off-object pixels) instead of the flat border
+colour. Then ``teacher_heads.py OUT.pt 128 1 6`` and ``mkd_lab.py --teacher OUT.pt``.
 """
 
 import argparse
 import functools
 import time
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,8 +32,35 @@ p.add_argument("--hard-share", type=float, default=C.HARD_NEGATIVE_SHARE)
 p.add_argument("--hard-weight", type=float, default=1.0)
 p.add_argument("--random-cuts", action="store_true")
 p.add_argument("--threads", type=int, default=2)
+p.add_argument("--tray-fill", action="store_true")
 a = p.parse_args()
 base = functools.partial(C.localisation_loss, hard_share=0.0)
+
+
+def tray_plate(image: torch.Tensor) -> torch.Tensor:
+    """The tray without the object: off-object pixels (dilated 2 px) smoothed by normalised
+    convolution (sigma S/10); the border colour where no tray pixel is near."""
+    fg = C.foreground_mask(image, C.border_colour(image)).astype(np.uint8)
+    off = 1.0 - cv2.dilate(fg, np.ones((5, 5), np.uint8)).astype(np.float32)
+    sigma = image.shape[-1] / 10
+    weight = cv2.GaussianBlur(off, (0, 0), sigma)[..., None]
+    pixels = image.numpy().transpose(1, 2, 0) * off[..., None]
+    plate = cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-3)
+    plate = np.where(weight > 0.02, plate, C.border_colour(image).numpy()[None, None])
+    return torch.from_numpy(plate.transpose(2, 0, 1).copy()).to(image)
+
+
+def corrupt_with_tray(image, kind, rng, textures, object_cuts=True):
+    """``corruptions.corrupt_one``, a cut refilled with :func:`tray_plate`."""
+    altered, region = flat_fill(image, kind, rng, textures, object_cuts)
+    if kind == "cut":
+        altered = image * (1.0 - region) + tray_plate(image) * region
+    return altered.clamp(0, 255), region
+
+
+flat_fill = C.corrupt_one
+if a.tray_fill:
+    C.corrupt_one = corrupt_with_tray
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,6 +20,7 @@ from seawatch.models.otolith.network import (  # noqa: E402
     reduce_scores,
     value_map,
 )
+from seawatch.models.otolith.train import QUICK, train_otolith  # noqa: E402
 
 pytestmark = pytest.mark.train
 WIDTHS = (8, 8, 16, 16)
@@ -146,3 +150,17 @@ def test_bad_arguments_are_refused() -> None:
             rgb_mean=(0.5, 0.5, 0.5),
             rgb_std=(0.2, 0.2, 0.2),
         )
+
+
+@pytest.mark.parametrize("turns", [0, 3, 8])
+def test_rotations_other_than_1_2_4_are_refused_by_name(turns: int) -> None:
+    model = _model("gray")
+    with pytest.raises(ValueError, match="rotations must be 1, 2 or 4"):
+        model.rotations = turns
+    assert model.rotations == 1  # unchanged
+
+
+def test_a_plan_with_bad_rotations_fails_before_any_training(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rotations must be 1, 2 or 4"):
+        train_otolith(tmp_path / "out", plan=replace(QUICK, rotations=3))
+    assert not (tmp_path / "out").exists()  # stopped before it made anything

@@ -22,6 +22,7 @@ from torch import nn
 STAGES = 3
 DEFAULT_WIDTHS: tuple[int, int, int, int] = (16, 32, 64, 96)
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # R, G, B: as cv2.COLOR_RGB2GRAY
+ROTATIONS: tuple[int, ...] = (1, 2, 4)  # test-time turns the map can average (of 180 or 90 deg)
 StudentInput = Literal["gray", "rgb"]
 
 
@@ -150,7 +151,7 @@ class OtolithMKD(nn.Module):
         self.student_input: StudentInput = student_input
         self.direction_weight = direction_weight
         self.top_k = 1
-        self.rotations = 1  # test-time rotations averaged in the map: 1, 2 or 4
+        self._rotations = 1
         mean, std = torch.tensor(rgb_mean), torch.tensor(rgb_std)
         gray = torch.tensor(GRAY_WEIGHTS)
         self.register_buffer("rgb_mean", mean.view(1, 3, 1, 1))
@@ -162,6 +163,16 @@ class OtolithMKD(nn.Module):
             self.register_buffer(f"feature_scale{k}", torch.ones(1, c, 1, 1))
         self.register_buffer("stage_norm", torch.ones(STAGES))
         self.register_buffer("smooth", _gaussian_kernel(smooth_sigma))
+
+    @property
+    def rotations(self) -> int:
+        """Test-time turns averaged in the map: 1, 2 (0 and 180 degrees) or 4 (every 90)."""
+        return self._rotations
+
+    @rotations.setter
+    def rotations(self, turns: int) -> None:
+        check_rotations(turns)
+        self._rotations = turns
 
     def teacher_features(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Teacher features of RGB 0..255 images, each channel scaled to unit std on normals."""
@@ -209,6 +220,16 @@ class OtolithMKD(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         heat = self.heatmap(image)
         return reduce_scores(heat, self.top_k), heat
+
+
+def check_rotations(turns: int) -> None:
+    """Raise a ValueError that names the allowed values unless ``turns`` is in ROTATIONS."""
+    if turns not in ROTATIONS:
+        msg = (
+            f"rotations must be 1, 2 or 4 (test-time turns of the image by 180 or 90 degrees "
+            f"averaged in the map), got {turns!r}"
+        )
+        raise ValueError(msg)
 
 
 def turn(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -271,10 +292,12 @@ def describe(model: OtolithMKD) -> str:
 __all__ = [
     "DEFAULT_WIDTHS",
     "GRAY_WEIGHTS",
+    "ROTATIONS",
     "STAGES",
     "FeatureNet",
     "OtolithMKD",
     "Student",
+    "check_rotations",
     "count_parameters",
     "describe",
     "direction_map",
