@@ -32,7 +32,8 @@ def test_train_evaluate_and_manage_the_gallery(tmp_path: Path) -> None:
 
     result = runner.invoke(evaluate_command, ["--model", str(model)])
     assert result.exit_code == 0, result.output
-    assert (model / "evaluation" / "evaluation.json").is_file()
+    assert (model / "evaluation.json").is_file()  # beside the artifact, as the other tasks
+    assert not (model / "evaluation").exists()
 
     result = runner.invoke(gallery_group, ["list", "--model", str(model)])
     assert result.exit_code == 0, result.output

@@ -75,14 +75,14 @@ def train_command(
 @click.command("fish")
 @click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
 @click.option(
-    "--out", type=click.Path(path_type=Path), default=None, help="default: MODEL/evaluation"
+    "--out", type=click.Path(path_type=Path), default=None, help="default: the model directory"
 )
 @click.option("--seed", default=None, type=int, help="render seed (default: the card's)")
 def evaluate_command(model: Path, out: Path | None, seed: int | None) -> None:
     """Evaluate a fish model (ONNX Runtime) on regenerated held-out synthetic fish."""
     from seawatch.models.fish.evaluate import evaluate_fish
 
-    out = out or model / "evaluation"
+    out = out or model  # beside the artifact, as plankton and otolith evaluations
     result = evaluate_fish(model, out, seed=seed)
     known, open_set, t = result["known"], result["open_set"], result["threshold"]
     _console.print(
