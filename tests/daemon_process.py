@@ -6,15 +6,52 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from seawatch.config import Settings
-from seawatch.ingest.broker import free_port
 from seawatch.storage.local_store import stored_frame_count
+
+HTTP_PORTS = 4  # worker i of `--workers N` serves on http.port + i; the tests run N <= 3
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out as a client socket's source port (Linux)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_run(count: int = HTTP_PORTS) -> int:
+    """A base port whose ``count`` ports from it are all free, below the ephemeral range.
+
+    A port the kernel chose (bind to 0) lies in the range it also hands out to client sockets
+    (the broker connections), so ``base + 1`` of such a port could be taken by one before a
+    second worker binds it (seen in CI: worker 1 restarted twice on "port in use").
+    """
+    low = _ephemeral_low()
+    chooser = random.Random()  # not the tests' seeded random: parallel runs must differ
+    for _ in range(200):
+        base = chooser.randrange(20000, low - count)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    msg = f"no {count} consecutive free ports found in 20000-{low}"
+    raise RuntimeError(msg)
 
 
 def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -33,7 +70,7 @@ def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SEAWATCH_INFERENCE__MODEL_DIR": str(settings.inference.model_dir),
         "SEAWATCH_STORAGE__LOCAL__PATH": str(storage.local.path),
         "SEAWATCH_ALERTS__TOPIC": f"{kafka.dlq_topic}.alerts",
-        "SEAWATCH_HTTP__PORT": str(free_port()),
+        "SEAWATCH_HTTP__PORT": str(free_port_run()),
     }
     if storage.influx.url:
         env["SEAWATCH_STORAGE__INFLUX__URL"] = storage.influx.url
