@@ -40,13 +40,14 @@ base = functools.partial(C.localisation_loss, hard_share=0.0)
 def tray_plate(image: torch.Tensor) -> torch.Tensor:
     """The tray without the object: off-object pixels (dilated 2 px) smoothed by normalised
     convolution (sigma S/10); the border colour where no tray pixel is near."""
-    fg = C.foreground_mask(image, C.border_colour(image)).astype(np.uint8)
+    tray = C.border_colour(image)
+    fg = C.foreground_mask(image, tray).astype(np.uint8)
     off = 1.0 - cv2.dilate(fg, np.ones((5, 5), np.uint8)).astype(np.float32)
     sigma = image.shape[-1] / 10
     weight = cv2.GaussianBlur(off, (0, 0), sigma)[..., None]
     pixels = image.numpy().transpose(1, 2, 0) * off[..., None]
     plate = cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-3)
-    plate = np.where(weight > 0.02, plate, C.border_colour(image).numpy()[None, None])
+    plate = np.where(weight > 0.02, plate, tray.numpy()[None, None])
     return torch.from_numpy(plate.transpose(2, 0, 1).copy()).to(image)
 
 
