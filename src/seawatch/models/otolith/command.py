@@ -1,4 +1,4 @@
-"""Click commands for the otolith model: ``train otolith`` and ``evaluate otolith``.
+"""Click commands for the otolith model: train, pretrain its teacher, evaluate.
 
 Importing this module needs neither torch nor ONNX Runtime: training imports torch inside
 the command, so the daemon's CLI loads without the ``train`` extra.
@@ -67,6 +67,64 @@ def train_command(
     click.echo(summary_line(out, card))
 
 
+@click.command("otolith-teacher")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("models/otolith-teacher"),
+    show_default=True,
+)
+@click.option("--seed", default=0, show_default=True, help="seed of the training data and run")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="plain epochs (default 24)"
+)
+@click.option(
+    "--hard-epochs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="hard-negative epochs after them (default 72)",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--quick", is_flag=True, help="a seconds-long tiny run (smoke test)")
+@click.pass_context
+def train_teacher_command(
+    ctx: click.Context,
+    out: Path,
+    seed: int,
+    epochs: int | None,
+    hard_epochs: int | None,
+    device: str,
+    quick: bool,
+) -> None:
+    """Pretrain the otolith teacher once, long (about an hour on 2 CPU cores); write its card.
+
+    `seawatch train otolith --teacher-weights OUT/teacher.pt` then distils students from it.
+    """
+    try:
+        from seawatch.models.otolith.teacher_artifact import train_teacher_artifact
+    except ImportError as exc:
+        msg = f"training needs torch: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    words = [ctx.command_path, "--out", str(out), "--seed", str(seed), "--device", device]
+    words += ["--epochs", str(epochs)] if epochs is not None else []
+    words += ["--hard-epochs", str(hard_epochs)] if hard_epochs is not None else []
+    words += ["--quick"] if quick else []
+    card = train_teacher_artifact(
+        out,
+        seed=seed,
+        device=device,
+        epochs=epochs,
+        hard_epochs=hard_epochs,
+        quick=quick,
+        command=" ".join(words),
+    )
+    last = card.history[-1]["loss"] if card.history else "n/a"
+    click.echo(
+        f"wrote {out}: teacher epochs={card.epochs} hard_epochs={card.hard_epochs} "
+        f"last_loss={last} seconds={card.seconds} sha256={card.weights_sha256[:12]}"
+    )
+
+
 @click.command("otolith")
 @click.option(
     "--model",
@@ -94,4 +152,4 @@ def evaluate_command(model_dir: Path, out: Path | None, seed: int | None, n: int
     )
 
 
-__all__ = ["evaluate_command", "train_command"]
+__all__ = ["evaluate_command", "train_command", "train_teacher_command"]

@@ -33,6 +33,7 @@ from seawatch.models.otolith.corruptions import (
 from seawatch.models.otolith.network import FeatureNet
 from seawatch.models.training import log_line, optimise
 
+TEACHER_FILE = "teacher.pt"
 TASK = (
     "pretrained here to localise generic synthetic corruptions (foreign texture, pasted piece, "
     "smoothing, colour cast, cut edge, strokes, spots, local defocus; seawatch.models.otolith."
@@ -153,4 +154,4 @@ def load_teacher(
     return freeze(net)
 
 
-__all__ = ["TASK", "augment", "freeze", "load_teacher", "pretrain_teacher"]
+__all__ = ["TASK", "TEACHER_FILE", "augment", "freeze", "load_teacher", "pretrain_teacher"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -27,11 +28,10 @@ import numpy as np
 import torch
 
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-from seawatch.inference.otolith import THRESHOLD_KEY, OtolithDetector, prepare_otolith
+from seawatch.inference.otolith import THRESHOLD_KEY, OtolithDetector
 from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.models.onnx_export import check_parity, export_onnx
 from seawatch.models.otolith import distil as D
-from seawatch.models.otolith._textures import dead_leaves
 from seawatch.models.otolith.evaluate import (
     EVALUATION_FILE,
     HEATMAPS_FILE,
@@ -43,81 +43,32 @@ from seawatch.models.otolith.evaluate import (
     write_figures,
 )
 from seawatch.models.otolith.network import (
-    DEFAULT_WIDTHS,
     OtolithMKD,
     Student,
     check_rotations,
     describe,
 )
+from seawatch.models.otolith.plan import (
+    OFFSETS,
+    QUICK,
+    Plan,
+    channel_stats,
+    prepared,
+    render_training_set,
+)
 from seawatch.models.otolith.synthetic import ANOMALY_TYPES, NORMAL, make_dataset
 from seawatch.models.otolith.teacher import TASK as TEACHER_TASK
-from seawatch.models.otolith.teacher import load_teacher, pretrain_teacher
+from seawatch.models.otolith.teacher import TEACHER_FILE, load_teacher, pretrain_teacher
+from seawatch.models.otolith.teacher_artifact import (
+    TEACHER_CARD,
+    check_compatible,
+    read_teacher_card,
+)
 from seawatch.models.training import seed_everything, select_device, training_progress
 
 NAME, VERSION = "otolith-mkd-synthetic", "0.4.0"  # 0.2: depth 6; 0.3: HN, 4 turns; 0.4: 18 HN
 DEFAULT_COMMAND = "python -m seawatch.models.otolith.train"
-TEACHER_FILE = "teacher.pt"
-OFFSETS = {
-    "calibration": 1_000_003,
-    "validation": 2_000_029,
-    "test": 3_000_017,
-    "textures": 4_000_037,
-}
 OUTPUTS = ["score", "heatmap"]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Data sizes and schedules of one training run."""
-
-    render_size: int = 256  # generator output side (what the demo stream sends)
-    input_size: int = 128
-    stem_stride: int = 1  # 2 halves the input at once (a 256 px input, same stage cost)
-    n_train: int = 1600
-    n_textures: int = 1600
-    n_calibration: int = 500
-    n_val_normal: int = 100
-    n_val_per_anomaly: int = 20
-    n_test_normal: int = 400
-    n_test_per_anomaly: int = 100
-    epochs: int = 10
-    teacher_epochs: int = 24
-    # then this many with hard negatives and cuts through the object, at a third of the
-    # learning rate (lab, experiments/otolith/README.md: 6 epochs took the teacher's heads
-    # 0.874 -> 0.911 and MKD 0.901 -> 0.907; 12 more, heads 0.929 and MKD 0.925)
-    teacher_hard_epochs: int = 18
-    batch_size: int = 32
-    lr: float = 2e-3
-    teacher_lr: float = 3e-3
-    widths: tuple[int, ...] = DEFAULT_WIDTHS
-    # convolutions per teacher stage; the student keeps 2. A deeper teacher is a function
-    # the student cannot copy everywhere (lab, 128 px: depth 2 / 4 / 6 gave test AUROC
-    # 0.85 / 0.89 / 0.90, experiments/otolith/README.md)
-    teacher_depth: int = 6
-    direction_weight: float = 1.0
-    # test-time turns averaged in the map; lab, 128 px: 1 / 4 gave test AUROC 0.907 / 0.917
-    rotations: int = 4
-    ablation: bool = True
-
-
-#: A seconds-long run for tests and smoke checks: tiny images, data and networks.
-QUICK = Plan(
-    render_size=96,
-    input_size=64,
-    n_train=48,
-    n_textures=16,
-    n_calibration=40,
-    n_val_normal=12,
-    n_val_per_anomaly=3,
-    n_test_normal=16,
-    n_test_per_anomaly=4,
-    epochs=1,
-    teacher_epochs=1,
-    batch_size=16,
-    widths=(8, 8, 16, 16),
-    teacher_depth=3,
-    teacher_hard_epochs=1,
-)
 
 
 @dataclass(slots=True)
@@ -158,19 +109,18 @@ def train_otolith(
     device = select_device(device)
     seed_everything(seed)
     clock = _Clock()
+    loaded = None if teacher_weights is None else _loaded_teacher(Path(teacher_weights), plan)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with training_progress() as progress:
         data = _generate(plan, seed, progress)
         clock.lap("data")
-        pixels = data.train.transpose(1, 0, 2, 3).reshape(3, -1)
-        rgb_mean = tuple(round(float(m) / 255, 5) for m in pixels.mean(1))
-        rgb_std = tuple(round(float(v) / 255, 5) for v in pixels.std(1))
-        if teacher_weights is not None:
-            teacher = load_teacher(
-                teacher_weights, plan.widths, plan.stem_stride, plan.teacher_depth
-            ).to(device)
-            teacher_info: dict[str, Any] = {"source": f"loaded state_dict {teacher_weights}"}
+        rgb_mean, rgb_std = channel_stats(data.train)
+        if loaded is not None:
+            teacher, teacher_info, norm = loaded
+            teacher = teacher.to(device)
+            rgb_mean, rgb_std = norm or (rgb_mean, rgb_std)
+            _copy_teacher_card(Path(teacher_weights), out_dir)  # type: ignore[arg-type]
         else:
             teacher, teacher_history = pretrain_teacher(
                 data.train,
@@ -196,7 +146,10 @@ def train_otolith(
                 "hard_negative_epochs": plan.teacher_hard_epochs,
                 "history": teacher_history,
             }
-        torch.save(teacher.state_dict(), out_dir / TEACHER_FILE)
+        if loaded is None:  # a card left by an earlier run would describe another teacher
+            (out_dir / TEACHER_CARD).unlink(missing_ok=True)
+        if not (out_dir / TEACHER_CARD).is_file():  # else the pretrained one was copied
+            torch.save(teacher.state_dict(), out_dir / TEACHER_FILE)
         clock.lap("teacher")
         students = {}
         for student_input in ("gray", "rgb") if plan.ablation else ("gray",):
@@ -258,6 +211,37 @@ def train_otolith(
     return card
 
 
+def _loaded_teacher(
+    weights: Path, plan: Plan
+) -> tuple[torch.nn.Module, dict[str, Any], tuple[tuple[float, ...], tuple[float, ...]] | None]:
+    """A teacher from ``weights``, what the card records of it, and its normalisation.
+
+    With a ``teacher.json`` beside the weights (``seawatch train otolith-teacher``), the
+    architecture is checked against the plan before anything trains, the teacher's own
+    input normalisation is kept and its provenance copied; a bare state_dict is taken as is.
+    """
+    card = read_teacher_card(weights)
+    if card is not None:
+        check_compatible(card, plan, weights)
+    teacher = load_teacher(weights, plan.widths, plan.stem_stride, plan.teacher_depth)
+    info: dict[str, Any] = {"source": f"loaded state_dict {weights}"}
+    if card is None:
+        return teacher, info, None
+    info |= {"pretrained": card.provenance()}
+    return teacher, info, (card.rgb_mean, card.rgb_std)
+
+
+def _copy_teacher_card(weights: Path, out_dir: Path) -> None:
+    """Copy a pretrained teacher's weights and card beside the detector, byte for byte."""
+    card = weights.with_name(TEACHER_CARD)
+    if not card.is_file():
+        return
+    for source in (weights, card):
+        target = out_dir / (TEACHER_FILE if source == weights else TEACHER_CARD)
+        if source.resolve() != target.resolve():
+            shutil.copyfile(source, target)
+
+
 class _Clock:
     """Wall-clock laps of the training phases."""
 
@@ -274,11 +258,6 @@ class _Clock:
         return round(time.perf_counter() - self.start, 1)
 
 
-def _prepared(size: int) -> Any:
-    """The serving preprocessing, kept as uint8 (lossless: it resizes uint8 images)."""
-    return lambda image: prepare_otolith(image, size).astype(np.uint8)
-
-
 def _generate(plan: Plan, seed: int, progress: Any) -> _Data:
     """Render every set from its own seed (train, textures, validation, calibration, test)."""
 
@@ -289,16 +268,11 @@ def _generate(plan: Plan, seed: int, progress: Any) -> _Data:
             n_normal=n_normal,
             n_per_anomaly=n_per,
             size=plan.render_size,
-            transform=_prepared(plan.input_size) if prepare else None,
+            transform=prepared(plan.input_size) if prepare else None,
             progress=lambda n: progress.advance(task, n),
         )
 
-    train, _ = render("train (normal)", 0, plan.n_train)
-    rng = np.random.default_rng(seed + OFFSETS["textures"])
-    to_input = _prepared(plan.input_size)
-    textures = np.stack(
-        [to_input(dead_leaves(rng, plan.input_size)) for _ in range(plan.n_textures)]
-    )
+    train, textures = render_training_set(plan, seed, progress)
     val, val_labels = render(
         "validation", OFFSETS["validation"], plan.n_val_normal, plan.n_val_per_anomaly
     )
@@ -380,7 +354,7 @@ def _ablation(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score the same-input student (torch) on the same calibration and test sets."""
     model, history, top_k_auroc = student
-    to_input = _prepared(plan.input_size)
+    to_input = prepared(plan.input_size)
 
     def scores(images: np.ndarray) -> np.ndarray:
         flat = D.heatmaps(model, np.stack([to_input(im) for im in images]), device)
