@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 TRAIN  := $(VENV)/.installed-train
 
-.PHONY: demo test lint models bench bench-latency bench-workers soak fuzz clean
+.PHONY: demo test lint models otolith-teacher bench bench-latency bench-workers soak fuzz clean
 
 $(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,21 @@ lint: $(BASE)
 
 # The committed demo models, each trained on its synthetic generator (seeded), then scored
 # on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate).
+# The otolith detector distils from the committed pretrained teacher (models/otolith-teacher,
+# made once by `make otolith-teacher`, the way a detector would start from a backbone).
 models: $(TRAIN)
 	$(BIN)/seawatch train plankton --out models/plankton
-	$(BIN)/seawatch train otolith --out models/otolith
+	$(BIN)/seawatch train otolith --out models/otolith \
+		--teacher-weights models/otolith-teacher/teacher.pt
 	$(BIN)/seawatch train fish --out models/fish
 	$(BIN)/seawatch evaluate plankton --model models/plankton
 	$(BIN)/seawatch evaluate otolith --model models/otolith
 	$(BIN)/seawatch evaluate fish --model models/fish
+
+# Once, long (about an hour on 2 CPU cores): pretrain the otolith teacher on the synthetic
+# auxiliary task (24 plain + 72 hard-negative epochs); writes teacher.pt and teacher.json.
+otolith-teacher: $(TRAIN)
+	$(BIN)/seawatch train otolith-teacher --out models/otolith-teacher
 
 bench: $(BASE)  # the committed models; --otolith-build quick|full-arch would need torch
 	$(BIN)/python benchmarks/pipeline.py

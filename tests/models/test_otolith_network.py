@@ -155,12 +155,12 @@ def test_bad_arguments_are_refused() -> None:
 @pytest.mark.parametrize("turns", [0, 3, 8])
 def test_rotations_other_than_1_2_4_are_refused_by_name(turns: int) -> None:
     model = _model("gray")
-    with pytest.raises(ValueError, match="rotations must be 1, 2 or 4"):
+    with pytest.raises(ValueError, match="rotations must be one of 1, 2, 4"):
         model.rotations = turns
     assert model.rotations == 1  # unchanged
 
 
 def test_a_plan_with_bad_rotations_fails_before_any_training(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="rotations must be 1, 2 or 4"):
+    with pytest.raises(ValueError, match="rotations must be one of 1, 2, 4"):
         train_otolith(tmp_path / "out", plan=replace(QUICK, rotations=3))
     assert not (tmp_path / "out").exists()  # stopped before it made anything

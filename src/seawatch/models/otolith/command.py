@@ -22,7 +22,8 @@ import click
     "--teacher-weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="teacher state_dict (e.g. teacher.pt of an artifact) instead of pretraining one",
+    help="pretrained teacher instead of pretraining one here: teacher.pt of `seawatch train "
+    "otolith-teacher` (its teacher.json is checked and recorded) or of an artifact",
 )
 @click.option(
     "--far",

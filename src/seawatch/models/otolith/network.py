@@ -226,8 +226,8 @@ def check_rotations(turns: int) -> None:
     """Raise a ValueError that names the allowed values unless ``turns`` is in ROTATIONS."""
     if turns not in ROTATIONS:
         msg = (
-            f"rotations must be 1, 2 or 4 (test-time turns of the image by 180 or 90 degrees "
-            f"averaged in the map), got {turns!r}"
+            f"rotations must be one of {', '.join(map(str, ROTATIONS))} (test-time turns of "
+            f"the image by 180 or 90 degrees averaged in the map), got {turns!r}"
         )
         raise ValueError(msg)
 
