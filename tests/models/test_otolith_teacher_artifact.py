@@ -17,6 +17,7 @@ from seawatch.models.card import load_card
 from seawatch.models.otolith.command import train_command, train_teacher_command
 from seawatch.models.otolith.plan import QUICK, Plan
 from seawatch.models.otolith.teacher_artifact import (
+    LOSS_FILE,
     TEACHER_CARD,
     check_compatible,
     read_teacher_card,
@@ -49,6 +50,7 @@ def test_the_card_describes_the_weights_and_how_they_were_made(teacher_dir: Path
     assert card.command.endswith("--hard-epochs 2 --quick")
     assert all(0.0 < m < 1.0 for m in card.rgb_mean) and all(s > 0 for s in card.rgb_std)
     check_compatible(card, QUICK, teacher_dir / "teacher.pt")  # the plan it was made for
+    assert (teacher_dir / LOSS_FILE).stat().st_size > 1000
 
 
 def test_the_detector_distils_from_it_and_records_its_provenance(

@@ -6,7 +6,7 @@ downloaded here, so ``seawatch train otolith-teacher`` pretrains one on the proj
 synthetic auxiliary task (:mod:`.teacher`) for longer than a detector run could afford (the
 lab found the teacher's pretraining to be what limits the detector, and that it keeps
 improving with hard-negative epochs: experiments/otolith/README.md). It writes
-``teacher.pt`` (a :class:`~.network.FeatureNet` state_dict) and ``teacher.json``: the
+``teacher.pt`` (a :class:`~.network.FeatureNet` state_dict), ``loss.png`` and ``teacher.json``: the
 architecture, the input normalisation it was trained with, the schedule, the loss history,
 the data seeds, the command and the weights' SHA-256. ``seawatch train otolith
 --teacher-weights DIR/teacher.pt`` reads that card, checks the architecture, uses its
@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 
 from seawatch.errors import ConfigError
@@ -37,6 +39,8 @@ from seawatch.models.otolith.teacher import TASK, TEACHER_FILE, pretrain_teacher
 from seawatch.models.training import seed_everything, select_device, training_progress
 
 TEACHER_CARD = "teacher.json"
+LOSS_FILE = "loss.png"
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
 #: Hard-negative epochs of the standalone teacher (a detector run pretrains its own with
 #: ``Plan.teacher_hard_epochs``). Lab, 128 px: 18 / 30 / 42 gave the teacher's heads test
 #: AUROC 0.929 / 0.941 / 0.948, still rising.
@@ -122,6 +126,62 @@ def check_compatible(card: TeacherCard, plan: Plan, weights: Path) -> None:
                 + (" --quick" if plan == QUICK else "")
             )
             raise ConfigError(msg)
+
+
+def draw_loss(path: Path, history: list[dict[str, Any]], *, title: str) -> Path:
+    """``loss.png``: the pretraining loss per epoch, plain and hard-negative phases in colour.
+
+    The hard-negative loss counts the hardest unaltered pixels again, so it sits on its own
+    scale; each phase gets its own y range, labelled at its ends.
+    """
+    width, height, left, top = 640, 300, 50, 40
+    canvas = np.full((height + top + 50, width + left + 20, 3), 255, np.uint8)
+    n = max(len(history), 2)
+    for hard, colour in ((False, (180, 80, 20)), (True, (40, 40, 200))):
+        rows = [(i, r["loss"]) for i, r in enumerate(history) if bool(r["hard"]) == hard]
+        if not rows:
+            continue
+        low, high = min(v for _, v in rows), max(v for _, v in rows)
+        span = (high - low) or 1.0
+        points = np.array(
+            [
+                (left + round(i / (n - 1) * width), top + round((high - v) / span * height))
+                for i, v in rows
+            ],
+            np.int32,
+        )
+        cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
+        label = "hard negatives" if hard else "plain"
+        for (x, y), value in ((points[0], rows[0][1]), (points[-1], rows[-1][1])):
+            cv2.circle(canvas, (int(x), int(y)), 3, colour, -1)
+            at = (int(x) + 4 if x < left + width - 60 else int(x) - 50, int(y) - 6)
+            cv2.putText(canvas, f"{value:.3f}", at, _FONT, 0.38, colour, 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            f"{label} (own scale)",
+            (left + 10 + 200 * hard, top + height + 36),
+            _FONT,
+            0.42,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
+    cv2.rectangle(canvas, (left, top), (left + width, top + height), (0, 0, 0), 1)
+    cv2.putText(canvas, title, (8, 22), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        f"epoch 1 .. {len(history)}",
+        (left + width - 110, top + height + 16),
+        _FONT,
+        0.38,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
+    if not cv2.imwrite(str(path), canvas):
+        msg = f"could not write {path}; check that the directory is writable"
+        raise OSError(msg)
+    return path
 
 
 def sha256(path: Path) -> str:
@@ -216,14 +276,17 @@ def train_teacher_artifact(
         history=history,
     )
     card.write(out_dir)
+    draw_loss(out_dir / LOSS_FILE, history, title=f"teacher pretraining loss ({command})")
     return card
 
 
 __all__ = [
     "HARD_EPOCHS",
+    "LOSS_FILE",
     "TEACHER_CARD",
     "TeacherCard",
     "check_compatible",
+    "draw_loss",
     "read_teacher_card",
     "sha256",
     "train_teacher_artifact",
