@@ -66,7 +66,7 @@ from seawatch.models.otolith.teacher_artifact import (
 )
 from seawatch.models.training import seed_everything, select_device, training_progress
 
-NAME, VERSION = "otolith-mkd-synthetic", "0.4.0"  # 0.2: depth 6; 0.3: HN, 4 turns; 0.4: 18 HN
+NAME, VERSION = "otolith-mkd-synthetic", "0.5.0"  # 0.4: 18 HN epochs; 0.5: pretrained teacher
 DEFAULT_COMMAND = "python -m seawatch.models.otolith.train"
 OUTPUTS = ["score", "heatmap"]
 
@@ -417,6 +417,9 @@ def _card(
     training: TrainingSummary,
     metrics: dict[str, Any] | None = None,
 ) -> ModelCard:
+    teacher_card = (
+        {"teacher_card": TEACHER_CARD} if (onnx_path.parent / TEACHER_CARD).is_file() else {}
+    )
     gray = "0.299 R + 0.587 G + 0.114 B"
     return ModelCard(
         task="otolith",
@@ -439,7 +442,8 @@ def _card(
             "evaluation": EVALUATION_FILE,
             "roc": ROC_FILE,
             "heatmaps": HEATMAPS_FILE,
-        },
+        }
+        | teacher_card,
         thresholds=thresholds,
         training=training,
         metrics=metrics or {},
