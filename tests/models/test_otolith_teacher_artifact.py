@@ -71,6 +71,7 @@ def test_the_detector_distils_from_it_and_records_its_provenance(
     assert card.input.mean == pytest.approx(pretrained.rgb_mean)
     assert sha256(tmp_path / "teacher.pt") == sha256(weights)
     assert read_teacher_card(tmp_path / "teacher.pt") == pretrained
+    assert card.files["teacher_card"] == TEACHER_CARD
 
 
 def test_a_teacher_for_another_architecture_fails_before_anything_is_written(
@@ -108,3 +109,20 @@ def test_bad_epochs_are_refused_by_the_command(tmp_path: Path) -> None:
     args = ["--out", str(tmp_path), "--quick", "--hard-epochs", "-1"]
     result = CliRunner().invoke(train_teacher_command, args)
     assert result.exit_code == 2 and "--hard-epochs" in result.output
+
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def test_the_committed_detector_was_distilled_from_the_committed_teacher() -> None:
+    weights = MODELS / "otolith-teacher" / "teacher.pt"
+    teacher = read_teacher_card(weights)  # also checks the weights' SHA-256
+    assert teacher is not None, "models/otolith-teacher has no teacher.json"
+    assert len(teacher.history) == teacher.epochs + teacher.hard_epochs
+    assert teacher.command.startswith("seawatch train otolith-teacher")
+    card = json.loads((MODELS / "otolith" / "card.json").read_text())
+    pretrained = card["training"]["teacher"]["pretrained"]
+    assert pretrained["weights_sha256"] == teacher.weights_sha256
+    assert "--teacher-weights models/otolith-teacher/teacher.pt" in card["training"]["command"]
+    assert sha256(MODELS / "otolith" / "teacher.pt") == teacher.weights_sha256
+    assert card["input"]["mean"] == pytest.approx(teacher.rgb_mean)
