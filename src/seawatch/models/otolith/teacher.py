@@ -31,6 +31,7 @@ from seawatch.models.otolith.corruptions import (
     localisation_loss,
 )
 from seawatch.models.otolith.network import FeatureNet
+from seawatch.models.otolith.plan import Plan
 from seawatch.models.training import log_line, optimise
 
 TEACHER_FILE = "teacher.pt"
@@ -128,6 +129,34 @@ def pretrain_teacher(
     return freeze(net), history
 
 
+def pretrain_for_plan(
+    plan: Plan,
+    images: np.ndarray,
+    textures: np.ndarray,
+    norm: tuple[tuple[float, ...], tuple[float, ...]],
+    seed: int,
+    device: str,
+    progress: Progress,
+) -> tuple[FeatureNet, list[dict[str, float]]]:
+    """:func:`pretrain_teacher` with the architecture and schedule of a training ``plan``."""
+    return pretrain_teacher(
+        images,
+        textures,
+        rgb_mean=norm[0],  # type: ignore[arg-type]
+        rgb_std=norm[1],  # type: ignore[arg-type]
+        widths=plan.widths,
+        stem_stride=plan.stem_stride,
+        depth=plan.teacher_depth,
+        epochs=plan.teacher_epochs,
+        hard_epochs=plan.teacher_hard_epochs,
+        batch_size=plan.batch_size,
+        lr=plan.teacher_lr,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+
+
 def freeze(net: FeatureNet) -> FeatureNet:
     """Eval mode and no gradients: the teacher does not change during distillation."""
     net.eval()
@@ -154,4 +183,12 @@ def load_teacher(
     return freeze(net)
 
 
-__all__ = ["TASK", "TEACHER_FILE", "augment", "freeze", "load_teacher", "pretrain_teacher"]
+__all__ = [
+    "TASK",
+    "TEACHER_FILE",
+    "augment",
+    "freeze",
+    "load_teacher",
+    "pretrain_for_plan",
+    "pretrain_teacher",
+]

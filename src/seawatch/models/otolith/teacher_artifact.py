@@ -35,7 +35,7 @@ from seawatch.models.otolith.plan import (
     channel_stats,
     render_training_set,
 )
-from seawatch.models.otolith.teacher import TASK, TEACHER_FILE, pretrain_teacher
+from seawatch.models.otolith.teacher import TASK, TEACHER_FILE, pretrain_for_plan
 from seawatch.models.training import seed_everything, select_device, training_progress
 
 TEACHER_CARD = "teacher.json"
@@ -232,21 +232,8 @@ def train_teacher_artifact(
     with training_progress() as progress:
         train, textures = render_training_set(plan, seed, progress)
         rgb_mean, rgb_std = channel_stats(train)
-        net, history = pretrain_teacher(
-            train,
-            textures,
-            rgb_mean=rgb_mean,
-            rgb_std=rgb_std,
-            widths=plan.widths,
-            stem_stride=plan.stem_stride,
-            depth=plan.teacher_depth,
-            epochs=plan.teacher_epochs,
-            hard_epochs=plan.teacher_hard_epochs,
-            batch_size=plan.batch_size,
-            lr=plan.teacher_lr,
-            seed=seed,
-            device=device,
-            progress=progress,
+        net, history = pretrain_for_plan(
+            plan, train, textures, (rgb_mean, rgb_std), seed, device, progress
         )
     weights = out_dir / TEACHER_FILE
     torch.save({k: v.cpu() for k, v in net.state_dict().items()}, weights)

@@ -58,7 +58,7 @@ from seawatch.models.otolith.plan import (
 )
 from seawatch.models.otolith.synthetic import ANOMALY_TYPES, NORMAL, make_dataset
 from seawatch.models.otolith.teacher import TASK as TEACHER_TASK
-from seawatch.models.otolith.teacher import TEACHER_FILE, load_teacher, pretrain_teacher
+from seawatch.models.otolith.teacher import TEACHER_FILE, load_teacher, pretrain_for_plan
 from seawatch.models.otolith.teacher_artifact import (
     TEACHER_CARD,
     check_compatible,
@@ -122,21 +122,8 @@ def train_otolith(
             rgb_mean, rgb_std = norm or (rgb_mean, rgb_std)
             _copy_teacher_card(Path(teacher_weights), out_dir)  # type: ignore[arg-type]
         else:
-            teacher, teacher_history = pretrain_teacher(
-                data.train,
-                data.textures,
-                rgb_mean=rgb_mean,
-                rgb_std=rgb_std,
-                widths=plan.widths,
-                stem_stride=plan.stem_stride,
-                depth=plan.teacher_depth,
-                epochs=plan.teacher_epochs,
-                hard_epochs=plan.teacher_hard_epochs,
-                batch_size=plan.batch_size,
-                lr=plan.teacher_lr,
-                seed=seed,
-                device=device,
-                progress=progress,
+            teacher, teacher_history = pretrain_for_plan(
+                plan, data.train, data.textures, (rgb_mean, rgb_std), seed, device, progress
             )
             teacher_info = {
                 "source": TEACHER_TASK,
