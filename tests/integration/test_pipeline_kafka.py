@@ -148,7 +148,17 @@ def test_a_slow_model_does_not_keep_the_loop_from_polling(tmp_path, broker, uniq
 
 
 def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, model_dir):
-    settings = settings_for(tmp_path, broker, unique, model_dir, kafka__max_poll_records=40)
+    # One batch in flight: a stop asked for at n // 3 drains at most two more batches, so the
+    # first run cannot finish the topic (with the default 8 x 40 in flight on a loaded
+    # machine it could, and the second run would have nothing to prove).
+    settings = settings_for(
+        tmp_path,
+        broker,
+        unique,
+        model_dir,
+        kafka__max_poll_records=40,
+        inference__max_batches_in_flight=1,
+    )
     n = 400
     publish_synthetic(settings, n, seed=1)
     first = run_until(settings, n // 3)
