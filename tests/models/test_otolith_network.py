@@ -83,19 +83,31 @@ def test_detector_returns_a_score_and_a_half_resolution_heatmap(student_input: s
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("rotations", [2, 4])
-def test_rotated_maps_are_turned_back_and_averaged(rotations: int) -> None:
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_the_maps_of_each_view_are_turned_back_and_averaged(views: int) -> None:
     model = _model("gray")
     x = torch.rand(2, 3, 64, 64) * 255
-    turns = range(0, 4, 4 // rotations)
-    expected = sum(torch.rot90(model.heatmap(torch.rot90(x, k, (2, 3))), -k, (1, 2)) for k in turns)
-    model.rotations = rotations
+    turns = range(0, 4, 4 // min(views, 4))
+    mirrors = (False, True) if views == 8 else (False,)
+
+    def view(t: torch.Tensor, k: int, mirrored: bool) -> torch.Tensor:
+        return torch.rot90(t.flip(-1) if mirrored else t, k, (-2, -1))
+
+    def back(t: torch.Tensor, k: int, mirrored: bool) -> torch.Tensor:
+        t = torch.rot90(t, -k, (-2, -1))
+        return t.flip(-1) if mirrored else t
+
+    expected = sum(back(model.heatmap(view(x, k, m)), k, m) for k in turns for m in mirrors)
+    model.views = views
     score, heat = model(x)
-    torch.testing.assert_close(heat, expected / rotations, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(heat, expected / views, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(score, heat.flatten(1).max(1).values)
-    turned = model.heatmap(torch.rot90(x, 1 if rotations == 4 else 2, (2, 3)))
-    k = 1 if rotations == 4 else 2  # the map of a turned image is the turned map
+    k = 1 if views >= 4 else 2  # the map of a turned image is the turned map
+    turned = model.heatmap(torch.rot90(x, k, (2, 3)))
     torch.testing.assert_close(turned, torch.rot90(heat, k, (1, 2)), atol=1e-4, rtol=1e-4)
+    if views == 8:  # and the map of a mirrored image is the mirrored map
+        mirrored = model.heatmap(x.flip(-1))
+        torch.testing.assert_close(mirrored, heat.flip(-1), atol=1e-4, rtol=1e-4)
 
 
 @torch.no_grad()
@@ -152,15 +164,15 @@ def test_bad_arguments_are_refused() -> None:
         )
 
 
-@pytest.mark.parametrize("turns", [0, 3, 8])
-def test_rotations_other_than_1_2_4_are_refused_by_name(turns: int) -> None:
+@pytest.mark.parametrize("views", [0, 3, 6, 16])
+def test_views_other_than_1_2_4_8_are_refused_by_name(views: int) -> None:
     model = _model("gray")
-    with pytest.raises(ValueError, match="rotations must be one of 1, 2, 4"):
-        model.rotations = turns
-    assert model.rotations == 1  # unchanged
+    with pytest.raises(ValueError, match="views must be one of 1, 2, 4, 8"):
+        model.views = views
+    assert model.views == 1  # unchanged
 
 
-def test_a_plan_with_bad_rotations_fails_before_any_training(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="rotations must be one of 1, 2, 4"):
-        train_otolith(tmp_path / "out", plan=replace(QUICK, rotations=3))
+def test_a_plan_with_bad_views_fails_before_any_training(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="views must be one of 1, 2, 4, 8"):
+        train_otolith(tmp_path / "out", plan=replace(QUICK, views=3))
     assert not (tmp_path / "out").exists()  # stopped before it made anything

@@ -69,7 +69,7 @@ def test_card_loads_and_describes_the_artifact(artifact: Path) -> None:
     assert "pretrained here" in card.training.teacher["source"]
     phases = [row["hard"] for row in card.training.teacher["history"]]
     assert phases == [False] * QUICK.teacher_epochs + [True] * QUICK.teacher_hard_epochs
-    assert f"averaged over {QUICK.rotations} turns" in card.architecture
+    assert f"averaged over {QUICK.views} " in card.architecture
 
 
 @pytest.mark.parametrize("batch", [1, 5])

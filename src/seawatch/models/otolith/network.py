@@ -22,7 +22,9 @@ from torch import nn
 STAGES = 3
 DEFAULT_WIDTHS: tuple[int, int, int, int] = (16, 32, 64, 96)
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # R, G, B: as cv2.COLOR_RGB2GRAY
-ROTATIONS: tuple[int, ...] = (1, 2, 4)  # test-time turns the map can average (of 180 or 90 deg)
+#: Test-time views the map can average: the image as is; turned by 0 and 180 degrees; by every
+#: 90 degrees; or those four turns and their mirror images (the eight symmetries of a square).
+VIEWS: tuple[int, ...] = (1, 2, 4, 8)
 StudentInput = Literal["gray", "rgb"]
 
 
@@ -128,8 +130,8 @@ class OtolithMKD(nn.Module):
     Input: float32 N x 3 x S x S RGB, 0..255. Output: ``score`` (N,) and ``heatmap``
     (N x S/2s x S/2s, s the stem stride): the per-stage discrepancy divided by its mean on
     normal validation images, upsampled, averaged over stages and smoothed (and averaged over
-    ``rotations`` turns of the image); the score is its maximum (``top_k`` = 1) or the mean of
-    its ``top_k`` largest values.
+    ``views`` turns and mirror images of the image); the score is its maximum (``top_k`` = 1)
+    or the mean of its ``top_k`` largest values.
     """
 
     def __init__(
@@ -151,7 +153,7 @@ class OtolithMKD(nn.Module):
         self.student_input: StudentInput = student_input
         self.direction_weight = direction_weight
         self.top_k = 1
-        self._rotations = 1
+        self._views = 1
         mean, std = torch.tensor(rgb_mean), torch.tensor(rgb_std)
         gray = torch.tensor(GRAY_WEIGHTS)
         self.register_buffer("rgb_mean", mean.view(1, 3, 1, 1))
@@ -165,14 +167,15 @@ class OtolithMKD(nn.Module):
         self.register_buffer("smooth", _gaussian_kernel(smooth_sigma))
 
     @property
-    def rotations(self) -> int:
-        """Test-time turns averaged in the map: 1, 2 (0 and 180 degrees) or 4 (every 90)."""
-        return self._rotations
+    def views(self) -> int:
+        """Test-time views averaged in the map: 1, 2 (turns of 0 and 180 degrees), 4 (every
+        90) or 8 (every 90 and each one mirrored)."""
+        return self._views
 
-    @rotations.setter
-    def rotations(self, turns: int) -> None:
-        check_rotations(turns)
-        self._rotations = turns
+    @views.setter
+    def views(self, n: int) -> None:
+        check_views(n)
+        self._views = n
 
     def teacher_features(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Teacher features of RGB 0..255 images, each channel scaled to unit std on normals."""
@@ -192,17 +195,18 @@ class OtolithMKD(nn.Module):
     def heatmap(self, image: torch.Tensor) -> torch.Tensor:
         """The anomaly map (N x S/2s x S/2s), in units of the normal mean per stage.
 
-        With ``rotations`` 2 or 4 it is the mean of the maps of the image turned by multiples
-        of 180 or 90 degrees (each turned back): a defect is found at every turn, a student's
-        chance miss on normal structure at only some of them. One batch of N x rotations.
+        With ``views`` > 1 it is the mean of the maps of the image turned (by multiples of 180
+        or 90 degrees) and, with 8, mirrored too, each map turned back: a defect is found in
+        every view, a student's chance miss on normal structure in only some. One batch of
+        N x views.
         """
-        if self.rotations == 1:
+        if self.views == 1:
             return self._heatmap(image)
-        turns = range(0, 4, 4 // self.rotations)
-        maps = self._heatmap(torch.cat([turn(image, k) for k in turns]))
-        parts = maps.chunk(self.rotations)
-        total = sum(turn(m, -k) for k, m in zip(turns, parts, strict=True))
-        return total / self.rotations
+        symmetries = view_symmetries(self.views)
+        maps = self._heatmap(torch.cat([transform(image, k, m) for k, m in symmetries]))
+        parts = maps.chunk(self.views)
+        total = sum(untransform(p, k, m) for (k, m), p in zip(symmetries, parts, strict=True))
+        return total / self.views
 
     def _heatmap(self, image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -222,14 +226,32 @@ class OtolithMKD(nn.Module):
         return reduce_scores(heat, self.top_k), heat
 
 
-def check_rotations(turns: int) -> None:
-    """Raise a ValueError that names the allowed values unless ``turns`` is in ROTATIONS."""
-    if turns not in ROTATIONS:
+def check_views(n: int) -> None:
+    """Raise a ValueError that names the allowed values unless ``n`` is in VIEWS."""
+    if n not in VIEWS:
         msg = (
-            f"rotations must be one of {', '.join(map(str, ROTATIONS))} (test-time turns of "
-            f"the image by 180 or 90 degrees averaged in the map), got {turns!r}"
+            f"views must be one of {', '.join(map(str, VIEWS))} (test-time turns of the image "
+            f"by 180 or 90 degrees, 8 with their mirror images, averaged in the map), got {n!r}"
         )
         raise ValueError(msg)
+
+
+def view_symmetries(views: int) -> list[tuple[int, bool]]:
+    """The (quarter turns, mirrored) pairs of ``views`` test-time views."""
+    check_views(views)
+    turns = range(0, 4, 4 // min(views, 4))
+    return [(k, mirrored) for mirrored in (False, True)[: 1 + (views == 8)] for k in turns]
+
+
+def transform(x: torch.Tensor, k: int, mirrored: bool) -> torch.Tensor:
+    """``x`` mirrored left-right (when asked), then turned by ``k`` quarter turns."""
+    return turn(x.flip(-1) if mirrored else x, k)
+
+
+def untransform(x: torch.Tensor, k: int, mirrored: bool) -> torch.Tensor:
+    """The inverse of :func:`transform`: turned back, then mirrored back."""
+    x = turn(x, -k)
+    return x.flip(-1) if mirrored else x
 
 
 def turn(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -269,6 +291,13 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+_VIEW_NAMES = {
+    2: "2 turns of the image (0 and 180 degrees)",
+    4: "4 turns of the image (every 90 degrees)",
+    8: "8 views of the image (4 turns, each also mirrored)",
+}
+
+
 def describe(model: OtolithMKD) -> str:
     """One line naming the architecture, for the model card."""
     widths = list(model.teacher.widths)
@@ -284,7 +313,7 @@ def describe(model: OtolithMKD) -> str:
         f"{count_parameters(model.student) / 1e3:.0f} k parameters; value + "
         f"{model.direction_weight:g} x direction (1 - cosine) discrepancy per position, each "
         f"stage divided by its normal mean, upsampled to the finest, averaged, Gaussian-smoothed"
-        + (f", averaged over {model.rotations} turns of the image" if model.rotations > 1 else "")
+        + (f", averaged over {_VIEW_NAMES[model.views]}" if model.views > 1 else "")
         + f"; score = {'max' if model.top_k == 1 else f'mean of top {model.top_k}'} of the map"
     )
 
@@ -292,18 +321,21 @@ def describe(model: OtolithMKD) -> str:
 __all__ = [
     "DEFAULT_WIDTHS",
     "GRAY_WEIGHTS",
-    "ROTATIONS",
     "STAGES",
+    "VIEWS",
     "FeatureNet",
     "OtolithMKD",
     "Student",
-    "check_rotations",
+    "check_views",
     "count_parameters",
     "describe",
     "direction_map",
     "discrepancy_maps",
     "mkd_loss",
     "reduce_scores",
+    "transform",
     "turn",
+    "untransform",
     "value_map",
+    "view_symmetries",
 ]

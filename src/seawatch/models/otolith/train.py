@@ -45,7 +45,7 @@ from seawatch.models.otolith.evaluate import (
 from seawatch.models.otolith.network import (
     OtolithMKD,
     Student,
-    check_rotations,
+    check_views,
     describe,
 )
 from seawatch.models.otolith.plan import (
@@ -66,7 +66,7 @@ from seawatch.models.otolith.teacher_artifact import (
 )
 from seawatch.models.training import seed_everything, select_device, training_progress
 
-NAME, VERSION = "otolith-mkd-synthetic", "0.5.0"  # 0.4: 18 HN epochs; 0.5: pretrained teacher
+NAME, VERSION = "otolith-mkd-synthetic", "0.6.0"  # 0.5: pretrained teacher; 0.6: 8 views
 DEFAULT_COMMAND = "python -m seawatch.models.otolith.train"
 OUTPUTS = ["score", "heatmap"]
 
@@ -105,7 +105,7 @@ def train_otolith(
     if plan.epochs < 1 or not 0.0 < far < 1.0:
         msg = f"epochs must be >= 1 and far in (0, 1), got {plan.epochs} and {far}"
         raise ValueError(msg)
-    check_rotations(plan.rotations)  # before hours of training, not at export
+    check_views(plan.views)  # before hours of training, not at export
     device = select_device(device)
     seed_everything(seed)
     clock = _Clock()
@@ -306,7 +306,7 @@ def _student(
         device=device,
         progress=progress,
     )
-    model.rotations = plan.rotations
+    model.views = plan.views
     _, top_k_auroc = D.calibrate_map(model, data.val, data.val_labels, device)
     return model.cpu().eval(), history, top_k_auroc
 
