@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,6 +107,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._paused = False
         self._paused_since = 0.0
+        self._last_poll = time.monotonic()
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer") if depth else None
 
     @property
@@ -133,6 +135,8 @@ class Pipeline:
                 idle_ms = 0 if in_flight else IDLE_POLL_MS
                 batch = None if stopping or self._held_back() else self._poll_and_prepare(idle_ms)
                 polled = time.monotonic()
+                if not stopping:
+                    self._last_poll = polled
                 if batch is not None:
                     in_flight.append(self._submit(batch))
                 elif not stopping and self.on_idle is not None:
@@ -212,10 +216,31 @@ class Pipeline:
         return full
 
     def _wait(self, in_flight: Future[Batch]) -> Batch:
+        """The batch's result. While it is not ready, poll with the partitions paused (nothing
+        is fetched) at least every ``poll_every_s``: a batch that takes longer than the
+        group's ``max_poll_interval_ms`` (64 otolith specimens at eight views each on 2 cores:
+        about 7 s) must not get this member dropped, its commits refused and its work replayed.
+        """
         started = time.perf_counter()
-        batch = in_flight.result()
+        while True:
+            left = self._last_poll + self.poll_every_s - time.monotonic()
+            try:
+                batch = in_flight.result(timeout=max(0.0, left) if left != float("inf") else None)
+                break
+            except FutureTimeout:
+                self._keep_alive()
         self.stats.timed("wait_infer", time.perf_counter() - started)
         return batch
+
+    def _keep_alive(self) -> None:
+        """Poll without fetching (partitions paused for the call): the consumer group sees
+        this member alive. Resumes afterwards unless backpressure holds consumption."""
+        self.source.pause()
+        self.source.poll_batch(1, 0, idle_ms=0)
+        self._last_poll = time.monotonic()
+        self.stats.keep_alive_polls += 1
+        if not self._paused:
+            self.source.resume()
 
     def _poll_and_prepare(self, idle_ms: int = IDLE_POLL_MS) -> Batch | None:
         started = time.perf_counter()

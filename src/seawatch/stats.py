@@ -34,6 +34,7 @@ class PipelineStats:
     last_stored_at: float | None = None
     stage_seconds: Counter = field(default_factory=Counter)
     latencies_seen: int = 0
+    keep_alive_polls: int = 0  # polls without fetching while a slow batch was awaited
     # the most recent latencies only: a daemon runs for months, a list of every frame's would
     # grow without bound (64 bytes a frame)
     _latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))

@@ -147,6 +147,49 @@ def test_a_slow_model_does_not_keep_the_loop_from_polling(tmp_path, broker, uniq
     assert len(uids) == len(set(uids)) == n
 
 
+def test_a_batch_slower_than_the_poll_interval_keeps_the_member_in_its_group(
+    tmp_path, broker, unique, model_dir
+):
+    """Each batch here takes 2.5 s, longer than the group's whole ``max_poll_interval_ms``
+    (2 s), and the window holds one: waiting on it, the loop polls with the partitions
+    paused every second, so the member stays in its group, every commit succeeds and no batch
+    is replayed (found with the eight-view otolith model: 64 specimens a batch took 7 s)."""
+    settings = settings_for(
+        tmp_path,
+        broker,
+        unique,
+        model_dir,
+        kafka__max_poll_records=20,
+        kafka__max_poll_interval_ms=2000,
+        inference__max_batches_in_flight=1,
+    )
+    n = 60
+    publish_synthetic(settings, n, seed=6)
+    daemon = build_daemon(settings)
+    pipeline, polls = daemon.pipeline, []
+    poll, infer = pipeline.source.poll_batch, pipeline._infer
+
+    def spy_poll(max_records, max_wait_ms, idle_ms=200):
+        polls.append(time.monotonic())
+        return poll(max_records, max_wait_ms, idle_ms)
+
+    def slow_infer(batch):
+        time.sleep(2.5)
+        return infer(batch)
+
+    pipeline.source.poll_batch, pipeline._infer = spy_poll, slow_infer
+    try:
+        stats = daemon.run(lambda s: s.processed >= n)
+    finally:
+        daemon.close()
+    gaps = [b - a for a, b in itertools.pairwise(polls)]
+    assert max(gaps) < 1.6, f"the loop stayed {max(gaps):.1f} s away from poll()"
+    assert stats.keep_alive_polls >= 2  # it had to: each batch outlasts the interval
+    assert stats.processed == n, "a dropped member replays batches: processed would exceed n"
+    uids = stored_uids(settings.storage.local.path)
+    assert len(uids) == len(set(uids)) == n
+
+
 def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, model_dir):
     # One batch in flight: a stop asked for at n // 3 drains at most two more batches, so the
     # first run cannot finish the topic (with the default 8 x 40 in flight on a loaded
