@@ -102,6 +102,43 @@ def test_no_poll_waits_idle_while_a_batch_is_in_flight(tmp_path, broker, unique,
     assert any(idle > 0 for idle, outstanding in polls if not outstanding)
 
 
+def _run_slow(settings, n: int, seed: int, infer_s: float) -> tuple:
+    """Publish ``n`` frames, run the daemon with every batch's inference ``infer_s`` slower
+    until all are stored; return its stats and the gaps between polls (up to the last
+    frame stored: that gap counts too)."""
+    publish_synthetic(settings, n, seed=seed)
+    daemon = build_daemon(settings)
+    pipeline, polls, done = daemon.pipeline, [], []
+    poll, infer = pipeline.source.poll_batch, pipeline._infer
+
+    def spy_poll(max_records, max_wait_ms, idle_ms=200):
+        polls.append(time.monotonic())
+        return poll(max_records, max_wait_ms, idle_ms)
+
+    def slow_infer(batch):
+        time.sleep(infer_s)
+        return infer(batch)
+
+    def all_stored(stats) -> bool:
+        if stats.processed >= n and not done:
+            done.append(time.monotonic())
+        return stats.processed >= n
+
+    pipeline.source.poll_batch, pipeline._infer = spy_poll, slow_infer
+    try:
+        stats = daemon.run(all_stored)
+    finally:
+        daemon.close()
+    return stats, [b - a for a, b in itertools.pairwise([*polls, done[0]])]
+
+
+def _assert_stored_once(settings, stats, n: int) -> None:
+    """No batch replayed (a dropped member's would be) and every frame stored once."""
+    assert stats.processed == n, "a dropped member replays batches: processed would exceed n"
+    uids = stored_uids(settings.storage.local.path)
+    assert len(uids) == len(set(uids)) == n
+
+
 def test_a_slow_model_does_not_keep_the_loop_from_polling(tmp_path, broker, unique, model_dir):
     """A window of slow batches (here 9 x 0.4 s, all in flight once the topic is read) takes
     longer than the group's ``max_poll_interval_ms`` (2 s): the loop drains it at most half
@@ -116,35 +153,9 @@ def test_a_slow_model_does_not_keep_the_loop_from_polling(tmp_path, broker, uniq
         kafka__max_poll_interval_ms=2000,
     )
     n = 200
-    publish_synthetic(settings, n, seed=5)
-    daemon = build_daemon(settings)
-    pipeline, polls = daemon.pipeline, []
-    poll, infer = pipeline.source.poll_batch, pipeline._infer
-
-    def spy_poll(max_records, max_wait_ms, idle_ms=200):
-        polls.append(time.monotonic())
-        return poll(max_records, max_wait_ms, idle_ms)
-
-    def slow_infer(batch):
-        time.sleep(0.4)
-        return infer(batch)
-
-    def all_stored(stats) -> bool:
-        if stats.processed >= n and not done:
-            done.append(time.monotonic())  # the last frame stored: the gap up to here counts
-        return stats.processed >= n
-
-    pipeline.source.poll_batch, pipeline._infer = spy_poll, slow_infer
-    done: list[float] = []
-    try:
-        stats = daemon.run(all_stored)
-    finally:
-        daemon.close()
-    gaps = [b - a for a, b in itertools.pairwise([*polls, done[0]])]
+    stats, gaps = _run_slow(settings, n, seed=5, infer_s=0.4)
     assert max(gaps) < 1.6, f"the loop stayed {max(gaps):.1f} s away from poll()"
-    assert stats.processed == n, "a dropped member replays batches: processed would exceed n"
-    uids = stored_uids(settings.storage.local.path)
-    assert len(uids) == len(set(uids)) == n
+    _assert_stored_once(settings, stats, n)
 
 
 def test_a_batch_slower_than_the_poll_interval_keeps_the_member_in_its_group(
@@ -161,33 +172,13 @@ def test_a_batch_slower_than_the_poll_interval_keeps_the_member_in_its_group(
         model_dir,
         kafka__max_poll_records=20,
         kafka__max_poll_interval_ms=2000,
-        inference__max_batches_in_flight=1,
+        inference__max_batches_in_flight=1,  # one batch at a time: the wait itself is long
     )
     n = 60
-    publish_synthetic(settings, n, seed=6)
-    daemon = build_daemon(settings)
-    pipeline, polls = daemon.pipeline, []
-    poll, infer = pipeline.source.poll_batch, pipeline._infer
-
-    def spy_poll(max_records, max_wait_ms, idle_ms=200):
-        polls.append(time.monotonic())
-        return poll(max_records, max_wait_ms, idle_ms)
-
-    def slow_infer(batch):
-        time.sleep(2.5)
-        return infer(batch)
-
-    pipeline.source.poll_batch, pipeline._infer = spy_poll, slow_infer
-    try:
-        stats = daemon.run(lambda s: s.processed >= n)
-    finally:
-        daemon.close()
-    gaps = [b - a for a, b in itertools.pairwise(polls)]
+    stats, gaps = _run_slow(settings, n, seed=6, infer_s=2.5)
     assert max(gaps) < 1.6, f"the loop stayed {max(gaps):.1f} s away from poll()"
     assert stats.keep_alive_polls >= 2  # it had to: each batch outlasts the interval
-    assert stats.processed == n, "a dropped member replays batches: processed would exceed n"
-    uids = stored_uids(settings.storage.local.path)
-    assert len(uids) == len(set(uids)) == n
+    _assert_stored_once(settings, stats, n)
 
 
 def test_restart_continues_from_committed_offsets(tmp_path, broker, unique, model_dir):
