@@ -202,9 +202,7 @@ class Pipeline:
         partitions and poll nothing (the poll keeps the group membership); resume after."""
         full = any(sink.saturated() for sink in self.sinks if hasattr(sink, "saturated"))
         if full:
-            self.source.pause()  # every time: a rebalance may have assigned new partitions
-            # heartbeats; paused, so returns nothing
-            self.source.poll_batch(1, 0, idle_ms=IDLE_POLL_MS)
+            self._paused_poll(IDLE_POLL_MS)
             if not self._paused:
                 log.warning("backpressure_on reason='outbox full' effect='consumption paused'")
                 self._paused_since = time.perf_counter()
@@ -233,14 +231,19 @@ class Pipeline:
         return batch
 
     def _keep_alive(self) -> None:
-        """Poll without fetching (partitions paused for the call): the consumer group sees
-        this member alive. Resumes afterwards unless backpressure holds consumption."""
-        self.source.pause()
-        self.source.poll_batch(1, 0, idle_ms=0)
-        self._last_poll = time.monotonic()
+        """Poll without fetching while a slow batch is awaited: the consumer group sees this
+        member alive. Resumes afterwards unless backpressure holds consumption."""
+        self._paused_poll(0)
         self.stats.keep_alive_polls += 1
         if not self._paused:
             self.source.resume()
+
+    def _paused_poll(self, idle_ms: int) -> None:
+        """Pause every assigned partition (every time: a rebalance may have assigned new
+        ones) and poll: the poll heartbeats and, paused, returns nothing."""
+        self.source.pause()
+        self.source.poll_batch(1, 0, idle_ms=idle_ms)
+        self._last_poll = time.monotonic()
 
     def _poll_and_prepare(self, idle_ms: int = IDLE_POLL_MS) -> Batch | None:
         started = time.perf_counter()
