@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from seawatch.config import load_settings, resolve_model_dir
+from seawatch.contracts.frames import encode_headers
 from seawatch.daemon import build_daemon
-from seawatch.frames import encode_headers
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages

@@ -49,12 +49,12 @@ from pipeline_tasks import (
     task_messages,
 )
 from seawatch.config import load_settings, resolve_model_dir
+from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.daemon import build_daemon
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.models.card import ONNX_FILE, load_card
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 DEFAULT_FRAMES = {"plankton": 6000, "otolith": 1000, "fish": 6000}

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from seawatch.config import Settings, resolve_model_dir
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.frames import Frame, SourceRef
+from seawatch.contracts.preprocess import batch_tensor, prepare_roi, to_gray8
 from seawatch.daemon import build_router
-from seawatch.frames import Frame, SourceRef
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-from seawatch.inference.preprocess import batch_tensor, prepare_roi, to_gray8
 from seawatch.ingest.decode import DecodeLimits, decode_image
 from seawatch.ingest.prepare import FramePreparer
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
 from seawatch.ingest.synthetic_stream import SyntheticMessage, synthetic_stream
-from seawatch.models.card import ONNX_FILE, load_card
 
 TASKS = ("plankton", "otolith", "fish")
 PLANKTON_DIR, FISH_DIR = Path("models/plankton"), Path("models/fish")

@@ -35,8 +35,8 @@ import pydantic_settings  # noqa: F401
 
 with atheris.instrument_imports(include=["seawatch"]):
     from seawatch.config import IngestSettings
-    from seawatch.errors import FrameError
-    from seawatch.frames import (
+    from seawatch.contracts.errors import FrameError
+    from seawatch.contracts.frames import (
         CONTENT_TYPES,
         HEADER_NAMES,
         TASKS,

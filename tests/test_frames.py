@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seawatch.errors import FrameError
-from seawatch.frames import FrameKind, FrameMeta, encode_headers, parse_headers
+from seawatch.contracts.errors import FrameError
+from seawatch.contracts.frames import FrameKind, FrameMeta, encode_headers, parse_headers
 
 NOW = time.time_ns()
 

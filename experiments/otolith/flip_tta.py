@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seawatch.inference.backend import open_backend
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.inference.factory import open_backend
 from seawatch.inference.otolith import OtolithDetector
-from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.models.otolith.evaluate import detection_metrics, score_images
 from seawatch.models.otolith.synthetic import make_dataset
 

@@ -16,9 +16,9 @@ from rich.console import Console
 from seawatch import __version__
 from seawatch.cli_params import capture_time
 from seawatch.config import Settings, load_settings
+from seawatch.contracts.errors import SeawatchError
 from seawatch.dashboards.commands import dashboards_group
 from seawatch.dashboards.report.command import report_command
-from seawatch.errors import SeawatchError
 from seawatch.inference.engine_command import engine_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
@@ -237,7 +237,7 @@ def publish(
     bootstrap: str | None,
 ) -> None:
     """Publish a folder of images (with optional per-file CSV metadata) to Kafka."""
-    from seawatch.frames import FrameKind
+    from seawatch.contracts.frames import FrameKind
     from seawatch.ingest.kafka_io import Publisher
     from seawatch.ingest.publish import directory_messages, publish_messages
 

@@ -7,7 +7,7 @@ import click
 
 def capture_time(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     """An option holding a capture time (RFC 3339 with a zone, or epoch ns) -> epoch ns."""
-    from seawatch.frames import epoch_ns
+    from seawatch.contracts.frames import epoch_ns
 
     if value is None:
         return None

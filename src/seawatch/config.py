@@ -3,7 +3,7 @@
 Precedence, highest first: environment (``SEAWATCH_<SECTION>__<FIELD>``, e.g.
 ``SEAWATCH_KAFKA__BOOTSTRAP_SERVERS``), the YAML file given with ``--config``, the
 defaults below. :func:`load_settings` validates everything before anything connects and
-raises :class:`~seawatch.errors.ConfigError` naming each bad field and what is allowed.
+raises :class:`~seawatch.contracts.errors.ConfigError` naming each bad field and what is allowed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from seawatch.alerts.rules import DEFAULT_RULES, Rule, WebhookSettings
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.secrets import read_secret_file, redact_url
 
 ENV_PREFIX = "SEAWATCH_"

@@ -18,16 +18,16 @@ from threadpoolctl import threadpool_limits
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs, Webhook
 from seawatch.config import Settings, resolve_model_dir
-from seawatch.errors import ConfigError
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.errors import ConfigError
 from seawatch.health.checks import Heartbeat
-from seawatch.inference.backend import open_backend
 from seawatch.inference.classifier import PlanktonClassifier
+from seawatch.inference.factory import open_backend
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource, Publisher, ensure_topics
 from seawatch.ingest.prepare import FramePreparer
 from seawatch.ingest.topic_keeper import TopicKeeper
-from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.pipeline import Pipeline
 from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.stats import PipelineStats

@@ -28,7 +28,8 @@ import numpy as np
 
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs
-from seawatch.errors import BrokerError, FrameError
+from seawatch.contracts.errors import BrokerError, FrameError
+from seawatch.contracts.records import FrameRecord
 from seawatch.health.checks import Heartbeat
 from seawatch.inference.router import TaskRouter, TaskWork
 from seawatch.ingest.dead_letters import DeadLetterQueue
@@ -37,7 +38,6 @@ from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
 from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.stats import PipelineStats
 from seawatch.storage.evidence import EvidenceStore
-from seawatch.storage.records import FrameRecord
 from seawatch.storage.sink import Sink
 
 log = logging.getLogger(__name__)

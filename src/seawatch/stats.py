@@ -14,7 +14,7 @@ from itertools import islice
 
 import numpy as np
 
-from seawatch.storage.records import FrameRecord
+from seawatch.contracts.records import FrameRecord
 
 LATENCY_WINDOW = 100_000  # frames whose latencies are kept for percentiles
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from seawatch.config import Settings
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.health.checks import Heartbeat
 from seawatch.health.systemd import SystemdNotifier
 from seawatch.ingest.broker import die_with_parent

@@ -10,9 +10,9 @@ from pydantic import TypeAdapter
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.rules import Rule
 from seawatch.config import load_settings
-from seawatch.errors import ConfigError
-from seawatch.ingest.quality import FrameQuality
-from seawatch.storage.records import FishRecord, OtolithRecord
+from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.quality import FrameQuality
+from seawatch.contracts.records import FishRecord, OtolithRecord
 from tests.storage.factories import make_record, make_task_record
 
 T0 = 1_780_000_000_000_000_000

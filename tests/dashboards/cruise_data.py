@@ -15,16 +15,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from seawatch.frames import FrameKind, FrameMeta, SourceRef
-from seawatch.ingest.objects import Morphometrics
-from seawatch.storage.line_protocol import line, records_to_lines
-from seawatch.storage.records import (
+from seawatch.contracts.frames import FrameKind, FrameMeta, SourceRef
+from seawatch.contracts.objects import Morphometrics
+from seawatch.contracts.records import (
     UNKNOWN,
     FishRecord,
     FrameRecord,
     ObjectRecord,
     OtolithRecord,
 )
+from seawatch.storage.line_protocol import line, records_to_lines
 from seawatch.storage.size_spectrum import SIZE_CLASSES, class_of
 
 T0 = 1_790_000_400 * 10**9  # a multiple of 10 minutes, so buckets line up with the span

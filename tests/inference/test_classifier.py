@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seawatch.errors import BackendError, ConfigError
-from seawatch.inference.backend import open_backend
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.errors import BackendError, ConfigError
+from seawatch.contracts.preprocess import batch_tensor, prepare_roi
+from seawatch.contracts.records import UNKNOWN
 from seawatch.inference.classifier import PlanktonClassifier
-from seawatch.inference.preprocess import batch_tensor, prepare_roi
-from seawatch.models.card import ONNX_FILE, load_card
-from seawatch.storage.records import UNKNOWN
+from seawatch.inference.factory import open_backend
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seawatch.errors import BackendError, ConfigError
+from seawatch.contracts.card import InputSpec, ModelCard, TrainingSummary
+from seawatch.contracts.errors import BackendError, ConfigError
+from seawatch.contracts.records import UNKNOWN
 from seawatch.inference.fish import PROVISIONAL_VIEWS, FishIdentifier, prepare_fish
 from seawatch.inference.gallery import Gallery
-from seawatch.models.card import InputSpec, ModelCard, TrainingSummary
-from seawatch.storage.records import UNKNOWN
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 8
@@ -162,16 +162,14 @@ def test_wrong_card_or_gallery_dimension_is_refused() -> None:
 
 
 def test_committed_model_recognises_gallery_fish_and_enrols_strangers() -> None:
+    from seawatch.contracts.card import ONNX_FILE, load_card
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-    from seawatch.models.card import ONNX_FILE, load_card
     from seawatch.models.fish.data import FishData
     from seawatch.models.fish.synthetic import make_individual, render_fish
 
     model = REPO / "models" / "fish"
     if not (model / ONNX_FILE).is_file():
-        pytest.fail(
-            f"the fish model is missing at {model}; run python -m seawatch.models.fish.train"
-        )
+        pytest.fail(f"the fish model is missing at {model}; run seawatch train fish")
     card = load_card(model)
     data = FishData.from_summary(card.training.data)
     gallery = Gallery.load(model / card.files["gallery"], dim=card.metrics["embedding_dim"])

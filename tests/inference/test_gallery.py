@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.inference.gallery import NEW_PREFIX, Gallery
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seawatch.errors import BackendError, ConfigError
-from seawatch.inference.backend import open_backend
+from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.errors import BackendError, ConfigError
+from seawatch.inference.factory import open_backend
 from seawatch.inference.otolith import (
     OtolithDetector,
     OtolithResult,
     overlay_heatmap,
     prepare_otolith,
 )
-from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.models.otolith.synthetic import render_otolith
 
 SIZE = 64
@@ -159,7 +159,7 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_head_on_a_real_onnx_graph(tiny_artifact: Path) -> None:
-    from seawatch.models.card import load_card
+    from seawatch.contracts.card import load_card
 
     card = load_card(tiny_artifact)
     rng = np.random.default_rng(2)

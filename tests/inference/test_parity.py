@@ -11,7 +11,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import load_card
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.inference.parity import (
     TOLERANCES,
@@ -22,7 +23,6 @@ from seawatch.inference.parity import (
     sample_inputs,
 )
 from seawatch.inference.precision import convert_onnx_to_fp16
-from seawatch.models.card import load_card
 
 REPO = Path(__file__).resolve().parents[2]
 PLANKTON, FISH = REPO / "models" / "plankton", REPO / "models" / "fish"

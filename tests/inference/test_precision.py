@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.precision import (
     GpuInfo,
     convert_onnx_to_fp16,

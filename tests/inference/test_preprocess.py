@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seawatch.inference.preprocess import border_level, planar_batch, planar_float32
+from seawatch.contracts.preprocess import border_level, planar_batch, planar_float32
 
 
 def test_planar_float32_is_the_channels_first_float_copy() -> None:

@@ -5,22 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seawatch.errors import BackendError
-from seawatch.frames import Frame, FrameKind, FrameMeta, SourceRef
-from seawatch.inference.backend import open_backend
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.errors import BackendError
+from seawatch.contracts.evidence import thumbnail
+from seawatch.contracts.frames import Frame, FrameKind, FrameMeta, SourceRef
+from seawatch.contracts.preprocess import planar_float32, prepare_roi
 from seawatch.inference.classifier import PlanktonClassifier
+from seawatch.inference.factory import open_backend
 from seawatch.inference.fish import FishIdentifier
 from seawatch.inference.gallery import Gallery
 from seawatch.inference.otolith import OtolithDetector
-from seawatch.inference.preprocess import planar_float32, prepare_roi
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.prepare import PreparedFrame
 from seawatch.ingest.segment import SegmentParams, measure_roi
-from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.models.fish.synthetic import make_individuals, render_fish
 from seawatch.models.otolith.synthetic import render_otolith
 from seawatch.models.plankton.synthetic import render_roi
-from seawatch.storage.evidence import thumbnail
 
 
 class _Failing:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from seawatch.config import InferenceSettings
-from seawatch.errors import BackendError, ConfigError
-from seawatch.inference.backend import open_backend
+from seawatch.contracts.errors import BackendError, ConfigError
+from seawatch.inference.factory import open_backend
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.inference.selection import BACKENDS, choose_backend, format_reasons
 
@@ -83,7 +83,7 @@ def test_the_real_probes_here_pick_onnxruntime_cpu():
 
 def test_open_backend_auto_logs_the_choice_and_falls_back_when_a_gpu_backend_fails(caplog):
     probes = {**_probes(onnxruntime=True), "tensorrt": lambda _d: None}
-    caplog.set_level(logging.INFO, logger="seawatch.inference.backend")
+    caplog.set_level(logging.INFO, logger="seawatch.inference.factory")
     with open_backend("auto", PLANKTON / "model.onnx", threads=1, probes=probes) as backend:
         assert isinstance(backend, OnnxRuntimeBackend)
     line = next(r.getMessage() for r in caplog.records if "backend_selected" in r.getMessage())

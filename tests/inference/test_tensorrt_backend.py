@@ -16,13 +16,13 @@ trt = pytest.importorskip(
     "tensorrt", reason="tensorrt is not installed (pip install 'seawatch[gpu]' on a GPU machine)"
 )
 
-from seawatch.errors import BackendError  # noqa: E402
+from seawatch.contracts.card import load_card  # noqa: E402
+from seawatch.contracts.errors import BackendError  # noqa: E402
 from seawatch.inference._cuda import gpu_info  # noqa: E402
 from seawatch.inference.engine_cache import EngineCache  # noqa: E402
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from seawatch.inference.parity import sample_inputs  # noqa: E402
 from seawatch.inference.tensorrt_backend import TensorRTBackend, ensure_engine  # noqa: E402
-from seawatch.models.card import load_card  # noqa: E402
 
 try:
     GPU = gpu_info()

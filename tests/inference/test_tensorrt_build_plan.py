@@ -15,11 +15,11 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import load_card
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.engine_cache import EngineCache
 from seawatch.inference.precision import GpuInfo, plan_precision
 from seawatch.inference.tensorrt_backend import BuildRequest, build_engine
-from seawatch.models.card import load_card
 
 PLANKTON = Path(__file__).resolve().parents[2] / "models" / "plankton"
 GPU = GpuInfo("NVIDIA L4", 8, 9)

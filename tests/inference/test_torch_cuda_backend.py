@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.torch_cuda_backend import TorchCudaBackend, torch_cuda_unavailable
 
 torch = pytest.importorskip("torch", reason="the torch fallback needs torch (the train extra)")

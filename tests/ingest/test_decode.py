@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seawatch.errors import FrameError
+from seawatch.contracts.errors import FrameError
 from seawatch.ingest import decode
 from seawatch.ingest.decode import (
     SUPPORTED_TYPES,

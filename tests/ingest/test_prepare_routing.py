@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from seawatch.config import IngestSettings
-from seawatch.errors import FrameError
-from seawatch.frames import Frame, FrameKind, FrameMeta, SourceRef
+from seawatch.contracts.errors import FrameError
+from seawatch.contracts.frames import Frame, FrameKind, FrameMeta, SourceRef
 from seawatch.ingest.prepare import FramePreparer
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from seawatch.errors import FrameError
-from seawatch.inference.preprocess import to_gray8
+from seawatch.contracts.errors import FrameError
+from seawatch.contracts.preprocess import to_gray8
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
 
 

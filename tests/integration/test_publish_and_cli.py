@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seawatch.frames import FrameKind
+from seawatch.contracts.frames import FrameKind
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import directory_messages, publish_messages
 from seawatch.storage.local_store import open_readonly

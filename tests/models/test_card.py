@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from seawatch.errors import ConfigError
-from seawatch.models.card import load_card
+from seawatch.contracts.card import load_card
+from seawatch.contracts.errors import ConfigError
 
 
 def test_committed_card_validates_and_matches_its_graph(model_dir):

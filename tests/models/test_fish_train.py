@@ -13,10 +13,10 @@ pytest.importorskip("onnx")
 
 import torch
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.fish import prepare_fish
 from seawatch.inference.gallery import Gallery
-from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.models.fish.evaluate import evaluate_fish
 from seawatch.models.fish.export import check_parity, export_fish, ort_session
 from seawatch.models.fish.network import FishNet, InpaintDecoder

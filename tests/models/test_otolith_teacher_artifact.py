@@ -12,8 +12,8 @@ pytest.importorskip("onnx")
 
 from click.testing import CliRunner
 
-from seawatch.errors import ConfigError
-from seawatch.models.card import load_card
+from seawatch.contracts.card import load_card
+from seawatch.contracts.errors import ConfigError
 from seawatch.models.otolith.command import train_command, train_teacher_command
 from seawatch.models.otolith.plan import QUICK, Plan
 from seawatch.models.otolith.teacher_artifact import (

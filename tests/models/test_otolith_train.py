@@ -14,9 +14,9 @@ pytest.importorskip("onnx")
 import torch
 from click.testing import CliRunner
 
-from seawatch.errors import BackendError, ConfigError
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.errors import BackendError, ConfigError
 from seawatch.inference.otolith import prepare_otolith
-from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.models.onnx_export import check_parity, export_onnx, ort_session
 from seawatch.models.otolith.command import evaluate_command, train_command
 from seawatch.models.otolith.evaluate import evaluate_otolith

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from seawatch.errors import ConfigError  # noqa: E402
+from seawatch.contracts.errors import ConfigError  # noqa: E402
 from seawatch.models.plankton.augment import AugmentParams, augment  # noqa: E402
 from seawatch.models.plankton.network import PlanktonNet  # noqa: E402
 from seawatch.models.plankton.pretrained import load_backbone  # noqa: E402

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.models.plankton.datasets import (
     ecotaxa_items,
     load_ecotaxa,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from seawatch.inference.preprocess import border_level
+from seawatch.contracts.preprocess import border_level
 from seawatch.models.plankton._segmented import match_objects, tight_boxes
 from seawatch.models.plankton._taxa import RENDERERS
 from seawatch.models.plankton.synthetic import (

@@ -13,9 +13,9 @@ pytest.importorskip("onnx")
 
 import torch
 
-from seawatch.errors import BackendError
-from seawatch.inference.preprocess import batch_tensor, prepare_roi
-from seawatch.models.card import ONNX_FILE, load_card
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.errors import BackendError
+from seawatch.contracts.preprocess import batch_tensor, prepare_roi
 from seawatch.models.plankton.export import check_parity, export_onnx, ort_session
 from seawatch.models.plankton.network import PlanktonNet
 from seawatch.models.plankton.synthetic import TAXA, render_roi

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from seawatch.errors import FrameError
+from seawatch.contracts.errors import FrameError
 from seawatch.ingest.decode import (
     DecodeLimits,
     decode_image,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from seawatch.errors import FrameError
-from seawatch.frames import (
+from seawatch.contracts.errors import FrameError
+from seawatch.contracts.frames import (
     CONTENT_TYPES,
     HEADER_NAMES,
     TASKS,

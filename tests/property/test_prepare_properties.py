@@ -8,8 +8,8 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from seawatch.config import IngestSettings
-from seawatch.errors import FrameError
-from seawatch.frames import CONTENT_TYPES, HEADER_NAMES, TASKS
+from seawatch.contracts.errors import FrameError
+from seawatch.contracts.frames import CONTENT_TYPES, HEADER_NAMES, TASKS
 from seawatch.ingest.decode import sniff_type
 from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
 from tests.property.records import Record

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from seawatch.errors import BrokerError
+from seawatch.contracts.errors import BrokerError
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import Publisher, ensure_topics

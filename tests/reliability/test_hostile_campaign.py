@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from seawatch.frames import encode_headers
+from seawatch.contracts.frames import encode_headers
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.synthetic_stream import synthetic_stream
 from tests.daemon_process import DaemonProcess, daemon_env, memory_kib, stored_count

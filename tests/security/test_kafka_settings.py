@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from seawatch.config import KafkaSettings, load_settings
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.ingest import kafka_security
 from seawatch.ingest.kafka_security import client_kwargs, describe_failure, ssl_context
 from tests.security.kafka_gateway import make_pki

@@ -26,7 +26,7 @@ import pytest
 from pydantic import SecretStr
 
 from seawatch.config import KafkaSettings
-from seawatch.errors import BrokerError
+from seawatch.contracts.errors import BrokerError
 from seawatch.ingest.broker import free_port
 from seawatch.ingest.kafka_io import FrameSource, Publisher, ensure_topics
 from tests.security.kafka_gateway import KafkaGateway, make_pki, tansu

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from seawatch.config import load_settings
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.secrets import read_secret_file, redact_url
 
 

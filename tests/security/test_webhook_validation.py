@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seawatch.config import load_settings
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 
 
 def _load(**hook):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from seawatch.frames import FrameKind, FrameMeta, SourceRef
-from seawatch.ingest.objects import Morphometrics
-from seawatch.storage.records import FishRecord, FrameRecord, ObjectRecord, OtolithRecord
+from seawatch.contracts.frames import FrameKind, FrameMeta, SourceRef
+from seawatch.contracts.objects import Morphometrics
+from seawatch.contracts.records import FishRecord, FrameRecord, ObjectRecord, OtolithRecord
 
 
 def make_record(

@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from seawatch.cli import cli
-from seawatch.frames import epoch_ns
+from seawatch.contracts.frames import epoch_ns
+from seawatch.contracts.records import FrameRecord, OtolithRecord
 from seawatch.storage.export import (
     COLUMNS,
     ExportFilter,
@@ -24,7 +25,6 @@ from seawatch.storage.export import (
     sanitise_id,
 )
 from seawatch.storage.local_store import LocalStore, open_readonly
-from seawatch.storage.records import FrameRecord, OtolithRecord
 from tests.storage.factories import make_record, make_task_record
 
 T0 = 1_780_000_000_000_000_000  # 2026-05-28T20:26:40Z
@@ -229,7 +229,7 @@ def test_time_bounds_and_ids():
 
 
 def test_a_file_that_is_no_store_is_a_storage_error(tmp_path):
-    from seawatch.errors import StorageError
+    from seawatch.contracts.errors import StorageError
 
     bogus = tmp_path / "bogus.db"
     sqlite3.connect(bogus).execute("CREATE TABLE t (x)").connection.close()

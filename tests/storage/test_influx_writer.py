@@ -7,7 +7,7 @@ import time
 import pytest
 
 from seawatch.config import InfluxSettings
-from seawatch.errors import StorageError
+from seawatch.contracts.errors import StorageError
 from seawatch.ingest.broker import free_port
 from seawatch.storage.influx_writer import InfluxWriter
 from tests.storage.factories import make_record

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from seawatch.contracts.records import summarise_taxa
 from seawatch.storage.line_protocol import frame_lines, line
-from seawatch.storage.records import summarise_taxa
 from tests.storage.factories import make_record
 
 

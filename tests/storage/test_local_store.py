@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from seawatch.errors import StorageError
+from seawatch.contracts.errors import StorageError
 from seawatch.storage.local_store import LocalStore, open_readonly
 from tests.storage.factories import make_record
 

@@ -6,12 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from seawatch.errors import StorageError
-from seawatch.frames import FrameKind, FrameMeta
-from seawatch.storage.evidence import EvidenceStore, evidence_paths, thumbnail
+from seawatch.contracts.errors import StorageError
+from seawatch.contracts.evidence import evidence_paths, thumbnail
+from seawatch.contracts.frames import FrameKind, FrameMeta
+from seawatch.contracts.records import FishRecord, OtolithRecord
+from seawatch.storage.evidence import EvidenceStore
 from seawatch.storage.line_protocol import frame_lines
 from seawatch.storage.local_store import LocalStore, open_readonly
-from seawatch.storage.records import FishRecord, OtolithRecord
 from tests.storage.factories import make_task_record
 
 FLAGGED = OtolithRecord("MSM120-oto-1", 0.91, True, 0.5, "otolith/a.jpg", "otolith/a_h.jpg")

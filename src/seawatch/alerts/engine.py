@@ -22,8 +22,8 @@ from seawatch.alerts.rules import (
     Rule,
     UnknownRateRule,
 )
-from seawatch.frames import FrameKind
-from seawatch.storage.records import UNKNOWN, FrameRecord, summarise_taxa
+from seawatch.contracts.frames import FrameKind
+from seawatch.contracts.records import UNKNOWN, FrameRecord, summarise_taxa
 
 NS = 1_000_000_000
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from seawatch.alerts.model import Alert
 from seawatch.alerts.rules import WebhookSettings
-from seawatch.errors import BrokerError
+from seawatch.contracts.errors import BrokerError
 from seawatch.secrets import redact_url
 from seawatch.storage.influx_writer import backoff_delay, retriable_status
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from typing import Any
 
+from seawatch.contracts.errors import SeawatchError
 from seawatch.dashboards.grafana_model import (
     DATASOURCE_TYPE,
     EXPRESSION_UID,
@@ -19,7 +20,6 @@ from seawatch.dashboards.grafana_model import (
     SCHEMA_VERSION,
 )
 from seawatch.dashboards.interpolate import is_builtin, references
-from seawatch.errors import SeawatchError
 
 
 class DashboardError(SeawatchError):

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from seawatch.config import Settings
-from seawatch.errors import SeawatchError
+from seawatch.contracts.errors import SeawatchError
 
 _console = Console()
 

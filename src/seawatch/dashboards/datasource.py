@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from seawatch.config import Settings
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 
 #: The Grafana plugin id of the InfluxDB datasource.
 DATASOURCE_TYPE = "influxdb"

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from seawatch.errors import SeawatchError
+from seawatch.contracts.errors import SeawatchError
 
 
 class InfluxQLError(SeawatchError):

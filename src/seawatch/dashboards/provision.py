@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from seawatch.config import Settings
+from seawatch.contracts.errors import SeawatchError
 from seawatch.dashboards import alert_rules as ar
 from seawatch.dashboards.datasource import TOKEN_HEADER, datasource_model
-from seawatch.errors import SeawatchError
 
 TOKEN_SETTING = "dashboards.grafana.token (SEAWATCH_DASHBOARDS__GRAFANA__TOKEN)"
 _REDACTED = "[REDACTED]"

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from seawatch.config import ENV_PREFIX, HttpSettings
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.health.checks import HealthMonitor
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.precision import GpuInfo
 
 _INSTALL = "install the GPU extra (`pip install 'seawatch[gpu]'`: tensorrt, cuda-python)"

@@ -1,4 +1,5 @@
-"""The one interface every inference backend implements, and the factory that picks one.
+"""The one interface every inference backend implements (the factory that picks one is
+:mod:`seawatch.inference.factory`).
 
 A backend runs a float32 NCHW batch through a model and returns its first output (``run``)
 or all of them (``run_outputs``). Four implement it: TensorRT (an engine built from the ONNX
@@ -10,17 +11,10 @@ GPU backend that fails to open is skipped with its error as the reason.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
-from seawatch.errors import BackendError, ConfigError
-
-log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -54,59 +48,4 @@ class BackendBase:
         self.close()
 
 
-def open_backend(
-    kind: str,
-    onnx_path: Path,
-    *,
-    threads: int,
-    max_batch: int = 64,
-    probes: Mapping[str, object] | None = None,
-) -> Backend:
-    """Open the backend ``kind`` (or with ``auto`` the best available) for the model at
-    ``onnx_path`` and log the choice: ``backend_selected name=... skipped=name:'why',...``."""
-    from seawatch.inference.selection import BACKENDS, choose_backend, format_reasons
-
-    if kind != "auto" and kind not in BACKENDS:
-        msg = f"inference.backend {kind!r} is not one of auto, {', '.join(BACKENDS)}"
-        raise ConfigError(msg)
-    model_dir = Path(onnx_path).parent
-    failed: dict[str, str] = {}
-    while True:
-        name, reasons = choose_backend(kind, model_dir, probes=probes, failed=failed)  # type: ignore[arg-type]
-        try:
-            backend = _open(name, Path(onnx_path), threads=threads, max_batch=max_batch)
-        except BackendError as exc:
-            if kind != "auto":
-                raise
-            failed[name] = f"failed to open: {exc}"
-            continue
-        log.info(
-            "backend_selected name=%s requested=%s model=%s skipped=%s",
-            name,
-            kind,
-            model_dir,
-            format_reasons(reasons) or "-",
-        )
-        return backend
-
-
-def _open(name: str, onnx_path: Path, *, threads: int, max_batch: int) -> Backend:
-    if name == "onnxruntime":
-        from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(onnx_path, threads=threads)
-    if name == "onnxruntime-gpu":
-        from seawatch.inference.ort_gpu_backend import OnnxRuntimeGpuBackend
-
-        return OnnxRuntimeGpuBackend(onnx_path, threads=threads)
-    if name == "torch-cuda":
-        from seawatch.inference.torch_cuda_backend import TorchCudaBackend
-
-        return TorchCudaBackend(onnx_path.parent, max_batch=max_batch)
-    from seawatch.inference.tensorrt_backend import TensorRTBackend, ensure_engine
-
-    engine = ensure_engine(onnx_path.parent, max_batch=max_batch)
-    return TensorRTBackend(engine.plan_path, max_batch=max_batch)
-
-
-__all__ = ["Backend", "BackendBase", "open_backend"]
+__all__ = ["Backend", "BackendBase"]

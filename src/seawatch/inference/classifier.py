@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import ModelCard
+from seawatch.contracts.errors import BackendError
+from seawatch.contracts.records import UNKNOWN
 from seawatch.inference.backend import Backend
-from seawatch.models.card import ModelCard
-from seawatch.storage.records import UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from seawatch.errors import SeawatchError
+from seawatch.contracts.errors import SeawatchError
 
 _console = Console(stderr=True)
 CALIBRATION_BATCH = 32
@@ -134,9 +134,9 @@ def _build(
     samples: int,
     rebuild: bool,
 ):
+    from seawatch.contracts.card import load_card
     from seawatch.inference.parity import folder_inputs, iter_batches, sample_inputs
     from seawatch.inference.tensorrt_backend import ensure_engine
-    from seawatch.models.card import load_card
 
     card = load_card(model_dir)
     batches = None

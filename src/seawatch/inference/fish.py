@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from seawatch.errors import BackendError, ConfigError
+from seawatch.contracts.card import ModelCard
+from seawatch.contracts.errors import BackendError, ConfigError
+from seawatch.contracts.preprocess import planar_float32
+from seawatch.contracts.records import UNKNOWN
 from seawatch.inference.backend import Backend
 from seawatch.inference.gallery import Gallery
-from seawatch.inference.preprocess import planar_float32
-from seawatch.models.card import ModelCard
-from seawatch.storage.records import UNKNOWN
 
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
 
@@ -127,7 +127,7 @@ class FishIdentifier:
 
     def input8(self, image: np.ndarray) -> np.ndarray:
         """A decoded crop -> H x W x 3 uint8 RGB; the router stacks a batch of them with
-        :func:`~seawatch.inference.preprocess.planar_batch`."""
+        :func:`~seawatch.contracts.preprocess.planar_batch`."""
         return fish_input8(image, self.height, self.width)
 
     def embed(self, tensor: np.ndarray) -> np.ndarray:

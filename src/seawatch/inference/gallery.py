@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 
 FORMAT = 1
 NEW_PREFIX = "fish-new"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.backend import BackendBase
 
 

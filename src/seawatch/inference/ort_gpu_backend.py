@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.engine_cache import ENGINES_DIR
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from seawatch.errors import BackendError, ConfigError
+from seawatch.contracts.card import ModelCard
+from seawatch.contracts.errors import BackendError, ConfigError
+from seawatch.contracts.preprocess import planar_float32, to_gray8
 from seawatch.inference.backend import Backend
-from seawatch.inference.preprocess import planar_float32, to_gray8
-from seawatch.models.card import ModelCard
 
 THRESHOLD_KEY = "anomaly_score"
 _TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
@@ -46,7 +46,7 @@ def otolith_input8(image: np.ndarray, size: int) -> np.ndarray:
     conversion (:func:`prepare_otolith`, or :func:`planar_batch` for a batch).
 
     Accepts H x W gray, H x W x 3 BGR or H x W x 4 BGRA (OpenCV's decode order), 8 or 16 bit
-    (16-bit scaled as :func:`~seawatch.inference.preprocess.to_gray8` does). Gray images are
+    (16-bit scaled as :func:`~seawatch.contracts.preprocess.to_gray8` does). Gray images are
     replicated to three channels; non-square images are padded to a square with the median
     colour of their border (the tray), then resized (area interpolation when shrinking).
     """
@@ -116,7 +116,7 @@ class OtolithDetector:
 
     def input8(self, image: np.ndarray) -> np.ndarray:
         """A decoded image -> S x S x 3 uint8 RGB; the router stacks a batch of them with
-        :func:`~seawatch.inference.preprocess.planar_batch`."""
+        :func:`~seawatch.contracts.preprocess.planar_batch`."""
         return otolith_input8(image, self.input_size)
 
     def predict(self, tensor: np.ndarray) -> list[OtolithResult]:

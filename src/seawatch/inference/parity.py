@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import ModelCard
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.backend import Backend
-from seawatch.models.card import ModelCard
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
@@ -147,7 +147,7 @@ def sample_inputs(card: ModelCard, n: int, *, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     spec = card.input
     if card.task == "plankton" and spec.channels == 1:
-        from seawatch.inference.preprocess import prepare_roi
+        from seawatch.contracts.preprocess import prepare_roi
         from seawatch.models.plankton.synthetic import TAXA, render_roi
 
         crops = [
@@ -190,7 +190,7 @@ def folder_inputs(card: ModelCard, folder: Path, *, limit: int = 512) -> np.ndar
             msg = f"cannot read image {path}; remove it from the calibration folder"
             raise BackendError(msg)
         if card.task == "plankton" and spec.channels == 1:
-            from seawatch.inference.preprocess import prepare_roi
+            from seawatch.contracts.preprocess import prepare_roi
 
             inputs.append(prepare_roi(image, spec.size).astype(np.float32)[None])
         elif card.task == "fish":

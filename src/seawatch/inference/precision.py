@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 
 Precision = Literal["fp32", "fp16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")

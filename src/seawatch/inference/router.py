@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import ModelCard
+from seawatch.contracts.errors import BackendError
+from seawatch.contracts.evidence import evidence_paths
+from seawatch.contracts.preprocess import batch_tensor, planar_batch
+from seawatch.contracts.records import FishRecord, ObjectRecord, OtolithRecord
 from seawatch.inference.classifier import PlanktonClassifier
-from seawatch.inference.preprocess import batch_tensor, planar_batch
 from seawatch.ingest.prepare import PreparedFrame
-from seawatch.models.card import ModelCard
-from seawatch.storage.evidence import evidence_paths
-from seawatch.storage.records import FishRecord, ObjectRecord, OtolithRecord
 
 if TYPE_CHECKING:
     from seawatch.inference.fish import FishIdentifier

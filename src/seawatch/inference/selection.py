@@ -14,7 +14,7 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 
 BACKENDS: tuple[str, ...] = ("tensorrt", "onnxruntime-gpu", "torch-cuda", "onnxruntime")
 Probe = Callable[[Path], "str | None"]

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import ONNX_FILE, ModelCard, load_card, sha256_file
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.backend import BackendBase
 from seawatch.inference.engine_cache import EngineCache, EngineKey
 from seawatch.inference.precision import GpuInfo, PrecisionPlan, convert_onnx_to_fp16
-from seawatch.models.card import ONNX_FILE, ModelCard, load_card, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from seawatch.errors import BackendError
+from seawatch.contracts.card import ModelCard, load_card
+from seawatch.contracts.errors import BackendError
 from seawatch.inference.backend import BackendBase
-from seawatch.models.card import ModelCard, load_card
 
 NETWORK_FILE_ROLE, WEIGHTS_FILE_ROLE = "torch_network", "torch_weights"
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from seawatch.errors import BrokerError
+from seawatch.contracts.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

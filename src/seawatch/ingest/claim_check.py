@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from seawatch.errors import FrameError
+from seawatch.contracts.errors import FrameError
 from seawatch.ingest.image_headers import URI_LIST, DecodeLimits, sniff_type
 
 

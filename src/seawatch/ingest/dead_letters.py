@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from seawatch.errors import BrokerError
+from seawatch.contracts.errors import BrokerError
 from seawatch.ingest.kafka_io import Publisher
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The order of checks is cheap-first: the value's size, its content type, its magic bytes,
 the dimensions declared in its header (read without decoding, so a decompression bomb of
 a few hundred bytes declaring 100000 x 100000 pixels is refused before any allocation),
-and only then the decoder. Every failure is a :class:`~seawatch.errors.FrameError`, so the
+and only then the decoder. Every failure is a :class:`~seawatch.contracts.errors.FrameError`, so the
 pipeline sends the frame to the dead-letter topic and never dies on bad input.
 """
 
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
-from seawatch.errors import FrameError
+from seawatch.contracts.errors import FrameError
 from seawatch.ingest.claim_check import resolve_claim_check
 from seawatch.ingest.image_headers import (
     IMAGE_TYPES,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 
 from seawatch.config import KafkaSettings
-from seawatch.errors import BrokerError
+from seawatch.contracts.errors import BrokerError
 from seawatch.ingest.kafka_security import client_kwargs, connect_errors
 from seawatch.ingest.recreated_topics import TopicIdWatch, rewind_recreated
 from seawatch.ingest.unreadable import skip_unreadable

@@ -3,7 +3,7 @@
 Every client seawatch makes (the admin client of :func:`~seawatch.ingest.kafka_io.ensure_topics`,
 the consumer of ``FrameSource``, the producer of ``Publisher``) is built with
 :func:`client_kwargs`, and inside :func:`connect_errors`, which turns a failed bootstrap
-into a :class:`~seawatch.errors.BrokerError` that says what went wrong (an untrusted
+into a :class:`~seawatch.contracts.errors.BrokerError` that says what went wrong (an untrusted
 certificate, a refused login, a plaintext port) rather than only that it timed out.
 
 The TLS context is built here, not by kafka-python, so that a bad PEM file fails at start
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from seawatch.config import KafkaSettings
-from seawatch.errors import BrokerError, ConfigError
+from seawatch.contracts.errors import BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import math
 import cv2
 import numpy as np
 
-from seawatch.ingest.objects import Morphometrics
+from seawatch.contracts.objects import Morphometrics
 
 _CHUNK = 1024  # hull points per block of the pairwise distance matrix
 

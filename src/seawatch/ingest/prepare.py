@@ -18,15 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from seawatch.config import IngestSettings
-from seawatch.errors import FrameError
-from seawatch.frames import CLAIM_CHECK_TYPE, Frame, FrameKind, SourceRef, parse_headers
-from seawatch.inference.preprocess import prepare_roi, to_gray8
+from seawatch.contracts.errors import FrameError
+from seawatch.contracts.evidence import thumbnail
+from seawatch.contracts.frames import CLAIM_CHECK_TYPE, Frame, FrameKind, SourceRef, parse_headers
+from seawatch.contracts.objects import SegmentedObject
+from seawatch.contracts.preprocess import prepare_roi, to_gray8
+from seawatch.contracts.quality import FrameQuality, measure_quality
 from seawatch.ingest.decode import DecodeLimits, decode_image, resolve_claim_check
-from seawatch.ingest.objects import SegmentedObject
-from seawatch.ingest.quality import FrameQuality, measure_quality
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
 from seawatch.ingest.unreadable import UnreadableRecord
-from seawatch.storage.evidence import thumbnail
 
 WholeFrameInput = Callable[[np.ndarray], np.ndarray]  # decoded image -> one (uint8) model input
 THUMBNAIL_TASKS = frozenset({"otolith"})  # tasks whose flagged frames keep evidence

@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from seawatch.errors import ConfigError
-from seawatch.frames import CLAIM_CHECK_TYPE, FrameKind, FrameMeta, encode_headers
+from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.frames import CLAIM_CHECK_TYPE, FrameKind, FrameMeta, encode_headers
 from seawatch.ingest.kafka_io import Publisher
 from seawatch.ingest.synthetic_stream import SyntheticMessage
 

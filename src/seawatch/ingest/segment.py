@@ -28,10 +28,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from seawatch.errors import FrameError
-from seawatch.inference.preprocess import border_level
+from seawatch.contracts.errors import FrameError
+from seawatch.contracts.objects import Morphometrics, SegmentedObject
+from seawatch.contracts.preprocess import border_level
 from seawatch.ingest.morphometrics import measure_contour, measure_mask
-from seawatch.ingest.objects import Morphometrics, SegmentedObject
 
 Polarity = Literal["auto", "dark-on-light", "light-on-dark"]
 _POLARITIES = ("auto", "dark-on-light", "light-on-dark")
@@ -93,7 +93,7 @@ def _check_gray8(gray8: np.ndarray) -> None:
     if gray8.ndim != 2 or gray8.dtype != np.uint8:
         msg = (
             f"segmentation needs a 2-D uint8 image, got shape {gray8.shape} dtype "
-            f"{gray8.dtype}; convert it with seawatch.inference.preprocess.to_gray8"
+            f"{gray8.dtype}; convert it with seawatch.contracts.preprocess.to_gray8"
         )
         raise ValueError(msg)
 

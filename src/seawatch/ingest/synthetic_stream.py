@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from seawatch.frames import FrameKind, FrameMeta
+from seawatch.contracts.frames import FrameKind, FrameMeta
 
 # (instrument, frame kind, encoding, pixel size µm, volume imaged per frame in mL)
 INSTRUMENTS: tuple[tuple[str, FrameKind, str, float, float | None], ...] = (

@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from seawatch.errors import BackendError
+from seawatch.contracts.errors import BackendError
 
 
 def export_onnx(

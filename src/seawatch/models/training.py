@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -1,48 +1,19 @@
 """Evidence files for flagged samples: a thumbnail and a heat map beside the local store.
 
 An alert or a dashboard row that says "this otolith is anomalous" links to what the model saw
-and where it looked. Files are named by instrument and capture time (the frame's uid), so a
-replayed frame rewrites its own files; each is written to a temporary name and renamed, so a
-reader never sees half a file. Paths in records are relative to the evidence root.
+and where it looked. The names come from :func:`seawatch.contracts.evidence.evidence_paths`;
+each file is written to a temporary name and renamed, so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from seawatch.errors import StorageError
-from seawatch.frames import FrameMeta
-
-THUMBNAIL_SIDE = 384
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def evidence_paths(meta: FrameMeta, task: str) -> tuple[str, str]:
-    """Relative paths of the thumbnail and the heat map overlay of one frame."""
-    instrument = _UNSAFE.sub("_", meta.instrument).strip("._") or "instrument"
-    stem = f"{task}/{instrument}/{meta.captured_at_ns}"
-    return f"{stem}.jpg", f"{stem}_heatmap.jpg"
-
-
-def thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
-    """A BGR uint8 copy of a decoded image whose longer side is at most ``side``."""
-    if image.dtype == np.uint16:
-        bits = max(8, int(image.max()).bit_length())
-        image = (image >> (bits - 8)).astype(np.uint8)
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    h, w = image.shape[:2]
-    if max(h, w) > side:
-        f = side / max(h, w)
-        image = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), cv2.INTER_AREA)
-    return np.ascontiguousarray(image)
+from seawatch.contracts.errors import StorageError
 
 
 class EvidenceStore:
@@ -69,4 +40,4 @@ class EvidenceStore:
         return path
 
 
-__all__ = ["THUMBNAIL_SIDE", "EvidenceStore", "evidence_paths", "thumbnail"]
+__all__ = ["EvidenceStore"]

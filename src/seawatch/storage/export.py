@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from seawatch.errors import StorageError
+from seawatch.contracts.errors import StorageError
 from seawatch.storage.local_store import open_readonly
 
 Format = Literal["tsv", "parquet"]

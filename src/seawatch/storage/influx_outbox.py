@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from seawatch.config import InfluxSettings, OutboxSettings
+from seawatch.contracts.records import FrameRecord
 from seawatch.storage.influx_writer import InfluxWriter, WriteRefused, backoff_delay
 from seawatch.storage.line_protocol import records_to_lines
 from seawatch.storage.outbox import Outbox
-from seawatch.storage.records import FrameRecord
 
 log = logging.getLogger(__name__)
 

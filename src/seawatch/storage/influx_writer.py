@@ -3,7 +3,7 @@
 Uses ``influxdb-client``'s v2 write API, which InfluxDB 2.x/3.x (and 1.8+ with a token of
 ``user:password``) and VictoriaMetrics accept. A flush returns only when the server has
 acknowledged every line; after ``max_retries`` failed attempts it raises
-:class:`~seawatch.errors.StorageError` and the pipeline commits nothing.
+:class:`~seawatch.contracts.errors.StorageError` and the pipeline commits nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from seawatch.config import InfluxSettings
-from seawatch.errors import StorageError
+from seawatch.contracts.errors import StorageError
+from seawatch.contracts.records import FrameRecord
 from seawatch.storage.line_protocol import records_to_lines
-from seawatch.storage.records import FrameRecord
 
 log = logging.getLogger(__name__)
 

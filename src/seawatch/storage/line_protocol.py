@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from seawatch.storage.records import UNKNOWN, FrameRecord, summarise_taxa
+from seawatch.contracts.records import UNKNOWN, FrameRecord, summarise_taxa
 from seawatch.storage.size_spectrum import biovolume_by_class
 
 FieldValue = int | float | bool | str | None

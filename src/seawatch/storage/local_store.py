@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from seawatch.errors import StorageError
-from seawatch.storage.records import FrameRecord
+from seawatch.contracts.errors import StorageError
+from seawatch.contracts.records import FrameRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from seawatch.storage.records import FrameRecord
+from seawatch.contracts.records import FrameRecord
 
 
 @runtime_checkable

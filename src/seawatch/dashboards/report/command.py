@@ -8,7 +8,7 @@ import click
 
 from seawatch.cli_params import capture_time
 from seawatch.config import Settings
-from seawatch.errors import SeawatchError
+from seawatch.contracts.errors import SeawatchError
 
 
 @click.command("report")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from seawatch.contracts.records import UNKNOWN
 from seawatch.dashboards.influxql import InfluxQLClient
 from seawatch.dashboards.report.rows import (
     FishRow,
@@ -29,7 +30,6 @@ from seawatch.dashboards.report.rows import (
     TimeBin,
 )
 from seawatch.storage.local_store import open_readonly
-from seawatch.storage.records import UNKNOWN
 from seawatch.storage.size_spectrum import SIZE_CLASSES, biovolume_by_class
 
 

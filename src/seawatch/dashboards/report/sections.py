@@ -7,7 +7,7 @@ from pathlib import Path
 
 from seawatch.dashboards.report import plots
 from seawatch.dashboards.report.data import ReportData
-from seawatch.dashboards.report.html import Column, esc, figure, fmt, image_uri, table, when
+from seawatch.dashboards.report.markup import Column, esc, figure, fmt, image_uri, table, when
 from seawatch.dashboards.report.rows import OtolithRow
 
 GALLERY_LIMIT = 48  # flagged otoliths shown with images; the rest are listed

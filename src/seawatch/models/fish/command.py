@@ -15,10 +15,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.card import ONNX_FILE, ModelCard, load_card
+from seawatch.contracts.errors import ConfigError
 from seawatch.inference.fish import FishIdentifier
 from seawatch.inference.gallery import Gallery
-from seawatch.models.card import ONNX_FILE, ModelCard, load_card
 
 DEFAULT_MODEL = Path("models/fish")
 _console = Console()

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.inference.gallery import Gallery
-from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.models.fish import metrics as m
 from seawatch.models.fish.data import FishData, render_set
 from seawatch.models.fish.plots import draw_cmc, draw_examples, draw_similarity

@@ -1,6 +1,6 @@
 """Train the fish re-ID embedding on synthetic zebrafish and write a model artifact.
 
-``python -m seawatch.models.fish.train --out models/fish`` renders the training sightings of
+``seawatch train fish --out models/fish`` renders the training sightings of
 the *seen* individuals (see :mod:`seawatch.models.fish.data`), trains :class:`FishNet` with
 sub-center ArcFace plus the auxiliary masked-pattern inpainting loss (AdamW, one-cycle,
 margin warm-up), exports ``model.onnx`` (parity-checked against ONNX Runtime), then runs the
@@ -11,9 +11,6 @@ draws the plots; ``card.json`` records all of it. Seeds are fixed: same command,
 
 from __future__ import annotations
 
-import argparse
-import shlex
-import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.models.fish.data import EpochRenderer, FishData, render_set
 from seawatch.models.fish.evaluate import onnx_embedder, run_protocol
 from seawatch.models.fish.export import check_parity, export_fish
@@ -32,7 +29,7 @@ from seawatch.models.fish.network import FishNet, describe
 from seawatch.models.training import log_line, seed_everything, select_device, training_progress
 
 NAME, VERSION = "fish-reid-synthetic", "0.1.0"
-DEFAULT_COMMAND = "python -m seawatch.models.fish.train"
+DEFAULT_COMMAND = "seawatch train fish"
 GALLERY_FILE = "gallery.npz"
 DEFAULTS: dict[str, Any] = {"epochs": 20, "n_individuals": 240}
 QUICK_DATA = {
@@ -212,36 +209,6 @@ def _parity(
     return max(real, check_parity(model, onnx_path, noise.numpy(), atol=1e-4))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: train and write the artifact to ``--out``."""
-    parser = argparse.ArgumentParser(
-        prog=DEFAULT_COMMAND, description=(__doc__ or "").splitlines()[0]
-    )
-    parser.add_argument("--out", type=Path, default=Path("models/fish"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    parser.add_argument("--individuals", type=int, default=DEFAULTS["n_individuals"])
-    parser.add_argument("--far", type=float, default=0.01, help="target false-match rate")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    card = train_fish(
-        args.out,
-        seed=args.seed,
-        device=args.device,
-        epochs=args.epochs,
-        n_individuals=args.individuals,
-        far=args.far,
-        quick=args.quick,
-        threads=args.threads,
-        command=shlex.join([*DEFAULT_COMMAND.split(), *argv]),
-    )
-    print(summary_line(args.out, card))
-    return 0
-
-
 def summary_line(out: Path, card: ModelCard) -> str:
     """One line with the headline numbers of a trained artifact."""
     known, open_set = card.metrics["known"], card.metrics["open_set"]
@@ -254,7 +221,3 @@ def summary_line(out: Path, card: ModelCard) -> str:
         f"match_similarity={t['match_similarity']} test_fmr={t['test_false_match_rate']} "
         f"seconds={card.training.seconds}"
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from seawatch.inference.backend import open_backend
+from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.inference.factory import open_backend
 from seawatch.inference.otolith import OtolithDetector, overlay_heatmap
-from seawatch.models.card import ONNX_FILE, load_card
 from seawatch.models.otolith.synthetic import ANOMALY_TYPES, NORMAL, make_dataset
 
 EVALUATION_FILE, ROC_FILE, HEATMAPS_FILE = "evaluation.json", "roc.png", "heatmaps.png"

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 from torch import nn
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.models.otolith.corruptions import (
     HARD_NEGATIVE_SHARE,
     corrupt_batch,

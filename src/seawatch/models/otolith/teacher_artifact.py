@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.models.otolith.plan import (
     OFFSETS,
     QUICK,

@@ -1,6 +1,6 @@
 """Train the otolith anomaly detector (asymmetric MKD) on synthetic data; write the artifact.
 
-``python -m seawatch.models.otolith.train --out models/otolith`` renders normal training
+``seawatch train otolith --out models/otolith`` renders normal training
 otoliths, a normal calibration set, a small validation set and a held-out test set (normal +
 every defect), each from its own seed; pretrains the colour teacher (or loads
 ``--teacher-weights``); distils the grayscale student on normal otoliths; sets the map's
@@ -13,11 +13,8 @@ same-input ablation (student on the colour image) for comparison. Writes ``card.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -27,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.inference.otolith import THRESHOLD_KEY, OtolithDetector
-from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.models.onnx_export import check_parity, export_onnx
 from seawatch.models.otolith import distil as D
 from seawatch.models.otolith.evaluate import (
@@ -67,7 +64,7 @@ from seawatch.models.otolith.teacher_artifact import (
 from seawatch.models.training import seed_everything, select_device, training_progress
 
 NAME, VERSION = "otolith-mkd-synthetic", "0.6.0"  # 0.5: pretrained teacher; 0.6: 8 views
-DEFAULT_COMMAND = "python -m seawatch.models.otolith.train"
+DEFAULT_COMMAND = "seawatch train otolith"
 OUTPUTS = ["score", "heatmap"]
 
 
@@ -439,34 +436,6 @@ def _card(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: train and write the artifact to ``--out``."""
-    parser = argparse.ArgumentParser(
-        prog=DEFAULT_COMMAND, description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    parser.add_argument("--out", type=Path, default=Path("models/otolith"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--teacher-weights", type=Path, default=None)
-    parser.add_argument("--far", type=float, default=0.01, help="target false-alarm rate")
-    parser.add_argument("--quick", action="store_true", help="a seconds-long tiny run")
-    args = parser.parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    card = train_otolith(
-        args.out,
-        seed=args.seed,
-        device=args.device,
-        epochs=args.epochs,
-        teacher_weights=args.teacher_weights,
-        far=args.far,
-        quick=args.quick,
-        command=shlex.join([*DEFAULT_COMMAND.split(), *argv]),
-    )
-    print(summary_line(args.out, card))
-    return 0
-
-
 def summary_line(out: Path, card: ModelCard) -> str:
     """One line with the headline numbers of a freshly trained artifact."""
     m = card.metrics
@@ -477,7 +446,3 @@ def summary_line(out: Path, card: ModelCard) -> str:
         f"threshold={card.thresholds[THRESHOLD_KEY]} false_alarm_rate={m['false_alarm_rate']} "
         f"detection: {detection} seconds={card.training.seconds}"
     )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -128,7 +128,7 @@ def evaluate_command(
     model: Path, out: Path | None, data_dir: Path | None, ecotaxa: Path | None
 ) -> None:
     """Score a plankton artifact (ONNX Runtime) on labelled data; write metrics and plots."""
-    from seawatch.models.card import load_card
+    from seawatch.contracts.card import load_card
     from seawatch.models.plankton.datasets import load_ecotaxa, load_image_folder
     from seawatch.models.plankton.evaluate import evaluate_artifact
     from seawatch.models.plankton.synthetic_sets import synthetic_split

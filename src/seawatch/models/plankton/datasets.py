@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seawatch.errors import ConfigError
-from seawatch.inference.preprocess import prepare_roi, to_gray8
+from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.preprocess import prepare_roi, to_gray8
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 ECOTAXA_LABEL, ECOTAXA_IMAGE = "object_annotation_category", "img_file_name"

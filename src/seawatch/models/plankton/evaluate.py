@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 from seawatch.models.plankton.calibration import (
     draw_reliability,
     expected_calibration_error,
@@ -215,8 +215,8 @@ def evaluate_artifact(
     The graph returns temperature-scaled probabilities; the uncalibrated ones for the
     reliability diagram are recovered exactly as ``softmax(log p * T)``.
     """
+    from seawatch.contracts.card import ONNX_FILE, load_card
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-    from seawatch.models.card import ONNX_FILE, load_card
 
     card = load_card(model_dir)
     unknown = sorted(set(data.class_names) - set(card.class_names))

@@ -2,7 +2,7 @@
 
 The module owns its normalisation, ``(x / 255 - mean) / std``, and its temperature-scaled
 softmax (the calibration temperature is a buffer, fitted after training), so the
-exported ONNX graph takes the raw output of :func:`seawatch.inference.preprocess.batch_tensor`
+exported ONNX graph takes the raw output of :func:`seawatch.contracts.preprocess.batch_tensor`
 (float32 NCHW, 0..255) and returns probabilities: the live path cannot drift from training.
 Training uses :meth:`PlanktonNet.logits`.
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 
 HEAD_PREFIX = "head."
 DATA_BUFFERS = frozenset({"mean", "std", "temperature"})  # set from this run's data, not loaded

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from seawatch.inference.preprocess import prepare_roi
+from seawatch.contracts.preprocess import prepare_roi
 from seawatch.ingest.segment import SegmentParams, segment_full
 from seawatch.models.plankton._segmented import COUNT_KEYS, match_objects
 from seawatch.models.plankton._taxa import RENDERERS, UNBREAKABLE

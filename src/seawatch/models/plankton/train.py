@@ -21,7 +21,7 @@ import torch
 from rich.progress import Progress
 from torch import nn
 
-from seawatch.models.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.models.plankton.augment import AugmentParams, augment
 from seawatch.models.plankton.balance import (
     Balance,
@@ -318,9 +318,3 @@ def train_plankton(
     )
     card.write(out_dir)
     return card
-
-
-if __name__ == "__main__":
-    from seawatch.models.plankton.command import train_command
-
-    train_command(prog_name="python -m seawatch.models.plankton.train")

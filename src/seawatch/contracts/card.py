@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from seawatch.errors import ConfigError
+from seawatch.contracts.errors import ConfigError
 
 CARD_FILE = "card.json"
 ONNX_FILE = "model.onnx"
@@ -36,7 +36,7 @@ class InputSpec(BaseModel):
         description="normalisation inside the graph: (x/255-mean)/std, one value or one a channel"
     )
     std: float | tuple[float, ...]
-    preprocessing: str = "seawatch.inference.preprocess.prepare_roi"
+    preprocessing: str = "seawatch.contracts.preprocess.prepare_roi"
 
     @model_validator(mode="before")
     @classmethod

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from seawatch.frames import FrameMeta, SourceRef
-from seawatch.ingest.objects import Morphometrics
-from seawatch.ingest.quality import FrameQuality
+from seawatch.contracts.frames import FrameMeta, SourceRef
+from seawatch.contracts.objects import Morphometrics
+from seawatch.contracts.quality import FrameQuality
 
 UNKNOWN = "unknown"
 

@@ -2,8 +2,8 @@
 
 A frame message's value is the encoded image (or a claim-check URI when the content type is
 ``text/uri-list``), its key the instrument id and its headers the metadata below. Parsing
-checks every header and raises :class:`~seawatch.errors.FrameError` naming the header, so a
-bad message goes to the dead-letter topic with a reason a technician can act on.
+checks every header and raises :class:`~seawatch.contracts.errors.FrameError` naming the
+header, so a bad message goes to the dead-letter topic with a reason a technician can act on.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from seawatch.errors import FrameError
+from seawatch.contracts.errors import FrameError
 
 TASKS = ("plankton", "otolith", "fish")
 CLAIM_CHECK_TYPE = "text/uri-list"
