@@ -35,7 +35,7 @@ def _settings(broker: EmbeddedBroker, store: Path, group: str):
         kafka__dlq_topic=DLQ,
         kafka__group_id=group,
         kafka__max_poll_interval_ms=10_000,
-        inference__model_dir=str(resolve_model_dir(Path("models/plankton"))),
+        tasks__plankton__model_dir=str(resolve_model_dir(Path("models/plankton"))),
         storage__local__path=str(store),
         alerts__topic=ALERTS,
     )
@@ -140,7 +140,7 @@ class DaemonUnderLoad:
             "SEAWATCH_KAFKA__TOPICS": json.dumps([TOPIC]),
             "SEAWATCH_KAFKA__DLQ_TOPIC": DLQ,
             "SEAWATCH_KAFKA__GROUP_ID": "daemon",
-            "SEAWATCH_INFERENCE__MODEL_DIR": str(settings.inference.model_dir),
+            "SEAWATCH_TASKS__PLANKTON__MODEL_DIR": str(settings.tasks["plankton"].model_dir),
             "SEAWATCH_STORAGE__LOCAL__PATH": str(self.store),
             "SEAWATCH_ALERTS__TOPIC": ALERTS,
         }

@@ -106,9 +106,11 @@ def _settings(args, broker: EmbeddedBroker, models: Models, tmp: Path, task: str
         kafka__heartbeat_interval_ms=500,
         inference__threads=args.threads,
         inference__max_batch=args.max_batch,
-        inference__model_dir=str(models.plankton),
-        inference__otolith_model_dir=str(models.otolith) if models.otolith else None,
-        inference__fish_model_dir=str(models.fish),
+        tasks={
+            "plankton": {"model_dir": str(models.plankton)},
+            "otolith": {"model_dir": str(models.otolith)} if models.otolith else {"enabled": False},
+            "fish": {"model_dir": str(models.fish)},
+        },
         storage__local__path=str(tmp / f"{name}.db"),
     )
 
@@ -127,7 +129,7 @@ def run_task(args, task: str, models: Models, broker, tmp: Path, console: Consol
     )
     backend = OnnxRuntimeBackend(models.of(task) / ONNX_FILE, threads=args.threads)
     # raw runs the batches the daemon runs
-    batch = base.inference.otolith_batch if task == "otolith" else args.max_batch
+    batch = base.tasks[task].batch(args.max_batch)
     backend.run(tensor[:batch])  # warm-up
     raw_runs: list[float] = []
     pipe_runs: list[tuple[float, object]] = []

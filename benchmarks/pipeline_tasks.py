@@ -3,7 +3,7 @@
 plankton: flow-imager ROI and in-situ full frames (segmented into objects); otolith: one
 photographed sagitta per frame (anomaly score + heat map); fish: one side view per frame
 (re-identification embedding). Each task's model inputs are made by the daemon's own
-prepare stage (``FramePreparer`` with the router's whole-frame ``prepare`` functions).
+prepare stage (``FramePreparer`` with the task heads' own ``prepare``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from seawatch.daemon import build_router
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.ingest.decode import DecodeLimits, decode_image
 from seawatch.ingest.prepare import FramePreparer
+from seawatch.ingest.publish import FrameMessage
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
-from seawatch.ingest.synthetic_stream import SyntheticMessage, synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 
 TASKS = ("plankton", "otolith", "fish")
 PLANKTON_DIR, FISH_DIR = Path("models/plankton"), Path("models/fish")
@@ -71,7 +72,7 @@ def otolith_model(given: Path | None, tmp: Path, build: str) -> tuple[Path, str]
     return out, f"{source}: not a served model"
 
 
-def task_messages(task: str, n: int, *, seed: int, full_share: float) -> list[SyntheticMessage]:
+def task_messages(task: str, n: int, *, seed: int, full_share: float) -> list[FrameMessage]:
     """``n`` frames of one task from the synthetic instrument stream."""
     shares = {"otolith": {"otolith_share": 1.0}, "fish": {"fish_share": 1.0}}.get(task, {})
     start_ns = time.time_ns() - n * 10**6
@@ -83,18 +84,14 @@ def task_messages(task: str, n: int, *, seed: int, full_share: float) -> list[Sy
     return messages
 
 
-def model_inputs(settings: Settings, messages: list[SyntheticMessage]) -> np.ndarray:
+def model_inputs(settings: Settings, messages: list[FrameMessage]) -> np.ndarray:
     """Every frame's model inputs as one tensor, made by the pipeline's own prepare stage
     and stacked by the router's own ``stage`` (one task per run, so one tensor)."""
     with tempfile.TemporaryDirectory() as tmp:  # the fish head seeds a working gallery here
         local = settings.storage.local.model_copy(update={"path": Path(tmp) / "inputs.db"})
         storage = settings.storage.model_copy(update={"local": local})
         router = build_router(settings.model_copy(update={"storage": storage}))
-        preparer = FramePreparer(
-            settings.ingest,
-            input_size=router.plankton.card.input.size,
-            whole_frame=router.whole_frame_inputs(),
-        )
+        preparer = FramePreparer(settings.ingest, router.heads)
         try:
             prepared = [
                 preparer.prepare_frame(Frame(m.meta, SourceRef("bench", 0, i), m.value, 0, 0))
@@ -159,11 +156,11 @@ def bench_naive(settings: Settings, task: str, n: int, models: Models, threads: 
 
 def _whole_frame(task: str, card):
     if task == "otolith":
-        from seawatch.inference.otolith import prepare_otolith
+        from seawatch.models.otolith.head import prepare_otolith
 
         return lambda image: prepare_otolith(image, card.input.size)
     if task == "fish":
-        from seawatch.inference.fish import prepare_fish
+        from seawatch.models.fish.head import prepare_fish
 
         return lambda image: prepare_fish(image, card.input.height, card.input.width)
     return None

@@ -33,7 +33,7 @@ from rich.console import Console
 
 from offered_load import DaemonUnderLoad, backlog_maximum, latency_windows, sustained_maximum
 from seawatch.ingest.broker import EmbeddedBroker
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 
 RESULTS = Path(__file__).parent / "results"
 

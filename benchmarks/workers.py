@@ -35,7 +35,7 @@ from seawatch.config import resolve_model_dir
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 
 RESULTS = Path(__file__).parent / "results"
 TOPIC = "workers.frames.plankton"
@@ -82,7 +82,7 @@ def one_run(
         "SEAWATCH_KAFKA__PARTITIONS": "4",
         "SEAWATCH_INFERENCE__THREADS": "1",
         "SEAWATCH_INFERENCE__MAX_BATCHES_IN_FLIGHT": "0" if inline else "8",
-        "SEAWATCH_INFERENCE__MODEL_DIR": str(resolve_model_dir(Path("models/plankton"))),
+        "SEAWATCH_TASKS__PLANKTON__MODEL_DIR": str(resolve_model_dir(Path("models/plankton"))),
         "SEAWATCH_STORAGE__LOCAL__PATH": str(store),
         "SEAWATCH_ALERTS__TOPIC": "workers.alerts",
     }

@@ -22,8 +22,10 @@ committed seeds as they are). ``make fuzz`` runs it for ten minutes.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
+from pathlib import Path
 
 import atheris
 
@@ -35,21 +37,25 @@ import pydantic_settings  # noqa: F401
 
 with atheris.instrument_imports(include=["seawatch"]):
     from seawatch.config import IngestSettings
+    from seawatch.contracts.card import load_card
     from seawatch.contracts.errors import FrameError
     from seawatch.contracts.frames import (
         CONTENT_TYPES,
         HEADER_NAMES,
-        TASKS,
+        TASK_NAME,
         FrameKind,
         FrameMeta,
         parse_headers,
     )
+    from seawatch.contracts.task import PreparedFrame, TaskInputs
     from seawatch.ingest.decode import DecodeLimits, decode_image, image_dimensions, sniff_type
-    from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
+    from seawatch.ingest.prepare import FramePreparer, Rejected
+    from seawatch.models.plankton.head import PlanktonClassifier
 
 # Pick bytes below len(NAMES) choose a name; the others read a random name from the input.
 NAMES = (*HEADER_NAMES, "Content-Type", "CAPTURED-AT", "Frame-Kind", "x-trace-id", "")
 TOPICS = ("frames.plankton", "frames.otolith", "frames.fish", "frames", "", "a.b.plankton")
+REPO = Path(__file__).resolve().parents[1]
 NO_VALUE = 255  # a header or key size byte of 255 means "None"
 INPUT_SIZE = 64
 MIN_NS = -2_208_988_800 * 10**9  # 1900-01-01
@@ -140,7 +146,7 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _check_meta(meta: FrameMeta) -> None:
-    _require(meta.content_type in CONTENT_TYPES and meta.task in TASKS, repr(meta))
+    _require(meta.content_type in CONTENT_TYPES and re.fullmatch(TASK_NAME, meta.task), repr(meta))
     _require(isinstance(meta.frame_kind, FrameKind), repr(meta))
     _require(meta.captured_at_ns >= MIN_NS, f"captured before 1900: {meta!r}")
     for name in ("instrument", "cruise", "station", "sample_id", "specimen_id"):
@@ -202,9 +208,20 @@ def _check_decode(value: bytes) -> None:
 
 LIMITS = DecodeLimits(max_bytes=1 << 20, max_pixels=256 * 256, max_side=256)
 SETTINGS = IngestSettings(max_bytes=1 << 20, max_pixels=256 * 256, max_side=256)
-PREPARER = FramePreparer(
-    SETTINGS, input_size=INPUT_SIZE, whole_frame={"otolith": lambda im: im.mean((0, 1))}
-)
+
+
+class _MeanColour:
+    """A whole-frame head for the fuzzer: its one input is the mean colour (prepare only)."""
+
+    name = "otolith"
+
+    def prepare(self, frame, image):
+        return TaskInputs([np.asarray(image, np.float32).mean((0, 1)).reshape(-1)])
+
+
+# The real plankton head over the committed card (prepare never calls its backend).
+PLANKTON = PlanktonClassifier(None, load_card(REPO / "models" / "plankton"), max_batch=64, top_k=3)
+PREPARER = FramePreparer(SETTINGS, {"plankton": PLANKTON, "otolith": _MeanColour()})
 NOW_NS = time.time_ns()  # "now" for parse_headers, as prepare_one reads it
 
 

@@ -67,7 +67,7 @@ def daemon_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SEAWATCH_KAFKA__MAX_POLL_INTERVAL_MS": str(kafka.max_poll_interval_ms),
         "SEAWATCH_KAFKA__SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
         "SEAWATCH_KAFKA__HEARTBEAT_INTERVAL_MS": str(kafka.heartbeat_interval_ms),
-        "SEAWATCH_INFERENCE__MODEL_DIR": str(settings.inference.model_dir),
+        "SEAWATCH_TASKS__PLANKTON__MODEL_DIR": str(settings.tasks["plankton"].model_dir),
         "SEAWATCH_STORAGE__LOCAL__PATH": str(storage.local.path),
         "SEAWATCH_ALERTS__TOPIC": f"{kafka.dlq_topic}.alerts",
         "SEAWATCH_HTTP__PORT": str(free_port_run()),

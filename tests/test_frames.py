@@ -64,7 +64,7 @@ def test_epoch_nanoseconds_are_accepted():
         ({"lon": b"east"}, "lon", "not a number"),
         ({"depth-m": b"-50"}, "depth-m", "outside"),
         ({"frame-kind": b"half"}, "frame-kind", "roi or full"),
-        ({"task": b"whales"}, "task", "not a task"),
+        ({"task": b"Whales!"}, "task", "not a task name"),
         ({"cruise": b"\xff\xfe"}, "cruise", "UTF-8"),
         ({"station": b"x" * 300}, "station", "at most 256"),
     ],

@@ -9,7 +9,7 @@ import numpy as np
 from common import LAB
 
 import seawatch.models.otolith._defects as defects
-from seawatch.inference.otolith import prepare_otolith
+from seawatch.models.otolith.head import prepare_otolith
 from seawatch.models.otolith.synthetic import make_dataset
 from seawatch.models.otolith.train import OFFSETS
 

@@ -14,12 +14,12 @@ import click
 from rich.console import Console
 
 from seawatch import __version__
-from seawatch.cli_params import capture_time
+from seawatch.cli_params import capture_time, task_name
 from seawatch.config import Settings, load_settings
 from seawatch.contracts.errors import SeawatchError
 from seawatch.dashboards.commands import dashboards_group
 from seawatch.dashboards.report.command import report_command
-from seawatch.inference.engine_command import engine_group
+from seawatch.engine_command import engine_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
@@ -203,7 +203,13 @@ def broker(host: str, port: int) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--topic", default="frames.plankton", show_default=True)
 @click.option("--instrument", required=True, help="Instrument id (also the message key).")
-@click.option("--task", type=click.Choice(["plankton", "otolith", "fish"]), default="plankton")
+@click.option(
+    "--task",
+    default="plankton",
+    show_default=True,
+    callback=task_name,
+    help="The frames' task: plankton, otolith, fish or a plug-in task's name.",
+)
 @click.option("--frame-kind", type=click.Choice(["roi", "full"]), default="roi", show_default=True)
 @click.option("--cruise", default="none")
 @click.option("--station", default="none")

@@ -17,4 +17,16 @@ def capture_time(_ctx: click.Context, param: click.Parameter, value: str | None)
         raise click.BadParameter(str(exc), param=param) from None
 
 
-__all__ = ["capture_time"]
+def task_name(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An option holding a task's name (a built-in or a plug-in task's)."""
+    import re
+
+    from seawatch.contracts.frames import BUILTIN_TASKS, TASK_NAME
+
+    if not re.fullmatch(TASK_NAME, value):
+        msg = f"{value!r} is not a task name; use {', '.join(BUILTIN_TASKS)} or a plug-in's"
+        raise click.BadParameter(msg, param=param)
+    return value
+
+
+__all__ = ["capture_time", "task_name"]

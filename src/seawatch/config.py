@@ -9,6 +9,7 @@ raises :class:`~seawatch.contracts.errors.ConfigError` naming each bad field and
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,9 +26,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from seawatch.alerts.rules import DEFAULT_RULES, Rule, WebhookSettings
+from seawatch.alert_settings import DEFAULT_RULES, Rule, WebhookSettings
 from seawatch.contracts.errors import ConfigError
 from seawatch.secrets import read_secret_file, redact_url
+from seawatch.task_settings import TASK_NAME, TaskSettings, merge_tasks
 
 ENV_PREFIX = "SEAWATCH_"
 
@@ -72,8 +74,8 @@ class KafkaSettings(_Section):
     """Where frames come from and where bad ones go."""
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
-    topics: list[str] = Field(
-        default_factory=lambda: ["frames.plankton", "frames.otolith", "frames.fish"], min_length=1
+    topics: list[str] | None = Field(
+        None, min_length=1, description="default: the topic of every enabled task (frames.<task>)"
     )
     group_id: str = "seawatch"
     dlq_topic: str = "frames.dlq"
@@ -233,25 +235,8 @@ class InferenceSettings(_Section):
         description="auto: the best available of TensorRT, ONNX Runtime GPU, torch CUDA, "
         "ONNX Runtime CPU (the choice and why the others were skipped are logged)",
     )
-    model_dir: Path = Field(Path("models/plankton"), description="the plankton model artifact")
-    otolith_model_dir: Path | None = Field(
-        Path("models/otolith"), description="otolith anomaly model; null: otolith frames to DLQ"
-    )
-    fish_model_dir: Path | None = Field(
-        Path("models/fish"), description="fish re-ID model; null: fish frames to DLQ"
-    )
-    fish_enrol_new: bool = Field(
-        True, description="a fish below the match threshold enrols a new provisional id"
-    )
-    max_batch: int = Field(64, ge=1, le=4096, description="objects per inference call")
-    otolith_max_batch: int = Field(
-        8,
-        ge=1,
-        le=4096,
-        description="otolith specimens per inference call (at most max_batch); the model "
-        "averages eight views of each (four turns, mirrored too), so a call holds eight times "
-        "as many images. Calls of 64 images ran fastest (four-view model: 16 specimens a call "
-        "at 28 frames/s, 64 at 24, memory-bound)",
+    max_batch: int = Field(
+        64, ge=1, le=4096, description="model inputs per inference call (tasks may set their own)"
     )
     max_wait_ms: int = Field(20, ge=0, le=10_000, description="wait to fill a poll batch")
     threads: int = Field(1, ge=1, le=256, description="intra-op threads of the backend")
@@ -270,12 +255,6 @@ class InferenceSettings(_Section):
         "thread, the loop infers each batch itself (one thread per worker, for --workers N "
         "on N cores)",
     )
-    top_k: int = Field(3, ge=1, le=20)
-
-    @property
-    def otolith_batch(self) -> int:
-        """Otolith specimens per inference call: ``otolith_max_batch``, at most ``max_batch``."""
-        return min(self.max_batch, self.otolith_max_batch)
 
 
 class LocalStoreSettings(_Section):
@@ -472,6 +451,10 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     ingest: IngestSettings = IngestSettings()
     inference: InferenceSettings = InferenceSettings()
+    tasks: dict[str, TaskSettings] = Field(
+        default_factory=lambda: merge_tasks({}),
+        description="the served tasks by name (plankton, otolith, fish, or a plug-in's)",
+    )
     storage: StorageSettings = StorageSettings()
     alerts: AlertSettings = AlertSettings()
     dashboards: DashboardSettings = DashboardSettings()
@@ -479,6 +462,35 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="the daemon's log level (one logfmt line per event, to stderr)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_over_defaults(cls, data: Any) -> Any:
+        """Lay the given tasks over the built-in ones (see :mod:`seawatch.task_settings`)."""
+        if isinstance(data, dict) and "tasks" in data:
+            data = {**data, "tasks": merge_tasks(data["tasks"])}
+        return data
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_names(cls, tasks: dict[str, TaskSettings]) -> dict[str, TaskSettings]:
+        bad = [name for name in tasks if not re.fullmatch(TASK_NAME, name)]
+        if bad:
+            msg = f"task names {bad} must be lower case letters, digits and _ (as {TASK_NAME})"
+            raise ValueError(msg)
+        return tasks
+
+    @model_validator(mode="after")
+    def _topics_from_tasks(self) -> Settings:
+        """Without ``kafka.topics``, consume the topic of every enabled task."""
+        if self.kafka.topics is None:
+            topics = [t.topic_for(name) for name, t in self.tasks.items() if t.enabled]
+            object.__setattr__(self, "kafka", self.kafka.model_copy(update={"topics": topics}))
+        return self
+
+    def enabled_tasks(self) -> dict[str, TaskSettings]:
+        """The tasks this daemon serves, by name."""
+        return {name: task for name, task in self.tasks.items() if task.enabled}
 
     @classmethod
     def settings_customise_sources(
@@ -594,6 +606,7 @@ __all__ = [
     "SegmentationSettings",
     "Settings",
     "StorageSettings",
+    "TaskSettings",
     "env_is_ci",
     "load_settings",
     "resolve_model_dir",

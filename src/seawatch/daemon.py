@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 from threadpoolctl import threadpool_limits
 
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs, Webhook
-from seawatch.config import Settings, resolve_model_dir
-from seawatch.contracts.card import ONNX_FILE, load_card
-from seawatch.contracts.errors import ConfigError
+from seawatch.config import Settings
 from seawatch.health.checks import Heartbeat
-from seawatch.inference.classifier import PlanktonClassifier
-from seawatch.inference.factory import open_backend
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource, Publisher, ensure_topics
@@ -30,11 +24,12 @@ from seawatch.ingest.prepare import FramePreparer
 from seawatch.ingest.topic_keeper import TopicKeeper
 from seawatch.pipeline import Pipeline
 from seawatch.pipeline_metrics import PipelineMetrics
+from seawatch.registry import load_heads
 from seawatch.stats import PipelineStats
 from seawatch.storage.evidence import EvidenceStore
 from seawatch.storage.influx_outbox import OutboxSink
 from seawatch.storage.local_store import LocalStore
-from seawatch.storage.sink import Sink
+from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
 
@@ -76,70 +71,13 @@ def build_sinks(settings: Settings) -> list[Sink]:
     return sinks
 
 
-def _load(settings: Settings, model_dir: Path):
-    model_dir = resolve_model_dir(model_dir)
-    card = load_card(model_dir)
-    inference = settings.inference
-    backend = open_backend(
-        inference.backend,
-        model_dir / ONNX_FILE,
-        threads=inference.threads,
-        max_batch=inference.max_batch,
-    )
-    return model_dir, card, backend
-
-
 def build_router(settings: Settings) -> TaskRouter:
-    """Load the model of every served task (a task with no model dir is not served), and
-    limit numpy's BLAS to ``inference.blas_threads`` threads for this process."""
-    inference = settings.inference
+    """The head of every enabled task (from the registry), behind one router; and numpy's
+    BLAS limited to ``inference.blas_threads`` threads for this process."""
     # The daemon's matrix products are small (gallery matching: 64 x 128 by 128 x 500); a
-    # second BLAS thread only spins against the model's thread for the core: measured on
-    # this 2-core VM, 16 ms instead of 0.13 ms per gallery match while a model runs.
-    threadpool_limits(inference.blas_threads, user_api="blas")
-    _, card, backend = _load(settings, inference.model_dir)
-    plankton = PlanktonClassifier(
-        backend, card, max_batch=inference.max_batch, top_k=inference.top_k
-    )
-    otolith = fish = None
-    gallery_path = None
-    if inference.otolith_model_dir is not None:
-        from seawatch.inference.otolith import OtolithDetector
-
-        _, card, backend = _load(settings, inference.otolith_model_dir)
-        otolith = OtolithDetector(backend, card, max_batch=inference.otolith_batch)
-    if inference.fish_model_dir is not None:
-        from seawatch.inference.fish import FishIdentifier
-        from seawatch.inference.gallery import Gallery
-
-        model_dir, card, backend = _load(settings, inference.fish_model_dir)
-        gallery_path = working_gallery(settings, model_dir / card.files.get("gallery", ""))
-        fish = FishIdentifier(
-            backend, card, Gallery.load(gallery_path), max_batch=inference.max_batch
-        )
-    return TaskRouter(
-        plankton,
-        otolith,
-        fish,
-        enrol_new_fish=inference.fish_enrol_new,
-        gallery_path=gallery_path,
-    )
-
-
-def working_gallery(settings: Settings, model_gallery: Path) -> Path:
-    """The daemon's own gallery file, seeded from the model's gallery the first time.
-
-    The model's gallery (known individuals) is never written to; enrolments of new
-    individuals go to the working copy beside the local store.
-    """
-    path = settings.storage.local.fish_gallery_path
-    if not path.exists():
-        if not model_gallery.is_file():
-            msg = f"fish model has no gallery file at {model_gallery}; retrain or enrol one"
-            raise ConfigError(msg)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(model_gallery, path)
-    return path
+    # second BLAS thread only spins against the model's thread for the core (design notes).
+    threadpool_limits(settings.inference.blas_threads, user_api="blas")
+    return TaskRouter(load_heads(settings))
 
 
 def build_daemon(
@@ -154,7 +92,6 @@ def build_daemon(
     by the loop, for liveness)."""
     stats = stats or PipelineStats()
     router = build_router(settings)
-    card = router.plankton.card
     kafka = settings.kafka
     alerting = settings.alerts
     alert_topics = [alerting.topic] if alerting.enabled and alerting.topic else []
@@ -173,7 +110,7 @@ def build_daemon(
     publisher = Publisher(kafka)
     source = FrameSource(kafka)
     outputs = AlertOutputs(
-        influx=next((s for s in sinks if isinstance(s, OutboxSink)), None),
+        influx=next((s for s in sinks if isinstance(s, LineSink)), None),
         publisher=publisher,
         topic=alerting.topic,
         webhooks=[Webhook(w) for w in alerting.webhooks] if alerting.enabled else [],
@@ -183,9 +120,7 @@ def build_daemon(
     cv2.setNumThreads(settings.ingest.opencv_threads)
     pipeline = Pipeline(
         source,
-        FramePreparer(
-            settings.ingest, input_size=card.input.size, whole_frame=router.whole_frame_inputs()
-        ),
+        FramePreparer(settings.ingest, router.heads),
         router,
         sinks,
         DeadLetterQueue(publisher, kafka.dlq_topic),
@@ -209,7 +144,7 @@ def build_daemon(
     )
     log.info(
         "daemon_ready models=%s backend_setting=%s threads=%d sinks=%s topics=%s",
-        ",".join(f"{t}:{c.name}@{c.version}" for t, c in router.cards.items()),
+        ",".join(f"{t}:{c.name}@{c.release}" for t, c in router.cards.items()),
         settings.inference.backend,
         settings.inference.threads,
         ",".join(s.name for s in sinks),
@@ -218,4 +153,4 @@ def build_daemon(
     return Daemon(pipeline=pipeline, publisher=publisher, sinks=sinks)
 
 
-__all__ = ["Daemon", "build_daemon", "build_router", "build_sinks", "working_gallery"]
+__all__ = ["Daemon", "build_daemon", "build_router", "build_sinks"]

@@ -18,12 +18,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from seawatch.config import Settings
-from seawatch.contracts.frames import TASKS
+from seawatch.contracts.frames import BUILTIN_TASKS
 from seawatch.daemon import build_daemon
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from seawatch.stats import PipelineStats
 from seawatch.storage.local_store import open_readonly
 
@@ -55,13 +55,7 @@ DEMO_TASK_SHARE = 0.08  # share of otolith and of fish frames in the demo stream
 
 def topics_by_task(topics: list[str]) -> dict[str, str]:
     """``task -> topic`` for the topics named ``<prefix>.<task>`` (``frames.otolith``...)."""
-    return {t.rsplit(".", 1)[-1]: t for t in topics if t.rsplit(".", 1)[-1] in TASKS}
-
-
-def _serves(settings: Settings, task: str) -> bool:
-    inference = settings.inference
-    model_dir = {"otolith": inference.otolith_model_dir, "fish": inference.fish_model_dir}
-    return task == "plankton" or model_dir.get(task) is not None
+    return {t.rsplit(".", 1)[-1]: t for t in topics if t.rsplit(".", 1)[-1] in BUILTIN_TASKS}
 
 
 def run_demo(
@@ -83,7 +77,7 @@ def run_demo(
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
         settings = settings.model_copy(update={"kafka": kafka})
         ensure_topics(broker.bootstrap_servers, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
-        served = {task for task in TASKS if _serves(settings, task)}
+        served = set(settings.enabled_tasks())
         messages = synthetic_stream(
             frames,
             seed=seed,

@@ -30,15 +30,16 @@ from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs
 from seawatch.contracts.errors import BrokerError, FrameError
 from seawatch.contracts.records import FrameRecord
+from seawatch.contracts.task import PreparedFrame, build_record
 from seawatch.health.checks import Heartbeat
 from seawatch.inference.router import TaskRouter, TaskWork
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource
-from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
+from seawatch.ingest.prepare import FramePreparer, Rejected
 from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.stats import PipelineStats
 from seawatch.storage.evidence import EvidenceStore
-from seawatch.storage.sink import Sink
+from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
 IDLE_POLL_MS = 200  # how long a poll waits when no message comes and nothing is in flight
@@ -141,18 +142,7 @@ class Pipeline:
                     in_flight.append(self._submit(batch))
                 elif not stopping and self.on_idle is not None:
                     self.on_idle()
-                # Store finished batches in order. Block on the oldest only when the window
-                # is full or there is nothing else to do (idle poll, stopping); but poll again
-                # within poll_every_s, or a slow model (a window of batches taking longer than
-                # max_poll_interval_ms) would get this member dropped from its group.
-                while in_flight and (
-                    in_flight[0].done()
-                    or len(in_flight) > self.depth
-                    or (
-                        batch is None
-                        and (stopping or time.monotonic() - polled < self.poll_every_s)
-                    )
-                ):
+                while in_flight and self._store_oldest_now(in_flight, batch, stopping, polled):
                     self._store_and_commit(self._wait(in_flight.popleft()))
                 if stopping and not in_flight:
                     self._write_metrics()  # the last interval too
@@ -163,6 +153,22 @@ class Pipeline:
             if self._infer_thread is not None:
                 self._infer_thread.shutdown(wait=True)
         return self.stats
+
+    def _store_oldest_now(
+        self, in_flight: deque[Future[Batch]], polled: Batch | None, stopping: bool, at: float
+    ) -> bool:
+        """The drain rule: store the oldest batch in flight now (waiting for it if need be)?
+
+        Finished batches are stored in order. The loop blocks on the oldest only when the
+        window is full or there is nothing else to do (the poll was idle, or the loop is
+        stopping); but it polls again within ``poll_every_s``, or a slow model (a window of
+        batches taking longer than max_poll_interval_ms) would get this member dropped from
+        its group.
+        """
+        if in_flight[0].done() or len(in_flight) > self.depth:
+            return True
+        nothing_else_to_do = polled is None
+        return nothing_else_to_do and (stopping or time.monotonic() - at < self.poll_every_s)
 
     def _submit(self, batch: Batch) -> Future[Batch]:
         """Hand ``batch`` to the inference thread, or (``depth`` 0) infer it here and now."""
@@ -189,8 +195,8 @@ class Pipeline:
     def _write_metrics(self) -> None:
         if self.metrics is None:
             return
-        takers = [s for s in self.sinks if hasattr(s, "add_lines")]
-        backlog = sum(getattr(s, "backlog", 0) for s in takers)
+        takers = [s for s in self.sinks if isinstance(s, LineSink)]
+        backlog = sum(s.backlog for s in takers)
         self.last_lag = self.source.lag()  # here, on the loop's thread: the consumer is not
         point = self.metrics.point(lag=self.last_lag, backlog=backlog)  # thread-safe
         for sink in takers:
@@ -200,7 +206,7 @@ class Pipeline:
     def _held_back(self) -> bool:
         """Backpressure: while a sink says it is saturated (the outbox is full), pause the
         partitions and poll nothing (the poll keeps the group membership); resume after."""
-        full = any(sink.saturated() for sink in self.sinks if hasattr(sink, "saturated"))
+        full = any(sink.saturated() for sink in self.sinks)
         if full:
             self._paused_poll(IDLE_POLL_MS)
             if not self._paused:
@@ -284,27 +290,12 @@ class Pipeline:
         now_ms = time.time() * 1000
         kept = []
         for position, prepared in enumerate(batch.frames):
-            result = routed.results.get(position)
-            if result is None:
+            if position not in routed.results:
                 continue
+            result, card = routed.results[position]
             kept.append(prepared)
-            frame = prepared.frame
             batch.evidence.extend(result.evidence)
-            batch.results.append(
-                FrameRecord(
-                    meta=frame.meta,
-                    ref=frame.ref,
-                    model=result.card.name,
-                    model_version=result.card.version,
-                    objects=result.objects,
-                    decode_ms=round(prepared.decode_ms, 3),
-                    infer_ms=round(result.infer_ms, 3),
-                    latency_ms=round(max(0.0, now_ms - frame.broker_ts_ms), 3),
-                    otolith=result.otolith,
-                    fish=result.fish,
-                    quality=prepared.quality,
-                )
-            )
+            batch.results.append(build_record(prepared, result, card, now_ms))
         batch.frames = kept
         self.stats.timed("finish", time.perf_counter() - started)
 

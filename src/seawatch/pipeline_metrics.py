@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
+from seawatch.contracts.points import line
 from seawatch.stats import PipelineStats
-from seawatch.storage.line_protocol import line
 
 
 class PipelineMetrics:

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 from pydantic import TypeAdapter
 
+from seawatch.alert_settings import Rule
 from seawatch.alerts.engine import AlertEngine
-from seawatch.alerts.rules import Rule
 from seawatch.config import load_settings
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.quality import FrameQuality

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from seawatch.contracts.frames import FrameKind, FrameMeta, SourceRef
 from seawatch.contracts.objects import Morphometrics
+from seawatch.contracts.points import line
 from seawatch.contracts.records import (
     UNKNOWN,
     FishRecord,
@@ -24,7 +25,7 @@ from seawatch.contracts.records import (
     ObjectRecord,
     OtolithRecord,
 )
-from seawatch.storage.line_protocol import line, records_to_lines
+from seawatch.storage.line_protocol import records_to_lines
 from seawatch.storage.size_spectrum import SIZE_CLASSES, class_of
 
 T0 = 1_790_000_400 * 10**9  # a multiple of 10 minutes, so buckets line up with the span

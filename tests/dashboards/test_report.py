@@ -22,13 +22,14 @@ from click.testing import CliRunner
 
 from seawatch.config import load_settings
 from seawatch.contracts.evidence import evidence_paths
+from seawatch.contracts.points import line
 from seawatch.contracts.records import FishRecord, FrameRecord, OtolithRecord
 from seawatch.dashboards.influxql import InfluxQLClient
 from seawatch.dashboards.report import data as report_data
 from seawatch.dashboards.report import from_influx, from_local_store, render
 from seawatch.dashboards.report.command import report_command
 from seawatch.storage.evidence import EvidenceStore
-from seawatch.storage.line_protocol import line, records_to_lines
+from seawatch.storage.line_protocol import records_to_lines
 from seawatch.storage.local_store import LocalStore
 from seawatch.storage.size_spectrum import EDGES_UM
 from tests.servers import influxdb1

@@ -163,7 +163,11 @@ def test_settings_in_the_image_name_real_fields_and_the_copied_models(kind: str)
     load_settings(**{k.removeprefix("SEAWATCH_").lower(): v for k, v in env.items()})
     [copy] = [c for c in _args(path, "COPY") if re.search(r"(^|\s)models\s", c)]
     models_root = copy.split()[-1]
-    for variable in ("SEAWATCH_INFERENCE__MODEL_DIR", "SEAWATCH_INFERENCE__FISH_MODEL_DIR"):
+    for variable in (
+        "SEAWATCH_TASKS__PLANKTON__MODEL_DIR",
+        "SEAWATCH_TASKS__FISH__MODEL_DIR",
+        "SEAWATCH_TASKS__OTOLITH__MODEL_DIR",
+    ):
         in_image = Path(env[variable])
         relative = in_image.relative_to(models_root)
         assert (REPO / "models" / relative / "model.onnx").is_file(), variable

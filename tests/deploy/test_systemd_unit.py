@@ -162,7 +162,10 @@ def test_example_settings_load_and_keep_data_in_the_writable_directory(
         "evidence": local.evidence_root,
         "fish gallery": local.fish_gallery_path,
         "outbox": settings.storage.outbox_path,
-        "inference.model_dir (engine cache)": settings.inference.model_dir,
+        **{
+            f"tasks.{name}.model_dir (engine cache)": task.model_dir
+            for name, task in settings.enabled_tasks().items()
+        },
     }
     for what, path in data_paths.items():
         assert path.is_absolute(), f"{what}: {path} is relative"

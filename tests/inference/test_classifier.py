@@ -9,8 +9,8 @@ from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.contracts.errors import BackendError, ConfigError
 from seawatch.contracts.preprocess import batch_tensor, prepare_roi
 from seawatch.contracts.records import UNKNOWN
-from seawatch.inference.classifier import PlanktonClassifier
 from seawatch.inference.factory import open_backend
+from seawatch.models.plankton.head import PlanktonClassifier
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from seawatch.inference.engine_command import engine_group
+from seawatch.engine_command import engine_group
 from seawatch.inference.selection import probe_tensorrt
 
 PLANKTON = Path(__file__).resolve().parents[2] / "models" / "plankton"

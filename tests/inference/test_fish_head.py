@@ -10,8 +10,8 @@ import pytest
 from seawatch.contracts.card import InputSpec, ModelCard, TrainingSummary
 from seawatch.contracts.errors import BackendError, ConfigError
 from seawatch.contracts.records import UNKNOWN
-from seawatch.inference.fish import PROVISIONAL_VIEWS, FishIdentifier, prepare_fish
-from seawatch.inference.gallery import Gallery
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.head import PROVISIONAL_VIEWS, FishIdentifier, prepare_fish
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 8
@@ -178,12 +178,12 @@ def test_committed_model_recognises_gallery_fish_and_enrols_strangers() -> None:
     strangers = [make_individual(data.n_individuals + i, data.seed) for i in range(4)]
     with OnnxRuntimeBackend(model / ONNX_FILE, threads=1) as backend:
         identifier = FishIdentifier(backend, card, gallery, max_batch=8)
-        crops = [identifier.prepare(render_fish(f, rng, height=80, width=200)) for f in known]
+        crops = [identifier.model_input(render_fish(f, rng, height=80, width=200)) for f in known]
         sightings = identifier.identify(np.stack(crops), enrol_new=False)
         right = np.mean([s.individual == f.name for s, f in zip(sightings, known, strict=True)])
         assert right >= 0.8, right
         # two sightings of each stranger in one batch: first ones enrol, second ones match
-        views = [identifier.prepare(render_fish(f, rng)) for _ in range(2) for f in strangers]
+        views = [identifier.model_input(render_fish(f, rng)) for _ in range(2) for f in strangers]
         sightings = identifier.identify(np.stack(views))
     first, second = sightings[:4], sightings[4:]
     assert sum(s.new_individual and s.provisional for s in first) >= 3, first

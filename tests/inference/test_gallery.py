@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from seawatch.contracts.errors import ConfigError
-from seawatch.inference.gallery import NEW_PREFIX, Gallery
+from seawatch.models.fish.gallery import NEW_PREFIX, Gallery
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.contracts.errors import BackendError, ConfigError
 from seawatch.inference.factory import open_backend
-from seawatch.inference.otolith import (
+from seawatch.models.otolith.head import (
     OtolithDetector,
     OtolithResult,
     overlay_heatmap,
@@ -166,7 +166,7 @@ def test_head_on_a_real_onnx_graph(tiny_artifact: Path) -> None:
     with open_backend("onnxruntime", tiny_artifact / ONNX_FILE, threads=1) as backend:
         detector = OtolithDetector(backend, card, max_batch=3)
         images = [render_otolith(rng, size=96, anomaly=a) for a in (None, "crack") * 4]
-        tensor = np.stack([detector.prepare(im) for im in images])
+        tensor = np.stack([detector.model_input(im) for im in images])
         results = detector.predict(tensor)
         one_by_one = [detector.predict(tensor[i : i + 1])[0] for i in range(len(tensor))]
     assert len(results) == 8

@@ -23,23 +23,32 @@ from seawatch.inference.parity import (
     sample_inputs,
 )
 from seawatch.inference.precision import convert_onnx_to_fp16
+from seawatch.registry import plugin
 
 REPO = Path(__file__).resolve().parents[2]
 PLANKTON, FISH = REPO / "models" / "plankton", REPO / "models" / "fish"
 
 
+def _live_like(card, n: int, seed: int = 0) -> np.ndarray:
+    """The task plug-in's inputs (images like live ones), as the engine build uses them."""
+    return sample_inputs(card, n, seed=seed, make=plugin(card.task).sample_inputs)
+
+
 @pytest.fixture(scope="module")
 def plankton_inputs() -> np.ndarray:
-    return sample_inputs(load_card(PLANKTON), 96, seed=0)
+    return _live_like(load_card(PLANKTON), 96)
 
 
 def test_sample_inputs_are_like_live_ones_and_reproducible():
     card = load_card(PLANKTON)
-    a, b = sample_inputs(card, 12, seed=3), sample_inputs(card, 12, seed=3)
+    a, b = _live_like(card, 12, seed=3), _live_like(card, 12, seed=3)
     assert a.shape == (12, 1, 64, 64) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     assert a.min() >= 0 and a.max() <= 255 and a.std() > 10
-    fish = sample_inputs(load_card(FISH), 4, seed=0)
+    noise = sample_inputs(card, 12, seed=3)  # no task inputs: uniform over the value range
+    assert noise.shape == a.shape and not np.array_equal(noise, a)
+    assert abs(float(noise.mean()) - 127.5) < 10
+    fish = _live_like(load_card(FISH), 4)
     assert fish.shape == (4, 3, 64, 160) and fish.dtype == np.float32
 
 
@@ -56,7 +65,7 @@ def test_the_fp16_graph_passes_with_its_tolerance(tmp_path, plankton_inputs):
 
 def test_an_embedding_model_has_no_top1_but_is_checked_on_its_values(tmp_path):
     fp16 = convert_onnx_to_fp16(FISH / "model.onnx", tmp_path / "fp16.onnx")
-    inputs = sample_inputs(load_card(FISH), 16, seed=1)
+    inputs = _live_like(load_card(FISH), 16, seed=1)
     with OnnxRuntimeBackend(fp16) as candidate, OnnxRuntimeBackend(FISH / "model.onnx") as ref:
         report = check_parity(candidate, ref, inputs, TOLERANCES["fp16"], top1=False)
     assert report.top1_agreement is None
@@ -121,10 +130,10 @@ def test_a_candidate_with_another_output_shape_is_refused(tmp_path):
 
 def test_folder_inputs_and_calibration_batches(tmp_path):
     card = load_card(PLANKTON)
-    for i, crop in enumerate(sample_inputs(card, 5, seed=2)):
+    for i, crop in enumerate(_live_like(card, 5, seed=2)):
         cv2.imwrite(str(tmp_path / f"crop{i}.png"), crop[0].astype(np.uint8))
     (tmp_path / "notes.txt").write_text("not an image")
-    images = folder_inputs(card, tmp_path)
+    images = folder_inputs(card, tmp_path, model_input=plugin("plankton").model_input)
     assert images.shape == (5, 1, 64, 64)
     assert [len(b) for b in iter_batches(images, 2)] == [2, 2]
     empty = tmp_path / "empty"

@@ -10,16 +10,16 @@ from seawatch.contracts.errors import BackendError
 from seawatch.contracts.evidence import thumbnail
 from seawatch.contracts.frames import Frame, FrameKind, FrameMeta, SourceRef
 from seawatch.contracts.preprocess import planar_float32, prepare_roi
-from seawatch.inference.classifier import PlanktonClassifier
+from seawatch.contracts.task import PreparedFrame
 from seawatch.inference.factory import open_backend
-from seawatch.inference.fish import FishIdentifier
-from seawatch.inference.gallery import Gallery
-from seawatch.inference.otolith import OtolithDetector
 from seawatch.inference.router import TaskRouter
-from seawatch.ingest.prepare import PreparedFrame
 from seawatch.ingest.segment import SegmentParams, measure_roi
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.head import FishIdentifier
 from seawatch.models.fish.synthetic import make_individuals, render_fish
+from seawatch.models.otolith.head import OtolithDetector
 from seawatch.models.otolith.synthetic import render_otolith
+from seawatch.models.plankton.head import PlanktonClassifier
 from seawatch.models.plankton.synthetic import render_roi
 
 
@@ -48,11 +48,13 @@ def _head(kind, directory, **kwargs):
 def router(model_dir, otolith_model_dir, fish_model_dir, tmp_path_factory):
     fish_card = load_card(fish_model_dir)
     gallery = Gallery.load(fish_model_dir / fish_card.files["gallery"])
+    gallery_path = tmp_path_factory.mktemp("gallery") / "g.npz"
     return TaskRouter(
-        _head(PlanktonClassifier, model_dir, top_k=3),
-        _head(OtolithDetector, otolith_model_dir),
-        _head(FishIdentifier, fish_model_dir, gallery=gallery),
-        gallery_path=tmp_path_factory.mktemp("gallery") / "g.npz",
+        [
+            _head(PlanktonClassifier, model_dir, top_k=3),
+            _head(OtolithDetector, otolith_model_dir),
+            _head(FishIdentifier, fish_model_dir, gallery=gallery, gallery_path=gallery_path),
+        ]
     )
 
 
@@ -71,9 +73,11 @@ def _prepared(task: str, i: int, router: TaskRouter, rng) -> PreparedFrame:
         return PreparedFrame(frame, [obj], [prepare_roi(obj.image, 64)], 1.0)
     if task == "otolith":
         image = render_otolith(rng, anomaly="broken" if i % 2 else None)
-        return PreparedFrame(frame, [], [router.otolith.input8(image)], 1.0, thumbnail(image))
+        return PreparedFrame(
+            frame, [], [router.heads["otolith"].input8(image)], 1.0, thumbnail(image)
+        )
     image = render_fish(make_individuals(3, 77)[i % 3], rng)
-    return PreparedFrame(frame, [], [router.fish.input8(image)], 1.0)
+    return PreparedFrame(frame, [], [router.heads["fish"].input8(image)], 1.0)
 
 
 def test_each_task_gets_its_own_answer(router):
@@ -84,9 +88,9 @@ def test_each_task_gets_its_own_answer(router):
     routed = router.route(frames)
     assert not routed.failed and sorted(routed.results) == list(range(12))
     for i, prepared in enumerate(frames):
-        result = routed.results[i]
+        result, card = routed.results[i]
         task = prepared.frame.meta.task
-        assert result.card.task == task
+        assert card.task == task
         assert bool(result.objects) == (task == "plankton")
         assert (result.otolith is not None) == (task == "otolith")
         assert (result.fish is not None) == (task == "fish")
@@ -95,7 +99,7 @@ def test_each_task_gets_its_own_answer(router):
                 result.otolith.thumbnail,
                 result.otolith.heatmap,
             ]
-    assert router.gallery_path.is_file()  # new fish were enrolled and saved
+    assert router.heads["fish"].gallery_path.is_file()  # new fish were enrolled and saved
 
 
 def test_stage_makes_the_whole_frame_tensors_that_prepare_would(router):
@@ -116,12 +120,12 @@ def test_stage_makes_the_whole_frame_tensors_that_prepare_would(router):
 def test_a_failing_backend_fails_only_its_own_task(router):
     rng = np.random.default_rng(1)
     frames = [_prepared(t, i, router, rng) for i, t in enumerate(["plankton", "otolith"] * 3)]
-    original = router.otolith.backend
-    router.otolith.backend = _Failing()
+    original = router.heads["otolith"].backend
+    router.heads["otolith"].backend = _Failing()
     try:
         routed = router.route(frames)
     finally:
-        router.otolith.backend = original
+        router.heads["otolith"].backend = original
     failed = sorted(i for i, _ in routed.failed)
     assert failed == [1, 3, 5] and "device lost" in str(routed.failed[0][1])
     assert sorted(routed.results) == [0, 2, 4]
@@ -134,36 +138,36 @@ def test_infer_runs_only_the_backends_and_finish_decides(router):
     frames = [_prepared(t, i, router, rng) for i, t in enumerate(["fish", "plankton"] * 3)]
     work = router.stage(frames)
     assert [(w.task, w.positions) for w in work] == [("fish", [0, 2, 4]), ("plankton", [1, 3, 5])]
-    assert work[0].tensor.shape == (3, 3, router.fish.height, router.fish.width)
+    assert work[0].tensor.shape == (3, 3, router.heads["fish"].height, router.heads["fish"].width)
     assert work[1].tensor.shape == (3, 1, 64, 64)
-    gallery = router.fish.gallery
+    gallery = router.heads["fish"].gallery
     before = [(e.id, e.n_embeddings) for e in gallery.list()]
     router.infer(work)
     assert all(w.outputs is not None and w.error is None and w.infer_ms > 0 for w in work)
     assert [(e.id, e.n_embeddings) for e in gallery.list()] == before
     routed = router.finish(frames, work)
     assert sorted(routed.results) == list(range(6)) and not routed.failed
-    assert routed.results[0].fish is not None and routed.results[1].objects
+    assert routed.results[0][0].fish is not None and routed.results[1][0].objects
 
 
 def test_a_task_without_a_head_fails_its_frames_at_staging(router):
     rng = np.random.default_rng(4)
     frames = [_prepared(t, i, router, rng) for i, t in enumerate(["plankton", "fish"])]
-    fish, router.fish = router.fish, None
+    fish = router.heads.pop("fish")
     try:
         work = router.stage(frames)
         router.infer(work)
         routed = router.finish(frames, work)
     finally:
-        router.fish = fish
+        router.heads["fish"] = fish
     assert sorted(routed.results) == [0]
-    assert [i for i, _ in routed.failed] == [1] and "fish_model_dir" in str(routed.failed[0][1])
+    assert [i for i, _ in routed.failed] == [1] and "tasks.fish" in str(routed.failed[0][1])
 
 
 def test_flagged_otoliths_carry_their_evidence(router):
     """A threshold under every score flags every specimen: each gets thumbnail + heat map."""
     rng = np.random.default_rng(2)
-    head = router.otolith
+    head = router.heads["otolith"]
     original = head.threshold
     head.threshold = -1e9
     try:
@@ -172,7 +176,7 @@ def test_flagged_otoliths_carry_their_evidence(router):
     finally:
         head.threshold = original
     for i, prepared in enumerate(frames):
-        result = routed.results[i]
+        result, _ = routed.results[i]
         assert result.otolith.anomaly
         paths = [path for path, _ in result.evidence]
         assert paths == [result.otolith.thumbnail, result.otolith.heatmap]
@@ -190,9 +194,11 @@ def test_build_router_limits_numpys_blas_threads(tmp_path, model_dir, blas_threa
     from seawatch.daemon import build_router
 
     settings = load_settings(
-        inference__model_dir=str(model_dir),
-        inference__otolith_model_dir=None,
-        inference__fish_model_dir=None,
+        tasks={
+            "plankton": {"model_dir": str(model_dir)},
+            "otolith": {"enabled": False},
+            "fish": {"enabled": False},
+        },
         inference__blas_threads=blas_threads,
         storage__local__path=str(tmp_path / "store.db"),
     )

@@ -23,6 +23,7 @@ from seawatch.inference.engine_cache import EngineCache  # noqa: E402
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from seawatch.inference.parity import sample_inputs  # noqa: E402
 from seawatch.inference.tensorrt_backend import TensorRTBackend, ensure_engine  # noqa: E402
+from seawatch.registry import plugin  # noqa: E402
 
 try:
     GPU = gpu_info()
@@ -57,7 +58,8 @@ def test_build_check_and_cache_an_engine(artifact, precision):
 @pytest.mark.slow
 def test_the_engine_runs_any_batch_size_like_onnxruntime(artifact):
     result = ensure_engine(artifact, max_batch=16, precision="fp32", parity_samples=16)
-    inputs = sample_inputs(load_card(artifact), 37, seed=5)
+    card = load_card(artifact)
+    inputs = sample_inputs(card, 37, seed=5, make=plugin(card.task).sample_inputs)
     with (
         TensorRTBackend(result.plan_path, max_batch=16) as engine,
         OnnxRuntimeBackend(artifact / "model.onnx") as reference,

@@ -11,7 +11,7 @@ from seawatch.daemon import build_daemon
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from seawatch.stats import PipelineStats
 
 
@@ -28,7 +28,7 @@ def settings_for(
         "kafka__session_timeout_ms": 6000,
         "kafka__heartbeat_interval_ms": 500,
         "kafka__partitions": 3,
-        "inference__model_dir": str(model_dir),
+        "tasks__plankton__model_dir": str(model_dir),
         "storage__local__path": str(tmp_path / "store.db"),
     }
     values.update(overrides)

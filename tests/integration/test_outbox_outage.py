@@ -14,7 +14,7 @@ import pytest
 from seawatch.daemon import build_daemon
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from seawatch.storage.influx_outbox import OutboxSink
 from tests.integration.helpers import settings_for
 

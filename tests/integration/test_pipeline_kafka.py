@@ -244,23 +244,25 @@ def test_the_daemon_holds_opencv_to_its_configured_threads(tmp_path, broker, uni
         cv2.setNumThreads(before)
 
 
-@pytest.mark.parametrize(("max_batch", "expected"), [(64, 8), (4, 4)])
+@pytest.mark.parametrize(("max_batch", "expected"), [(None, 8), (4, 4)])
 def test_otolith_calls_hold_fewer_specimens(
     tmp_path, broker, unique, model_dir, otolith_model_dir, max_batch, expected
 ):
     """The otolith model runs eight views of every specimen: its calls hold
-    ``otolith_max_batch`` specimens (64 images a call ran fastest), never more than
-    ``max_batch``."""
+    ``tasks.otolith.max_batch`` specimens (8 by default: 64 images a call ran fastest), not
+    the ``inference.max_batch`` of 64 inputs."""
+    overrides = {} if max_batch is None else {"tasks__otolith__max_batch": max_batch}
     settings = settings_for(
         tmp_path,
         broker,
         unique,
         model_dir,
-        inference__otolith_model_dir=str(otolith_model_dir),
-        inference__max_batch=max_batch,
+        tasks__otolith__model_dir=str(otolith_model_dir),
+        inference__max_batch=64,
+        **overrides,
     )
     daemon = build_daemon(settings)
     try:
-        assert daemon.pipeline.router.otolith.max_batch == expected
+        assert daemon.pipeline.router.heads["otolith"].max_batch == expected
     finally:
         daemon.close()

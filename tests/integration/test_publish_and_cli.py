@@ -93,7 +93,7 @@ def test_demo_runs_end_to_end_and_prints_its_summary(tmp_path, model_dir):
 
     env = {
         **os.environ,
-        "SEAWATCH_INFERENCE__MODEL_DIR": str(model_dir),
+        "SEAWATCH_TASKS__PLANKTON__MODEL_DIR": str(model_dir),
         "SEAWATCH_STORAGE__LOCAL__PATH": str(tmp_path / "demo.db"),
         "SEAWATCH_KAFKA__MAX_POLL_INTERVAL_MS": "6000",
         "COLUMNS": "120",

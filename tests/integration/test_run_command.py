@@ -31,7 +31,7 @@ def test_run_processes_the_stream_and_sigterm_stops_it_cleanly(tmp_path, broker,
         "SEAWATCH_KAFKA__GROUP_ID": kafka.group_id,
         "SEAWATCH_KAFKA__MAX_POLL_INTERVAL_MS": "6000",
         "SEAWATCH_KAFKA__SESSION_TIMEOUT_MS": "6000",
-        "SEAWATCH_INFERENCE__MODEL_DIR": str(model_dir),
+        "SEAWATCH_TASKS__PLANKTON__MODEL_DIR": str(model_dir),
         "SEAWATCH_STORAGE__LOCAL__PATH": str(settings.storage.local.path),
         "SEAWATCH_STORAGE__INFLUX__TOKEN": "tok-3f9a-never-logged",
     }

@@ -14,7 +14,7 @@ import pytest
 from seawatch.demo import topics_by_task
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from seawatch.storage.local_store import open_readonly
 from tests.integration.helpers import read_topic, run_until, settings_for
 
@@ -30,8 +30,8 @@ def _settings(tmp_path, broker, unique, model_dirs, **overrides):
     model_dir, otolith_dir, fish_dir = model_dirs
     values = {
         "kafka__topics": [f"t{unique}.frames.{task}" for task in ("plankton", "otolith", "fish")],
-        "inference__otolith_model_dir": str(otolith_dir),
-        "inference__fish_model_dir": str(fish_dir),
+        "tasks__otolith__model_dir": str(otolith_dir),
+        "tasks__fish__model_dir": str(fish_dir),
     }
     return settings_for(tmp_path, broker, unique, model_dir, **(values | overrides))
 
@@ -108,7 +108,7 @@ def test_plankton_otolith_and_fish_frames_are_each_served_by_their_model(
 def test_a_task_without_a_model_goes_to_the_dlq_and_the_others_go_on(
     tmp_path, broker, unique, model_dirs
 ):
-    settings = _settings(tmp_path, broker, unique, model_dirs, inference__fish_model_dir=None)
+    settings = _settings(tmp_path, broker, unique, model_dirs, tasks__fish__enabled=False)
     messages = _publish(settings, 30, seed=9)
     n_fish = sum(m.meta.task == "fish" for m in messages)
     stats = run_until(settings, len(messages))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seawatch.inference.gallery import Gallery
 from seawatch.models.fish.command import evaluate_command, gallery_group, train_command
+from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.synthetic import make_individual, render_fish
 
 

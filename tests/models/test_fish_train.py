@@ -15,10 +15,10 @@ import torch
 
 from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.contracts.errors import BackendError
-from seawatch.inference.fish import prepare_fish
-from seawatch.inference.gallery import Gallery
 from seawatch.models.fish.evaluate import evaluate_fish
 from seawatch.models.fish.export import check_parity, export_fish, ort_session
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.head import prepare_fish
 from seawatch.models.fish.network import FishNet, InpaintDecoder
 from seawatch.models.fish.synthetic import make_individuals, render_fish
 from seawatch.models.fish.train import train_fish
@@ -46,7 +46,7 @@ def test_quick_training_writes_a_valid_artifact(artifact: Path) -> None:
     assert (card.input.height, card.input.width, card.input.channels) == (64, 160, 3)
     assert len(card.input.mean) == len(card.input.std) == 3
     assert card.output == "embedding" and card.outputs == ["embedding"]
-    assert card.input.preprocessing == "seawatch.inference.fish.prepare_fish"
+    assert card.input.preprocessing == "seawatch.models.fish.head.prepare_fish"
     assert -1.0 <= card.thresholds["match_similarity"] <= 1.0
     assert card.thresholds["target_false_match_rate"] == 0.01
     assert {"known", "open_set", "threshold", "history"} <= set(card.metrics)

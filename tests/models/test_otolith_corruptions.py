@@ -11,7 +11,6 @@ pytest.importorskip("torch")
 
 import torch
 
-from seawatch.inference.otolith import prepare_otolith
 from seawatch.models.otolith.corruptions import (
     CLEAN_SHARE,
     KINDS,
@@ -22,6 +21,7 @@ from seawatch.models.otolith.corruptions import (
     localisation_loss,
     object_cut_mask,
 )
+from seawatch.models.otolith.head import prepare_otolith
 from seawatch.models.otolith.synthetic import render_otolith
 
 pytestmark = pytest.mark.train

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 
 from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.contracts.errors import BackendError, ConfigError
-from seawatch.inference.otolith import prepare_otolith
 from seawatch.models.onnx_export import check_parity, export_onnx, ort_session
 from seawatch.models.otolith.command import evaluate_command, train_command
 from seawatch.models.otolith.evaluate import evaluate_otolith
+from seawatch.models.otolith.head import prepare_otolith
 from seawatch.models.otolith.network import FeatureNet, OtolithMKD, Student
 from seawatch.models.otolith.synthetic import ANOMALY_TYPES, render_otolith
 from seawatch.models.otolith.teacher import load_teacher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -12,9 +13,10 @@ from hypothesis import strategies as st
 
 from seawatch.contracts.errors import FrameError
 from seawatch.contracts.frames import (
+    BUILTIN_TASKS,
     CONTENT_TYPES,
     HEADER_NAMES,
-    TASKS,
+    TASK_NAME,
     FrameKind,
     FrameMeta,
     encode_headers,
@@ -51,7 +53,7 @@ def _number(name: str) -> st.SearchStrategy[float | None]:
 metas = st.builds(
     FrameMeta,
     instrument=texts,
-    task=st.sampled_from(TASKS),
+    task=st.sampled_from(BUILTIN_TASKS),
     captured_at_ns=st.integers(MIN_NS, MAX_NS) | st.sampled_from([MIN_NS, MAX_NS, 0, -1]),
     frame_kind=st.sampled_from(FrameKind),
     content_type=st.sampled_from(CONTENT_TYPES),
@@ -102,7 +104,8 @@ _TIMES = [
     "2208988800000000000", "99999999999999999999999", "²", "9999-12-31T23:59:59-23:59",
     "0001-01-01T00:00:00+23:59", "2026-06-01T12:00:00.123456789Z", "2026-02-30T00:00:00Z",
 ]  # fmt: skip
-_WORDS = [*CONTENT_TYPES, *TASKS, "roi", "full", "ROI", "image/gif", "image/png; x=1", "none"]
+_WORDS = [*CONTENT_TYPES, *BUILTIN_TASKS, "roi", "full", "ROI", "image/gif", "image/png; x=1"]
+_WORDS.append("none")
 
 header_values = st.one_of(
     st.binary(max_size=40),
@@ -126,7 +129,7 @@ _REQUIRED = [("content-type", b"image/png"), ("captured-at", b"2026-06-01T12:00:
 
 def _check_meta(meta: FrameMeta) -> None:
     assert meta.content_type in CONTENT_TYPES
-    assert meta.task in TASKS
+    assert re.fullmatch(TASK_NAME, meta.task)
     assert isinstance(meta.frame_kind, FrameKind)
     assert MIN_NS <= meta.captured_at_ns <= MAX_NS
     for name in ("instrument", "cruise", "station", "sample_id", "specimen_id"):

@@ -14,7 +14,7 @@ import re
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from seawatch.storage.line_protocol import line
+from seawatch.contracts.points import line
 from tests.property.strategies import props
 
 _SPELLED = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})

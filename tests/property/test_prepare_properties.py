@@ -9,24 +9,22 @@ from hypothesis import strategies as st
 
 from seawatch.config import IngestSettings
 from seawatch.contracts.errors import FrameError
-from seawatch.contracts.frames import CONTENT_TYPES, HEADER_NAMES, TASKS
+from seawatch.contracts.frames import BUILTIN_TASKS, CONTENT_TYPES, HEADER_NAMES
+from seawatch.contracts.task import PreparedFrame
 from seawatch.ingest.decode import sniff_type
-from seawatch.ingest.prepare import FramePreparer, PreparedFrame, Rejected
+from seawatch.ingest.prepare import FramePreparer, Rejected
+from tests.heads import WholeFrameHead, plankton_preparing_head
 from tests.property.records import Record
 from tests.property.strategies import encode, images, mutated, props
 
-INPUT_SIZE = 64
+INPUT_SIZE = 64  # the committed plankton card's input side
 STAGES_WITH_A_FIELD = {"headers", "fetch", "decode", "route"}
-
-
-def _whole(image: np.ndarray) -> np.ndarray:
-    return np.asarray(image, np.float32).mean(axis=(0, 1), keepdims=False).reshape(-1)
 
 
 PREPARER = FramePreparer(
     IngestSettings(max_side=64, max_pixels=64 * 64),
-    input_size=INPUT_SIZE,
-    whole_frame={"otolith": _whole},  # fish has no model here: its frames go to "route"
+    # fish has no head here: its frames go to "route"
+    {"plankton": plankton_preparing_head(), "otolith": WholeFrameHead("otolith")},
 )
 
 
@@ -69,7 +67,7 @@ def records(draw: st.DrawFn) -> Record:
     value, content_type = draw(payloads())
     headers = [
         ("content-type", content_type.encode()),
-        ("task", draw(st.sampled_from(TASKS)).encode()),
+        ("task", draw(st.sampled_from(BUILTIN_TASKS)).encode()),
         ("instrument", b"uvp6-014"),
         ("captured-at", b"2026-06-01T12:00:00Z"),
         ("frame-kind", draw(st.sampled_from([b"roi", b"full"]))),

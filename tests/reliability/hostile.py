@@ -379,7 +379,13 @@ def _kinds(assets: dict, files: _Files) -> dict[str, Kind]:
             drop_headers=("instrument",),
             key=(b"flowcam-\xff\xfe", b"k" * 300, b"   ")[i % 3],
         ),
-        "bad-task": lambda r, a, i: header("task", (b"whale", b"PLANKTON")[i % 2]),
+        # not a task name: refused with the headers; a well-formed name no head serves:
+        # refused at routing (a plug-in task could serve it)
+        "bad-task": lambda r, a, i: (
+            header("task", (b"PLANKTON", b"whale!")[i % 2])
+            if i % 3
+            else _Verdict(png, "route", "task", set_headers=(("task", b"whale"),))
+        ),
         "bad-frame-kind": lambda r, a, i: header("frame-kind", (b"tile", b"ROI", b"0")[i % 3]),
         "missing-captured-at": lambda r, a, i: (
             _Verdict(png, "headers", "captured-at", drop_headers=("captured-at",))

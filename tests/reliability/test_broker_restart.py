@@ -10,7 +10,7 @@ import pytest
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher
 from seawatch.ingest.publish import publish_messages
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from tests.daemon_process import DaemonProcess, daemon_env, stored_count
 from tests.integration.helpers import publish_synthetic, read_topic, settings_for
 

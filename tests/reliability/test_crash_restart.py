@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from tests.daemon_process import DaemonProcess, daemon_env, stored_count
 from tests.integration.helpers import publish_synthetic, read_topic, settings_for
 

@@ -21,7 +21,7 @@ import pytest
 
 from seawatch.contracts.frames import encode_headers
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from tests.daemon_process import DaemonProcess, daemon_env, memory_kib, stored_count
 from tests.integration.helpers import read_topic, settings_for, stored_uids
 from tests.reliability.hostile import CAMPAIGN_HEADER, INSTRUMENT, hostile_messages

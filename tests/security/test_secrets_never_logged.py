@@ -31,7 +31,7 @@ from seawatch.config import KafkaSettings
 from seawatch.ingest.broker import free_port
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.ingest.synthetic_stream import synthetic_stream
+from seawatch.models.synthetic_stream import synthetic_stream
 from tests.daemon_process import DaemonProcess, stored_count
 from tests.security.kafka_gateway import KafkaGateway, make_pki, tansu
 
@@ -127,7 +127,7 @@ def test_run_at_debug_logs_no_secret(tmp_path, unique, model_dir, recorder):
         "SEAWATCH_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
         "SEAWATCH_KAFKA__SASL_USERNAME": "seawatch",
         "SEAWATCH_KAFKA__SASL_PASSWORD": SASL_PASSWORD,
-        "SEAWATCH_INFERENCE__MODEL_DIR": str(model_dir),
+        "SEAWATCH_TASKS__PLANKTON__MODEL_DIR": str(model_dir),
         "SEAWATCH_STORAGE__LOCAL__PATH": str(store),
         "SEAWATCH_STORAGE__INFLUX__URL": recorder,
         "SEAWATCH_STORAGE__INFLUX__TOKEN_FILE": str(token_file),

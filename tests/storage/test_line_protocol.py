@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from seawatch.contracts.points import line
 from seawatch.contracts.records import summarise_taxa
-from seawatch.storage.line_protocol import frame_lines, line
+from seawatch.storage.line_protocol import frame_lines
 from tests.storage.factories import make_record
 
 

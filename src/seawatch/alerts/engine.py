@@ -12,8 +12,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 
-from seawatch.alerts.model import Alert, Evidence
-from seawatch.alerts.rules import (
+from seawatch.alert_settings import (
     FrameQualityRule,
     InstrumentSilentRule,
     NewIndividualRule,
@@ -22,6 +21,7 @@ from seawatch.alerts.rules import (
     Rule,
     UnknownRateRule,
 )
+from seawatch.alerts.model import Alert, Evidence
 from seawatch.contracts.frames import FrameKind
 from seawatch.contracts.records import UNKNOWN, FrameRecord, summarise_taxa
 

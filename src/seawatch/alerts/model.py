@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from seawatch.storage.line_protocol import line
+from seawatch.contracts.points import line
 
 SCHEMA_VERSION = 1
 

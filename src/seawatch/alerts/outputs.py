@@ -11,11 +11,11 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from seawatch.alert_settings import WebhookSettings
 from seawatch.alerts.model import Alert
-from seawatch.alerts.rules import WebhookSettings
+from seawatch.contracts.delivery import backoff_delay, retriable_status
 from seawatch.contracts.errors import BrokerError
 from seawatch.secrets import redact_url
-from seawatch.storage.influx_writer import backoff_delay, retriable_status
 
 log = logging.getLogger(__name__)
 

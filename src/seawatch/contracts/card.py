@@ -2,7 +2,10 @@
 
 A model artifact is a directory holding ``model.onnx`` (dynamic batch axis) and
 ``card.json``, validated by :class:`ModelCard`. The card is written by training and read by
-the daemon; it needs no torch.
+the daemon; it needs no torch. A version number alone does not identify weights (retrained
+weights have kept one), so the card's :attr:`ModelCard.release` is the semantic version plus
+the first eight hex digits of the graph's SHA-256 (``0.3.0+3f9a1c2e``): the version every
+record and every InfluxDB point carries.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.frames import TASK_NAME
 
 CARD_FILE = "card.json"
 ONNX_FILE = "model.onnx"
+HASH_DIGITS = 8  # hex digits of the graph's SHA-256 in a release
 
 
 class InputSpec(BaseModel):
@@ -65,7 +70,7 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    task: Literal["plankton", "otolith", "fish"]
+    task: str = Field(pattern=TASK_NAME, description="the task's registry name")
     name: str
     version: str
     architecture: str
@@ -83,6 +88,25 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     onnx_sha256: str
     created_at: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_is_derived(cls, data: Any) -> Any:
+        """``release`` in a card file is derived, not read: it must agree with the hash."""
+        if isinstance(data, dict) and "release" in data:
+            data = dict(data)
+            given = data.pop("release")
+            expected = f"{data.get('version')}+{str(data.get('onnx_sha256', ''))[:HASH_DIGITS]}"
+            if given != expected:
+                msg = f"card release {given!r} does not match version + graph hash {expected!r}"
+                raise ValueError(msg)
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def release(self) -> str:
+        """Semantic version + short content hash of the weights: ``0.3.0+3f9a1c2e``."""
+        return f"{self.version}+{self.onnx_sha256[:HASH_DIGITS]}"
 
     def write(self, directory: Path) -> Path:
         """Write ``card.json`` into ``directory`` and return its path."""
@@ -121,4 +145,12 @@ def load_card(directory: Path) -> ModelCard:
     return card
 
 
-__all__ = ["CARD_FILE", "ONNX_FILE", "InputSpec", "ModelCard", "TrainingSummary", "load_card"]
+__all__ = [
+    "CARD_FILE",
+    "HASH_DIGITS",
+    "ONNX_FILE",
+    "InputSpec",
+    "ModelCard",
+    "TrainingSummary",
+    "load_card",
+]

@@ -9,13 +9,15 @@ header, so a bad message goes to the dead-letter topic with a reason a technicia
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from seawatch.contracts.errors import FrameError
 
-TASKS = ("plankton", "otolith", "fish")
+BUILTIN_TASKS = ("plankton", "otolith", "fish")  # the tasks seawatch ships models for
+TASK_NAME = r"^[a-z][a-z0-9_]{0,31}$"  # any task's name: the header, the registry key
 CLAIM_CHECK_TYPE = "text/uri-list"
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff")
 CONTENT_TYPES = (*IMAGE_TYPES, CLAIM_CHECK_TYPE)
@@ -186,8 +188,11 @@ def parse_headers(
     if not instrument:
         raise FrameError("headers", "is missing and the message has no key", field="instrument")
     task = _text(headers, "task") or _task_from_topic(topic)
-    if task not in TASKS:
-        msg = f"{task!r} is not a task; use one of {', '.join(TASKS)} (or topic frames.<task>)"
+    if task is None or not re.fullmatch(TASK_NAME, task):
+        msg = (
+            f"{task!r} is not a task name (lower case letters, digits, _); use one of "
+            f"{', '.join(BUILTIN_TASKS)}, a plug-in task's name, or topic frames.<task>"
+        )
         raise FrameError("headers", msg, field="task")
     kind_text = _text(headers, "frame-kind") or FrameKind.ROI.value
     try:
@@ -219,7 +224,7 @@ def parse_headers(
 
 def _task_from_topic(topic: str) -> str | None:
     prefix, _, suffix = topic.rpartition(".")
-    return suffix if prefix and suffix in TASKS else None
+    return suffix if prefix and re.fullmatch(TASK_NAME, suffix) else None
 
 
 def encode_headers(meta: FrameMeta) -> list[tuple[str, bytes]]:
@@ -244,11 +249,12 @@ def encode_headers(meta: FrameMeta) -> list[tuple[str, bytes]]:
 
 
 __all__ = [
+    "BUILTIN_TASKS",
     "CLAIM_CHECK_TYPE",
     "CONTENT_TYPES",
     "HEADER_NAMES",
     "IMAGE_TYPES",
-    "TASKS",
+    "TASK_NAME",
     "Frame",
     "FrameKind",
     "FrameMeta",

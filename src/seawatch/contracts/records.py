@@ -14,6 +14,7 @@ from seawatch.contracts.objects import Morphometrics
 from seawatch.contracts.quality import FrameQuality
 
 UNKNOWN = "unknown"
+FieldValue = float | int | bool | str  # a plug-in task's output, stored as a field
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,8 @@ class FrameRecord:
     """The result for one frame. Timings in milliseconds; latency from broker to record.
 
     Plankton frames carry ``objects``; otolith frames an ``otolith`` result; fish frames a
-    ``fish`` sighting.
+    ``fish`` sighting; a plug-in task's frames their ``fields``. ``model_version`` is the
+    card's release (semantic version + weights hash), the model that scored the frame.
     """
 
     meta: FrameMeta
@@ -73,6 +75,7 @@ class FrameRecord:
     otolith: OtolithRecord | None = None
     fish: FishRecord | None = None
     quality: FrameQuality | None = None  # full plankton frames
+    fields: tuple[tuple[str, FieldValue], ...] = ()  # a plug-in task's outputs
 
     @property
     def uid(self) -> str:
@@ -119,6 +122,7 @@ def summarise_taxa(record: FrameRecord) -> list[TaxonSummary]:
 
 __all__ = [
     "UNKNOWN",
+    "FieldValue",
     "FishRecord",
     "FrameRecord",
     "ObjectRecord",

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from seawatch.alerts.rules import (
+from seawatch.alert_settings import (
     FrameQualityRule,
     InstrumentSilentRule,
     NewIndividualRule,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from seawatch.contracts.errors import BackendError, ConfigError
 from seawatch.inference.backend import Backend
+from seawatch.inference.parity import InputMaker
 from seawatch.inference.selection import BACKENDS, choose_backend, format_reasons
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,12 @@ def open_backend(
     threads: int,
     max_batch: int = 64,
     probes: Mapping[str, object] | None = None,
+    sample_inputs: InputMaker | None = None,
 ) -> Backend:
     """Open the backend ``kind`` (or with ``auto`` the best available) for the model at
-    ``onnx_path`` and log the choice: ``backend_selected name=... skipped=name:'why',...``."""
+    ``onnx_path`` and log the choice: ``backend_selected name=... skipped=name:'why',...``.
+    ``sample_inputs`` (the task plug-in's) makes the inputs a new TensorRT engine is
+    parity-checked on."""
     if kind != "auto" and kind not in BACKENDS:
         msg = f"inference.backend {kind!r} is not one of auto, {', '.join(BACKENDS)}"
         raise ConfigError(msg)
@@ -34,7 +38,9 @@ def open_backend(
     while True:
         name, reasons = choose_backend(kind, model_dir, probes=probes, failed=failed)  # type: ignore[arg-type]
         try:
-            backend = _open(name, Path(onnx_path), threads=threads, max_batch=max_batch)
+            backend = _open(
+                name, Path(onnx_path), threads=threads, max_batch=max_batch, inputs=sample_inputs
+            )
         except BackendError as exc:
             if kind != "auto":
                 raise
@@ -50,7 +56,9 @@ def open_backend(
         return backend
 
 
-def _open(name: str, onnx_path: Path, *, threads: int, max_batch: int) -> Backend:
+def _open(
+    name: str, onnx_path: Path, *, threads: int, max_batch: int, inputs: InputMaker | None
+) -> Backend:
     if name == "onnxruntime":
         from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -65,7 +73,7 @@ def _open(name: str, onnx_path: Path, *, threads: int, max_batch: int) -> Backen
         return TorchCudaBackend(onnx_path.parent, max_batch=max_batch)
     from seawatch.inference.tensorrt_backend import TensorRTBackend, ensure_engine
 
-    engine = ensure_engine(onnx_path.parent, max_batch=max_batch)
+    engine = ensure_engine(onnx_path.parent, max_batch=max_batch, sample_inputs=inputs)
     return TensorRTBackend(engine.plan_path, max_batch=max_batch)
 
 

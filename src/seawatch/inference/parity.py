@@ -13,7 +13,7 @@ folder, or seeded noise in the input's value range for other tasks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,39 +142,30 @@ def check_parity(
     return report
 
 
-def sample_inputs(card: ModelCard, n: int, *, seed: int = 0) -> np.ndarray:
-    """``n`` model inputs (N x C x H x W float32, 0..255) like live ones, reproducible by seed."""
+InputMaker = Callable[[ModelCard, int, int], np.ndarray]  # card, n, seed -> model inputs
+ImageInput = Callable[[ModelCard, np.ndarray], np.ndarray]  # card, decoded image -> one input
+
+
+def sample_inputs(
+    card: ModelCard, n: int, *, seed: int = 0, make: InputMaker | None = None
+) -> np.ndarray:
+    """``n`` model inputs (N x C x H x W float32), reproducible by seed: the task's own
+    (``make``, its plug-in's ``sample_inputs``: images like live ones), else uniform noise
+    over the card's value range."""
+    if make is not None:
+        return make(card, n, seed)
     rng = np.random.default_rng(seed)
     spec = card.input
-    if card.task == "plankton" and spec.channels == 1:
-        from seawatch.contracts.preprocess import prepare_roi
-        from seawatch.models.plankton.synthetic import TAXA, render_roi
-
-        crops = [
-            prepare_roi(
-                render_roi(TAXA[i % len(TAXA)], rng, dark_field=bool(i % 5 == 4)), spec.size
-            )
-            for i in range(n)
-        ]
-        return np.stack(crops).astype(np.float32)[:, None]
-    if card.task == "fish" and spec.channels == 3:
-        from seawatch.inference.fish import prepare_fish
-        from seawatch.models.fish.synthetic import make_individuals, render_fish
-
-        fish = make_individuals(max(1, min(n, 16)), seed=seed)
-        return np.stack(
-            [
-                prepare_fish(render_fish(fish[i % len(fish)], rng), spec.height, spec.width)
-                for i in range(n)
-            ]
-        )
     low, high = spec.value_range
     shape = (n, spec.channels, spec.height, spec.width)
     return rng.uniform(low, high, size=shape).astype(np.float32)
 
 
-def folder_inputs(card: ModelCard, folder: Path, *, limit: int = 512) -> np.ndarray:
-    """Up to ``limit`` images from ``folder`` (sorted by name) as model inputs."""
+def folder_inputs(
+    card: ModelCard, folder: Path, *, limit: int = 512, model_input: ImageInput | None = None
+) -> np.ndarray:
+    """Up to ``limit`` images from ``folder`` (sorted by name) as model inputs, through the
+    task's own ``model_input`` (its plug-in's), else resized and put in planar order."""
     import cv2
 
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -189,18 +180,12 @@ def folder_inputs(card: ModelCard, folder: Path, *, limit: int = 512) -> np.ndar
         if image is None:
             msg = f"cannot read image {path}; remove it from the calibration folder"
             raise BackendError(msg)
-        if card.task == "plankton" and spec.channels == 1:
-            from seawatch.contracts.preprocess import prepare_roi
-
-            inputs.append(prepare_roi(image, spec.size).astype(np.float32)[None])
-        elif card.task == "fish":
-            from seawatch.inference.fish import prepare_fish
-
-            inputs.append(prepare_fish(image, spec.height, spec.width))
-        else:
-            resized = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
-            resized = resized[:, :, None] if resized.ndim == 2 else resized[:, :, ::-1]
-            inputs.append(np.ascontiguousarray(resized.transpose(2, 0, 1), dtype=np.float32))
+        if model_input is not None:
+            inputs.append(model_input(card, image))
+            continue
+        resized = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+        resized = resized[:, :, None] if resized.ndim == 2 else resized[:, :, ::-1]
+        inputs.append(np.ascontiguousarray(resized.transpose(2, 0, 1), dtype=np.float32))
     return np.stack(inputs)
 
 
@@ -212,6 +197,8 @@ def iter_batches(inputs: np.ndarray, batch: int) -> Iterator[np.ndarray]:
 
 __all__ = [
     "TOLERANCES",
+    "ImageInput",
+    "InputMaker",
     "ParityReport",
     "Tolerance",
     "check_parity",

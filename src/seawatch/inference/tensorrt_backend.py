@@ -26,6 +26,7 @@ from seawatch.contracts.card import ONNX_FILE, ModelCard, load_card, sha256_file
 from seawatch.contracts.errors import BackendError
 from seawatch.inference.backend import BackendBase
 from seawatch.inference.engine_cache import EngineCache, EngineKey
+from seawatch.inference.parity import InputMaker
 from seawatch.inference.precision import GpuInfo, PrecisionPlan, convert_onnx_to_fp16
 
 log = logging.getLogger(__name__)
@@ -317,6 +318,7 @@ def ensure_engine(
     parity_samples: int = 64,
     rebuild: bool = False,
     progress: Progress | None = None,
+    sample_inputs: InputMaker | None = None,
 ) -> EngineResult:
     """Return a cached engine for this GPU/TensorRT/precision/profile/ONNX, or build one,
     parity-check it against ONNX Runtime CPU and cache it. A refused engine is deleted.
@@ -326,7 +328,8 @@ def ensure_engine(
     runs it at full rate)."""
     from seawatch.inference._cuda import gpu_info
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-    from seawatch.inference.parity import TOLERANCES, check_parity, sample_inputs
+    from seawatch.inference.parity import TOLERANCES, check_parity
+    from seawatch.inference.parity import sample_inputs as parity_inputs
     from seawatch.inference.precision import onnx_has_qdq, plan_precision
 
     trt = import_tensorrt()
@@ -370,7 +373,7 @@ def ensure_engine(
         },
     )
     _report(progress, "parity check", 0, 1)
-    inputs = sample_inputs(card, parity_samples, seed=0)
+    inputs = parity_inputs(card, parity_samples, seed=0, make=sample_inputs)
     try:
         with (
             TensorRTBackend(path, max_batch=max_batch) as candidate,

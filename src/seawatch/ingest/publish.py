@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.frames import CLAIM_CHECK_TYPE, FrameKind, FrameMeta, encode_headers
 from seawatch.ingest.kafka_io import Publisher
-from seawatch.ingest.synthetic_stream import SyntheticMessage
 
 CONTENT_TYPES_BY_SUFFIX = {
     ".jpg": "image/jpeg",
@@ -22,10 +22,23 @@ CONTENT_TYPES_BY_SUFFIX = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class FrameMessage:
+    """One frame message to publish: headers (as FrameMeta, or raw ones) and value; the
+    synthetic stream also notes what a frame shows (``truth``) and how it is ``broken``."""
+
+    key: bytes
+    value: bytes
+    meta: FrameMeta | None
+    raw_headers: list[tuple[str, bytes]] | None = None
+    broken: str | None = None
+    truth: str | None = None  # what the frame shows: otolith defect ("normal") or fish name
+
+
 def publish_messages(
     publisher: Publisher,
     topic: str,
-    messages: Iterable[SyntheticMessage],
+    messages: Iterable[FrameMessage],
     progress: Callable[[int], None] | None = None,
     *,
     topics_by_task: Mapping[str, str] | None = None,
@@ -70,7 +83,7 @@ def directory_messages(
     pixel_size_um: float | None = None,
     metadata_csv: Path | None = None,
     claim_check_over: int | None = None,
-) -> list[SyntheticMessage]:
+) -> list[FrameMessage]:
     """Messages for every image in ``directory`` (sorted by name), with per-file metadata
     from the CSV overriding the defaults. Capture time: the CSV's ``captured-at`` column,
     else the file's modification time, kept unique per instrument. Files larger than
@@ -108,9 +121,9 @@ def directory_messages(
         else:
             value = path.read_bytes()
         messages.append(
-            SyntheticMessage(key=instrument.encode(), value=value, meta=None, raw_headers=headers)
+            FrameMessage(key=instrument.encode(), value=value, meta=None, raw_headers=headers)
         )
     return messages
 
 
-__all__ = ["CONTENT_TYPES_BY_SUFFIX", "directory_messages", "publish_messages"]
+__all__ = ["CONTENT_TYPES_BY_SUFFIX", "FrameMessage", "directory_messages", "publish_messages"]

@@ -35,4 +35,18 @@ class ResidualBlock(nn.Module):
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
-__all__ = ["ResidualBlock", "conv_bn"]
+def init_residual_weights(network: nn.Module) -> None:
+    """He-normal convolutions, unit BatchNorm, and the last BatchNorm of every residual
+    branch zeroed, so each :class:`ResidualBlock` starts as the identity."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    for module in network.modules():
+        if isinstance(module, ResidualBlock):
+            nn.init.zeros_(module.conv2[1].weight)
+
+
+__all__ = ["ResidualBlock", "conv_bn", "init_residual_weights"]

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from seawatch.config import InfluxSettings, OutboxSettings
+from seawatch.contracts.delivery import backoff_delay
 from seawatch.contracts.records import FrameRecord
-from seawatch.storage.influx_writer import InfluxWriter, WriteRefused, backoff_delay
+from seawatch.storage.influx_writer import InfluxWriter, WriteRefused
 from seawatch.storage.line_protocol import records_to_lines
 from seawatch.storage.outbox import Outbox
 

@@ -9,11 +9,11 @@ acknowledged every line; after ``max_retries`` failed attempts it raises
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 
 from seawatch.config import InfluxSettings
+from seawatch.contracts.delivery import backoff_delay, retriable_status
 from seawatch.contracts.errors import StorageError
 from seawatch.contracts.records import FrameRecord
 from seawatch.storage.line_protocol import records_to_lines
@@ -106,19 +106,9 @@ class WriteRefused(StorageError):
         self.retriable = retriable
 
 
-def retriable_status(status: int | None) -> bool:
-    """Whether another attempt can succeed: no answer at all, 429, or a 5xx."""
-    return status is None or status == 429 or status >= 500
-
-
-def backoff_delay(base_s: float, attempt: int, cap_s: float) -> float:
-    """Exponential backoff with jitter: ``base_s * 2**(attempt-1)``, capped, times 0.5..1.5."""
-    return min(cap_s, base_s * 2 ** min(attempt - 1, 30)) * (0.5 + random.random())
-
-
 def _short(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
 
 
-__all__ = ["InfluxWriter", "WriteRefused", "backoff_delay", "retriable_status"]
+__all__ = ["InfluxWriter", "WriteRefused"]

@@ -7,61 +7,18 @@ frame ids are fields.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
+from seawatch.contracts.points import FieldValue, line
 from seawatch.contracts.records import UNKNOWN, FrameRecord, summarise_taxa
 from seawatch.storage.size_spectrum import biovolume_by_class
 
-FieldValue = int | float | bool | str | None
-
-# Line protocol cannot carry line breaks or tabs in names and tag values, nor line breaks in
-# string fields for readers that split lines before parsing: they are written as two
-# characters (``\n``), as influxdb-client does for names and tags.
-_SPELLED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_KEY = str.maketrans({"\\": "\\\\", ",": "\\,", "=": "\\=", " ": "\\ ", **_SPELLED})
-_MEASUREMENT = str.maketrans({"\\": "\\\\", ",": "\\,", " ": "\\ ", **_SPELLED})
-_STRING = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
-
-
-def _escape_key(text: str) -> str:
-    return text.translate(_KEY)
-
-
-def _escape_measurement(text: str) -> str:
-    return text.translate(_MEASUREMENT)
-
-
-def _field(value: FieldValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return repr(value)
-    return f'"{str(value).translate(_STRING)}"'
-
-
-def _present(value: FieldValue) -> bool:
-    # None is "no value"; so are NaN and infinities, which line protocol cannot write.
-    return value is not None and not (isinstance(value, float) and not math.isfinite(value))
-
-
-def line(
-    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], time_ns: int
-) -> str | None:
-    """One line of line protocol; None and non-finite fields are left out, None when no field
-    is left."""
-    body = ",".join(f"{_escape_key(k)}={_field(v)}" for k, v in fields.items() if _present(v))
-    if not body:
-        return None
-    tag_text = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v)
-    return f"{_escape_measurement(measurement)}{tag_text} {body} {time_ns}"
-
 
 def frame_lines(record: FrameRecord) -> list[str]:
-    """The ``frames`` point, then one ``plankton`` point per taxon and the ``plankton_size``
-    point, or the ``otolith`` or ``fish`` point, depending on the frame's task."""
+    """The ``frames`` point (with the release of the model that scored the frame), then one
+    ``plankton`` point per taxon and the ``plankton_size`` point, or the ``otolith`` or
+    ``fish`` point, depending on the frame's task; a plug-in task's ``fields`` become one
+    point of a measurement named after the task."""
     meta, when = record.meta, record.meta.captured_at_ns
     lines = [
         line(
@@ -82,6 +39,7 @@ def frame_lines(record: FrameRecord) -> list[str]:
                 "latency_ms": record.latency_ms,
                 "volume_ml": meta.volume_ml,
                 "frame_uid": record.uid,
+                "model_version": record.model_version,
                 "sharpness": None if record.quality is None else record.quality.sharpness,
                 "saturated_share": None
                 if record.quality is None
@@ -148,6 +106,9 @@ def frame_lines(record: FrameRecord) -> list[str]:
                 when,
             )
         )
+    if record.fields:  # a plug-in task's outputs: a measurement named after the task
+        fields = {**dict(record.fields), "frame_uid": record.uid}
+        lines.append(line(meta.task, {**tags, "task": meta.task}, fields, when))
     return [text for text in lines if text is not None]
 
 
@@ -170,4 +131,4 @@ def records_to_lines(records: Iterable[FrameRecord]) -> list[str]:
     return [text for record in records for text in frame_lines(record)]
 
 
-__all__ = ["frame_lines", "line", "records_to_lines"]
+__all__ = ["frame_lines", "records_to_lines"]

@@ -61,12 +61,18 @@ CREATE TABLE IF NOT EXISTS fish (
     new_individual INTEGER NOT NULL, provisional INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fish_individual ON fish (individual);
+CREATE TABLE IF NOT EXISTS task_outputs (
+    frame_uid TEXT NOT NULL REFERENCES frames (uid) ON DELETE CASCADE,
+    name TEXT NOT NULL, value,
+    PRIMARY KEY (frame_uid, name)
+);
 """
 
 _FRAME_SQL = "INSERT OR REPLACE INTO frames VALUES (" + ",".join(["?"] * 24) + ")"
 _OBJECT_SQL = "INSERT INTO objects VALUES (" + ",".join(["?"] * 20) + ")"
 _OTOLITH_SQL = "INSERT OR REPLACE INTO otolith VALUES (?,?,?,?,?,?,?)"
 _FISH_SQL = "INSERT OR REPLACE INTO fish VALUES (?,?,?,?,?)"
+_OUTPUT_SQL = "INSERT OR REPLACE INTO task_outputs VALUES (?,?,?)"  # plug-in tasks' fields
 
 
 def _frame_row(record: FrameRecord, stored_at_ns: int) -> tuple:
@@ -122,6 +128,10 @@ def _object_rows(record: FrameRecord) -> list[tuple]:
         )
         for o in record.objects
     ]
+
+
+def _output_rows(records: Sequence[FrameRecord]) -> list[tuple]:
+    return [(r.uid, name, value) for r in records for name, value in r.fields]
 
 
 def _task_rows(records: Sequence[FrameRecord]) -> tuple[list[tuple], list[tuple]]:
@@ -201,6 +211,7 @@ class LocalStore:
             otoliths, fish = _task_rows(self._pending)
             self._db.executemany(_OTOLITH_SQL, otoliths)
             self._db.executemany(_FISH_SQL, fish)
+            self._db.executemany(_OUTPUT_SQL, _output_rows(self._pending))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
@@ -208,6 +219,10 @@ class LocalStore:
             raise StorageError(f"local store {self.path} write failed: {exc}") from exc
         finally:
             self._pending.clear()
+
+    def saturated(self) -> bool:
+        """Never: a local write either succeeds at flush or raises."""
+        return False
 
     def close(self) -> None:
         """Flush what is queued and close the file."""

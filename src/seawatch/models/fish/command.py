@@ -17,8 +17,8 @@ from rich.table import Table
 
 from seawatch.contracts.card import ONNX_FILE, ModelCard, load_card
 from seawatch.contracts.errors import ConfigError
-from seawatch.inference.fish import FishIdentifier
-from seawatch.inference.gallery import Gallery
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.head import FishIdentifier
 
 DEFAULT_MODEL = Path("models/fish")
 _console = Console()
@@ -166,7 +166,7 @@ def gallery_enrol(
         crops.append(image)
     with OnnxRuntimeBackend(model / ONNX_FILE, threads=1) as backend:
         identifier = FishIdentifier(backend, card, gallery, max_batch=16)
-        embeddings = identifier.embed(np.stack([identifier.prepare(c) for c in crops]))
+        embeddings = identifier.embed(np.stack([identifier.model_input(c) for c in crops]))
     entry = gallery.enrol(individual, embeddings, provisional=provisional)
     gallery.save(path)
     _console.print(f"enrolled {entry.id}: {entry.n_embeddings} views in {path}")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from seawatch.inference.fish import fit_crop, prepare_fish
+from seawatch.models.fish.head import fit_crop, prepare_fish
 from seawatch.models.fish.synthetic import Individual, make_individuals, render_fish_with_mask
 
 PURPOSES = {"train": 1, "enrol": 2, "query": 3}

@@ -4,7 +4,7 @@ The protocol (:func:`run_protocol`) takes any ``embed`` function, so training sc
 exported graph through ONNX Runtime with the very code :func:`evaluate_fish` runs later:
 
 1. Gallery: ``enrol_per_individual`` renders of each *seen* and *unseen-known* individual
-   (held-out streams, never training images), in a :class:`~seawatch.inference.gallery.Gallery`.
+   (held-out streams, never training images), in a :class:`~seawatch.models.fish.gallery.Gallery`.
 2. Calibration: sightings of the *calibration* individuals (not enrolled) give the impostor
    scores; the threshold lets at most the target false-match rate of them match.
 3. Known: other renders of enrolled individuals; CMC (top-1, top-5) over individuals and
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from seawatch.contracts.card import ONNX_FILE, load_card
-from seawatch.inference.gallery import Gallery
 from seawatch.models.fish import metrics as m
 from seawatch.models.fish.data import FishData, render_set
+from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.plots import draw_cmc, draw_examples, draw_similarity
 
 Embed = Callable[[np.ndarray], np.ndarray]  # N x 3 x H x W uint8 RGB -> N x D unit vectors

@@ -2,7 +2,7 @@
 
 :class:`FishNet` maps a float32 N x 3 x H x W RGB batch (0..255) to L2-normalised
 embeddings. It owns its per-channel normalisation ``(x / 255 - mean) / std`` so the exported
-graph takes the raw output of :func:`seawatch.inference.fish.prepare_fish`. The backbone is a
+graph takes the raw output of :func:`seawatch.models.fish.head.prepare_fish`. The backbone is a
 small residual CNN (stride 16); the head keeps *where* on the body a feature sits (stripe
 breaks near the head are not breaks near the tail): a 1x1 reduction, flatten, a linear layer
 and BatchNorm, like ArcFace's output layer (Deng et al., CVPR 2019).
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seawatch.models.blocks import ResidualBlock, conv_bn
+from seawatch.models.blocks import ResidualBlock, conv_bn, init_residual_weights
 
 DEFAULT_WIDTHS: tuple[int, ...] = (12, 24, 48, 48)
 DEFAULT_STRIDES: tuple[int, ...] = (2, 2, 1)  # output stride 8: a 8 x 20 grid at 64 x 160
@@ -86,18 +86,7 @@ class FishNet(nn.Module):
             nn.Linear(reduce * cells, embedding_dim, bias=False),
             nn.BatchNorm1d(embedding_dim),
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        for module in self.modules():
-            if isinstance(module, ResidualBlock):  # every block starts as the identity
-                nn.init.zeros_(module.conv2[1].weight)
+        init_residual_weights(self)
 
     def set_normalisation(self, mean: Sequence[float], std: Sequence[float]) -> None:
         """Set the in-graph per-channel normalisation ``(x / 255 - mean) / std``."""

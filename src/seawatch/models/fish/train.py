@@ -159,7 +159,7 @@ def _train(
             channels=3,
             mean=mean,
             std=std,
-            preprocessing="seawatch.inference.fish.prepare_fish",
+            preprocessing="seawatch.models.fish.head.prepare_fish",
         ),
         output="embedding",
         outputs=["embedding"],

@@ -20,7 +20,7 @@ import numpy as np
 
 from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.inference.factory import open_backend
-from seawatch.inference.otolith import OtolithDetector, overlay_heatmap
+from seawatch.models.otolith.head import OtolithDetector, overlay_heatmap
 from seawatch.models.otolith.synthetic import ANOMALY_TYPES, NORMAL, make_dataset
 
 EVALUATION_FILE, ROC_FILE, HEATMAPS_FILE = "evaluation.json", "roc.png", "heatmaps.png"
@@ -108,7 +108,7 @@ def score_images(
     scores, heatmaps = [], []
     for start in range(0, len(images), chunk):
         part = images[start : start + chunk]
-        results = detector.predict(np.stack([detector.prepare(im) for im in part]))
+        results = detector.predict(np.stack([detector.model_input(im) for im in part]))
         scores.extend(r.score for r in results)
         heatmaps.extend(r.heatmap for r in results)
         if progress is not None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from seawatch.inference.otolith import prepare_otolith
 from seawatch.models.otolith._textures import dead_leaves
+from seawatch.models.otolith.head import prepare_otolith
 from seawatch.models.otolith.network import DEFAULT_WIDTHS
 from seawatch.models.otolith.synthetic import make_dataset
 

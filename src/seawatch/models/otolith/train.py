@@ -26,8 +26,6 @@ import torch
 
 from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-from seawatch.inference.otolith import THRESHOLD_KEY, OtolithDetector
-from seawatch.models.onnx_export import check_parity, export_onnx
 from seawatch.models.otolith import distil as D
 from seawatch.models.otolith.evaluate import (
     EVALUATION_FILE,
@@ -39,6 +37,8 @@ from seawatch.models.otolith.evaluate import (
     score_images,
     write_figures,
 )
+from seawatch.models.otolith.export import OUTPUTS, export_otolith, export_parity
+from seawatch.models.otolith.head import THRESHOLD_KEY, OtolithDetector
 from seawatch.models.otolith.network import (
     OtolithMKD,
     Student,
@@ -65,7 +65,6 @@ from seawatch.models.training import seed_everything, select_device, training_pr
 
 NAME, VERSION = "otolith-mkd-synthetic", "0.6.0"  # 0.5: pretrained teacher; 0.6: 8 views
 DEFAULT_COMMAND = "seawatch train otolith"
-OUTPUTS = ["score", "heatmap"]
 
 
 @dataclass(slots=True)
@@ -142,7 +141,9 @@ def train_otolith(
             )
             clock.lap(f"student_{student_input}")
     model, history, top_k_auroc = students["gray"]
-    onnx_path, parity = _export(model, out_dir, data, plan, seed)
+    onnx_path = export_otolith(model, out_dir / ONNX_FILE, plan.input_size)
+    real = data.val[:: max(1, len(data.val) // 8)][:8]
+    parity = export_parity(model, onnx_path, real, seed=seed)
     provisional = _card(plan, model, onnx_path, {THRESHOLD_KEY: 0.0}, _summary(command, seed))
     with OnnxRuntimeBackend(onnx_path, threads=2) as backend:
         detector = OtolithDetector(backend, provisional, max_batch=32)
@@ -308,27 +309,6 @@ def _student(
     return model.cpu().eval(), history, top_k_auroc
 
 
-def _export(
-    model: OtolithMKD, out_dir: Path, data: _Data, plan: Plan, seed: int
-) -> tuple[Path, dict[str, float]]:
-    """``model.onnx`` with a dynamic batch; parity with torch on random and real images."""
-    size = plan.input_size
-    path = export_onnx(
-        model,
-        out_dir / ONNX_FILE,
-        torch.zeros(2, 3, size, size),
-        input_names=["image"],
-        output_names=OUTPUTS,
-    )
-    noise = np.random.default_rng(seed).uniform(0, 255, (4, 3, size, size)).astype(np.float32)
-    real = data.val[:: max(1, len(data.val) // 8)][:8].astype(np.float32)
-    parity = {
-        name: float(f"{check_parity(model, path, x, atol=1e-4, rtol=1e-4):.3g}")
-        for name, x in (("random", noise), ("real", real))
-    }
-    return path, parity
-
-
 def _ablation(
     student: tuple[OtolithMKD, list[dict[str, float]], dict[str, float]],
     data: _Data,
@@ -361,7 +341,7 @@ def _summary(command: str, seed: int, *, plan: Plan | None = None, **extra: Any)
     plan = plan or Plan()
     data = {
         "source": "synthetic (seawatch.models.otolith.synthetic.make_dataset), rendered at "
-        f"{plan.render_size} px BGR, prepared by seawatch.inference.otolith.prepare_otolith "
+        f"{plan.render_size} px BGR, prepared by seawatch.models.otolith.head.prepare_otolith "
         f"to {plan.input_size} px RGB",
         "render_size": plan.render_size,
         "train": {"seed": seed, "n_normal": plan.n_train},
@@ -415,7 +395,7 @@ def _card(
             channels=3,
             mean=tuple(float(v) for v in model.rgb_mean.flatten()),
             std=tuple(float(v) for v in model.rgb_std.flatten()),
-            preprocessing="seawatch.inference.otolith.prepare_otolith: RGB channel order, "
+            preprocessing="seawatch.models.otolith.head.prepare_otolith: RGB channel order, "
             f"values 0..255; the graph normalises per channel and makes the student's gray "
             f"({gray}) itself",
         ),

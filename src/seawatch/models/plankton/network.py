@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seawatch.models.blocks import ResidualBlock, conv_bn
+from seawatch.models.blocks import ResidualBlock, conv_bn, init_residual_weights
 
 DEFAULT_WIDTHS: tuple[int, ...] = (24, 48, 96, 160)
 
@@ -54,19 +54,7 @@ class PlanktonNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes))
         self.num_classes = num_classes
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        # Zero the last BN of each residual branch so every block starts as the identity.
-        for module in self.modules():
-            if isinstance(module, ResidualBlock):
-                nn.init.zeros_(module.conv2[1].weight)
+        init_residual_weights(self)
 
     def set_normalisation(self, mean: float, std: float) -> None:
         """Set the in-graph normalisation ``(x / 255 - mean) / std``."""

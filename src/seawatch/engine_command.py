@@ -137,14 +137,18 @@ def _build(
     from seawatch.contracts.card import load_card
     from seawatch.inference.parity import folder_inputs, iter_batches, sample_inputs
     from seawatch.inference.tensorrt_backend import ensure_engine
+    from seawatch.registry import plugin
 
     card = load_card(model_dir)
+    task = plugin(card.task)
     batches = None
     if calibration is not None:
         if calibration == "synthetic":
-            images = sample_inputs(card, calibration_images, seed=12345)
+            images = sample_inputs(card, calibration_images, seed=12345, make=task.sample_inputs)
         else:
-            images = folder_inputs(card, Path(calibration), limit=calibration_images)
+            images = folder_inputs(
+                card, Path(calibration), limit=calibration_images, model_input=task.model_input
+            )
         batches = list(iter_batches(images, min(CALIBRATION_BATCH, max_batch, len(images))))
     with Progress(
         SpinnerColumn(),
@@ -171,6 +175,7 @@ def _build(
             parity_samples=samples,
             rebuild=rebuild,
             progress=on_progress,
+            sample_inputs=task.sample_inputs,
         )
 
 

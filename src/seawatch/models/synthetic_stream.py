@@ -11,12 +11,12 @@ seen many times). Optionally mixes in broken messages so the dead-letter path is
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from seawatch.contracts.frames import FrameKind, FrameMeta
+from seawatch.ingest.publish import FrameMessage
 
 # (instrument, frame kind, encoding, pixel size µm, volume imaged per frame in mL)
 INSTRUMENTS: tuple[tuple[str, FrameKind, str, float, float | None], ...] = (
@@ -32,18 +32,6 @@ OTOLITH_ANOMALY_SHARE = 0.2  # share of the demo's otoliths with a defect
 # The demo tank: five fish the committed model's gallery knows (make_individuals(n, 0) indices
 # 0-4) and two strangers (indices 250-251 are in no gallery and were never trained on).
 FISH_KNOWN, FISH_STRANGERS = (0, 1, 2, 3, 4), (250, 251)
-
-
-@dataclass(frozen=True, slots=True)
-class SyntheticMessage:
-    """One message to publish: headers (as FrameMeta, or raw for broken ones) and value."""
-
-    key: bytes
-    value: bytes
-    meta: FrameMeta | None
-    raw_headers: list[tuple[str, bytes]] | None = None
-    broken: str | None = None
-    truth: str | None = None  # what the frame shows: otolith defect ("normal") or fish name
 
 
 def _encode(image: np.ndarray, encoding: str) -> bytes:
@@ -69,7 +57,7 @@ def synthetic_stream(
     objects_per_full: tuple[int, int] = (15, 45),
     otolith_share: float = 0.0,
     fish_share: float = 0.0,
-) -> Iterator[SyntheticMessage]:
+) -> Iterator[FrameMessage]:
     """Yield ``n`` messages; ``full_share`` of the valid plankton ones are full frames.
 
     ``otolith_share`` and ``fish_share`` of the valid messages are otolith and fish frames.
@@ -119,10 +107,10 @@ def synthetic_stream(
             volume_ml=volume,
             pixel_size_um=pixel_um,
         )
-        yield SyntheticMessage(key=name.encode(), value=_encode(image, encoding), meta=meta)
+        yield FrameMessage(key=name.encode(), value=_encode(image, encoding), meta=meta)
 
 
-def _otolith(rng: np.random.Generator, index: int, captured: int, station: str) -> SyntheticMessage:
+def _otolith(rng: np.random.Generator, index: int, captured: int, station: str) -> FrameMessage:
     """A sagitta photographed in the fish lab; a fifth of them carry a defect."""
     from seawatch.models.otolith.synthetic import ANOMALY_TYPES, render_otolith
 
@@ -140,7 +128,7 @@ def _otolith(rng: np.random.Generator, index: int, captured: int, station: str) 
         station=station,
         specimen_id=f"{CRUISE}-oto-{index:05d}",
     )
-    return SyntheticMessage(
+    return FrameMessage(
         OTOLITH_SCANNER.encode(), _encode(image, "png"), meta, truth=anomaly or "normal"
     )
 
@@ -151,7 +139,7 @@ def _fish_renderer(rng: np.random.Generator):
 
     individuals = [make_individual(i, 0) for i in (*FISH_KNOWN, *FISH_STRANGERS)]
 
-    def render(index: int, captured: int, station: str) -> SyntheticMessage:
+    def render(index: int, captured: int, station: str) -> FrameMessage:
         individual = individuals[int(rng.integers(len(individuals)))]
         meta = FrameMeta(
             instrument=FISH_CAMERA,
@@ -163,12 +151,12 @@ def _fish_renderer(rng: np.random.Generator):
             station=station,
         )
         image = _encode(render_fish(individual, rng), "jpeg")
-        return SyntheticMessage(FISH_CAMERA.encode(), image, meta, truth=individual.name)
+        return FrameMessage(FISH_CAMERA.encode(), image, meta, truth=individual.name)
 
     return render
 
 
-def _broken(rng: np.random.Generator, index: int, captured: int) -> SyntheticMessage:
+def _broken(rng: np.random.Generator, index: int, captured: int) -> FrameMessage:
     """A message a real instrument link produces now and then: each kind of damage once."""
     kinds = ("truncated-jpeg", "no-content-type", "bad-latitude", "not-an-image")
     kind = kinds[index % len(kinds)]
@@ -189,9 +177,7 @@ def _broken(rng: np.random.Generator, index: int, captured: int) -> SyntheticMes
         headers.append(("lat", b"123.4"))
     else:
         value = bytes(rng.integers(0, 256, 500, dtype=np.uint8))
-    return SyntheticMessage(
-        key=b"flowcam-01", value=value, meta=None, raw_headers=headers, broken=kind
-    )
+    return FrameMessage(key=b"flowcam-01", value=value, meta=None, raw_headers=headers, broken=kind)
 
 
-__all__ = ["CRUISE", "INSTRUMENTS", "STATIONS", "SyntheticMessage", "synthetic_stream"]
+__all__ = ["CRUISE", "INSTRUMENTS", "STATIONS", "synthetic_stream"]

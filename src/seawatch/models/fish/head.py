@@ -1,4 +1,5 @@
-"""The fish task head: crops -> embeddings -> known individual or a new provisional one.
+"""The fish task head and plug-in: crops -> embeddings -> known individual or a new
+provisional one.
 
 numpy + OpenCV only. :func:`prepare_fish` is the one preprocessing function, used by
 training, evaluation and the daemon alike: any decoded crop (gray, BGR or BGRA; 8 or 16 bit)
@@ -17,18 +18,32 @@ would enrol the same fish again).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
-from seawatch.contracts.errors import BackendError, ConfigError
-from seawatch.contracts.preprocess import planar_float32
-from seawatch.contracts.records import UNKNOWN
+from seawatch.contracts.errors import BackendError, ConfigError, FrameError
+from seawatch.contracts.frames import Frame
+from seawatch.contracts.preprocess import planar_batch, planar_float32
+from seawatch.contracts.records import UNKNOWN, FishRecord
+from seawatch.contracts.task import (
+    PreparedFrame,
+    TaskInputs,
+    TaskOptions,
+    TaskPlugin,
+    TaskResult,
+    parse_options,
+)
 from seawatch.inference.backend import Backend
-from seawatch.inference.gallery import Gallery
+from seawatch.inference.batching import run_in_chunks
+from seawatch.models.fish.gallery import Gallery
 
+TASK = "fish"
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
 
 
@@ -93,10 +108,24 @@ def prepare_fish(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 class FishIdentifier:
-    """Embeds fish crops with a backend and identifies them against a gallery (open set)."""
+    """Embeds fish crops with a backend and identifies them against a gallery (open set).
+
+    As a task head, ``enrol_new`` says whether an unknown fish is enrolled, and
+    ``gallery_path`` (when set) is where the gallery is saved after each enrolment, before
+    the batch's records are stored, so enrolments survive a crash.
+    """
+
+    name = TASK
 
     def __init__(
-        self, backend: Backend, card: ModelCard, gallery: Gallery, *, max_batch: int
+        self,
+        backend: Backend,
+        card: ModelCard,
+        gallery: Gallery,
+        *,
+        max_batch: int,
+        enrol_new: bool = True,
+        gallery_path: Path | None = None,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -120,8 +149,47 @@ class FishIdentifier:
         self.max_batch = max_batch
         self.threshold = float(card.thresholds["match_similarity"])
         self.height, self.width = card.input.height, card.input.width
+        self.enrol_new = enrol_new
+        self.gallery_path = gallery_path
 
-    def prepare(self, image: np.ndarray) -> np.ndarray:
+    def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
+        """One fish crop: its uint8 model input."""
+        try:
+            return TaskInputs([self.input8(image)])
+        except ValueError as exc:
+            raise FrameError("prepare", f"{TASK} input: {exc}") from exc
+
+    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray:
+        """The batch's crops as one float32 N x 3 x H x W tensor."""
+        return planar_batch([prepared.crops[0] for prepared in frames])
+
+    def finish(
+        self, frames: Sequence[PreparedFrame], outputs: np.ndarray, infer_ms: float
+    ) -> list[TaskResult]:
+        """Embeddings -> one sighting per crop (enrolling unknown fish when ``enrol_new``);
+        the gallery is saved before the records are stored."""
+        sightings = self.decide(self.normalise(outputs), enrol_new=self.enrol_new)
+        if self.gallery_path is not None and any(s.new_individual for s in sightings):
+            self.gallery.save(self.gallery_path)
+        per_frame_ms = infer_ms / max(1, len(frames))
+        return [
+            TaskResult(
+                per_frame_ms,
+                fish=FishRecord(
+                    individual=s.individual,
+                    similarity=round(s.similarity, 6),
+                    new_individual=s.new_individual,
+                    provisional=s.provisional,
+                ),
+            )
+            for s in sightings
+        ]
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.backend.close()
+
+    def model_input(self, image: np.ndarray) -> np.ndarray:
         """A decoded crop -> float32 3 x H x W RGB 0..255 (see :func:`prepare_fish`)."""
         return prepare_fish(image, self.height, self.width)
 
@@ -137,10 +205,7 @@ class FishIdentifier:
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """The backend alone (in chunks of ``max_batch``): the model's embeddings, N x D."""
         n = len(tensor)
-        chunks = [
-            self.backend.run(tensor[start : start + self.max_batch])
-            for start in range(0, n, self.max_batch)
-        ]
+        chunks = run_in_chunks(self.backend.run, tensor, self.max_batch)
         if not chunks:
             return np.zeros((0, self.gallery.dim or 0), np.float32)
         out = np.concatenate(chunks).astype(np.float32, copy=False)
@@ -194,7 +259,63 @@ class FishIdentifier:
         return sightings
 
 
+class FishOptions(TaskOptions):
+    """``tasks.fish.options``."""
+
+    enrol_new: bool = Field(
+        True, description="a fish below the match threshold enrols a new provisional id"
+    )
+
+
+def _load(task, settings) -> FishIdentifier:
+    """The head from ``tasks.fish``, matching against the daemon's working gallery."""
+    from seawatch.inference.artifact import open_artifact
+    from seawatch.models.fish.gallery import working_gallery
+
+    options = parse_options(FishOptions, TASK, task.options)
+    max_batch = task.batch(settings.inference.max_batch)
+    artifact = open_artifact(
+        TASK, task.model_dir, settings.inference, max_batch=max_batch, sample_inputs=sample_inputs
+    )
+    model_gallery = artifact.directory / artifact.card.files.get("gallery", "")
+    path = working_gallery(settings.storage.local.fish_gallery_path, model_gallery)
+    return FishIdentifier(
+        artifact.backend,
+        artifact.card,
+        Gallery.load(path),
+        max_batch=max_batch,
+        enrol_new=options.enrol_new,
+        gallery_path=path,
+    )
+
+
+def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` model inputs like live ones: synthetic side views of up to 16 individuals."""
+    from seawatch.models.fish.synthetic import make_individuals, render_fish
+
+    rng = np.random.default_rng(seed)
+    fish = make_individuals(max(1, min(n, 16)), seed=seed)
+    height, width = card.input.height, card.input.width
+    return np.stack(
+        [prepare_fish(render_fish(fish[i % len(fish)], rng), height, width) for i in range(n)]
+    )
+
+
+def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
+    """One decoded crop -> one model input (3 x H x W float32 RGB)."""
+    return prepare_fish(image, card.input.height, card.input.width)
+
+
+PLUGIN = TaskPlugin(
+    name=TASK,
+    load=_load,
+    sample_inputs=sample_inputs,
+    model_input=model_input,
+    description="fish re-identification: individual or new id, similarity",
+)
+
 __all__ = [
+    "PLUGIN",
     "FishIdentifier",
     "Sighting",
     "fish_input8",

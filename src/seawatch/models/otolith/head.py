@@ -1,24 +1,39 @@
-"""The otolith task head: decoded photographs -> anomaly score, flag and heat map.
+"""The otolith task head and plug-in: decoded photographs -> anomaly score, flag, heat map.
 
 The model (see :mod:`seawatch.models.otolith`) takes float32 N x 3 x S x S RGB images with
 values 0..255 and returns ``score`` (N,) and ``heatmap`` (N x h x w, same units); a specimen
 is an anomaly when its score is above the card's ``anomaly_score`` threshold. numpy, OpenCV
 and a :class:`~seawatch.inference.backend.Backend` only: training uses the same
-:func:`prepare_otolith`, so what is served is what was trained on.
+:func:`prepare_otolith`, so what is served is what was trained on. A flagged specimen keeps a
+thumbnail and a heat-map overlay as evidence, written before its record is stored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from seawatch.contracts.card import ModelCard
-from seawatch.contracts.errors import BackendError, ConfigError
-from seawatch.contracts.preprocess import planar_float32, to_gray8
+from seawatch.contracts.errors import BackendError, ConfigError, FrameError
+from seawatch.contracts.evidence import evidence_paths, thumbnail
+from seawatch.contracts.frames import Frame
+from seawatch.contracts.preprocess import planar_batch, planar_float32, to_gray8
+from seawatch.contracts.records import OtolithRecord
+from seawatch.contracts.task import (
+    PreparedFrame,
+    TaskInputs,
+    TaskOptions,
+    TaskPlugin,
+    TaskResult,
+    parse_options,
+)
 from seawatch.inference.backend import Backend
+from seawatch.inference.batching import run_in_chunks
 
+TASK = "otolith"
 THRESHOLD_KEY = "anomaly_score"
 _TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
 
@@ -81,6 +96,8 @@ def otolith_input8(image: np.ndarray, size: int) -> np.ndarray:
 class OtolithDetector:
     """Runs prepared images through a backend in batches of at most ``max_batch``."""
 
+    name = TASK
+
     def __init__(self, backend: Backend, card: ModelCard, *, max_batch: int) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -110,7 +127,7 @@ class OtolithDetector:
         """Side S of the square model input."""
         return self.card.input.size
 
-    def prepare(self, image: np.ndarray) -> np.ndarray:
+    def model_input(self, image: np.ndarray) -> np.ndarray:
         """A decoded image -> float32 3 x S x S RGB 0..255 (see :func:`prepare_otolith`)."""
         return prepare_otolith(image, self.input_size)
 
@@ -118,6 +135,49 @@ class OtolithDetector:
         """A decoded image -> S x S x 3 uint8 RGB; the router stacks a batch of them with
         :func:`~seawatch.contracts.preprocess.planar_batch`."""
         return otolith_input8(image, self.input_size)
+
+    def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
+        """One specimen: its uint8 model input and a thumbnail kept for the evidence."""
+        try:
+            model_input = self.input8(image)
+        except ValueError as exc:
+            raise FrameError("prepare", f"{TASK} input: {exc}") from exc
+        return TaskInputs([model_input], thumbnail=thumbnail(image))
+
+    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray:
+        """The batch's specimens as one float32 N x 3 x S x S tensor."""
+        return planar_batch([prepared.crops[0] for prepared in frames])
+
+    def finish(
+        self,
+        frames: Sequence[PreparedFrame],
+        outputs: tuple[np.ndarray, np.ndarray],
+        infer_ms: float,
+    ) -> list[TaskResult]:
+        """Scores -> one OtolithRecord per specimen; a flagged one keeps its thumbnail and
+        heat-map overlay as evidence."""
+        per_frame_ms = infer_ms / max(1, len(frames))
+        results = []
+        for prepared, answer in zip(frames, self.interpret(outputs), strict=True):
+            evidence, thumb_path, heat_path = [], None, None
+            if answer.anomaly and prepared.thumbnail is not None:
+                thumb_path, heat_path = evidence_paths(prepared.frame.meta, TASK)
+                overlay = overlay_heatmap(prepared.thumbnail, answer.heatmap, answer.threshold)
+                evidence = [(thumb_path, prepared.thumbnail), (heat_path, overlay)]
+            record = OtolithRecord(
+                specimen_id=prepared.frame.meta.specimen_id,
+                score=round(answer.score, 6),
+                anomaly=answer.anomaly,
+                threshold=answer.threshold,
+                thumbnail=thumb_path,
+                heatmap=heat_path,
+            )
+            results.append(TaskResult(per_frame_ms, otolith=record, evidence=evidence))
+        return results
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.backend.close()
 
     def predict(self, tensor: np.ndarray) -> list[OtolithResult]:
         """Score a batch tensor (N x 3 x S x S float32 0..255) of any N."""
@@ -129,10 +189,8 @@ class OtolithDetector:
         if tensor.ndim != 4 or tensor.shape[1:] != (3, size, size):
             msg = f"otolith input must be N x 3 x {size} x {size}, got shape {tensor.shape}"
             raise ValueError(msg)
-        runs = [
-            self._run(np.ascontiguousarray(tensor[start : start + self.max_batch], np.float32))
-            for start in range(0, len(tensor), self.max_batch)
-        ]
+        chunks = np.ascontiguousarray(tensor, np.float32)
+        runs = run_in_chunks(self._run, chunks, self.max_batch)
         if not runs:
             return np.zeros(0, np.float32), np.zeros((0, 0, 0), np.float32)
         return np.concatenate([r[0] for r in runs]), np.concatenate([r[1] for r in runs])
@@ -196,7 +254,34 @@ def overlay_heatmap(image_bgr: np.ndarray, heatmap: np.ndarray, threshold: float
     return out
 
 
+class OtolithOptions(TaskOptions):
+    """``tasks.otolith.options`` (none yet: the threshold is the card's calibrated one)."""
+
+
+def _load(task, settings) -> OtolithDetector:
+    """The head from ``tasks.otolith`` (``max_batch`` in specimens; 8 by default)."""
+    from seawatch.inference.artifact import open_artifact
+
+    parse_options(OtolithOptions, TASK, task.options)
+    max_batch = task.batch(settings.inference.max_batch)
+    artifact = open_artifact(TASK, task.model_dir, settings.inference, max_batch=max_batch)
+    return OtolithDetector(artifact.backend, artifact.card, max_batch=max_batch)
+
+
+def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
+    """One decoded photograph -> one model input (3 x S x S float32 RGB)."""
+    return prepare_otolith(image, card.input.size)
+
+
+PLUGIN = TaskPlugin(
+    name=TASK,
+    load=_load,
+    model_input=model_input,
+    description="otolith anomaly detector: score, flag, threshold, heat map",
+)
+
 __all__ = [
+    "PLUGIN",
     "THRESHOLD_KEY",
     "OtolithDetector",
     "OtolithResult",

@@ -18,6 +18,7 @@ and ``os.replace``-s it, so a reader never sees half a gallery.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -263,4 +264,17 @@ class Gallery:
         return self._matrix
 
 
-__all__ = ["NEW_PREFIX", "Gallery", "GalleryEntry", "Match"]
+def working_gallery(path: Path, model_gallery: Path) -> Path:
+    """The daemon's own gallery file at ``path``, seeded from the model's gallery the first
+    time. The model's gallery (known individuals) is never written to; enrolments of new
+    individuals go to the working copy (``storage.local.fish_gallery``)."""
+    if not path.exists():
+        if not model_gallery.is_file():
+            msg = f"fish model has no gallery file at {model_gallery}; retrain or enrol one"
+            raise ConfigError(msg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_gallery, path)
+    return path
+
+
+__all__ = ["NEW_PREFIX", "Gallery", "GalleryEntry", "Match", "working_gallery"]

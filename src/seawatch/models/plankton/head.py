@@ -1,0 +1,221 @@
+"""The plankton task head and plug-in: a frame -> objects -> taxon, confidence and top-k.
+
+``prepare`` turns a decoded frame into 8-bit gray, cuts a full frame into objects (or
+measures a ROI frame's one object) and fits each into the classifier's square input;
+``finish`` turns class probabilities into one :class:`ObjectRecord` per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+from seawatch.contracts.card import ModelCard
+from seawatch.contracts.errors import BackendError, FrameError
+from seawatch.contracts.frames import Frame, FrameKind
+from seawatch.contracts.objects import SegmentedObject
+from seawatch.contracts.preprocess import batch_tensor, prepare_roi, to_gray8
+from seawatch.contracts.quality import measure_quality
+from seawatch.contracts.records import UNKNOWN, ObjectRecord
+from seawatch.contracts.task import (
+    PreparedFrame,
+    TaskInputs,
+    TaskOptions,
+    TaskPlugin,
+    TaskResult,
+    parse_options,
+)
+from seawatch.inference.backend import Backend
+from seawatch.inference.batching import run_in_chunks
+from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
+
+TASK = "plankton"
+
+
+class PlanktonOptions(TaskOptions):
+    """``tasks.plankton.options``."""
+
+    top_k: int = Field(3, ge=1, le=20, description="candidates kept per object")
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The classifier's answer for one object."""
+
+    taxon: str
+    confidence: float
+    top_k: tuple[tuple[str, float], ...]
+
+
+class PlanktonClassifier:
+    """Runs prepared crops through a backend in batches of at most ``max_batch``.
+
+    Objects whose best probability is under the card's ``unknown_confidence`` threshold are
+    called ``unknown``; their top-k still names the candidates.
+    """
+
+    name = TASK
+
+    def __init__(
+        self,
+        backend: Backend,
+        card: ModelCard,
+        *,
+        max_batch: int,
+        top_k: int,
+        segment: SegmentParams | None = None,
+    ) -> None:
+        if max_batch < 1 or top_k < 1:
+            msg = f"max_batch ({max_batch}) and top_k ({top_k}) must be at least 1"
+            raise ValueError(msg)
+        self.backend = backend
+        self.card = card
+        self.max_batch = max_batch
+        self.top_k = min(top_k, len(card.class_names))
+        self.classes = np.array(card.class_names)
+        self.threshold = float(card.thresholds.get("unknown_confidence", 0.0))
+        self.segment = segment or SegmentParams()
+        self.input_size = card.input.size
+
+    def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
+        """8-bit gray -> objects (segmented, or the ROI's one) -> square classifier inputs;
+        full frames also get their quality measured."""
+        gray = to_gray8(image)
+        objects = self._objects(gray, frame)
+        crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
+        full = frame.meta.frame_kind is FrameKind.FULL
+        return TaskInputs(crops, objects, quality=measure_quality(gray) if full else None)
+
+    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray | None:
+        """Every object of every frame in one tensor; None when no frame has an object."""
+        crops = [crop for prepared in frames for crop in prepared.crops]
+        return batch_tensor(crops) if crops else None
+
+    def finish(
+        self, frames: Sequence[PreparedFrame], outputs: np.ndarray | None, infer_ms: float
+    ) -> list[TaskResult]:
+        """Probabilities -> one ObjectRecord per object, frame by frame."""
+        predictions = self.interpret(outputs) if outputs is not None else []
+        per_object_ms = infer_ms / max(1, len(predictions))
+        results, cursor = [], 0
+        for prepared in frames:
+            n = len(prepared.objects)
+            answers = predictions[cursor : cursor + n]
+            cursor += n
+            objects = tuple(
+                ObjectRecord(
+                    index=obj.index,
+                    bbox=obj.bbox,
+                    taxon=pred.taxon,
+                    confidence=pred.confidence,
+                    top_k=pred.top_k,
+                    morph=obj.morph,
+                )
+                for obj, pred in zip(prepared.objects, answers, strict=True)
+            )
+            results.append(TaskResult(per_object_ms * n, objects=objects))
+        return results
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.backend.close()
+
+    def _objects(self, gray: np.ndarray, frame: Frame) -> list[SegmentedObject]:
+        pixel_size = frame.meta.pixel_size_um
+        try:
+            if frame.meta.frame_kind is FrameKind.FULL:
+                return segment_full(gray, self.segment, pixel_size)
+            return [measure_roi(gray, self.segment, pixel_size)]
+        except FrameError:
+            raise
+        except Exception as exc:  # an OpenCV corner case: the frame goes to the DLQ
+            raise FrameError("segment", f"{type(exc).__name__}: {exc}") from exc
+
+    def predict(self, tensor: np.ndarray) -> list[Prediction]:
+        """Classify a batch tensor (N×1×S×S float32 0..255) of any N."""
+        return self.interpret(self.infer(tensor)) if len(tensor) else []
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """The backend alone (in chunks of ``max_batch``): class probabilities, N×C."""
+        chunks = run_in_chunks(self.backend.run, tensor, self.max_batch)
+        probs = np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)))
+        if probs.shape != (len(tensor), len(self.classes)):
+            msg = (
+                f"model returned shape {probs.shape} for {len(tensor)} inputs; expected "
+                f"({len(tensor)}, {len(self.classes)}) as its card says"
+            )
+            raise BackendError(msg)
+        return probs
+
+    def interpret(self, probs: np.ndarray) -> list[Prediction]:
+        """Probabilities (N×C, from :meth:`infer`) -> taxon, confidence and top-k per row."""
+        order = np.argsort(-probs, axis=1)[:, : self.top_k]
+        best = np.take_along_axis(probs, order, axis=1)
+        names = self.classes[order]
+        return [
+            Prediction(
+                taxon=str(names[i, 0]) if best[i, 0] >= self.threshold else UNKNOWN,
+                confidence=float(best[i, 0]),
+                top_k=tuple(zip(names[i].tolist(), best[i].round(4).tolist(), strict=True)),
+            )
+            for i in range(len(probs))
+        ]
+
+
+def _load(task, settings) -> PlanktonClassifier:
+    """The head from ``tasks.plankton`` and the segmentation settings."""
+    from seawatch.inference.artifact import open_artifact
+
+    options = parse_options(PlanktonOptions, TASK, task.options)
+    max_batch = task.batch(settings.inference.max_batch)
+    artifact = open_artifact(
+        TASK, task.model_dir, settings.inference, max_batch=max_batch, sample_inputs=sample_inputs
+    )
+    seg = settings.ingest.segmentation
+    return PlanktonClassifier(
+        artifact.backend,
+        artifact.card,
+        max_batch=max_batch,
+        top_k=options.top_k,
+        segment=SegmentParams(
+            polarity=seg.polarity,
+            min_esd_px=seg.min_esd_px,
+            min_esd_um=seg.min_esd_um,
+            threshold=seg.threshold,
+            background_kernel=seg.background_kernel,
+            pad_px=seg.pad_px,
+            max_objects=seg.max_objects,
+        ),
+    )
+
+
+def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` classifier inputs like live ones: synthetic ROIs of every taxon, one in five
+    dark-field (N x 1 x S x S float32 0..255)."""
+    from seawatch.models.plankton.synthetic import TAXA, render_roi
+
+    rng = np.random.default_rng(seed)
+    crops = [
+        prepare_roi(render_roi(TAXA[i % len(TAXA)], rng, dark_field=i % 5 == 4), card.input.size)
+        for i in range(n)
+    ]
+    return np.stack(crops).astype(np.float32)[:, None]
+
+
+def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
+    """One decoded ROI image -> one classifier input (1 x S x S float32)."""
+    return prepare_roi(to_gray8(image), card.input.size).astype(np.float32)[None]
+
+
+PLUGIN = TaskPlugin(
+    name=TASK,
+    load=_load,
+    sample_inputs=sample_inputs,
+    model_input=model_input,
+    description="plankton classifier: taxon, calibrated confidence, top-k, morphometrics",
+)
+
+__all__ = ["PLUGIN", "PlanktonClassifier", "PlanktonOptions", "Prediction"]

@@ -1,0 +1,81 @@
+"""The ``tasks:`` section of the settings: which tasks this daemon serves, with which model.
+
+Each key is a task's registry name (the frames' ``task`` header and, by default, its topic
+``frames.<name>``). A file or the environment changes only what it names: the built-in
+tasks keep their defaults unless switched off (``tasks.otolith.enabled: false``, or
+``SEAWATCH_TASKS__OTOLITH__ENABLED=false``). A task outside seawatch names its plug-in
+(``plugin: mypackage.mytask:PLUGIN``); ``options`` are the task's own settings, checked by
+its head at start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from seawatch.contracts.frames import TASK_NAME
+
+
+class TaskSettings(BaseModel):
+    """One served task."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="false: this task's frames go to the DLQ")
+    model_dir: Path | None = Field(None, description="the task's model artifact directory")
+    max_batch: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="model inputs per inference call; default inference.max_batch",
+    )
+    topic: str | None = Field(None, description="the task's frame topic; default frames.<task>")
+    plugin: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:attribute of the TaskPlugin, for a task outside seawatch",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the task's own settings (checked by its head)"
+    )
+
+    def batch(self, default: int) -> int:
+        """Model inputs per inference call: ``max_batch``, else ``default``."""
+        return self.max_batch or default
+
+    def topic_for(self, name: str) -> str:
+        """The topic this task's frames come from."""
+        return self.topic or f"frames.{name}"
+
+
+DEFAULT_TASKS: dict[str, dict[str, Any]] = {
+    "plankton": {"model_dir": Path("models/plankton"), "options": {"top_k": 3}},
+    # the otolith model averages eight views of each specimen: 8 specimens = 64 images a call
+    "otolith": {"model_dir": Path("models/otolith"), "max_batch": 8},
+    "fish": {"model_dir": Path("models/fish"), "options": {"enrol_new": True}},
+}
+
+
+def merge_tasks(given: Any) -> Any:
+    """The built-in defaults with ``given`` laid over them, task by task and field by field
+    (``options`` merged key by key)."""
+    if not isinstance(given, dict):
+        return given
+    merged: dict[str, Any] = {name: dict(fields) for name, fields in DEFAULT_TASKS.items()}
+    for name, fields in given.items():
+        if isinstance(fields, TaskSettings):
+            fields = fields.model_dump(exclude_unset=True)
+        if not isinstance(fields, dict):
+            merged[name] = fields  # validation names the bad value
+            continue
+        base = merged.setdefault(name, {})
+        options = {**base.get("options", {}), **fields.get("options", {})}
+        base.update(fields)
+        if options:
+            base["options"] = options
+    return merged
+
+
+__all__ = ["DEFAULT_TASKS", "TASK_NAME", "TaskSettings", "merge_tasks"]

@@ -1,0 +1,128 @@
+"""A fourth task, defined entirely outside src/: "toy" scores how bright a frame is.
+
+It is what a user's own task looks like: a :class:`TaskPlugin` named in the settings
+(``tasks.toy.plugin: tests.toy_task:PLUGIN``), a head with the four steps, and a model
+artifact (``model.onnx`` + ``card.json``) opened through the same loader as the built-in
+tasks. The model is a real ONNX graph (the mean of its 8 x 8 gray input), made by
+:func:`make_toy_model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.errors import BackendError
+from seawatch.contracts.frames import Frame
+from seawatch.contracts.preprocess import to_gray8
+from seawatch.contracts.task import (
+    PreparedFrame,
+    TaskInputs,
+    TaskOptions,
+    TaskPlugin,
+    TaskResult,
+    parse_options,
+)
+
+TASK = "toy"
+SIDE = 8
+
+
+class ToyOptions(TaskOptions):
+    bright_above: float = Field(128.0, ge=0, le=255)
+
+
+class BrightnessHead:
+    """The toy task's head: 8 x 8 gray thumbnail in, mean brightness out."""
+
+    name = TASK
+
+    def __init__(self, backend, card: ModelCard, options: ToyOptions) -> None:
+        self.backend = backend
+        self.card = card
+        self.bright_above = options.bright_above
+
+    def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
+        small = cv2.resize(to_gray8(image), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+        return TaskInputs([small])
+
+    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray:
+        return np.stack([p.crops[0] for p in frames])[:, None].astype(np.float32)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.backend.run(tensor), np.float32).reshape(len(tensor), -1)[:, 0]
+        if not np.isfinite(out).all():
+            raise BackendError("toy model returned a non-finite brightness")
+        return out
+
+    def finish(
+        self, frames: Sequence[PreparedFrame], outputs: np.ndarray, infer_ms: float
+    ) -> list[TaskResult]:
+        per_frame = infer_ms / max(1, len(frames))
+        return [
+            TaskResult(
+                per_frame,
+                fields=(
+                    ("brightness", round(float(b), 4)),
+                    ("bright", bool(b > self.bright_above)),
+                ),
+            )
+            for b in outputs
+        ]
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _load(task, settings) -> BrightnessHead:
+    from seawatch.inference.artifact import open_artifact
+
+    options = parse_options(ToyOptions, TASK, task.options)
+    artifact = open_artifact(
+        TASK, task.model_dir, settings.inference, max_batch=task.batch(settings.inference.max_batch)
+    )
+    return BrightnessHead(artifact.backend, artifact.card, options)
+
+
+PLUGIN = TaskPlugin(name=TASK, load=_load, description="toy: mean brightness of a frame")
+
+
+def make_toy_model(directory: Path) -> ModelCard:
+    """Write the toy artifact: an ONNX graph (mean over C, H, W) and its card."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    directory.mkdir(parents=True, exist_ok=True)
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, SIDE, SIDE])
+    out = helper.make_tensor_value_info("brightness", TensorProto.FLOAT, ["N", 1, 1, 1])
+    node = helper.make_node("ReduceMean", ["image"], ["brightness"], axes=[1, 2, 3], keepdims=1)
+    graph = helper.make_graph([node], "toy", [image], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, directory / ONNX_FILE)
+    card = ModelCard(
+        task=TASK,
+        name="toy-brightness",
+        version="0.1.0",
+        architecture="ReduceMean over the 8 x 8 gray input (no weights)",
+        input=InputSpec(size=SIDE, channels=1, mean=0.0, std=1.0, preprocessing="resize 8 x 8"),
+        output="brightness",
+        training=TrainingSummary(
+            command="tests.toy_task.make_toy_model",
+            seed=0,
+            data={},
+            epochs=0,
+            seconds=0.0,
+            device="cpu",
+        ),
+        onnx_sha256=sha256_file(directory / ONNX_FILE),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    card.write(directory)
+    return card
