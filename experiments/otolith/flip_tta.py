@@ -18,8 +18,8 @@ import numpy as np
 
 from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.inference.factory import open_backend
-from seawatch.models.otolith.head import OtolithDetector
 from seawatch.models.otolith.evaluate import detection_metrics, score_images
+from seawatch.models.otolith.head import OtolithDetector
 from seawatch.models.otolith.synthetic import make_dataset
 
 

@@ -11,8 +11,8 @@ import time
 import numpy as np
 from common import LAB
 
-from seawatch.models.otolith.head import prepare_otolith
 from seawatch.models.otolith._textures import dead_leaves
+from seawatch.models.otolith.head import prepare_otolith
 from seawatch.models.otolith.synthetic import make_dataset
 from seawatch.models.otolith.train import OFFSETS
 

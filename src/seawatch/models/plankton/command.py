@@ -43,10 +43,30 @@ def _labelled_data(func):
 @_labelled_data
 @click.option("--validated-only", is_flag=True, help="EcoTaxa: only 'validated' rows.")
 @click.option(
-    "--pretrained",
-    type=click.Path(path_type=Path),
+    "--val-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
     default=None,
-    help="Local PlanktonNet state_dict to start the backbone from.",
+    help="Your validation ImageFolder (else split off the training folder).",
+)
+@click.option(
+    "--test-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Your test ImageFolder (else split off the training folder).",
+)
+@click.option(
+    "--pretrained",
+    default="auto",
+    show_default=True,
+    help="auto: your data start from the committed backbone (models/plankton/backbone.pt), "
+    "the synthetic generator from scratch; none: scratch; or a PlanktonNet state_dict file.",
+)
+@click.option(
+    "--finetune",
+    type=click.Choice(["auto", "linear", "last", "full"]),
+    default="auto",
+    show_default=True,
+    help="Your data: which layers learn (auto: each tried, the best on validation kept).",
 )
 @click.option("--n-per-class", default=900, show_default=True, help="synthetic: mean per class")
 @click.option(
@@ -56,8 +76,12 @@ def _labelled_data(func):
     help="synthetic: most/least frequent class in the training split",
 )
 @click.option("--balance", type=click.Choice(BALANCE_CHOICES), default="sampler", show_default=True)
-@click.option("--epochs", default=10, show_default=True)
-@click.option("--batch-size", default=128, show_default=True)
+@click.option(
+    "--epochs", type=int, default=None, help="Default: 10 (synthetic), else sized to the data."
+)
+@click.option(
+    "--batch-size", type=int, default=None, help="Default: 128 (synthetic), else ~n/8 in 16..128."
+)
 @click.option("--lr", default=4e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
@@ -67,12 +91,15 @@ def train_command(
     data_dir: Path | None,
     ecotaxa: Path | None,
     validated_only: bool,
-    pretrained: Path | None,
+    val_dir: Path | None,
+    test_dir: Path | None,
+    pretrained: str,
+    finetune: str,
     n_per_class: int,
     imbalance: float,
     balance: str,
-    epochs: int,
-    batch_size: int,
+    epochs: int | None,
+    batch_size: int | None,
     lr: float,
     seed: int,
     device: str,
@@ -86,6 +113,10 @@ def train_command(
         raise click.ClickException(msg) from exc
     if data_dir is not None and ecotaxa is not None:
         raise click.BadParameter("give either --data-dir or --ecotaxa, not both")
+    if (val_dir or test_dir) and data_dir is None and ecotaxa is None:
+        raise click.BadParameter("--val-dir and --test-dir go with --data-dir or --ecotaxa")
+    user_data = data_dir is not None or ecotaxa is not None
+    adaptive = user_data and epochs is None and batch_size is None
     if quick:
         n_per_class, epochs, batch_size = 12, 1, 32
     data = PlanktonData(
@@ -95,24 +126,84 @@ def train_command(
         n_per_class=n_per_class,
         val_per_class=6 if quick else None,
         imbalance=imbalance,
+        val_dir=val_dir,
+        test_dir=test_dir,
     )
-    params = FitParams(epochs=epochs, batch_size=batch_size, lr=lr, balance=balance)
+    params = FitParams(
+        epochs=epochs or 10,
+        batch_size=batch_size or 128,
+        lr=lr,
+        balance=balance,
+        finetune=finetune,  # type: ignore[arg-type]
+        adaptive=adaptive,
+    )
+    from seawatch.models.plankton.backbone import resolve_pretrained
+
+    start = resolve_pretrained(pretrained, user_data=user_data)
     card = train_plankton(
         out,
         data=data,
         params=params,
         seed=seed,
         device=device,
-        pretrained=pretrained,
+        pretrained=start,
         command=_command_line(),
     )
     m = card.metrics
+    tuned = m.get("fine_tuning")
+    if tuned:
+        click.echo(
+            f"start={tuned['start']} mode={tuned['mode']} "
+            f"validation macro_f1 by mode={tuned['validation_macro_f1_by_mode']} "
+            f"schedule={tuned['schedule']}"
+        )
     click.echo(
         f"wrote {out}: test accuracy={m['accuracy']} macro_f1={m['macro_f1']} ece={m['ece']} "
         f"temperature={card.thresholds['temperature']} "
         f"unknown_confidence={card.thresholds['unknown_confidence']} "
         f"seconds={card.training.seconds}"
     )
+
+
+@click.command("plankton-ssl")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Unlabelled crops: every image under DIR (any tree; no labels needed).",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Backbone dir.")
+@click.option(
+    "--start",
+    default="auto",
+    show_default=True,
+    help="auto: the committed synthetic-pretrained backbone; none: scratch; or a file.",
+)
+@click.option("--epochs", default=20, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+def ssl_command(
+    data_dir: Path, out: Path, start: str, epochs: int, batch_size: int, seed: int, device: str
+) -> None:
+    """Self-supervised pretraining (SimCLR) of the backbone on unlabelled crops; writes
+    backbone.pt, backbone.json and loss.png (then: train plankton --pretrained OUT/backbone.pt)."""
+    try:
+        from seawatch.models.plankton.ssl_command import pretrain_folder
+    except ImportError as exc:
+        msg = f"pretraining needs torch: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    path = pretrain_folder(
+        data_dir,
+        out,
+        start=start,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        command=_command_line(),
+    )
+    click.echo(f"wrote {path}, {path.with_name('backbone.json')} and {out / 'loss.png'}")
 
 
 @click.command("plankton")
@@ -163,4 +254,4 @@ def evaluate_command(
     )
 
 
-__all__ = ["evaluate_command", "train_command"]
+__all__ = ["evaluate_command", "ssl_command", "train_command"]

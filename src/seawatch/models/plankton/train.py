@@ -1,11 +1,16 @@
 """Train the plankton classifier and write a model artifact (ONNX, card, evaluation plots).
 
 Data come from the synthetic generator (three seeds: train / validation / test), from an
-ImageFolder tree or from an EcoTaxa export (split 70/15/15 per class, seeded). Training uses
-class-balanced sampling (or loss weights), plankton augmentation and optional local
-pretrained backbone weights. Validation fits the calibration temperature and then the
-``unknown`` threshold; the test split, never seen before, is scored through ONNX Runtime on
-the exported graph, the one the daemon serves (the same code as ``seawatch evaluate``).
+ImageFolder tree or from an EcoTaxa export. A user's ``--val-dir`` and ``--test-dir`` are
+respected: the training folder is then trained on whole; what is not given is split off the
+training folder per class (seeded). Training uses class-balanced sampling (or loss weights)
+and plankton augmentation. On a user's data it starts from the best backbone the project has
+(:mod:`.backbone`; ``--pretrained none`` for scratch) with a schedule sized to the data and
+the fine-tuning mode chosen on validation (:mod:`.finetune`); the synthetic generator trains
+from scratch with the fixed schedule the committed model was made with. Validation fits the
+calibration temperature and then the ``unknown`` threshold; the test split, never seen
+before, is scored through ONNX Runtime on the exported graph, the one the daemon serves (the
+same code as ``seawatch evaluate``).
 ``seawatch train plankton`` is the command.
 """
 
@@ -15,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,7 +28,14 @@ from rich.progress import Progress
 from torch import nn
 
 from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.errors import ConfigError
 from seawatch.models.plankton.augment import AugmentParams, augment
+from seawatch.models.plankton.backbone import (
+    BACKBONE_CARD,
+    BACKBONE_FILE,
+    backbone_card,
+    save_backbone,
+)
 from seawatch.models.plankton.balance import (
     Balance,
     balanced_indices,
@@ -37,6 +50,7 @@ from seawatch.models.plankton.datasets import (
 )
 from seawatch.models.plankton.evaluate import evaluate_artifact, unknown_threshold
 from seawatch.models.plankton.export import check_parity, export_onnx
+from seawatch.models.plankton.finetune import MODES, schedule_for, transfer
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.pretrained import load_backbone
 from seawatch.models.plankton.synthetic_sets import (
@@ -69,6 +83,8 @@ class PlanktonData:
     val_per_class: int | None = None
     imbalance: float = 4.0
     segmented_share: float = SEGMENTED_SHARE
+    val_dir: Path | None = None
+    test_dir: Path | None = None
 
     @property
     def kind(self) -> str:
@@ -87,6 +103,8 @@ class FitParams:
     batch_size: int = 128
     lr: float = 4e-3
     balance: Balance = "sampler"
+    finetune: Literal["auto", "linear", "last", "full"] = "auto"
+    adaptive: bool = True  # a user's data: schedule from its size (explicit values win)
 
 
 def load_splits(
@@ -135,17 +153,49 @@ def load_splits(
             everything = load_ecotaxa(
                 data.ecotaxa, validated_only=data.validated_only, **loader_kwargs
             )
-        parts = stratified_split(everything.labels, USER_SPLIT, seed)
-        names = ("train", "validation", "test")
-        splits = {n: everything.subset(p) for n, p in zip(names, parts, strict=True)}
+        splits, split = _user_splits(everything, data, size=size, seed=seed)
         summary = {
             "source": f"{data.kind}: {data.data_dir or data.ecotaxa}",
-            "split": dict(zip(("train", "validation", "test"), USER_SPLIT, strict=True)),
+            "split": split,
             "unreadable_files": len(everything.skipped),
             "unreadable_examples": everything.skipped[:5],
         }
     summary |= {name: split.summary() for name, split in splits.items()}
     return splits, summary
+
+
+def _user_splits(
+    everything: LabelledSet, data: PlanktonData, *, size: int, seed: int
+) -> tuple[dict[str, LabelledSet], dict[str, object]]:
+    """Train / validation / test from a user's folders: given ones are used as they are;
+    the rest is split off the training folder per class (70/15/15, 85/15 or none)."""
+    given = {}
+    for name, folder in (("validation", data.val_dir), ("test", data.test_dir)):
+        if folder is not None:
+            loaded = load_image_folder(folder, size=size)
+            given[name] = _same_classes(loaded, everything.class_names, folder)
+    missing = [n for n in ("validation", "test") if n not in given]
+    fractions = {0: (1.0,), 1: (0.85, 0.15), 2: USER_SPLIT}[len(missing)]
+    parts = stratified_split(everything.labels, fractions, seed)
+    names = ("train", *missing)
+    splits = {n: everything.subset(p) for n, p in zip(names, parts, strict=True)} | given
+    split = {n: f"{f:.0%} of the training folder" for n, f in zip(names, fractions, strict=True)}
+    split |= {
+        n: f"given: {folder}"
+        for n, folder in (("validation", data.val_dir), ("test", data.test_dir))
+        if folder
+    }
+    return splits, split
+
+
+def _same_classes(loaded: LabelledSet, names: list[str], folder: Path) -> LabelledSet:
+    """``loaded`` relabelled to the training folder's class order; an unknown class fails."""
+    extra = sorted(set(loaded.class_names) - set(names))
+    if extra:
+        msg = f"{folder} holds classes the training folder lacks: {extra}; add or remove them"
+        raise ConfigError(msg)
+    index = np.array([names.index(n) for n in loaded.class_names], np.int64)
+    return LabelledSet(loaded.images, index[loaded.labels], names, loaded.source, loaded.sources)
 
 
 def _epoch_order(labels: np.ndarray, balance: Balance, rng: np.random.Generator) -> np.ndarray:
@@ -208,6 +258,47 @@ def fit(
     return history
 
 
+def _transfer(
+    train: LabelledSet,
+    validation: LabelledSet,
+    params: FitParams,
+    pretrained: Path | None,
+    seed: int,
+    device: str,
+) -> tuple[PlanktonNet, list, dict[str, object]]:
+    """A user's data: schedule from its size, modes tried from the start and chosen on
+    validation macro-F1 (see :mod:`.finetune`)."""
+    schedule = schedule_for(
+        len(train),
+        epochs=None if params.adaptive else params.epochs,
+        batch=None if params.adaptive else params.batch_size,
+    )
+    modes = MODES if params.finetune == "auto" else (params.finetune,)
+    done = transfer(
+        (train.images, train.labels),
+        (validation.images, validation.labels),
+        len(train.class_names),
+        start=pretrained,
+        modes=modes,
+        seed=seed,
+        device=device,
+        schedule=schedule,
+    )
+    tuning = {
+        "start": str(pretrained) if pretrained else "scratch (random init)",
+        "mode": done.mode,
+        "validation_macro_f1_by_mode": done.validation_f1,
+        "schedule": {
+            "epochs": schedule.epochs,
+            "batch_size": schedule.batch_size,
+            "lr": schedule.lr,
+        },
+        "rule": "batch ~ n/8 in 16..128, epochs for ~300 steps in 10..300; "
+        "mode by validation macro-F1",
+    }
+    return done.model.to(device), [], tuning
+
+
 def predict_logits(
     model: PlanktonNet, images: np.ndarray, device: str, batch: int = 256
 ) -> np.ndarray:
@@ -250,10 +341,18 @@ def train_plankton(
         splits, data_summary = load_splits(data, size=size, seed=seed, progress=progress)
         train, validation, test = splits["train"], splits["validation"], splits["test"]
         mean, std = float(train.images.mean() / 255.0), float(train.images.std() / 255.0)
-        model = PlanktonNet(len(train.class_names), mean=mean, std=std)
-        backbone = load_backbone(model, pretrained) if pretrained else None
-        model.to(device)
-        history = fit(model, train, validation, params, seed=seed, device=device, progress=progress)
+        tuning: dict[str, object] | None = None
+        if data.kind == "synthetic":
+            model = PlanktonNet(len(train.class_names), mean=mean, std=std)
+            backbone = load_backbone(model, pretrained) if pretrained else None
+            model.to(device)
+            history = fit(
+                model, train, validation, params, seed=seed, device=device, progress=progress
+            )
+        else:
+            model, history, tuning = _transfer(train, validation, params, pretrained, seed, device)
+            mean, std = float(model.mean), float(model.std)
+            backbone = backbone_card(pretrained) if pretrained else None
     val_logits = predict_logits(model, validation.images, device)
     temperature = fit_temperature(val_logits, validation.labels)
     model.set_temperature(temperature)
@@ -278,12 +377,16 @@ def train_plankton(
         "onnx_parity_max_abs_diff": parity,
         "history": history,
     }
+    if tuning is not None:
+        metrics["fine_tuning"] = tuning
+    save_backbone(model, out_dir, {"model": NAME, "version": VERSION, "command": command})
     card = ModelCard(
         task="plankton",
         name=NAME,
         version=VERSION,
         architecture=describe(model),
         input=InputSpec(size=size, channels=1, mean=mean, std=std),
+        files={"backbone": BACKBONE_FILE, "backbone_card": BACKBONE_CARD},
         class_names=list(train.class_names),
         thresholds={"unknown_confidence": threshold, "temperature": round(temperature, 4)},
         training=TrainingSummary(
