@@ -90,28 +90,66 @@ def _load(task, settings) -> BrightnessHead:
     return BrightnessHead(artifact.backend, artifact.card, options)
 
 
-PLUGIN = TaskPlugin(name=TASK, load=_load, description="toy: mean brightness of a frame")
+def validate(head: BrightnessHead, task) -> float:
+    """1 - mean relative error of the brightness of uniform frames at known levels."""
+    levels = np.array([20.0, 80.0, 140.0, 200.0], np.float32)
+    tensor = np.broadcast_to(levels[:, None, None, None], (4, 1, SIDE, SIDE)).copy()
+    return float(1.0 - np.mean(np.abs(head.infer(tensor) - levels) / levels))
 
 
-def make_toy_model(directory: Path) -> ModelCard:
-    """Write the toy artifact: an ONNX graph (mean over C, H, W) and its card."""
+def sample_inputs(card: ModelCard, n: int, seed: int) -> np.ndarray:
+    """``n`` frames of uniform random brightness."""
+    levels = np.random.default_rng(seed).uniform(0, 255, n).astype(np.float32)
+    return np.broadcast_to(levels[:, None, None, None], (n, 1, SIDE, SIDE)).copy()
+
+
+PLUGIN = TaskPlugin(
+    name=TASK,
+    load=_load,
+    sample_inputs=sample_inputs,
+    validate=validate,
+    description="toy: mean brightness of a frame",
+)
+
+
+def make_toy_model(
+    directory: Path,
+    *,
+    version: str = "0.1.0",
+    scale: float = 1.0,
+    side: int = SIDE,
+    broken: bool = False,
+) -> ModelCard:
+    """Write a toy artifact: an ONNX graph (``scale`` x the mean over C, H, W of a ``side`` x
+    ``side`` input; ``broken``: NaN for every input) and its card."""
     import onnx
     from onnx import TensorProto, helper
 
     directory.mkdir(parents=True, exist_ok=True)
-    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, SIDE, SIDE])
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, side, side])
     out = helper.make_tensor_value_info("brightness", TensorProto.FLOAT, ["N", 1, 1, 1])
-    node = helper.make_node("ReduceMean", ["image"], ["brightness"], axes=[1, 2, 3], keepdims=1)
-    graph = helper.make_graph([node], "toy", [image], [out])
+    factor = helper.make_tensor("factor", TensorProto.FLOAT, [], [scale])
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Mul", ["mean", "factor"], ["scaled"]),
+    ]
+    if broken:  # sqrt of a negative number: NaN
+        nodes += [
+            helper.make_node("Neg", ["scaled"], ["negative"]),
+            helper.make_node("Sqrt", ["negative"], ["brightness"]),
+        ]
+    else:
+        nodes.append(helper.make_node("Identity", ["scaled"], ["brightness"]))
+    graph = helper.make_graph(nodes, "toy", [image], [out], initializer=[factor])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, directory / ONNX_FILE)
     card = ModelCard(
         task=TASK,
         name="toy-brightness",
-        version="0.1.0",
-        architecture="ReduceMean over the 8 x 8 gray input (no weights)",
-        input=InputSpec(size=SIDE, channels=1, mean=0.0, std=1.0, preprocessing="resize 8 x 8"),
+        version=version,
+        architecture=f"{scale} x ReduceMean over the {side} x {side} gray input (no weights)",
+        input=InputSpec(size=side, channels=1, mean=0.0, std=1.0, preprocessing="resize"),
         output="brightness",
         training=TrainingSummary(
             command="tests.toy_task.make_toy_model",

@@ -23,6 +23,7 @@ from seawatch.engine_command import engine_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
+from seawatch.store_command import models_group
 
 log = logging.getLogger("seawatch")
 console = Console(stderr=True)
@@ -277,6 +278,7 @@ train.add_command(plankton_commands.train_command)
 train.add_command(plankton_commands.ssl_command)
 train.add_command(otolith_commands.train_command)
 train.add_command(otolith_commands.train_teacher_command)
+train.add_command(otolith_commands.calibrate_command)
 train.add_command(fish_commands.train_command)
 
 
@@ -292,6 +294,7 @@ cli.add_command(fish_commands.gallery_group)
 cli.add_command(dashboards_group)
 cli.add_command(report_command)
 cli.add_command(engine_group)
+cli.add_command(models_group)
 
 
 @cli.group()

@@ -239,6 +239,9 @@ class InferenceSettings(_Section):
         64, ge=1, le=4096, description="model inputs per inference call (tasks may set their own)"
     )
     max_wait_ms: int = Field(20, ge=0, le=10_000, description="wait to fill a poll batch")
+    swap_check_s: float = Field(
+        2.0, gt=0, le=3600, description="how often the model stores are checked for a promotion"
+    )
     threads: int = Field(1, ge=1, le=256, description="intra-op threads of the backend")
     blas_threads: int = Field(
         1,

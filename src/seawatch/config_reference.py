@@ -82,11 +82,12 @@ def _is_secret(tp: Any) -> bool:
 
 
 def _item_models(tp: Any) -> tuple[type[BaseModel], ...]:
-    """The models a list field holds (a discriminated union gives several), else ()."""
+    """The models a list field (or a mapping's values) holds (a discriminated union gives
+    several), else ()."""
     tp = _strip_annotated(tp)
-    if get_origin(tp) is not list:
+    if get_origin(tp) not in (list, dict):
         return ()
-    members = _members(get_args(tp)[0])
+    members = _members(get_args(tp)[-1])
     return members if all(_is_model(m) for m in members) else ()
 
 
@@ -193,12 +194,14 @@ def _table(prefix: str, fields: list[tuple[str, FieldInfo]], *, env: bool = True
 
 
 def _item_sections(prefix: str, fields: list[tuple[str, FieldInfo]], level: int) -> list[str]:
-    """Lists of objects (alert rules, webhooks): one small table per kind of item."""
+    """Lists and mappings of objects (alert rules, webhooks, tasks): one small table per kind
+    of item."""
     out: list[str] = []
     for name, field in fields:
+        keyed = get_origin(_strip_annotated(field.annotation)) is dict
         for item in _item_models(field.annotation):
             kind = item.model_fields.get("kind")
-            label = f"{prefix}{name}[]"
+            label = f"{prefix}{name}.<name>" if keyed else f"{prefix}{name}[]"
             if kind is not None:
                 label += f" with kind {_type_name(kind.annotation)}"
             out += [f"{'#' * level} `{label}`", "", _doc(item), ""]

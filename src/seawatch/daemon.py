@@ -22,6 +22,7 @@ from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource, Publisher, ensure_topics
 from seawatch.ingest.prepare import FramePreparer
 from seawatch.ingest.topic_keeper import TopicKeeper
+from seawatch.model_swap import ModelSwapper
 from seawatch.pipeline import Pipeline
 from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.registry import load_heads
@@ -52,6 +53,8 @@ class Daemon:
         """Close the consumer, the sinks (flushing them), the DLQ producer and the backend."""
         with contextlib.ExitStack() as stack:
             stack.callback(self.pipeline.router.close)
+            if self.pipeline.models is not None:
+                stack.callback(self.pipeline.models.close)
             stack.callback(self.publisher.close)
             for sink in self.sinks:
                 stack.callback(sink.close)
@@ -118,6 +121,10 @@ def build_daemon(
     # Small images on a loop thread: OpenCV's pool costs more than it gives (measured on this
     # 2-core VM: an opening of a 1280 x 960 frame 0.24 ms on one thread, 0.51 ms on two).
     cv2.setNumThreads(settings.ingest.opencv_threads)
+    swapper = None
+    if any(t.model_store is not None for t in settings.enabled_tasks().values()):
+        depth = settings.inference.max_batches_in_flight
+        swapper = ModelSwapper(settings, router, depth=depth)
     pipeline = Pipeline(
         source,
         FramePreparer(settings.ingest, router.heads),
@@ -135,6 +142,7 @@ def build_daemon(
         tick_s=alerting.tick_s,
         on_idle=keeper.check if keeper is not None else None,
         heartbeat=heartbeat,
+        models=swapper,
         metrics=PipelineMetrics(
             stats,
             group_id=kafka.group_id,

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -43,6 +44,19 @@ from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
 IDLE_POLL_MS = 200  # how long a poll waits when no message comes and nothing is in flight
+
+
+class ModelUpdates(Protocol):
+    """Live model swaps (:class:`seawatch.model_swap.ModelSwapper`)."""
+
+    def poll(self) -> None:
+        """Between batches: swap in a promoted model that passed its checks."""
+
+    def batch_stored(self) -> None:
+        """A batch was stored: heads retired before it may be closed."""
+
+    def close(self) -> None:
+        """Close what is left (the loop has stopped)."""
 
 
 @dataclass(slots=True)
@@ -79,6 +93,7 @@ class Pipeline:
         metrics: PipelineMetrics | None = None,
         on_idle: Callable[[], object] | None = None,
         heartbeat: Heartbeat | None = None,
+        models: ModelUpdates | None = None,
         poll_every_s: float | None = None,
     ) -> None:
         if depth < 0:
@@ -99,6 +114,7 @@ class Pipeline:
         self.tick_s = tick_s
         self.metrics = metrics
         self.on_idle = on_idle  # e.g. recreate topics a restarted broker lost
+        self.models = models  # live model swaps, between batches
         self.heartbeat = heartbeat or Heartbeat()  # beaten every turn of the loop (liveness)
         # the longest the loop drains finished batches before it polls again (the consumer
         # group drops a member that does not poll within max_poll_interval_ms)
@@ -182,8 +198,11 @@ class Pipeline:
         return done
 
     def _tick(self) -> None:
-        """Every ``tick_s``: the time-based alert rules (an instrument gone silent); every
-        metrics interval: the ``pipeline`` point to the sinks that take lines."""
+        """Every turn: a promoted model swapped in (between batches); every ``tick_s``: the
+        time-based alert rules (an instrument gone silent); every metrics interval: the
+        ``pipeline`` point to the sinks that take lines."""
+        if self.models is not None:
+            self.models.poll()
         if self.metrics is not None and self.metrics.due():
             self._write_metrics()
         now = time.monotonic()
@@ -324,6 +343,8 @@ class Pipeline:
         self.stats.stored(
             batch.results, batch.polled_at, [p.frame.broker_ts_ms for p in batch.frames]
         )
+        if self.models is not None:
+            self.models.batch_stored()
         log.debug(
             "batch messages=%d frames=%d objects=%d dlq_total=%d",
             len(batch.records),

@@ -15,6 +15,7 @@ import logging
 from seawatch.config import Settings
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.task import TaskHead, TaskPlugin
+from seawatch.inference.model_store import serving_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def load_heads(settings: Settings) -> list[TaskHead]:
     heads: list[TaskHead] = []
     try:
         for name, task in settings.enabled_tasks().items():
+            if task.model_store is not None:  # the promoted release of the store
+                task = task.model_copy(update={"model_dir": serving_dir(task.model_store)})
             head = plugin(name, task.plugin).load(task, settings)
             if head.name != name:
                 msg = f"the plug-in of task {name!r} built a head for {head.name!r}"

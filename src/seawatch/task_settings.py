@@ -25,6 +25,18 @@ class TaskSettings(BaseModel):
 
     enabled: bool = Field(True, description="false: this task's frames go to the DLQ")
     model_dir: Path | None = Field(None, description="the task's model artifact directory")
+    model_store: Path | None = Field(
+        None,
+        description="a model store (versions side by side, `seawatch models promote`): the "
+        "promoted version is served and a new promotion is swapped in live; wins over model_dir",
+    )
+    swap_max_drop: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="a new model is refused when its validation score is lower than the "
+        "serving model's by more than this",
+    )
     max_batch: int | None = Field(
         None,
         ge=1,

@@ -125,13 +125,16 @@ class TaskPlugin:
     ``load(task_settings, settings)`` gets the task's own section of ``tasks:`` and the whole
     settings; it raises :class:`~seawatch.contracts.errors.ConfigError` for a bad option.
     ``sample_inputs(card, n, seed)``: ``n`` model inputs like live ones (parity checks, INT8
-    calibration); ``model_input(card, image)``: one decoded image -> one model input.
+    calibration); ``model_input(card, image)``: one decoded image -> one model input;
+    ``validate(head, task_settings)``: the head's score on the task's validation set (higher
+    is better; None when there is none), the gate a live model swap passes.
     """
 
     name: str
     load: Callable[[Any, Any], TaskHead]
     sample_inputs: Callable[[ModelCard, int, int], np.ndarray] | None = None
     model_input: Callable[[ModelCard, np.ndarray], np.ndarray] | None = None
+    validate: Callable[[TaskHead, Any], float | None] | None = None
     description: str = ""
 
 

@@ -25,13 +25,18 @@ from seawatch.contracts.card import ModelCard
 from seawatch.contracts.errors import BackendError
 from seawatch.contracts.task import PreparedFrame, TaskHead, TaskResult, heads_by_name
 
+RECORDED_ROWS = 32  # rows of the last live batch kept per task
+
 
 @dataclass(slots=True)
 class TaskWork:
-    """One task's share of a batch: its frames, stacked inputs, then outputs or error."""
+    """One task's share of a batch: its frames, the head that stacked them (it infers and
+    finishes them too, even if a new model is swapped in meanwhile), stacked inputs, then
+    outputs or error."""
 
     task: str
     positions: list[int]
+    head: TaskHead | None = None
     tensor: np.ndarray | None = None  # None: nothing to run (plankton frames, no objects)
     outputs: Any = None
     error: BackendError | None = None
@@ -54,6 +59,7 @@ class TaskRouter:
         self.heads: dict[str, TaskHead] = dict(
             heads if isinstance(heads, Mapping) else heads_by_name(heads)
         )
+        self._recorded: dict[str, np.ndarray] = {}  # the last stacked rows per task
 
     @property
     def cards(self) -> dict[str, ModelCard]:
@@ -73,12 +79,14 @@ class TaskRouter:
             by_task.setdefault(prepared.frame.meta.task, []).append(i)
         work = []
         for task, positions in by_task.items():
-            item = TaskWork(task, positions)
             head = self.heads.get(task)
+            item = TaskWork(task, positions, head)
             if head is None:  # the preparer refuses such frames; a guard
                 item.error = BackendError(f"no model serves task {task!r}; enable tasks.{task}")
             else:
                 item.tensor = head.stack([frames[i] for i in positions])
+                if item.tensor is not None:
+                    self._recorded[task] = item.tensor[:RECORDED_ROWS]
             work.append(item)
         return work
 
@@ -89,7 +97,7 @@ class TaskRouter:
                 continue
             started = time.perf_counter()
             try:
-                item.outputs = self.heads[item.task].infer(item.tensor)
+                item.outputs = item.head.infer(item.tensor)
             except BackendError as exc:
                 item.error = exc
             item.infer_ms = (time.perf_counter() - started) * 1000
@@ -101,7 +109,7 @@ class TaskRouter:
             if item.error is not None:
                 routed.failed.extend((i, item.error) for i in item.positions)
                 continue
-            head = self.heads[item.task]
+            head = item.head
             results = head.finish([frames[i] for i in item.positions], item.outputs, item.infer_ms)
             if len(results) != len(item.positions):
                 msg = (
@@ -113,6 +121,17 @@ class TaskRouter:
             for i, result in zip(item.positions, results, strict=True):
                 routed.results[i] = (result, head.card)
         return routed
+
+    def recorded(self, task: str) -> np.ndarray | None:
+        """Rows of the last batch stacked for ``task`` (live inputs, to check a new model)."""
+        return self._recorded.get(task)
+
+    def swap(self, head: TaskHead) -> TaskHead | None:
+        """Serve ``head`` for its task from the next staged batch on; return the head it
+        replaces (still needed by the batches it staged: the caller closes it later)."""
+        old = self.heads.get(head.name)
+        self.heads[head.name] = head
+        return old
 
     def close(self) -> None:
         """Close every head."""

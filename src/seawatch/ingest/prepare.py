@@ -35,7 +35,7 @@ class FramePreparer:
 
     def __init__(self, settings: IngestSettings, heads: Mapping[str, TaskHead]) -> None:
         self.settings = settings
-        self.heads = dict(heads)
+        self.heads = heads  # shared with the router: a swapped model prepares from then on
         self.limits = DecodeLimits(
             max_bytes=settings.max_bytes,
             max_pixels=settings.max_pixels,

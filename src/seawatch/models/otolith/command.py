@@ -11,6 +11,49 @@ from pathlib import Path
 import click
 
 
+@click.command("otolith-calibrate")
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("models/otolith"),
+    show_default=True,
+)
+@click.option(
+    "--normal-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Your normal otolith photographs (any tree).",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The new artifact.")
+@click.option(
+    "--far",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Share of your normal specimens the new threshold may flag.",
+)
+@click.option("--version", default=None, help="The new card's version (default: +.calYYYYMMDD).")
+@click.pass_context
+def calibrate_command(
+    ctx: click.Context, model: Path, normal_dir: Path, out: Path, far: float, version: str | None
+) -> None:
+    """Set the anomaly threshold on your own normal specimens (ONNX Runtime, no torch)."""
+    from seawatch.contracts.errors import SeawatchError
+    from seawatch.models.otolith.calibrate import recalibrate
+
+    command = f"{ctx.command_path} --model {model} --normal-dir {normal_dir} --out {out}"
+    try:
+        card = recalibrate(model, normal_dir, out, far=far, version=version, command=command)
+    except SeawatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    done = card.metrics["user_calibration"]
+    click.echo(
+        f"wrote {out} ({card.release}): threshold {done['threshold_before']} -> "
+        f"{done['threshold_after']} on {done['normal_specimens']} normal specimens; the old "
+        f"threshold flagged {done['false_alarm_rate_before']:.1%} of them"
+    )
+
+
 @click.command("otolith")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("models/otolith"), show_default=True
@@ -153,4 +196,4 @@ def evaluate_command(model_dir: Path, out: Path | None, seed: int | None, n: int
     )
 
 
-__all__ = ["evaluate_command", "train_command", "train_teacher_command"]
+__all__ = ["calibrate_command", "evaluate_command", "train_command", "train_teacher_command"]

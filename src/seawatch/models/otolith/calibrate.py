@@ -1,0 +1,98 @@
+"""The otolith threshold calibrated on a user's own normal specimens (no torch).
+
+A scanner, a light and a species of one's own shift every specimen's score: the threshold
+the card carries, calibrated on synthetic normals, then flags too many or too few. Given a
+folder of the user's normal otoliths, :func:`recalibrate` scores them through the artifact
+(ONNX Runtime, the served graph), sets ``thresholds.anomaly_score`` so that at most the target
+share of them would be flagged, and writes a new artifact: the same graph, a card that says
+what changed and on what data (its release changes with its version). The student network
+itself is not retrained on the user's normals (that needs torch and the teacher; see the
+README's gaps).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from seawatch.contracts.card import ONNX_FILE, ModelCard, load_card
+from seawatch.contracts.errors import ConfigError
+from seawatch.inference.factory import open_backend
+from seawatch.models.otolith.evaluate import calibrate_threshold, score_images
+from seawatch.models.otolith.head import THRESHOLD_KEY, OtolithDetector
+
+MIN_NORMALS = 20
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
+
+
+def normal_images(folder: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Every readable image under ``folder``; the unreadable ones named, not dropped."""
+    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    images, skipped = [], []
+    for path in paths:
+        data = np.fromfile(str(path), np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        if image is None:
+            skipped.append(f"{path}: not a readable image")
+        else:
+            images.append(image)
+    if len(images) < MIN_NORMALS:
+        msg = (
+            f"--normal-dir {folder}: {len(images)} readable images; calibrating a threshold "
+            f"needs at least {MIN_NORMALS} normal specimens (more is better: 1 % needs ~300)"
+        )
+        raise ConfigError(msg)
+    return images, skipped
+
+
+def recalibrate(
+    model: Path, normal_dir: Path, out: Path, *, far: float, version: str | None, command: str
+) -> ModelCard:
+    """Write ``out``: the artifact at ``model`` with its threshold set on ``normal_dir``."""
+    card = load_card(model)
+    if card.task != "otolith":
+        msg = f"{model} is a {card.task!r} model; recalibration is for otolith detectors"
+        raise ConfigError(msg)
+    images, skipped = normal_images(normal_dir)
+    with open_backend("onnxruntime", Path(model) / ONNX_FILE, threads=0) as backend:
+        detector = OtolithDetector(backend, card, max_batch=8)
+        scores, _ = score_images(detector, images, chunk=8)
+    threshold = calibrate_threshold(scores, far)
+    before = float(card.thresholds[THRESHOLD_KEY])
+    if Path(out).resolve() != Path(model).resolve():
+        shutil.copytree(model, out, dirs_exist_ok=True)
+    calibration = {
+        "data": str(normal_dir),
+        "normal_specimens": len(scores),
+        "unreadable": len(skipped),
+        "target_false_alarm_rate": far,
+        "threshold_before": round(before, 6),
+        "threshold_after": round(threshold, 6),
+        "false_alarm_rate_before": round(float((scores > before).mean()), 4),
+        "score_quantiles": {
+            q: round(float(np.quantile(scores, float(q))), 4) for q in ("0.5", "0.9", "0.99")
+        },
+        "command": command,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    updated = card.model_copy(
+        update={
+            "version": version or f"{card.version}.cal{datetime.now(UTC):%Y%m%d}",
+            "thresholds": {
+                **card.thresholds,
+                THRESHOLD_KEY: round(threshold, 6),
+                f"{THRESHOLD_KEY}_target_far": far,
+            },
+            "metrics": {**card.metrics, "user_calibration": calibration},
+            "created_at": calibration["at"],
+        }
+    )
+    updated.write(out)
+    return load_card(out)
+
+
+__all__ = ["MIN_NORMALS", "normal_images", "recalibrate"]
