@@ -221,6 +221,7 @@ def plot(summary: dict, counts: list[int], path: Path) -> None:
         ax.errorbar(counts, means, yerr=stds, marker=marker, capsize=3, label=method)
     ax.set_xscale("log")
     ax.set_xticks(counts, [str(k) for k in counts])
+    ax.minorticks_off()
     ax.set_xlabel("labelled images per class (log scale)")
     ax.set_ylabel("macro-F1 on the shifted test draw")
     ax.set_ylim(0, 1)

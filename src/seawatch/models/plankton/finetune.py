@@ -189,20 +189,20 @@ def transfer(
     """
     schedule = schedule or schedule_for(len(train[1]))
     modes = ("full",) if start is None else tuple(modes)
-    best: tuple[float, int, Mode, PlanktonNet] | None = None
-    scores: dict[str, float] = {}
-    for rank, mode in enumerate(modes):
+    if not modes:
+        raise ValueError("transfer needs at least one fine-tuning mode")
+    trained: list[tuple[float, Mode, PlanktonNet]] = []
+    for mode in modes:
         torch.manual_seed(seed)
         model, _ = new_model(n_classes, train[0], start)
         train_mode(
             model, *train, mode, schedule, seed=seed, device=device, pretrained=start is not None
         )
         f1 = macro_f1(validation[1], predict(model, validation[0], device), n_classes)
-        scores[mode] = round(f1, 4)
-        if best is None or f1 > best[0] + 1e-9:
-            best = (f1, rank, mode, model)
-    assert best is not None
-    return Transferred(best[3], best[2], scores, schedule)
+        trained.append((f1, mode, model))
+    best = max(trained, key=lambda t: t[0])  # the first (simplest) mode wins a tie
+    scores = {mode: round(f1, 4) for f1, mode, _ in trained}
+    return Transferred(best[2], best[1], scores, schedule)
 
 
 __all__ = [
