@@ -21,9 +21,8 @@ import numpy as np
 
 from seawatch.contracts.card import ModelCard
 from seawatch.contracts.errors import BackendError
+from seawatch.contracts.image_files import IMAGE_SUFFIXES
 from seawatch.inference.backend import Backend
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)

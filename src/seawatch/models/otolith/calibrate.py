@@ -16,17 +16,16 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from seawatch.contracts.card import ONNX_FILE, ModelCard, load_card
 from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.image_files import IMAGE_SUFFIXES, read_image
 from seawatch.inference.factory import open_backend
 from seawatch.models.otolith.evaluate import calibrate_threshold, score_images
 from seawatch.models.otolith.head import THRESHOLD_KEY, OtolithDetector
 
 MIN_NORMALS = 20
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 
 
 def normal_images(folder: Path) -> tuple[list[np.ndarray], list[str]]:
@@ -34,12 +33,10 @@ def normal_images(folder: Path) -> tuple[list[np.ndarray], list[str]]:
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     images, skipped = [], []
     for path in paths:
-        data = np.fromfile(str(path), np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-        if image is None:
-            skipped.append(f"{path}: not a readable image")
-        else:
-            images.append(image)
+        try:
+            images.append(read_image(path))
+        except (ValueError, OSError) as exc:
+            skipped.append(f"{path}: {exc}")
     if len(images) < MIN_NORMALS:
         msg = (
             f"--normal-dir {folder}: {len(images)} readable images; calibrating a threshold "

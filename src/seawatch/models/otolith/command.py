@@ -10,6 +10,14 @@ from pathlib import Path
 
 import click
 
+_FAR = click.option(
+    "--far",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="target false-alarm rate: the share of normal specimens the threshold may flag",
+)
+
 
 @click.command("otolith-calibrate")
 @click.option(
@@ -25,13 +33,7 @@ import click
     help="Your normal otolith photographs (any tree).",
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The new artifact.")
-@click.option(
-    "--far",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=0.01,
-    show_default=True,
-    help="Share of your normal specimens the new threshold may flag.",
-)
+@_FAR
 @click.option("--version", default=None, help="The new card's version (default: +.calYYYYMMDD).")
 @click.pass_context
 def calibrate_command(
@@ -68,13 +70,7 @@ def calibrate_command(
     help="pretrained teacher instead of pretraining one here: teacher.pt of `seawatch train "
     "otolith-teacher` (its teacher.json is checked and recorded) or of an artifact",
 )
-@click.option(
-    "--far",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=0.01,
-    show_default=True,
-    help="target false-alarm rate of the threshold on normal specimens",
-)
+@_FAR
 @click.option("--quick", is_flag=True, help="a seconds-long tiny run (smoke test)")
 @click.pass_context
 def train_command(

@@ -17,13 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.image_files import IMAGE_SUFFIXES, read_image
 from seawatch.contracts.preprocess import prepare_roi, to_gray8
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 ECOTAXA_LABEL, ECOTAXA_IMAGE = "object_annotation_category", "img_file_name"
 ECOTAXA_STATUS = "object_annotation_status"
 
@@ -71,16 +70,6 @@ class LabelledSet:
             "by_class": self.class_counts(),
             "skipped": len(self.skipped),
         }
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file as OpenCV decodes it (gray or BGR, 8 or 16 bit)."""
-    data = np.fromfile(str(path), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        msg = f"{path}: not a readable image (JPEG, PNG, TIFF or BMP)"
-        raise ValueError(msg)
-    return image
 
 
 def _load(

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.image_files import IMAGE_SUFFIXES, read_image
 from seawatch.contracts.preprocess import prepare_roi, to_gray8
 from seawatch.models.plankton.backbone import resolve_pretrained, save_backbone
-from seawatch.models.plankton.datasets import IMAGE_SUFFIXES, read_image
 from seawatch.models.plankton.ssl import SslParams, chance_loss, pretrain_simclr
 from seawatch.models.training import select_device, training_progress
 
