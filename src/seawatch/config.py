@@ -260,6 +260,23 @@ class InferenceSettings(_Section):
     )
 
 
+class CropSettings(_Section):
+    """Crops kept for the review station: a content-addressed SQLite file beside the store.
+
+    Retention drops the oldest crops past ``max_age_days`` or over ``max_bytes``; crops of
+    objects a person has reviewed are always kept.
+    """
+
+    enabled: bool = True
+    path: Path | None = Field(None, description="default: <store>-crops.db beside the store")
+    max_bytes: int = Field(
+        2 * 1024**3, ge=1024**2, description="crop bytes kept at most (default 2 GiB)"
+    )
+    max_age_days: float = Field(
+        365.0, gt=0, description="crops older than this are dropped (unless reviewed)"
+    )
+
+
 class LocalStoreSettings(_Section):
     """The embedded store: a SQLite file with every frame and object record."""
 
@@ -271,6 +288,17 @@ class LocalStoreSettings(_Section):
     fish_gallery: Path | None = Field(
         None, description="the daemon's working fish gallery; default: <store>-fish-gallery.npz"
     )
+    crops: CropSettings = Field(default_factory=CropSettings)
+
+    @property
+    def keeps_crops(self) -> bool:
+        """Whether heads encode crops for the review station."""
+        return self.enabled and self.crops.enabled
+
+    @property
+    def crops_path(self) -> Path:
+        """The crop store's file."""
+        return self.crops.path or self.path.with_name(f"{self.path.stem}-crops.db")
 
     @property
     def evidence_root(self) -> Path:

@@ -7,6 +7,7 @@ connects to servers is here, so a bad setting fails before the first poll.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -27,9 +28,10 @@ from seawatch.pipeline import Pipeline
 from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.registry import load_heads
 from seawatch.stats import PipelineStats
+from seawatch.storage.crop_store import CropStore
 from seawatch.storage.evidence import EvidenceStore
 from seawatch.storage.influx_outbox import OutboxSink
-from seawatch.storage.local_store import LocalStore
+from seawatch.storage.local_store import LocalStore, reviewed_crops
 from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class Daemon:
             stack.callback(self.publisher.close)
             for sink in self.sinks:
                 stack.callback(sink.close)
+            if self.pipeline.crops is not None:
+                stack.callback(self.pipeline.crops.close)
             stack.callback(self.pipeline.preparer.close)
             stack.callback(self.pipeline.source.close)
             stack.callback(self.pipeline.alert_outputs.close)  # first: webhooks deliver the rest
@@ -72,6 +76,20 @@ def build_sinks(settings: Settings) -> list[Sink]:
     if storage.influx.url:
         sinks.append(OutboxSink(storage.influx, storage.outbox, storage.outbox_path))
     return sinks
+
+
+def build_crop_store(settings: Settings) -> CropStore | None:
+    """The crop store the review station reads, when the settings keep crops; its retention
+    never drops the crops of reviewed objects."""
+    local = settings.storage.local
+    if not local.keeps_crops:
+        return None
+    return CropStore(
+        local.crops_path,
+        max_bytes=local.crops.max_bytes,
+        max_age_s=local.crops.max_age_days * 86_400,
+        keep=functools.partial(reviewed_crops, local.path),
+    )
 
 
 def build_router(settings: Settings) -> TaskRouter:
@@ -132,6 +150,7 @@ def build_daemon(
         sinks,
         DeadLetterQueue(publisher, kafka.dlq_topic),
         evidence=EvidenceStore(settings.storage.local.evidence_root),
+        crops=build_crop_store(settings),
         max_frames_per_batch=kafka.max_poll_records,
         max_wait_ms=settings.inference.max_wait_ms,
         stats=stats,
@@ -161,4 +180,4 @@ def build_daemon(
     return Daemon(pipeline=pipeline, publisher=publisher, sinks=sinks)
 
 
-__all__ = ["Daemon", "build_daemon", "build_router", "build_sinks"]
+__all__ = ["Daemon", "build_crop_store", "build_daemon", "build_router", "build_sinks"]

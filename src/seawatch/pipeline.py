@@ -29,6 +29,7 @@ import numpy as np
 
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs
+from seawatch.contracts.crops import Crop
 from seawatch.contracts.errors import BrokerError, FrameError
 from seawatch.contracts.records import FrameRecord
 from seawatch.contracts.task import PreparedFrame, build_record
@@ -39,6 +40,7 @@ from seawatch.ingest.kafka_io import FrameSource
 from seawatch.ingest.prepare import FramePreparer, Rejected
 from seawatch.pipeline_metrics import PipelineMetrics
 from seawatch.stats import PipelineStats
+from seawatch.storage.crop_store import CropStore
 from seawatch.storage.evidence import EvidenceStore
 from seawatch.storage.sink import LineSink, Sink
 
@@ -69,6 +71,7 @@ class Batch:
     work: list[TaskWork] = field(default_factory=list)
     results: list[FrameRecord] = field(default_factory=list)
     evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    views: list[Crop] = field(default_factory=list)  # crops kept for the review station
 
 
 class Pipeline:
@@ -83,6 +86,7 @@ class Pipeline:
         dlq: DeadLetterQueue,
         *,
         evidence: EvidenceStore | None = None,
+        crops: CropStore | None = None,
         max_frames_per_batch: int,
         max_wait_ms: int,
         stats: PipelineStats | None = None,
@@ -103,6 +107,7 @@ class Pipeline:
         self.preparer = preparer
         self.router = router
         self.evidence = evidence
+        self.crops = crops
         self.sinks = sinks
         self.dlq = dlq
         self.max_frames = max_frames_per_batch
@@ -314,6 +319,7 @@ class Pipeline:
             result, card = routed.results[position]
             kept.append(prepared)
             batch.evidence.extend(result.evidence)
+            batch.views.extend(prepared.views)
             batch.results.append(build_record(prepared, result, card, now_ms))
         batch.frames = kept
         self.stats.timed("finish", time.perf_counter() - started)
@@ -324,6 +330,8 @@ class Pipeline:
         if self.evidence is not None:
             for relative, image in batch.evidence:  # files first: records point at them
                 self.evidence.write(relative, image)
+        if self.crops is not None:  # durable before the records that name them
+            self.crops.put(batch.views)
         for sink in self.sinks:
             sink.add(batch.results)
         if self.alerts is not None:  # durable with the batch: same flushes, before the commit

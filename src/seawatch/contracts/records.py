@@ -27,6 +27,7 @@ class ObjectRecord:
     confidence: float
     top_k: tuple[tuple[str, float], ...]
     morph: Morphometrics
+    crop: str | None = None  # digest of the kept crop (seawatch.contracts.crops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class FishRecord:
     similarity: float
     new_individual: bool
     provisional: bool
+    view: str | None = None  # digest of the kept view (seawatch.contracts.crops)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from seawatch.contracts.card import ModelCard
+from seawatch.contracts.crops import Crop
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.frames import Frame
 from seawatch.contracts.objects import SegmentedObject
@@ -50,6 +51,7 @@ class TaskInputs:
     objects: list[SegmentedObject] = field(default_factory=list)
     thumbnail: np.ndarray | None = None  # kept for evidence (flagged otoliths)
     quality: FrameQuality | None = None  # full plankton frames
+    views: list[Crop] = field(default_factory=list)  # encoded images kept for review
 
 
 @dataclass(slots=True)
@@ -62,6 +64,7 @@ class PreparedFrame:
     decode_ms: float
     thumbnail: np.ndarray | None = None
     quality: FrameQuality | None = None
+    views: list[Crop] = field(default_factory=list)  # encoded crops kept for review
 
     @classmethod
     def of(cls, frame: Frame, prepared: TaskInputs, decode_ms: float) -> PreparedFrame:
@@ -73,6 +76,7 @@ class PreparedFrame:
             decode_ms,
             prepared.thumbnail,
             prepared.quality,
+            prepared.views,
         )
 
 

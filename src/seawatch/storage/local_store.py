@@ -14,7 +14,54 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from seawatch.contracts.errors import StorageError
+from seawatch.contracts.ranking import wrongness_of
 from seawatch.contracts.records import FrameRecord
+
+_FRAME_COLUMNS = (
+    "uid", "instrument", "task", "captured_at_ns", "frame_kind", "cruise", "station",
+    "sample_id", "lat", "lon", "depth_m", "volume_ml", "pixel_size_um", "specimen_id",
+    "topic", "partition", '"offset"', "model", "model_version", "n_objects",
+    "decode_ms", "infer_ms", "latency_ms", "stored_at_ns",
+)  # fmt: skip
+_OBJECT_COLUMNS = (
+    "frame_uid", "idx", "taxon", "confidence", "top_k",
+    "bbox_x", "bbox_y", "bbox_w", "bbox_h",
+    "area_px", "major_px", "minor_px", "feret_px", "esd_px",
+    "area_um2", "major_um", "minor_um", "feret_um", "esd_um", "biovolume_um3",
+    "crop", "cruise", "station", "instrument", "captured_at_ns", "wrongness", "label",
+)  # fmt: skip
+# What people decide (the review station) lives beside what the models said: a replayed
+# frame updates the model's columns and keeps the review columns (label, status, version).
+_REVIEW_COLUMNS = {
+    "objects": (
+        ("crop", "TEXT"),
+        ("cruise", "TEXT"),
+        ("station", "TEXT"),
+        ("instrument", "TEXT"),
+        ("captured_at_ns", "INTEGER"),
+        ("wrongness", "REAL"),
+        ("label", "TEXT"),
+        ("status", "TEXT NOT NULL DEFAULT 'predicted'"),
+        ("version", "INTEGER NOT NULL DEFAULT 0"),
+        ("reviewed_by", "TEXT"),
+        ("reviewed_at_ns", "INTEGER"),
+    ),
+    "otolith": (
+        ("status", "TEXT NOT NULL DEFAULT 'predicted'"),
+        ("anomaly_type", "TEXT"),
+        ("version", "INTEGER NOT NULL DEFAULT 0"),
+        ("reviewed_by", "TEXT"),
+        ("reviewed_at_ns", "INTEGER"),
+    ),
+    "fish": (
+        ("view", "TEXT"),
+        ("predicted_individual", "TEXT"),
+        ("status", "TEXT NOT NULL DEFAULT 'predicted'"),
+        ("version", "INTEGER NOT NULL DEFAULT 0"),
+        ("reviewed_by", "TEXT"),
+        ("reviewed_at_ns", "INTEGER"),
+    ),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (
@@ -66,13 +113,78 @@ CREATE TABLE IF NOT EXISTS task_outputs (
     name TEXT NOT NULL, value,
     PRIMARY KEY (frame_uid, name)
 );
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    action TEXT NOT NULL,
+    user TEXT NOT NULL,
+    at_ns INTEGER NOT NULL,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS decisions_subject ON decisions (subject);
+CREATE INDEX IF NOT EXISTS decisions_unpublished ON decisions (published) WHERE published = 0;
+"""
+# The review station's queries: a cruise and taxon page by confidence, the "most likely
+# wrong" queue, and time ranges (created after the columns exist, for old stores too).
+_REVIEW_INDEXES = """
+CREATE INDEX IF NOT EXISTS objects_cruise_label ON objects (cruise, label, confidence);
+CREATE INDEX IF NOT EXISTS objects_label ON objects (label, confidence);
+CREATE INDEX IF NOT EXISTS objects_wrong ON objects (status, wrongness);
+CREATE INDEX IF NOT EXISTS objects_crop ON objects (crop) WHERE status != 'predicted';
 """
 
-_FRAME_SQL = "INSERT OR REPLACE INTO frames VALUES (" + ",".join(["?"] * 24) + ")"
-_OBJECT_SQL = "INSERT INTO objects VALUES (" + ",".join(["?"] * 20) + ")"
-_OTOLITH_SQL = "INSERT OR REPLACE INTO otolith VALUES (?,?,?,?,?,?,?)"
-_FISH_SQL = "INSERT OR REPLACE INTO fish VALUES (?,?,?,?,?)"
+
+def _upsert(
+    table: str, columns: Sequence[str], key: str, keep: dict[str, str] | None = None
+) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE of every column but the key; ``keep`` maps a column
+    to the SQL that sets it instead of the new value (review columns a replay must keep)."""
+    keys, keep = key.split(", "), keep or {}
+    names, marks = ", ".join(columns), ", ".join("?" * len(columns))
+    updates = ", ".join(f"{c} = {keep.get(c, f'excluded.{c}')}" for c in columns if c not in keys)
+    insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+    return f"{insert} ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+_FRAME_SQL = _upsert("frames", _FRAME_COLUMNS, "uid")
+_OBJECT_SQL = _upsert(
+    "objects",
+    _OBJECT_COLUMNS,
+    "frame_uid, idx",
+    {"label": "CASE WHEN objects.status = 'predicted' THEN excluded.label ELSE objects.label END"},
+)
+_OBJECTS_GONE_SQL = (
+    "DELETE FROM objects WHERE frame_uid = ? AND idx NOT IN (SELECT value FROM json_each(?))"
+)
+_OTOLITH_SQL = _upsert(
+    "otolith",
+    ("frame_uid", "specimen_id", "score", "anomaly", "threshold", "thumbnail", "heatmap"),
+    "frame_uid",
+)
+_FISH_SQL = _upsert(
+    "fish",
+    ("frame_uid", "individual", "similarity", "new_individual", "provisional", "view"),
+    "frame_uid",
+    {"individual": "CASE WHEN fish.version = 0 THEN excluded.individual ELSE fish.individual END"},
+)
 _OUTPUT_SQL = "INSERT OR REPLACE INTO task_outputs VALUES (?,?,?)"  # plug-in tasks' fields
+
+
+def ensure_schema(db: sqlite3.Connection) -> None:
+    """Create the tables, add the review columns a store from an older release lacks, and
+    create the review station's indexes."""
+    db.executescript(_SCHEMA)
+    for table, columns in _REVIEW_COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    db.execute(
+        "UPDATE fish SET predicted_individual = individual WHERE predicted_individual IS NULL"
+    )
+    db.executescript(_REVIEW_INDEXES)
 
 
 def _frame_row(record: FrameRecord, stored_at_ns: int) -> tuple:
@@ -106,6 +218,7 @@ def _frame_row(record: FrameRecord, stored_at_ns: int) -> tuple:
 
 
 def _object_rows(record: FrameRecord) -> list[tuple]:
+    m = record.meta
     return [
         (
             record.uid,
@@ -125,6 +238,13 @@ def _object_rows(record: FrameRecord) -> list[tuple]:
             o.morph.feret_um,
             o.morph.esd_um,
             o.morph.biovolume_um3,
+            o.crop,
+            m.cruise,
+            m.station,
+            m.instrument,
+            m.captured_at_ns,
+            wrongness_of(o.confidence, o.top_k),
+            o.taxon,
         )
         for o in record.objects
     ]
@@ -141,7 +261,7 @@ def _task_rows(records: Sequence[FrameRecord]) -> tuple[list[tuple], list[tuple]
         if (o := r.otolith) is not None
     ]
     fish = [
-        (r.uid, f.individual, f.similarity, int(f.new_individual), int(f.provisional))
+        (r.uid, f.individual, f.similarity, int(f.new_individual), int(f.provisional), f.view)
         for r in records
         if (f := r.fish) is not None
     ]
@@ -172,7 +292,7 @@ class LocalStore:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA foreign_keys=ON")
-                db.executescript(_SCHEMA)
+                ensure_schema(db)
                 self._db = db
                 break
             except (OSError, sqlite3.Error) as exc:
@@ -202,15 +322,20 @@ class LocalStore:
         now = time.time_ns()
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            uids = [(r.uid,) for r in self._pending]
-            self._db.executemany("DELETE FROM objects WHERE frame_uid = ?", uids)
             self._db.executemany(_FRAME_SQL, [_frame_row(r, now) for r in self._pending])
+            # A replayed frame keeps the objects it still has (and their reviews).
+            kept = [(r.uid, json.dumps([o.index for o in r.objects])) for r in self._pending]
+            self._db.executemany(_OBJECTS_GONE_SQL, kept)
             self._db.executemany(
                 _OBJECT_SQL, [row for r in self._pending for row in _object_rows(r)]
             )
             otoliths, fish = _task_rows(self._pending)
             self._db.executemany(_OTOLITH_SQL, otoliths)
             self._db.executemany(_FISH_SQL, fish)
+            self._db.executemany(
+                "UPDATE fish SET predicted_individual = ? WHERE frame_uid = ?",
+                [(row[1], row[0]) for row in fish],
+            )
             self._db.executemany(_OUTPUT_SQL, _output_rows(self._pending))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -254,4 +379,20 @@ def stored_frame_count(path: Path) -> int:
         return 0
 
 
-__all__ = ["LocalStore", "open_readonly", "stored_frame_count"]
+def reviewed_crops(path: Path) -> set[str]:
+    """Digests of the crops and views of everything a person has reviewed (retention keeps
+    them); empty before the store exists."""
+    if not Path(path).is_file():
+        return set()
+    db = open_readonly(path)
+    try:
+        rows = db.execute(
+            "SELECT crop FROM objects WHERE status != 'predicted' AND crop IS NOT NULL "
+            "UNION SELECT view FROM fish WHERE status != 'predicted' AND view IS NOT NULL"
+        )
+        return {digest for (digest,) in rows}
+    finally:
+        db.close()
+
+
+__all__ = ["LocalStore", "ensure_schema", "open_readonly", "reviewed_crops", "stored_frame_count"]

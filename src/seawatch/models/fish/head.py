@@ -27,7 +27,9 @@ import numpy as np
 from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
+from seawatch.contracts.crops import encode_crop
 from seawatch.contracts.errors import BackendError, ConfigError, FrameError
+from seawatch.contracts.evidence import thumbnail
 from seawatch.contracts.frames import Frame
 from seawatch.contracts.preprocess import planar_batch, planar_float32
 from seawatch.contracts.records import UNKNOWN, FishRecord
@@ -126,6 +128,7 @@ class FishIdentifier:
         max_batch: int,
         enrol_new: bool = True,
         gallery_path: Path | None = None,
+        keep_views: bool = False,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -151,13 +154,16 @@ class FishIdentifier:
         self.height, self.width = card.input.height, card.input.width
         self.enrol_new = enrol_new
         self.gallery_path = gallery_path
+        self.keep_views = keep_views  # encode each sighting's view for the review station
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
-        """One fish crop: its uint8 model input."""
+        """One fish crop: its uint8 model input (and its encoded view, when views are kept)."""
         try:
-            return TaskInputs([self.input8(image)])
+            model_input = self.input8(image)
         except ValueError as exc:
             raise FrameError("prepare", f"{TASK} input: {exc}") from exc
+        views = [encode_crop(thumbnail(image))] if self.keep_views else []
+        return TaskInputs([model_input], views=views)
 
     def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray:
         """The batch's crops as one float32 N x 3 x H x W tensor."""
@@ -180,9 +186,10 @@ class FishIdentifier:
                     similarity=round(s.similarity, 6),
                     new_individual=s.new_individual,
                     provisional=s.provisional,
+                    view=prepared.views[0][0] if prepared.views else None,
                 ),
             )
-            for s in sightings
+            for s, prepared in zip(sightings, frames, strict=True)
         ]
 
     def close(self) -> None:
@@ -286,6 +293,7 @@ def _load(task, settings) -> FishIdentifier:
         max_batch=max_batch,
         enrol_new=options.enrol_new,
         gallery_path=path,
+        keep_views=settings.storage.local.keeps_crops,
     )
 
 

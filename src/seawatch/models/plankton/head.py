@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
+from seawatch.contracts.crops import encode_crop
 from seawatch.contracts.errors import BackendError, FrameError
 from seawatch.contracts.frames import Frame, FrameKind
 from seawatch.contracts.objects import SegmentedObject
@@ -74,6 +75,7 @@ class PlanktonClassifier:
         max_batch: int,
         top_k: int,
         segment: SegmentParams | None = None,
+        keep_crops: bool = False,
     ) -> None:
         if max_batch < 1 or top_k < 1:
             msg = f"max_batch ({max_batch}) and top_k ({top_k}) must be at least 1"
@@ -86,15 +88,19 @@ class PlanktonClassifier:
         self.threshold = float(card.thresholds.get("unknown_confidence", 0.0))
         self.segment = segment or SegmentParams()
         self.input_size = card.input.size
+        self.keep_crops = keep_crops  # encode each object's crop for the review station
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         """8-bit gray -> objects (segmented, or the ROI's one) -> square classifier inputs;
-        full frames also get their quality measured."""
+        full frames also get their quality measured, and each object's crop is encoded
+        when crops are kept."""
         gray = to_gray8(image)
         objects = self._objects(gray, frame)
         crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
         full = frame.meta.frame_kind is FrameKind.FULL
-        return TaskInputs(crops, objects, quality=measure_quality(gray) if full else None)
+        views = [encode_crop(obj.image) for obj in objects] if self.keep_crops else []
+        quality = measure_quality(gray) if full else None
+        return TaskInputs(crops, objects, quality=quality, views=views)
 
     def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray | None:
         """Every object of every frame in one tensor; None when no frame has an object."""
@@ -112,6 +118,7 @@ class PlanktonClassifier:
             n = len(prepared.objects)
             answers = predictions[cursor : cursor + n]
             cursor += n
+            digests = [d for d, _ in prepared.views] if prepared.views else [None] * n
             objects = tuple(
                 ObjectRecord(
                     index=obj.index,
@@ -120,8 +127,9 @@ class PlanktonClassifier:
                     confidence=pred.confidence,
                     top_k=pred.top_k,
                     morph=obj.morph,
+                    crop=digest,
                 )
-                for obj, pred in zip(prepared.objects, answers, strict=True)
+                for obj, pred, digest in zip(prepared.objects, answers, digests, strict=True)
             )
             results.append(TaskResult(per_object_ms * n, objects=objects))
         return results
@@ -196,6 +204,7 @@ def _load(task, settings) -> PlanktonClassifier:
             pad_px=seg.pad_px,
             max_objects=seg.max_objects,
         ),
+        keep_crops=settings.storage.local.keeps_crops,
     )
 
 
