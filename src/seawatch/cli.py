@@ -23,6 +23,7 @@ from seawatch.engine_command import engine_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
+from seawatch.review.command import review_group
 from seawatch.store_command import models_group
 
 log = logging.getLogger("seawatch")
@@ -295,6 +296,7 @@ cli.add_command(dashboards_group)
 cli.add_command(report_command)
 cli.add_command(engine_group)
 cli.add_command(models_group)
+cli.add_command(review_group)
 
 
 @cli.group()

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from seawatch.alert_settings import DEFAULT_RULES, Rule, WebhookSettings
 from seawatch.contracts.errors import ConfigError
+from seawatch.review_settings import ReviewSettings
 from seawatch.secrets import read_secret_file, redact_url
 from seawatch.task_settings import TASK_NAME, TaskSettings, merge_tasks
 
@@ -490,6 +491,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     dashboards: DashboardSettings = DashboardSettings()
     http: HttpSettings = HttpSettings()
+    review: ReviewSettings = ReviewSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="the daemon's log level (one logfmt line per event, to stderr)"
     )

@@ -1,0 +1,128 @@
+"""``seawatch review``: serve the review station, manage its users, export what people
+validated (a training folder and an EcoTaxa TSV the training commands read)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from seawatch.config import Settings
+from seawatch.contracts.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def accounts_path(settings: Settings) -> Path:
+    """The accounts file: ``review.accounts_path`` or ``<store>-review.db``."""
+    store = settings.storage.local.path
+    return settings.review.accounts_path or store.with_name(f"{store.stem}-review.db")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_root().obj["settings"]
+
+
+@click.group("review")
+def review_group() -> None:
+    """The review station: browse, validate and correct what the models saw."""
+
+
+@review_group.command("serve")
+@click.option("--host", default=None, help="overrides review.host")
+@click.option("--port", type=int, default=None, help="overrides review.port")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the review station on the local store (the daemon may run beside it)."""
+    import uvicorn
+
+    from seawatch.ingest.kafka_io import Publisher, ensure_topics
+    from seawatch.review.app import create_app, open_station
+    from seawatch.review.publish import DecisionPublisher
+
+    settings = _settings(ctx)
+    local = settings.storage.local
+    if not local.path.is_file():
+        raise click.ClickException(f"no local store at {local.path}; run the daemon first")
+    station = open_station(
+        settings.review, local.path, local.crops_path, accounts_path(settings), local.evidence_root
+    )
+    if not station.accounts.users():
+        click.echo("no users yet: add one with `seawatch review user add NAME --role admin`")
+    publisher = None
+    topic = settings.review.publish_topic
+    if topic:
+
+        def connect() -> Publisher:
+            ensure_topics(settings.kafka, [topic], 1)
+            return Publisher(settings.kafka)
+
+        publisher = DecisionPublisher(station.db, connect, topic)
+        publisher.start()
+    app = create_app(station)
+    where = f"http://{host or settings.review.host}:{port or settings.review.port}/"
+    click.echo(f"review station on {where} (store {local.path})")
+    try:
+        uvicorn.run(
+            app,
+            host=host or settings.review.host,
+            port=port or settings.review.port,
+            log_level="warning",
+        )
+    finally:
+        if publisher is not None:
+            publisher.close()
+        station.close()
+
+
+@review_group.group("user")
+def user_group() -> None:
+    """Review station accounts."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "annotator", "reviewer", "admin"]),
+    default="annotator",
+    show_default=True,
+)
+@click.option(
+    "--password-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="read the password from this file (else asked for, twice)",
+)
+@click.pass_context
+def user_add_command(ctx: click.Context, name: str, role: str, password_file: Path | None) -> None:
+    """Add a user (or set a user's password and role); logs them out everywhere."""
+    from seawatch.review.accounts import Accounts, Role
+
+    if password_file is not None:
+        password = password_file.read_text().strip()
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    accounts = Accounts(accounts_path(_settings(ctx)))
+    try:
+        accounts.add_user(name, password, Role.parse(role))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        accounts.close()
+    click.echo(f"user {name} ({role}) saved")
+
+
+@user_group.command("list")
+@click.pass_context
+def user_list_command(ctx: click.Context) -> None:
+    """Every user and their role."""
+    from seawatch.review.accounts import Accounts
+
+    accounts = Accounts(accounts_path(_settings(ctx)))
+    for name, role in accounts.users():
+        click.echo(f"{name}\t{role.name.lower()}")
+    accounts.close()
+
+
+__all__ = ["accounts_path", "review_group"]
