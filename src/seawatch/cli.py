@@ -14,12 +14,13 @@ import click
 from rich.console import Console
 
 from seawatch import __version__
-from seawatch.cli_params import capture_time, task_name
+from seawatch.cli_params import task_name
 from seawatch.config import Settings, load_settings
 from seawatch.contracts.errors import SeawatchError
 from seawatch.dashboards.commands import dashboards_group
 from seawatch.dashboards.report.command import report_command
 from seawatch.engine_command import engine_group
+from seawatch.export_command import export_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
@@ -299,78 +300,7 @@ cli.add_command(models_group)
 cli.add_command(review_group)
 
 
-@cli.group()
-def export() -> None:
-    """Export results from the local store."""
-
-
-@export.command("objects")
-@click.option(
-    "--store",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Local store (SQLite); default: storage.local.path from the settings.",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Output file; the format follows its suffix (.tsv or .parquet) unless --format.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["tsv", "parquet"]),
-    default=None,
-    help="tsv (EcoTaxa import) or parquet; default: from the --out suffix.",
-)
-@click.option("--cruise", default=None, help="Only frames of this cruise.")
-@click.option(
-    "--since",
-    "since_ns",
-    callback=capture_time,
-    default=None,
-    help="From this capture time (inclusive): RFC 3339 or ns.",
-)
-@click.option(
-    "--until",
-    "until_ns",
-    callback=capture_time,
-    default=None,
-    help="Up to this capture time (exclusive): RFC 3339 or ns.",
-)
-@click.pass_context
-def export_objects_command(
-    ctx: click.Context,
-    store: Path | None,
-    out: Path,
-    fmt: str | None,
-    cruise: str | None,
-    since_ns: int | None,
-    until_ns: int | None,
-) -> None:
-    """Write per-object plankton results as an EcoTaxa-importable TSV or as Parquet.
-
-    Crops are not stored, so no images are written: img_file_name holds a deterministic name
-    (<frame uid>_<idx>.png) to match images you export yourself.
-    """
-    from seawatch.storage.export import ExportFilter, export_objects, format_from_path
-
-    path = store or _settings(ctx).storage.local.path
-    if not path.is_file():
-        hint = "--store" if store else "--store (default: storage.local.path)"
-        msg = f"no local store at {path}; run the daemon first or pass the store's path"
-        raise click.BadParameter(msg, param_hint=hint)
-    chosen = fmt or format_from_path(out)
-    if chosen is None:
-        msg = f"cannot tell the format of {out.name!r}; name it .tsv or .parquet, or pass --format"
-        raise click.BadParameter(msg, param_hint="--out")
-    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
-        msg = f"--since {since_ns} is not before --until {until_ns}; swap them or widen the range"
-        raise click.BadParameter(msg, param_hint="--since/--until")
-    flt = ExportFilter(cruise=cruise, since_ns=since_ns, until_ns=until_ns)
-    n = export_objects(path, out, chosen, flt)
-    click.echo(f"wrote {n} objects to {out} ({chosen})")
+cli.add_command(export_group)
 
 
 @cli.group()

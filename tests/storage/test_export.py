@@ -297,7 +297,7 @@ def test_cli_errors_name_the_field_and_the_fix(store, tmp_path, args, field, fix
     assert not (tmp_path / "x.tsv").exists()
 
 
-def test_cli_help_says_crops_are_not_stored():
+def test_cli_help_names_the_zip_with_crops_and_the_review_status():
     result = _invoke("--help")
     assert result.exit_code == 0
-    assert "Crops are not stored" in result.output
+    assert "zip" in result.output and "--status" in result.output

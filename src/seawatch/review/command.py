@@ -125,4 +125,46 @@ def user_list_command(ctx: click.Context) -> None:
     accounts.close()
 
 
+@review_group.command("export")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write (created).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["ecotaxa", "folder"]),
+    default="ecotaxa",
+    show_default=True,
+    help="ecotaxa: ecotaxa_seawatch.tsv with the crops beside it (seawatch train plankton "
+    "--ecotaxa reads it); folder: one folder per taxon (--data-dir reads it).",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["validated", "dubious", "predicted"]),
+    default="validated",
+    show_default=True,
+)
+@click.option("--cruise", default=None, help="Only objects of this cruise.")
+@click.pass_context
+def export_command(
+    ctx: click.Context, out: Path, layout: str, status: str, cruise: str | None
+) -> None:
+    """Export what people validated as a training set (crops and labels)."""
+    from seawatch.storage.export import ExportFilter
+    from seawatch.storage.image_export import export_folder
+
+    local = _settings(ctx).storage.local
+    for path, what in ((local.path, "local store"), (local.crops_path, "crop store")):
+        if not path.is_file():
+            raise click.ClickException(f"no {what} at {path}; run the daemon first")
+    flt = ExportFilter(cruise=cruise, status=status)
+    done = export_folder(local.path, local.crops_path, out, flt, by_taxon=layout == "folder")
+    click.echo(
+        f"wrote {done.written} {status} objects to {out} ({layout}); "
+        f"{done.without_crop} left out (crop not kept)"
+    )
+
+
 __all__ = ["accounts_path", "review_group"]

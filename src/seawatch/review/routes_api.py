@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from seawatch.contracts.crops import is_digest
-from seawatch.review.app import Admin, Annotator, Reviewer, Station, Viewer
+from seawatch.review.auth import Admin, Annotator, Reviewer, Station, Viewer
 from seawatch.review.decisions import (
     DecisionError,
     Outcome,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from seawatch.review.accounts import LoginRefused, Role, Session
-from seawatch.review.app import COOKIE, LoggedIn, Station, Viewer
+from seawatch.review.auth import COOKIE, LoggedIn, Station, Viewer
 from seawatch.review.decisions import object_subject
 from seawatch.review.queries import (
     ORDER_NAMES,

@@ -4,8 +4,9 @@ Both formats carry the same columns (:data:`COLUMNS`), named with EcoTaxa's pref
 (``object_``, ``img_``, ``sample_``, ``acq_``, ``process_``). The TSV has the header row, then
 the ``[t]``/``[f]`` type row, then one row per object; values are kept within EcoTaxa's limits
 (sanitised unique ids, no tabs or newlines in text, empty cells for missing numbers, lat/lon in
-range, non-negative depth). Crops are not stored, so ``img_file_name`` is a deterministic name
-(``<frame uid>_<idx>.png``, sanitised) and no image is written.
+range, non-negative depth). ``img_file_name`` is a deterministic name
+(``<frame uid>_<idx>.png``, sanitised); :mod:`seawatch.storage.image_export` writes the kept
+crops under those names (a zip EcoTaxa imports, or a training folder).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ SELECT o.frame_uid, o.idx, o.taxon, o.confidence, o.bbox_x, o.bbox_y, o.bbox_w, 
        o.area_um2, o.major_um, o.minor_um, o.feret_um, o.esd_um, o.biovolume_um3,
        f.instrument, f.captured_at_ns, f.cruise, f.station, f.sample_id, f.lat, f.lon,
        f.depth_m, f.volume_ml, f.pixel_size_um, f.topic, f.partition, f."offset",
-       f.model, f.model_version, f.stored_at_ns
+       f.model, f.model_version, f.stored_at_ns, o.label, o.status, o.crop
 FROM objects o JOIN frames f ON f.uid = o.frame_uid
 WHERE {where}
 ORDER BY f.captured_at_ns, f.uid, o.idx
@@ -94,6 +95,7 @@ class ExportFilter:
     cruise: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
+    status: str | None = None  # predicted, validated or dubious (what people decided)
 
 
 def format_from_path(path: Path) -> Format | None:
@@ -130,6 +132,7 @@ def _row(r: sqlite3.Row | tuple[Any, ...], object_id: str) -> dict[str, Any]:
     (area_um2, major_um, minor_um, feret_um, esd_um, biovolume) = r[13:19]
     (instrument, captured_ns, cruise, station, sample_id, lat, lon, depth) = r[19:27]
     (volume_ml, pixel_um, topic, partition, offset, model, version, stored_ns) = r[27:35]
+    label, status, crop = r[35:38]
     captured = datetime.fromtimestamp(captured_ns // 10**9, UTC)
     depth_m = _number(depth)
     depth_m = None if depth_m is None else max(depth_m, 0.0)
@@ -144,8 +147,8 @@ def _row(r: sqlite3.Row | tuple[Any, ...], object_id: str) -> dict[str, Any]:
         ),
         "object_depth_min": depth_m,
         "object_depth_max": depth_m,
-        "object_annotation_category": _text(taxon),
-        "object_annotation_status": "predicted",
+        "object_annotation_category": _text(label or taxon),  # what a person said, if anyone
+        "object_annotation_status": status or "predicted",
         "object_confidence": _number(confidence, 0.0, 1.0),
         "object_bbox_x": bx,
         "object_bbox_y": by,
@@ -178,11 +181,15 @@ def _row(r: sqlite3.Row | tuple[Any, ...], object_id: str) -> dict[str, Any]:
         "process_source_topic": _text(topic),
         "process_source_partition": partition,
         "process_source_offset": offset,
+        "_crop": crop,  # dropped by iter_rows unless asked for (zips and folders)
     }
 
 
-def iter_rows(db: sqlite3.Connection, flt: ExportFilter) -> Iterator[dict[str, Any]]:
-    """The export rows for ``flt``, by capture time; object ids unique after sanitising."""
+def iter_rows(
+    db: sqlite3.Connection, flt: ExportFilter, *, with_crop: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The export rows for ``flt``, by capture time; object ids unique after sanitising
+    (``with_crop``: each row also holds its kept crop's digest under ``_crop``)."""
     clauses, params = ["1"], []
     if flt.cruise is not None:
         clauses.append("f.cruise = ?")
@@ -193,6 +200,9 @@ def iter_rows(db: sqlite3.Connection, flt: ExportFilter) -> Iterator[dict[str, A
     if flt.until_ns is not None:
         clauses.append("f.captured_at_ns < ?")
         params.append(flt.until_ns)
+    if flt.status is not None:
+        clauses.append("o.status = ?")
+        params.append(flt.status)
     seen: set[str] = set()
     for r in db.execute(_QUERY.format(where=" AND ".join(clauses)), params):
         base = sanitise_id(f"{r[0]}_{r[1]}")
@@ -201,7 +211,10 @@ def iter_rows(db: sqlite3.Connection, flt: ExportFilter) -> Iterator[dict[str, A
             n += 1
             object_id = f"{base[: MAX_TEXT - 8]}-{n}"
         seen.add(object_id)
-        yield _row(r, object_id)
+        row = _row(r, object_id)
+        if not with_crop:
+            del row["_crop"]
+        yield row
 
 
 def _tsv_cell(value: Any, kind: str) -> str:
