@@ -13,6 +13,7 @@ import pytest
 from seawatch.contracts.frames import FrameKind
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import directory_messages, publish_messages
+from seawatch.storage.crop_store import CropStore
 from seawatch.storage.local_store import open_readonly
 from tests.integration.helpers import run_until, settings_for
 
@@ -67,6 +68,13 @@ def test_published_folder_is_processed_with_csv_metadata_and_claim_checks(
     assert depth == 42.5
     esd = db.execute("SELECT MIN(esd_um), MAX(esd_um) FROM objects").fetchone()
     assert 20 < esd[0] < esd[1] < 200  # 2 µm pixels: ellipses of 24-70 px diameter
+    # every object's crop is kept (durable before its record), as a PNG of its ROI
+    digests = [d for (d,) in db.execute("SELECT crop FROM objects")]
+    crops = CropStore(settings.storage.local.crops_path, readonly=True)
+    found = crops.many(digests)
+    assert len(digests) == len(messages) and set(found) == set(digests)
+    roi = cv2.imdecode(np.frombuffer(found[digests[0]], np.uint8), cv2.IMREAD_UNCHANGED)
+    assert roi.shape == (80, 120)
 
 
 def _seawatch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
