@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TAXON = re.compile(r"^[A-Za-z][A-Za-z0-9 _.-]{0,63}$")  # a taxon name a reviewer may give
+GROUP = re.compile(r"^[A-Za-z][A-Za-z0-9 _.-]{0,63}(>[A-Za-z][A-Za-z0-9 _.-]{0,63}){0,7}$")
 DEFAULT_TAXA: dict[str, list[str]] = {  # the committed model's classes, and a few more
     "living>Metazoa": ["appendicularian", "chaetognath", "copepod", "medusa", "pteropod"],
     "living>Bacillariophyta": ["diatom_chain", "centric_diatom"],
@@ -64,4 +65,4 @@ class ReviewSettings(BaseModel):
         return taxa
 
 
-__all__ = ["ANOMALY_TYPES", "DEFAULT_TAXA", "TAXON", "ReviewSettings"]
+__all__ = ["ANOMALY_TYPES", "DEFAULT_TAXA", "GROUP", "TAXON", "ReviewSettings"]

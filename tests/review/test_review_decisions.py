@@ -79,7 +79,8 @@ def test_a_decision_on_a_stale_version_is_refused_and_reported(as_user, station_
 def test_reassign_to_a_taxon_outside_the_taxonomy_is_refused(as_user, station_files):
     client, csrf = as_user("anna")
     answer = _decide(client, csrf, "reassign", _objects(station_files.store, 1), "made_up")
-    assert answer.status_code == 422 and "taxonomy" in answer.text
+    assert answer.status_code == 409 and "taxonomy" in answer.json()["detail"]
+    assert answer.json()["applied"] == []
 
 
 def test_a_replayed_frame_keeps_the_review_and_updates_the_model_columns(as_user, station_files):
@@ -114,7 +115,9 @@ def test_otolith_confirm_with_a_type_and_reject(as_user, station_files):
     body = {"uid": uids[1], "version": 0, "action": "reject"}
     assert client.post("/api/otoliths/decide", json=body, headers=h).status_code == 200
     body = {"uid": uids[2], "version": 0, "action": "confirm"}  # no type
-    assert client.post("/api/otoliths/decide", json=body, headers=h).status_code == 422
+    assert client.post("/api/otoliths/decide", json=body, headers=h).status_code == 409
+    body = {"uid": "no-such@1", "version": 0, "action": "reject"}
+    assert client.post("/api/otoliths/decide", json=body, headers=h).status_code == 404
     got = dict(
         db.execute("SELECT frame_uid, status || ':' || COALESCE(anomaly_type, '') FROM otolith")
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,12 @@ OTOLITH_ACTIONS = ("confirm", "reject")
 
 
 class DecisionError(ValueError):
-    """A decision that cannot be made as asked (unknown taxon, bad name, missing subject)."""
+    """A decision that cannot be made as asked in the current state (a taxon not in the
+    taxonomy, a name that exists, a confirm without a type); the API answers 409."""
+
+
+class NoSuchSubject(DecisionError):
+    """The object, otolith or fish id does not exist (or no longer); the API answers 404."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +49,26 @@ class Outcome:
     stale: list[Stale] = field(default_factory=list)
 
 
+# The routes run on a thread pool and share the station's one write connection: a second
+# BEGIN on it while a transaction is open fails ("cannot start a transaction within a
+# transaction", a 503), and its statements would join the open one. SQLite has one writer
+# at a time anyway, so this process's write transactions take turns.
+_WRITES = threading.Lock()
+
+
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction that waits for the daemon's (BEGIN IMMEDIATE)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    """One write transaction (one at a time in this process) that waits for the daemon's
+    (BEGIN IMMEDIATE)."""
+    with _WRITES:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # also after a failed COMMIT: never leave it open
+                db.execute("ROLLBACK")
+            raise
 
 
 def write_audit(db, subject: str, action: str, user: str, before: dict, after: dict) -> None:
@@ -93,7 +109,7 @@ def decide_objects(
                 (uid, idx),
             ).fetchone()
             if row is None:
-                raise DecisionError(f"no object {uid}#{idx}")
+                raise NoSuchSubject(f"no object {uid}#{idx}")
             label, status, version, by = row
             if version != seen:
                 outcome.stale.append(Stale(subject, seen, version, by))
@@ -133,7 +149,7 @@ def decide_otolith(
             (uid,),
         ).fetchone()
         if row is None:
-            raise DecisionError(f"no otolith {uid}")
+            raise NoSuchSubject(f"no otolith {uid}")
         status, kind, version, by = row
         if version != seen:
             outcome.stale.append(Stale(subject, seen, version, by))
@@ -156,7 +172,7 @@ def individual_version(db: sqlite3.Connection, name: str) -> int:
     """The version of a fish id as a page shows it: the highest of its sightings'."""
     row = db.execute("SELECT MAX(version) FROM fish WHERE individual = ?", (name,)).fetchone()
     if row[0] is None:
-        raise DecisionError(f"no fish {name!r}")
+        raise NoSuchSubject(f"no fish {name!r}")
     return int(row[0])
 
 
@@ -244,6 +260,7 @@ __all__ = [
     "OBJECT_ACTIONS",
     "OTOLITH_ACTIONS",
     "DecisionError",
+    "NoSuchSubject",
     "Outcome",
     "Stale",
     "decide_fish",

@@ -6,19 +6,20 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from seawatch.contracts.crops import is_digest
 from seawatch.review.auth import Admin, Annotator, Reviewer, Station, Viewer
 from seawatch.review.decisions import (
     DecisionError,
+    NoSuchSubject,
     Outcome,
     decide_fish,
     decide_objects,
     decide_otolith,
 )
-from seawatch.review_settings import ANOMALY_TYPES
+from seawatch.review_settings import ANOMALY_TYPES, GROUP, TAXON
 
 router = APIRouter()
 UID = Annotated[str, Field(min_length=1, max_length=300)]
@@ -62,8 +63,8 @@ class FishDecision(BaseModel):
 class TaxonAddition(BaseModel):
     """A taxon an admin adds under a group."""
 
-    group: str = Field(min_length=1, max_length=128)
-    taxon: str = Field(min_length=1, max_length=64)
+    group: str = Field(min_length=1, max_length=128, pattern=GROUP.pattern)
+    taxon: str = Field(min_length=1, max_length=64, pattern=TAXON.pattern)
 
 
 class StaleOut(BaseModel):
@@ -74,10 +75,18 @@ class StaleOut(BaseModel):
 
 
 class OutcomeOut(BaseModel):
-    """What was applied, and what was refused because someone changed it first."""
+    """What was applied, what was refused because someone changed it first (``stale``),
+    and why a decision could not be made at all (``detail``, with 409)."""
 
     applied: list[str]
     stale: list[StaleOut]
+    detail: str | None = None
+
+
+class Missing(BaseModel):
+    """The subject does not exist."""
+
+    detail: str
 
 
 def _station(request: Request) -> Station:
@@ -90,12 +99,26 @@ def _out(outcome: Outcome) -> OutcomeOut:
     return OutcomeOut(applied=outcome.applied, stale=stale)
 
 
-def _refused(exc: DecisionError) -> HTTPException:
-    return HTTPException(422, str(exc))
+def _refused(exc: DecisionError) -> JSONResponse:
+    """404 for a subject that does not exist; 409 (nothing applied) for a decision the
+    current state does not allow."""
+    if isinstance(exc, NoSuchSubject):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+    body = OutcomeOut(applied=[], stale=[], detail=str(exc))
+    return JSONResponse(body.model_dump(), status_code=409)
 
 
-_responses = {401: {"description": "not logged in"}, 403: {"description": "role or CSRF"},
-              409: {"description": "some subjects changed since they were seen"}}  # fmt: skip
+_responses: dict[int | str, dict] = {
+    400: {"description": "a body that is not JSON", "model": Missing},
+    401: {"description": "not logged in", "model": Missing},
+    403: {"description": "a role too low, or no CSRF token", "model": Missing},
+    404: {"description": "no such subject", "model": Missing},
+    409: {
+        "description": "some subjects changed since they were seen (stale), or the decision "
+        "is not possible in the current state (detail)",
+        "model": OutcomeOut,
+    },
+}
 
 
 def _answer(outcome: Outcome, response: Response) -> OutcomeOut:
@@ -110,7 +133,7 @@ def objects_decide(
     request: Request,
     response: Response,
     session: Annotator,
-) -> OutcomeOut:
+) -> OutcomeOut | JSONResponse:
     """Decide on plankton objects; each one changed since it was seen is refused (409)."""
     station = _station(request)
     items = [(i.uid, i.idx, i.version) for i in body.items]
@@ -119,7 +142,7 @@ def objects_decide(
             station.db, session.user, items, body.action, body.taxon, station.taxonomy.names()
         )
     except DecisionError as exc:
-        raise _refused(exc) from None
+        return _refused(exc)
     return _answer(outcome, response)
 
 
@@ -129,7 +152,7 @@ def otolith_decide(
     request: Request,
     response: Response,
     session: Annotator,
-) -> OutcomeOut:
+) -> OutcomeOut | JSONResponse:
     """Confirm or reject a flagged otolith."""
     try:
         outcome = decide_otolith(
@@ -137,7 +160,7 @@ def otolith_decide(
             body.anomaly_type,
         )  # fmt: skip
     except DecisionError as exc:
-        raise _refused(exc) from None
+        return _refused(exc)
     return _answer(outcome, response)
 
 
@@ -147,7 +170,7 @@ def fish_decide(
     request: Request,
     response: Response,
     session: Reviewer,
-) -> OutcomeOut:
+) -> OutcomeOut | JSONResponse:
     """Confirm, rename, merge or split a fish id."""
     try:
         outcome = decide_fish(
@@ -155,17 +178,19 @@ def fish_decide(
             target=body.target, sightings=body.sightings,
         )  # fmt: skip
     except DecisionError as exc:
-        raise _refused(exc) from None
+        return _refused(exc)
     return _answer(outcome, response)
 
 
-@router.post("/api/taxa", status_code=201, responses=_responses)
-def taxa_add(body: TaxonAddition, request: Request, session: Admin) -> dict[str, str]:
+@router.post("/api/taxa", status_code=201, response_model=dict[str, str], responses=_responses)
+def taxa_add(
+    body: TaxonAddition, request: Request, session: Admin
+) -> dict[str, str] | JSONResponse:
     """Add a taxon to the taxonomy (admins)."""
     try:
         _station(request).taxonomy.add(body.group, body.taxon, session.user)
     except DecisionError as exc:
-        raise _refused(exc) from None
+        return _refused(exc)
     return {"added": body.taxon}
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 from seawatch.review.decisions import DecisionError, transaction, write_audit
-from seawatch.review_settings import TAXON
+from seawatch.review_settings import GROUP, TAXON
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS taxa_added (
@@ -42,7 +42,7 @@ class Taxonomy:
             raise DecisionError(
                 "a taxon name starts with a letter and holds letters, digits, space, _ . -"
             )
-        if not group or len(group) > 128 or not all(TAXON.match(p) for p in group.split(">")):
+        if len(group) > 128 or not GROUP.match(group):
             raise DecisionError("a group is a path of names like 'living>Metazoa'")
         if taxon in self.names():
             raise DecisionError(f"{taxon!r} is in the taxonomy already")
