@@ -27,9 +27,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 def run_demo(store: Path, frames: int) -> None:
     """``seawatch demo`` writing to ``store`` (and its evidence beside it)."""
     env = {**os.environ, "SEAWATCH_STORAGE__LOCAL__PATH": str(store)}
-    otolith = REPO / "models" / "otolith"
-    if (otolith / "card.json").is_file():
-        env["SEAWATCH_INFERENCE__OTOLITH_MODEL_DIR"] = str(otolith)
     command = [sys.executable, "-m", "seawatch", "demo", "--frames", str(frames)]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:

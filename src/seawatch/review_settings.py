@@ -47,6 +47,12 @@ class ReviewSettings(BaseModel):
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_TAXA.items()},
         description="the taxonomy: group path ('a>b') -> taxa; admins add more in the app",
     )
+    progress_interval_s: float = Field(
+        300.0,
+        ge=5,
+        description="how often the `review` points (validated share per cruise and taxon) go "
+        "to InfluxDB, when storage.influx.url is set",
+    )
     publish_topic: str | None = Field(
         "reviews",
         description="Kafka topic every decision is published to (keyed by subject); "

@@ -5,7 +5,7 @@ CSRF token)."""
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -25,21 +25,68 @@ class LoginRequired(Exception):
     """Raised by the auth dependency for a browser without a session."""
 
 
-@dataclass
 class Station:
-    """What the routes share: the store (one connection for writes, one for reads), the
-    crops, the accounts, the taxonomy and the settings."""
+    """What the routes share: the store, the crops, the accounts, the taxonomy and the
+    settings. ``db`` (writes) and ``read`` are connections of the calling thread: the app
+    serves requests on a pool of threads, and a write transaction must never take in
+    another thread's statements."""
 
-    settings: ReviewSettings
-    db: sqlite3.Connection
-    read: sqlite3.Connection
-    crops: CropStore | None
-    accounts: Accounts
-    taxonomy: Taxonomy
-    evidence_root: Path
+    def __init__(
+        self,
+        settings: ReviewSettings,
+        store_path: Path,
+        crops: CropStore | None,
+        accounts: Accounts,
+        evidence_root: Path,
+    ) -> None:
+        self.settings = settings
+        self.store_path = store_path
+        self.crops = crops
+        self.accounts = accounts
+        self.evidence_root = evidence_root
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        ensure_schema(self.db)
+        self.taxonomy = Taxonomy(settings.taxa, lambda: self.db)
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        if readonly:
+            uri = f"file:{self.store_path}?mode=ro"
+            con = sqlite3.connect(uri, uri=True, timeout=15.0, check_same_thread=False)
+            con.execute("PRAGMA query_only=1")
+        else:
+            con = sqlite3.connect(
+                self.store_path, timeout=15.0, isolation_level=None, check_same_thread=False
+            )
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+        with self._lock:
+            self._opened.append(con)
+        return con
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's write connection."""
+        con = getattr(self._local, "db", None)
+        if con is None:
+            con = self._local.db = self._connect(readonly=False)
+        return con
+
+    @property
+    def read(self) -> sqlite3.Connection:
+        """This thread's read-only connection."""
+        con = getattr(self._local, "read", None)
+        if con is None:
+            con = self._local.read = self._connect(readonly=True)
+        return con
 
     def close(self) -> None:
-        for closable in (self.db, self.read, self.crops, self.accounts):
+        with self._lock:
+            for con in self._opened:
+                con.close()
+            self._opened.clear()
+        for closable in (self.crops, self.accounts):
             if closable is not None:
                 closable.close()
 
@@ -52,12 +99,6 @@ def open_station(
     evidence_root: Path,
 ) -> Station:
     """Connect to the local store (creating the review tables), the crops and accounts."""
-    db = sqlite3.connect(store_path, timeout=15.0, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    ensure_schema(db)
-    read = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, check_same_thread=False)
-    read.execute("PRAGMA query_only=1")
     crops = None
     if crops_path is not None and crops_path.is_file():
         crops = CropStore(crops_path, readonly=True)
@@ -67,8 +108,7 @@ def open_station(
         attempts=settings.login_attempts,
         window_s=settings.login_window_s,
     )
-    taxonomy = Taxonomy(settings.taxa, db)
-    return Station(settings, db, read, crops, accounts, taxonomy, evidence_root)
+    return Station(settings, store_path, crops, accounts, evidence_root)
 
 
 def current_session(request: Request) -> Session:

@@ -58,8 +58,16 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
             ensure_topics(settings.kafka, [topic], 1)
             return Publisher(settings.kafka)
 
-        publisher = DecisionPublisher(station.db, connect, topic)
+        publisher = DecisionPublisher(local.path, connect, topic)
         publisher.start()
+    progress = None
+    if settings.storage.influx.url:
+        from seawatch.review.progress import ProgressWriter
+        from seawatch.storage.influx_outbox import OutboxSink
+
+        outbox = local.path.with_name(f"{local.path.stem}-review-outbox.db")
+        sink = OutboxSink(settings.storage.influx, settings.storage.outbox, outbox)
+        progress = ProgressWriter(local.path, sink, settings.review.progress_interval_s).start()
     app = create_app(station)
     where = f"http://{host or settings.review.host}:{port or settings.review.port}/"
     click.echo(f"review station on {where} (store {local.path})")
@@ -73,6 +81,8 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
     finally:
         if publisher is not None:
             publisher.close()
+        if progress is not None:
+            progress.close()
         station.close()
 
 

@@ -45,8 +45,13 @@ class DecisionPublisher:
     """Publishes pending decisions every ``every_s`` seconds on a daemon thread; ``connect``
     makes the producer (tried again each turn while the broker cannot be reached)."""
 
-    def __init__(self, db: sqlite3.Connection, connect, topic: str, every_s: float = 1.0):
-        self.db, self.connect, self.topic, self.every_s = db, connect, topic, every_s
+    def __init__(self, store_path, connect, topic: str, every_s: float = 1.0):
+        self.store_path, self.connect, self.topic, self.every_s = (
+            store_path,
+            connect,
+            topic,
+            every_s,
+        )
         self.publisher = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="review-publish", daemon=True)
@@ -55,14 +60,18 @@ class DecisionPublisher:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                if self.publisher is None:
-                    self.publisher = self.connect()
-                while publish_pending(self.db, self.publisher, self.topic):
-                    pass
-            except (BrokerError, sqlite3.Error) as exc:  # kept; tried again next turn
-                log.warning("review_publish_deferred error=%r", exc)
+        db = sqlite3.connect(self.store_path, timeout=15.0, isolation_level=None)  # its own
+        try:
+            while not self._stop.wait(self.every_s):
+                try:
+                    if self.publisher is None:
+                        self.publisher = self.connect()
+                    while publish_pending(db, self.publisher, self.topic):
+                        pass
+                except (BrokerError, sqlite3.Error) as exc:  # kept; tried again next turn
+                    log.warning("review_publish_deferred error=%r", exc)
+        finally:
+            db.close()
 
     def close(self) -> None:
         """Stop the thread and close the producer."""

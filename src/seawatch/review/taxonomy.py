@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 
 from seawatch.review.decisions import DecisionError, transaction, write_audit
 from seawatch.review_settings import GROUP, TAXON
@@ -19,10 +20,16 @@ CREATE TABLE IF NOT EXISTS taxa_added (
 class Taxonomy:
     """Group path -> taxa, from the settings and the store."""
 
-    def __init__(self, configured: dict[str, list[str]], db: sqlite3.Connection) -> None:
+    def __init__(
+        self, configured: dict[str, list[str]], connection: Callable[[], sqlite3.Connection]
+    ) -> None:
         self.configured = configured
-        self.db = db
-        db.executescript(_SCHEMA)
+        self.connection = connection  # the calling thread's write connection
+        connection().executescript(_SCHEMA)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self.connection()
 
     def groups(self) -> dict[str, list[str]]:
         """Every group with its taxa, sorted."""
