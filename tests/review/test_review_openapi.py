@@ -4,6 +4,7 @@ error, every status is one the schema documents, every body matches its schema."
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ _STATION = open_station(
     station_settings(), _FILES.store, _FILES.crops, _FILES.accounts, _FILES.evidence
 )
 APP = create_app(_STATION)
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)  # also when no test here runs
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
@@ -35,7 +37,6 @@ def admin():
         assert login(client, "ada").status_code == 303
         yield client, csrf_of(client)
     _STATION.close()
-    shutil.rmtree(_ROOT, ignore_errors=True)
 
 
 @schema.parametrize()
