@@ -178,6 +178,14 @@ def demo(ctx: click.Context, frames: int, broken_share: float, seed: int) -> Non
     out = Console()
     result = run_demo(settings, frames=frames, broken_share=broken_share, seed=seed, console=out)
     out.print(summary_table(result))
+    store = settings.storage.local.path
+    env = f"SEAWATCH_STORAGE__LOCAL__PATH={store}"
+    out.print(
+        "\nLook at what the models saw, and correct it, in the review station:\n"
+        f"  {env} seawatch review user add you --role admin\n"
+        f"  {env} seawatch review serve        # then open http://127.0.0.1:8470/",
+        soft_wrap=True,
+    )
     if result.stats.processed < frames:
         raise click.ClickException(f"only {result.stats.processed} of {frames} messages handled")
 

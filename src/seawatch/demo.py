@@ -1,8 +1,10 @@
 """`seawatch demo`: the whole data path on embedded defaults, with nothing to set up.
 
-Starts the embedded broker, publishes a synthetic multi-instrument stream (ROI and full
-frames, a few broken messages), runs the daemon on it with live progress, and ends with a
-summary read back from the store the records were written to.
+Starts the embedded broker, publishes a simulated cruise (:data:`DEMO_PLAN`: six stations
+over 26 hours of capture time, with their own plankton communities, a Noctiluca bloom, an
+imager that falls silent, otoliths and a fish tank; ROI and full frames and a few broken
+messages) as fast as the daemon takes it, runs the daemon on it with live progress, and
+ends with a summary read back from the store the records were written to, and the alerts.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from seawatch.alert_settings import InstrumentSilentRule
+from seawatch.alerts.model import Alert
 from seawatch.config import Settings
 from seawatch.contracts.frames import BUILTIN_TASKS
 from seawatch.daemon import build_daemon
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
-from seawatch.models.synthetic_stream import synthetic_stream
+from seawatch.models.cruise_plan import DEMO_PLAN, HOUR_NS, CruisePlan
+from seawatch.models.synthetic_stream import cruise_stream
 from seawatch.stats import PipelineStats
 from seawatch.storage.local_store import open_readonly
 
@@ -37,6 +42,7 @@ class DemoResult:
     feed_seconds: float
     stats: PipelineStats
     store: Path
+    alerts: tuple[Alert, ...] = ()
 
 
 def _progress(console: Console) -> Progress:
@@ -51,6 +57,46 @@ def _progress(console: Console) -> Progress:
 
 
 DEMO_TASK_SHARE = 0.08  # share of otolith and of fish frames in the demo stream
+# ``instrument_silent`` measures *wall* time since an instrument's last frame was stored
+# (300 s by default), and the demo replays a 26-hour cruise in about half a minute, so the
+# rule could never fire in it. The demo waits this long instead: well over the longest wall
+# gap between two frames of a working instrument (measured: up to 3 s on 2 idle cores,
+# 6.5 s on overloaded ones), well under the time the daemon goes on working after the
+# silent imager's last frame (the last four fifths of the stream: 25-40 s on 2 cores).
+DEMO_SILENT_S = 10.0
+DEMO_FEED_LEAD = 2  # the feed keeps at most this many polls' worth of messages ahead
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """``settings`` with every ``instrument_silent`` rule waiting :data:`DEMO_SILENT_S` at
+    most (see there why)."""
+    alerts = settings.alerts
+    rules = [
+        r.model_copy(update={"silent_s": min(r.silent_s, DEMO_SILENT_S)})
+        if isinstance(r, InstrumentSilentRule)
+        else r
+        for r in alerts.rules
+    ]
+    return settings.model_copy(update={"alerts": alerts.model_copy(update={"rules": rules})})
+
+
+def cruise_start_ns(plan: CruisePlan, now_ns: int) -> int:
+    """The whole hour at which ``plan`` starts so that it ends just before ``now_ns``."""
+    return (now_ns - round(plan.hours * HOUR_NS)) // HOUR_NS * HOUR_NS
+
+
+def describe_plan(plan: CruisePlan) -> str:
+    """One line on the simulated cruise: its stations, the bloom and the silent instrument."""
+    text = (
+        f"cruise [cyan]{plan.cruise}[/]: {len(plan.stations)} stations over {plan.hours:g} h "
+        "of capture time, published as fast as the daemon takes them"
+    )
+    if plan.bloom is not None:
+        b = plan.bloom
+        text += f"; {b.taxon} blooms at {b.station} (hours {b.start_h:g}-{b.end_h:g})"
+    if plan.silent is not None:
+        text += f"; {plan.silent.instrument} falls silent at hour {plan.silent.after_h:g}"
+    return text
 
 
 def topics_by_task(topics: list[str]) -> dict[str, str]:
@@ -63,13 +109,15 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo end to end and return its measurements.
 
-    Each demo starts clean: its store, its fish gallery working copy and its evidence files
-    are removed first (the CLI points the demo at its own files, never the daemon's).
+    Each demo starts clean: its store, its crops, its fish gallery working copy and its
+    evidence files are removed first (the CLI points the demo at its own files, never the daemon's).
     """
+    settings = demo_settings(settings)
     local = settings.storage.local
     store = local.path
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    for path in (store, local.crops_path):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     local.fish_gallery_path.unlink(missing_ok=True)
     shutil.rmtree(local.evidence_root, ignore_errors=True)
     with EmbeddedBroker() as broker:
@@ -78,41 +126,71 @@ def run_demo(
         settings = settings.model_copy(update={"kafka": kafka})
         ensure_topics(broker.bootstrap_servers, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
         served = set(settings.enabled_tasks())
-        messages = synthetic_stream(
+        console.print(describe_plan(DEMO_PLAN))
+        silent = [r for r in settings.alerts.rules if isinstance(r, InstrumentSilentRule)]
+        if settings.alerts.enabled and silent:
+            console.print(
+                f"[dim]instrument-silent measures wall time; the demo plays {DEMO_PLAN.hours:g} h "
+                f"in well under a minute, so it waits {silent[0].silent_s:g} s of wall time[/]"
+            )
+        messages = cruise_stream(
             frames,
+            plan=DEMO_PLAN,
             seed=seed,
             broken_share=broken_share,
-            start_ns=time.time_ns() - frames * 10**6,
+            start_ns=cruise_start_ns(DEMO_PLAN, time.time_ns()),
             otolith_share=DEMO_TASK_SHARE if "otolith" in served else 0.0,
             fish_share=DEMO_TASK_SHARE if "fish" in served else 0.0,
         )
         publisher = Publisher(broker.bootstrap_servers, kafka.max_message_bytes)
-        feed = _Feed(publisher, kafka.topics[0], messages, topics_by_task(kafka.topics))
+        stats = PipelineStats()
+        lead = DEMO_FEED_LEAD * kafka.max_poll_records
+        routes = topics_by_task(kafka.topics)
+        feed = _Feed(publisher, kafka.topics[0], messages, routes, lambda: stats.processed, lead)
         feed.start()
         try:
-            result = _consume(settings, frames, feed, console, store)
+            result = _consume(settings, frames, feed, console, store, stats)
         finally:
+            feed.stopped.set()
             feed.join()
             publisher.close()
         return result
 
 
 class _Feed(threading.Thread):
-    """Publishes the synthetic stream while the daemon consumes it, like a live instrument."""
+    """Publishes the synthetic stream while the daemon consumes it, like a live instrument.
 
-    def __init__(self, publisher: Publisher, topic: str, messages, routes: dict) -> None:
+    It keeps at most ``lead`` messages ahead of ``handled()`` (the daemon's count): with a
+    backlog, the consumer drains one partition (one instrument) at a time for many seconds,
+    so the stream would reach the daemon out of capture order and, in wall time, every
+    instrument would seem to fall silent now and then.
+    """
+
+    def __init__(
+        self, publisher: Publisher, topic: str, messages, routes: dict, handled, lead: int
+    ) -> None:
         super().__init__(name="feed", daemon=True)
         self.publisher, self.topic, self.messages = publisher, topic, messages
         self.routes = routes
+        self.handled, self.lead = handled, lead
         self.sent = 0
         self.broken = 0
         self.seconds = 0.0
         self.error: BaseException | None = None
+        self.stopped = threading.Event()  # set when the daemon stops: wait no longer
 
-    def _count(self, message):
-        self.broken += message.broken is not None
-        self.sent += 1
-        return message
+    def _paced(self):
+        """The messages, each once the daemon is less than ``lead`` behind; none once the
+        demo has stopped."""
+        for message in self.messages:
+            while self.sent - self.handled() >= self.lead:
+                if self.stopped.wait(0.005):
+                    return
+            if self.stopped.is_set():
+                return
+            self.broken += message.broken is not None
+            self.sent += 1
+            yield message
 
     def run(self) -> None:
         started = time.perf_counter()
@@ -120,7 +198,7 @@ class _Feed(threading.Thread):
             publish_messages(
                 self.publisher,
                 self.topic,
-                (self._count(m) for m in self.messages),
+                self._paced(),
                 topics_by_task=self.routes,
             )
         except BaseException as exc:  # reported by the demo
@@ -129,10 +207,15 @@ class _Feed(threading.Thread):
 
 
 def _consume(
-    settings: Settings, frames: int, feed: _Feed, console: Console, store: Path
+    settings: Settings,
+    frames: int,
+    feed: _Feed,
+    console: Console,
+    store: Path,
+    stats: PipelineStats,
 ) -> DemoResult:
-    stats = PipelineStats()
     daemon = build_daemon(settings, stats)
+    alerts = _record_alerts(daemon.pipeline.alert_outputs)
     failure: list[BaseException] = []
 
     def work() -> None:
@@ -165,15 +248,29 @@ def _consume(
         raise failure[0]
     if feed.error is not None:
         raise feed.error
-    return DemoResult(frames, feed.broken, feed.seconds, stats, store)
+    return DemoResult(frames, feed.broken, feed.seconds, stats, store, tuple(alerts))
+
+
+def _record_alerts(outputs) -> list[Alert]:
+    """A list that collects every alert ``outputs`` emits (for the summary), as it goes."""
+    emitted: list[Alert] = []
+    emit = outputs.emit
+
+    def emit_and_record(batch, *, flush: bool = False) -> None:
+        emitted.extend(batch)
+        emit(batch, flush=flush)
+
+    outputs.emit = emit_and_record
+    return emitted
 
 
 def summary_table(result: DemoResult) -> Table:
     """The end-of-demo table, with counts read back from the local store."""
     db = open_readonly(result.store)
     try:
-        stored_frames, stored_objects = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(n_objects), 0) FROM frames"
+        stored_frames, stored_objects, first_ns, last_ns, stations = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(n_objects), 0), MIN(captured_at_ns), "
+            "MAX(captured_at_ns), COUNT(DISTINCT station) FROM frames"
         ).fetchone()
         per_taxon = db.execute(
             "SELECT taxon, COUNT(*), AVG(esd_um) FROM objects GROUP BY taxon ORDER BY 2 DESC"
@@ -189,17 +286,25 @@ def summary_table(result: DemoResult) -> Table:
             "SELECT COUNT(*), COUNT(DISTINCT individual), COALESCE(SUM(new_individual), 0), "
             "AVG(similarity) FROM fish"
         ).fetchone()
+        uids = [a.evidence.frame_uid for a in result.alerts if a.kind == "plankton_bloom"]
+        marks = ",".join("?" * len(uids))
+        where = db.execute(
+            f"SELECT uid, station, captured_at_ns FROM frames WHERE uid IN ({marks})", uids
+        ).fetchall()
     finally:
         db.close()
     stats = result.stats
     p50, p99 = stats.latency_percentiles(50, 99)
     s50, s99 = stats.service_percentiles(50, 99)
-    busy = stats.busy_seconds()
+    busy = stats.busy_seconds() or 1e-9  # nothing stored: no throughput to speak of
     table = Table(title="seawatch demo: summary", show_header=False, min_width=60)
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     table.add_row("messages published", f"{result.published} ({result.broken} broken on purpose)")
     table.add_row("frames stored", str(stored_frames))
+    if stored_frames:
+        span_h = (last_ns - first_ns) / HOUR_NS
+        table.add_row("  capture time", f"{span_h:.1f} h at {stations} stations")
     table.add_row("objects classified", str(stored_objects))
     table.add_row("dead letters", f"{stats.dead_letters} {dict(stats.dead_letters_by_stage)}")
     for instrument, kind, count in per_instrument:
@@ -208,7 +313,7 @@ def summary_table(result: DemoResult) -> Table:
         "throughput", f"{stats.frames / busy:.0f} frames/s, {stats.objects / busy:.0f} objects/s"
     )
     feed_rate = result.published / max(result.feed_seconds, 1e-9)
-    table.add_row("  paced by the feed", f"{feed_rate:.0f} frames/s rendered and published live")
+    table.add_row("  the feed", f"{feed_rate:.0f} frames/s rendered and published, kept just ahead")
     table.add_row("latency p50 / p99", f"{p50:.0f} / {p99:.0f} ms (broker -> stored + committed)")
     table.add_row("  in the daemon", f"{s50:.0f} / {s99:.0f} ms (polled -> stored + committed)")
     table.add_section()
@@ -228,9 +333,27 @@ def summary_table(result: DemoResult) -> Table:
             f"{fish[0]}: {fish[1]} individuals, {fish[2]} enrolled as new (mean similarity "
             f"{fish[3]:.2f})",
         )
+    at = {uid: f"{station}, hour {(t - first_ns) / HOUR_NS:.1f}" for uid, station, t in where}
+    _alert_rows(table, result.alerts, at)
     table.add_section()
     table.add_row("results stored in", str(result.store))
     return table
 
 
-__all__ = ["DemoResult", "run_demo", "summary_table"]
+def _alert_rows(table: Table, alerts: tuple[Alert, ...], at: dict[str, str]) -> None:
+    """Alerts per rule, and the bloom and silent-instrument alerts one by one (``at``: where
+    and when in the cruise, by frame uid)."""
+    table.add_section()
+    table.add_row("alerts", str(len(alerts)))
+    rules: dict[str, int] = {}
+    for alert in alerts:
+        rules[alert.rule] = rules.get(alert.rule, 0) + 1
+    for rule, count in sorted(rules.items()):
+        table.add_row(f"  {rule}", str(count))
+    for alert in alerts:
+        if alert.kind in ("plankton_bloom", "instrument_silent"):
+            where = at.get(alert.evidence.frame_uid or "")
+            table.add_row(f"  {alert.rule}", alert.message + (f" ({where})" if where else ""))
+
+
+__all__ = ["DemoResult", "demo_settings", "describe_plan", "run_demo", "summary_table"]

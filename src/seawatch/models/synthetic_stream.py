@@ -6,6 +6,10 @@ stations, with the skewed taxon frequencies of real plankton samples; optionally
 otolith scanner in the fish lab (PNG photographs of sagittae, some anomalous, each with its
 specimen id) and a camera over a zebrafish tank (JPEG side views of a few individuals, each
 seen many times). Optionally mixes in broken messages so the dead-letter path is exercised.
+
+:func:`synthetic_stream` packs its frames 1 ms apart; :func:`cruise_stream` spreads them over
+a simulated cruise (:mod:`seawatch.models.cruise_plan`): a day of stations with their own
+communities, a bloom and an instrument that falls silent.
 """
 
 from __future__ import annotations
@@ -17,17 +21,17 @@ import numpy as np
 
 from seawatch.contracts.frames import FrameKind, FrameMeta
 from seawatch.ingest.publish import FrameMessage
-
-# (instrument, frame kind, encoding, pixel size µm, volume imaged per frame in mL)
-INSTRUMENTS: tuple[tuple[str, FrameKind, str, float, float | None], ...] = (
-    ("flowcam-01", FrameKind.ROI, "png", 2.0, 0.02),
-    ("ifcb-007", FrameKind.ROI, "png", 0.35, 0.005),
-    ("zooscan-02", FrameKind.ROI, "jpeg", 10.6, 0.5),
-    ("uvp6-014", FrameKind.FULL, "jpeg", 73.0, 1000.0),
+from seawatch.models.cruise_plan import (
+    CRUISE,
+    DEMO_PLAN,
+    FISH_CAMERA,
+    INSTRUMENTS,
+    OTOLITH_SCANNER,
+    CruisePlan,
+    plan_frames,
 )
+
 STATIONS = ("st-01", "st-02", "st-03", "st-04")
-CRUISE = "demo-2026"
-OTOLITH_SCANNER, FISH_CAMERA = "otolith-scanner-01", "tank-cam-03"
 OTOLITH_ANOMALY_SHARE = 0.2  # share of the demo's otoliths with a defect
 # The demo tank: five fish the committed model's gallery knows (make_individuals(n, 0) indices
 # 0-4) and two strangers (indices 250-251 are in no gallery and were never trained on).
@@ -110,7 +114,81 @@ def synthetic_stream(
         yield FrameMessage(key=name.encode(), value=_encode(image, encoding), meta=meta)
 
 
-def _otolith(rng: np.random.Generator, index: int, captured: int, station: str) -> FrameMessage:
+def cruise_stream(
+    n: int,
+    *,
+    start_ns: int,
+    plan: CruisePlan | None = None,
+    seed: int = 0,
+    full_share: float = 0.05,
+    broken_share: float = 0.0,
+    full_size: tuple[int, int] = (1280, 960),
+    objects_per_full: tuple[int, int] = (15, 30),
+    otolith_share: float = 0.0,
+    fish_share: float = 0.0,
+) -> Iterator[FrameMessage]:
+    """Yield the ``n`` frames of a simulated cruise (default: the demo's
+    :data:`~seawatch.models.cruise_plan.DEMO_PLAN`), captured from ``start_ns`` on.
+
+    The frames are those of :func:`~seawatch.models.cruise_plan.plan_frames` with the same
+    arguments, in capture order: station positions and communities, the bloom, the silent
+    instrument. The shares mean what they mean for :func:`synthetic_stream`.
+    """
+    from seawatch.models.plankton.synthetic import render_full_frame, render_roi
+
+    plan = plan or DEMO_PLAN
+    planned = plan_frames(
+        plan,
+        n,
+        seed=seed,
+        full_share=full_share,
+        broken_share=broken_share,
+        otolith_share=otolith_share,
+        fish_share=fish_share,
+        objects_per_full=objects_per_full,
+    )
+    rng = np.random.default_rng([seed, 1])  # the images' randomness; the plan has its own
+    fish = _fish_renderer(rng) if fish_share > 0 else None
+    specs = {i[0]: i for i in INSTRUMENTS}
+    for frame in planned:
+        captured, station = start_ns + frame.offset_ns, frame.station
+        if frame.task == "broken":
+            yield _broken(rng, frame.index, captured)
+            continue
+        if frame.task == "otolith":
+            yield _otolith(rng, frame.index, captured, station.name, plan.cruise)
+            continue
+        if frame.task == "fish" and fish is not None:
+            yield fish(frame.index, captured, station.name, plan.cruise)
+            continue
+        name, kind, encoding, pixel_um, volume = specs[frame.instrument]
+        dark = name.startswith("uvp") or rng.random() < 0.1
+        if kind is FrameKind.FULL:
+            w, h = full_size
+            image, _ = render_full_frame(rng, width=w, height=h, dark_field=dark, taxa=frame.taxa)
+        else:
+            image = render_roi(frame.taxa[0], rng, dark_field=dark)
+        meta = FrameMeta(
+            instrument=name,
+            task="plankton",
+            captured_at_ns=captured,
+            frame_kind=kind,
+            content_type="image/png" if encoding == "png" else "image/jpeg",
+            cruise=plan.cruise,
+            station=station.name,
+            sample_id=f"{plan.cruise}-{station.name}",
+            lat=station.lat,
+            lon=station.lon,
+            depth_m=round(float(rng.uniform(5, 200)), 1),
+            volume_ml=None if volume is None else round(volume * frame.volume_scale, 6),
+            pixel_size_um=pixel_um,
+        )
+        yield FrameMessage(name.encode(), _encode(image, encoding), meta)
+
+
+def _otolith(
+    rng: np.random.Generator, index: int, captured: int, station: str, cruise: str = CRUISE
+) -> FrameMessage:
     """A sagitta photographed in the fish lab; a fifth of them carry a defect."""
     from seawatch.models.otolith.synthetic import ANOMALY_TYPES, render_otolith
 
@@ -124,9 +202,9 @@ def _otolith(rng: np.random.Generator, index: int, captured: int, station: str) 
         captured_at_ns=captured,
         frame_kind=FrameKind.ROI,
         content_type="image/png",
-        cruise=CRUISE,
+        cruise=cruise,
         station=station,
-        specimen_id=f"{CRUISE}-oto-{index:05d}",
+        specimen_id=f"{cruise}-oto-{index:05d}",
     )
     return FrameMessage(
         OTOLITH_SCANNER.encode(), _encode(image, "png"), meta, truth=anomaly or "normal"
@@ -139,7 +217,7 @@ def _fish_renderer(rng: np.random.Generator):
 
     individuals = [make_individual(i, 0) for i in (*FISH_KNOWN, *FISH_STRANGERS)]
 
-    def render(index: int, captured: int, station: str) -> FrameMessage:
+    def render(index: int, captured: int, station: str, cruise: str = CRUISE) -> FrameMessage:
         individual = individuals[int(rng.integers(len(individuals)))]
         meta = FrameMeta(
             instrument=FISH_CAMERA,
@@ -147,7 +225,7 @@ def _fish_renderer(rng: np.random.Generator):
             captured_at_ns=captured,
             frame_kind=FrameKind.ROI,
             content_type="image/jpeg",
-            cruise=CRUISE,
+            cruise=cruise,
             station=station,
         )
         image = _encode(render_fish(individual, rng), "jpeg")
@@ -180,4 +258,4 @@ def _broken(rng: np.random.Generator, index: int, captured: int) -> FrameMessage
     return FrameMessage(key=b"flowcam-01", value=value, meta=None, raw_headers=headers, broken=kind)
 
 
-__all__ = ["CRUISE", "INSTRUMENTS", "STATIONS", "synthetic_stream"]
+__all__ = ["CRUISE", "INSTRUMENTS", "STATIONS", "cruise_stream", "synthetic_stream"]

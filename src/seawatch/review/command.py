@@ -45,6 +45,8 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
     local = settings.storage.local
     if not local.path.is_file():
         raise click.ClickException(f"no local store at {local.path}; run the daemon first")
+    # kafka-python logs every failed connection attempt; the publisher says it once per try
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     station = open_station(
         settings.review, local.path, local.crops_path, accounts_path(settings), local.evidence_root
     )

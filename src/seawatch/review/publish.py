@@ -61,15 +61,27 @@ class DecisionPublisher:
 
     def _run(self) -> None:
         db = sqlite3.connect(self.store_path, timeout=15.0, isolation_level=None)  # its own
+        wait = self.every_s
         try:
-            while not self._stop.wait(self.every_s):
+            while not self._stop.wait(wait):
+                pending = 0
                 try:
-                    if self.publisher is None:
+                    pending = db.execute(
+                        "SELECT COUNT(*) FROM decisions WHERE published = 0"
+                    ).fetchone()[0]
+                    if not pending:
+                        continue
+                    if self.publisher is None:  # connect only when there is something to send
                         self.publisher = self.connect()
                     while publish_pending(db, self.publisher, self.topic):
                         pass
-                except (BrokerError, sqlite3.Error) as exc:  # kept; tried again next turn
-                    log.warning("review_publish_deferred error=%r", exc)
+                    wait = self.every_s
+                except (BrokerError, sqlite3.Error, OSError) as exc:  # kept; tried again, later
+                    wait = min(60.0, wait * 2)
+                    log.warning(
+                        "review_publish_deferred pending=%s retry_s=%.0f error=%r",
+                        pending, wait, exc,
+                    )  # fmt: skip
         finally:
             db.close()
 
