@@ -30,7 +30,8 @@ lint: $(BASE)
 	$(BIN)/python -m ruff format --check src tests benchmarks scripts fuzz
 
 # The committed demo models, each trained on its synthetic generator (seeded), then scored
-# on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate).
+# on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate);
+# the plankton card then gets its review-queue ranking, fitted on the validation cruise.
 # The otolith detector distils from the committed pretrained teacher (models/otolith-teacher,
 # made once by `make otolith-teacher`, the way a detector would start from a backbone).
 models: $(TRAIN)
@@ -39,6 +40,7 @@ models: $(TRAIN)
 		--teacher-weights models/otolith-teacher/teacher.pt
 	$(BIN)/seawatch train fish --out models/fish
 	$(BIN)/seawatch evaluate plankton --model models/plankton
+	$(BIN)/seawatch train plankton-ranking --model models/plankton --seed 7100013
 	$(BIN)/seawatch evaluate otolith --model models/otolith
 	$(BIN)/seawatch evaluate fish --model models/fish
 

@@ -12,19 +12,29 @@ segmented objects get the taxon of the ground-truth box they match (the training
 out). The committed ONNX model runs through ONNX Runtime and the head's ``interpret``, so an
 error is the model's own: predicted taxon != true taxon, ``unknown`` counting as an error.
 
-Every candidate score is computed from what the store keeps per object (``confidence`` and
-the rounded ``top_k``) and the objects are reviewed in decreasing score; the benchmark
-prints the share of all errors found in the first 5, 10 and 20 % reviewed. Candidates: least
-confidence (the rule :mod:`seawatch.contracts.ranking` adopted), margin, entropy over the top-k,
-temperature-recalibrated top-1 probability, and, for reference only, a class-aware logistic
-regression on the same fields plus the top-1 taxon (fitted constants per model: not adopted).
+Every candidate score is computed from what the store keeps per object (``confidence``, the
+rounded ``top_k``, the taxon and whether the frame was a full one) and the objects are
+reviewed in decreasing score; the benchmark prints the share of all errors found in the first
+5, 10 and 20 % reviewed. The **chosen** score is the fitted ranking calibration in the
+model's card (:class:`seawatch.contracts.ranking.RankingCalibration`, written by ``seawatch
+train plankton-ranking`` on the validation cruise 7_100_013, 10,000 objects: not a cruise
+scored here). For comparison: least confidence (the fallback rule without a calibration),
+margin, entropy over the top-k, temperature-recalibrated top-1 probability, the same
+logistic calibration with linear ``1 - p1`` and ``p1 - p2`` terms (the form the logs were
+preferred to on the development cruise), and the earlier class-aware reference (log terms
+and the top-1 taxon, no frame kind; fitted on the first 4,000 validation objects).
 
-Seeds: the temperature of the ``temperature`` candidate is fitted (NLL) on a validation
-cruise (7_100_013); the score was chosen on the development cruise 7_100_011; the default
-``--seed`` 7_900_025 is in the range reserved for final numbers and was used for no choice.
-Writes ``review_queue.json`` and ``review_queue.png`` under ``--out``.
+Seeds: every fitted constant comes from the validation cruise (7_100_013); the choices
+(feature form, L2, validation size) were made on the development cruise 7_100_011; the
+headline ``--seed`` 7_900_026 is a fresh cruise in the range reserved for final numbers,
+drawn once after every choice; ``--other-seeds`` are scored too and reported beside it
+(7_900_025, already seen when the calibration was proposed, and the development cruise).
+The benchmark refits the calibration on its own validation draw and says whether the
+card's coefficients are reproduced. Writes ``review_queue.json`` and ``review_queue.png``
+(the headline cruise) under ``--out``.
 
-    python benchmarks/review_queue.py [--objects 10000] [--seed 7900025] [--out DIR]
+    python benchmarks/review_queue.py [--objects 10000] [--seed 7900026]
+        [--other-seeds 7900025 7100011] [--out DIR]
 """
 
 from __future__ import annotations
@@ -35,135 +45,44 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from seawatch.contracts.card import ONNX_FILE, load_card
-from seawatch.contracts.frames import Frame, FrameKind, FrameMeta, SourceRef
-from seawatch.contracts.preprocess import batch_tensor
-from seawatch.contracts.ranking import RULE, wrongness
+from seawatch.contracts.ranking import RULE, ranking_features, wrongness
 from seawatch.contracts.records import UNKNOWN
 from seawatch.inference.factory import open_backend
-from seawatch.ingest.decode import decode_image
-from seawatch.ingest.image_headers import DecodeLimits
-from seawatch.models.plankton._segmented import match_objects
 from seawatch.models.plankton.head import PlanktonClassifier
-from seawatch.models.plankton.synthetic import render_full_frame, render_roi, sample_taxa
-from seawatch.models.synthetic_stream import INSTRUMENTS
+from seawatch.models.plankton.ranking_fit import (
+    Cruise,
+    draw_cruise,
+    fit_calibration,
+    fit_logistic,
+    ranking_taxa,
+    stored_answers,
+)
+from seawatch.models.plankton.ranking_fit import Stored as Answers
 
 RESULTS = Path(__file__).parent / "results"
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "plankton"
-DEV_SEED, VALIDATION_SEED, RESERVED_SEED = 7_100_011, 7_100_013, 7_900_025
-VALIDATION_OBJECTS = 4000
+DEV_SEED, VALIDATION_SEED = 7_100_011, 7_100_013
+RESERVED_SEED, SEEN_RESERVED_SEED = 7_900_026, 7_900_025
+VALIDATION_OBJECTS = 10_000  # the card's calibration: seawatch train plankton-ranking
+REFERENCE_OBJECTS = 4000  # the earlier reference and temperature fits (first 4,000 of them)
+CHOSEN = "fitted (card)"
 BUDGET = 0.10  # the share reviewed that the target is about
 TARGET = 0.80  # share of the errors the first BUDGET must hold
 TOP_K = 3  # the daemon's default tasks.plankton.options.top_k
 
 
-@dataclass
-class Cruise:
-    """Model inputs, truths and sources (roi / segmented) of one synthetic cruise."""
-
-    crops: list[np.ndarray]
-    truth: list[str]
-    source: list[str]
-
-
-@dataclass
-class Answers:
-    """What the daemon stores per object, plus the full probabilities (for the fit only)."""
-
-    probs: np.ndarray  # N x C
-    taxon: np.ndarray  # predicted, UNKNOWN under the card's threshold
-    confidence: np.ndarray  # N
-    top_k: np.ndarray  # N x k, as stored (rounded to 4 decimals)
-    first: np.ndarray  # N, the top-1 taxon named in top_k (also for unknown objects)
-
-
-def _payload(image: np.ndarray, encoding: str) -> tuple[bytes, str]:
-    """The bytes an instrument sends (the demo stream's settings)."""
-    png = encoding == "png"
-    ext, params = (
-        (".png", [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if png
-        else (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90])
-    )
-    ok, data = cv2.imencode(ext, image, params)
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
-        raise RuntimeError(f"OpenCV could not encode a {image.shape} image as {encoding}")
-    return data.tobytes(), "image/png" if png else "image/jpeg"
-
-
-def draw_cruise(
-    n: int,
-    seed: int,
-    head: PlanktonClassifier,
-    full_share: float,
-    advance: Callable[[int], object] | None = None,
-) -> Cruise:
-    """``n`` labelled objects, frame by frame, through the daemon's decode and prepare."""
-    rng = np.random.default_rng(seed)
-    limits = DecodeLimits()
-    rois = [i for i in INSTRUMENTS if i[1] is FrameKind.ROI]
-    fulls = [i for i in INSTRUMENTS if i[1] is FrameKind.FULL]
-    cruise = Cruise([], [], [])
-    index = 0
-    while len(cruise.truth) < n:
-        full = rng.random() < full_share
-        pool = fulls if full else rois
-        name, kind, encoding, pixel_um, _ = pool[int(rng.integers(len(pool)))]
-        dark = name.startswith("uvp") or rng.random() < 0.1
-        if full:
-            image, truth = render_full_frame(
-                rng, n_objects=int(rng.integers(15, 45)), dark_field=dark
-            )
-        else:
-            taxon = sample_taxa(rng, 1)[0]
-            image, truth = render_roi(taxon, rng, dark_field=dark), [(taxon, (0, 0, 1, 1))]
-        payload, content_type = _payload(image, encoding)
-        meta = FrameMeta(name, "plankton", index, kind, content_type, pixel_size_um=pixel_um)
-        frame = Frame(meta, SourceRef("bench", 0, index), payload, 0)
-        decoded = decode_image(payload, content_type, limits)
-        prepared = head.prepare(frame, decoded)
-        index += 1
-        if full:
-            pairs, _ = match_objects(
-                [obj.bbox for obj in prepared.objects],
-                [box for _, box in truth],
-                pad=head.segment.pad_px,
-                shape=decoded.shape[:2],
-            )
-            found = [(prepared.inputs[i], truth[j][0]) for i, j in pairs]
-        else:
-            found = [(prepared.inputs[0], truth[0][0])]
-        found = found[: n - len(cruise.truth)]
-        for crop, taxon in found:
-            cruise.crops.append(crop)
-            cruise.truth.append(taxon)
-            cruise.source.append("segmented" if full else "roi")
-        if advance is not None:
-            advance(len(found))
-    return cruise
-
-
 def answer(head: PlanktonClassifier, cruise: Cruise) -> Answers:
     """The committed model's answers, as the daemon stores them."""
-    probs = head.infer(batch_tensor(cruise.crops))
-    predictions = head.interpret(probs)
-    return Answers(
-        probs=probs,
-        taxon=np.array([p.taxon for p in predictions]),
-        confidence=np.array([p.confidence for p in predictions]),
-        top_k=np.array([[prob for _, prob in p.top_k] for p in predictions]),
-        first=np.array([p.top_k[0][0] for p in predictions]),
-    )
+    return stored_answers(head, cruise.crops)
 
 
 def fit_power(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -201,8 +120,9 @@ def _features(ans: Answers, classes: list[str]) -> np.ndarray:
     return np.concatenate([np.stack(logs, axis=1), onehot], axis=1)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
-    """L2-regularised logistic regression by Newton steps; weights with the bias last."""
+def fit_reference(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """The earlier reference's fit: L2 (bias included) logistic regression by Newton steps;
+    weights with the bias last."""
     x1 = np.concatenate([x, np.ones((len(x), 1))], axis=1)
     w = np.zeros(x1.shape[1])
     for _ in range(30):
@@ -213,21 +133,43 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
     return w
 
 
-def candidates(ans: Answers, power: float, aware: np.ndarray, classes: list[str]):
+def _linear_features(ans: Answers, full: np.ndarray, taxa: tuple[str, ...]) -> np.ndarray:
+    """The calibration's features with ``1 - p1`` and ``p1 - p2`` instead of their logs."""
+    x = ranking_features(ans.confidence, ans.top_k, ans.taxon, full, taxa)
+    x[:, 0], x[:, 1] = 1.0 - ans.confidence, ans.confidence - ans.top_k[:, 1]
+    return x
+
+
+@dataclass
+class Fits:
+    """Everything fitted on the validation cruise, and the card's calibration."""
+
+    power: float
+    reference: np.ndarray
+    card: object  # RankingCalibration
+    linear: tuple[np.ndarray, float]
+    taxa: tuple[str, ...]
+
+
+def candidates(ans: Answers, full: np.ndarray, fits: Fits, classes: list[str]):
     """Every candidate score (higher = more likely wrong) from the stored fields."""
     confidence, top_k = ans.confidence, ans.top_k
     p = _with_rest(top_k)
     entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
     # temperature: q_i ∝ p_i^a over the top-k, the rest spread evenly over the other classes
+    power = fits.power
     others = max(1, len(classes) - top_k.shape[1])
     mass = (top_k**power).sum(axis=1) + others * (p[:, -1] / others) ** power
     x1 = np.concatenate([_features(ans, classes), np.ones((len(top_k), 1))], axis=1)
+    weights, bias = fits.linear
     return {
+        CHOSEN: fits.card.scores(confidence, top_k, ans.taxon, full),
         "least_confidence": 1.0 - confidence,
         "margin": 1.0 - (confidence - top_k[:, 1]),
         "entropy": entropy,
         "temperature": 1.0 - confidence**power / mass,
-        "class_aware (fitted, reference)": x1 @ aware,
+        "fitted, linear 1-p1 and p1-p2": _linear_features(ans, full, fits.taxa) @ weights + bias,
+        "class_aware (earlier reference)": x1 @ fits.reference,
     }
 
 
@@ -243,10 +185,79 @@ def found_within(curve: np.ndarray, share: float) -> float:
     return float(curve[math.ceil(share * n)] / total) if total else float("nan")
 
 
+def score_cruise(seed: int, cruise: Cruise, ans: Answers, fits: Fits, classes: list[str]):
+    """Scores, errors and the shares found within 5 / 10 / 20 % for one cruise."""
+    truth = np.array(cruise.truth)
+    errors = (ans.taxon != truth) | (ans.taxon == UNKNOWN)
+    full = np.array(cruise.source) == "segmented"
+    scores = candidates(ans, full, fits, classes)
+    if not np.array_equal(wrongness(ans.confidence, ans.top_k[:, 1]), scores[RULE]):
+        raise SystemExit(f"seawatch.contracts.ranking.wrongness is not the {RULE} candidate")
+    one_by_one = [  # the head's path, one object at a time, must agree
+        fits.card.score(
+            float(ans.confidence[i]),
+            [("", float(p)) for p in ans.top_k[i]],
+            str(ans.taxon[i]),
+            bool(full[i]),
+        )
+        for i in range(min(500, len(truth)))
+    ]
+    if not np.allclose(one_by_one, scores[CHOSEN][: len(one_by_one)], rtol=0, atol=1e-12):
+        raise SystemExit("RankingCalibration.score (one object) != .scores (many)")
+    curves = {name: queue_curve(s, errors) for name, s in scores.items()}
+    curves["oracle (errors first)"] = queue_curve(errors.astype(float), errors)
+    summary = {
+        name: {f"{q:.2f}": round(found_within(c, q), 4) for q in (0.05, 0.1, 0.2)}
+        for name, c in curves.items()
+    }
+    source = np.array(cruise.source)
+    record = {
+        "seed": seed,
+        "objects": len(truth),
+        "errors": int(errors.sum()),
+        "unknown": int((ans.taxon == UNKNOWN).sum()),
+        "by_source": {
+            src: {"objects": int((source == src).sum()), "errors": int(errors[source == src].sum())}
+            for src in ("roi", "segmented")
+        },
+        "share_of_errors_found_within": summary,
+    }
+    return record, curves
+
+
+def print_table(console: Console, role: str, record: dict) -> None:
+    n, n_errors, seed = record["objects"], record["errors"], record["seed"]
+    table = Table(title=f"{role}: seed {seed}, {n} objects, {n_errors} errors ({n_errors / n:.1%})")
+    table.add_column("score")
+    for share in (0.05, BUDGET, 0.20):
+        table.add_column(f"errors in first {share:.0%}", justify="right")
+    for name, row in record["share_of_errors_found_within"].items():
+        label = f"{name} (chosen)" if name == CHOSEN else name
+        table.add_row(label, *(f"{v:.1%}" for v in row.values()))
+    console.print(table)
+    if n_errors < 100:
+        console.print(f"[yellow]only {n_errors} errors: the shares are coarse[/yellow]")
+
+
+def _role(seed: int) -> str:
+    if seed == RESERVED_SEED:
+        return "fresh reserved cruise (headline)"
+    if seed == SEEN_RESERVED_SEED:
+        return "reserved cruise, already seen"
+    if seed == DEV_SEED:
+        return "development cruise (choices made here)"
+    if seed == VALIDATION_SEED:
+        return "validation cruise (fitted here: in-sample)"
+    return "other cruise"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=RESERVED_SEED)
+    parser.add_argument(
+        "--other-seeds", type=int, nargs="*", default=[SEEN_RESERVED_SEED, DEV_SEED]
+    )
     parser.add_argument("--validation-seed", type=int, default=VALIDATION_SEED)
     parser.add_argument("--full-share", type=float, default=0.05, help="share of full frames")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -254,14 +265,19 @@ def main() -> None:
     console = Console()
     started = time.perf_counter()
     card = load_card(MODEL_DIR)
+    calibration = card.ranking_calibration()
+    if calibration is None:
+        raise SystemExit(
+            f"{MODEL_DIR}/card.json has no ranking calibration: run "
+            f"seawatch train plankton-ranking --model {MODEL_DIR} --seed {VALIDATION_SEED}"
+        )
     backend = open_backend("onnxruntime", MODEL_DIR / ONNX_FILE, threads=1)
     head = PlanktonClassifier(backend, card, max_batch=64, top_k=TOP_K)
     classes = list(card.class_names)
 
-    draws = {
-        "validation": (args.validation_seed, VALIDATION_OBJECTS),
-        "cruise": (args.seed, args.objects),
-    }
+    draws = {"validation": (args.validation_seed, VALIDATION_OBJECTS)}
+    for seed in [args.seed, *args.other_seeds]:
+        draws[str(seed)] = (seed, args.objects)
     drawn: dict[str, tuple[Cruise, Answers]] = {}
     with Progress(console=console) as progress:
         for label, (seed, n) in draws.items():
@@ -274,74 +290,91 @@ def main() -> None:
     backend.close()
 
     val_cruise, val = drawn["validation"]
+    val_truth = np.array(val_cruise.truth)
+    val_errors = (val.taxon != val_truth) | (val.taxon == UNKNOWN)
+    val_full = np.array(val_cruise.source) == "segmented"
+    first = slice(0, REFERENCE_OBJECTS)  # the earlier fits' 4,000-object validation draw
     val_labels = np.array([classes.index(t) for t in val_cruise.truth])
-    power = fit_power(val.probs, val_labels)
-    val_errors = (val.taxon != np.array(val_cruise.truth)).astype(np.float64)
-    aware = fit_logistic(_features(val, classes), val_errors)
-    cruise, ans = drawn["cruise"]
-    truth = np.array(cruise.truth)
-    errors = (ans.taxon != truth) | (ans.taxon == UNKNOWN)
-    n, n_errors = len(truth), int(errors.sum())
-    scores = candidates(ans, power, aware, classes)
-    if not np.array_equal(wrongness(ans.confidence, ans.top_k[:, 1]), scores[RULE]):
-        raise SystemExit(f"seawatch.contracts.ranking.wrongness is not the {RULE} candidate")
-    curves = {name: queue_curve(s, errors) for name, s in scores.items()}
-    curves["oracle (errors first)"] = queue_curve(errors.astype(float), errors)
+    power = fit_power(val.probs[first], val_labels[first])
+    head_of = Answers(*(getattr(val, f)[first] for f in Answers.__dataclass_fields__))
+    reference = fit_reference(_features(head_of, classes), val_errors[first].astype(float))
+    taxa = ranking_taxa(classes)
+    refit = fit_calibration(val, val_errors, val_full, taxa)
+    reproduced = bool(
+        refit.taxa == calibration.taxa
+        and np.allclose(refit.weights, calibration.weights, atol=1e-4)
+        and abs(refit.bias - calibration.bias) < 1e-4
+    )
+    if not reproduced:
+        console.print(
+            "[yellow]the card's calibration is not the one fitted on this validation draw "
+            f"(seed {args.validation_seed}, {VALIDATION_OBJECTS} objects)[/yellow]"
+        )
+    linear = fit_logistic(_linear_features(val, val_full, taxa), val_errors.astype(float))
+    fits = Fits(power, reference, calibration, linear, taxa)
 
-    table = Table(title=f"{n} objects, {n_errors} errors ({n_errors / n:.1%}), seed {args.seed}")
-    table.add_column("score")
-    for share in (0.05, BUDGET, 0.20):
-        table.add_column(f"errors in first {share:.0%}", justify="right")
-    summary = {}
-    for name, curve in curves.items():
-        row = {f"{share:.2f}": round(found_within(curve, share), 4) for share in (0.05, 0.1, 0.2)}
-        summary[name] = row
-        label = f"{name} (chosen)" if name == RULE else name
-        table.add_row(label, *(f"{v:.1%}" for v in row.values()))
-    console.print(table)
-    if n_errors < 100:
-        console.print(f"[yellow]only {n_errors} errors: the shares are coarse[/yellow]")
-    four = [k for k in scores if "reference" not in k]
-    best = max(four, key=lambda k: summary[k]["0.10"])
-    reached = summary[RULE]["0.10"]
+    cruises, curves_of = {}, {}
+    for label in draws:
+        if label == "validation":
+            continue
+        cruise, ans = drawn[label]
+        seed = draws[label][0]
+        record, curves = score_cruise(seed, cruise, ans, fits, classes)
+        record["role"] = _role(seed)
+        cruises[str(seed)], curves_of[seed] = record, curves
+        print_table(console, record["role"], record)
+    headline = cruises[str(args.seed)]
+    summary = headline["share_of_errors_found_within"]
+    reached = summary[CHOSEN]["0.10"]
     verdict = "meets" if reached >= TARGET else "MISSES"
     console.print(
-        f"chosen score ({RULE}): {reached:.1%} of the errors in the first {BUDGET:.0%} "
-        f"reviewed ({verdict} the {TARGET:.0%} target); best of the four candidates here: {best}"
+        f"chosen score ({CHOSEN}): {reached:.1%} of the errors in the first {BUDGET:.0%} "
+        f"reviewed on seed {args.seed} ({verdict} the {TARGET:.0%} target); least confidence "
+        f"{summary[RULE]['0.10']:.1%}"
     )
 
-    by_source = {
-        src: {
-            "objects": int(sum(s == src for s in cruise.source)),
-            "errors": int(errors[np.array(cruise.source) == src].sum()),
-        }
-        for src in ("roi", "segmented")
-    }
+    others = " ".join(str(s) for s in args.other_seeds)
     record = {
-        "command": f"python benchmarks/review_queue.py --objects {args.objects} --seed {args.seed}",
+        "command": (
+            f"python benchmarks/review_queue.py --objects {args.objects} --seed {args.seed}"
+            + (f" --other-seeds {others}" if others else "")
+        ),
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, ONNX Runtime 1 thread",
         "seconds": round(time.perf_counter() - started, 1),
-        "model": f"{card.name} {card.version}",
+        "model": f"{card.name} {card.version} ({card.release})",
         "seeds": {
-            "cruise": args.seed,
-            "validation (temperature fit)": args.validation_seed,
-            "development (choice)": DEV_SEED,
+            "cruise (headline)": args.seed,
+            "validation (every fit)": args.validation_seed,
+            "development (choices)": DEV_SEED,
             "reserved range": "7_900_000-7_999_999 (final numbers, never used for a choice)",
+            "reserved, already seen": SEEN_RESERVED_SEED,
         },
-        "objects": n,
-        "errors": n_errors,
-        "unknown": int((ans.taxon == UNKNOWN).sum()),
-        "by_source": by_source,
-        "chosen": RULE,
+        "objects": headline["objects"],
+        "errors": headline["errors"],
+        "unknown": headline["unknown"],
+        "by_source": headline["by_source"],
+        "chosen": CHOSEN,
+        "fallback": RULE,
+        "card_calibration": {
+            "fitted": calibration.fitted,
+            "weights": dict(
+                zip(
+                    [*calibration.feature_names(), "bias"],
+                    [*calibration.weights, calibration.bias],
+                    strict=True,
+                )
+            ),
+            "reproduced_on_this_validation_draw": reproduced,
+        },
         "fitted_on_validation": {
             "temperature_power (new p ∝ p^a)": round(power, 4),
-            "class_aware_weights": dict(
+            "class_aware_reference_weights": dict(
                 zip(
                     ["log(1-p1)", "log(p1-p2)", *(f"log p{j}" for j in range(2, TOP_K + 1))]
                     + [f"top-1 is {c}" for c in classes]
                     + ["bias"],
-                    [round(float(w), 4) for w in aware],
+                    [round(float(w), 4) for w in reference],
                     strict=True,
                 )
             ),
@@ -350,10 +383,11 @@ def main() -> None:
         "target": TARGET,
         "chosen_reaches": reached,
         "share_of_errors_found_within": summary,
+        "cruises": cruises,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "review_queue.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot(curves, n_errors, args.seed, args.out / "review_queue.png")
+    plot(curves_of[args.seed], headline["errors"], args.seed, args.out / "review_queue.png")
     console.print(f"wrote {args.out / 'review_queue.json'} and review_queue.png")
 
 
@@ -368,7 +402,7 @@ def plot(curves: dict[str, np.ndarray], n_errors: int, seed: int, path: Path) ->
     for name, curve in curves.items():
         x = np.linspace(0, 100, len(curve))
         style = {"color": "black", "linestyle": ":"} if name.startswith("oracle") else {}
-        if name == RULE:
+        if name == CHOSEN:
             name, style = f"{name} (chosen)", {"linewidth": 2.4, "zorder": 5}
         ax.plot(x, 100 * curve / max(1, curve[-1]), label=name, **style)
     ax.plot([0, 100], [0, 100], color="grey", linestyle="--", label="random order")

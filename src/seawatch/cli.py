@@ -286,6 +286,7 @@ def train() -> None:
 
 train.add_command(plankton_commands.train_command)
 train.add_command(plankton_commands.ssl_command)
+train.add_command(plankton_commands.ranking_command)
 train.add_command(otolith_commands.train_command)
 train.add_command(otolith_commands.train_teacher_command)
 train.add_command(otolith_commands.calibrate_command)

@@ -15,10 +15,18 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.frames import TASK_NAME
+from seawatch.contracts.ranking import RankingCalibration
 
 CARD_FILE = "card.json"
 ONNX_FILE = "model.onnx"
@@ -86,8 +94,25 @@ class ModelCard(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     training: TrainingSummary
     metrics: dict[str, Any] = Field(default_factory=dict)
+    ranking: dict[str, Any] | None = Field(
+        None,
+        description="the fitted 'most likely wrong' score (RankingCalibration.to_dict), "
+        "written by `seawatch train plankton-ranking`; None: the least-confidence fallback",
+    )
     onnx_sha256: str
     created_at: str
+
+    @field_validator("ranking")
+    @classmethod
+    def _ranking_reads(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A card's ranking calibration must be one this version can score with."""
+        if value is not None:
+            RankingCalibration.from_dict(value)
+        return value
+
+    def ranking_calibration(self) -> RankingCalibration | None:
+        """The card's fitted ranking score, or None (the fallback ranks: ``wrongness_of``)."""
+        return None if self.ranking is None else RankingCalibration.from_dict(self.ranking)
 
     @model_validator(mode="before")
     @classmethod

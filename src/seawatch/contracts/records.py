@@ -28,6 +28,7 @@ class ObjectRecord:
     top_k: tuple[tuple[str, float], ...]
     morph: Morphometrics
     crop: str | None = None  # digest of the kept crop (seawatch.contracts.crops)
+    wrongness: float | None = None  # the card's fitted ranking score; None: the fallback
 
 
 @dataclass(frozen=True, slots=True)

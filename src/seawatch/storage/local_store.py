@@ -127,12 +127,16 @@ CREATE INDEX IF NOT EXISTS decisions_subject ON decisions (subject);
 CREATE INDEX IF NOT EXISTS decisions_unpublished ON decisions (published) WHERE published = 0;
 """
 # The review station's queries: a cruise and taxon page by confidence, the "most likely
-# wrong" queue, and time ranges (created after the columns exist, for old stores too).
+# wrong" queue, time ranges, and the filter lists (the distinct cruises, stations and
+# instruments, one index seek per value; created after the columns exist, for old stores too).
 _REVIEW_INDEXES = """
 CREATE INDEX IF NOT EXISTS objects_cruise_label ON objects (cruise, label, confidence);
 CREATE INDEX IF NOT EXISTS objects_label ON objects (label, confidence);
 CREATE INDEX IF NOT EXISTS objects_wrong ON objects (status, wrongness);
 CREATE INDEX IF NOT EXISTS objects_crop ON objects (crop) WHERE status != 'predicted';
+CREATE INDEX IF NOT EXISTS frames_cruise ON frames (cruise);
+CREATE INDEX IF NOT EXISTS frames_station ON frames (station);
+CREATE INDEX IF NOT EXISTS frames_instrument ON frames (instrument);
 """
 
 
@@ -243,7 +247,7 @@ def _object_rows(record: FrameRecord) -> list[tuple]:
             m.station,
             m.instrument,
             m.captured_at_ns,
-            wrongness_of(o.confidence, o.top_k),
+            o.wrongness if o.wrongness is not None else wrongness_of(o.confidence, o.top_k),
             o.taxon,
         )
         for o in record.objects

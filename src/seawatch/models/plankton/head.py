@@ -89,6 +89,7 @@ class PlanktonClassifier:
         self.segment = segment or SegmentParams()
         self.input_size = card.input.size
         self.keep_crops = keep_crops  # encode each object's crop for the review station
+        self.ranking = card.ranking_calibration()  # None: the store's fallback ranks
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         """8-bit gray -> objects (segmented, or the ROI's one) -> square classifier inputs;
@@ -110,7 +111,8 @@ class PlanktonClassifier:
     def finish(
         self, frames: Sequence[PreparedFrame], outputs: np.ndarray | None, infer_ms: float
     ) -> list[TaskResult]:
-        """Probabilities -> one ObjectRecord per object, frame by frame."""
+        """Probabilities -> one ObjectRecord per object, frame by frame; each with its
+        "most likely wrong" score when the card carries a ranking calibration."""
         predictions = self.interpret(outputs) if outputs is not None else []
         per_object_ms = infer_ms / max(1, len(predictions))
         results, cursor = [], 0
@@ -119,6 +121,7 @@ class PlanktonClassifier:
             answers = predictions[cursor : cursor + n]
             cursor += n
             digests = [d for d, _ in prepared.views] if prepared.views else [None] * n
+            wrongness = self._wrongness(answers, prepared.frame.meta.frame_kind)
             objects = tuple(
                 ObjectRecord(
                     index=obj.index,
@@ -128,11 +131,26 @@ class PlanktonClassifier:
                     top_k=pred.top_k,
                     morph=obj.morph,
                     crop=digest,
+                    wrongness=wrong,
                 )
-                for obj, pred, digest in zip(prepared.objects, answers, digests, strict=True)
+                for obj, pred, digest, wrong in zip(
+                    prepared.objects, answers, digests, wrongness, strict=True
+                )
             )
             results.append(TaskResult(per_object_ms * n, objects=objects))
         return results
+
+    def _wrongness(self, answers: list[Prediction], kind: FrameKind) -> list[float | None]:
+        """The card's fitted "most likely wrong" score of each answer (None without one)."""
+        if self.ranking is None or not answers:
+            return [None] * len(answers)
+        scores = self.ranking.scores(
+            np.array([p.confidence for p in answers]),
+            np.array([[prob for _, prob in p.top_k] for p in answers]),
+            [p.taxon for p in answers],
+            np.full(len(answers), kind is FrameKind.FULL),
+        )
+        return [float(s) for s in scores]
 
     def close(self) -> None:
         """Close the backend."""
