@@ -61,6 +61,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("sample_station", "t"),
     ("acq_id", "t"),
     ("acq_instrument", "t"),
+    ("acq_frame_kind", "t"),
     ("acq_pixel_size_um", "f"),
     ("acq_volume_ml", "f"),
     ("process_id", "t"),
@@ -81,7 +82,8 @@ SELECT o.frame_uid, o.idx, o.taxon, o.confidence, o.bbox_x, o.bbox_y, o.bbox_w, 
        o.area_um2, o.major_um, o.minor_um, o.feret_um, o.esd_um, o.biovolume_um3,
        f.instrument, f.captured_at_ns, f.cruise, f.station, f.sample_id, f.lat, f.lon,
        f.depth_m, f.volume_ml, f.pixel_size_um, f.topic, f.partition, f."offset",
-       f.model, f.model_version, f.stored_at_ns, o.label, o.status, o.crop
+       f.model, f.model_version, f.stored_at_ns, o.label, o.status, o.crop,
+       f.frame_kind
 FROM objects o JOIN frames f ON f.uid = o.frame_uid
 WHERE {where}
 ORDER BY f.captured_at_ns, f.uid, o.idx
@@ -132,7 +134,7 @@ def _row(r: sqlite3.Row | tuple[Any, ...], object_id: str) -> dict[str, Any]:
     (area_um2, major_um, minor_um, feret_um, esd_um, biovolume) = r[13:19]
     (instrument, captured_ns, cruise, station, sample_id, lat, lon, depth) = r[19:27]
     (volume_ml, pixel_um, topic, partition, offset, model, version, stored_ns) = r[27:35]
-    label, status, crop = r[35:38]
+    label, status, crop, frame_kind = r[35:39]
     captured = datetime.fromtimestamp(captured_ns // 10**9, UTC)
     depth_m = _number(depth)
     depth_m = None if depth_m is None else max(depth_m, 0.0)
@@ -172,6 +174,7 @@ def _row(r: sqlite3.Row | tuple[Any, ...], object_id: str) -> dict[str, Any]:
         "sample_station": _text(station),
         "acq_id": sanitise_id(uid),
         "acq_instrument": _text(instrument),
+        "acq_frame_kind": _text(frame_kind),  # roi or full (segmented): the ranking fit reads it
         "acq_pixel_size_um": _number(pixel_um, 0.0),
         "acq_volume_ml": _number(volume_ml, 0.0),
         "process_id": sanitise_id(f"{model}_{version}"),
