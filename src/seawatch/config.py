@@ -271,7 +271,10 @@ class CropSettings(_Section):
     enabled: bool = True
     path: Path | None = Field(None, description="default: <store>-crops.db beside the store")
     max_bytes: int = Field(
-        2 * 1024**3, ge=1024**2, description="crop bytes kept at most (default 2 GiB)"
+        20 * 1024**3,
+        ge=1024**2,
+        description="crop bytes kept at most (default 20 GiB: about two million crops of "
+        "~10 KB, a month of a busy imager)",
     )
     max_age_days: float = Field(
         365.0, gt=0, description="crops older than this are dropped (unless reviewed)"

@@ -15,10 +15,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 Order = Literal["wrong", "confidence", "-confidence", "size", "-size", "time", "-time"]
+# Ties go by rowid (the order the objects were stored in) where an index serves the order:
+# its entries end with the rowid, so a page deep in a result is an index walk that reads
+# only the rows it shows (a frame_uid, idx tie-break sorted every row up to the page).
 ORDERS: dict[str, str] = {
-    "wrong": "o.wrongness DESC, o.frame_uid, o.idx",
-    "confidence": "o.confidence ASC, o.frame_uid, o.idx",
-    "-confidence": "o.confidence DESC, o.frame_uid, o.idx",
+    "wrong": "o.wrongness DESC, o.rowid DESC",
+    "confidence": "o.confidence ASC, o.rowid",
+    "-confidence": "o.confidence DESC, o.rowid DESC",
     "size": "o.esd_px ASC, o.frame_uid, o.idx",
     "-size": "o.esd_px DESC, o.frame_uid, o.idx",
     "time": "o.captured_at_ns ASC, o.idx",
@@ -166,10 +169,16 @@ def get_objects(db: sqlite3.Connection, keys: list[tuple[str, int]]) -> list[Obj
 
 
 def choices(db: sqlite3.Connection, column: str) -> list[str]:
-    """Distinct values of a filter column (cruise, station, instrument), from the frames."""
+    """Distinct values of a filter column (cruise, station, instrument), from the frames:
+    a skip through the column's index, one seek per value (``SELECT DISTINCT`` scans every
+    frame: 0.2 s a column at 750,000 frames, on every page)."""
     if column not in ("cruise", "station", "instrument"):
         raise ValueError(column)
-    rows = db.execute(f"SELECT DISTINCT {column} FROM frames ORDER BY 1 LIMIT 500")
+    rows = db.execute(
+        f"WITH RECURSIVE v(x) AS (SELECT MIN({column}) FROM frames UNION ALL "
+        f"SELECT (SELECT MIN({column}) FROM frames WHERE {column} > v.x) FROM v "
+        "WHERE v.x IS NOT NULL) SELECT x FROM v WHERE x IS NOT NULL LIMIT 500"
+    )
     return [value for (value,) in rows]
 
 

@@ -10,7 +10,16 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from seawatch.contracts.crops import is_digest
-from seawatch.review.auth import Admin, Annotator, Reviewer, Station, Viewer
+from seawatch.review.accounts import Role
+from seawatch.review.auth import (
+    Admin,
+    Annotator,
+    Reviewer,
+    Station,
+    Viewer,
+    current_session,
+    need,
+)
 from seawatch.review.decisions import (
     DecisionError,
     NoSuchSubject,
@@ -194,17 +203,33 @@ def taxa_add(
     return {"added": body.taxon}
 
 
-@router.get("/crops/{name}", include_in_schema=False)
-def crop(name: str, request: Request, _: Viewer) -> Response:
-    """A kept crop by ``<digest>.png``; anything else is 404 (no paths, no traversal)."""
-    digest = name.removesuffix(".png")
+_viewer = need(Role.VIEWER)
+
+
+def _crop_bytes(request: Request) -> bytes:
+    """The crop a request names, for a logged-in viewer (the checks ``Viewer`` makes)."""
+    _viewer(request, current_session(request))
+    digest = request.path_params["name"].removesuffix(".png")
     station = _station(request)
     data = station.crops.get(digest) if station.crops and is_digest(digest) else None
     if data is None:
         raise HTTPException(404, "no such crop (never kept, or past retention)")
+    return data
+
+
+async def crop(request: Request) -> Response:
+    """A kept crop by ``<digest>.png``; anything else is 404 (no paths, no traversal).
+
+    A plain route on the event loop: a grid page asks for 200 crops at once, and the two
+    lookups (session, crop: ~40 µs) cost far less than the thread-pool hops of a FastAPI
+    route with the ``Viewer`` dependency (one per function, ~0.1-0.2 ms each here)."""
+    data = _crop_bytes(request)
     # content-addressed: the same name never holds other bytes
     headers = {"Cache-Control": "private, max-age=31536000, immutable"}
     return Response(data, media_type="image/png", headers=headers)
+
+
+router.add_route("/crops/{name}", crop, methods=["GET"], include_in_schema=False)
 
 
 @router.get("/evidence", include_in_schema=False)

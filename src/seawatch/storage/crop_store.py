@@ -28,8 +28,12 @@ CREATE TABLE IF NOT EXISTS crops (
     bytes INTEGER NOT NULL,
     stored_at_ns INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS crops_age ON crops (stored_at_ns);
+CREATE INDEX IF NOT EXISTS crops_age_bytes ON crops (stored_at_ns, bytes);
+DROP INDEX IF EXISTS crops_age;
 """
+# crops_age_bytes covers SUM(bytes), which retention computes every PRUNE_EVERY_S: without
+# it the sum reads every crop (``bytes`` lies after the PNG in the row): 9.5 s a minute at a
+# million crops (9.4 GB), in the daemon's put().
 PRUNE_EVERY_S = 60.0  # how often put() applies the retention policy
 
 
