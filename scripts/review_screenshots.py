@@ -12,9 +12,7 @@ Writes docs/review-objects.png, review-object.png, review-otoliths.png, review-f
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,18 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' live server helper
 
-from scripts.report_screenshot import ARGS, CHROMIUM, shrink  # noqa: E402
+from scripts.report_screenshot import ARGS, CHROMIUM, run_demo, shrink  # noqa: E402
 
 PASSWORD = "screenshots only"
-
-
-def run_demo(store: Path, frames: int) -> None:
-    """``seawatch demo`` writing to ``store`` (crops and evidence beside it)."""
-    env = {**os.environ, "SEAWATCH_STORAGE__LOCAL__PATH": str(store)}
-    command = [sys.executable, "-m", "seawatch", "demo", "--frames", str(frames)]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"seawatch demo failed ({done.returncode}):\n{done.stderr[-4000:]}")
 
 
 def _station(store: Path, scratch: Path):
