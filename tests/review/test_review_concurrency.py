@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # httpx2 is what starlette tests with (the dev extra)
 import pytest
 
 from seawatch.ingest.broker import free_port, wait_for_port
