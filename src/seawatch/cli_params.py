@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from seawatch.config import Settings
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The settings the root command loaded (for a command at any depth)."""
+    return ctx.find_root().obj["settings"]
 
 
 def capture_time(_ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -29,4 +39,4 @@ def task_name(_ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-__all__ = ["capture_time", "task_name"]
+__all__ = ["capture_time", "settings_of", "task_name"]

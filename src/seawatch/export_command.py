@@ -7,12 +7,7 @@ from pathlib import Path
 
 import click
 
-from seawatch.cli_params import capture_time
-from seawatch.config import Settings
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj["settings"]
+from seawatch.cli_params import capture_time, settings_of
 
 
 @click.group("export")
@@ -81,7 +76,7 @@ def export_objects_command(
     """
     from seawatch.storage.export import ExportFilter, export_objects, format_from_path
 
-    path = store or _settings(ctx).storage.local.path
+    path = store or settings_of(ctx).storage.local.path
     if not path.is_file():
         hint = "--store" if store else "--store (default: storage.local.path)"
         msg = f"no local store at {path}; run the daemon first or pass the store's path"
@@ -100,7 +95,7 @@ def export_objects_command(
     if chosen == "zip":
         from seawatch.storage.image_export import export_zip
 
-        crops = _settings(ctx).storage.local.crops_path
+        crops = settings_of(ctx).storage.local.crops_path
         if store is not None:
             crops = store.with_name(f"{store.stem}-crops.db")
         if not crops.is_file():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from seawatch.cli_params import settings_of
 from seawatch.config import Settings
 from seawatch.contracts.errors import ConfigError
 
@@ -18,10 +19,6 @@ def accounts_path(settings: Settings) -> Path:
     """The accounts file: ``review.accounts_path`` or ``<store>-review.db``."""
     store = settings.storage.local.path
     return settings.review.accounts_path or store.with_name(f"{store.stem}-review.db")
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return ctx.find_root().obj["settings"]
 
 
 @click.group("review")
@@ -41,7 +38,7 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
     from seawatch.review.app import create_app, open_station
     from seawatch.review.publish import DecisionPublisher
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     local = settings.storage.local
     if not local.path.is_file():
         raise click.ClickException(f"no local store at {local.path}; run the daemon first")
@@ -115,7 +112,7 @@ def user_add_command(ctx: click.Context, name: str, role: str, password_file: Pa
         password = password_file.read_text().strip()
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    accounts = Accounts(accounts_path(_settings(ctx)))
+    accounts = Accounts(accounts_path(settings_of(ctx)))
     try:
         accounts.add_user(name, password, Role.parse(role))
     except ConfigError as exc:
@@ -131,7 +128,7 @@ def user_list_command(ctx: click.Context) -> None:
     """Every user and their role."""
     from seawatch.review.accounts import Accounts
 
-    accounts = Accounts(accounts_path(_settings(ctx)))
+    accounts = Accounts(accounts_path(settings_of(ctx)))
     for name, role in accounts.users():
         click.echo(f"{name}\t{role.name.lower()}")
     accounts.close()
@@ -167,7 +164,7 @@ def export_command(
     from seawatch.storage.export import ExportFilter
     from seawatch.storage.image_export import export_folder
 
-    local = _settings(ctx).storage.local
+    local = settings_of(ctx).storage.local
     for path, what in ((local.path, "local store"), (local.crops_path, "crop store")):
         if not path.is_file():
             raise click.ClickException(f"no {what} at {path}; run the daemon first")

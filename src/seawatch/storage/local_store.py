@@ -169,7 +169,15 @@ _OTOLITH_SQL = _upsert(
 )
 _FISH_SQL = _upsert(
     "fish",
-    ("frame_uid", "individual", "similarity", "new_individual", "provisional", "view"),
+    (
+        "frame_uid",
+        "individual",
+        "similarity",
+        "new_individual",
+        "provisional",
+        "view",
+        "predicted_individual",
+    ),
     "frame_uid",
     {"individual": "CASE WHEN fish.version = 0 THEN excluded.individual ELSE fish.individual END"},
 )
@@ -265,7 +273,15 @@ def _task_rows(records: Sequence[FrameRecord]) -> tuple[list[tuple], list[tuple]
         if (o := r.otolith) is not None
     ]
     fish = [
-        (r.uid, f.individual, f.similarity, int(f.new_individual), int(f.provisional), f.view)
+        (
+            r.uid,
+            f.individual,
+            f.similarity,
+            int(f.new_individual),
+            int(f.provisional),
+            f.view,
+            f.individual,
+        )
         for r in records
         if (f := r.fish) is not None
     ]
@@ -335,11 +351,7 @@ class LocalStore:
             )
             otoliths, fish = _task_rows(self._pending)
             self._db.executemany(_OTOLITH_SQL, otoliths)
-            self._db.executemany(_FISH_SQL, fish)
-            self._db.executemany(
-                "UPDATE fish SET predicted_individual = ? WHERE frame_uid = ?",
-                [(row[1], row[0]) for row in fish],
-            )
+            self._db.executemany(_FISH_SQL, fish)  # predicted_individual: what the model said
             self._db.executemany(_OUTPUT_SQL, _output_rows(self._pending))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
-from seawatch.contracts.crops import encode_crop
+from seawatch.contracts.crops import MAX_CROP_SIDE, encode_crop
 from seawatch.contracts.errors import BackendError, ConfigError, FrameError
 from seawatch.contracts.evidence import thumbnail
 from seawatch.contracts.frames import Frame
@@ -162,7 +162,7 @@ class FishIdentifier:
             model_input = self.input8(image)
         except ValueError as exc:
             raise FrameError("prepare", f"{TASK} input: {exc}") from exc
-        views = [encode_crop(thumbnail(image))] if self.keep_views else []
+        views = [encode_crop(thumbnail(image, MAX_CROP_SIDE))] if self.keep_views else []
         return TaskInputs([model_input], views=views)
 
     def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray:
