@@ -182,3 +182,27 @@ def test_failure_messages_never_carry_the_password():
     text = describe_failure(settings, "producer", TimeoutError("x"), "'v'")
     assert "sasl_username=sw" in text and "pw-77" not in text
     assert "kafka.sasl_username" in text
+
+
+def test_a_refused_client_certificate_is_named_even_when_the_last_try_timed_out():
+    """On a loaded CI host kafka-python logged several disconnects (the broker hung up on a
+    client without certificate) and then a timeout; the timeout must not hide the hang-ups."""
+    import logging
+
+    from seawatch.ingest.kafka_security import _Failures
+
+    capture = _Failures()
+    for message in [
+        "<KafkaConnection node_id=bootstrap-0>: Connection lost: KafkaConnectionError: "
+        "socket disconnected",
+        "Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: socket "
+        "disconnected (backoff 0.05 secs)",
+        "<KafkaConnection node_id=bootstrap-0>: Connection lost: KafkaConnectionError: "
+        "Connection timed out",
+        "Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: Connection timed "
+        "out (backoff 5.63 secs)",
+    ]:
+        capture.emit(logging.LogRecord("kafka", logging.ERROR, "", 0, message, None, None))
+    settings = KafkaSettings(security_protocol="SSL")
+    text = describe_failure(settings, "admin client", TimeoutError("x"), capture.reason)
+    assert "kafka.ssl_certfile and kafka.ssl_keyfile" in text

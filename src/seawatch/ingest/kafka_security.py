@@ -132,13 +132,17 @@ class _Failures(logging.Handler):
 
     @property
     def reason(self) -> str | None:
-        """The most telling failure: the last one that says more than "disconnected"."""
-        telling = [r for r in self.reasons if "socket disconnected" not in r]
+        """The most telling failure: the last one that says more than "disconnected", else
+        a disconnect (the broker hung up: it was reached) before a timeout (on a loaded host
+        a refused TLS handshake can end in a timeout after several disconnects)."""
+        vague = ("socket disconnected", "timed out")
+        telling = [r for r in self.reasons if not any(v in r.lower() for v in vague)]
         if telling and telling[-1] == "'v'":
             # kafka-python 3.0.12 fails with KeyError('v') on a SCRAM server-final message
             # that carries an error (e=...) instead of the server's signature.
             return "the broker rejected the SCRAM exchange (server-final message without v=)"
-        return (telling or self.reasons or [None])[-1]
+        hung_up = [r for r in self.reasons if "socket disconnected" in r]
+        return (telling or hung_up or self.reasons or [None])[-1]
 
 
 @contextmanager
