@@ -18,7 +18,7 @@ from review_store import CRUISES, LABELS
 
 PAGE = 200  # review.page_size's default
 CONNECTIONS = 6  # what a browser opens per host
-IMG = re.compile(r'<img src="(/crops/[0-9a-f]{64}\.png)"')
+IMG = re.compile(r'<img src="(/(?:crops|thumbs)/[0-9a-f]{64}\.(?:png|jpg))"')
 
 
 class Browser:

@@ -30,6 +30,7 @@ def test_api_and_images_need_a_login(app, station_files):
     uid, idx, crop = _first(station_files.store)
     with TestClient(app) as client:
         assert client.get(f"/crops/{crop}.png", follow_redirects=False).status_code == 303
+        assert client.get(f"/thumbs/{crop}.jpg", follow_redirects=False).status_code == 303
         body = {"action": "validate", "items": [{"uid": uid, "idx": idx, "version": 0}]}
         assert client.post("/api/objects/decide", json=body).status_code == 401
 
@@ -111,9 +112,10 @@ def test_login_needs_the_forms_token(app):
     "name",
     ["../seawatch.db", "..%2F..%2Fetc%2Fpasswd", "a" * 64 + ".png/../x", "%00.png", "A" * 64],
 )
-def test_crop_names_cannot_reach_outside_the_crop_store(as_user, name):
+@pytest.mark.parametrize("route", ["crops", "thumbs"])
+def test_crop_names_cannot_reach_outside_the_crop_store(as_user, name, route):
     client, _ = as_user("vera")
-    assert client.get(f"/crops/{name}").status_code == 404
+    assert client.get(f"/{route}/{name}").status_code == 404
 
 
 def test_evidence_paths_come_from_the_store_and_stay_under_its_root(as_user, station_files):

@@ -4,10 +4,11 @@ before the records naming them."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from seawatch.contracts.crops import encode_crop, is_digest
+from seawatch.contracts.crops import THUMB_SIDE, encode_crop, image_type, is_digest
 from seawatch.storage.crop_store import CropStore
 
 DAY_NS = 86_400 * 10**9
@@ -20,7 +21,7 @@ def _crops(n: int, seed: int = 0):
 
 def test_a_crop_is_named_by_its_bytes_and_stored_once(tmp_path):
     crops = _crops(3)
-    assert all(is_digest(d) for d, _ in crops) and len({d for d, _ in crops}) == 3
+    assert all(is_digest(c.digest) for c in crops) and len({c.digest for c in crops}) == 3
     store = CropStore(tmp_path / "c.db")
     store.put(crops)
     store.put(crops[:2])  # a replay
@@ -56,7 +57,23 @@ def test_retention_drops_the_oldest_until_the_bytes_fit(tmp_path):
     pruned = store.prune(now_ns=11 * 10**9)
     assert pruned.kept_bytes <= 4 * size + 10
     left = {d for (d,) in store._db.execute("SELECT digest FROM crops")}
-    assert left == {crops[0][0], *(d for d, _ in crops[-3:])}
+    assert left == {crops[0][0], *(c.digest for c in crops[-3:])}
+
+
+def test_a_large_crop_has_a_jpeg_thumbnail_that_goes_with_it(tmp_path):
+    rng = np.random.default_rng(3)
+    big = encode_crop(rng.integers(0, 255, (300, 200), np.uint8))  # kept at 256 x 171
+    small = encode_crop(rng.integers(0, 255, (40, 30), np.uint8))
+    assert cv2.imdecode(np.frombuffer(big.png, np.uint8), 0).shape == (256, 171)
+    assert cv2.imdecode(np.frombuffer(big.thumb, np.uint8), 0).shape == (THUMB_SIDE, 86)
+    assert image_type(big.thumb) == "image/jpeg" and image_type(big.png) == "image/png"
+    assert small.thumb == b""  # no larger than a thumbnail: the crop is its own
+    store = CropStore(tmp_path / "c.db", max_age_s=86_400)
+    store.put([big, small], now_ns=0)
+    assert store.thumb(big.digest) == big.thumb and store.thumb(small.digest) == small.png
+    store.prune(now_ns=2 * DAY_NS)
+    assert store.thumb(big.digest) is None
+    assert store._db.execute("SELECT COUNT(*) FROM thumbs").fetchone()[0] == 0
 
 
 def test_a_digest_that_is_not_a_digest_is_not_a_crop_name():

@@ -1,5 +1,5 @@
 """Images kept for people to look at: each object's crop (and each fish view) as PNG,
-named by the SHA-256 of its bytes.
+named by the SHA-256 of its bytes, with a grid-sized JPEG thumbnail.
 
 A head encodes them in ``prepare`` (on the decode threads); the records name them by digest
 and :class:`seawatch.storage.crop_store.CropStore` keeps them, durable before the offsets are
@@ -10,29 +10,57 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-Crop = tuple[str, bytes]  # (sha256 hex digest, PNG bytes)
 DIGEST = re.compile(r"^[0-9a-f]{64}$")  # what a crop's name may be (no path, nothing else)
 MAX_CROP_SIDE = 256  # longer crops are shrunk to this before they are kept
+THUMB_SIDE = 128  # the grid shows 96 CSS px: sharp on a 1.33x screen, ~1/7 of a crop's bytes
+THUMB_QUALITY = 85  # JPEG quality of thumbnails (lossless PNG stays the crop of record)
+
+
+class Crop(NamedTuple):
+    """A kept image: its PNG (the crop of record), the PNG's SHA-256 (its name) and a JPEG
+    thumbnail for grids (empty when the crop is no larger than a thumbnail)."""
+
+    digest: str
+    png: bytes
+    thumb: bytes = b""
+
+
+def _shrunk(image: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    f = max_side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def encode_crop(image: np.ndarray, *, max_side: int = MAX_CROP_SIDE) -> Crop:
-    """An 8-bit gray or BGR image -> its PNG bytes and their digest (shrunk to ``max_side``)."""
+    """An 8-bit gray or BGR image -> its PNG (shrunk to ``max_side``), the PNG's digest and
+    a JPEG thumbnail of at most :data:`THUMB_SIDE` (a 96-px grid of 200 crops reads ~300 KB
+    instead of ~2.2 MB: measured on the synthetic renderer's crops, 1.6 KB against 11.4 KB)."""
     if image.dtype != np.uint8:
         raise ValueError(f"crops are kept as 8-bit images, got {image.dtype}")
-    h, w = image.shape[:2]
-    if max(h, w) > max_side:
-        f = max_side / max(h, w)
-        size = (max(1, round(w * f)), max(1, round(h * f)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    image = _shrunk(image, max_side)
     ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise ValueError(f"could not encode a {image.shape} crop as PNG")
     png = data.tobytes()
-    return hashlib.sha256(png).hexdigest(), png
+    thumb = b""
+    if max(image.shape[:2]) > THUMB_SIDE:
+        small = _shrunk(image, THUMB_SIDE)
+        ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
+        thumb = data.tobytes() if ok else b""
+    return Crop(hashlib.sha256(png).hexdigest(), png, thumb)
+
+
+def image_type(data: bytes) -> str:
+    """The media type of a kept image's bytes (a PNG crop or a JPEG thumbnail)."""
+    return "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
 
 
 def is_digest(name: str) -> bool:
@@ -40,4 +68,12 @@ def is_digest(name: str) -> bool:
     return bool(DIGEST.match(name))
 
 
-__all__ = ["DIGEST", "MAX_CROP_SIDE", "Crop", "encode_crop", "is_digest"]
+__all__ = [
+    "DIGEST",
+    "MAX_CROP_SIDE",
+    "THUMB_SIDE",
+    "Crop",
+    "encode_crop",
+    "image_type",
+    "is_digest",
+]

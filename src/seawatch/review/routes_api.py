@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from seawatch.contracts.crops import is_digest
+from seawatch.contracts.crops import image_type, is_digest
 from seawatch.review.accounts import Role
 from seawatch.review.auth import (
     Admin,
@@ -206,15 +206,23 @@ def taxa_add(
 _viewer = need(Role.VIEWER)
 
 
-def _crop_bytes(request: Request) -> bytes:
-    """The crop a request names, for a logged-in viewer (the checks ``Viewer`` makes)."""
+def _image_bytes(request: Request, suffix: str, thumb: bool) -> bytes:
+    """The crop (or its thumbnail) a request names, for a logged-in viewer (the checks
+    ``Viewer`` makes)."""
     _viewer(request, current_session(request))
-    digest = request.path_params["name"].removesuffix(".png")
-    station = _station(request)
-    data = station.crops.get(digest) if station.crops and is_digest(digest) else None
+    name = request.path_params["name"]
+    digest = name.removesuffix(suffix)
+    crops = _station(request).crops
+    data = None
+    if crops is not None and name.endswith(suffix) and is_digest(digest):
+        data = crops.thumb(digest) if thumb else crops.get(digest)
     if data is None:
         raise HTTPException(404, "no such crop (never kept, or past retention)")
     return data
+
+
+# content-addressed: the same name never holds other bytes
+_IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
 
 
 async def crop(request: Request) -> Response:
@@ -223,13 +231,19 @@ async def crop(request: Request) -> Response:
     A plain route on the event loop: a grid page asks for 200 crops at once, and the two
     lookups (session, crop: ~40 µs) cost far less than the thread-pool hops of a FastAPI
     route with the ``Viewer`` dependency (one per function, ~0.1-0.2 ms each here)."""
-    data = _crop_bytes(request)
-    # content-addressed: the same name never holds other bytes
-    headers = {"Cache-Control": "private, max-age=31536000, immutable"}
-    return Response(data, media_type="image/png", headers=headers)
+    data = _image_bytes(request, ".png", thumb=False)
+    return Response(data, media_type="image/png", headers=_IMMUTABLE)
+
+
+async def thumb(request: Request) -> Response:
+    """A crop's grid thumbnail by ``<digest>.jpg`` (JPEG; the PNG crop itself when it is
+    small or was stored before thumbnails); 404 otherwise, as :func:`crop`."""
+    data = _image_bytes(request, ".jpg", thumb=True)
+    return Response(data, media_type=image_type(data), headers=_IMMUTABLE)
 
 
 router.add_route("/crops/{name}", crop, methods=["GET"], include_in_schema=False)
+router.add_route("/thumbs/{name}", thumb, methods=["GET"], include_in_schema=False)
 
 
 @router.get("/evidence", include_in_schema=False)

@@ -186,7 +186,7 @@ class FishIdentifier:
                     similarity=round(s.similarity, 6),
                     new_individual=s.new_individual,
                     provisional=s.provisional,
-                    view=prepared.views[0][0] if prepared.views else None,
+                    view=prepared.views[0].digest if prepared.views else None,
                 ),
             )
             for s, prepared in zip(sightings, frames, strict=True)

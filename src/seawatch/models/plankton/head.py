@@ -120,7 +120,7 @@ class PlanktonClassifier:
             n = len(prepared.objects)
             answers = predictions[cursor : cursor + n]
             cursor += n
-            digests = [d for d, _ in prepared.views] if prepared.views else [None] * n
+            digests = [v.digest for v in prepared.views] if prepared.views else [None] * n
             wrongness = self._wrongness(answers, prepared.frame.meta.frame_kind)
             objects = tuple(
                 ObjectRecord(
