@@ -50,6 +50,7 @@ otolith-teacher: $(TRAIN)
 	$(BIN)/seawatch train otolith-teacher --out models/otolith-teacher
 
 bench: $(BASE)  # the committed models; --otolith-build quick|full-arch would need torch
+	$(BIN)/pip install -q quixstreams  # the Quix Streams peer (the bench extra)
 	$(BIN)/python benchmarks/pipeline.py
 
 # Latency against offered load, and scaling with --workers (each a few minutes).

@@ -1,26 +1,32 @@
-"""Pipeline throughput against its limit and against the naive script, per task, in one run.
+"""Pipeline throughput against the machine's limit and against the peers, per workload, in
+one run.
 
-For each task (plankton, otolith, fish): same model, same inference threads, same frames for
-all three runs:
+For each workload (plankton ROI frames, plankton full frames, fish side views, otolith
+specimens): the same frames on the same real Tansu broker (a fresh one per workload), the
+same committed model, runs interleaved so that each ratio pairs runs taken side by side:
 
-1. raw     ONNX Runtime alone on that task's model inputs, pre-made by the pipeline's own
-           prepare stage (decoded, segmented, cropped), in batches of max_batch: the limit
-           of this machine for this model.
-2. pipeline  the daemon: Kafka (real Tansu broker) in -> decode -> segment/prepare -> infer
-           -> SQLite store (durable) -> offsets committed.
-3. naive   the script a scientist would write: one message at a time, batch 1, one
-           database commit and one offset commit per frame.
+1. limit     ONNX Runtime alone on that workload's model inputs, pre-made by the daemon's own
+             prepare stage (decoded, segmented, cropped), with the best threads and batch
+             size of a sweep (1 and every core; 16, 64, 256): what this machine can do with
+             this model, the yardstick.
+2. raw       the same at the daemon's own inference threads and batch (the old yardstick).
+3. pipeline  the daemon: Kafka in -> decode -> segment/prepare -> infer -> SQLite store
+             (durable) -> offsets committed.
+4. quix      the Quix Streams peer (``benchmarks/peers/quix_app.py``): the same decode and
+             prepare code, ONNX Runtime per message, a batching SQLite sink (confluent-kafka).
+5. naive     the script a scientist would write: one message at a time, batch 1, one
+             database commit and one offset commit per frame (once, fewer frames).
 
-Prints pipeline/raw and pipeline/naive and the latency percentiles per task, and writes
-``benchmarks/results/pipeline.json`` (``{"tasks": {task: {...}}, ...}``; a run of one task
-keeps the other tasks' last blocks).
+Prints pipeline/limit, pipeline/quix and pipeline/naive and the latency percentiles per
+workload, and writes ``benchmarks/results/pipeline.json`` (``{"tasks": {workload: {...}}}``;
+a run of some workloads keeps the others' last blocks).
 
-    python benchmarks/pipeline.py [--task all] [--frames N] [--threads 1]
+    python benchmarks/pipeline.py [--task all] [--frames N] [--threads 1] [--no-quix]
 
 The otolith block uses the committed ``models/otolith`` (``--otolith-build committed``, the
 default), ``--otolith-model DIR``, or an artifact trained for the run (``full-arch``: the
 default architecture trained for seconds; ``quick``: the tests' tiny network); the JSON says
-which.
+which. The Quix peer needs ``pip install quixstreams`` (the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -38,10 +44,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from pipeline_peers import bench_quix, cpus, run_all, sweep_limit
 from pipeline_tasks import (
     FISH_DIR,
     PLANKTON_DIR,
-    TASKS,
     Models,
     bench_naive,
     model_inputs,
@@ -57,15 +63,13 @@ from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
-DEFAULT_FRAMES = {"plankton": 6000, "otolith": 1000, "fish": 6000}
-
-
-def bench_raw(backend: OnnxRuntimeBackend, tensor: np.ndarray, batch: int) -> float:
-    """Seconds for ONNX Runtime to run every model input once, in batches of ``batch``."""
-    started = time.perf_counter()
-    for start in range(0, len(tensor), batch):
-        backend.run(tensor[start : start + batch])
-    return time.perf_counter() - started
+# workload: (task, share of full frames, default frames)
+WORKLOADS = {
+    "plankton-roi": ("plankton", 0.0, 6000),
+    "plankton-full": ("plankton", 1.0, 300),
+    "fish": ("fish", 0.0, 6000),
+    "otolith": ("otolith", 0.0, 200),
+}
 
 
 def bench_pipeline(settings, n: int) -> tuple[float, object]:
@@ -88,9 +92,9 @@ def _publish(settings, messages) -> None:
         publisher.close()
 
 
-def _settings(args, broker: EmbeddedBroker, models: Models, tmp: Path, task: str, repeat=""):
+def _settings(args, broker: EmbeddedBroker, models: Models, tmp: Path, workload: str, repeat=""):
     """The daemon's settings for one run: every available head served, one topic."""
-    name = f"{task}{repeat}"
+    name, task = f"{workload}{repeat}", WORKLOADS[workload][0]
     tuning = {}
     if args.decode_threads:
         tuning["ingest__decode_threads"] = args.decode_threads
@@ -115,71 +119,102 @@ def _settings(args, broker: EmbeddedBroker, models: Models, tmp: Path, task: str
     )
 
 
-def run_task(args, task: str, models: Models, broker, tmp: Path, console: Console) -> dict:
-    """Raw, pipeline (interleaved repeats) and naive for one task; its result block."""
-    n = args.frames or DEFAULT_FRAMES[task]
-    messages = task_messages(task, n, seed=args.seed, full_share=args.full_share)
+def run_task(args, workload: str, models: Models, broker, tmp: Path, console: Console) -> dict:
+    """Limit, raw, pipeline and Quix (interleaved repeats), then naive, for one workload."""
+    task, full_share, default_frames = WORKLOADS[workload]
+    n = args.frames or default_frames
+    messages = task_messages(task, n, seed=args.seed, full_share=full_share)
     card = load_card(models.of(task))
-    base = _settings(args, broker, models, tmp, task)
+    onnx = models.of(task) / ONNX_FILE
+    base = _settings(args, broker, models, tmp, workload)
     tensor = model_inputs(base, messages)
     frames = len(messages)
     console.print(
-        f"[bold]{task}[/]: {frames} frames, {len(tensor)} model inputs "
+        f"[bold]{workload}[/]: {frames} frames, {len(tensor)} model inputs "
         f"{tuple(tensor.shape[1:])}, model {card.name} {card.version}"
     )
-    backend = OnnxRuntimeBackend(models.of(task) / ONNX_FILE, threads=args.threads)
-    # raw runs the batches the daemon runs
-    batch = base.tasks[task].batch(args.max_batch)
+    limit = sweep_limit(onnx, tensor)
+    best = OnnxRuntimeBackend(onnx, threads=limit["threads"])
+    backend = OnnxRuntimeBackend(onnx, threads=args.threads)
+    batch = base.tasks[task].batch(args.max_batch)  # raw runs the batches the daemon runs
     backend.run(tensor[:batch])  # warm-up
-    raw_runs: list[float] = []
-    pipe_runs: list[tuple[float, object]] = []
+    best.run(tensor[: limit["batch"]])
+    runs: dict[str, list] = {"limit": [], "raw": [], "pipeline": [], "quix": []}
     for repeat in range(args.repeats):
         # Interleaved: this machine is shared and noisy, so each ratio pairs runs taken
         # side by side, and the median of the ratios is reported.
-        raw_runs.append(bench_raw(backend, tensor, batch))
-        settings = _settings(args, broker, models, tmp, task, repeat)
+        runs["limit"].append(run_all(best, tensor, limit["batch"]))
+        runs["raw"].append(run_all(backend, tensor, batch))
+        settings = _settings(args, broker, models, tmp, workload, repeat)
         _publish(settings, messages)
-        pipe_runs.append(bench_pipeline(settings, frames))
-        console.print(
-            f"  repeat {repeat + 1}/{args.repeats}: raw {frames / raw_runs[-1]:.0f} "
-            f"frames/s, pipeline {frames / pipe_runs[-1][0]:.0f} frames/s"
+        runs["pipeline"].append(bench_pipeline(settings, frames))
+        line = (
+            f"  repeat {repeat + 1}/{args.repeats}: limit {frames / runs['limit'][-1]:.0f}, "
+            f"pipeline {frames / runs['pipeline'][-1][0]:.0f}"
         )
+        if args.quix:
+            peer = bench_quix(
+                settings.kafka.bootstrap_servers, settings.kafka.topics[0], task,
+                models.of(task), tmp / f"quix-{workload}{repeat}.db", frames, args.quix_threads,
+            )  # fmt: skip
+            runs["quix"].append(peer["seconds"])
+            line += f", quix {frames / peer['seconds']:.0f}"
+        console.print(line + " frames/s")
     backend.close()
+    best.close()
     naive_n = min(args.naive_frames or frames, frames)
     naive_s = bench_naive(settings, task, naive_n, models, args.threads)
-    ratios = [raw / pipe for raw, (pipe, _) in zip(raw_runs, pipe_runs, strict=True)]
-    middle = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
-    raw_s, (pipe_s, stats) = raw_runs[middle], pipe_runs[middle]
-    raw_fps, pipe_fps, naive_fps = frames / raw_s, frames / pipe_s, naive_n / naive_s
+    pipe_s_all = [p for p, _ in runs["pipeline"]]
+    over_limit = [lim / pipe for lim, pipe in zip(runs["limit"], pipe_s_all, strict=True)]
+    over_raw = [raw / pipe for raw, pipe in zip(runs["raw"], pipe_s_all, strict=True)]
+    over_quix = [q / pipe for q, pipe in zip(runs["quix"], pipe_s_all, strict=False)]
+    middle = sorted(range(len(over_limit)), key=over_limit.__getitem__)[len(over_limit) // 2]
+    pipe_s, stats = runs["pipeline"][middle]
+    limit_s, raw_s = runs["limit"][middle], runs["raw"][middle]
+    pipe_fps = frames / pipe_s
     inputs = stats.objects if task == "plankton" else stats.processed  # one input per frame
     s50, s99 = stats.service_percentiles(50, 99)
     block = {
+        "task": task,
         "frames": frames,
+        "full_frame_share": full_share,
         "objects": len(tensor),  # model inputs: plankton objects, one per otolith/fish frame
         "input_shape": list(tensor.shape[1:]),
+        "cpus": cpus(),
         "threads": args.threads,
         "decode_threads": settings.ingest.decode_threads,
         "max_poll_records": settings.kafka.max_poll_records,
         "max_batches_in_flight": settings.inference.max_batches_in_flight,
         "max_batch": batch,
         "model": f"{card.name} {card.version}",
-        "raw_frames_per_s": round(raw_fps, 1),
+        "limit_threads": limit["threads"],
+        "limit_batch": limit["batch"],
+        "limit_sweep_objects_per_s": limit["sweep"],
+        "limit_frames_per_s": round(frames / limit_s, 1),
+        "raw_frames_per_s": round(frames / raw_s, 1),
         "raw_objects_per_s": round(len(tensor) / raw_s, 1),
         "pipeline_frames_per_s": round(pipe_fps, 1),
         "pipeline_objects_per_s": round(inputs / pipe_s, 1),
-        "naive_frames_per_s": round(naive_fps, 1),
+        "naive_frames_per_s": round(naive_n / naive_s, 1),
         "naive_frames": naive_n,
-        "pipeline_over_raw": round(pipe_fps / raw_fps, 3),
-        "pipeline_over_raw_all_repeats": [round(r, 3) for r in ratios],
-        "pipeline_over_naive": round(pipe_fps / naive_fps, 2),
+        "pipeline_over_limit": round(_median(over_limit), 3),
+        "pipeline_over_limit_all_repeats": [round(r, 3) for r in over_limit],
+        "pipeline_over_raw": round(_median(over_raw), 3),
+        "pipeline_over_raw_all_repeats": [round(r, 3) for r in over_raw],
+        "pipeline_over_naive": round(pipe_fps / (naive_n / naive_s), 2),
         "pipeline_stage_seconds": {k: round(v, 2) for k, v in stats.stage_seconds.items()},
         "pipeline_model_seconds": round(stats.infer_ms_total / 1000, 2),
         "pipeline_seconds": round(pipe_s, 2),
-        "raw_seconds": round(raw_s, 2),
+        "limit_seconds": round(limit_s, 2),
         "batch_latency_p50_ms": round(s50, 1),
         "batch_latency_p99_ms": round(s99, 1),
         "date": time.strftime("%Y-%m-%d"),
     }
+    if over_quix:
+        block["quix_frames_per_s"] = round(frames / _median(runs["quix"]), 1)
+        block["quix_onnx_threads"] = args.quix_threads or "onnxruntime default"
+        block["pipeline_over_quix"] = round(_median(over_quix), 3)
+        block["pipeline_over_quix_all_repeats"] = [round(r, 3) for r in over_quix]
     if task == "otolith":
         block["model_source"] = models.otolith_source
     if task != "plankton":
@@ -187,18 +222,23 @@ def run_task(args, task: str, models: Models, broker, tmp: Path, console: Consol
     return block
 
 
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
+
+
 def _table(results: dict) -> Table:
-    table = Table(title="pipeline benchmark (per task: same model, threads and frames)")
-    columns = ("task", "raw f/s", "pipe f/s", "pipe/raw", "all repeats")
+    table = Table(title="pipeline benchmark (per workload: same frames, model and broker)")
+    columns = ("workload", "limit f/s", "pipe f/s", "pipe/limit", "quix f/s", "pipe/quix")
     for column in (*columns, "naive f/s", "pipe/naive", "p50/p99 ms"):
         table.add_column(column, justify="right")
-    for task, r in results.items():
+    for workload, r in results.items():
         table.add_row(
-            task,
-            f"{r['raw_frames_per_s']:.0f}",
+            workload,
+            f"{r['limit_frames_per_s']:.0f}",
             f"{r['pipeline_frames_per_s']:.0f}",
-            f"{r['pipeline_over_raw']:.2f}",
-            " ".join(f"{x:.2f}" for x in r["pipeline_over_raw_all_repeats"]),
+            f"{r['pipeline_over_limit']:.2f}",
+            f"{r['quix_frames_per_s']:.0f}" if "quix_frames_per_s" in r else "-",
+            f"{r['pipeline_over_quix']:.2f}" if "pipeline_over_quix" in r else "-",
             f"{r['naive_frames_per_s']:.0f}",
             f"{r['pipeline_over_naive']:.1f}x",
             f"{r['batch_latency_p50_ms']:.0f}/{r['batch_latency_p99_ms']:.0f}",
@@ -211,9 +251,9 @@ def _write(results: dict, note: str | None, load_before: tuple, steal_s: float) 
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     tasks = {**previous.get("tasks", {}), **results}
     data = {
-        "tasks": {t: tasks[t] for t in TASKS if t in tasks},
+        "tasks": {w: tasks[w] for w in WORKLOADS if w in tasks},
         "command": " ".join(["python", *sys.argv]),
-        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={_cpus()}".strip(),
+        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={cpus()}".strip(),
         "load_average_1_5_15_before": [round(x, 2) for x in load_before],
         "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
         "cpu_steal_s_during_run": round(steal_s, 2),  # taken by the host's other guests
@@ -226,13 +266,13 @@ def _write(results: dict, note: str | None, load_before: tuple, steal_s: float) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
+    parser.add_argument("--task", choices=[*WORKLOADS, "all"], default="all", help="workload")
     parser.add_argument(
         "--frames",
         type=int,
         default=None,
-        help="frames per task (default: plankton and fish 6000, otolith 1000: long enough that "
-        "filling and draining the pipeline weigh about 1 %%)",
+        help="frames per workload (default: plankton ROI and fish 6000, plankton full frames "
+        "300, otolith 200: long enough that filling and draining the pipeline weigh little)",
     )
     parser.add_argument(
         "--naive-frames", type=int, default=1000, help="frames for the naive run (at most all)"
@@ -251,7 +291,10 @@ def main() -> None:
         default=None,
         help="frames per poll batch (default: the settings' default)",
     )
-    parser.add_argument("--full-share", type=float, default=0.05, help="plankton full frames")
+    parser.add_argument("--no-quix", dest="quix", action="store_false", help="skip the peer")
+    parser.add_argument(
+        "--quix-threads", type=int, default=0, help="the peer's ONNX threads (0: ORT default)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved raw/pipeline pairs")
     parser.add_argument(
@@ -271,7 +314,8 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     console.width = max(console.width, 110)  # the table, also when piped to a file
-    tasks = TASKS if args.task == "all" else (args.task,)
+    workloads = tuple(WORKLOADS) if args.task == "all" else (args.task,)
+    tasks = {WORKLOADS[w][0] for w in workloads}
     load_before, steal_before = os.getloadavg(), _steal_s()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -281,21 +325,17 @@ def main() -> None:
         models = Models(
             resolve_model_dir(PLANKTON_DIR), otolith, resolve_model_dir(FISH_DIR), source
         )
-        for task in tasks:
-            # A fresh broker per task: Tansu keeps every message in memory, and after the
+        for workload in workloads:
+            # A fresh broker per workload: Tansu keeps every message in memory, and after the
             # plankton runs (about 250 MB) the otolith model ran 16 % slower beside it
             # (pipeline / raw 0.85, against 0.93 with a broker of its own).
             with EmbeddedBroker() as broker:
-                results[task] = run_task(args, task, models, broker, Path(tmp), console)
+                results[workload] = run_task(args, workload, models, broker, Path(tmp), console)
     _write(results, args.note, load_before, _steal_s() - steal_before)
     console.print(_table(results))
     console.print(
         f"batch latency: polled -> stored + committed, in the daemon; results in {RESULTS}"
     )
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def _steal_s() -> float:
