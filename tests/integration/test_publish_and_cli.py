@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import subprocess
 import sys
 
@@ -75,6 +76,16 @@ def test_published_folder_is_processed_with_csv_metadata_and_claim_checks(
     assert len(digests) == len(messages) and set(found) == set(digests)
     roi = cv2.imdecode(np.frombuffer(found[digests[0]], np.uint8), cv2.IMREAD_UNCHANGED)
     assert roi.shape == (80, 120)
+    # an ROI sent inline as PNG or JPEG is kept byte for byte as it came (no re-encoding);
+    # TIFF and claim-checked ROIs are encoded as PNG
+    types = [dict(m.raw_headers)["content-type"] for m in messages]
+    as_sent = [
+        m for m, t in zip(messages, types, strict=True) if t in (b"image/png", b"image/jpeg")
+    ]
+    assert 0 < len(as_sent) < len(messages)
+    assert {hashlib.sha256(m.value).hexdigest() for m in as_sent} <= set(digests)
+    png = sum(found[d][:4] == b"\x89PNG" for d in digests)
+    assert png == len(messages) - sum(t == b"image/jpeg" for t in types)
 
 
 def _seawatch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

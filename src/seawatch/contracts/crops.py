@@ -1,5 +1,6 @@
-"""Images kept for people to look at: each object's crop (and each fish view) as PNG,
-named by the SHA-256 of its bytes, with a grid-sized JPEG thumbnail.
+"""Images kept for people to look at: each object's crop (and each fish view) as PNG, or
+an instrument's ROI as it sent it (PNG or JPEG), named by the SHA-256 of its bytes, with a
+grid-sized JPEG thumbnail.
 
 A head encodes them in ``prepare`` (on the decode threads); the records name them by digest
 and :class:`seawatch.storage.crop_store.CropStore` keeps them, durable before the offsets are
@@ -50,12 +51,29 @@ def encode_crop(image: np.ndarray, *, max_side: int = MAX_CROP_SIDE) -> Crop:
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise ValueError(f"could not encode a {image.shape} crop as PNG")
     png = data.tobytes()
-    thumb = b""
-    if max(image.shape[:2]) > THUMB_SIDE:
-        small = _shrunk(image, THUMB_SIDE)
-        ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
-        thumb = data.tobytes() if ok else b""
-    return Crop(hashlib.sha256(png).hexdigest(), png, thumb)
+    return Crop(hashlib.sha256(png).hexdigest(), png, _thumb(image))
+
+
+def _thumb(image: np.ndarray) -> bytes:
+    """The JPEG thumbnail of an image larger than :data:`THUMB_SIDE`; empty otherwise."""
+    if max(image.shape[:2]) <= THUMB_SIDE:
+        return b""
+    small = _shrunk(image, THUMB_SIDE)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
+    return data.tobytes() if ok else b""
+
+
+KEPT_AS_SENT = ("image/png", "image/jpeg")  # an ROI in these types is kept as it came
+
+
+def crop_as_sent(data: bytes, image: np.ndarray) -> Crop:
+    """A whole ROI the instrument sent as PNG or JPEG (``image``: its decoded pixels, at
+    most :data:`MAX_CROP_SIDE`), kept as it came: the instrument's own vignette (colour
+    included), named by its bytes, with no re-encoding (a PNG encode was 15 % of an ROI
+    frame's CPU in the pipeline; profiled on issue 26); the thumbnail is made from ``image``."""
+    if max(image.shape[:2]) > MAX_CROP_SIDE:
+        raise ValueError(f"an ROI larger than {MAX_CROP_SIDE} px is shrunk: use encode_crop")
+    return Crop(hashlib.sha256(data).hexdigest(), bytes(data), _thumb(image))
 
 
 def image_type(data: bytes) -> str:
@@ -70,9 +88,11 @@ def is_digest(name: str) -> bool:
 
 __all__ = [
     "DIGEST",
+    "KEPT_AS_SENT",
     "MAX_CROP_SIDE",
     "THUMB_SIDE",
     "Crop",
+    "crop_as_sent",
     "encode_crop",
     "image_type",
     "is_digest",

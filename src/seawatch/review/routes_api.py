@@ -226,13 +226,14 @@ _IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
 
 
 async def crop(request: Request) -> Response:
-    """A kept crop by ``<digest>.png``; anything else is 404 (no paths, no traversal).
+    """A kept crop by ``<digest>.png`` (PNG, or the JPEG an instrument sent); anything else
+    is 404 (no paths, no traversal).
 
     A plain route on the event loop: a grid page asks for 200 crops at once, and the two
     lookups (session, crop: ~40 µs) cost far less than the thread-pool hops of a FastAPI
     route with the ``Viewer`` dependency (one per function, ~0.1-0.2 ms each here)."""
     data = _image_bytes(request, ".png", thumb=False)
-    return Response(data, media_type="image/png", headers=_IMMUTABLE)
+    return Response(data, media_type=image_type(data), headers=_IMMUTABLE)
 
 
 async def thumb(request: Request) -> Response:

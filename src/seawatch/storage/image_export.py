@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seawatch.contracts.crops import image_type
 from seawatch.contracts.errors import StorageError
 from seawatch.storage.crop_store import CropStore
 from seawatch.storage.export import ExportFilter, iter_rows, sanitise_id, write_tsv
@@ -44,6 +45,8 @@ def _with_crops(
             if data is None:
                 missing[0] += 1
             else:
+                if image_type(data) == "image/jpeg":  # an ROI kept as the instrument sent it
+                    row["img_file_name"] = row["img_file_name"].removesuffix(".png") + ".jpg"
                 yield row, data
         batch.clear()
 
@@ -69,7 +72,7 @@ def export_zip(store: Path, crops_path: Path, out: Path, flt: ExportFilter) -> I
         rows: list[dict[str, Any]] = []
         with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_STORED) as archive:
             for row, data in _with_crops(iter_rows(db, flt, with_crop=True), crops, missing):
-                archive.writestr(row["img_file_name"], data)  # PNG: already compressed
+                archive.writestr(row["img_file_name"], data)  # PNG/JPEG: already compressed
                 rows.append(row)
             write_tsv(iter(rows), tsv)
             archive.write(tsv, TSV_NAME, compress_type=zipfile.ZIP_DEFLATED)

@@ -16,7 +16,13 @@ import numpy as np
 from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
-from seawatch.contracts.crops import encode_crop
+from seawatch.contracts.crops import (
+    KEPT_AS_SENT,
+    MAX_CROP_SIDE,
+    Crop,
+    crop_as_sent,
+    encode_crop,
+)
 from seawatch.contracts.errors import BackendError, FrameError
 from seawatch.contracts.frames import Frame, FrameKind
 from seawatch.contracts.objects import SegmentedObject
@@ -99,9 +105,22 @@ class PlanktonClassifier:
         objects = self._objects(gray, frame)
         crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
         full = frame.meta.frame_kind is FrameKind.FULL
-        views = [encode_crop(obj.image) for obj in objects] if self.keep_crops else []
+        views = self._views(frame, image, objects) if self.keep_crops else []
         quality = measure_quality(gray) if full else None
         return TaskInputs(crops, objects, quality=quality, views=views)
+
+    @staticmethod
+    def _views(frame: Frame, image: np.ndarray, objects: Sequence) -> list[Crop]:
+        """Each object's crop; a whole ROI that came as PNG or JPEG is kept as it came."""
+        meta = frame.meta
+        if (
+            meta.frame_kind is FrameKind.ROI
+            and meta.content_type in KEPT_AS_SENT
+            and max(image.shape[:2]) <= MAX_CROP_SIDE
+            and len(objects) == 1
+        ):
+            return [crop_as_sent(frame.payload, image)]
+        return [encode_crop(obj.image) for obj in objects]
 
     def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray | None:
         """Every object of every frame in one tensor; None when no frame has an object."""

@@ -1,0 +1,63 @@
+"""Which crop the plankton head keeps for the review station: a whole ROI that came as PNG
+or JPEG is kept byte for byte (the instrument's own vignette, no re-encoding); a full
+frame's objects, a TIFF ROI or an ROI larger than a crop are encoded as PNG."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+
+from seawatch.contracts.crops import MAX_CROP_SIDE, image_type
+from seawatch.contracts.frames import Frame, SourceRef, parse_headers
+from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
+from seawatch.models.plankton.head import PlanktonClassifier
+
+NOW = 1_790_000_000_000_000_000  # 2026-09-21, after the frames
+
+
+def _frame(payload: bytes, content_type: str, kind: str) -> Frame:
+    headers = [
+        ("content-type", content_type.encode()),
+        ("instrument", b"flowcam-01"),
+        ("captured-at", b"2026-06-01T12:00:00Z"),
+        ("frame-kind", kind.encode()),
+    ]
+    meta = parse_headers(headers, topic="frames.plankton", key=b"flowcam-01", now_ns=NOW)
+    return Frame(meta, SourceRef("frames.plankton", 0, 0), payload, 0, headers)
+
+
+def _roi(h: int, w: int) -> np.ndarray:
+    image = np.full((h, w), 200, np.uint8)
+    cv2.ellipse(image, (w // 2, h // 2), (w // 4, h // 4), 0, 0, 360, 60, -1)
+    return image
+
+
+def test_a_jpeg_roi_is_kept_as_it_came():
+    image = _roi(150, 200)
+    jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_UNCHANGED)
+    objects = [measure_roi(decoded, SegmentParams(), None)]
+    (crop,) = PlanktonClassifier._views(_frame(jpeg, "image/jpeg", "roi"), decoded, objects)
+    assert crop.png == jpeg and crop.digest == hashlib.sha256(jpeg).hexdigest()
+    assert image_type(crop.png) == "image/jpeg" and image_type(crop.thumb) == "image/jpeg"
+
+
+def test_full_frames_and_large_rois_are_encoded_as_png():
+    field = np.full((400, 400), 200, np.uint8)
+    for x in (100, 300):
+        cv2.circle(field, (x, 200), 30, 50, -1)
+    png = cv2.imencode(".png", field)[1].tobytes()
+    objects = segment_full(field, SegmentParams(), None)
+    assert len(objects) == 2
+    crops = PlanktonClassifier._views(_frame(png, "image/png", "full"), field, objects)
+    assert [image_type(c.png) for c in crops] == ["image/png", "image/png"]
+    assert all(c.png != png for c in crops)
+    big = _roi(MAX_CROP_SIDE + 40, 100)
+    big_png = cv2.imencode(".png", big)[1].tobytes()
+    roi = [measure_roi(big, SegmentParams(), None)]
+    (crop,) = PlanktonClassifier._views(_frame(big_png, "image/png", "roi"), big, roi)
+    assert crop.png != big_png  # shrunk to MAX_CROP_SIDE, so re-encoded
+    shape = cv2.imdecode(np.frombuffer(crop.png, np.uint8), 0).shape
+    assert max(shape) == MAX_CROP_SIDE
