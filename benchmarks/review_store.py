@@ -222,7 +222,7 @@ def build(data: Path, objects: int, seed: int = 25, processes: int = 2) -> dict:
             store.add(records)
             store.flush()
             stored += sum(len(r.objects) for r in records)
-            crop_bytes += sum(len(png) for _, png in batch_crops)
+            crop_bytes += sum(len(c.png) for c in batch_crops)
             elapsed = spent + time.monotonic() - started
             progress = {"objects": objects, "seed": seed, "batches": b + 1, "seconds": elapsed,
                         "crop_bytes": crop_bytes}  # fmt: skip

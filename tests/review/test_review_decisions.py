@@ -159,3 +159,30 @@ def test_fish_merge_rename_and_split(as_user, station_files):
     assert answer.status_code == 409 and answer.json()["stale"][0]["by"] == "rolf"
     actions = [a for (a,) in db.execute("SELECT action FROM decisions ORDER BY id")]
     assert actions == ["merge", "rename", "split"]
+
+
+def test_the_grid_carries_its_thumbnails_inline(as_user, station_files):
+    """One response holds the page's thumbnails (data: URIs of the kept thumbnails); a
+    crop gone past retention says so instead of naming an image that 404s."""
+    import base64
+    import re
+
+    from seawatch.storage.crop_store import CropStore
+
+    client, _ = as_user("vera")
+    html = client.get("/objects", params={"order": "time"}).text
+    sources = re.findall(r'<img src="(data:image/(?:jpeg|png);base64,[^"]+)"', html)
+    assert len(sources) == html.count('class="cell ')  # every object of the page
+    crops = CropStore(station_files.crops, readonly=True)
+    digest = sqlite3.connect(station_files.store).execute(
+        "SELECT crop FROM objects WHERE crop IS NOT NULL ORDER BY rowid LIMIT 1"
+    ).fetchone()[0]
+    inline = base64.b64encode(crops.thumbs([digest])[digest]).decode()
+    crops.close()
+    assert any(s.endswith(inline) for s in sources)
+    db = sqlite3.connect(station_files.crops)
+    db.execute("DELETE FROM crops")
+    db.execute("DELETE FROM thumbs")
+    db.commit()
+    html = client.get("/objects", params={"order": "time"}).text
+    assert "data:image" not in html and "crop past retention" in html

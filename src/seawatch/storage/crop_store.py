@@ -125,6 +125,20 @@ class CropStore:
             row = self._db.execute(sql, (digest,)).fetchone()
         return bytes(row[0]) if row is not None else self.get(digest)
 
+    def thumbs(self, digests: Iterable[str]) -> dict[str, bytes]:
+        """The thumbnails of ``digests`` in one query (the crop itself where a crop has no
+        thumbnail); digests with neither are left out."""
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, bytes] = {}
+        if self._has_thumbs:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT digest, data FROM thumbs WHERE digest IN ({marks})"
+                found.update((d, bytes(b)) for d, b in self._db.execute(sql, chunk))
+        rest = [d for d in wanted if d not in found]
+        return found | (self.many(rest) if rest else {})
+
     def many(self, digests: Iterable[str]) -> dict[str, bytes]:
         """The kept crops among ``digests``."""
         wanted = list(dict.fromkeys(digests))
