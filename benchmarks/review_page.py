@@ -5,9 +5,10 @@
 2. ``seawatch review serve`` as a child process (uvicorn on 127.0.0.1), a viewer logged in
    through the login form.
 3. A page load is what a browser does for the grid (:class:`review_client.Browser`):
-   ``GET /objects`` for a cruise and a taxon, ``order=confidence``, a page 0-4, then every
-   thumbnail the HTML names (``/crops/<digest>.png``) over 6 concurrent keep-alive
-   connections; from the first byte asked to the last thumbnail received. Only pages that
+   ``GET /objects`` for a cruise and a taxon, ``order=confidence``, a page 0-4 (the page
+   carries its thumbnails inline as ``data:`` URIs), then any image the HTML names by URL
+   (``/crops/...``, ``/thumbs/...``: none today) over 6 concurrent keep-alive
+   connections; from the first byte asked to the last byte received. Only pages that
    their combination fills (200 thumbnails) are drawn, each once. Static assets (which a
    browser caches) are left out. Each page is loaded twice: the **first view**, with the
    store's and the crops' files dropped from the OS page cache at the start of the phase
