@@ -24,6 +24,7 @@ from seawatch.export_command import export_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
+from seawatch.models.plankton.ood_command import ood_command as plankton_ood_command
 from seawatch.review.command import review_group
 from seawatch.store_command import models_group
 
@@ -287,6 +288,7 @@ def train() -> None:
 train.add_command(plankton_commands.train_command)
 train.add_command(plankton_commands.ssl_command)
 train.add_command(plankton_commands.ranking_command)
+train.add_command(plankton_ood_command)
 train.add_command(otolith_commands.train_command)
 train.add_command(otolith_commands.train_teacher_command)
 train.add_command(otolith_commands.calibrate_command)

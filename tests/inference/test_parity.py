@@ -118,8 +118,8 @@ def test_a_candidate_with_another_output_shape_is_refused(tmp_path):
         class _Wrong:
             name = "wrong"
 
-            def run_outputs(self, batch):
-                return (np.zeros((len(batch), 3), np.float32),)
+            def run_outputs(self, batch):  # probs of the wrong width, features as the graph's
+                return (np.zeros((len(batch), 3), np.float32), np.zeros((len(batch), 160)))
 
         inputs = sample_inputs(load_card(PLANKTON), 4)
         with pytest.raises(BackendError, match="shape"):

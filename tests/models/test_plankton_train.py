@@ -16,7 +16,7 @@ import torch
 from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.contracts.errors import BackendError
 from seawatch.contracts.preprocess import batch_tensor, prepare_roi
-from seawatch.models.plankton.export import check_parity, export_onnx, ort_session
+from seawatch.models.plankton.export import check_parity, export_onnx, exported, ort_session
 from seawatch.models.plankton.network import PlanktonNet
 from seawatch.models.plankton.synthetic import TAXA, render_roi
 from seawatch.models.plankton.train import FitParams, PlanktonData, train_plankton
@@ -74,17 +74,19 @@ def test_export_parity_torch_vs_onnxruntime(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = PlanktonNet(len(TAXA), mean=0.8, std=0.2).eval()
     path = export_onnx(model, tmp_path / "m.onnx", size=64)
-    diff = check_parity(model, path, _crops(7, seed=3))
+    diff = check_parity(exported(model), path, _crops(7, seed=3))  # probs and features
     assert diff < 1e-4
+    outputs = ort_session(path).run(None, {"image": _crops(2)})
+    assert [o.shape for o in outputs] == [(2, len(TAXA)), (2, 160)]
 
 
 def test_parity_check_fails_loudly_on_a_different_graph(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    exported = PlanktonNet(len(TAXA)).eval()
-    path = export_onnx(exported, tmp_path / "m.onnx", size=64)
+    first = PlanktonNet(len(TAXA)).eval()
+    path = export_onnx(first, tmp_path / "m.onnx", size=64)
     other = PlanktonNet(len(TAXA), mean=0.1, std=0.9).eval()
     with pytest.raises(BackendError, match="disagree"):
-        check_parity(other, path, _crops(4))
+        check_parity(exported(other), path, _crops(4))
 
 
 def test_network_outputs_logits_for_training_and_probs_in_forward() -> None:

@@ -99,6 +99,12 @@ class ModelCard(BaseModel):
         description="the fitted 'most likely wrong' score (RankingCalibration.to_dict), "
         "written by `seawatch train plankton-ranking`; None: the least-confidence fallback",
     )
+    ood: dict[str, Any] | None = Field(
+        None,
+        description="the out-of-distribution score (file, sha256, method, k, threshold, how "
+        "it was calibrated; seawatch.contracts.ood), written by `seawatch train plankton-ood`; "
+        "None: the softmax threshold alone decides unknown",
+    )
     onnx_sha256: str
     created_at: str
 

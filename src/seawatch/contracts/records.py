@@ -29,6 +29,8 @@ class ObjectRecord:
     morph: Morphometrics
     crop: str | None = None  # digest of the kept crop (seawatch.contracts.crops)
     wrongness: float | None = None  # the card's fitted ranking score; None: the fallback
+    ood: float | None = None  # out-of-distribution score (contracts/ood); None: no detector
+    ood_flagged: bool = False  # unknown because of the OOD score (not the softmax threshold)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,50 @@
-"""ONNX export of the plankton network: one input ``image`` (N x 1 x S x S, 0..255), one
-output ``probs`` (N x C), dynamic batch axis. See :mod:`seawatch.models.onnx_export`."""
+"""ONNX export of the plankton network: one input ``image`` (N x 1 x S x S, 0..255), two
+outputs ``probs`` (N x C) and ``features`` (N x D, the penultimate layer the
+out-of-distribution score reads), dynamic batch axis. See :mod:`seawatch.models.onnx_export`.
+
+Graphs exported before the ``features`` output existed have ``probs`` alone; the daemon
+serves them with the softmax threshold only (:mod:`seawatch.contracts.ood`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from seawatch.models.onnx_export import check_parity, ort_session
 from seawatch.models.onnx_export import export_onnx as _export
+from seawatch.models.plankton.network import PlanktonNet, WithFeatures
 
-INPUT_NAME, OUTPUT_NAME = "image", "probs"
+INPUT_NAME, OUTPUT_NAME, FEATURES_NAME = "image", "probs", "features"
+OUTPUT_NAMES = (OUTPUT_NAME, FEATURES_NAME)
 
 
-def export_onnx(model: nn.Module, path: Path, *, size: int, opset: int = 17) -> Path:
-    """Export a classifier mapping float32 N x 1 x size x size to probabilities."""
+def export_onnx(model: PlanktonNet, path: Path, *, size: int, opset: int = 17) -> Path:
+    """Export a classifier mapping float32 N x 1 x size x size to (probabilities, features)."""
     example = torch.zeros(2, 1, size, size)
     return _export(
-        model, path, example, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset=opset
+        WithFeatures(model),
+        path,
+        example,
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        opset=opset,
     )
 
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "check_parity", "export_onnx", "ort_session"]
+def exported(model: PlanktonNet) -> WithFeatures:
+    """The module the graph was exported from (for :func:`check_parity`)."""
+    return WithFeatures(model)
+
+
+__all__ = [
+    "FEATURES_NAME",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "OUTPUT_NAMES",
+    "check_parity",
+    "export_onnx",
+    "exported",
+    "ort_session",
+]

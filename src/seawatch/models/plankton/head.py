@@ -3,14 +3,22 @@
 ``prepare`` turns a decoded frame into 8-bit gray, cuts a full frame into objects (or
 measures a ROI frame's one object) and fits each into the classifier's square input;
 ``finish`` turns class probabilities into one :class:`ObjectRecord` per object.
+
+An object is ``unknown`` when its top-1 probability is under the card's
+``unknown_confidence`` or, where the card carries an out-of-distribution score
+(:mod:`seawatch.contracts.ood`) and the graph outputs ``features``, when that score is over
+its threshold (the record's ``ood_flagged`` says which rule it was). A card without one is
+served as before, softmax threshold only, and says so once in the log.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -26,6 +34,7 @@ from seawatch.contracts.crops import (
 from seawatch.contracts.errors import BackendError, FrameError
 from seawatch.contracts.frames import Frame, FrameKind
 from seawatch.contracts.objects import SegmentedObject
+from seawatch.contracts.ood import OodDetector, load_ood
 from seawatch.contracts.preprocess import batch_tensor, prepare_roi, to_gray8
 from seawatch.contracts.quality import measure_quality
 from seawatch.contracts.records import UNKNOWN, ObjectRecord
@@ -42,6 +51,8 @@ from seawatch.inference.batching import run_in_chunks
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
 
 TASK = "plankton"
+FEATURES = "features"
+log = logging.getLogger(__name__)
 
 
 class PlanktonOptions(TaskOptions):
@@ -62,13 +73,25 @@ class Prediction:
     taxon: str
     confidence: float
     top_k: tuple[tuple[str, float], ...]
+    ood: float | None = None  # the OOD score; None without a detector
+    ood_flagged: bool = False  # unknown because the OOD score is over its threshold
+
+
+class PlanktonOutputs(NamedTuple):
+    """What :meth:`PlanktonClassifier.infer` returns: probabilities (N x C) and the OOD
+    score per object (N,), zeros where the model has no detector (so a swap between
+    models with and without one compares equal shapes)."""
+
+    probs: np.ndarray
+    ood: np.ndarray
 
 
 class PlanktonClassifier:
     """Runs prepared crops through a backend in batches of at most ``max_batch``.
 
-    Objects whose best probability is under the card's ``unknown_confidence`` threshold are
-    called ``unknown``; their top-k still names the candidates.
+    Objects whose best probability is under the card's ``unknown_confidence`` threshold, or
+    whose OOD score is over ``ood``'s threshold, are called ``unknown``; their top-k still
+    names the candidates. ``ood`` needs a graph with a ``features`` output (the second).
     """
 
     name = TASK
@@ -82,6 +105,7 @@ class PlanktonClassifier:
         top_k: int,
         segment: SegmentParams | None = None,
         keep_crops: bool = False,
+        ood: OodDetector | None = None,
     ) -> None:
         if max_batch < 1 or top_k < 1:
             msg = f"max_batch ({max_batch}) and top_k ({top_k}) must be at least 1"
@@ -96,6 +120,14 @@ class PlanktonClassifier:
         self.input_size = card.input.size
         self.keep_crops = keep_crops  # encode each object's crop for the review station
         self.ranking = card.ranking_calibration()  # None: the store's fallback ranks
+        self.ood = ood
+        if ood is not None and FEATURES not in card.outputs:
+            msg = (
+                f"the card's OOD score needs the graph output {FEATURES!r} (outputs: "
+                f"{card.outputs or [card.output]}); re-export with `seawatch train plankton-ood`"
+            )
+            raise BackendError(msg)
+        self._features_at = card.outputs.index(FEATURES) if ood is not None else None
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         """8-bit gray -> objects (segmented, or the ROI's one) -> square classifier inputs;
@@ -128,7 +160,10 @@ class PlanktonClassifier:
         return batch_tensor(crops) if crops else None
 
     def finish(
-        self, frames: Sequence[PreparedFrame], outputs: np.ndarray | None, infer_ms: float
+        self,
+        frames: Sequence[PreparedFrame],
+        outputs: PlanktonOutputs | np.ndarray | None,
+        infer_ms: float,
     ) -> list[TaskResult]:
         """Probabilities -> one ObjectRecord per object, frame by frame; each with its
         "most likely wrong" score when the card carries a ranking calibration."""
@@ -151,6 +186,8 @@ class PlanktonClassifier:
                     morph=obj.morph,
                     crop=digest,
                     wrongness=wrong,
+                    ood=pred.ood,
+                    ood_flagged=pred.ood_flagged,
                 )
                 for obj, pred, digest, wrong in zip(
                     prepared.objects, answers, digests, wrongness, strict=True
@@ -190,31 +227,77 @@ class PlanktonClassifier:
         """Classify a batch tensor (N×1×S×S float32 0..255) of any N."""
         return self.interpret(self.infer(tensor)) if len(tensor) else []
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """The backend alone (in chunks of ``max_batch``): class probabilities, N×C."""
-        chunks = run_in_chunks(self.backend.run, tensor, self.max_batch)
-        probs = np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)))
+    def infer(self, tensor: np.ndarray) -> PlanktonOutputs:
+        """The backend alone (in chunks of ``max_batch``): class probabilities (N×C) and,
+        with a detector, each object's OOD score from the ``features`` output."""
+        chunks = run_in_chunks(self._run, tensor, self.max_batch)
+        probs = (
+            np.concatenate([c[0] for c in chunks]) if chunks else np.zeros((0, len(self.classes)))
+        )
         if probs.shape != (len(tensor), len(self.classes)):
             msg = (
                 f"model returned shape {probs.shape} for {len(tensor)} inputs; expected "
                 f"({len(tensor)}, {len(self.classes)}) as its card says"
             )
             raise BackendError(msg)
-        return probs
+        ood = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, np.float32)
+        return PlanktonOutputs(probs, ood)
 
-    def interpret(self, probs: np.ndarray) -> list[Prediction]:
-        """Probabilities (N×C, from :meth:`infer`) -> taxon, confidence and top-k per row."""
+    def _run(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One backend call: probabilities and OOD scores (zeros without a detector)."""
+        if self.ood is None or self._features_at is None:
+            return self.backend.run(chunk), np.zeros(len(chunk), np.float32)
+        outputs = self.backend.run_outputs(chunk)
+        if len(outputs) <= self._features_at:
+            msg = f"model returned {len(outputs)} outputs; its card lists {self.card.outputs}"
+            raise BackendError(msg)
+        features = np.asarray(outputs[self._features_at], np.float32)
+        if features.shape != (len(chunk), self.ood.dim):
+            msg = (
+                f"model features of shape {features.shape} for {len(chunk)} inputs do not fit "
+                f"the OOD bank (dimension {self.ood.dim}); refit `seawatch train plankton-ood`"
+            )
+            raise BackendError(msg)
+        return outputs[0], self.ood.scores(features)
+
+    def interpret(self, outputs: PlanktonOutputs | np.ndarray) -> list[Prediction]:
+        """Probabilities (N×C, or :meth:`infer`'s outputs with OOD scores) -> taxon,
+        confidence, top-k and OOD score per row."""
+        if isinstance(outputs, PlanktonOutputs):
+            probs, scores = outputs
+        else:
+            probs, scores = outputs, None
+        if self.ood is None:
+            scores = None
         order = np.argsort(-probs, axis=1)[:, : self.top_k]
         best = np.take_along_axis(probs, order, axis=1)
         names = self.classes[order]
+        limit = self.ood.threshold if self.ood is not None else np.inf
+        flagged = scores > limit if scores is not None else np.zeros(len(probs), bool)
         return [
             Prediction(
-                taxon=str(names[i, 0]) if best[i, 0] >= self.threshold else UNKNOWN,
+                taxon=str(names[i, 0])
+                if best[i, 0] >= self.threshold and not flagged[i]
+                else UNKNOWN,
                 confidence=float(best[i, 0]),
                 top_k=tuple(zip(names[i].tolist(), best[i].round(4).tolist(), strict=True)),
+                ood=None if scores is None else round(float(scores[i]), 5),
+                ood_flagged=bool(flagged[i]) and best[i, 0] >= self.threshold,
             )
             for i in range(len(probs))
         ]
+
+
+@functools.cache
+def _say_no_ood(directory: str) -> None:
+    """Log once per artifact that it is served without an OOD score."""
+    log.warning(
+        "plankton model %s has no out-of-distribution score (card field ood): unknown is "
+        "decided by the softmax threshold alone; fit one with `seawatch train plankton-ood "
+        "--model %s`",
+        directory,
+        directory,
+    )
 
 
 def _load(task, settings) -> PlanktonClassifier:
@@ -227,6 +310,9 @@ def _load(task, settings) -> PlanktonClassifier:
         TASK, task.model_dir, settings.inference, max_batch=max_batch, sample_inputs=sample_inputs
     )
     seg = settings.ingest.segmentation
+    ood = load_ood(artifact.directory, artifact.card.ood)
+    if ood is None:
+        _say_no_ood(str(artifact.directory))
     return PlanktonClassifier(
         artifact.backend,
         artifact.card,
@@ -242,6 +328,7 @@ def _load(task, settings) -> PlanktonClassifier:
             max_objects=seg.max_objects,
         ),
         keep_crops=settings.storage.local.keeps_crops,
+        ood=ood,
     )
 
 
@@ -294,7 +381,7 @@ def validate(head: PlanktonClassifier, task) -> float | None:
     known = [n in head.card.class_names for n in names]
     classes = list(head.card.class_names)
     truth = np.array([classes.index(n) for n, k in zip(names, known, strict=True) if k])
-    probs = head.infer(batch_tensor(list(images[np.array(known)])))
+    probs = head.infer(batch_tensor(list(images[np.array(known)]))).probs
     return classification_metrics(truth, probs.argmax(1), classes)["macro_f1"]
 
 
@@ -307,4 +394,4 @@ PLUGIN = TaskPlugin(
     description="plankton classifier: taxon, calibrated confidence, top-k, morphometrics",
 )
 
-__all__ = ["PLUGIN", "PlanktonClassifier", "PlanktonOptions", "Prediction"]
+__all__ = ["PLUGIN", "PlanktonClassifier", "PlanktonOptions", "PlanktonOutputs", "Prediction"]

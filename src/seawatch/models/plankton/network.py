@@ -4,7 +4,8 @@ The module owns its normalisation, ``(x / 255 - mean) / std``, and its temperatu
 softmax (the calibration temperature is a buffer, fitted after training), so the
 exported ONNX graph takes the raw output of :func:`seawatch.contracts.preprocess.batch_tensor`
 (float32 NCHW, 0..255) and returns probabilities: the live path cannot drift from training.
-Training uses :meth:`PlanktonNet.logits`.
+Training uses :meth:`PlanktonNet.logits`. The exported graph (:class:`WithFeatures`) also
+returns the penultimate features, which the out-of-distribution score reads.
 """
 
 from __future__ import annotations
@@ -71,14 +72,33 @@ class PlanktonNet(nn.Module):
             raise ValueError(msg)
         self.temperature.fill_(float(temperature))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (N x widths[-1]): the pooled last stage the linear head reads,
+        graph output ``features`` (the out-of-distribution score works on them)."""
+        x = (x * (1.0 / 255.0) - self.mean) / self.std
+        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax class scores for a float32 N x 1 x H x W batch with values 0..255."""
-        x = (x * (1.0 / 255.0) - self.mean) / self.std
-        return self.head(self.pool(self.stages(self.stem(x))))
+        return self.head(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (N x C), ``softmax(logits / temperature)``."""
         return torch.softmax(self.logits(x) / self.temperature, dim=1)
+
+
+class WithFeatures(nn.Module):
+    """The exported graph: ``(probs, features)`` of a :class:`PlanktonNet`, one pass."""
+
+    def __init__(self, net: PlanktonNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated probabilities (N x C) and penultimate features (N x D)."""
+        features = self.net.features(x)
+        probs = torch.softmax(self.net.head(features) / self.net.temperature, dim=1)
+        return probs, features
 
 
 def describe(model: PlanktonNet) -> str:
@@ -92,4 +112,4 @@ def describe(model: PlanktonNet) -> str:
     )
 
 
-__all__ = ["DEFAULT_WIDTHS", "PlanktonNet", "describe"]
+__all__ = ["DEFAULT_WIDTHS", "PlanktonNet", "WithFeatures", "describe"]

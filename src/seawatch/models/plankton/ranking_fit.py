@@ -143,8 +143,8 @@ def draw_cruise(
 
 def stored_answers(head: PlanktonClassifier, crops: list[np.ndarray]) -> Stored:
     """The model's answers for prepared crops, as the daemon stores them."""
-    probs = head.infer(batch_tensor(crops))
-    predictions = head.interpret(probs)
+    outputs = head.infer(batch_tensor(crops))
+    probs, predictions = outputs.probs, head.interpret(outputs)
     k = head.top_k
     return Stored(
         probs=probs,

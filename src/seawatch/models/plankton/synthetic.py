@@ -22,7 +22,7 @@ import numpy as np
 from seawatch.contracts.preprocess import prepare_roi
 from seawatch.ingest.segment import SegmentParams, segment_full
 from seawatch.models.plankton._segmented import COUNT_KEYS, match_objects
-from seawatch.models.plankton._taxa import RENDERERS, UNBREAKABLE
+from seawatch.models.plankton._taxa import RENDERERS, UNBREAKABLE, Pen
 
 TAXA: tuple[str, ...] = (
     "appendicularian",
@@ -54,12 +54,15 @@ TAXON_FREQUENCIES: dict[str, float] = {
 MIN_SIDE, MAX_SIDE = 40, 300  # ROI side bounds in pixels
 
 
-def _density(taxon: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-    """Opacity (float32 0..1) and optional glint of one object, cropped, broken, defocused."""
-    if taxon not in RENDERERS:
+def _density(
+    taxon: str, rng: np.random.Generator, draw: Callable[[np.random.Generator], Pen] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Opacity (float32 0..1) and optional glint of one object, cropped, broken, defocused.
+    ``draw`` renders a taxon this instrument's classes lack (:mod:`.novel`)."""
+    if draw is None and taxon not in RENDERERS:
         msg = f"unknown taxon {taxon!r}; expected one of {', '.join(TAXA)}"
         raise ValueError(msg)
-    pen = RENDERERS[taxon](rng)
+    pen = (draw or RENDERERS[taxon])(rng)
     opacity, glint = pen.canvas, pen.glint
     if taxon not in UNBREAKABLE and rng.random() < 0.12:  # broken organism: cut a side off
         side = opacity.shape[0]
@@ -149,13 +152,20 @@ def _noise(shape: tuple[int, int], rng: np.random.Generator, sigma: float) -> np
     return window * np.float32(sigma)
 
 
-def render_roi(taxon: str, rng: np.random.Generator, *, dark_field: bool = False) -> np.ndarray:
+def render_roi(
+    taxon: str,
+    rng: np.random.Generator,
+    *,
+    dark_field: bool = False,
+    draw: Callable[[np.random.Generator], Pen] | None = None,
+) -> np.ndarray:
     """Render one object crop (2-D uint8, 40..300 px per side) of ``taxon``.
 
     Bright-field: a dark, translucent object on a light uneven background; dark-field: a
     bright object on black. Rotation, size, focus, contrast and noise vary with ``rng``.
+    ``draw``: the pen of a taxon outside :data:`TAXA` (:mod:`.novel`), same optics.
     """
-    d, g = _fit(*_density(taxon, rng))
+    d, g = _fit(*_density(taxon, rng, draw))
     bg = _background(d.shape, rng, dark_field)
     if dark_field:
         img = bg + rng.uniform(140, 235) * d

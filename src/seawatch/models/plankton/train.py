@@ -49,7 +49,7 @@ from seawatch.models.plankton.datasets import (
     stratified_split,
 )
 from seawatch.models.plankton.evaluate import evaluate_artifact, unknown_threshold
-from seawatch.models.plankton.export import check_parity, export_onnx
+from seawatch.models.plankton.export import OUTPUT_NAMES, check_parity, export_onnx, exported
 from seawatch.models.plankton.finetune import MODES, schedule_for, transfer
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.pretrained import load_backbone
@@ -360,7 +360,8 @@ def train_plankton(
     onnx_path = export_onnx(model, out_dir / ONNX_FILE, size=size)
     real = test.images[:32, None].astype(np.float32)
     noise = np.random.default_rng(seed).uniform(0, 255, (8, 1, size, size)).astype(np.float32)
-    parity = max(check_parity(model, onnx_path, real), check_parity(model, onnx_path, noise))
+    graph = exported(model)
+    parity = max(check_parity(graph, onnx_path, real), check_parity(graph, onnx_path, noise))
     val_pred = val_logits.argmax(1)
     metrics = {
         "validation": {
@@ -386,6 +387,7 @@ def train_plankton(
         version=VERSION,
         architecture=describe(model),
         input=InputSpec(size=size, channels=1, mean=mean, std=std),
+        outputs=list(OUTPUT_NAMES),
         files={"backbone": BACKBONE_FILE, "backbone_card": BACKBONE_CARD},
         class_names=list(train.class_names),
         thresholds={"unknown_confidence": threshold, "temperature": round(temperature, 4)},

@@ -1,0 +1,56 @@
+"""``seawatch train plankton-ood``: fit the out-of-distribution score of a plankton model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from seawatch.models.plankton.ood_fit import TARGET, K
+
+DEFAULT_MODEL = Path("models/plankton")
+
+
+@click.command("plankton-ood")
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=DEFAULT_MODEL,
+    show_default=True,
+)
+@click.option("--k", default=K, show_default=True, help="the k-th nearest training object")
+@click.option(
+    "--target",
+    default=TARGET,
+    show_default=True,
+    help="share of validation objects reported unknown (softmax and OOD rules together)",
+)
+@click.pass_context
+def ood_command(ctx: click.Context, model: Path, k: int, target: float) -> None:
+    """Fit the "unknown means unknown" score: a kNN bank of training features and its
+    threshold, written as ood.npz beside the model and into its card. A graph without the
+    features output is re-exported from the artifact's weights first (probs unchanged)."""
+    from seawatch.contracts.errors import SeawatchError
+    from seawatch.models.plankton.ood_fit import fit_ood
+
+    words = [ctx.command_path, "--model", str(model)]
+    words += [] if k == K else ["--k", str(k)]
+    words += [] if target == TARGET else ["--target", f"{target:g}"]
+    try:
+        report = fit_ood(model, command=" ".join(words), k=k, target=target)
+    except SeawatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    spec, calib = report["ood"], report["ood"]["calibration"]
+    if report["reexport"].get("reexported"):
+        diff = report["reexport"]["probs_max_abs_diff_vs_previous_graph"]
+        click.echo(f"re-exported {model}/model.onnx with a features output (probs diff {diff:g})")
+    click.echo(
+        f"wrote {model}/{spec['file']} and card.json: threshold {spec['threshold']:.4f}; "
+        f"unknown on validation {calib['validation']['unknown']:.1%} "
+        f"(softmax alone {calib['validation']['softmax_alone']:.1%}); held-out taxa "
+        f"{calib['held_out_taxa']['unknown']:.1%} "
+        f"(softmax alone {calib['held_out_taxa']['softmax_alone']:.1%})"
+    )
+
+
+__all__ = ["ood_command"]
