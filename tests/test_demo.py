@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from seawatch.alert_settings import InstrumentSilentRule
 from seawatch.config import load_settings
 from seawatch.demo import DEMO_SILENT_S, _Feed, cruise_start_ns, demo_settings, describe_plan
@@ -98,11 +100,172 @@ def test_the_summary_shows_the_cruise_span_and_the_alerts_with_their_station(tmp
         ),
     )  # fmt: skip
     stats = PipelineStats()
-    stats.stored([first, bloom, last], time.perf_counter() - 1.0, [int(time.time() * 1000)] * 3)
-    result = DemoResult(3, 0, 1.0, stats, tmp_path / "demo.db", alerts)
+    now_ms = int(time.time() * 1000)
+    tasks = ["plankton", "plankton", "otolith"]
+    stats.stored([first, bloom, last], time.perf_counter() - 1.0, [now_ms - 200] * 3, tasks)
+    stats.rejected("headers", "lat")
+    log = tmp_path / "demo.log"
+    result = DemoResult(4, 1, 1.0, stats, tmp_path / "demo.db", alerts, log)
     console = Console(width=160, record=True)
     console.print(summary_table(result))
     text = console.export_text()
     assert "26.0 h at 3 stations" in text
     assert "noctiluca bloom at uvp6-014 (st-03, hour 10.0)" in text
     assert "no frame from ifcb-007 for 11 s" in text
+    cells = [line.split("│") for line in text.splitlines() if line.count("│") == 3]
+    rows = {cell[1].strip(): cell[2].strip() for cell in cells}
+    assert rows["otolith"].endswith(" ms") and rows["plankton"].endswith(" ms")
+    assert rows["dead letters"] == "1" and rows["headers: lat"] == "1"
+    assert rows["alerts"] == "2"
+    assert rows["log (each alert, dead letter)"] == str(log)
+
+
+def test_the_terminal_shows_warnings_but_not_the_counted_alerts_and_dead_letters(tmp_path):
+    import logging
+
+    from rich.console import Console
+
+    from seawatch.demo_output import REPEATS_SHOWN, demo_logging
+
+    console = Console(width=200, record=True)
+    with demo_logging(tmp_path / "demo.log", console, verbose=False) as demo_log:
+        logging.getLogger("seawatch.alerts.outputs").warning("alert rule=%s sev", "new-fish")
+        logging.getLogger("seawatch.pipeline").warning("dead_letter stage=decode")
+        logging.getLogger("seawatch.daemon").info("daemon_ready models=x")
+        for _ in range(REPEATS_SHOWN + 2):
+            logging.getLogger("seawatch.ingest").warning("broker_unreachable error=x")
+        logging.getLogger("seawatch.pipeline").error("batch_not_committed reason=y")
+    shown = console.export_text()
+    assert "alert rule" not in shown and "dead_letter" not in shown and "daemon_ready" not in shown
+    assert shown.count("broker_unreachable") == REPEATS_SHOWN and "batch_not_committed" in shown
+    assert (
+        demo_log.held_back_line() == f"more warnings, only in {demo_log.path}: 2 broker_unreachable"
+    )
+    logged = demo_log.path.read_text()
+    assert "alert rule=new-fish" in logged and "dead_letter stage=decode" in logged
+    assert logged.count("broker_unreachable") == REPEATS_SHOWN + 2
+
+    verbose = Console(width=200, record=True)
+    with demo_logging(tmp_path / "verbose.log", verbose, verbose=True):
+        logging.getLogger("seawatch.alerts.outputs").warning("alert rule=%s sev", "new-fish")
+    assert "alert rule=new-fish" in verbose.export_text()
+
+
+def test_the_demo_settings_file_keeps_the_users_settings_and_points_at_the_demo_store(tmp_path):
+    from pathlib import Path
+
+    from seawatch.demo_output import demo_config, follow_up_commands, follow_up_lines
+
+    own = tmp_path / "own.yaml"
+    own.write_text("log_level: WARNING\nstorage:\n  local:\n    path: seawatch-data/seawatch.db\n")
+    store = tmp_path / "data" / "demo.db"
+    written = demo_config(store, own)
+    assert written == tmp_path / "data" / "demo.yaml"
+    settings = load_settings(written)
+    assert settings.storage.local.path == store and settings.log_level == "WARNING"
+    lines = follow_up_lines(settings, "seawatch", Path("seawatch-data/demo.yaml"))
+    commands = follow_up_commands(lines)
+    assert len(commands) == 4 and all(
+        c.startswith("seawatch --config seawatch-data/demo.yaml ") for c in commands
+    )
+    assert not any("#" in c for c in commands)  # zsh takes no comments at its prompt
+
+
+def _seawatch_program() -> list[str]:
+    """The seawatch console script beside this Python, as a user runs it."""
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "seawatch"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "seawatch"]
+
+
+def _other_lines(output: str) -> list[str]:
+    """The lines of a demo's output that are neither its progress bars nor its summary."""
+    other, in_table = [], False
+    for line in output.splitlines():
+        if "seawatch demo: summary" in line:
+            in_table = True
+        elif in_table:
+            in_table = not line.startswith("└")
+        elif not line.startswith(("publish ", "process ")):
+            other.append(line)
+    return other
+
+
+def _table_count(output: str, label: str) -> int:
+    row = next(line for line in output.splitlines() if line.startswith(f"│ {label} "))
+    return int(row.split("│")[2].split()[0])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_make_demo_prints_little_logs_the_rest_and_its_follow_up_commands_work(tmp_path):
+    """Run as a user does, in a fresh folder: few lines besides the progress bars and the
+    summary, every alert and dead letter in the log file, and each printed command works."""
+    import os
+    import shlex
+    import subprocess
+    import urllib.request
+
+    from seawatch.demo_output import follow_up_commands
+    from seawatch.ingest.broker import broker_binary, free_port, wait_for_port
+
+    broker_binary()  # the install hint when the broker is missing
+    port = free_port()
+    env = {**os.environ, "COLUMNS": "120", "SEAWATCH_REVIEW__PORT": str(port)}
+    for name in list(env):
+        if name.startswith("SEAWATCH_STORAGE__"):
+            del env[name]  # the demo's own store, as on a fresh clone
+    demo = subprocess.run(
+        [*_seawatch_program(), "demo", "--frames", "300", "--broken-share", "0.03"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    output = demo.stdout + demo.stderr
+    other = _other_lines(output)
+    assert len(other) <= 20, "\n".join(other)
+    assert "alert rule=" not in output and "dead_letter " not in output
+    logged = (tmp_path / "seawatch-data" / "demo.log").read_text()
+    alerts = _table_count(demo.stdout, "alerts")
+    dead = _table_count(demo.stdout, "dead letters")
+    assert alerts > 0 and logged.count(" alert rule=") == alerts
+    assert dead > 0 and logged.count(" dead_letter stage=") == dead
+
+    commands = follow_up_commands(demo.stdout.splitlines())
+    assert [shlex.split(c)[-2:] for c in commands] == [
+        ["--out", "cruise.html"],
+        ["--out", "objects.tsv"],
+        ["--role", "admin"],
+        ["review", "serve"],
+    ]
+    report, export, user, serve = (shlex.split(c) for c in commands)
+    for command, stdin in ((report, None), (export, None), (user, "a-long-password\n" * 2)):
+        done = subprocess.run(
+            command, cwd=tmp_path, env=env, input=stdin, capture_output=True, text=True
+        )
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+    assert "</html>" in (tmp_path / "cruise.html").read_text()
+    assert len((tmp_path / "objects.tsv").read_text().splitlines()) > 2
+    assert f"http://127.0.0.1:{port}/" in demo.stdout
+    with subprocess.Popen(
+        serve, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as server:
+        try:
+            wait_for_port("127.0.0.1", port, 30)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as page:
+                assert page.status == 200 and "Log in" in page.read().decode()
+        finally:
+            server.terminate()
+
+
+def test_the_printed_program_is_the_one_that_ran(monkeypatch):
+    from seawatch import demo_output
+
+    monkeypatch.setattr(demo_output.shutil, "which", lambda name: None)
+    assert demo_output.program_name(".venv/bin/seawatch") == ".venv/bin/seawatch"
+    assert demo_output.program_name("/elsewhere/x/__main__.py").endswith(" -m seawatch")

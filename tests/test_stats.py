@@ -28,3 +28,16 @@ def test_latencies_are_kept_for_a_bounded_window_and_read_since_a_mark(monkeypat
     assert len(stats.latencies_since(0)[0]) == 5  # the window, not all seven
     p50, p99 = stats.latency_percentiles(50, 99)
     assert p50 == pytest.approx(1000, abs=50) and p99 == pytest.approx(1000, abs=50)
+
+
+def test_latency_is_kept_per_task_too():
+    stats = PipelineStats()
+    now_ms = time.time() * 1000
+    stats.stored([], time.perf_counter(), [now_ms - 100, now_ms - 5000], ["plankton", "otolith"])
+    per_task = stats.task_latency_percentiles(50)
+    assert list(per_task) == ["otolith", "plankton"]
+    assert per_task["otolith"][0] == pytest.approx(5000, abs=50)
+    assert per_task["plankton"][0] == pytest.approx(100, abs=50)
+    stats.rejected("headers", "lat")
+    stats.rejected("infer")
+    assert stats.dead_letters_by_reason == {"headers: lat": 1, "infer": 1}

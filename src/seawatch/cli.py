@@ -165,28 +165,48 @@ def _as_worker(settings: Settings, index: int) -> Settings:
     help="Share of deliberately broken messages (they must land in the DLQ).",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Print every log line (each alert and dead letter too); else they go to the log file.",
+)
 @click.pass_context
-def demo(ctx: click.Context, frames: int, broken_share: float, seed: int) -> None:
+def demo(ctx: click.Context, frames: int, broken_share: float, seed: int, verbose: bool) -> None:
     """Embedded broker + synthetic stream + daemon, then a summary. No servers needed."""
+    import dataclasses
+
     from seawatch.demo import run_demo, summary_table
+    from seawatch.demo_output import (
+        demo_config,
+        demo_log_path,
+        demo_logging,
+        follow_up_lines,
+        program_name,
+    )
 
     settings = _settings(ctx)
-    # The demo starts from an empty store of its own, so it never touches the daemon's.
+    config_path = ctx.parent.params.get("config_path") if ctx.parent else None
+    follow_config = config_path
+    # The demo starts from an empty store of its own, so it never touches the daemon's; the
+    # commands it prints at the end then need a settings file that points at that store.
     if settings.storage.local.path == Path("seawatch-data/seawatch.db"):
         local = settings.storage.local.model_copy(update={"path": Path("seawatch-data/demo.db")})
         storage = settings.storage.model_copy(update={"local": local})
         settings = settings.model_copy(update={"storage": storage})
-    out = Console()
-    result = run_demo(settings, frames=frames, broken_share=broken_share, seed=seed, console=out)
-    out.print(summary_table(result))
+        follow_config = demo_config(local.path, config_path)
     store = settings.storage.local.path
-    env = f"SEAWATCH_STORAGE__LOCAL__PATH={store}"
-    out.print(
-        "\nLook at what the models saw, and correct it, in the review station:\n"
-        f"  {env} seawatch review user add you --role admin\n"
-        f"  {env} seawatch review serve        # then open http://127.0.0.1:8470/",
-        soft_wrap=True,
-    )
+    out = Console()
+    with demo_logging(demo_log_path(store), out, verbose=verbose) as demo_log:
+        result = run_demo(
+            settings, frames=frames, broken_share=broken_share, seed=seed, console=out
+        )
+    out.print(summary_table(dataclasses.replace(result, log=demo_log.path)))
+    held_back = demo_log.held_back_line()
+    if held_back:
+        out.print(held_back, style="yellow", soft_wrap=True)
+    out.print()
+    for line in follow_up_lines(settings, program_name(), follow_config):
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
     if result.stats.processed < frames:
         raise click.ClickException(f"only {result.stats.processed} of {frames} messages handled")
 

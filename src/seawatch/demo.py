@@ -12,37 +12,23 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from seawatch.alert_settings import InstrumentSilentRule
 from seawatch.alerts.model import Alert
 from seawatch.config import Settings
 from seawatch.contracts.frames import BUILTIN_TASKS
 from seawatch.daemon import build_daemon
+from seawatch.demo_summary import DemoResult, summary_table
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
 from seawatch.models.cruise_plan import DEMO_PLAN, HOUR_NS, CruisePlan
 from seawatch.models.synthetic_stream import cruise_stream
 from seawatch.stats import PipelineStats
-from seawatch.storage.local_store import open_readonly
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    """What the demo measured and where it put the results."""
-
-    published: int
-    broken: int
-    feed_seconds: float
-    stats: PipelineStats
-    store: Path
-    alerts: tuple[Alert, ...] = ()
 
 
 def _progress(console: Console) -> Progress:
@@ -56,7 +42,8 @@ def _progress(console: Console) -> Progress:
     )
 
 
-DEMO_TASK_SHARE = 0.08  # share of otolith and of fish frames in the demo stream
+DEMO_FISH_SHARE = 0.08  # share of fish frames in the demo stream
+DEMO_OTOLITH_SHARE = 0.08  # share of otolith specimens (eight views each) in the demo stream
 # ``instrument_silent`` measures *wall* time since an instrument's last frame was stored
 # (300 s by default), and the demo replays a 26-hour cruise in about half a minute, so the
 # rule could never fire in it. The demo waits this long instead: well over the longest wall
@@ -64,7 +51,15 @@ DEMO_TASK_SHARE = 0.08  # share of otolith and of fish frames in the demo stream
 # 6.5 s on overloaded ones), well under the time the daemon goes on working after the
 # silent imager's last frame (the last four fifths of the stream: 25-40 s on 2 cores).
 DEMO_SILENT_S = 10.0
-DEMO_FEED_LEAD = 2  # the feed keeps at most this many polls' worth of messages ahead
+# The feed keeps at most this many polls' worth of messages ahead. The daemon runs flat out,
+# so every message waits behind that backlog: latency = lead / throughput. One poll's worth
+# keeps it as busy as two did (48 frames/s on 2 cores either way) at half the latency
+# (p50 / p99 1.0 / 2.0 s instead of 2.2 / 4.3 s, measured 2026-12-06).
+DEMO_FEED_LEAD = 1
+# The feed starts once the daemon's consumer has joined its group (models loaded, partitions
+# assigned: about 5 s on Tansu), as instruments would be switched on after the daemon; else
+# the first frames' latency would be the start-up's. Started anyway after this long.
+DEMO_READY_TIMEOUT_S = 60.0
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -139,14 +134,22 @@ def run_demo(
             seed=seed,
             broken_share=broken_share,
             start_ns=cruise_start_ns(DEMO_PLAN, time.time_ns()),
-            otolith_share=DEMO_TASK_SHARE if "otolith" in served else 0.0,
-            fish_share=DEMO_TASK_SHARE if "fish" in served else 0.0,
+            otolith_share=DEMO_OTOLITH_SHARE if "otolith" in served else 0.0,
+            fish_share=DEMO_FISH_SHARE if "fish" in served else 0.0,
         )
         publisher = Publisher(broker.bootstrap_servers, kafka.max_message_bytes)
         stats = PipelineStats()
         lead = DEMO_FEED_LEAD * kafka.max_poll_records
         routes = topics_by_task(kafka.topics)
-        feed = _Feed(publisher, kafka.topics[0], messages, routes, lambda: stats.processed, lead)
+        feed = _Feed(
+            publisher,
+            kafka.topics[0],
+            messages,
+            routes,
+            lambda: stats.processed,
+            lead,
+            ready=threading.Event(),
+        )
         feed.start()
         try:
             result = _consume(settings, frames, feed, console, store, stats)
@@ -167,7 +170,15 @@ class _Feed(threading.Thread):
     """
 
     def __init__(
-        self, publisher: Publisher, topic: str, messages, routes: dict, handled, lead: int
+        self,
+        publisher: Publisher,
+        topic: str,
+        messages,
+        routes: dict,
+        handled,
+        lead: int,
+        *,
+        ready: threading.Event | None = None,
     ) -> None:
         super().__init__(name="feed", daemon=True)
         self.publisher, self.topic, self.messages = publisher, topic, messages
@@ -178,6 +189,9 @@ class _Feed(threading.Thread):
         self.seconds = 0.0
         self.error: BaseException | None = None
         self.stopped = threading.Event()  # set when the daemon stops: wait no longer
+        self.ready = ready or threading.Event()  # set when the daemon consumes: start
+        if ready is None:
+            self.ready.set()
 
     def _paced(self):
         """The messages, each once the daemon is less than ``lead`` behind; none once the
@@ -193,6 +207,9 @@ class _Feed(threading.Thread):
             yield message
 
     def run(self) -> None:
+        while not self.ready.wait(0.05):
+            if self.stopped.is_set():
+                return
         started = time.perf_counter()
         try:
             publish_messages(
@@ -214,6 +231,7 @@ def _consume(
     store: Path,
     stats: PipelineStats,
 ) -> DemoResult:
+    begun = time.perf_counter()
     daemon = build_daemon(settings, stats)
     alerts = _record_alerts(daemon.pipeline.alert_outputs)
     failure: list[BaseException] = []
@@ -225,6 +243,7 @@ def _consume(
             failure.append(exc)
 
     started = time.perf_counter()
+    ready_s: float | None = None
     worker = threading.Thread(target=work, name="pipeline")
     worker.start()
     try:
@@ -233,6 +252,12 @@ def _consume(
             task = progress.add_task("process", total=frames, info="")
             while worker.is_alive():
                 worker.join(0.2)
+                waited = time.perf_counter() - begun
+                if ready_s is None and (
+                    daemon.pipeline.source.assigned() or waited > DEMO_READY_TIMEOUT_S
+                ):
+                    ready_s = waited
+                    feed.ready.set()
                 progress.update(published, completed=feed.sent, info=f"{feed.broken} broken")
                 if feed.error is not None:
                     daemon.stop()
@@ -248,7 +273,9 @@ def _consume(
         raise failure[0]
     if feed.error is not None:
         raise feed.error
-    return DemoResult(frames, feed.broken, feed.seconds, stats, store, tuple(alerts))
+    return DemoResult(
+        frames, feed.broken, feed.seconds, stats, store, tuple(alerts), ready_s=ready_s
+    )
 
 
 def _record_alerts(outputs) -> list[Alert]:
@@ -262,98 +289,6 @@ def _record_alerts(outputs) -> list[Alert]:
 
     outputs.emit = emit_and_record
     return emitted
-
-
-def summary_table(result: DemoResult) -> Table:
-    """The end-of-demo table, with counts read back from the local store."""
-    db = open_readonly(result.store)
-    try:
-        stored_frames, stored_objects, first_ns, last_ns, stations = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(n_objects), 0), MIN(captured_at_ns), "
-            "MAX(captured_at_ns), COUNT(DISTINCT station) FROM frames"
-        ).fetchone()
-        per_taxon = db.execute(
-            "SELECT taxon, COUNT(*), AVG(esd_um) FROM objects GROUP BY taxon ORDER BY 2 DESC"
-        ).fetchall()
-        per_instrument = db.execute(
-            "SELECT instrument, frame_kind, COUNT(*) FROM frames GROUP BY 1, 2 ORDER BY 1"
-        ).fetchall()
-        otoliths = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(anomaly), 0), COUNT(thumbnail), AVG(threshold) "
-            "FROM otolith"
-        ).fetchone()
-        fish = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT individual), COALESCE(SUM(new_individual), 0), "
-            "AVG(similarity) FROM fish"
-        ).fetchone()
-        uids = [a.evidence.frame_uid for a in result.alerts if a.kind == "plankton_bloom"]
-        marks = ",".join("?" * len(uids))
-        where = db.execute(
-            f"SELECT uid, station, captured_at_ns FROM frames WHERE uid IN ({marks})", uids
-        ).fetchall()
-    finally:
-        db.close()
-    stats = result.stats
-    p50, p99 = stats.latency_percentiles(50, 99)
-    s50, s99 = stats.service_percentiles(50, 99)
-    busy = stats.busy_seconds() or 1e-9  # nothing stored: no throughput to speak of
-    table = Table(title="seawatch demo: summary", show_header=False, min_width=60)
-    table.add_column("what", style="bold")
-    table.add_column("value", justify="right")
-    table.add_row("messages published", f"{result.published} ({result.broken} broken on purpose)")
-    table.add_row("frames stored", str(stored_frames))
-    if stored_frames:
-        span_h = (last_ns - first_ns) / HOUR_NS
-        table.add_row("  capture time", f"{span_h:.1f} h at {stations} stations")
-    table.add_row("objects classified", str(stored_objects))
-    table.add_row("dead letters", f"{stats.dead_letters} {dict(stats.dead_letters_by_stage)}")
-    for instrument, kind, count in per_instrument:
-        table.add_row(f"  {instrument} ({kind})", str(count))
-    table.add_row(
-        "throughput", f"{stats.frames / busy:.0f} frames/s, {stats.objects / busy:.0f} objects/s"
-    )
-    feed_rate = result.published / max(result.feed_seconds, 1e-9)
-    table.add_row("  the feed", f"{feed_rate:.0f} frames/s rendered and published, kept just ahead")
-    table.add_row("latency p50 / p99", f"{p50:.0f} / {p99:.0f} ms (broker -> stored + committed)")
-    table.add_row("  in the daemon", f"{s50:.0f} / {s99:.0f} ms (polled -> stored + committed)")
-    table.add_section()
-    for taxon, count, esd in per_taxon:
-        size = f"  (mean ESD {esd:.0f} µm)" if esd is not None else ""
-        table.add_row(f"  {taxon}", f"{count}{size}")
-    table.add_section()
-    if otoliths[0]:
-        table.add_row(
-            "otoliths scored",
-            f"{otoliths[0]}: {otoliths[1]} flagged (score > {otoliths[3]:.3g}), "
-            f"{otoliths[2]} with thumbnail + heat map",
-        )
-    if fish[0]:
-        table.add_row(
-            "fish sightings",
-            f"{fish[0]}: {fish[1]} individuals, {fish[2]} enrolled as new (mean similarity "
-            f"{fish[3]:.2f})",
-        )
-    at = {uid: f"{station}, hour {(t - first_ns) / HOUR_NS:.1f}" for uid, station, t in where}
-    _alert_rows(table, result.alerts, at)
-    table.add_section()
-    table.add_row("results stored in", str(result.store))
-    return table
-
-
-def _alert_rows(table: Table, alerts: tuple[Alert, ...], at: dict[str, str]) -> None:
-    """Alerts per rule, and the bloom and silent-instrument alerts one by one (``at``: where
-    and when in the cruise, by frame uid)."""
-    table.add_section()
-    table.add_row("alerts", str(len(alerts)))
-    rules: dict[str, int] = {}
-    for alert in alerts:
-        rules[alert.rule] = rules.get(alert.rule, 0) + 1
-    for rule, count in sorted(rules.items()):
-        table.add_row(f"  {rule}", str(count))
-    for alert in alerts:
-        if alert.kind in ("plankton_bloom", "instrument_silent"):
-            where = at.get(alert.evidence.frame_uid or "")
-            table.add_row(f"  {alert.rule}", alert.message + (f" ({where})" if where else ""))
 
 
 __all__ = ["DemoResult", "demo_settings", "describe_plan", "run_demo", "summary_table"]

@@ -349,7 +349,10 @@ class Pipeline:
         self.stats.timed("store", stored - started)
         self.stats.timed("commit", time.perf_counter() - stored)
         self.stats.stored(
-            batch.results, batch.polled_at, [p.frame.broker_ts_ms for p in batch.frames]
+            batch.results,
+            batch.polled_at,
+            [p.frame.broker_ts_ms for p in batch.frames],
+            [p.frame.meta.task for p in batch.frames],
         )
         if self.models is not None:
             self.models.batch_stored()
@@ -363,7 +366,7 @@ class Pipeline:
 
     def _dead_letter(self, record, error: FrameError) -> None:
         self.dlq.send(record, error.stage, str(error))
-        self.stats.rejected(error.stage)
+        self.stats.rejected(error.stage, error.field)
         log.warning(
             "dead_letter stage=%s field=%s reason=%r", error.stage, error.field, error.reason
         )

@@ -127,6 +127,14 @@ class FrameSource:
                 break
         return records
 
+    def assigned(self) -> bool:
+        """Whether the group has given this member its partitions yet (safe to ask from
+        another thread: a read of the consumer's subscription state)."""
+        try:
+            return bool(self._consumer.assignment())
+        except RuntimeError:  # the assignment changed while it was read: ask again later
+            return False
+
     def commit(self, records: list) -> None:
         """Commit, per partition, the offset after the highest one in ``records``."""
         from kafka import OffsetAndMetadata, TopicPartition
