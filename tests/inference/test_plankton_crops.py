@@ -61,3 +61,28 @@ def test_full_frames_and_large_rois_are_encoded_as_png():
     assert crop.png != big_png  # shrunk to MAX_CROP_SIDE, so re-encoded
     shape = cv2.imdecode(np.frombuffer(crop.png, np.uint8), 0).shape
     assert max(shape) == MAX_CROP_SIDE
+
+
+def test_a_16_bit_png_roi_is_kept_as_it_came_with_an_8_bit_thumbnail():
+    image = (_roi(150, 200).astype(np.uint16) * 257).astype(np.uint16)
+    png = cv2.imencode(".png", image)[1].tobytes()
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.dtype == np.uint16
+    gray8 = (decoded >> 8).astype(np.uint8)
+    objects = [measure_roi(gray8, SegmentParams(), None)]
+    (crop,) = PlanktonClassifier._views(_frame(png, "image/png", "roi"), decoded, objects)
+    assert crop.png == png
+    thumb = cv2.imdecode(np.frombuffer(crop.thumb, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert thumb.dtype == np.uint8 and max(thumb.shape[:2]) == 128
+
+
+def test_a_fish_view_is_the_frame_as_the_camera_sent_it():
+    from seawatch.models.fish.head import FishIdentifier
+
+    side = np.full((64, 160, 3), 90, np.uint8)
+    jpeg = cv2.imencode(".jpg", side)[1].tobytes()
+    view = FishIdentifier._view(_frame(jpeg, "image/jpeg", "roi"), side)
+    assert view.png == jpeg and view.digest == hashlib.sha256(jpeg).hexdigest()
+    tiff = cv2.imencode(".tiff", side)[1].tobytes()
+    encoded = FishIdentifier._view(_frame(tiff, "image/tiff", "roi"), side)
+    assert image_type(encoded.png) == "image/png"

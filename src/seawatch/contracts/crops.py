@@ -16,6 +16,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from seawatch.contracts.evidence import thumbnail
+
 DIGEST = re.compile(r"^[0-9a-f]{64}$")  # what a crop's name may be (no path, nothing else)
 MAX_CROP_SIDE = 256  # longer crops are shrunk to this before they are kept
 THUMB_SIDE = 128  # the grid shows 96 CSS px: sharp on a 1.33x screen, ~1/7 of a crop's bytes
@@ -67,13 +69,24 @@ KEPT_AS_SENT = ("image/png", "image/jpeg")  # an ROI in these types is kept as i
 
 
 def crop_as_sent(data: bytes, image: np.ndarray) -> Crop:
-    """A whole ROI the instrument sent as PNG or JPEG (``image``: its decoded pixels, at
-    most :data:`MAX_CROP_SIDE`), kept as it came: the instrument's own vignette (colour
-    included), named by its bytes, with no re-encoding (a PNG encode was 15 % of an ROI
-    frame's CPU in the pipeline; profiled on issue 26); the thumbnail is made from ``image``."""
+    """A whole image the instrument sent as PNG or JPEG (``image``: its decoded pixels, any
+    depth, at most :data:`MAX_CROP_SIDE`), kept as it came: the instrument's own vignette
+    (colour and bit depth included), named by its bytes, with no re-encoding (a PNG encode
+    was 15 % of an ROI frame's CPU and 39 % of a fish frame's; profiled on issue 26); the
+    thumbnail is made from ``image``."""
     if max(image.shape[:2]) > MAX_CROP_SIDE:
-        raise ValueError(f"an ROI larger than {MAX_CROP_SIDE} px is shrunk: use encode_crop")
-    return Crop(hashlib.sha256(data).hexdigest(), bytes(data), _thumb(image))
+        raise ValueError(f"an image larger than {MAX_CROP_SIDE} px is shrunk: use encode_crop")
+    thumb = b""
+    if max(image.shape[:2]) > THUMB_SIDE:
+        small = thumbnail(image, THUMB_SIDE)  # 8-bit BGR, whatever depth came
+        ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
+        thumb = encoded.tobytes() if ok else b""
+    return Crop(hashlib.sha256(data).hexdigest(), bytes(data), thumb)
+
+
+def can_keep_as_sent(content_type: str, image: np.ndarray) -> bool:
+    """Whether a whole frame can be its own crop: PNG or JPEG, and no larger than a crop."""
+    return content_type in KEPT_AS_SENT and max(image.shape[:2]) <= MAX_CROP_SIDE
 
 
 def image_type(data: bytes) -> str:
@@ -92,6 +105,7 @@ __all__ = [
     "MAX_CROP_SIDE",
     "THUMB_SIDE",
     "Crop",
+    "can_keep_as_sent",
     "crop_as_sent",
     "encode_crop",
     "image_type",

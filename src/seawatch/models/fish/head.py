@@ -27,7 +27,13 @@ import numpy as np
 from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
-from seawatch.contracts.crops import MAX_CROP_SIDE, encode_crop
+from seawatch.contracts.crops import (
+    MAX_CROP_SIDE,
+    Crop,
+    can_keep_as_sent,
+    crop_as_sent,
+    encode_crop,
+)
 from seawatch.contracts.errors import BackendError, ConfigError, FrameError
 from seawatch.contracts.evidence import thumbnail
 from seawatch.contracts.frames import Frame
@@ -162,8 +168,16 @@ class FishIdentifier:
             model_input = self.input8(image)
         except ValueError as exc:
             raise FrameError("prepare", f"{TASK} input: {exc}") from exc
-        views = [encode_crop(thumbnail(image, MAX_CROP_SIDE))] if self.keep_views else []
+        views = [self._view(frame, image)] if self.keep_views else []
         return TaskInputs([model_input], views=views)
+
+    @staticmethod
+    def _view(frame: Frame, image: np.ndarray) -> Crop:
+        """The sighting's view: the frame as the camera sent it when it can be (no PNG
+        encode: 0.6 ms, 39 % of a fish frame's CPU), else shrunk and encoded as PNG."""
+        if can_keep_as_sent(frame.meta.content_type, image):
+            return crop_as_sent(frame.payload, image)
+        return encode_crop(thumbnail(image, MAX_CROP_SIDE))
 
     def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray:
         """The batch's crops as one float32 N x 3 x H x W tensor."""

@@ -24,13 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
-from seawatch.contracts.crops import (
-    KEPT_AS_SENT,
-    MAX_CROP_SIDE,
-    Crop,
-    crop_as_sent,
-    encode_crop,
-)
+from seawatch.contracts.crops import Crop, can_keep_as_sent, crop_as_sent, encode_crop
 from seawatch.contracts.errors import BackendError, FrameError
 from seawatch.contracts.frames import Frame, FrameKind
 from seawatch.contracts.objects import SegmentedObject
@@ -147,8 +141,7 @@ class PlanktonClassifier:
         meta = frame.meta
         if (
             meta.frame_kind is FrameKind.ROI
-            and meta.content_type in KEPT_AS_SENT
-            and max(image.shape[:2]) <= MAX_CROP_SIDE
+            and can_keep_as_sent(meta.content_type, image)
             and len(objects) == 1
         ):
             return [crop_as_sent(frame.payload, image)]
