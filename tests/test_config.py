@@ -63,3 +63,24 @@ def test_secrets_are_masked(monkeypatch):
     settings = load_settings()
     assert settings.storage.influx.token.get_secret_value() == "s3cr3t-token"
     assert "s3cr3t-token" not in str(settings.masked())
+
+
+def test_a_task_may_run_its_model_on_threads_of_its_own(tmp_path):
+    """otolith defaults to every core (its loop waits on the model); the others take
+    inference.threads; a worker of ``run --workers N`` keeps to one thread a task."""
+    import os
+
+    from seawatch.cli import _as_worker
+
+    cores = len(os.sched_getaffinity(0))
+    settings = load_settings(inference__threads=1)
+    assert settings.tasks["otolith"].threads == "all"
+    assert settings.for_task("otolith").inference.threads == cores
+    assert settings.for_task("plankton") is settings
+    pinned = load_settings(tasks={"plankton": {"threads": 3}})
+    assert pinned.for_task("plankton").inference.threads == 3
+    assert _as_worker(settings, 0).for_task("otolith").inference.threads == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks:\n  fish:\n    threads: 0\n")
+    with pytest.raises(ConfigError, match=r"tasks\.fish\.threads"):
+        load_settings(bad)

@@ -145,14 +145,23 @@ def _supervise(ctx: click.Context, settings: Settings, workers: int) -> int:
 
 def _as_worker(settings: Settings, index: int) -> Settings:
     """Worker ``index`` of a supervisor: its own outbox file beside the shared store's, its
-    own HTTP port (``http.port + index``)."""
+    own HTTP port (``http.port + index``); a task's ``threads: all`` becomes 1 (a worker a
+    core: N workers of all the cores each would fight over them)."""
     from seawatch.workers import worker_outbox
 
     storage = settings.storage
     outbox = storage.outbox.model_copy(update={"path": worker_outbox(storage.outbox_path, index)})
     http = settings.http.model_copy(update={"port": settings.http.port + index})
+    tasks = {
+        name: task.model_copy(update={"threads": 1}) if task.threads == "all" else task
+        for name, task in settings.tasks.items()
+    }
     return settings.model_copy(
-        update={"storage": storage.model_copy(update={"outbox": outbox}), "http": http}
+        update={
+            "storage": storage.model_copy(update={"outbox": outbox}),
+            "http": http,
+            "tasks": tasks,
+        }
     )
 
 

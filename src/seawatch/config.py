@@ -528,6 +528,15 @@ class Settings(BaseSettings):
         """The tasks this daemon serves, by name."""
         return {name: task for name, task in self.tasks.items() if task.enabled}
 
+    def for_task(self, name: str) -> Settings:
+        """These settings as task ``name``'s model sees them: ``inference.threads`` is the
+        task's own ``threads`` when it sets them."""
+        threads = self.tasks[name].threads_for(self.inference.threads)
+        if threads == self.inference.threads:
+            return self
+        inference = self.inference.model_copy(update={"threads": threads})
+        return self.model_copy(update={"inference": inference})
+
     @classmethod
     def settings_customise_sources(
         cls,

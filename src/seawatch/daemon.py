@@ -170,10 +170,10 @@ def build_daemon(
         ),
     )
     log.info(
-        "daemon_ready models=%s backend_setting=%s threads=%d sinks=%s topics=%s",
+        "daemon_ready models=%s backend_setting=%s threads=%s sinks=%s topics=%s",
         ",".join(f"{t}:{c.name}@{c.release}" for t, c in router.cards.items()),
         settings.inference.backend,
-        settings.inference.threads,
+        ",".join(f"{t}:{settings.for_task(t).inference.threads}" for t in settings.enabled_tasks()),
         ",".join(s.name for s in sinks),
         ",".join(kafka.topics),
     )

@@ -187,7 +187,8 @@ class ModelSwapper:
             if directory.name != release:
                 raise SwapRefused(f"the store moved on to {directory.name} while loading")
             found = plugin(watch.task, task.plugin)
-            head = found.load(task.model_copy(update={"model_dir": directory}), self.settings)
+            task_settings = self.settings.for_task(watch.task)
+            head = found.load(task.model_copy(update={"model_dir": directory}), task_settings)
             serving = self.router.heads[watch.task]
             inputs = self.router.recorded(watch.task)
             if inputs is None and found.sample_inputs is not None:

@@ -73,7 +73,7 @@ def load_heads(settings: Settings) -> list[TaskHead]:
         for name, task in settings.enabled_tasks().items():
             if task.model_store is not None:  # the promoted release of the store
                 task = task.model_copy(update={"model_dir": serving_dir(task.model_store)})
-            head = plugin(name, task.plugin).load(task, settings)
+            head = plugin(name, task.plugin).load(task, settings.for_task(name))
             if head.name != name:
                 msg = f"the plug-in of task {name!r} built a head for {head.name!r}"
                 raise ConfigError(msg)
