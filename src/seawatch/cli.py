@@ -102,6 +102,15 @@ def run(ctx: click.Context, workers: int, worker_index: int | None) -> None:
         settings = _as_worker(settings, worker_index)
     log.info("settings %s", json.dumps(settings.masked(), separators=(",", ":")))
     stats = PipelineStats()
+
+    def _stop_starting(signum: int, _frame: object) -> None:
+        # Loading models and joining the group take seconds (a restarted worker, a
+        # supervisor stopping): nothing is consumed yet, so stopping is leaving, cleanly.
+        log.info("stopped_while_starting signal=%s", signal.Signals(signum).name)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop_starting)
+    signal.signal(signal.SIGINT, _stop_starting)
     with Operations(settings, stats) as operations:
         daemon = build_daemon(settings, stats, worker=worker_index, heartbeat=operations.heartbeat)
 
