@@ -14,6 +14,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from seawatch.contracts.frames import FrameKind, FrameMeta, SourceRef
 from seawatch.contracts.objects import Morphometrics
@@ -27,6 +28,9 @@ from seawatch.contracts.records import (
 )
 from seawatch.storage.line_protocol import records_to_lines
 from seawatch.storage.size_spectrum import SIZE_CLASSES, class_of
+
+if TYPE_CHECKING:
+    from tests.dashboards.review_data import ReviewProgress
 
 T0 = 1_790_000_400 * 10**9  # a multiple of 10 minutes, so buckets line up with the span
 SPAN_NS = 2 * 3600 * 10**9
@@ -46,18 +50,20 @@ class PipelinePoint:
 
 @dataclass(frozen=True)
 class Cruise:
-    """The records and pipeline points of the test, and their line protocol."""
+    """The records and pipeline points of the test, and their line protocol (with the
+    review station's points when ``review`` is set: ``review_data.make_review``)."""
 
     plankton: list[FrameRecord]
     otolith: list[FrameRecord]
     fish: list[FrameRecord]
     pipeline: list[PipelinePoint]
+    review: ReviewProgress | None = None
 
     def lines(self) -> list[str]:
         out = records_to_lines(self.plankton + self.otolith + self.fish)
         for p in self.pipeline:
             out.append(line("pipeline", {"worker": p.worker, "stage": "all"}, p.fields, p.time_ns))
-        return out
+        return out + (self.review.lines if self.review else [])
 
 
 def _meta(task: str, instrument: str, t: int, **extra) -> FrameMeta:

@@ -28,6 +28,7 @@ def test_generated_dashboards_are_sound_and_deterministic(models):
         "seawatch-otolith-qc",
         "seawatch-fish-reid",
         "seawatch-pipeline",
+        "seawatch-review-progress",
     ]
     for model in models:
         assert problems(model, [DS]) == []

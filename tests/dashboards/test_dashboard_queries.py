@@ -9,6 +9,7 @@ transformations (group by individual). Everything below that boundary is the rea
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from statistics import mean
@@ -20,6 +21,7 @@ from seawatch.dashboards.catalog import build_dashboards
 from seawatch.dashboards.influxql import InfluxQLClient, Series
 from seawatch.dashboards.interpolate import render
 from tests.dashboards import cruise_data as cd
+from tests.dashboards import review_data as rd
 from tests.dashboards.grafana_eval import run_panel
 from tests.servers import influxdb1
 
@@ -42,6 +44,8 @@ def influx(tmp_path_factory: pytest.TempPathFactory):
         client = InfluxQLClient(server.url, DB)
         client.execute(f"CREATE DATABASE {DB}")
         cruise = cd.make_cruise()
+        review = rd.make_review(cruise, tmp_path_factory.mktemp("review"))
+        cruise = dataclasses.replace(cruise, review=review)
         server.write(DB, cruise.lines())
         yield client, cruise
 
@@ -294,6 +298,7 @@ EXPECTED: dict[str, Callable] = {
     "Dead letters": _pipeline("errors", sum),
     "Outbox backlog": _pipeline("outbox_backlog", lambda v: v[-1]),
     "Frame latency p99 by instrument": frame_latency_p99,
+    **rd.CHECKS,  # the review progress dashboard, on the review station's own points
 }
 
 

@@ -4,7 +4,9 @@ pipeline-health panels with the numbers of its local store.
 The daemon runs on the Tansu broker with the committed plankton model; its InfluxDB URL
 points at a closed port, so every line it would send stays in the durable outbox. Those
 lines are then loaded through InfluxDB 1.x's v1 ``/write`` (1.6 has no v2 write API) and
-each panel's query is compared with SQL over the local store of the same run.
+each panel's query is compared with SQL over the local store of the same run. People's
+decisions are then made on that store with the review station's code, and its ``review``
+points answer the review-progress panels.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from collections import defaultdict
 
 import pytest
 
-from seawatch.dashboards import live_cruise, pipeline_health
+from seawatch.dashboards import live_cruise, pipeline_health, review_progress
 from seawatch.dashboards.influxql import InfluxQLClient
 from seawatch.ingest.broker import free_port
+from seawatch.review.decisions import decide_objects
+from seawatch.review.progress import progress_lines
 from seawatch.storage.size_spectrum import SIZE_CLASSES, class_of
 from tests.dashboards.grafana_eval import run_panel
 from tests.integration.helpers import publish_synthetic, run_until, settings_for
@@ -30,6 +34,27 @@ ALL = {"cruise": None, "instrument": None, "station": None, "taxon": None, "work
 def _panel(module, title: str) -> dict:
     model = module.build("seawatch-influxdb", "30s")
     return next(p for p in model["panels"] if p["title"] == title)
+
+
+def _review(store, at_ns: int) -> tuple[list[str], dict[str, tuple[int, int, int]]]:
+    """Validate every 4th object, mark 5 dubious, reassign every 8th; the ``review`` points
+    then, and {label: (validated, dubious, to review)} from the store."""
+    db = sqlite3.connect(store, isolation_level=None)
+    try:
+        rows = db.execute("SELECT frame_uid, idx, version FROM objects ORDER BY 1, 2").fetchall()
+        assert decide_objects(db, "anna", rows[0::4], "validate").applied
+        assert decide_objects(db, "anna", rows[1::4][:5], "dubious").applied
+        assert decide_objects(db, "rolf", rows[2::8], "reassign", "detritus").applied
+        expected = {
+            label: (v, d, n - v - d)
+            for label, v, d, n in db.execute(
+                "SELECT label, SUM(status = 'validated'), SUM(status = 'dubious'), COUNT(*) "
+                "FROM objects GROUP BY label"
+            )
+        }
+        return progress_lines(db, now_ns=at_ns), expected
+    finally:
+        db.close()
 
 
 def test_panels_match_the_local_store(tmp_path, broker, unique, model_dir):
@@ -114,3 +139,17 @@ def test_panels_match_the_local_store(tmp_path, broker, unique, model_dir):
         (worker,) = frames_per_s["A"]
         assert worker.tags["worker"].startswith(f"g{unique}@")
         assert any(v for _, v in worker.values)
+
+        # The review station's points, after decisions on the same store.
+        review_lines, per_label = _review(settings.storage.local.path, last + 10**9)
+        server.write("seawatch", review_lines)
+        per_taxon = run_panel(
+            client, _panel(review_progress, "Validated and dubious per taxon"), ALL, {}, **window
+        )
+        actual = {s.tags["taxon"]: tuple(s.values[0][1:]) for s in per_taxon["A"]}
+        assert actual == per_label and per_label.get("detritus", (0,))[0] > 0
+        totals = run_panel(client, _panel(review_progress, "Review totals"), ALL, {}, **window)
+        (row,) = totals["A"][0].rows()
+        validated, n = sum(v[0] for v in per_label.values()), sum(map(sum, per_label.values()))
+        assert (row["validated"], row["objects"]) == (validated, n)
+        assert row["validated share"] == pytest.approx(validated / n)
