@@ -145,6 +145,11 @@ class Supervisor:
                 log.error("worker_killed index=%d reason='did not stop in time'", index)
                 process.kill()
                 code = process.wait()
+            if code == -signal.SIGTERM:
+                # Our SIGTERM reached it before its handler was set (a worker still starting:
+                # the interpreter, the imports): it had consumed nothing, so it stopped cleanly.
+                log.info("worker_stopped_while_starting index=%d", index)
+                code = 0
             worst = worst or code
         log.info("workers_stopped workers=%d restarts=%d", self.workers, self.restarts)
         return worst
