@@ -330,6 +330,7 @@ train.add_command(plankton_ood_command)
 train.add_command(otolith_commands.train_command)
 train.add_command(otolith_commands.train_teacher_command)
 train.add_command(otolith_commands.calibrate_command)
+train.add_command(otolith_commands.views_command)
 train.add_command(fish_commands.train_command)
 
 

@@ -57,7 +57,10 @@ class TaskSettings(BaseModel):
         description="module:attribute of the TaskPlugin, for a task outside seawatch",
     )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="the task's own settings (checked by its head)"
+        default_factory=dict,
+        description="the task's own settings (checked by its head): plankton top_k; otolith "
+        "views (test-time views per specimen: 1, 4, 8, or auto = the card's measured choice "
+        "for the backend); fish enrol_new",
     )
 
     def batch(self, default: int) -> int:
@@ -78,9 +81,15 @@ class TaskSettings(BaseModel):
 
 DEFAULT_TASKS: dict[str, dict[str, Any]] = {
     "plankton": {"model_dir": Path("models/plankton"), "options": {"top_k": 3}},
-    # the otolith model averages eight views of each specimen: 8 specimens = 64 images a call
+    # max_batch counts specimens: 8 specimens at 8 views = 64 images a call; views "auto" is
+    # the card's measured choice for the backend (seawatch train otolith-views)
     # threads all: the loop waits on the model (measured, issue 26)
-    "otolith": {"model_dir": Path("models/otolith"), "max_batch": 8, "threads": "all"},
+    "otolith": {
+        "model_dir": Path("models/otolith"),
+        "max_batch": 8,
+        "threads": "all",
+        "options": {"views": "auto"},
+    },
     "fish": {"model_dir": Path("models/fish"), "options": {"enrol_new": True}},
 }
 

@@ -175,3 +175,106 @@ def test_head_on_a_real_onnx_graph(tiny_artifact: Path) -> None:
         assert r.anomaly == (r.score > r.threshold)
         assert r.score == pytest.approx(float(r.heatmap.max()), rel=1e-5)
         assert r.score == pytest.approx(single.score, rel=1e-4)
+
+
+# --- test-time views as a serving setting (tasks.otolith.options.views) ---------------------
+
+
+@pytest.fixture(scope="module")
+def views_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny detector served with 8 views (model.onnx) and as views1/ and views4/ variants,
+    each with its own threshold, and a parent table recommending 4 on a CPU."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from seawatch.models.otolith.export import export_otolith
+    from seawatch.models.otolith.network import FeatureNet, OtolithMKD, Student
+    from seawatch.models.otolith.serving_views import SERVING_KEY, variant_version
+
+    torch.manual_seed(0)
+    widths = (8, 8, 16, 16)
+    model = OtolithMKD(
+        FeatureNet(3, widths),
+        Student(1, widths),
+        student_input="gray",
+        rgb_mean=(0.3, 0.3, 0.3),
+        rgb_std=(0.2, 0.2, 0.2),
+    ).eval()
+    out = tmp_path_factory.mktemp("otolith-views")
+    for views, directory, threshold in (
+        (8, out, 8.0),
+        (4, out / "views4", 4.0),
+        (1, out / "views1", 1.0),
+    ):
+        model.views = views
+        path = export_otolith(model, directory / ONNX_FILE, SIZE)
+        card = _card(threshold=threshold, onnx_sha256=sha256_file(path))
+        if views != 8:
+            card = card.model_copy(update={"version": variant_version(card.version, views)})
+        card.write(directory)
+    table = {"trained": 8, "recommended": {"cpu": 4, "gpu": 8}, "rule": "test", "choices": {}}
+    parent = _card(threshold=8.0, onnx_sha256=sha256_file(out / ONNX_FILE))
+    parent.model_copy(update={"metrics": {SERVING_KEY: table}}).write(out)
+    return out
+
+
+def _head(model_dir: Path, **options):
+    from seawatch.config import load_settings
+    from seawatch.models.otolith.head import PLUGIN
+
+    settings = load_settings(
+        tasks={"otolith": {"model_dir": str(model_dir), "options": options}},
+        inference__backend="onnxruntime",
+    )
+    return PLUGIN.load(settings.tasks["otolith"], settings)
+
+
+@pytest.mark.parametrize(("views", "threshold"), [(1, 1.0), (4, 4.0), (8, 8.0), ("8", 8.0)])
+def test_each_views_setting_loads_its_graph_and_threshold(views_artifact, views, threshold):
+    head = _head(views_artifact, views=views)
+    try:
+        assert head.views == int(views) and head.threshold == threshold  # the variant's own
+        assert head.card.release.startswith("0.views" if int(views) != 8 else "0+")
+        rng = np.random.default_rng(3)
+        images = [render_otolith(rng, size=96, anomaly=a) for a in (None, "crack")]
+        results = head.predict(np.stack([head.model_input(im) for im in images]))
+        assert [r.threshold for r in results] == [threshold, threshold]
+        assert all(r.anomaly == (r.score > threshold) for r in results)
+    finally:
+        head.close()
+
+
+def test_records_scored_with_different_views_carry_different_releases(views_artifact):
+    releases = set()
+    for views in (1, 4, 8):
+        head = _head(views_artifact, views=views)
+        releases.add(head.card.release)
+        head.close()
+    assert len(releases) == 3
+    assert any(".views4+" in r for r in releases) and any(".views1+" in r for r in releases)
+
+
+def test_auto_serves_the_cards_recommendation_for_the_backend(views_artifact):
+    head = _head(views_artifact)  # views: auto by default; onnxruntime is a CPU backend
+    try:
+        assert head.views == 4 and head.threshold == 4.0
+    finally:
+        head.close()
+
+
+def test_auto_without_a_views_table_serves_the_trained_graph(tiny_artifact):
+    head = _head(tiny_artifact, views="auto")
+    try:
+        assert head.views == 8 and head.card.release.startswith("0+")
+    finally:
+        head.close()
+
+
+@pytest.mark.parametrize("bad", [2, 3, "eight", 0, None])
+def test_a_bad_views_value_fails_at_start_naming_the_setting(views_artifact, bad):
+    with pytest.raises(ConfigError, match=r"tasks\.otolith\.options\.views: .*'auto', 1, 4 or 8"):
+        _head(views_artifact, views=bad)
+
+
+def test_views_the_artifact_lacks_fail_with_the_command_that_makes_them(tiny_artifact):
+    with pytest.raises(ConfigError, match=r"tasks\.otolith\.options\.views is 4.*otolith-views"):
+        _head(tiny_artifact, views=4)

@@ -24,6 +24,12 @@ from seawatch.contracts.image_files import IMAGE_SUFFIXES, read_image
 from seawatch.inference.factory import open_backend
 from seawatch.models.otolith.evaluate import calibrate_threshold, score_images
 from seawatch.models.otolith.head import THRESHOLD_KEY, OtolithDetector
+from seawatch.models.otolith.serving_views import (
+    SERVING_KEY,
+    SERVING_VIEWS,
+    variant_dir,
+    variant_version,
+)
 
 MIN_NORMALS = 20
 
@@ -55,9 +61,7 @@ def recalibrate(
         msg = f"{model} is a {card.task!r} model; recalibration is for otolith detectors"
         raise ConfigError(msg)
     images, skipped = normal_images(normal_dir)
-    with open_backend("onnxruntime", Path(model) / ONNX_FILE, threads=0) as backend:
-        detector = OtolithDetector(backend, card, max_batch=8)
-        scores, _ = score_images(detector, images, chunk=8)
+    scores = _scores(Path(model), card, images)
     threshold = calibrate_threshold(scores, far)
     before = float(card.thresholds[THRESHOLD_KEY])
     if Path(out).resolve() != Path(model).resolve():
@@ -76,20 +80,80 @@ def recalibrate(
         "command": command,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    updated = card.model_copy(
+    version = version or f"{card.version}.cal{datetime.now(UTC):%Y%m%d}"
+    metrics = {**card.metrics, "user_calibration": calibration}
+    table = _recalibrate_variants(Path(model), Path(out), images, far, version, calibration)
+    if table is not None:
+        metrics[SERVING_KEY] = table
+    updated = _with_threshold(card, threshold, far, version, metrics, calibration["at"])
+    updated.write(out)
+    return load_card(out)
+
+
+def _scores(directory: Path, card: ModelCard, images: list[np.ndarray]) -> np.ndarray:
+    """The scores of ``images`` through the artifact at ``directory`` (its own graph)."""
+    with open_backend("onnxruntime", directory / ONNX_FILE, threads=0) as backend:
+        detector = OtolithDetector(backend, card, max_batch=8)
+        return score_images(detector, images, chunk=8)[0]
+
+
+def _with_threshold(
+    card: ModelCard, threshold: float, far: float, version: str, metrics: dict, at: str
+) -> ModelCard:
+    return card.model_copy(
         update={
-            "version": version or f"{card.version}.cal{datetime.now(UTC):%Y%m%d}",
+            "version": version,
             "thresholds": {
                 **card.thresholds,
                 THRESHOLD_KEY: round(threshold, 6),
                 f"{THRESHOLD_KEY}_target_far": far,
             },
-            "metrics": {**card.metrics, "user_calibration": calibration},
-            "created_at": calibration["at"],
+            "metrics": metrics,
+            "created_at": at,
         }
     )
-    updated.write(out)
-    return load_card(out)
+
+
+def _recalibrate_variants(
+    model: Path, out: Path, images: list[np.ndarray], far: float, version: str, done: dict
+) -> dict | None:
+    """Recalibrate each view variant into ``out``; the parent's serving table, updated (None
+    when the artifact has none)."""
+    parent = load_card(model)
+    table = parent.metrics.get(SERVING_KEY)
+    for views in SERVING_VIEWS:
+        source = variant_dir(model, views)
+        if not (source / "card.json").is_file():
+            continue
+        card = load_card(source)
+        scores = _scores(source, card, images)
+        threshold = calibrate_threshold(scores, far)
+        note = {
+            **done,
+            "threshold_before": round(float(card.thresholds[THRESHOLD_KEY]), 6),
+            "threshold_after": round(threshold, 6),
+            "false_alarm_rate_before": round(
+                float((scores > card.thresholds[THRESHOLD_KEY]).mean()), 4
+            ),
+        }
+        metrics = {**card.metrics, "user_calibration": note}
+        updated = _with_threshold(
+            card, threshold, far, variant_version(version, views), metrics, done["at"]
+        )
+        updated.write(variant_dir(out, views))
+        if isinstance(table, dict) and str(views) in table.get("choices", {}):
+            choice = table["choices"][str(views)]
+            choice |= {
+                "threshold": round(threshold, 6),
+                "release": load_card(variant_dir(out, views)).release,
+            }
+    if isinstance(table, dict):
+        trained = table.get("choices", {}).get(str(table.get("trained")))
+        if trained is not None:
+            release = parent.model_copy(update={"version": version}).release
+            trained |= {"threshold": done["threshold_after"], "release": release}
+        table = {**table, "thresholds_from": "user_calibration (AUROC and speed: synthetic)"}
+    return table
 
 
 __all__ = ["MIN_NORMALS", "normal_images", "recalibrate"]

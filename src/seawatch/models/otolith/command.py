@@ -1,4 +1,4 @@
-"""Click commands for the otolith model: train, pretrain its teacher, evaluate.
+"""Click commands for the otolith model: train, pretrain its teacher, serving views, evaluate.
 
 Importing this module needs neither torch nor ONNX Runtime: training imports torch inside
 the command, so the daemon's CLI loads without the ``train`` extra.
@@ -192,4 +192,77 @@ def evaluate_command(model_dir: Path, out: Path | None, seed: int | None, n: int
     )
 
 
-__all__ = ["calibrate_command", "evaluate_command", "train_command", "train_teacher_command"]
+@click.command("otolith-views")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("models/otolith"),
+    show_default=True,
+)
+@click.option(
+    "--min-seconds",
+    type=click.FloatRange(min=0.0),
+    default=3.0,
+    show_default=True,
+    help="shortest timing run per view count and thread count",
+)
+@click.option(
+    "--timing-only",
+    is_flag=True,
+    help="only time the existing variants again and update specimens/s (about 1 min)",
+)
+@click.pass_context
+def views_command(
+    ctx: click.Context, model_dir: Path, min_seconds: float, timing_only: bool
+) -> None:
+    """Serve the detector with 1, 4 or 8 test-time views: re-export its graph (same weights,
+    checked against the committed graph) with each, calibrate a threshold for each, measure
+    AUROC and specimens/s, and record them with the recommended views in the card (about
+    7 min on 2 CPU cores). tasks.otolith.options.views then picks one (auto: the card's)."""
+    try:
+        from seawatch.models.otolith.views_build import build_serving_views, retime_serving_views
+    except ImportError as exc:
+        msg = f"re-exporting needs torch and onnx: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    from seawatch.contracts.errors import SeawatchError
+
+    command = f"{ctx.command_path} --model {model_dir}" + (" --timing-only" if timing_only else "")
+    build = retime_serving_views if timing_only else build_serving_views
+    try:
+        table = build(model_dir, command=command, min_s=min_seconds)
+    except SeawatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(views_summary(model_dir, table))
+
+
+def views_summary(model_dir: Path, table: dict) -> str:
+    """The per-views table as printed lines."""
+    threads = [str(t) for t in table["throughput"]["threads"]]
+    head = "views  auroc   threshold  far    detect  select  " + "  ".join(
+        f"spec/s@{t}thr" for t in threads
+    )
+    lines = [f"wrote {model_dir}/card.json metrics.serving_views and its views<n>/ variants", head]
+    for views, c in table["choices"].items():
+        speeds = "  ".join(f"{c['specimens_per_s'][t]:>11}" for t in threads)
+        lines.append(
+            f"{views:>5}  {c['auroc']:.4f}  {c['threshold']:>9.4f}  {c['false_alarm_rate']:.3f}"
+            f"  {c['detection_rate']:.3f}   {c['selection_auroc']:.4f}  {speeds}   {c['release']}"
+        )
+    rec = table["recommended"]
+    lines.append(f"recommended: cpu {rec['cpu']} views, gpu {rec['gpu']} ({table['rule']})")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "calibrate_command",
+    "evaluate_command",
+    "train_command",
+    "train_teacher_command",
+    "views_command",
+    "views_summary",
+]
+
+
+if __name__ == "__main__":  # until `seawatch train otolith-views` is registered in cli.py
+    views_command(prog_name="seawatch train otolith-views")

@@ -10,13 +10,17 @@ thumbnail and a heat-map overlay as evidence, written before its record is store
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, field_validator
 
-from seawatch.contracts.card import ModelCard
+from seawatch.contracts.card import ModelCard, load_card
 from seawatch.contracts.errors import BackendError, ConfigError, FrameError
 from seawatch.contracts.evidence import evidence_paths, thumbnail
 from seawatch.contracts.frames import Frame
@@ -32,6 +36,14 @@ from seawatch.contracts.task import (
 )
 from seawatch.inference.backend import Backend
 from seawatch.inference.batching import run_in_chunks
+from seawatch.models.otolith.serving_views import (
+    CPU_BACKENDS,
+    OPTION,
+    recommended_views,
+    serving_dir,
+)
+
+log = logging.getLogger(__name__)
 
 TASK = "otolith"
 THRESHOLD_KEY = "anomaly_score"
@@ -94,11 +106,17 @@ def otolith_input8(image: np.ndarray, size: int) -> np.ndarray:
 
 
 class OtolithDetector:
-    """Runs prepared images through a backend in batches of at most ``max_batch``."""
+    """Runs prepared images through a backend in batches of at most ``max_batch``.
+
+    ``card`` is the served graph's (a view variant's, with its own threshold and release);
+    ``views`` is only said, in logs and tests: the graph does the views itself.
+    """
 
     name = TASK
 
-    def __init__(self, backend: Backend, card: ModelCard, *, max_batch: int) -> None:
+    def __init__(
+        self, backend: Backend, card: ModelCard, *, max_batch: int, views: int | None = None
+    ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
             raise ValueError(msg)
@@ -118,7 +136,8 @@ class OtolithDetector:
         self.backend = backend
         self.card = card
         self.max_batch = max_batch
-        self.threshold = float(card.thresholds[THRESHOLD_KEY])
+        self.threshold = float(card.thresholds[THRESHOLD_KEY])  # the served graph's own
+        self.views = views  # test-time views of the served graph (None: not said)
         self._score_at, self._heatmap_at = outputs.index("score"), outputs.index("heatmap")
         self._n_outputs = len(outputs)
 
@@ -255,17 +274,60 @@ def overlay_heatmap(image_bgr: np.ndarray, heatmap: np.ndarray, threshold: float
 
 
 class OtolithOptions(TaskOptions):
-    """``tasks.otolith.options`` (none yet: the threshold is the card's calibrated one)."""
+    """``tasks.otolith.options``: ``views``, the test-time views averaged per specimen (1, 4
+    or 8; ``auto``: the card's measured recommendation for the backend in use). Each view
+    count is its own graph with its own calibrated threshold
+    (:mod:`seawatch.models.otolith.serving_views`)."""
+
+    views: Literal["auto", 1, 4, 8] = Field(
+        "auto", description="test-time views per specimen: 1, 4, 8 or auto"
+    )
+
+    @field_validator("views", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        """``"4"`` (an environment variable, a quoted YAML value) is 4."""
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 def _load(task, settings) -> OtolithDetector:
-    """The head from ``tasks.otolith`` (``max_batch`` in specimens; 8 by default)."""
+    """The head from ``tasks.otolith`` (``max_batch`` in specimens; 8 by default), serving
+    the graph of the asked (or, with ``auto``, recommended) number of views."""
+    from seawatch.config import resolve_model_dir
     from seawatch.inference.artifact import open_artifact
+    from seawatch.inference.selection import choose_backend
 
-    parse_options(OtolithOptions, TASK, task.options)
+    options = parse_options(OtolithOptions, TASK, task.options)
     max_batch = task.batch(settings.inference.max_batch)
-    artifact = open_artifact(TASK, task.model_dir, settings.inference, max_batch=max_batch)
-    return OtolithDetector(artifact.backend, artifact.card, max_batch=max_batch)
+    if task.model_dir is None:  # open_artifact says what to set
+        open_artifact(TASK, None, settings.inference, max_batch=max_batch)
+    top = resolve_model_dir(Path(task.model_dir))
+    card = load_card(top)
+    inference = settings.inference
+    planned = None  # the backend class auto chose the views for
+    if options.views == "auto":
+        planned, _ = choose_backend(inference.backend, top)  # probes only; opens nothing
+        views, why = recommended_views(card, planned)
+    else:
+        views, why = options.views, f"{OPTION} = {options.views}"
+    artifact = open_artifact(TASK, serving_dir(top, card, views), inference, max_batch=max_batch)
+    served = artifact.backend.name
+    if planned is not None and (served in CPU_BACKENDS) != (planned in CPU_BACKENDS):
+        # auto fell back from a GPU backend that failed to open: the CPU's recommendation
+        fallback, why = recommended_views(card, served)
+        if fallback != views:
+            artifact.backend.close()
+            views, cpu = fallback, inference.model_copy(update={"backend": served})
+            artifact = open_artifact(TASK, serving_dir(top, card, views), cpu, max_batch=max_batch)
+    log.info(
+        "otolith_views views=%d requested=%s backend=%s release=%s reason=%r",
+        views,
+        options.views,
+        artifact.backend.name,
+        artifact.card.release,
+        why,
+    )
+    return OtolithDetector(artifact.backend, artifact.card, max_batch=max_batch, views=views)
 
 
 def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
@@ -284,6 +346,7 @@ __all__ = [
     "PLUGIN",
     "THRESHOLD_KEY",
     "OtolithDetector",
+    "OtolithOptions",
     "OtolithResult",
     "otolith_input8",
     "overlay_heatmap",
