@@ -52,6 +52,7 @@ from pipeline_tasks import (
     bench_naive,
     model_inputs,
     otolith_model,
+    served_dir,
     task_messages,
 )
 from seawatch.config import load_settings, resolve_model_dir
@@ -124,8 +125,9 @@ def run_task(args, workload: str, models: Models, broker, tmp: Path, console: Co
     task, full_share, default_frames = WORKLOADS[workload]
     n = args.frames or default_frames
     messages = task_messages(task, n, seed=args.seed, full_share=full_share)
-    card = load_card(models.of(task))
-    onnx = models.of(task) / ONNX_FILE
+    served = served_dir(task, models.of(task))  # otolith: the graph of the views served
+    card = load_card(served)
+    onnx = served / ONNX_FILE
     base = _settings(args, broker, models, tmp, workload)
     tensor = model_inputs(base, messages)
     frames = len(messages)
@@ -155,7 +157,7 @@ def run_task(args, workload: str, models: Models, broker, tmp: Path, console: Co
         if args.quix:
             peer = bench_quix(
                 settings.kafka.bootstrap_servers, settings.kafka.topics[0], task,
-                models.of(task), tmp / f"quix-{workload}{repeat}.db", frames, args.quix_threads,
+                served, tmp / f"quix-{workload}{repeat}.db", frames, args.quix_threads,
             )  # fmt: skip
             runs["quix"].append(peer["seconds"])
             line += f", quix {frames / peer['seconds']:.0f}"

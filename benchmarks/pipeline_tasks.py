@@ -72,6 +72,19 @@ def otolith_model(given: Path | None, tmp: Path, build: str) -> tuple[Path, str]
     return out, f"{source}: not a served model"
 
 
+def served_dir(task: str, model_dir: Path) -> Path:
+    """The artifact the daemon's head serves for ``task`` on ONNX Runtime CPU: for otolith the
+    graph of the views ``auto`` picks (``tasks.otolith.options.views``), else ``model_dir``;
+    the limit and the peer time the same graph as the pipeline."""
+    if task != "otolith":
+        return model_dir
+    from seawatch.models.otolith.serving_views import recommended_views, serving_dir
+
+    card = load_card(model_dir)
+    views, _ = recommended_views(card, "onnxruntime")
+    return serving_dir(model_dir, card, views)
+
+
 def task_messages(task: str, n: int, *, seed: int, full_share: float) -> list[FrameMessage]:
     """``n`` frames of one task from the synthetic instrument stream."""
     shares = {"otolith": {"otolith_share": 1.0}, "fish": {"fish_share": 1.0}}.get(task, {})
@@ -110,8 +123,9 @@ def bench_naive(settings: Settings, task: str, n: int, models: Models, threads: 
     map evidence, no gallery match), so it is, if anything, faster than a real one."""
     from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
-    card = load_card(models.of(task))
-    backend = OnnxRuntimeBackend(models.of(task) / ONNX_FILE, threads=threads)
+    served = served_dir(task, models.of(task))
+    card = load_card(served)
+    backend = OnnxRuntimeBackend(served / ONNX_FILE, threads=threads)
     whole = _whole_frame(task, card)
     db = sqlite3.connect(settings.storage.local.path.with_name(f"naive-{task}.db"))
     db.execute("PRAGMA journal_mode=WAL")
