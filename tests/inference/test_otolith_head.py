@@ -133,23 +133,29 @@ def test_overlay_keeps_the_photo_size_and_marks_hot_regions() -> None:
     assert overlay_heatmap(image[..., 0], heat, 1.0).shape == image.shape
 
 
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained detector exported to ONNX with a card: the real graph, no training."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnx")
-    from seawatch.models.onnx_export import export_onnx
+def _tiny_mkd(torch):
+    """An untrained detector with narrow stages (seeded): the real graph, no training."""
     from seawatch.models.otolith.network import FeatureNet, OtolithMKD, Student
 
     torch.manual_seed(0)
     widths = (8, 8, 16, 16)
-    model = OtolithMKD(
+    return OtolithMKD(
         FeatureNet(3, widths),
         Student(1, widths),
         student_input="gray",
         rgb_mean=(0.3, 0.3, 0.3),
         rgb_std=(0.2, 0.2, 0.2),
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained detector exported to ONNX with a card: the real graph, no training."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from seawatch.models.onnx_export import export_onnx
+
+    model = _tiny_mkd(torch)
     out = tmp_path_factory.mktemp("otolith-head")
     path = export_onnx(
         model, out / ONNX_FILE, torch.zeros(2, 3, SIZE, SIZE), output_names=["score", "heatmap"]
@@ -187,18 +193,9 @@ def views_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
     from seawatch.models.otolith.export import export_otolith
-    from seawatch.models.otolith.network import FeatureNet, OtolithMKD, Student
     from seawatch.models.otolith.serving_views import SERVING_KEY, variant_version
 
-    torch.manual_seed(0)
-    widths = (8, 8, 16, 16)
-    model = OtolithMKD(
-        FeatureNet(3, widths),
-        Student(1, widths),
-        student_input="gray",
-        rgb_mean=(0.3, 0.3, 0.3),
-        rgb_std=(0.2, 0.2, 0.2),
-    ).eval()
+    model = _tiny_mkd(torch).eval()
     out = tmp_path_factory.mktemp("otolith-views")
     for views, directory, threshold in (
         (8, out, 8.0),

@@ -19,6 +19,16 @@ _FAR = click.option(
 )
 
 
+_model_dir_option = click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("models/otolith"),
+    show_default=True,
+    help="the otolith artifact directory",
+)
+
+
 @click.command("otolith-calibrate")
 @click.option(
     "--model",
@@ -166,13 +176,7 @@ def train_teacher_command(
 
 
 @click.command("otolith")
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("models/otolith"),
-    show_default=True,
-)
+@_model_dir_option
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="default: the model directory"
 )
@@ -193,13 +197,7 @@ def evaluate_command(model_dir: Path, out: Path | None, seed: int | None, n: int
 
 
 @click.command("otolith-views")
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default=Path("models/otolith"),
-    show_default=True,
-)
+@_model_dir_option
 @click.option(
     "--min-seconds",
     type=click.FloatRange(min=0.0),
