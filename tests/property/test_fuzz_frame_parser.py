@@ -45,6 +45,11 @@ def test_the_frame_parser_survives_a_bounded_fuzzing_run(tmp_path: Path) -> None
             pytest.fail(f"{hint} (CI must run the fuzz target)")
         pytest.skip(hint)
     seconds = int(os.environ.get("SEAWATCH_FUZZ_SECONDS", "30"))
+    # A fixed seed: CI replays the same mutations (a slower machine a prefix of them), so a
+    # red CI is a finding anyone can replay. Exploration with fresh seeds is `make fuzz`.
+    # (On 2026-12-06 a random-seed CI run hit libFuzzer's 2 GB RSS limit; the input it
+    # wrote did not reproduce alone: an open item in that day's closing note.)
+    seed = int(os.environ.get("SEAWATCH_FUZZ_SEED", "1"))
     corpus = tmp_path / "corpus"  # libFuzzer adds inputs to it: keep the committed seeds
     shutil.copytree(CORPUS, corpus)
     artifacts = tmp_path / "artifacts"
@@ -53,6 +58,7 @@ def test_the_frame_parser_survives_a_bounded_fuzzing_run(tmp_path: Path) -> None
         sys.executable,
         str(TARGET),
         f"-max_total_time={seconds}",
+        f"-seed={seed}",
         "-rss_limit_mb=2048",
         "-timeout=20",  # one input taking 20 s is a hang: a finding
         "-print_final_stats=1",
