@@ -60,8 +60,12 @@ def _thumb(image: np.ndarray) -> bytes:
     """The JPEG thumbnail of an image larger than :data:`THUMB_SIDE`; empty otherwise."""
     if max(image.shape[:2]) <= THUMB_SIDE:
         return b""
-    small = _shrunk(image, THUMB_SIDE)
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
+    return _jpeg(_shrunk(image, THUMB_SIDE))
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    """A thumbnail's JPEG bytes (empty if OpenCV cannot encode it)."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
     return data.tobytes() if ok else b""
 
 
@@ -76,11 +80,8 @@ def crop_as_sent(data: bytes, image: np.ndarray) -> Crop:
     thumbnail is made from ``image``."""
     if max(image.shape[:2]) > MAX_CROP_SIDE:
         raise ValueError(f"an image larger than {MAX_CROP_SIDE} px is shrunk: use encode_crop")
-    thumb = b""
-    if max(image.shape[:2]) > THUMB_SIDE:
-        small = thumbnail(image, THUMB_SIDE)  # 8-bit BGR, whatever depth came
-        ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
-        thumb = encoded.tobytes() if ok else b""
+    # 8-bit BGR, whatever depth came
+    thumb = _jpeg(thumbnail(image, THUMB_SIDE)) if max(image.shape[:2]) > THUMB_SIDE else b""
     return Crop(hashlib.sha256(data).hexdigest(), bytes(data), thumb)
 
 
