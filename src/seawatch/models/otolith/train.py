@@ -155,7 +155,8 @@ def train_otolith(
     }
     (out_dir / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
     metrics = evaluation | {
-        "split": "test (synthetic, held-out seed, never seen in training or calibration)",
+        "split": "test (synthetic, held-out seed, never trained or calibrated on; a development "
+        "figure once lab runs score it: final numbers come from benchmarks/otolith_final.py)",
         "calibration": {
             "n": len(calibration_scores),
             "target_false_alarm_rate": far,
