@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from seawatch.models.otolith.evaluate import auroc
-from seawatch.models.otolith.synthetic import ANOMALY_TYPES, NORMAL, make_dataset, render_otolith
+from seawatch.models.otolith.synthetic import (
+    ANOMALY_TYPES,
+    COLOUR_ONLY_TYPES,
+    NORMAL,
+    make_dataset,
+    render_otolith,
+)
 
 SIZE = 128
 
@@ -124,3 +130,16 @@ def test_bad_arguments_are_refused() -> None:
         render_otolith(rng, size=16)
     with pytest.raises(ValueError, match=">= 0"):
         make_dataset(rng, n_normal=-1)
+
+
+def test_a_stain_changes_colour_but_not_gray_and_is_not_in_the_default_set() -> None:
+    assert COLOUR_ONLY_TYPES == ("stain",) and "stain" not in ANOMALY_TYPES
+    hidden = []
+    for seed in range(12):
+        normal, stained = _render(seed, None, 256), _render(seed, "stain", 256)
+        tinted = np.abs(normal.astype(np.int16) - stained).max(2) > 8
+        assert tinted.mean() > 0.005, "the stain must tint a visible region"
+        gray_moved = np.abs(_gray(normal) - _gray(stained)) > 3
+        hidden.append(1.0 - (gray_moved & tinted).sum() / tinted.sum())
+    # luminance is kept pixel by pixel; only specimens already clipped in a normal photo leak
+    assert np.median(hidden) > 0.99 and np.mean(hidden) > 0.9

@@ -5,6 +5,11 @@ body, a lost piece or a small chip, one hairline crack or several dark fractures
 a handful of particles and bubbles, a slight or a strong defocus. Vaterite keeps the body's
 brightness (75-100 % of its mean) so it cannot be found by brightness alone: it differs by
 its glassy blue-grey colour and by the missing growth pattern.
+
+:data:`COLOUR_ONLY_TYPES` are drawn on request and are not in the default sets: a ``stain``
+tints a region at the same luminance, pixel by pixel, and keeps the growth pattern, so a
+gray image does not show it at all (the case for the detector's asymmetric input; lab
+``experiments/otolith/colour_cues.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import numpy as np
 from seawatch.models.otolith._shape import Specimen
 
 ANOMALY_TYPES: tuple[str, ...] = ("vaterite", "broken", "crack", "debris", "blur")
+COLOUR_ONLY_TYPES: tuple[str, ...] = ("stain",)
 
 _GLASS = np.array([1.0, 0.98, 0.91], np.float32)  # BGR ratios of vaterite: cool, clear grey
 _GRAY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luminance, as cv2.cvtColor
+# BGR tints of a stain: amber and rust (organic residue), green (algae), violet (dye)
+_TINTS = np.array([[0.55, 0.95, 1.35], [0.5, 0.8, 1.6], [0.8, 1.25, 0.8], [1.45, 0.8, 1.05]])
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _ONE = 1 << _SHIFT
 
@@ -75,6 +83,26 @@ class Defect:
         sparkle = (rng.random(shade.shape) > 0.997).astype(np.float32)
         sparkle = cv2.GaussianBlur(sparkle, (0, 0), 0.8) * 3.0
         return colour, shade * (1.0 + 0.25 * sparkle * region)
+
+    def stain(self, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Tint an irregular region at the same luminance (gray images cannot show it)."""
+        rng = self.rng
+        radius = self.spec.a * rng.uniform(0.15, 0.45)
+        region = self._blob(self._point(0.1, 0.8), radius, ragged=0.5) * alpha
+        tinted = colour * _TINTS[int(rng.integers(len(_TINTS)))].astype(np.float32)
+        level = colour @ _GRAY
+        tinted *= (level / np.maximum(tinted @ _GRAY, 1e-3))[..., None]
+        # no channel above the specimen's brightest: the luminance a capped channel loses
+        # goes to the others, so clipping in the photograph cannot show the stain in gray
+        cap = float(colour[alpha > 0.5].max())
+        for _ in range(3):
+            tinted = np.minimum(tinted, cap)
+            free = (tinted < cap - 1e-3).astype(np.float32)
+            deficit = level - tinted @ _GRAY
+            tinted += free * (deficit / np.maximum(free @ _GRAY, 1e-3))[..., None]
+        tinted = np.minimum(tinted, cap)
+        m = (rng.uniform(0.5, 1.0) * region)[..., None]
+        return colour * (1.0 - m) + tinted * m
 
     def broken(self, alpha: np.ndarray) -> np.ndarray:
         """Break a piece off along a jagged line, or chip a small bite out of the margin."""
@@ -168,4 +196,4 @@ def _paint(image: np.ndarray, mask: np.ndarray, colour: np.ndarray, opacity: flo
     return image * (1.0 - m) + np.asarray(colour, np.float32)[None, None, :] * m
 
 
-__all__ = ["ANOMALY_TYPES", "Defect"]
+__all__ = ["ANOMALY_TYPES", "COLOUR_ONLY_TYPES", "Defect"]

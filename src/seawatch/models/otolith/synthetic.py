@@ -25,6 +25,7 @@ from seawatch.models.otolith import _defects
 from seawatch.models.otolith._shape import Specimen, draw_specimen, smooth_noise
 
 ANOMALY_TYPES: tuple[str, ...] = _defects.ANOMALY_TYPES
+COLOUR_ONLY_TYPES: tuple[str, ...] = _defects.COLOUR_ONLY_TYPES
 NORMAL = "normal"
 
 _WHITE = np.array([236.0, 241.0, 244.0], np.float32)  # BGR
@@ -101,10 +102,12 @@ def render_otolith(
 ) -> np.ndarray:
     """Render one otolith photograph: ``size`` x ``size`` x 3 uint8, OpenCV BGR order.
 
-    ``anomaly`` is ``None`` (a normal specimen) or one of :data:`ANOMALY_TYPES`.
+    ``anomaly`` is ``None`` (a normal specimen) or one of :data:`ANOMALY_TYPES` or
+    :data:`COLOUR_ONLY_TYPES` (drawn on request only).
     """
-    if anomaly is not None and anomaly not in ANOMALY_TYPES:
-        msg = f"unknown anomaly {anomaly!r}; expected None or one of {', '.join(ANOMALY_TYPES)}"
+    known = ANOMALY_TYPES + COLOUR_ONLY_TYPES
+    if anomaly is not None and anomaly not in known:
+        msg = f"unknown anomaly {anomaly!r}; expected None or one of {', '.join(known)}"
         raise ValueError(msg)
     if size < 32:
         msg = f"size must be at least 32 pixels, got {size}"
@@ -125,6 +128,8 @@ def render_otolith(
         alpha = defect.broken(alpha)
     elif anomaly == "crack":
         colour = defect.crack(colour, alpha)
+    elif anomaly == "stain":
+        colour = defect.stain(colour, alpha)
     image = background * (1.0 - alpha[..., None]) + colour * (shade * alpha)[..., None]
     if anomaly == "debris":
         image = defect.debris(image, alpha)
@@ -167,4 +172,4 @@ def make_dataset(
     return np.stack(images), np.array(labels)
 
 
-__all__ = ["ANOMALY_TYPES", "NORMAL", "make_dataset", "render_otolith"]
+__all__ = ["ANOMALY_TYPES", "COLOUR_ONLY_TYPES", "NORMAL", "make_dataset", "render_otolith"]
