@@ -224,6 +224,34 @@ InputMaker = Callable[[ModelCard, int, int], np.ndarray]  # card, n, seed -> mod
 ImageInput = Callable[[ModelCard, np.ndarray], np.ndarray]  # card, decoded image -> one input
 
 
+def verify_backend(
+    candidate: Backend,
+    model_dir: Path,
+    precision: str,
+    *,
+    make: InputMaker | None = None,
+    samples: int = 32,
+    chunk: int = 32,
+) -> ParityReport:
+    """Check an opened GPU backend against ONNX Runtime CPU on ``samples`` of the task's own
+    inputs (``make``) before it serves; BackendError outside ``precision``'s tolerance."""
+    from seawatch.contracts.card import ONNX_FILE, load_card
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+
+    card = load_card(model_dir)
+    inputs = sample_inputs(card, samples, seed=0, make=make)
+    with OnnxRuntimeBackend(Path(model_dir) / ONNX_FILE) as reference:
+        return check_parity(
+            candidate,
+            reference,
+            inputs,
+            TOLERANCES[precision],
+            chunk=chunk,
+            top1=bool(card.class_names),
+            names=card.outputs or [card.output],
+        )
+
+
 def sample_inputs(
     card: ModelCard, n: int, *, seed: int = 0, make: InputMaker | None = None
 ) -> np.ndarray:
@@ -288,4 +316,5 @@ __all__ = [
     "output_kind",
     "relative_error",
     "sample_inputs",
+    "verify_backend",
 ]

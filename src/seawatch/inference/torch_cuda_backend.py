@@ -102,6 +102,7 @@ class TorchCudaBackend(BackendBase):
             raise BackendError(msg) from exc
         self.device = torch.device(device)
         self.dtype = torch.float16 if fp16 else torch.float32
+        self.precision = "fp16" if fp16 else "fp32"  # the parity tolerance it is held to
         self._network = network.eval().to(self.device, dtype=self.dtype)
         self._network = self._network.to(memory_format=torch.channels_last)
         self.max_batch = max_batch
