@@ -63,8 +63,9 @@ class _ReportsGpu:
 
 def test_the_provider_list_has_the_trt_cache_profile_and_precision(artifact):
     providers = provider_list(artifact / "model.onnx", BOTH, max_batch=16, fp16=True)
-    (trt, options), cuda, cpu = providers
-    assert (trt, cuda, cpu) == ("TensorrtExecutionProvider", *BOTH[1:], "CPUExecutionProvider")
+    (trt, options), (cuda, cuda_options), cpu = providers
+    assert (trt, cuda, cpu) == (*BOTH, "CPUExecutionProvider")
+    assert cuda_options == {"use_tf32": "0"}  # the CUDA EP runs FP32 graphs in FP32
     assert options["trt_engine_cache_path"] == str(artifact / "engines" / "ort-trt")
     assert options["trt_timing_cache_path"] == options["trt_engine_cache_path"]
     assert options["trt_fp16_enable"] is True
@@ -73,14 +74,17 @@ def test_the_provider_list_has_the_trt_cache_profile_and_precision(artifact):
     assert options["trt_profile_opt_shapes"] == "image:16x3x128x128"
     assert options["trt_profile_max_shapes"] == "image:16x3x128x128"
     assert provider_list(artifact / "model.onnx", BOTH[1:], max_batch=8, fp16=True) == [
-        "CUDAExecutionProvider",
+        ("CUDAExecutionProvider", {"use_tf32": "0"}),
         "CPUExecutionProvider",
     ]
 
 
 def test_without_a_gpu_provider_it_is_refused_with_the_install_hint(artifact, monkeypatch):
     _lists(monkeypatch, [])
-    with pytest.raises(BackendError, match=r"no TensorRT/CUDA execution provider.*onnxruntime-gpu"):
+    with pytest.raises(
+        BackendError,
+        match=r"no TensorrtExecutionProvider or CUDAExecutionProvider.*onnxruntime-gpu",
+    ):
         OnnxRuntimeGpuBackend(artifact / "model.onnx")
 
 

@@ -34,19 +34,30 @@ def available_gpu_providers() -> list[str]:
     return [p for p in GPU_PROVIDERS if p in listed]
 
 
+def _cuda_options() -> dict[str, str]:
+    """The CUDA EP runs FP32 graphs in FP32: TF32 (its default from onnxruntime 1.17 on
+    Ampere and later) would fail the fp32 parity check it is held to."""
+    import onnxruntime as ort
+
+    major, minor = (int(part) for part in ort.__version__.split(".")[:2])
+    return {"use_tf32": "0"} if (major, minor) >= (1, 17) else {}
+
+
 def provider_list(
     onnx_path: Path, gpu: list[str], *, max_batch: int, fp16: bool
 ) -> list[str | tuple[str, dict[str, Any]]]:
     """The ``providers`` argument of the session: each GPU provider in ``gpu`` (the TensorRT
-    EP with its cache, batch profile and precision), then the CPU for what they leave."""
+    EP with its cache, batch profile and precision; the CUDA EP without TF32), then the CPU
+    for what they leave."""
     card = load_card(Path(onnx_path).parent)
     spec = card.input
     shape = f"{spec.channels}x{spec.height}x{spec.width}"
     cache = Path(onnx_path).parent / ENGINES_DIR / ORT_TRT_CACHE
     providers: list[str | tuple[str, dict[str, Any]]] = []
     for provider in gpu:
-        if provider != "TensorrtExecutionProvider":
-            providers.append(provider)
+        if provider == "CUDAExecutionProvider":
+            options = _cuda_options()
+            providers.append((provider, options) if options else provider)
             continue
         providers.append(
             (
@@ -80,14 +91,20 @@ class OnnxRuntimeGpuBackend(OnnxRuntimeBackend):
     name = "onnxruntime-gpu"
 
     def __init__(
-        self, onnx_path: Path, *, threads: int = 1, max_batch: int = 64, fp16: bool = True
+        self,
+        onnx_path: Path,
+        *,
+        threads: int = 1,
+        max_batch: int = 64,
+        fp16: bool = True,
+        only: tuple[str, ...] = GPU_PROVIDERS,
     ) -> None:
         import onnxruntime as ort
 
-        gpu = available_gpu_providers()
+        gpu = [p for p in available_gpu_providers() if p in only]
         if not gpu:
             msg = (
-                "this onnxruntime has no TensorRT/CUDA execution provider "
+                f"this onnxruntime has no {' or '.join(only)} "
                 f"(it lists {ort.get_available_providers()}); `pip install onnxruntime-gpu`"
             )
             raise BackendError(msg)

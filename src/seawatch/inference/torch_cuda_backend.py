@@ -119,6 +119,8 @@ class TorchCudaBackend(BackendBase):
         card = load_card(model_dir)
         self.device = torch.device(device)
         self.precision = "fp16" if fp16 else "fp32"  # the parity tolerance it is held to
+        if not fp16:  # cuDNN convolutions default to TF32 on Ampere and later: fp32 is fp32
+            torch.backends.cudnn.allow_tf32 = False
         if _ships_network(card):
             network = _load_network(model_dir, card)
             self.source = f"network {card.files[NETWORK_FILE_ROLE]}"
