@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 TRAIN  := $(VENV)/.installed-train
 
-.PHONY: demo test lint models otolith-teacher bench bench-latency bench-workers soak fuzz clean
+.PHONY: demo test lint models otolith-teacher bench bench-latency bench-workers soak fuzz gpu-check clean
 
 $(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ fuzz: $(BASE)
 	$(BIN)/python fuzz/fuzz_frame_parser.py -max_total_time=600 -rss_limit_mb=2048 -timeout=20 \
 		-print_final_stats=1 -artifact_prefix=$$work/ $$work/corpus; \
 	status=$$?; echo "fuzz corpus and findings: $$work"; exit $$status
+
+# On a machine with an NVIDIA GPU: every backend there on every committed model (parity,
+# throughput) and the pipeline on the GPU, into benchmarks/results/gpu.json (under 8 min).
+gpu-check:
+	scripts/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) seawatch-data .pytest_cache .ruff_cache

@@ -10,10 +10,25 @@ from pathlib import Path
 import pytest
 
 from seawatch.ingest.broker import EmbeddedBroker, broker_binary
+from tests.ci_extras import fail_if_ci_should_have
 from tests.servers import VictoriaMetrics, victoria_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = Path(os.environ.get("SEAWATCH_TEST_MODEL_DIR", REPO / "models" / "plankton"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A module-level ``importorskip`` of a package CI installs fails on CI."""
+    outcome = yield
+    fail_if_ci_should_have(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """An ``importorskip`` inside a test of a package CI installs fails on CI."""
+    outcome = yield
+    fail_if_ci_should_have(outcome.get_result())
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,6 @@ from rich.table import Table
 from seawatch.contracts.errors import SeawatchError
 
 _console = Console(stderr=True)
-CALIBRATION_BATCH = 32
 
 
 def _default_max_batch(ctx: click.Context) -> int:
@@ -66,7 +65,12 @@ def engine_group() -> None:
     "generator.",
 )
 @click.option(
-    "--calibration-images", type=click.IntRange(32, 100_000), default=512, show_default=True
+    "--calibration-images",
+    type=click.IntRange(1, 100_000),
+    default=512,
+    show_default=True,
+    help="int8: sample images for calibration, in batches of the profile's opt batch "
+    "(--max-batch); at least one full batch.",
 )
 @click.option(
     "--samples",
@@ -88,9 +92,18 @@ def build_command(
     rebuild: bool,
 ) -> None:
     """Build (or find cached) the TensorRT engine of MODEL_DIR for this GPU, check it against
-    ONNX Runtime CPU (top-1 agreement, max |diff|) and refuse it outside tolerance."""
+    ONNX Runtime CPU (top-1 agreement, each output's relative error) and refuse it outside
+    tolerance."""
     from seawatch.inference.selection import probe_tensorrt
 
+    max_batch = max_batch or _default_max_batch(ctx)
+    if calibration is not None and calibration_images < max_batch:
+        msg = (
+            f"--calibration-images {calibration_images} is less than one calibration batch: "
+            f"TensorRT calibrates at the profile's opt batch ({max_batch}, --max-batch); "
+            "give at least that many"
+        )
+        raise click.ClickException(msg)
     reason = probe_tensorrt(model_dir)
     if reason is not None:
         msg = (
@@ -99,7 +112,6 @@ def build_command(
             "the TensorRT version); meanwhile inference.backend auto uses ONNX Runtime"
         )
         raise click.ClickException(msg)
-    max_batch = max_batch or _default_max_batch(ctx)
     try:
         result = _build(
             model_dir, precision, max_batch, calibration, calibration_images, samples, rebuild
@@ -118,7 +130,14 @@ def build_command(
         ("batch profile", f"{key.min_batch}/{key.opt_batch}/{key.max_batch}"),
         ("parity samples", str(parity.get("samples"))),
         ("top-1 agreement", f"{parity.get('top1_agreement')} (min {parity.get('min_top1')})"),
-        ("max |diff|", f"{parity.get('max_abs_diff')} (max {parity.get('tolerance_abs')})"),
+        *(
+            (
+                f"{o['name']} ({o['kind']})",
+                f"relative error {o['rel_diff']:.3g} (max {parity.get('tolerance_rel')}), "
+                f"|diff| {o['abs_diff']:.3g}",
+            )
+            for o in parity.get("outputs", [])
+        ),
     ]
     for name, value in rows:
         table.add_row(name, escape(value))
@@ -149,7 +168,9 @@ def _build(
             images = folder_inputs(
                 card, Path(calibration), limit=calibration_images, model_input=task.model_input
             )
-        batches = list(iter_batches(images, min(CALIBRATION_BATCH, max_batch, len(images))))
+        # TensorRT calibrates a dynamic-batch network at its calibration profile's opt shape:
+        # every batch holds exactly opt (= max) images; a partial last batch is dropped.
+        batches = list(iter_batches(images, max_batch))
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -197,6 +197,41 @@ def test_gpu_daemon_reserves_one_nvidia_gpu_and_the_cpu_daemon_none() -> None:
     assert cpu["environment"]["SEAWATCH_INFERENCE__BACKEND"] == "onnxruntime"
 
 
+def _served_graph_dirs(root: str) -> set[str]:
+    """Where the image holds every graph the daemon may serve (otolith view variants too)."""
+    models = REPO / "models"
+    return {f"{root}/{onnx.parent.relative_to(models)}" for onnx in models.rglob("model.onnx")}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_the_store_and_outbox_are_on_a_named_volume(profile: str) -> None:
+    """The local store (the image's SEAWATCH_STORAGE__LOCAL__PATH) and the outbox beside it
+    are on a named volume, so unsent lines outlive a re-created container."""
+    config = _rendered(profile)
+    daemon = config["services"][PROFILES[profile]]
+    dockerfile = (DEPLOY / "docker" / f"Dockerfile.{profile}").read_text()
+    store = Path(re.search(r"SEAWATCH_STORAGE__LOCAL__PATH=(\S+)", dockerfile).group(1))
+    assert "SEAWATCH_STORAGE__LOCAL__PATH" not in daemon["environment"]
+    volume = _volume_at(daemon, str(store.parent))
+    assert volume in config["volumes"], volume
+
+
+def test_gpu_daemon_keeps_an_engine_cache_for_every_served_graph() -> None:
+    """TensorRT engines are cached beside each graph (the otolith detector's view variants
+    included): a named volume at each, so a re-created container does not build them again;
+    Dockerfile.gpu makes the folders seawatch's, so each new volume is writable by it."""
+    config = _rendered("gpu")
+    gpu = config["services"]["seawatch-gpu"]
+    graphs = _served_graph_dirs("/opt/seawatch/models")
+    volumes = {graph: _volume_at(gpu, f"{graph}/engines") for graph in graphs}
+    assert len(set(volumes.values())) == len(graphs)  # one volume each
+    assert set(volumes.values()) <= set(config["volumes"])
+    dockerfile = (DEPLOY / "docker" / "Dockerfile.gpu").read_text()
+    made = re.search(r"RUN install -d -o seawatch -g seawatch((?:\s+\\?\s*/\S+)+)", dockerfile)
+    assert made is not None
+    assert set(made.group(1).replace("\\", " ").split()) == {f"{g}/engines" for g in graphs}
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_daemon_listens_for_probes_restarts_and_waits_for_its_servers(profile: str) -> None:
     """The daemon binds 0.0.0.0, is probed on /healthz at its HTTP port, restarts, and starts

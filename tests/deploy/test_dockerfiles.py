@@ -263,6 +263,7 @@ def test_dockerignore_keeps_what_the_images_copy_and_drops_local_state() -> None
         "tests/conftest.py",
         "benchmarks/results/pipeline.json",
         "models/plankton/engines/x.engine",
+        "models/otolith/views4/engines/x.plan",
         ".pytest_cache/README.md",
     ):
         assert _ignored(local, patterns), f".dockerignore sends {local}"

@@ -63,14 +63,22 @@ def chart() -> Chart:
 
 
 def _render(chart: Chart, overrides: dict[str, Any] | None = None) -> dict[str, dict]:
+    """The objects by kind; the headless Service of the StatefulSet as ``Service/pods``."""
     manifests = render_manifests(chart, overrides)
-    by_kind = {m["kind"]: m for m in manifests}
+    by_kind = {
+        m["kind"] + ("/pods" if m.get("spec", {}).get("clusterIP") == "None" else ""): m
+        for m in manifests
+    }
     assert len(by_kind) == len(manifests), "one object per kind expected"
     return by_kind
 
 
+def _pod(objects: dict[str, dict]) -> dict[str, Any]:
+    return objects["StatefulSet"]["spec"]["template"]["spec"]
+
+
 def _container(objects: dict[str, dict]) -> dict[str, Any]:
-    (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    (container,) = _pod(objects)["containers"]
     return container
 
 
@@ -83,22 +91,22 @@ def _env(objects: dict[str, dict]) -> dict[str, str]:
 def test_manifests_validate_strictly(chart: Chart, scenario: str, version: str) -> None:
     manifests = render_manifests(chart, SCENARIOS[scenario])
     kinds = sorted(m["kind"] for m in manifests)
-    assert {"ConfigMap", "Deployment", "Service"} <= set(kinds)
+    assert {"ConfigMap", "StatefulSet", "Service"} <= set(kinds)
     for manifest in manifests:
         kubernetes_validate.validate(manifest, version, strict=True)
 
 
 def test_strict_validation_catches_an_unknown_field(chart: Chart) -> None:
-    deployment = copy.deepcopy(_render(chart)["Deployment"])
-    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    workload = copy.deepcopy(_render(chart)["StatefulSet"])
+    workload["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+        kubernetes_validate.validate(workload, K8S_VERSIONS[-1], strict=True)
 
 
 @pytest.mark.parametrize("workers", [1, 4, 12])
 def test_workers_are_replicas_of_one_consumer_group(chart: Chart, workers: int) -> None:
     objects = _render(chart, {"workers": workers})
-    assert objects["Deployment"]["spec"]["replicas"] == workers
+    assert objects["StatefulSet"]["spec"]["replicas"] == workers
     assert _container(objects)["args"][-1] == "run"  # one member per pod, no --workers
     settings = yaml.safe_load(objects["ConfigMap"]["data"]["seawatch.yaml"])
     assert settings["kafka"]["group_id"] == "seawatch"
@@ -109,30 +117,59 @@ def test_gpu_limit_follows_gpu_enabled(chart: Chart) -> None:
     on = _render(chart, {"gpu": {"enabled": True, "count": 2}})
     assert "nvidia.com/gpu" not in _container(off)["resources"]["limits"]
     assert "nvidia.com/gpu" not in _container(off)["resources"]["requests"]
-    assert "tolerations" not in off["Deployment"]["spec"]["template"]["spec"]
+    assert "tolerations" not in _pod(off)
     assert _container(on)["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert _container(on)["resources"]["requests"]["nvidia.com/gpu"] == 2
     assert _container(on)["resources"]["limits"]["memory"] == "4Gi"  # merged, not replaced
-    tolerations = on["Deployment"]["spec"]["template"]["spec"]["tolerations"]
+    tolerations = _pod(on)["tolerations"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
     assert _container(off)["image"] == "seawatch:0.1.0-cpu"  # the tags deploy/docker builds
     assert _container(on)["image"] == "seawatch:0.1.0-gpu"
 
 
-def test_gpu_pods_get_a_writable_engine_cache(chart: Chart) -> None:
-    """TensorRT caches engines beside each model, under the read-only root: a volume there."""
+def _served_graph_dirs() -> set[str]:
+    """Every directory of the committed models that holds a graph a pod may serve (the
+    otolith detector's view variants included), as the image lays them out."""
+    models = CHART_DIR.parents[2] / "models"
+    return {
+        f"/opt/seawatch/models/{onnx.parent.relative_to(models)}"
+        for onnx in models.rglob("model.onnx")
+    }
+
+
+def _engine_mounts(objects: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    return {
+        m["mountPath"].removesuffix("/engines"): m
+        for m in _container(objects)["volumeMounts"]
+        if m["mountPath"].endswith("/engines")
+    }
+
+
+def test_gpu_pods_get_a_writable_engine_cache_for_every_served_graph(chart: Chart) -> None:
+    """TensorRT caches engines beside each served graph, under the read-only root: a
+    writable directory there for each, the otolith detector's view variants included."""
     off = _render(chart)
     on = _render(chart, {"gpu": {"enabled": True}, "image": {"tag": "v2"}})
-    assert "engines" not in {
-        v["name"] for v in off["Deployment"]["spec"]["template"]["spec"]["volumes"]
-    }
-    engines = {m["mountPath"] for m in _container(on)["volumeMounts"] if m["name"] == "engines"}
-    assert engines == {"/opt/seawatch/models/plankton/engines", "/opt/seawatch/models/fish/engines"}
+    assert _engine_mounts(off) == {}
+    mounts = _engine_mounts(on)
+    assert set(mounts) == _served_graph_dirs()
+    assert {"/opt/seawatch/models/otolith", "/opt/seawatch/models/otolith/views4"} <= set(mounts)
+    # by default on the pod's own data volume, so a restarted pod finds its engines
+    assert {m["name"] for m in mounts.values()} == {"data"}
+    sub_paths = [m["subPath"] for m in mounts.values()]
+    assert len(set(sub_paths)) == len(sub_paths)  # one directory each, none inside another
+    assert not any(b.startswith(f"{a}/") for a in sub_paths for b in sub_paths)
+    assert "engines" not in {v["name"] for v in _pod(on)["volumes"]}
     assert _container(on)["image"] == "seawatch:v2"
+    shared = {"persistentVolumeClaim": {"claimName": "engines"}}
+    objects = _render(chart, {"gpu": {"enabled": True, "engineCache": {"volume": shared}}})
+    assert {m["name"] for m in _engine_mounts(objects).values()} == {"engines"}
+    (volume,) = [v for v in _pod(objects)["volumes"] if v["name"] == "engines"]
+    assert volume == {"name": "engines", **shared}
 
 
 def test_gpu_and_general_scheduling_values_combine(chart: Chart) -> None:
-    spec = _render(chart, SCENARIOS["extras"])["Deployment"]["spec"]["template"]["spec"]
+    spec = _pod(_render(chart, SCENARIOS["extras"]))
     assert spec["nodeSelector"] == {"pool": "shore", "gpu": "a100"}
     assert [t["key"] for t in spec["tolerations"]] == ["dedicated", "nvidia.com/gpu"]
     assert spec["runtimeClassName"] == "nvidia"
@@ -151,23 +188,51 @@ def test_probes_hit_health_endpoints_on_the_metrics_port(chart: Chart) -> None:
     assert service["spec"]["ports"][0]["port"] == 9500
     assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     assert service["metadata"]["annotations"]["prometheus.io/port"] == "9500"
-    selector = objects["Deployment"]["spec"]["selector"]["matchLabels"]
+    selector = objects["StatefulSet"]["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == selector
+    assert objects["Service/pods"]["spec"]["selector"] == selector
 
 
 def test_pod_is_non_root_read_only_and_drains_on_sigterm(chart: Chart) -> None:
     objects = _render(chart)
-    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    pod = _pod(objects)
     container = _container(objects)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["terminationGracePeriodSeconds"] >= 30
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "emptyDir" in volumes["data"]
     store = Path(_env(objects)["SEAWATCH_STORAGE__LOCAL__PATH"])
     assert store.parent == Path(mounts["data"])
     assert container["args"][:2] == ["--config", f"{mounts['config']}/seawatch.yaml"]
+
+
+def test_store_and_outbox_live_on_a_claim_per_pod_that_outlives_the_pod(chart: Chart) -> None:
+    """Issue 23: an emptyDir lost the outbox's unsent lines (offsets already committed) with
+    a deleted pod. The data volume is now a PersistentVolumeClaim per pod, kept when the pod
+    goes, on scale-down and on uninstall, and nothing else in the pod is named ``data``."""
+    objects = _render(chart, {"workers": 3})
+    workload = objects["StatefulSet"]
+    (claim,) = workload["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    assert "data" not in {v["name"] for v in _pod(objects)["volumes"]}  # not an emptyDir
+    retention = workload["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert retention == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    store = Path(_env(objects)["SEAWATCH_STORAGE__LOCAL__PATH"])
+    (mount,) = [m for m in _container(objects)["volumeMounts"] if m["name"] == "data"]
+    assert store.parent == Path(mount["mountPath"]) and "subPath" not in mount
+    # the outbox and the gallery sit beside the store (<store>-outbox.db), on the claim
+    settings = Settings(storage={"local": {"path": store}})
+    assert settings.storage.outbox_path.parent == store.parent
+    headless = objects["Service/pods"]
+    assert workload["spec"]["serviceName"] == headless["metadata"]["name"]
+    assert workload["spec"]["podManagementPolicy"] == "Parallel"
+    custom = _render(chart, {"dataDir": {"size": "50Gi", "storageClassName": "fast-ssd"}})
+    (claim,) = custom["StatefulSet"]["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
 
 
 def _pod_settings(
@@ -181,11 +246,7 @@ def _pod_settings(
     secret_dir = tmp_path / "secrets"
     secret_dir.mkdir()
     if "Secret" in objects:
-        volume = next(
-            v
-            for v in objects["Deployment"]["spec"]["template"]["spec"]["volumes"]
-            if v["name"] == "secrets"
-        )
+        volume = next(v for v in _pod(objects)["volumes"] if v["name"] == "secrets")
         for item in volume["secret"]["items"]:
             file = secret_dir / item["path"]
             file.write_bytes(base64.b64decode(objects["Secret"]["data"][item["key"]]))
@@ -233,7 +294,7 @@ def test_sasl_password_reaches_the_kafka_settings(
 def test_tokens_are_only_in_the_secret(chart: Chart) -> None:
     values = deep_merge(SASL, {"secrets": {"influxToken": TOKEN}})
     objects = _render(chart, values)
-    for kind in ("ConfigMap", "Deployment", "Service"):
+    for kind in ("ConfigMap", "StatefulSet", "Service"):
         text = json.dumps(objects[kind])
         assert TOKEN not in text and "kafka-pa55word" not in text, kind
     data = objects["Secret"]["data"]
@@ -245,27 +306,23 @@ def test_tokens_are_only_in_the_secret(chart: Chart) -> None:
 def test_existing_secret_is_mounted_and_none_created(chart: Chart) -> None:
     objects = _render(chart, SCENARIOS["existing-secret"])
     assert "Secret" not in objects
-    pod = objects["Deployment"]["spec"]["template"]["spec"]
-    volume = next(v for v in pod["volumes"] if v["name"] == "secrets")["secret"]
+    volume = next(v for v in _pod(objects)["volumes"] if v["name"] == "secrets")["secret"]
     assert volume["secretName"] == "seawatch-tokens"
     assert volume["items"] == [{"key": "influx-token", "path": "influx-token"}]
-    assert (
-        "checksum/secret"
-        not in objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
-    )
+    annotations = objects["StatefulSet"]["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/secret" not in annotations
 
 
 def test_no_secret_no_secret_volume(chart: Chart) -> None:
     objects = _render(chart)
     assert "Secret" not in objects
-    pod = objects["Deployment"]["spec"]["template"]["spec"]
-    assert "secrets" not in {v["name"] for v in pod["volumes"]}
+    assert "secrets" not in {v["name"] for v in _pod(objects)["volumes"]}
     assert not any(name.endswith("_FILE") for name in _env(objects))
 
 
 def test_config_checksum_rolls_pods_on_change(chart: Chart) -> None:
     def checksum(objects: dict[str, dict]) -> str:
-        return objects["Deployment"]["spec"]["template"]["metadata"]["annotations"][
+        return objects["StatefulSet"]["spec"]["template"]["metadata"]["annotations"][
             "checksum/config"
         ]
 
@@ -278,12 +335,18 @@ def test_config_checksum_rolls_pods_on_change(chart: Chart) -> None:
 
 @pytest.mark.parametrize(
     ("release", "expected"),
-    [("seawatch", "seawatch"), ("prod", "prod-seawatch"), ("x" * 70, "x" * 63)],
+    [("seawatch", "seawatch"), ("prod", "prod-seawatch"), ("x" * 70, "x" * 52)],
 )
 def test_names(chart: Chart, release: str, expected: str) -> None:
+    """At most 52 characters: the StatefulSet's pods carry controller-revision-hash
+    <name>-<10 characters>, a label value of at most 63."""
     for manifest in render_manifests(chart, release=release, namespace="ocean"):
-        assert manifest["metadata"]["name"] == expected
+        headless = manifest.get("spec", {}).get("clusterIP") == "None"
+        assert manifest["metadata"]["name"] == expected + ("-pods" if headless else "")
         assert manifest["metadata"]["namespace"] == "ocean"
+        assert len(manifest["metadata"]["name"]) <= 63
+        if manifest["kind"] == "StatefulSet":
+            assert len(f"{manifest['metadata']['name']}-0123456789") <= 63
 
 
 def test_notes_render(chart: Chart) -> None:
@@ -306,6 +369,10 @@ def test_schema_accepts_the_defaults(chart: Chart) -> None:
         {"worker": 4},
         {"gpu": {"enabled": "yes"}},
         {"terminationGracePeriodSeconds": 5},
+        {"dataDir": {"sizeLimit": "10Gi"}},
+        {"dataDir": {"retentionPolicy": {"whenDeleted": "Forget"}}},
+        {"gpu": {"engineCache": {"models": ["../etc"]}}},
+        {"strategy": {"type": "RollingUpdate"}},
         {"resources": {"limits": {"nvidia.com/gpu": 1}}},
         {"settings": {"storage": {"influx": {"token": "in-the-configmap"}}}},
         {"probes": {"liveness": {"httpGet": {"path": "/"}}}},

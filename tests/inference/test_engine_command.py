@@ -30,3 +30,15 @@ def test_build_rejects_bad_options_before_probing():
     assert "fp8" in result.output
     result = CliRunner().invoke(engine_group, ["build", "/nonexistent/model"])
     assert result.exit_code == 2
+
+
+def test_int8_calibration_needs_one_batch_of_the_profile_before_probing():
+    """Calibration runs in batches of the profile's opt batch (--max-batch): fewer images
+    than one batch is refused at once, on any machine."""
+    args = ["build", str(PLANKTON), "--precision", "int8", "--calibration", "synthetic"]
+    result = CliRunner().invoke(
+        engine_group, [*args, "--max-batch", "64", "--calibration-images", "32"]
+    )
+    assert result.exit_code == 1
+    assert "--calibration-images 32 is less than one calibration batch" in result.output
+    assert "opt batch (64" in result.output

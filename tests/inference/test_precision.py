@@ -47,6 +47,15 @@ def test_tensorrt_10_uses_builder_flags_on_a_weakly_typed_network():
     assert (fp32.builder_flags, fp32.strongly_typed, fp32.calibrate) == ((), False, False)
 
 
+@pytest.mark.parametrize("version", ["10.3.0", "11.0.0"])
+def test_fp32_clears_tf32_and_no_other_precision_does(version):
+    """TensorRT allows TF32 in FP32 layers by default (on Ampere and later): fp32 turns it
+    off, so an fp32 engine is held to fp32's parity tolerance honestly."""
+    assert plan_precision("fp32", version, AMPERE).cleared_flags == ("TF32",)
+    assert plan_precision("fp16", version, AMPERE).cleared_flags == ()
+    assert plan_precision("auto", version, PASCAL_CONSUMER).cleared_flags == ("TF32",)
+
+
 def test_tensorrt_11_is_strongly_typed_and_converts_the_onnx_for_fp16():
     plan = plan_precision("fp16", "11.0.0", AMPERE)
     assert plan.builder_flags == ()

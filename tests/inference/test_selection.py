@@ -77,8 +77,49 @@ def test_the_real_probes_here_pick_onnxruntime_cpu():
     if name != "onnxruntime":
         pytest.skip(f"this machine has a GPU backend ({name}); the CPU-only case is not here")
     assert set(reasons) == {"tensorrt", "onnxruntime-gpu", "torch-cuda"}
-    assert "card.json files lack torch_network and torch_weights" in reasons["torch-cuda"]
+    # torch runs the committed graph: the GPU is the only thing missing here
+    assert "sees no CUDA device" in reasons["torch-cuda"]
     assert "execution provider" in reasons["onnxruntime-gpu"]
+
+
+def test_the_real_onnxruntime_gpu_probe_follows_the_providers_onnxruntime_lists(monkeypatch):
+    """What onnxruntime-gpu on a GPU machine lists makes auto choose it (TensorRT absent)."""
+    import onnxruntime as ort
+
+    from seawatch.inference.selection import probe_onnxruntime_gpu
+
+    listed = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
+    assert probe_onnxruntime_gpu(PLANKTON) is None
+    name, reasons = choose_backend("auto", PLANKTON, probes={"tensorrt": lambda _d: "absent"})
+    assert name == "onnxruntime-gpu"
+    assert reasons == {
+        "tensorrt": "absent",
+        "torch-cuda": "onnxruntime-gpu preferred",
+        "onnxruntime": "onnxruntime-gpu preferred",
+    }
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert "no TensorRT/CUDA execution provider" in probe_onnxruntime_gpu(PLANKTON)
+
+
+@pytest.mark.parametrize(
+    ("available", "views", "graph"),
+    [("onnxruntime", 4, "views4"), ("onnxruntime-gpu", 8, "."), ("torch-cuda", 8, ".")],
+)
+def test_otolith_auto_views_follow_the_backend_class_auto_picks(available, views, graph):
+    """``views: auto`` serves the card's recommendation for the class of backend auto
+    chooses: 4 views on the CPU, the trained 8-view graph on any GPU backend."""
+    from seawatch.contracts.card import load_card
+    from seawatch.models.otolith.serving_views import recommended_views, serving_dir
+
+    top = REPO / "models" / "otolith"
+    probes = _probes(**{available.replace("-", "_"): True, "onnxruntime": True})
+    chosen, _ = choose_backend("auto", top, probes=probes)
+    assert chosen == available
+    card = load_card(top)
+    got, _ = recommended_views(card, chosen)
+    assert got == views
+    assert serving_dir(top, card, got) == (top if graph == "." else top / graph)
 
 
 def test_open_backend_auto_logs_the_choice_and_falls_back_when_a_gpu_backend_fails(caplog):

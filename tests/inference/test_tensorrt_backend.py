@@ -75,3 +75,46 @@ def test_a_changed_profile_rebuilds(artifact):
     a = ensure_engine(artifact, max_batch=16, precision="fp32", parity_samples=16)
     b = ensure_engine(artifact, max_batch=8, precision="fp32", parity_samples=16)
     assert b.built and b.plan_path != a.plan_path
+
+
+OTOLITH = PLANKTON.parent / "otolith" / "views1"
+
+
+@pytest.mark.slow
+def test_an_otolith_engine_passes_parity_at_the_scale_of_its_scores(tmp_path):
+    """Issue 23: otolith scores are tens to hundreds; its FP16 engine is judged relative to
+    each score and each map's peak, on otoliths from its own generator."""
+    for name in ("card.json", "model.onnx"):
+        shutil.copy(OTOLITH / name, tmp_path / name)
+    precision = "fp16" if GPU.fast_fp16 else "fp32"
+    result = ensure_engine(
+        tmp_path,
+        max_batch=8,
+        precision=precision,
+        parity_samples=24,
+        sample_inputs=plugin("otolith").sample_inputs,
+    )
+    assert result.parity["passed"] is True
+    kinds = [(o["name"], o["kind"]) for o in result.parity["outputs"]]
+    assert kinds == [("score", "score"), ("heatmap", "map")]
+
+
+@pytest.mark.slow
+def test_int8_calibrates_in_batches_of_the_profile(artifact):
+    """TensorRT 10 calibrates at the profile's opt batch: batches of exactly max_batch."""
+    if int(trt.__version__.split(".")[0]) != 10 or not GPU.int8:
+        pytest.skip("implicit INT8 calibration is TensorRT 10 on a GPU with INT8")
+    from seawatch.inference.parity import iter_batches
+
+    card = load_card(artifact)
+    images = sample_inputs(card, 64, seed=9, make=plugin(card.task).sample_inputs)
+    result = ensure_engine(
+        artifact,
+        max_batch=16,
+        precision="int8",
+        calibration=list(iter_batches(images, 16)),
+        has_calibration=True,
+        parity_samples=48,
+        rebuild=True,
+    )
+    assert result.key.precision == "int8" and result.parity["passed"] is True

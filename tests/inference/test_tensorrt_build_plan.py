@@ -19,7 +19,7 @@ from seawatch.contracts.card import load_card
 from seawatch.contracts.errors import BackendError
 from seawatch.inference.engine_cache import EngineCache
 from seawatch.inference.precision import GpuInfo, plan_precision
-from seawatch.inference.tensorrt_backend import BuildRequest, build_engine
+from seawatch.inference.tensorrt_build import BuildRequest, build_engine
 
 PLANKTON = Path(__file__).resolve().parents[2] / "models" / "plankton"
 GPU = GpuInfo("NVIDIA L4", 8, 9)
@@ -31,7 +31,13 @@ def _fake_tensorrt(version: str, *, plan: bytes | None = b"PLAN", parse_ok: bool
     trt.Logger = mock.MagicMock()
     trt.Logger.WARNING = 2
     trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=1)
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FLAG_FP16", INT8="FLAG_INT8")
+    trt.BuilderFlag = types.SimpleNamespace(FP16="FLAG_FP16", INT8="FLAG_INT8", TF32="FLAG_TF32")
+
+    class _Calibrator:  # the Python base class the calibrator subclasses
+        def __init__(self) -> None:
+            pass
+
+    trt.IInt8EntropyCalibrator2 = _Calibrator
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
     builder = mock.MagicMock(name="builder")
     network = builder.create_network.return_value
@@ -105,6 +111,60 @@ def test_parse_and_build_failures_are_backend_errors(artifact, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     with pytest.raises(BackendError, match="could not build an engine"):
         build_engine(_request(artifact, "10.3.0", "fp32"))
+
+
+def test_fp32_clears_tf32_so_fp32_means_fp32_and_fp16_keeps_it(artifact, monkeypatch):
+    """TensorRT turns TF32 on by default (10-bit mantissas in FP32 matrix products), which
+    an fp32 engine's 1e-3 parity tolerance does not allow for."""
+    trt, _, config, _ = _fake_tensorrt("10.3.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    build_engine(_request(artifact, "10.3.0", "fp32"))
+    config.clear_flag.assert_called_once_with("FLAG_TF32")
+    config.set_flag.assert_not_called()
+    trt, _, config, _ = _fake_tensorrt("10.3.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    build_engine(_request(artifact, "10.3.0", "fp16"))
+    config.clear_flag.assert_not_called()
+
+
+def _int8_request(artifact: Path, max_batch: int) -> BuildRequest:
+    plan = plan_precision("int8", "10.3.0", GPU, has_calibration=True)
+    return BuildRequest(artifact, load_card(artifact), plan, GPU, "10.3.0", max_batch=max_batch)
+
+
+def test_int8_calibration_batches_must_be_the_profiles_opt_batch(artifact, monkeypatch):
+    """TensorRT calibrates a dynamic-batch network at the calibration profile's opt shape:
+    batches of 32 against a profile of 64 were refused by TensorRT only on a GPU; here they
+    are refused before the build, naming both."""
+    trt, builder, *_ = _fake_tensorrt("10.3.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    small = [np.zeros((32, 1, 64, 64), np.float32)] * 2
+    with pytest.raises(BackendError, match=r"\(32, 1, 64, 64\).*opt shape \(64, 1, 64, 64\)"):
+        build_engine(_int8_request(artifact, 64), calibration=small)
+    builder.build_serialized_network.assert_not_called()
+
+
+def test_int8_calibrator_feeds_opt_sized_batches_through_the_calibration_profile(
+    artifact, monkeypatch
+):
+    import seawatch.inference._cuda as cuda
+
+    trt, builder, config, _ = _fake_tensorrt("10.3.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    memory = _HostMemory()
+    monkeypatch.setattr(cuda, "DeviceMemory", lambda: memory)
+    batches = [np.full((8, 1, 64, 64), i, np.float32) for i in range(3)]
+    assert build_engine(_int8_request(artifact, 8), calibration=batches) == b"PLAN"
+    config.set_flag.assert_any_call("FLAG_INT8")
+    profile = builder.create_optimization_profile.return_value
+    config.set_calibration_profile.assert_called_once_with(profile)
+    calibrator = config.int8_calibrator
+    assert calibrator.get_batch_size() == 8
+    fed = []
+    while (pointers := calibrator.get_batch(["image"])) is not None:
+        (pointer,) = pointers
+        fed.append(memory.buffers[pointer][: batches[0].nbytes].view(np.float32)[0])
+    assert fed == [0.0, 1.0, 2.0]
 
 
 def test_int8_without_batches_is_refused_before_building(artifact, monkeypatch):

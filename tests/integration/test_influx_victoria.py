@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 
 import pytest
 
@@ -50,7 +51,10 @@ def test_influx_writer_delivers_the_same_counts(tmp_path, broker, unique, model_
 def test_points_are_stamped_with_capture_time_so_replays_coincide(
     tmp_path, broker, unique, model_dir, victoria
 ):
-    """Two replays of the same frames write points at the same n timestamps, not 2n."""
+    """Two replays of the same frames write their points at the same n timestamps: 2n raw
+    samples (VictoriaMetrics' export returns every sample it was sent; it keeps duplicates),
+    each timestamp exactly twice, once per replay. A frame written twice by one run shows as
+    a third sample; InfluxDB would overwrite the identical point."""
     settings = settings_for(tmp_path, broker, unique, model_dir, storage__influx__url=victoria.url)
     n = 40
     publish_synthetic(settings, n, seed=4)
@@ -65,8 +69,11 @@ def test_points_are_stamped_with_capture_time_so_replays_coincide(
         )
         run_until(settings, n)
     frames = victoria.export('{__name__="frames_objects"}')
-    timestamps = [t for s in frames for t in s["timestamps"]]
-    assert len(set(timestamps)) == n
+    per_point = Counter(
+        (tuple(sorted(s["metric"].items())), t) for s in frames for t in s["timestamps"]
+    )
+    assert len(per_point) == n
+    assert set(per_point.values()) == {2}, Counter(per_point.values())
 
 
 def test_the_daemon_writes_its_own_pipeline_metrics(tmp_path, broker, unique, model_dir, victoria):

@@ -17,19 +17,23 @@ from tests.integration.helpers import (
     settings_for,
     stored_uids,
 )
+from tests.write_journal import frame_writes, install_write_journal
 
 pytestmark = pytest.mark.integration
 
 
 def test_every_published_frame_has_exactly_one_record(tmp_path, broker, unique, model_dir):
+    """One record per frame, and each written once: the store's upsert would hide a second
+    write of a frame, the write journal does not."""
     settings = settings_for(tmp_path, broker, unique, model_dir)
+    install_write_journal(settings.storage.local.path)
     n = 300
     broken = publish_synthetic(settings, n, full_share=0.1)
     assert broken == 0
     stats = run_until(settings, n)
     uids = stored_uids(settings.storage.local.path)
     assert len(uids) == n
-    assert len(set(uids)) == n
+    assert frame_writes(settings.storage.local.path) == dict.fromkeys(uids, 1)
     assert stats.frames == n and stats.dead_letters == 0
     # full frames were segmented into many objects, ROI frames into one each
     assert stats.objects > n

@@ -44,7 +44,9 @@ def test_card_validates_and_describes_the_model(artifact: Path) -> None:
     assert card.class_names == list(TAXA)
     assert card.input.size == 64 and card.input.channels == 1
     assert card.input.std > 0.0 and 0.0 < card.input.mean < 1.0
-    assert 0.0 <= card.thresholds["unknown_confidence"] <= 1.0
+    # a top-1 probability is never below 1 / classes: a threshold there would accept all
+    threshold = card.thresholds["unknown_confidence"]
+    assert 1.0 / len(TAXA) < threshold < 1.0 and card.metrics["threshold"] == threshold
     assert card.thresholds["temperature"] > 0
     assert card.training.command == "test"
     m = card.metrics
@@ -59,6 +61,36 @@ def test_card_validates_and_describes_the_model(artifact: Path) -> None:
     assert json.loads((artifact / "card.json").read_text())["output"] == "probs"
     for plot in ("confusion.png", "reliability.png"):
         assert (artifact / plot).stat().st_size > 1000
+
+
+def test_unknown_threshold_is_recomputed_from_the_graph_on_its_validation_split(
+    artifact: Path,
+) -> None:
+    """The card's ``unknown`` threshold, recomputed here: the validation split regenerated
+    from the card, scored by the exported graph, its 2 % quantile of right answers' top-1
+    confidence (a tiny run is near chance, so only a recomputation bounds it)."""
+    from seawatch.models.plankton.evaluate import REJECT_CORRECT
+    from seawatch.models.plankton.synthetic_sets import synthetic_split
+
+    card = load_card(artifact)
+    data = card.training.data
+    validation, _ = synthetic_split(
+        "validation",
+        data["eval_per_class"],
+        seed=card.training.seed,
+        size=card.input.size,
+        segmented_share=data["segmented_share"],
+    )
+    (probs,) = ort_session(artifact / ONNX_FILE).run(
+        ["probs"], {"image": validation.images[:, None].astype(np.float32)}
+    )
+    correct = probs.argmax(1) == validation.labels
+    assert card.metrics["validation"]["n"] == len(validation.labels)
+    assert card.metrics["validation"]["accuracy"] == pytest.approx(correct.mean(), abs=1e-4)
+    expected = np.quantile(probs.max(1)[correct], REJECT_CORRECT)
+    assert card.thresholds["unknown_confidence"] == pytest.approx(expected, abs=2e-3)
+    accepted = probs.max(1) >= card.thresholds["unknown_confidence"]
+    assert card.metrics["unknown"]["coverage"] == pytest.approx(accepted.mean(), abs=0.02)
 
 
 @pytest.mark.parametrize("batch", [1, 5])

@@ -5,6 +5,12 @@ local store and VictoriaMetrics (through the durable outbox) as sinks. A killed 
 flushes nothing and commits nothing, so every kill leaves uncommitted batches behind that
 the next run replays; the records are keyed by the frame (uid, and capture time in the
 database), so a replay overwrites its own records.
+
+The store's upserts would hide a frame written twice, so the writes are counted where they
+happen: a write journal (SQLite triggers in the store, :mod:`tests.write_journal`) and
+VictoriaMetrics' raw samples (its export returns every sample it was sent). Replays are
+expected after a SIGKILL, but only of what was stored and not yet committed when it came:
+at most one poll batch per kill. A double write elsewhere shows as more.
 """
 
 from __future__ import annotations
@@ -13,17 +19,20 @@ import random
 import re
 import sqlite3
 import time
+from collections import Counter
 
 import pytest
 
 from seawatch.models.synthetic_stream import synthetic_stream
 from tests.daemon_process import DaemonProcess, daemon_env, stored_count
 from tests.integration.helpers import publish_synthetic, read_topic, settings_for
+from tests.write_journal import frame_writes, install_write_journal
 
 pytestmark = pytest.mark.integration
 
 FRAMES = 5000
 KILLS = 10
+DRAIN_LINES = 200  # storage.influx.batch_size: the most lines one kill can make it resend
 
 
 def _check_store(path, expected: set[str]) -> None:
@@ -40,12 +49,13 @@ def _check_store(path, expected: set[str]) -> None:
     assert uneven == 0
 
 
-def _vm_frame_times(victoria) -> dict[str, set[int]]:
-    """Capture times (ms) of the ``frames`` points per instrument, as VictoriaMetrics holds them."""
-    times: dict[str, set[int]] = {}
-    for series in victoria.export('{__name__="frames_objects"}'):
-        times.setdefault(series["metric"]["instrument"], set()).update(series["timestamps"])
-    return times
+def _vm_frame_samples(victoria) -> Counter[tuple[str, int]]:
+    """Raw samples of the ``frames`` points per (instrument, capture ms): duplicates count."""
+    return Counter(
+        (series["metric"]["instrument"], ms)
+        for series in victoria.export('{__name__="frames_objects"}')
+        for ms in series["timestamps"]
+    )
 
 
 def test_ten_sigkills_in_a_5000_frame_stream_lose_and_double_nothing(
@@ -59,12 +69,14 @@ def test_ten_sigkills_in_a_5000_frame_stream_lose_and_double_nothing(
         kafka__session_timeout_ms=3000,
         kafka__heartbeat_interval_ms=500,
         storage__influx__url=victoria.url,
+        storage__influx__batch_size=DRAIN_LINES,
     )
+    store = settings.storage.local.path
+    install_write_journal(store)
     start_ns = time.time_ns() - FRAMES * 10**6
     publish_synthetic(settings, FRAMES, seed=5, start_ns=start_ns)
     messages = list(synthetic_stream(FRAMES, seed=5, start_ns=start_ns))
     env = daemon_env(settings)
-    store = settings.storage.local.path
     rng = random.Random(20261123)
     for trial in range(KILLS):
         before = stored_count(store)
@@ -73,9 +85,12 @@ def test_ten_sigkills_in_a_5000_frame_stream_lose_and_double_nothing(
         print(f"trial {trial}: killed {moment}; stored {before} -> {stored_count(store)}")
     with DaemonProcess(env, tmp_path / "daemon-final.log") as daemon:
         daemon.wait_for(lambda: stored_count(store) >= FRAMES, 180, "every frame stored")
-        in_database = _capture_ms_by_instrument(messages)
+        points = {(m.meta.instrument, m.meta.captured_at_ns // 10**6): m for m in messages}
+        assert len(points) == FRAMES  # one point per frame: raw samples map back to frames
         daemon.wait_for(
-            lambda: _vm_frame_times(victoria) == in_database, 60, "every frame in the database"
+            lambda: set(_vm_frame_samples(victoria)) == set(points),
+            60,
+            "every frame in the database",
         )
         code, seconds = daemon.terminate()
         print(f"final run: SIGTERM exit {code} after {seconds:.1f} s")
@@ -83,6 +98,25 @@ def test_ten_sigkills_in_a_5000_frame_stream_lose_and_double_nothing(
         assert "Traceback" not in daemon.log()
     _check_store(store, {m.meta.uid for m in messages})
     assert read_topic(broker.bootstrap_servers, settings.kafka.dlq_topic, 1, timeout_s=3) == []
+
+    # Written once, plus replays of what each kill left stored but uncommitted (one poll
+    # batch at most): never a second write of a committed frame.
+    writes = frame_writes(store)
+    assert set(writes) == {m.meta.uid for m in messages}
+    replayed = sum(n - 1 for n in writes.values())
+    assert replayed <= KILLS * settings.kafka.max_poll_records, Counter(writes.values())
+    # In the database: each write's lines delivered once, plus the drain batch in flight at
+    # a kill, which is sent again (applied, its answer lost). Nothing else doubles.
+    samples = _vm_frame_samples(victoria)
+    doubled = sum(n - 1 for n in samples.values())
+    assert doubled <= replayed + KILLS * DRAIN_LINES, Counter(samples.values())
+    for point, message in points.items():
+        assert samples[point] <= writes[message.meta.uid] + KILLS, point
+    print(
+        f"writes: {len(writes)} frames, {replayed} replayed after kills "
+        f"(bound {KILLS * settings.kafka.max_poll_records}); database: {doubled} duplicate "
+        f"samples (bound {replayed + KILLS * DRAIN_LINES})"
+    )
 
 
 def _kill_at_a_random_moment(daemon, rng: random.Random, trial: int, store, before: int) -> str:
@@ -101,21 +135,15 @@ def _kill_at_a_random_moment(daemon, rng: random.Random, trial: int, store, befo
     return moment
 
 
-def _capture_ms_by_instrument(messages) -> dict[str, set[int]]:
-    times: dict[str, set[int]] = {}
-    for m in messages:
-        times.setdefault(m.meta.instrument, set()).add(m.meta.captured_at_ns // 10**6)
-    return times
-
-
 def test_sigterm_mid_stream_drains_commits_and_exits_within_10_s(
     tmp_path, broker, unique, model_dir
 ):
     total = 1500
     settings = settings_for(tmp_path, broker, unique, model_dir)
+    store = settings.storage.local.path
+    install_write_journal(store)
     publish_synthetic(settings, total, seed=8)
     env = daemon_env(settings)
-    store = settings.storage.local.path
     with DaemonProcess(env, tmp_path / "first.log") as daemon:
         daemon.wait_for(lambda: stored_count(store) >= 300, 120, "300 frames")
         code, seconds = daemon.terminate()
@@ -129,6 +157,8 @@ def test_sigterm_mid_stream_drains_commits_and_exits_within_10_s(
         daemon.wait_for(lambda: stored_count(store) >= total, 120, "every frame")
         code, _ = daemon.terminate()
         assert code == 0 and _stopped_frames(daemon.log()) == total - first
+    writes = frame_writes(store)  # across both runs, every frame written exactly once
+    assert len(writes) == total and set(writes.values()) == {1}, Counter(writes.values())
 
 
 def _stopped_frames(log: str) -> int:

@@ -66,15 +66,34 @@ def _open(
     if name == "onnxruntime-gpu":
         from seawatch.inference.ort_gpu_backend import OnnxRuntimeGpuBackend
 
-        return OnnxRuntimeGpuBackend(onnx_path, threads=threads)
+        gpu = OnnxRuntimeGpuBackend(onnx_path, threads=threads, max_batch=max_batch)
+        return _verified(gpu, onnx_path, "fp16" if gpu.fp16 else "fp32", max_batch, inputs)
     if name == "torch-cuda":
         from seawatch.inference.torch_cuda_backend import TorchCudaBackend
 
-        return TorchCudaBackend(onnx_path.parent, max_batch=max_batch)
+        torch_backend = TorchCudaBackend(onnx_path.parent, max_batch=max_batch)
+        return _verified(torch_backend, onnx_path, torch_backend.precision, max_batch, inputs)
     from seawatch.inference.tensorrt_backend import TensorRTBackend, ensure_engine
 
     engine = ensure_engine(onnx_path.parent, max_batch=max_batch, sample_inputs=inputs)
     return TensorRTBackend(engine.plan_path, max_batch=max_batch)
+
+
+def _verified(
+    backend: Backend, onnx_path: Path, precision: str, max_batch: int, inputs: InputMaker | None
+) -> Backend:
+    """A GPU backend that is not a cached, parity-checked TensorRT engine is checked against
+    ONNX Runtime CPU on the task's own sample inputs before it serves; refused (and closed)
+    outside its precision's tolerance, so ``auto`` moves on to the next backend."""
+    from seawatch.inference.parity import verify_backend
+
+    try:
+        report = verify_backend(backend, onnx_path.parent, precision, make=inputs, chunk=max_batch)
+    except BackendError:
+        backend.close()
+        raise
+    log.info("backend_parity name=%s precision=%s %s", backend.name, precision, report.summary())
+    return backend
 
 
 __all__ = ["open_backend"]

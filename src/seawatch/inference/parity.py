@@ -1,21 +1,40 @@
 """Does a backend compute what ONNX Runtime on the CPU computes? Refuse it if not.
 
-A candidate (a TensorRT engine, ONNX Runtime on a GPU, an FP16 graph) runs the same sample
-inputs as the reference, ONNX Runtime CPU on the FP32 graph. Two numbers decide: the share
-of samples whose top-1 class agrees (classifier outputs) and the largest absolute difference
-over every output. Outside the tolerance the candidate is refused with a BackendError that
-names both numbers and both limits.
+A candidate (a TensorRT engine, ONNX Runtime on a GPU, torch on CUDA, an FP16 graph) runs
+the same sample inputs as the reference, ONNX Runtime CPU on the FP32 graph. Each output is
+compared at its own scale, by its kind, read from the reference's values:
 
-Sample inputs are what the model sees live: crops rendered by the project's synthetic
-generators (plankton, fish) and prepared by the model's own pre-processing, images from a
-folder, or seeded noise in the input's value range for other tasks.
+==============  =========================================  ====================================
+kind            what                                       error, relative to
+==============  =========================================  ====================================
+probabilities   N x K, non-negative rows summing to 1      1 (absolute: probabilities are
+                (a classifier's)                           unitless); and top-1 agreement
+embedding       any other N x D (features, L2-normalised   each row's L2 norm: ||g - w|| / ||w||
+                vectors)
+score           N values (an anomaly score: tens to        each value: |g - w| / |w|
+                hundreds for the otolith detector)
+map             N x H x W... (an anomaly heat map)         each sample's peak: max |g - w| /
+                                                           max |w|
+==============  =========================================  ====================================
+
+A score or a map's peak is floored at the median of its output's (a normal specimen's
+score is small, and its error is judged against the typical score, where the decision
+threshold lies), an embedding's norm at 1 % of its output's 99th percentile, so a value near
+zero cannot make a harmless absolute error look large. The worst relative error over every output
+and the top-1 agreement of a probabilities output decide; outside the tolerance the candidate
+is refused with a BackendError that names each output's error and the limits.
+
+Sample inputs are what the model sees live: images rendered by the task's synthetic generator
+and prepared by the model's own pre-processing (the plug-in's ``sample_inputs``), images from
+a folder, or seeded noise in the input's value range for a task without a generator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -24,22 +43,44 @@ from seawatch.contracts.errors import BackendError
 from seawatch.contracts.image_files import IMAGE_SUFFIXES
 from seawatch.inference.backend import Backend
 
+OutputKind = Literal["probabilities", "embedding", "score", "map"]
+_FLOOR_SHARE = 0.01  # embeddings: errors relative to at least 1 % of the output's p99 norm
+
 
 @dataclass(frozen=True)
 class Tolerance:
-    """The least top-1 agreement and the largest absolute output difference accepted."""
+    """The least top-1 agreement (probabilities) and the largest relative error of any
+    output, each at its own scale (see the module docstring)."""
 
     min_top1: float
-    max_abs_diff: float
+    max_rel_diff: float
 
 
-# FP32 engines differ from ORT only by kernel choice; FP16 by rounding (outputs here are
-# probabilities and L2-normalised embeddings, so 0..1); INT8 by quantisation.
+# FP32 differs from ORT by kernel choice and summation order only; FP16 by rounding (a
+# relative 1e-3 per value, some accumulated); INT8 by quantisation.
 TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(min_top1=0.99, max_abs_diff=1e-3),
-    "fp16": Tolerance(min_top1=0.98, max_abs_diff=2e-2),
-    "int8": Tolerance(min_top1=0.95, max_abs_diff=1e-1),
+    "fp32": Tolerance(min_top1=0.99, max_rel_diff=1e-3),
+    "fp16": Tolerance(min_top1=0.98, max_rel_diff=2e-2),
+    "int8": Tolerance(min_top1=0.95, max_rel_diff=1e-1),
 }
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    """One output compared: its kind, its worst relative and absolute error."""
+
+    name: str
+    kind: OutputKind
+    rel_diff: float
+    abs_diff: float
+
+    def as_record(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "rel_diff": self.rel_diff,
+            "abs_diff": self.abs_diff,
+        }
 
 
 @dataclass(frozen=True)
@@ -48,32 +89,65 @@ class ParityReport:
 
     samples: int
     top1_agreement: float | None
-    max_abs_diff: float
-    output_diffs: tuple[float, ...]
+    outputs: tuple[OutputParity, ...]
     tolerance: Tolerance
+
+    @property
+    def max_rel_diff(self) -> float:
+        return max(o.rel_diff for o in self.outputs)
 
     @property
     def passed(self) -> bool:
         top1_ok = self.top1_agreement is None or self.top1_agreement >= self.tolerance.min_top1
-        return top1_ok and self.max_abs_diff <= self.tolerance.max_abs_diff
+        return top1_ok and self.max_rel_diff <= self.tolerance.max_rel_diff
 
     def summary(self) -> str:
         top1 = "n/a" if self.top1_agreement is None else f"{self.top1_agreement:.4f}"
+        each = " ".join(f"{o.name}[{o.kind}]={o.rel_diff:.3g}" for o in self.outputs)
         return (
             f"samples={self.samples} top1_agreement={top1} (min {self.tolerance.min_top1:g}) "
-            f"max_abs_diff={self.max_abs_diff:.3g} (max {self.tolerance.max_abs_diff:g})"
+            f"rel_diff {each} (max {self.tolerance.max_rel_diff:g})"
         )
 
     def as_record(self) -> dict[str, object]:
-        """JSON-ready, for an engine's sidecar."""
+        """JSON-ready, for an engine's sidecar and gpu.json."""
         return {
             "passed": self.passed,
             "samples": self.samples,
             "top1_agreement": self.top1_agreement,
-            "max_abs_diff": self.max_abs_diff,
             "min_top1": self.tolerance.min_top1,
-            "tolerance_abs": self.tolerance.max_abs_diff,
+            "max_rel_diff": self.max_rel_diff,
+            "tolerance_rel": self.tolerance.max_rel_diff,
+            "outputs": [o.as_record() for o in self.outputs],
         }
+
+
+def output_kind(reference: np.ndarray) -> OutputKind:
+    """The kind of one reference output (N leading), read from its shape and values."""
+    if reference.ndim == 1:
+        return "score"
+    if reference.ndim >= 3:
+        return "map"
+    rows = reference.sum(axis=1)
+    if reference.shape[1] > 1 and reference.min() >= -1e-6 and np.allclose(rows, 1, atol=1e-3):
+        return "probabilities"
+    return "embedding"
+
+
+def relative_error(got: np.ndarray, want: np.ndarray, kind: OutputKind) -> float:
+    """The worst error of ``got`` against ``want`` at the scale of ``kind`` (module table)."""
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    if kind == "probabilities":
+        return float(np.max(np.abs(got - want)))
+    if kind == "embedding":
+        norms = np.linalg.norm(want, axis=1)
+        floor = max(float(np.percentile(norms, 99)) * _FLOOR_SHARE, 1e-12)
+        return float(np.max(np.linalg.norm(got - want, axis=1) / np.maximum(norms, floor)))
+    flat_got, flat_want = got.reshape(len(got), -1), want.reshape(len(want), -1)
+    scale = np.max(np.abs(flat_want), axis=1)  # a score's own size, a map's peak
+    floor = max(float(np.median(scale)), 1e-12)
+    error = np.max(np.abs(flat_got - flat_want), axis=1)
+    return float(np.max(error / np.maximum(scale, floor)))
 
 
 def compare(
@@ -83,19 +157,18 @@ def compare(
     *,
     chunk: int = 32,
     top1: bool = True,
-) -> tuple[float | None, float, tuple[float, ...]]:
-    """Run ``inputs`` through both in chunks of ``chunk``; return (top-1 agreement or None,
-    max |diff| over all outputs, max |diff| per output). Top-1 is measured on the first
-    output when ``top1`` (a classifier: pass ``bool(card.class_names)``) and it is N x K."""
+    names: Sequence[str] = (),
+) -> tuple[float | None, tuple[OutputParity, ...]]:
+    """Run ``inputs`` through both in chunks of ``chunk``; return the top-1 agreement (of the
+    first probabilities output, when ``top1``: pass ``bool(card.class_names)``; else None)
+    and each output's comparison (``names``: the card's output names, else their index)."""
     if len(inputs) == 0:
         raise BackendError("parity check needs at least one sample input")
-    agree = 0
-    per_output: list[float] = []
-    classifier = top1
+    got_parts: list[list[np.ndarray]] = []
+    want_parts: list[list[np.ndarray]] = []
     for start in range(0, len(inputs), chunk):
         batch = np.ascontiguousarray(inputs[start : start + chunk], dtype=np.float32)
-        got = candidate.run_outputs(batch)
-        want = reference.run_outputs(batch)
+        got, want = candidate.run_outputs(batch), reference.run_outputs(batch)
         if len(got) != len(want):
             msg = f"candidate {candidate.name} has {len(got)} outputs, reference {len(want)}"
             raise BackendError(msg)
@@ -104,19 +177,24 @@ def compare(
             if g.shape != w.shape:
                 msg = f"{candidate.name} output {index} shape {g.shape} != reference {w.shape}"
                 raise BackendError(msg)
-            diff = float(np.max(np.abs(g - w))) if g.size else 0.0
-            if not np.isfinite(diff):
-                diff = float("inf")
-            if index == len(per_output):
-                per_output.append(diff)
-            else:
-                per_output[index] = max(per_output[index], diff)
-        first_got, first_want = np.asarray(got[0]), np.asarray(want[0])
-        classifier = classifier and first_want.ndim == 2 and first_want.shape[1] > 1
-        if classifier:
-            agree += int(np.sum(first_got.argmax(axis=1) == first_want.argmax(axis=1)))
-    top1 = agree / len(inputs) if classifier else None
-    return top1, max(per_output), tuple(per_output)
+            if index == len(got_parts):
+                got_parts.append([])
+                want_parts.append([])
+            got_parts[index].append(g)
+            want_parts[index].append(w)
+    outputs, agreement = [], None
+    for index, (gs, ws) in enumerate(zip(got_parts, want_parts, strict=True)):
+        g, w = np.concatenate(gs), np.concatenate(ws)
+        kind = output_kind(w)
+        name = names[index] if index < len(names) else str(index)
+        if not np.isfinite(g).all():
+            outputs.append(OutputParity(name, kind, float("inf"), float("inf")))
+            continue
+        abs_diff = float(np.max(np.abs(g - w))) if g.size else 0.0
+        outputs.append(OutputParity(name, kind, relative_error(g, w, kind), abs_diff))
+        if top1 and agreement is None and kind == "probabilities":
+            agreement = float(np.mean(g.argmax(axis=1) == w.argmax(axis=1)))
+    return agreement, tuple(outputs)
 
 
 def check_parity(
@@ -127,10 +205,11 @@ def check_parity(
     *,
     chunk: int = 32,
     top1: bool = True,
+    names: Sequence[str] = (),
 ) -> ParityReport:
     """Compare and return the report; raise BackendError if the candidate is out of tolerance."""
-    agreement, worst, per_output = compare(candidate, reference, inputs, chunk=chunk, top1=top1)
-    report = ParityReport(len(inputs), agreement, worst, per_output, tolerance)
+    agreement, outputs = compare(candidate, reference, inputs, chunk=chunk, top1=top1, names=names)
+    report = ParityReport(len(inputs), agreement, outputs, tolerance)
     if not report.passed:
         msg = (
             f"backend {candidate.name} refused: it disagrees with ONNX Runtime CPU beyond "
@@ -143,6 +222,34 @@ def check_parity(
 
 InputMaker = Callable[[ModelCard, int, int], np.ndarray]  # card, n, seed -> model inputs
 ImageInput = Callable[[ModelCard, np.ndarray], np.ndarray]  # card, decoded image -> one input
+
+
+def verify_backend(
+    candidate: Backend,
+    model_dir: Path,
+    precision: str,
+    *,
+    make: InputMaker | None = None,
+    samples: int = 32,
+    chunk: int = 32,
+) -> ParityReport:
+    """Check an opened GPU backend against ONNX Runtime CPU on ``samples`` of the task's own
+    inputs (``make``) before it serves; BackendError outside ``precision``'s tolerance."""
+    from seawatch.contracts.card import ONNX_FILE, load_card
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+
+    card = load_card(model_dir)
+    inputs = sample_inputs(card, samples, seed=0, make=make)
+    with OnnxRuntimeBackend(Path(model_dir) / ONNX_FILE) as reference:
+        return check_parity(
+            candidate,
+            reference,
+            inputs,
+            TOLERANCES[precision],
+            chunk=chunk,
+            top1=bool(card.class_names),
+            names=card.outputs or [card.output],
+        )
 
 
 def sample_inputs(
@@ -198,11 +305,16 @@ __all__ = [
     "TOLERANCES",
     "ImageInput",
     "InputMaker",
+    "OutputKind",
+    "OutputParity",
     "ParityReport",
     "Tolerance",
     "check_parity",
     "compare",
     "folder_inputs",
     "iter_batches",
+    "output_kind",
+    "relative_error",
     "sample_inputs",
+    "verify_backend",
 ]

@@ -71,7 +71,8 @@ class GpuInfo:
 
 @dataclass(frozen=True)
 class PrecisionPlan:
-    """How to build: the precision, TensorRT builder flags, strong typing, ONNX conversion."""
+    """How to build: the precision, TensorRT builder flags set and cleared, strong typing,
+    ONNX conversion."""
 
     requested: str
     precision: Precision
@@ -81,6 +82,9 @@ class PrecisionPlan:
     convert_onnx_to: str | None
     calibrate: bool
     notes: tuple[str, ...] = ()
+    # TensorRT enables TF32 by default (a 10-bit mantissa in FP32 matrix products, on Ampere
+    # and later); an fp32 engine clears it, so fp32 means fp32 and meets its 1e-3 parity.
+    cleared_flags: tuple[str, ...] = ()
 
 
 def tensorrt_major(version: str) -> int:
@@ -156,6 +160,7 @@ def plan_precision(
             )
             raise BackendError(msg)
 
+    cleared = ("TF32",) if precision == "fp32" else ()
     if weak:
         flags: tuple[str, ...] = {
             "fp32": (),
@@ -164,10 +169,20 @@ def plan_precision(
             "int8": ("INT8", "FP16") if gpu.fast_fp16 else ("INT8",),
         }[precision]
         return PrecisionPlan(
-            requested, precision, major, flags, False, None, precision == "int8", tuple(notes)
+            requested,
+            precision,
+            major,
+            flags,
+            False,
+            None,
+            precision == "int8",
+            tuple(notes),
+            cleared,
         )
     convert = "fp16" if precision == "fp16" else None
-    return PrecisionPlan(requested, precision, major, (), True, convert, False, tuple(notes))
+    return PrecisionPlan(
+        requested, precision, major, (), True, convert, False, tuple(notes), cleared
+    )
 
 
 def onnx_has_qdq(onnx_path: Path) -> bool:

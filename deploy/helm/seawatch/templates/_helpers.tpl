@@ -4,15 +4,22 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* release-chart, or the release name alone when it already is the chart's name. */}}
+{{/* release-chart, or the release name alone when it already is the chart's name; at most
+52 characters: a StatefulSet's pods carry the label controller-revision-hash=<name>-<10
+characters>, which must fit in 63. */}}
 {{- define "seawatch.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
 {{- else if eq .Release.Name (include "seawatch.name" .) }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name (include "seawatch.name" .) | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name (include "seawatch.name" .) | trunc 52 | trimSuffix "-" }}
 {{- end }}
+{{- end }}
+
+{{/* The StatefulSet's governing (headless) Service. */}}
+{{- define "seawatch.podsService" -}}
+{{- printf "%s-pods" (include "seawatch.fullname" .) }}
 {{- end }}
 
 {{- define "seawatch.selectorLabels" -}}

@@ -310,7 +310,13 @@ def _load(task, settings) -> OtolithDetector:
         views, why = recommended_views(card, planned)
     else:
         views, why = options.views, f"{OPTION} = {options.views}"
-    artifact = open_artifact(TASK, serving_dir(top, card, views), inference, max_batch=max_batch)
+    artifact = open_artifact(
+        TASK,
+        serving_dir(top, card, views),
+        inference,
+        max_batch=max_batch,
+        sample_inputs=sample_inputs,  # a new engine's parity check: otoliths, not noise
+    )
     served = artifact.backend.name
     if planned is not None and (served in CPU_BACKENDS) != (planned in CPU_BACKENDS):
         # auto fell back from a GPU backend that failed to open: the CPU's recommendation
@@ -335,9 +341,23 @@ def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
     return prepare_otolith(image, card.input.size)
 
 
+def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` model inputs like live ones (N x 3 x S x S float32 0..255): synthetic otolith
+    photographs at the card's render size, every third with a defect (each type in turn), so
+    parity checks and INT8 calibration see normal and anomalous scores and heat maps."""
+    from seawatch.models.otolith.synthetic import ANOMALY_TYPES, render_otolith
+
+    rng = np.random.default_rng(seed)
+    render = int((card.training.data or {}).get("render_size", 2 * card.input.size))
+    kinds = [ANOMALY_TYPES[(i // 3) % len(ANOMALY_TYPES)] if i % 3 == 2 else None for i in range(n)]
+    images = [render_otolith(rng, size=render, anomaly=kind) for kind in kinds]
+    return np.stack([prepare_otolith(image, card.input.size) for image in images])
+
+
 PLUGIN = TaskPlugin(
     name=TASK,
     load=_load,
+    sample_inputs=sample_inputs,
     model_input=model_input,
     description="otolith anomaly detector: score, flag, threshold, heat map",
 )
