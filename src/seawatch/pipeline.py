@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from seawatch.alerts.engine import AlertEngine
+from seawatch.alerts.model import Alert
 from seawatch.alerts.outputs import AlertOutputs
 from seawatch.contracts.crops import Crop
 from seawatch.contracts.errors import BrokerError, FrameError
@@ -46,6 +46,20 @@ from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
 IDLE_POLL_MS = 200  # how long a poll waits when no message comes and nothing is in flight
+
+
+class Alerting(Protocol):
+    """The alert rules with their state (:class:`seawatch.alerts.engine.AlertEngine`, or
+    :class:`seawatch.alerts.partitioned.PartitionedAlerts` tied to the owned partitions)."""
+
+    def evaluate(self, records: list[FrameRecord]) -> list[Alert]:
+        """The alerts a batch's stored records fire."""
+
+    def tick(self) -> list[Alert]:
+        """The alerts of time-based rules now."""
+
+    def checkpoint(self) -> bool:
+        """Make the state durable (its alerts are); False: do not commit the batch."""
 
 
 class ModelUpdates(Protocol):
@@ -91,7 +105,7 @@ class Pipeline:
         max_wait_ms: int,
         stats: PipelineStats | None = None,
         depth: int = 8,
-        alerts: AlertEngine | None = None,
+        alerts: Alerting | None = None,
         alert_outputs: AlertOutputs | None = None,
         tick_s: float = 1.0,
         metrics: PipelineMetrics | None = None,
@@ -339,13 +353,16 @@ class Pipeline:
         for sink in self.sinks:
             sink.flush()
         self.alert_outputs.flush_kafka()
+        # the alert state that covers this batch, after its alerts and before its offsets
+        state_saved = self.alerts is None or self.alerts.checkpoint()
         stored = time.perf_counter()
         try:
             self.dlq.flush(should_stop=self._stop.is_set)
         except BrokerError as exc:  # stopping while the broker refuses the dead letters
             log.error("batch_not_committed reason=%r effect='replayed at the next start'", exc)
             return
-        self.source.commit(batch.records)
+        if state_saved:  # else committed with a later batch, or replayed after a restart
+            self.source.commit(batch.records)
         self.stats.timed("store", stored - started)
         self.stats.timed("commit", time.perf_counter() - stored)
         self.stats.stored(

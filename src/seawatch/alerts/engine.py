@@ -14,17 +14,27 @@ from typing import Any
 
 from seawatch.alert_settings import Rule
 from seawatch.alerts.model import Alert
-from seawatch.alerts.rules import evaluators
+from seawatch.alerts.plankton_rules import FrameQuality, PlanktonBloom, UnknownRate
+from seawatch.alerts.rules import Evaluator, InstrumentSilent, NewIndividual, OtolithAnomaly
 from seawatch.contracts.records import FrameRecord
 
 log = logging.getLogger(__name__)
+
+EVALUATORS: dict[str, type[Evaluator]] = {
+    "otolith_anomaly": OtolithAnomaly,
+    "new_individual": NewIndividual,
+    "plankton_bloom": PlanktonBloom,
+    "unknown_rate": UnknownRate,
+    "frame_quality": FrameQuality,
+    "instrument_silent": InstrumentSilent,
+}
 
 
 class AlertEngine:
     """Evaluates the configured rules on records (in capture order) and on clock ticks."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
-        self.evaluators = evaluators(rules)
+        self.evaluators = [EVALUATORS[rule.kind](rule) for rule in rules]
 
     def evaluate(self, records: Iterable[FrameRecord]) -> list[Alert]:
         """The alerts these stored records fire, in order."""
