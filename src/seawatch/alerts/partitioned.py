@@ -155,7 +155,7 @@ class PartitionedAlerts:
         """The alerts not sent before that these stored records fire; records of partitions
         not owned, or at or below their snapshot's offset, are not judged."""
         self._apply_events()
-        judged = []
+        judged, skipped = [], self.skipped_replays
         for record in records:
             owned = self._owned.get(Partition(record.ref.topic, record.ref.partition))
             if owned is None:
@@ -164,6 +164,8 @@ class PartitionedAlerts:
                 self.skipped_replays += 1
                 continue
             judged.append(record)
+        if self.skipped_replays > skipped:
+            log.info("alert_replay_skipped records=%d", self.skipped_replays - skipped)
         alerts = self.engine.evaluate(judged)
         for record in judged:
             partition = Partition(record.ref.topic, record.ref.partition)
@@ -307,15 +309,16 @@ class PartitionedAlerts:
             snapshot, mine = snapshots.get(partition), stash.get(partition)
             if mine is not None and (
                 self.log is None or (snapshot or {}).get("token") == mine.owned.written
-            ):  # no other owner in between: the state as it was here
-                self._owned[partition] = mine.owned
+            ):  # no other owner in between: the state as it was here (and a grace period:
+                self._owned[partition] = mine.owned  # this worker was away in the rejoin)
                 for instrument, data in mine.instruments.items():
-                    self.engine.restore(instrument, data, float("-inf"))  # no grace
+                    self.engine.restore(instrument, data, now)
                     self._home[instrument] = partition
                 kept += 1
                 continue
-            self._owned[partition] = _Owned()
-            if snapshot is None:
+            if snapshot is None:  # a first snapshot soon, so the next owner finds one
+                self._owned[partition] = _Owned(dirty=True)
+                sent_from.append({})  # alerts may have been sent for it: read them all
                 continue
             self._owned[partition] = _Owned(covered=int(snapshot["covered"]))
             self._owned[partition].written = snapshot.get("token")
