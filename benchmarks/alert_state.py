@@ -177,6 +177,23 @@ def _frame_bytes() -> float:
     return statistics.fmean(len(m.value) for m in messages)
 
 
+def _timed(target, names: tuple[str, ...]) -> list[float]:
+    """Wrap ``target``'s methods ``names`` to add their wall seconds to the returned cell."""
+    spent = [0.0]
+    for name in names:
+        method = getattr(target, name)
+
+        def timed(*args, _method=method):
+            started = time.perf_counter()
+            try:
+                return _method(*args)
+            finally:
+                spent[0] += time.perf_counter() - started
+
+        setattr(target, name, timed)
+    return spent
+
+
 def pipeline(broker: EmbeddedBroker, frames: int, repeats: int, tmp: Path) -> dict:
     topic = "bench.pipeline.frames.plankton"
     ensure_topics(broker.bootstrap_servers, [topic, "bench.pipeline.dlq"], 4)
@@ -184,6 +201,7 @@ def pipeline(broker: EmbeddedBroker, frames: int, repeats: int, tmp: Path) -> di
     publish_messages(publisher, topic, synthetic_stream(frames, seed=3, start_ns=time.time_ns()))
     publisher.close()
     rates: dict[str, list[float]] = {"state": [], "memory": []}
+    shares: dict[str, list[float]] = {"state": [], "memory": []}  # of the run in the alerts
     for run in range(repeats * 2):
         mode = ("state", "memory")[run % 2]
         settings = load_settings(
@@ -198,6 +216,7 @@ def pipeline(broker: EmbeddedBroker, frames: int, repeats: int, tmp: Path) -> di
             alerts__state_topic="bench.pipeline.state" if mode == "state" else None,
         )
         daemon = build_daemon(settings)
+        spent = _timed(daemon.pipeline.alerts, ("evaluate", "checkpoint"))
         try:
             first: list[float] = []
 
@@ -206,13 +225,17 @@ def pipeline(broker: EmbeddedBroker, frames: int, repeats: int, tmp: Path) -> di
                     first.append(time.perf_counter())
                 return stats.processed >= frames
 
+            started = time.perf_counter()
             daemon.run(done)
-            rates[mode].append(round(frames / (time.perf_counter() - first[0]), 1))
+            ended = time.perf_counter()
+            rates[mode].append(round(frames / (ended - first[0]), 1))
+            shares[mode].append(round(spent[0] / (ended - started), 4))
         finally:
             daemon.close()
     return {
         "frames": frames,
         "frames_per_s": rates,
+        "share_of_run_in_alert_evaluate_and_checkpoint": shares,
         "state_over_memory": round(
             statistics.median(rates["state"]) / statistics.median(rates["memory"]), 3
         ),

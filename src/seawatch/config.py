@@ -395,6 +395,12 @@ class AlertSettings(_Section):
         description="compacted Kafka topic of the alert state per partition, restored after a "
         "restart or rebalance; null: state in memory only",
     )
+    state_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="the alert state is written at most this often, and offsets are "
+        "committed with it (a crash replays at most this much); 0: every batch",
+    )
     rules: list[Rule] = Field(default_factory=lambda: [_rule(r) for r in DEFAULT_RULES])
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     tick_s: float = Field(1.0, gt=0, description="how often time-based rules are checked")

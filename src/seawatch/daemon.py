@@ -157,6 +157,7 @@ def build_daemon(
             state_topic=state_topic,
             alerts_topic=alerting.topic,
             sent_positions=outputs.sent_positions,
+            interval_s=alerting.state_interval_s,
         )
         source.listen(alerts)  # judged on the partitions this worker owns
     # Small images on a loop thread: OpenCV's pool costs more than it gives (measured on this

@@ -49,17 +49,14 @@ IDLE_POLL_MS = 200  # how long a poll waits when no message comes and nothing is
 
 
 class Alerting(Protocol):
-    """The alert rules with their state (:class:`seawatch.alerts.engine.AlertEngine`, or
-    :class:`seawatch.alerts.partitioned.PartitionedAlerts` tied to the owned partitions)."""
+    """The alert rules with their state (``alerts.engine.AlertEngine``, or
+    ``alerts.partitioned.PartitionedAlerts`` tied to the owned partitions): the alerts of a
+    batch's stored records, of the clock; ``checkpoint`` makes the state durable once its
+    alerts are (False: do not commit the batch's offsets yet)."""
 
-    def evaluate(self, records: list[FrameRecord]) -> list[Alert]:
-        """The alerts a batch's stored records fire."""
-
-    def tick(self) -> list[Alert]:
-        """The alerts of time-based rules now."""
-
-    def checkpoint(self) -> bool:
-        """Make the state durable (its alerts are); False: do not commit the batch."""
+    def evaluate(self, records: list[FrameRecord]) -> list[Alert]: ...
+    def tick(self) -> list[Alert]: ...
+    def checkpoint(self, force: bool = False) -> bool: ...
 
 
 class ModelUpdates(Protocol):
@@ -144,6 +141,7 @@ class Pipeline:
         self._paused = False
         self._paused_since = 0.0
         self._last_poll = time.monotonic()
+        self._holding = False  # offsets held in the source until the alert state is written
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer") if depth else None
 
     @property
@@ -180,6 +178,7 @@ class Pipeline:
                 while in_flight and self._store_oldest_now(in_flight, batch, stopping, polled):
                     self._store_and_commit(self._wait(in_flight.popleft()))
                 if stopping and not in_flight:
+                    self._commit_held()
                     self._write_metrics()  # the last interval too
                     break
         finally:
@@ -361,8 +360,12 @@ class Pipeline:
         except BrokerError as exc:  # stopping while the broker refuses the dead letters
             log.error("batch_not_committed reason=%r effect='replayed at the next start'", exc)
             return
-        if state_saved:  # else committed with a later batch, or replayed after a restart
-            self.source.commit(batch.records)
+        if state_saved:
+            self.source.commit(batch.records)  # and those held before
+            self._holding = False
+        else:  # committed with a later batch, or at the stop
+            self.source.hold(batch.records)
+            self._holding = True
         self.stats.timed("store", stored - started)
         self.stats.timed("commit", time.perf_counter() - stored)
         self.stats.stored(
@@ -380,6 +383,12 @@ class Pipeline:
             sum(len(r.objects) for r in batch.results),
             self.stats.dead_letters,
         )
+
+    def _commit_held(self) -> None:
+        """Stopping: write the alert state now and commit the offsets held for it."""
+        if self._holding and (self.alerts is None or self.alerts.checkpoint(force=True)):
+            self.source.commit([])
+            self._holding = False
 
     def _dead_letter(self, record, error: FrameError) -> None:
         self.dlq.send(record, error.stage, str(error))

@@ -34,13 +34,13 @@ def main() -> None:
     original = getattr(target, name)
     counted = [0]
 
-    def dying(*call_args):
+    def dying(*call_args, **kwargs):
         fresh, counted[0] = outputs.emitted - counted[0], outputs.emitted
         if fresh and outputs.emitted >= args.after:
             log.warning("crash_point point=%s alerts_sent=%d", args.point, outputs.emitted)
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
-        return original(*call_args)
+        return original(*call_args, **kwargs)
 
     setattr(target, name, dying)
     daemon.run()

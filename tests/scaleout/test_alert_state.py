@@ -189,6 +189,7 @@ def test_workers_killed_on_the_commit_path_send_each_alert_once_and_the_alerts_o
         SEAWATCH_ALERTS__RULES=json.dumps([quality]),
         SEAWATCH_ALERTS__STATE_TOPIC=f"t{unique}.crash.state",
         SEAWATCH_KAFKA__MAX_POLL_RECORDS="16",
+        SEAWATCH_ALERTS__STATE_INTERVAL_S="0",  # a snapshot and a commit every batch
     )
     alerts_topic = env["SEAWATCH_ALERTS__TOPIC"]
     # killed after its alerts were sent, before the state that covers them was written

@@ -46,7 +46,7 @@ class AlertEngine:
         now_s = time.time() if now_s is None else now_s
         return [a for e in self.evaluators for a in e.on_tick(now_s)]
 
-    def checkpoint(self) -> bool:
+    def checkpoint(self, force: bool = False) -> bool:
         """Make the state durable: nothing to do here (memory only); True."""
         return True
 

@@ -107,6 +107,7 @@ class PartitionedAlerts:
         state_topic: str | None = None,
         alerts_topic: str | None = None,
         sent_positions: Callable[[], dict[int, int]] = dict,
+        interval_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -116,6 +117,8 @@ class PartitionedAlerts:
         self.alerts_topic = alerts_topic
         self._sent_positions = sent_positions  # next offset per alerts partition, ours
         self._clock = clock
+        self.interval_s = interval_s  # snapshots (and so commits) at most this often
+        self._written_at = float("-inf")  # monotonic time of the last snapshot written
         self._writer = uuid.uuid4().hex[:12]
         self._sequence = 0
         self._events: list[tuple[str, list[Partition]]] = []
@@ -186,10 +189,11 @@ class PartitionedAlerts:
                 self._owned[home].dirty = True
         return self._unsent(alerts)
 
-    def checkpoint(self) -> bool:
-        """Write the state of every owned partition that changed since its last snapshot.
-        Call once the alerts it fired are acknowledged, before committing the offsets it
-        covers; False when the broker did not take it (do not commit then)."""
+    def checkpoint(self, force: bool = False) -> bool:
+        """Write the state of every owned partition that changed since its last snapshot,
+        at most every ``interval_s`` unless ``force``. Call once the alerts it fired are
+        acknowledged, before committing the offsets it covers; False when it was not written
+        (not due yet, or the broker did not take it): do not commit those offsets then."""
         dirty = [p for p, owned in self._owned.items() if owned.dirty]
         if not dirty:
             return True
@@ -197,6 +201,8 @@ class PartitionedAlerts:
             for partition in dirty:
                 self._owned[partition].dirty = False
             return True
+        if not force and time.monotonic() - self._written_at < self.interval_s:
+            return False
         positions = self._alerts_from()
         tokens, items = {}, {}
         for partition in dirty:
@@ -215,6 +221,7 @@ class PartitionedAlerts:
             return False
         for partition, token in tokens.items():
             self._owned[partition].dirty, self._owned[partition].written = False, token
+        self._written_at = time.monotonic()
         return True
 
     # -- state per partition --------------------------------------------------------------

@@ -93,6 +93,7 @@ class FrameSource:
         self.commit_failures = 0
         self._topic_ids = TopicIdWatch(topics or settings.topics)
         self._listeners: list[PartitionListener] = []
+        self._held: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset
         with connect_errors(settings, "consumer"):
             self._consumer = KafkaConsumer(
                 **client_kwargs(settings),
@@ -120,6 +121,9 @@ class FrameSource:
 
     def _notify(self, event: str, partitions) -> None:
         named = [Partition(tp.topic, tp.partition) for tp in partitions]
+        if event == "revoked":  # a held offset could move a later owner's commit back
+            for partition in named:
+                self._held.pop(partition, None)
         log.info("partitions_%s partitions=%s", event, ",".join(map(str, sorted(named))) or "-")
         for listener in self._listeners:
             getattr(listener, f"partitions_{event}")(named)
@@ -161,16 +165,25 @@ class FrameSource:
         except RuntimeError:  # the assignment changed while it was read: ask again later
             return False
 
+    def hold(self, records: list) -> None:
+        """``records`` are stored but may not be committed yet (the alert state that covers
+        them is not written): their offsets go with the next :meth:`commit`."""
+        for record in records:
+            key = (record.topic, record.partition)
+            self._held[key] = max(self._held.get(key, -1), record.offset)
+
     def commit(self, records: list) -> None:
-        """Commit, per partition, the offset after the highest one in ``records``; only for
-        the partitions this member still owns. A partition revoked while its records were in
-        flight is left to its new owner, which reads it from the last committed offset (the
-        broker takes a commit from any member of the current generation, so without this
-        check a late commit could skip records the new owner never saw)."""
+        """Commit, per partition, the offset after the highest one in ``records`` (and in
+        those held before); only for the partitions this member still owns. A partition
+        revoked while its records were in flight is left to its new owner, which reads it
+        from the last committed offset (the broker takes a commit from any member of the
+        current generation, so without this check a late commit could skip records the new
+        owner never saw)."""
         from kafka import OffsetAndMetadata, TopicPartition
         from kafka.errors import KafkaError
 
-        highest: dict[TopicPartition, int] = {}
+        highest = {TopicPartition(*key): offset for key, offset in self._held.items()}
+        self._held.clear()
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             highest[tp] = max(highest.get(tp, -1), record.offset)
