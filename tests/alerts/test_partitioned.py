@@ -47,7 +47,7 @@ def kafka(broker, unique):
 class Worker:
     """One worker's alert side: the rules, their state on the broker, the alerts topic."""
 
-    def __init__(self, kafka: KafkaSettings, unique: str) -> None:
+    def __init__(self, kafka: KafkaSettings, unique: str, interval_s: float = 0.0) -> None:
         self.publisher = Publisher(kafka)
         self.log = KeyedTopics(kafka, self.publisher)
         self.outputs = AlertOutputs(publisher=self.publisher, topic=f"t{unique}.alerts")
@@ -59,6 +59,7 @@ class Worker:
             state_topic=f"t{unique}.state",
             alerts_topic=f"t{unique}.alerts",
             sent_positions=self.outputs.sent_positions,
+            interval_s=interval_s,
         )
 
     def batch(self, records, *, checkpoint: bool = True) -> list[str]:
@@ -101,3 +102,16 @@ def test_a_partition_handed_over_after_a_crash_is_judged_once_and_alerts_are_sen
         assert second.alerts.engine.instruments() == set()  # forgotten with its partition
     finally:
         second.close()
+
+
+def test_snapshots_wait_their_interval_unless_forced(kafka, unique):
+    worker = Worker(kafka, unique, interval_s=3600)
+    try:
+        worker.alerts.partitions_assigned([P0])
+        assert worker.batch([specimen(0)]) == ["s-0"]  # the first one is due at once
+        worker.alerts.evaluate([specimen(1, flagged=False)])
+        assert not worker.alerts.checkpoint()  # not due: the batch's offsets wait
+        assert worker.alerts.checkpoint(force=True)  # stopping
+        assert worker.alerts.checkpoint()  # nothing changed since
+    finally:
+        worker.close()

@@ -36,7 +36,6 @@ batch, small beside the frames themselves, and reads go from the end backwards.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -46,6 +45,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from seawatch.alerts import snapshot
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.model import Alert
 from seawatch.contracts.errors import BrokerError
@@ -54,7 +54,6 @@ from seawatch.contracts.records import FrameRecord
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
 MAX_SENT_IDS = 50_000  # ids of alerts known to be sent, newest kept
 
 
@@ -208,7 +207,14 @@ class PartitionedAlerts:
         for partition in dirty:
             self._sequence += 1
             tokens[partition] = f"{self._writer}-{self._sequence}"
-            items[self._key(partition)] = self._snapshot(partition, tokens[partition], positions)
+            items[self._key(partition)] = snapshot.encode(
+                partition,
+                group=self.group_id,
+                covered=self._owned[partition].covered,
+                token=tokens[partition],
+                alerts_from=positions,
+                instruments={i: self.engine.export(i) for i in self._instruments_of(partition)},
+            )
         try:
             self.log.put(self.state_topic, items)
         except BrokerError as exc:
@@ -231,20 +237,6 @@ class PartitionedAlerts:
 
     def _instruments_of(self, partition: Partition) -> list[str]:
         return sorted(i for i, home in self._home.items() if home == partition)
-
-    def _snapshot(self, partition: Partition, token: str, positions: dict[int, int]) -> bytes:
-        document = {
-            "version": SNAPSHOT_VERSION,
-            "group": self.group_id,
-            "topic": partition.topic,
-            "partition": partition.partition,
-            "covered": self._owned[partition].covered,
-            "token": token,
-            "written_s": self._clock(),
-            "alerts_from": {str(p): offset for p, offset in sorted(positions.items())},
-            "instruments": {i: self.engine.export(i) for i in self._instruments_of(partition)},
-        }
-        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
     def _move(self, instrument: str, partition: Partition) -> None:
         """``instrument``'s frames now come from ``partition`` (normally they always do)."""
@@ -304,36 +296,33 @@ class PartitionedAlerts:
             for instrument in instruments:
                 self.engine.forget(instrument)
                 del self._home[instrument]
-        log.info("alert_state_released partitions=%s", _names(partitions))
+            log.info(
+                "alert_state_released partition=%s instruments=%d", partition, len(instruments)
+            )
 
     def _take(self, partitions: Iterable[Partition]) -> None:
         partitions = [p for p in partitions if p not in self._owned]
         stash, self._stash = self._stash, {}
-        snapshots = self._read(partitions)
+        snapshots = self._read(partitions)  # None: unreadable
         now = self._clock()
         restored, kept, sent_from = 0, 0, []
         for partition in partitions:
-            snapshot, mine = snapshots.get(partition), stash.get(partition)
+            latest = (snapshots or {}).get(partition)
+            mine = stash.get(partition)
             if mine is not None and (
-                self.log is None or (snapshot or {}).get("token") == mine.owned.written
-            ):  # no other owner in between: the state as it was here (and a grace period:
-                self._owned[partition] = mine.owned  # this worker was away in the rejoin)
-                for instrument, data in mine.instruments.items():
-                    self.engine.restore(instrument, data, now)
-                    self._home[instrument] = partition
-                kept += 1
-                continue
-            if snapshot is None:  # a first snapshot soon, so the next owner finds one
+                snapshots is None or (latest or {}).get("token") == mine.owned.written
+            ):  # no other owner wrote one since: the state as it was here
+                self._owned[partition] = mine.owned
+                self._restore(partition, mine.instruments, now)  # with a grace period: this
+                kept += 1  # worker was away in the rejoin
+            elif latest is None:  # a first snapshot soon, so the next owner finds one
                 self._owned[partition] = _Owned(dirty=True)
                 sent_from.append({})  # alerts may have been sent for it: read them all
-                continue
-            self._owned[partition] = _Owned(covered=int(snapshot["covered"]))
-            self._owned[partition].written = snapshot.get("token")
-            for instrument, data in snapshot["instruments"].items():
-                self.engine.restore(instrument, data, now)
-                self._home[instrument] = partition
-            sent_from.append(snapshot.get("alerts_from", {}))
-            restored += 1
+            else:
+                self._owned[partition] = _Owned(int(latest["covered"]), False, latest["token"])
+                self._restore(partition, latest["instruments"], now)
+                sent_from.append(latest["alerts_from"])
+                restored += 1
         sent = self._read_sent(sent_from)
         log.info(
             "alert_state_taken partitions=%s restored=%d kept=%d sent_ids=%d",
@@ -343,9 +332,17 @@ class PartitionedAlerts:
             sent,
         )
 
-    def _read(self, partitions: list[Partition]) -> dict[Partition, dict[str, Any]]:
-        """The newest snapshot of each partition (none: absent, unreadable, or no log)."""
-        if self.log is None or self.state_topic is None or not partitions:
+    def _restore(self, partition: Partition, instruments: dict[str, Any], now: float) -> None:
+        for instrument, data in instruments.items():
+            self.engine.restore(instrument, data, now)
+            self._home[instrument] = partition
+
+    def _read(self, partitions: list[Partition]) -> dict[Partition, dict[str, Any]] | None:
+        """The newest snapshot of each partition that has a readable one; None when the
+        broker could not be read (or there is no log)."""
+        if self.log is None or self.state_topic is None:
+            return None
+        if not partitions:
             return {}
         if self.alerts_topic and not self._alerts_base:
             try:  # where the alerts topic stands: our snapshots name it (see _alerts_from)
@@ -357,33 +354,29 @@ class PartitionedAlerts:
         except BrokerError as exc:
             log.error(
                 "alert_state_unreadable topic=%s error=%s effect='these partitions are judged "
-                "from an empty state'",
+                "from the state they had here, else from an empty one'",
                 self.state_topic,
                 exc,
             )
-            return {}
+            return None
         snapshots = {}
         for partition in partitions:
             raw = found.get(self._key(partition))
             if raw is None:
                 continue
             try:
-                snapshot = json.loads(raw)
-                if snapshot.get("version") != SNAPSHOT_VERSION:
-                    raise ValueError(f"version {snapshot.get('version')!r}")
-            except (ValueError, AttributeError) as exc:
+                snapshots[partition] = snapshot.decode(raw)
+            except ValueError as exc:
                 log.error("alert_state_ignored partition=%s reason=%r", partition, str(exc))
-                continue
-            snapshots[partition] = snapshot
         return snapshots
 
-    def _read_sent(self, sent_from: list[dict[str, int]]) -> int:
+    def _read_sent(self, sent_from: list[dict[int, int]]) -> int:
         """Remember the ids on the alerts topic from the earliest of ``sent_from`` on."""
         if not sent_from or self.log is None or not self.alerts_topic:
             return 0
         partitions = set().union(*(s.keys() for s in sent_from))
         positions = {  # a partition a snapshot does not name: from its start
-            int(p): min(int(s.get(p, 0)) for s in sent_from) for p in partitions
+            p: min(s.get(p, 0) for s in sent_from) for p in partitions
         }
         try:
             ids = self.log.keys_since(self.alerts_topic, positions)
