@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
 from pydantic import TypeAdapter
 
 from seawatch.alert_settings import Rule
 from seawatch.alerts.engine import AlertEngine
+from seawatch.config import load_settings
+from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.quality import FrameQuality
 from seawatch.contracts.records import OtolithRecord
 from tests.storage.factories import make_record, make_task_record
@@ -119,3 +122,10 @@ def test_a_silent_instrument_that_changes_cruise_is_one_instrument():
     [heard] = rules.evaluators[0]._heard.values()
     alerts = rules.tick(heard.heard_ns / S + 31)
     assert [a.cruise for a in alerts] == ["next"]
+
+
+def test_a_state_topic_that_is_the_alerts_topic_fails_at_start_naming_the_fix():
+    with pytest.raises(ConfigError, match=r"state_topic: alerts\.state"):
+        load_settings(alerts__topic="alerts", alerts__state_topic="alerts")
+    with pytest.raises(ConfigError, match="grace_s"):
+        load_settings(alerts__rules=[{"name": "s", "kind": "instrument_silent", "grace_s": -1}])
