@@ -79,10 +79,18 @@ class NewIndividualRule(_Rule):
 
 
 class InstrumentSilentRule(_Rule):
-    """No frame from an instrument (seen before) for ``silent_s`` seconds of wall time."""
+    """No frame from an instrument (seen before) for ``silent_s`` seconds of wall time.
+
+    Only the instruments of the partitions this worker owns are judged. An instrument whose
+    state came from a snapshot (after a restart, or from the worker that owned its partition
+    before) is not judged for ``grace_s`` after the partition came: its frames may be waiting
+    in the partition."""
 
     kind: Literal["instrument_silent"]
     silent_s: float = Field(300.0, gt=0)
+    grace_s: float = Field(
+        60.0, ge=0, description="after a partition comes, wait this long before judging it"
+    )
 
 
 class FrameQualityRule(_Rule):

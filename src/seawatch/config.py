@@ -387,10 +387,33 @@ class AlertSettings(_Section):
     """The alert rules and where alerts go (InfluxDB ``alerts``, a Kafka topic, webhooks)."""
 
     enabled: bool = True
-    topic: str | None = Field("alerts", description="Kafka topic for alert JSON; null: none")
+    topic: str | None = Field(
+        "alerts", description="Kafka topic for alert JSON, keyed by alert id; null: none"
+    )
+    state_topic: str | None = Field(
+        "alerts.state",
+        description="compacted Kafka topic of the alert state per partition, restored after a "
+        "restart or rebalance; null: state in memory only",
+    )
+    state_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="the alert state is written at most this often, and offsets are "
+        "committed with it (a crash replays at most this much); 0: every batch",
+    )
     rules: list[Rule] = Field(default_factory=lambda: [_rule(r) for r in DEFAULT_RULES])
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     tick_s: float = Field(1.0, gt=0, description="how often time-based rules are checked")
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> AlertSettings:
+        if self.state_topic is not None and self.state_topic == self.topic:
+            msg = (
+                f"state_topic and topic are both {self.topic!r}; the state needs its own "
+                "topic, e.g. state_topic: alerts.state"
+            )
+            raise ValueError(msg)
+        return self
 
     @field_validator("rules")
     @classmethod

@@ -16,11 +16,13 @@ from threadpoolctl import threadpool_limits
 
 from seawatch.alerts.engine import AlertEngine
 from seawatch.alerts.outputs import AlertOutputs, Webhook
+from seawatch.alerts.partitioned import PartitionedAlerts
 from seawatch.config import Settings
 from seawatch.health.checks import Heartbeat
 from seawatch.inference.router import TaskRouter
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource, Publisher, ensure_topics
+from seawatch.ingest.keyed_topics import KeyedTopics
 from seawatch.ingest.prepare import FramePreparer
 from seawatch.ingest.topic_keeper import TopicKeeper
 from seawatch.model_swap import ModelSwapper
@@ -35,6 +37,7 @@ from seawatch.storage.local_store import LocalStore, reviewed_crops
 from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
+COMPACTED = {"cleanup.policy": "compact"}
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Daemon:
     pipeline: Pipeline
     publisher: Publisher
     sinks: list[Sink]
+    state_log: KeyedTopics | None = None  # the alert state's reader
 
     def run(self, should_stop=None) -> PipelineStats:
         return self.pipeline.run(should_stop)
@@ -63,6 +67,8 @@ class Daemon:
             if self.pipeline.crops is not None:
                 stack.callback(self.pipeline.crops.close)
             stack.callback(self.pipeline.preparer.close)
+            if self.state_log is not None:
+                stack.callback(self.state_log.close)
             stack.callback(self.pipeline.source.close)
             stack.callback(self.pipeline.alert_outputs.close)  # first: webhooks deliver the rest
 
@@ -116,12 +122,16 @@ def build_daemon(
     kafka = settings.kafka
     alerting = settings.alerts
     alert_topics = [alerting.topic] if alerting.enabled and alerting.topic else []
+    state_topic = alerting.state_topic if alerting.enabled else None
     keeper = None
     if kafka.create_topics:
         topics = [*kafka.topics, kafka.dlq_topic, *alert_topics]
 
         def create() -> list[str]:
-            return ensure_topics(kafka, topics, kafka.partitions)
+            created = ensure_topics(kafka, topics, kafka.partitions)
+            if state_topic:  # one partition, compacted: the newest snapshot per key is kept
+                created += ensure_topics(kafka, [state_topic], 1, COMPACTED)
+            return created
 
         created = create()
         if created:
@@ -136,6 +146,20 @@ def build_daemon(
         topic=alerting.topic,
         webhooks=[Webhook(w) for w in alerting.webhooks] if alerting.enabled else [],
     )
+    alerts = None
+    state_log = None
+    if alerting.enabled:
+        state_log = KeyedTopics(kafka, publisher) if state_topic else None
+        alerts = PartitionedAlerts(
+            AlertEngine(alerting.rules),
+            group_id=kafka.group_id,
+            log_=state_log,
+            state_topic=state_topic,
+            alerts_topic=alerting.topic,
+            sent_positions=outputs.sent_positions,
+            interval_s=alerting.state_interval_s,
+        )
+        source.listen(alerts)  # judged on the partitions this worker owns
     # Small images on a loop thread: OpenCV's pool costs more than it gives (measured on this
     # 2-core VM: an opening of a 1280 x 960 frame 0.24 ms on one thread, 0.51 ms on two).
     cv2.setNumThreads(settings.ingest.opencv_threads)
@@ -156,7 +180,7 @@ def build_daemon(
         stats=stats,
         depth=settings.inference.max_batches_in_flight,
         poll_every_s=kafka.max_poll_interval_ms / 2000,  # half the group's limit
-        alerts=AlertEngine(alerting.rules) if alerting.enabled else None,
+        alerts=alerts,
         alert_outputs=outputs,
         tick_s=alerting.tick_s,
         on_idle=keeper.check if keeper is not None else None,
@@ -177,7 +201,7 @@ def build_daemon(
         ",".join(s.name for s in sinks),
         ",".join(kafka.topics),
     )
-    return Daemon(pipeline=pipeline, publisher=publisher, sinks=sinks)
+    return Daemon(pipeline=pipeline, publisher=publisher, sinks=sinks, state_log=state_log)
 
 
 __all__ = ["Daemon", "build_crop_store", "build_daemon", "build_router", "build_sinks"]

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from seawatch.alerts.engine import AlertEngine
+from seawatch.alerts.model import Alert
 from seawatch.alerts.outputs import AlertOutputs
 from seawatch.contracts.crops import Crop
 from seawatch.contracts.errors import BrokerError, FrameError
@@ -46,6 +46,17 @@ from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
 IDLE_POLL_MS = 200  # how long a poll waits when no message comes and nothing is in flight
+
+
+class Alerting(Protocol):
+    """The alert rules with their state (``alerts.engine.AlertEngine``, or
+    ``alerts.partitioned.PartitionedAlerts`` tied to the owned partitions): the alerts of a
+    batch's stored records, of the clock; ``checkpoint`` makes the state durable once its
+    alerts are (False: do not commit the batch's offsets yet)."""
+
+    def evaluate(self, records: list[FrameRecord]) -> list[Alert]: ...
+    def tick(self) -> list[Alert]: ...
+    def checkpoint(self, force: bool = False) -> bool: ...
 
 
 class ModelUpdates(Protocol):
@@ -91,7 +102,7 @@ class Pipeline:
         max_wait_ms: int,
         stats: PipelineStats | None = None,
         depth: int = 8,
-        alerts: AlertEngine | None = None,
+        alerts: Alerting | None = None,
         alert_outputs: AlertOutputs | None = None,
         tick_s: float = 1.0,
         metrics: PipelineMetrics | None = None,
@@ -130,6 +141,7 @@ class Pipeline:
         self._paused = False
         self._paused_since = 0.0
         self._last_poll = time.monotonic()
+        self._holding = False  # offsets held in the source until the alert state is written
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer") if depth else None
 
     @property
@@ -166,6 +178,7 @@ class Pipeline:
                 while in_flight and self._store_oldest_now(in_flight, batch, stopping, polled):
                     self._store_and_commit(self._wait(in_flight.popleft()))
                 if stopping and not in_flight:
+                    self._commit_held()
                     self._write_metrics()  # the last interval too
                     break
         finally:
@@ -339,13 +352,20 @@ class Pipeline:
         for sink in self.sinks:
             sink.flush()
         self.alert_outputs.flush_kafka()
+        # the alert state that covers this batch, after its alerts and before its offsets
+        state_saved = self.alerts is None or self.alerts.checkpoint()
         stored = time.perf_counter()
         try:
             self.dlq.flush(should_stop=self._stop.is_set)
         except BrokerError as exc:  # stopping while the broker refuses the dead letters
             log.error("batch_not_committed reason=%r effect='replayed at the next start'", exc)
             return
-        self.source.commit(batch.records)
+        if state_saved:
+            self.source.commit(batch.records)  # and those held before
+            self._holding = False
+        else:  # committed with a later batch, or at the stop
+            self.source.hold(batch.records)
+            self._holding = True
         self.stats.timed("store", stored - started)
         self.stats.timed("commit", time.perf_counter() - stored)
         self.stats.stored(
@@ -363,6 +383,12 @@ class Pipeline:
             sum(len(r.objects) for r in batch.results),
             self.stats.dead_letters,
         )
+
+    def _commit_held(self) -> None:
+        """Stopping: write the alert state now and commit the offsets held for it."""
+        if self._holding and (self.alerts is None or self.alerts.checkpoint(force=True)):
+            self.source.commit([])
+            self._holding = False
 
     def _dead_letter(self, record, error: FrameError) -> None:
         self.dlq.send(record, error.stage, str(error))

@@ -34,8 +34,9 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One fired rule. ``at_ns`` is the capture time of the frame that fired it (wall time
-    for ``instrument_silent``); ``id`` is stable, so a replay yields the same alert id."""
+    """One fired rule. ``at_ns`` is the capture time of the frame that fired it (for
+    ``instrument_silent``, the wall time its limit passed: last frame + ``silent_s``); ``id``
+    is stable, so a replay, a restart or another worker judging the same yields the same id."""
 
     rule: str
     kind: str

@@ -1,5 +1,5 @@
 """Where alerts go: the ``alerts`` measurement (through the InfluxDB outbox), a Kafka topic
-(JSON, schema version 1, keyed by instrument) and webhooks (HTTP POST of the same JSON,
+(JSON, schema version 1, keyed by alert id) and webhooks (HTTP POST of the same JSON,
 retried with backoff and jitter on a background thread so the pipeline never waits)."""
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ class AlertOutputs:
         self.emitted = 0
         self.emitted_by: Counter[tuple[str, str]] = Counter()  # (rule, severity)
         self.kafka_failed = 0
+        self._sent: list = []  # the Kafka sends not yet flushed (their futures)
+        self._next: dict[int, int] = {}  # alerts partition -> after our last acknowledged one
 
     def emit(self, alerts: Sequence[Alert], *, flush: bool = False) -> None:
         """Queue ``alerts`` on every output. The InfluxDB lines and Kafka messages become
@@ -126,8 +128,10 @@ class AlertOutputs:
     def _to_kafka(self, alert: Alert) -> None:
         from kafka.errors import KafkaError
 
-        try:
-            self.publisher.send(self.topic, alert.to_json(), alert.instrument.encode(), [])
+        try:  # keyed by id: a compacted alerts topic keeps one copy of each alert
+            self._sent.append(
+                self.publisher.send(self.topic, alert.to_json(), alert.id.encode(), [])
+            )
         except KafkaError as exc:  # the topic gone (broker restarted) and not back in time
             self.kafka_failed += 1
             log.warning("alert_kafka_failed rule=%s error=%s", alert.rule, type(exc).__name__)
@@ -144,6 +148,16 @@ class AlertOutputs:
         except (BrokerError, KafkaError) as exc:
             self.kafka_failed += 1
             log.warning("alert_kafka_failed error=%s", exc)
+        sent, self._sent = self._sent, []
+        for future in sent:
+            if future.is_done and future.succeeded():
+                meta = future.value
+                self._next[meta.partition] = max(self._next.get(meta.partition, 0), meta.offset + 1)
+
+    def sent_positions(self) -> dict[int, int]:
+        """Per partition of the alerts topic, the offset after the last alert this process
+        saw acknowledged there: every alert it sends later lies at or after it."""
+        return dict(self._next)
 
     def close(self) -> None:
         for webhook in self.webhooks:

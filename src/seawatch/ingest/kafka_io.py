@@ -2,7 +2,10 @@
 publisher and the dead-letter queue, and topic creation.
 
 The consumer is used from one thread only (kafka-python's consumer is not thread-safe):
-the pipeline polls and commits from its loop.
+the pipeline polls and commits from its loop. Partition changes reach the
+:class:`~seawatch.contracts.partitions.PartitionListener` s given to
+:meth:`FrameSource.listen` (the alert state follows them), from the client's own thread while
+the loop waits inside a poll.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterable
 
 from seawatch.config import KafkaSettings
 from seawatch.contracts.errors import BrokerError
+from seawatch.contracts.partitions import Partition, PartitionListener
 from seawatch.ingest.kafka_security import client_kwargs, connect_errors
 from seawatch.ingest.recreated_topics import TopicIdWatch, rewind_recreated
 from seawatch.ingest.unreadable import skip_unreadable
@@ -33,9 +37,15 @@ def _kafka_settings(kafka: KafkaSettings | str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=kafka) if isinstance(kafka, str) else kafka
 
 
-def ensure_topics(kafka: KafkaSettings | str, topics: Iterable[str], partitions: int) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created. ``kafka`` is the
-    connection settings (TLS, SASL), or a bare bootstrap string for a plaintext broker."""
+def ensure_topics(
+    kafka: KafkaSettings | str,
+    topics: Iterable[str],
+    partitions: int,
+    configs: dict[str, str] | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet (with the topic ``configs``, e.g.
+    ``cleanup.policy``); return the ones created. ``kafka`` is the connection settings (TLS,
+    SASL), or a bare bootstrap string for a plaintext broker."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -47,7 +57,9 @@ def ensure_topics(kafka: KafkaSettings | str, topics: Iterable[str], partitions:
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+                admin.create_topics(
+                    [NewTopic(t, partitions, 1, topic_configs=configs or {}) for t in missing]
+                )
         return missing
     finally:
         admin.close()
@@ -80,9 +92,10 @@ class FrameSource:
         self.settings = settings
         self.commit_failures = 0
         self._topic_ids = TopicIdWatch(topics or settings.topics)
+        self._listeners: list[PartitionListener] = []
+        self._held: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset
         with connect_errors(settings, "consumer"):
             self._consumer = KafkaConsumer(
-                *(topics or settings.topics),
                 **client_kwargs(settings),
                 group_id=settings.group_id,
                 client_id=settings.client_id,
@@ -97,6 +110,23 @@ class FrameSource:
                 metadata_max_age_ms=settings.metadata_max_age_ms,
                 max_partition_fetch_bytes=settings.max_message_bytes,
             )
+        self._consumer.subscribe(
+            list(topics or settings.topics), listener=_rebalance_listener(self)
+        )
+
+    def listen(self, listener: PartitionListener) -> None:
+        """Tell ``listener`` when this member's partitions are revoked, assigned or rewound
+        (call before the first poll: the first assignment comes with it)."""
+        self._listeners.append(listener)
+
+    def _notify(self, event: str, partitions) -> None:
+        named = [Partition(tp.topic, tp.partition) for tp in partitions]
+        if event == "revoked":  # a held offset could move a later owner's commit back
+            for partition in named:
+                self._held.pop(partition, None)
+        log.info("partitions_%s partitions=%s", event, ",".join(map(str, sorted(named))) or "-")
+        for listener in self._listeners:
+            getattr(listener, f"partitions_{event}")(named)
 
     def poll_batch(self, max_records: int, max_wait_ms: int, idle_ms: int = 200) -> list:
         """Collect up to ``max_records`` messages, waiting at most ``max_wait_ms`` once the
@@ -135,15 +165,32 @@ class FrameSource:
         except RuntimeError:  # the assignment changed while it was read: ask again later
             return False
 
+    def hold(self, records: list) -> None:
+        """``records`` are stored but may not be committed yet (the alert state that covers
+        them is not written): their offsets go with the next :meth:`commit`."""
+        for record in records:
+            key = (record.topic, record.partition)
+            self._held[key] = max(self._held.get(key, -1), record.offset)
+
     def commit(self, records: list) -> None:
-        """Commit, per partition, the offset after the highest one in ``records``."""
+        """Commit, per partition, the offset after the highest one in ``records`` (and in
+        those held before); only for the partitions this member still owns. A partition
+        revoked while its records were in flight is left to its new owner, which reads it
+        from the last committed offset (the broker takes a commit from any member of the
+        current generation, so without this check a late commit could skip records the new
+        owner never saw)."""
         from kafka import OffsetAndMetadata, TopicPartition
         from kafka.errors import KafkaError
 
-        highest: dict[TopicPartition, int] = {}
+        highest = {TopicPartition(*key): offset for key, offset in self._held.items()}
+        self._held.clear()
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             highest[tp] = max(highest.get(tp, -1), record.offset)
+        owned = self._consumer.assignment()
+        for tp in [tp for tp in highest if tp not in owned]:
+            del highest[tp]
+            log.info("commit_skipped partition=%s/%d reason='revoked while in flight'", *tp)
         if not highest:
             return
         offsets = {tp: OffsetAndMetadata(offset + 1, None, -1) for tp, offset in highest.items()}
@@ -167,7 +214,10 @@ class FrameSource:
     def rewind_recreated_topics(self) -> list[str]:
         """Read recreated frame topics (a new topic id: broker restarted without storage,
         topic deleted and made again) from their beginning; return those topics."""
-        return rewind_recreated(self._consumer, self._topic_ids)
+        recreated = rewind_recreated(self._consumer, self._topic_ids)
+        if recreated:
+            self._notify("rewound", [tp for tp in self.assignment() if tp.topic in recreated])
+        return recreated
 
     def lag(self) -> int | None:
         """Messages between the consumer's positions and the ends of its partitions (None
@@ -193,6 +243,21 @@ class FrameSource:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+def _rebalance_listener(source: FrameSource):
+    """A kafka-python rebalance listener that passes the changes on to ``source``'s listeners
+    (built lazily: kafka-python is imported only where a client is made)."""
+    from kafka import ConsumerRebalanceListener
+
+    class Rebalances(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked) -> None:  # lost membership too (default)
+            source._notify("revoked", revoked)
+
+        def on_partitions_assigned(self, assigned) -> None:
+            source._notify("assigned", assigned)
+
+    return Rebalances()
 
 
 class Publisher:
