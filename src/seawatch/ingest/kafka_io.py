@@ -33,9 +33,15 @@ def _kafka_settings(kafka: KafkaSettings | str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=kafka) if isinstance(kafka, str) else kafka
 
 
-def ensure_topics(kafka: KafkaSettings | str, topics: Iterable[str], partitions: int) -> list[str]:
+def ensure_topics(
+    kafka: KafkaSettings | str,
+    topics: Iterable[str],
+    partitions: int,
+    configs: dict[str, str] | None = None,
+) -> list[str]:
     """Create the topics that do not exist yet; return the ones created. ``kafka`` is the
-    connection settings (TLS, SASL), or a bare bootstrap string for a plaintext broker."""
+    connection settings (TLS, SASL), or a bare bootstrap string for a plaintext broker;
+    ``configs``: topic configs of the created ones (``{"cleanup.policy": "compact"}``)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -47,7 +53,8 @@ def ensure_topics(kafka: KafkaSettings | str, topics: Iterable[str], partitions:
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+                new = [NewTopic(t, partitions, 1, topic_configs=configs) for t in missing]
+                admin.create_topics(new)
         return missing
     finally:
         admin.close()
