@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
+from seawatch.models.fish.gallery_file import FORMAT, read_arrays, working_gallery, write_arrays
 
 NEW_PREFIX = "fish-new"
 _ID_HEX = 12  # 48 bits: a clash is about one in a million after 20,000 new fish, and is
@@ -273,17 +274,53 @@ class Gallery:
         return [Match(ids[b], float(scores[i, b])) for i, b in enumerate(best)]
 
     def save(self, path: Path) -> Path:
-        """Write the gallery atomically to ``path`` (a ``.npz`` file)."""
-        from seawatch.models.fish.gallery_file import save_gallery
-
-        return save_gallery(self, path)
+        """Write the gallery atomically to ``path`` (a ``.npz`` file, see
+        :mod:`~seawatch.models.fish.gallery_file`)."""
+        entries = self.list()
+        views = [self.views(e.id) for e in entries]
+        empty = np.zeros((0, self.dim or 0), np.float32)
+        arrays = {
+            "embeddings": np.concatenate([v[0] for v in views]) if views else empty,
+            "owner": np.repeat(np.arange(len(views)), [len(v[0]) for v in views]),
+            "view_source": np.array([s for v in views for s in v[1]], dtype=np.str_),
+            "view_similarity": np.array([s for v in views for s in v[2]], dtype=np.float64),
+            "ids": np.array([e.id for e in entries], dtype=np.str_),
+            "provisional": np.array([e.provisional for e in entries], dtype=bool),
+            "enrolled_at": np.array([e.enrolled_at for e in entries], dtype=np.str_),
+            "first_seen_ns": np.array([e.first_seen_ns for e in entries], dtype=np.int64),
+            "merged_into": np.array([e.merged_into or "" for e in entries], dtype=np.str_),
+            "dim": np.array(self.dim or 0),
+            "format": np.array(FORMAT),
+        }
+        return write_arrays(path, arrays)
 
     @classmethod
     def load(cls, path: Path, *, dim: int | None = None) -> Gallery:
         """Read a gallery file; ``dim`` (the model's embedding size) is checked when given."""
-        from seawatch.models.fish.gallery_file import load_gallery
-
-        return load_gallery(path, dim=dim)
+        a = read_arrays(path)
+        gallery = cls(int(a["dim"]) or None)
+        if dim is not None and gallery.dim is not None and gallery.dim != dim:
+            msg = (
+                f"gallery {path} holds {gallery.dim}-d embeddings but the model makes {dim}-d "
+                "ones; it was built with another model: re-enrol with this one"
+            )
+            raise ConfigError(msg)
+        emb, sources, scores = a["embeddings"], a["view_source"].tolist(), a["view_similarity"]
+        ids = a["ids"].tolist()
+        for row, owner in enumerate(a["owner"].tolist()):
+            gallery.enrol(
+                ids[owner],
+                emb[row],
+                bool(a["provisional"][owner]),
+                enrolled_at=str(a["enrolled_at"][owner]),
+                source=sources[row],
+                similarity=float(scores[row]),
+                first_seen_ns=int(a["first_seen_ns"][owner]),
+            )
+        for individual_id, survivor in zip(ids, a["merged_into"].tolist(), strict=True):
+            if survivor:
+                gallery.set_merged_into(individual_id, survivor)
+        return gallery
 
     def _check(self, embeddings: np.ndarray) -> np.ndarray:
         """Validate and fix the dimension on first use; return N x D float32 unit vectors."""
@@ -311,14 +348,6 @@ class Gallery:
             matrix = np.concatenate([r.embeddings for r in records])
             self._matrix = (matrix, starts, list(self._records))
         return self._matrix
-
-
-def working_gallery(path: Path, model_gallery: Path) -> Path:
-    """The daemon's own gallery file at ``path``, seeded from the model's gallery the first
-    time (see :func:`seawatch.models.fish.gallery_file.working_gallery`)."""
-    from seawatch.models.fish.gallery_file import working_gallery as seed
-
-    return seed(path, model_gallery)
 
 
 __all__ = [

@@ -6,7 +6,7 @@ Arrays: ``embeddings`` (M x D float32), ``owner`` (M, index into ``ids``), ``vie
 sighting's score), ``ids``, ``provisional``, ``enrolled_at`` (ISO 8601 UTC), ``first_seen_ns``,
 ``merged_into`` ("" when not merged), ``dim`` and ``format`` (2). Format 1 files (no view
 sources, no merges; a ``next_new`` counter that ids no longer come from) still load.
-:func:`save_gallery` writes a temporary file beside the target and ``os.replace``-s it, so a
+:func:`write_arrays` writes a temporary file beside the target and ``os.replace``-s it, so a
 reader never sees half a gallery.
 """
 
@@ -21,35 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
-from seawatch.models.fish.gallery import Gallery
 
 FORMAT = 2
 _KEYS_V1 = ("embeddings", "owner", "ids", "provisional", "enrolled_at", "dim", "format")
 _KEYS_V2 = (*_KEYS_V1, "view_source", "view_similarity", "first_seen_ns", "merged_into")
 
 
-def save_gallery(gallery: Gallery, path: Path) -> Path:
-    """Write ``gallery`` atomically to ``path`` (a ``.npz`` file)."""
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write a gallery's arrays atomically to ``path`` (a ``.npz`` file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    dim = gallery.dim or 0
-    entries = gallery.list()
-    views = [gallery.views(e.id) for e in entries]
-    arrays = {
-        "embeddings": np.concatenate([v[0] for v in views])
-        if views
-        else np.zeros((0, dim), np.float32),
-        "owner": np.repeat(np.arange(len(views)), [len(v[0]) for v in views]),
-        "view_source": np.array([s for v in views for s in v[1]], dtype=np.str_),
-        "view_similarity": np.array([s for v in views for s in v[2]], dtype=np.float32),
-        "ids": np.array([e.id for e in entries], dtype=np.str_),
-        "provisional": np.array([e.provisional for e in entries], dtype=bool),
-        "enrolled_at": np.array([e.enrolled_at for e in entries], dtype=np.str_),
-        "first_seen_ns": np.array([e.first_seen_ns for e in entries], dtype=np.int64),
-        "merged_into": np.array([e.merged_into or "" for e in entries], dtype=np.str_),
-        "dim": np.array(dim),
-        "format": np.array(FORMAT),
-    }
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     try:
@@ -65,8 +46,8 @@ def save_gallery(gallery: Gallery, path: Path) -> Path:
     return path
 
 
-def load_gallery(path: Path, *, dim: int | None = None) -> Gallery:
-    """Read a gallery file; ``dim`` (the model's embedding size) is checked when given."""
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """A gallery file's arrays (format 1 upgraded to 2), checked for consistency."""
     path = Path(path)
     try:
         with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
@@ -79,14 +60,9 @@ def load_gallery(path: Path, *, dim: int | None = None) -> Gallery:
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         msg = f"gallery file {path} is corrupt or not a gallery ({exc}); restore it or re-enrol"
         raise ConfigError(msg) from exc
-    gallery = _from_arrays(path, _upgraded(arrays))
-    if dim is not None and gallery.dim is not None and gallery.dim != dim:
-        msg = (
-            f"gallery {path} holds {gallery.dim}-d embeddings but the model makes {dim}-d "
-            "ones; it was built with another model: re-enrol with this one"
-        )
-        raise ConfigError(msg)
-    return gallery
+    arrays = _upgraded(arrays)
+    _check(path, arrays)
+    return arrays
 
 
 def _upgraded(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -98,15 +74,14 @@ def _upgraded(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         **a,
         "format": np.array(FORMAT),
         "view_source": np.full(m, "", dtype=np.str_),
-        "view_similarity": np.full(m, np.nan, np.float32),
+        "view_similarity": np.full(m, np.nan),
         "first_seen_ns": np.zeros(n, np.int64),
         "merged_into": np.full(n, "", dtype=np.str_),
     }
 
 
-def _from_arrays(path: Path, a: dict[str, np.ndarray]) -> Gallery:
-    emb, owner, ids = a["embeddings"], a["owner"], a["ids"]
-    n, m = len(ids), len(emb)
+def _check(path: Path, a: dict[str, np.ndarray]) -> None:
+    emb, owner, n, m = a["embeddings"], a["owner"], len(a["ids"]), len(a["embeddings"])
     consistent = (
         int(a["format"]) == FORMAT
         and emb.ndim == 2
@@ -121,23 +96,6 @@ def _from_arrays(path: Path, a: dict[str, np.ndarray]) -> Gallery:
     if not consistent:
         msg = f"gallery file {path} is corrupt (inconsistent arrays); restore it or re-enrol"
         raise ConfigError(msg)
-    gallery = Gallery(int(a["dim"]) or None)
-    sources, similarities = a["view_source"].tolist(), a["view_similarity"].tolist()
-    for i, individual_id in enumerate(ids.tolist()):
-        for row in np.flatnonzero(owner == i):
-            gallery.enrol(
-                individual_id,
-                emb[row].astype(np.float32),
-                bool(a["provisional"][i]),
-                enrolled_at=str(a["enrolled_at"][i]),
-                source=sources[row],
-                similarity=similarities[row],
-                first_seen_ns=int(a["first_seen_ns"][i]),
-            )
-    for i, individual_id in enumerate(ids.tolist()):
-        if survivor := str(a["merged_into"][i]):
-            gallery.set_merged_into(individual_id, survivor)
-    return gallery
 
 
 def working_gallery(path: Path, model_gallery: Path) -> Path:
@@ -153,4 +111,4 @@ def working_gallery(path: Path, model_gallery: Path) -> Path:
     return path
 
 
-__all__ = ["FORMAT", "load_gallery", "save_gallery", "working_gallery"]
+__all__ = ["FORMAT", "read_arrays", "working_gallery", "write_arrays"]
