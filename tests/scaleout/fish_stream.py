@@ -110,9 +110,10 @@ class Score:
     """How ids and true fish line up (after merges)."""
 
     sightings: int
-    enrolments: int  # sightings that enrolled a new id (raw)
+    enrolments: int  # sightings that enrolled a new id (raw writes)
     ids_per_stranger: float  # distinct ids a stranger's sightings ended under, mean
-    split_ids: int  # ids beyond one per stranger, in all
+    split_ids: int  # ids beyond one per fish (a known fish's one is its name), in all
+    missed_known: int  # sightings of a known fish not under its name
     wrong: int  # sightings under an id that is mostly (or named after) another fish
     mixed_ids: int  # ids holding sightings of two or more true fish
 
@@ -120,7 +121,7 @@ class Score:
         return (
             f"sightings={self.sightings} enrolments={self.enrolments} "
             f"ids_per_stranger={self.ids_per_stranger:.2f} split_ids={self.split_ids} "
-            f"wrong={self.wrong} mixed_ids={self.mixed_ids}"
+            f"missed_known={self.missed_known} wrong={self.wrong} mixed_ids={self.mixed_ids}"
         )
 
 
@@ -130,16 +131,19 @@ def score(sightings: list[Sighting], truth: dict[str, str], merges: dict[str, st
     for s in sightings:
         by_id[resolve(merges, s.individual)][truth[s.uid]] += 1
     owner = {i: (i if i in counts else counts.most_common(1)[0][0]) for i, counts in by_id.items()}
-    strangers = {make_individual(i, 0).name for i in STRANGERS}
     ids_of: dict[str, set] = defaultdict(set)
     for individual, fish in owner.items():
         ids_of[fish].add(individual)
-    per_stranger = [len(ids_of[f]) for f in strangers]
+    strangers = {make_individual(i, 0).name for i in STRANGERS}
+    known = {make_individual(i, 0).name for i in KNOWN}
     return Score(
         sightings=len(sightings),
         enrolments=sum(s.new_individual for s in sightings),
-        ids_per_stranger=float(np.mean(per_stranger)),
-        split_ids=sum(n - 1 for n in per_stranger if n),
+        ids_per_stranger=float(np.mean([len(ids_of[f]) for f in strangers])),
+        split_ids=sum(len(ids) - 1 for ids in ids_of.values()),
+        missed_known=sum(
+            n for i, c in by_id.items() for f, n in c.items() if f in known and i != f
+        ),
         wrong=sum(n for i, c in by_id.items() for f, n in c.items() if f != owner[i]),
         mixed_ids=sum(len(c) > 1 for c in by_id.values()),
     )

@@ -27,7 +27,6 @@ from seawatch.storage.local_store import stored_frame_count
 from tests.daemon_process import DaemonProcess, daemon_env
 from tests.integration.helpers import settings_for
 from tests.scaleout.fish_stream import (
-    STRANGERS,
     Sighting,
     collisions,
     fish_stream,
@@ -41,6 +40,10 @@ pytestmark = pytest.mark.integration
 
 N, FIRST = 3000, 900  # sightings in all; published before the third worker starts
 BATCH = 64  # kafka.max_poll_records: the daemon's batch
+# Workers see the sightings in another order than one process does, so the counts move by a
+# few either way (measured: see the README's fish section); sharing nothing would add one
+# enrolment per stranger per worker (about 2 x 20 more, and as many more splits).
+SLACK = 8
 
 
 def single_process(fish_model_dir, messages) -> list[Sighting]:
@@ -156,12 +159,13 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     for store in stores:
         recorded |= read_merges(store)
     assert recorded == merges
-    # each stranger under no more ids than the model alone gives it (the twins merged), and
-    # not more enrolments than the single process made plus a few concurrent twins
-    assert multi.split_ids <= baseline.split_ids + len(STRANGERS) // 10, (baseline, multi)
-    assert multi.enrolments <= baseline.enrolments + len(STRANGERS), (baseline, multi)
+    # each fish under no more ids than the model alone gives it (the twins were merged),
+    # and not more enrolments than the single process made plus a few concurrent twins
+    assert multi.split_ids <= baseline.split_ids + SLACK, (baseline, multi)
+    assert multi.enrolments <= baseline.enrolments + SLACK, (baseline, multi)
     # the model's own errors (a sighting under another fish's id): compared, not zero
-    assert multi.wrong <= baseline.wrong * 1.5 + 20, (baseline, multi)
+    assert multi.wrong <= baseline.wrong + SLACK, (baseline, multi)
+    assert multi.missed_known <= baseline.missed_known + SLACK, (baseline, multi)
 
 
 def _distinct(stores) -> int:
