@@ -14,6 +14,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -109,8 +110,8 @@ def resolve(merges: dict[str, str], individual: str) -> str:
 class Score:
     """How ids and true fish line up (after merges)."""
 
-    sightings: int
-    enrolments: int  # sightings that enrolled a new id (raw writes)
+    sightings: int  # rows (raw writes: a replayed frame once per store it landed in)
+    enrolments: int  # distinct ids minted (before merges)
     ids_per_stranger: float  # distinct ids a stranger's sightings ended under, mean
     split_ids: int  # ids beyond one per fish (a known fish's one is its name), in all
     missed_known: int  # sightings of a known fish not under its name
@@ -138,7 +139,7 @@ def score(sightings: list[Sighting], truth: dict[str, str], merges: dict[str, st
     known = {make_individual(i, 0).name for i in KNOWN}
     return Score(
         sightings=len(sightings),
-        enrolments=sum(s.new_individual for s in sightings),
+        enrolments=len({s.individual for s in sightings if s.new_individual}),
         ids_per_stranger=float(np.mean([len(ids_of[f]) for f in strangers])),
         split_ids=sum(len(ids) - 1 for ids in ids_of.values()),
         missed_known=sum(
@@ -166,3 +167,25 @@ def topic_merges(topic: list[tuple]) -> dict[str, str]:
     """``merged id -> survivor`` as the topic's latest record of each individual says."""
     latest = {key: value for key, value in topic if "/" not in key}
     return {k: v["merged_into"] for k, v in latest.items() if v and v.get("merged_into")}
+
+
+def replays(sightings: list[Sighting]) -> tuple[int, int]:
+    """Frames stored more than once (replayed after a rebalance), and how many of those that
+    enrolled a fish name another id in another row (a replay minting a second id)."""
+    rows: dict[str, list[Sighting]] = defaultdict(list)
+    for s in sightings:
+        rows[s.uid].append(s)
+    again = {uid: r for uid, r in rows.items() if len(r) > 1}
+    enrolling = [r for r in again.values() if any(s.new_individual for s in r)]
+    minted_twice = sum(len({s.individual for s in r}) > 1 for r in enrolling)
+    return len(again), minted_twice
+
+
+def twin_gaps(topic: list[tuple], merges: dict[str, str]) -> list[float]:
+    """For each merged pair, the seconds between the two enrolments (their first records'
+    ``written_at``): how long one worker went on not knowing the other's fish."""
+    written: dict[str, datetime] = {}
+    for key, value in topic:
+        if value is not None and value["kind"] == "individual" and key not in written:
+            written[key] = datetime.fromisoformat(value["written_at"])
+    return [abs((written[a] - written[b]).total_seconds()) for a, b in merges.items()]

@@ -31,9 +31,11 @@ from tests.scaleout.fish_stream import (
     collisions,
     fish_stream,
     read_gallery_topic,
+    replays,
     score,
     stored_sightings,
     topic_merges,
+    twin_gaps,
 )
 
 pytestmark = pytest.mark.integration
@@ -44,6 +46,8 @@ BATCH = 64  # kafka.max_poll_records: the daemon's batch
 # few either way (measured: see the README's fish section); sharing nothing would add one
 # enrolment per stranger per worker (about 2 x 20 more, and as many more splits).
 SLACK = 8
+TWIN_WINDOW_S = 5.0  # a batch of 64 takes about 0.1 s here; a worker paused by a rebalance
+# reads to the end before its next batch
 
 
 def single_process(fish_model_dir, messages) -> list[Sighting]:
@@ -139,12 +143,19 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     merges = topic_merges(records)
     multi = score(rows, truth, merges)
     print(f"\nsingle process: {baseline.line()}\nthree workers:  {multi.line()}")
-    print(f"rows per worker {per_worker}; topic records {len(records)}; merges {len(merges)}")
+    replayed, minted_twice = replays(rows)
+    gaps = twin_gaps(records, merges)
+    print(
+        f"rows per worker {per_worker}; replayed frames {replayed}; topic records "
+        f"{len(records)}; merges {len(merges)}; twin gaps {sorted(round(g, 2) for g in gaps)} s"
+    )
 
     # every frame stored, the third worker took part
     assert {r.uid for r in rows} == set(truth) and all(n > 0 for n in per_worker)
     # 0 id collisions: no id was minted for two different sightings (raw rows and records)
     assert collisions(rows, records) == {}
+    # a replayed frame that had enrolled a fish names the same id again, never a second one
+    assert minted_twice == 0
     # 0 enrolments lost: every id any worker enrolled is in the topic and in every worker's
     # final gallery (its export)
     enrolled = {r.individual for r in rows if r.new_individual}
@@ -163,9 +174,12 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     # and not more enrolments than the single process made plus a few concurrent twins
     assert multi.split_ids <= baseline.split_ids + SLACK, (baseline, multi)
     assert multi.enrolments <= baseline.enrolments + SLACK, (baseline, multi)
-    # the model's own errors (a sighting under another fish's id): compared, not zero
-    assert multi.wrong <= baseline.wrong + SLACK, (baseline, multi)
-    assert multi.missed_known <= baseline.missed_known + SLACK, (baseline, multi)
+    # twins are enrolments made within a batch or two of each other (the tail), not later
+    assert max(gaps, default=0.0) < TWIN_WINDOW_S, gaps
+    # the model's own errors (a sighting under another fish's id, a known fish missed):
+    # compared with the single process, not zero; they move with the order a little more
+    assert multi.wrong <= baseline.wrong * 1.05 + SLACK, (baseline, multi)
+    assert multi.missed_known <= baseline.missed_known * 1.05 + SLACK, (baseline, multi)
 
 
 def _distinct(stores) -> int:

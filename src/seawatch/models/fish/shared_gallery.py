@@ -16,8 +16,11 @@ at its first fish batch it reads the whole topic over the seed gallery (the mode
 fish, or the working copy left by an earlier run); before deciding each batch it polls what
 the others wrote since (no wait: what a fetch brought is there at the next batch); after
 deciding it produces its enrolments and views and flushes them before the records are stored
-and the offsets committed, so an enrolment is never lost to a crash. On close it reads to
-the end once more and exports the gallery to its ``.npz`` file.
+and the offsets committed, so an enrolment is never lost to a crash. After a pause (no fish
+batch for :data:`STALE_S`) it reads to the end instead of polling: the Kafka client fetches
+only while it is polled, so what one poll returns after a pause is old. On close it reads to
+the end once more (merging the twins it finds there too) and exports the gallery to its
+``.npz`` file.
 
 **Provisional twins.** Two workers that see the same stranger within one poll of each other
 both enrol it. When a worker reads another's new provisional individual that matches one of
@@ -53,6 +56,7 @@ from seawatch.storage.fish_merges import FishMerges
 log = logging.getLogger(__name__)
 
 Kept = tuple[str, bool, SightingSource]  # individual, new individual, the sighting
+STALE_S = 1.0  # longer than this since the last sync: read to the end, not one poll
 
 
 def worker_name() -> str:
@@ -84,13 +88,15 @@ class SharedGallery:
         self._log: GalleryLog | None = None
         self._applier = RecordApplier(gallery)
         self._minted: set[str] = set()  # provisional ids this process enrolled
+        self._synced = 0.0  # time.monotonic() of the last sync
         self.twins_merged = 0
 
     def sync(self) -> None:
         """Before a batch is decided: read what the other workers wrote (the whole topic the
         first time), and merge their new provisional fish into this worker's twins."""
+        now = time.monotonic()
+        stale, self._synced = now - self._synced > STALE_S, now
         if self._log is None:
-            started = time.perf_counter()
             self._log = self._open_log()
             records = self._log.read_to_end()
             self._apply(records, merge_twins=False)
@@ -99,10 +105,10 @@ class SharedGallery:
                 self._log.topic,
                 len(records),
                 len(self.gallery),
-                time.perf_counter() - started,
+                time.monotonic() - now,
             )
             return
-        self._apply(self._log.poll(), merge_twins=True)
+        self._apply(self._log.read_to_end() if stale else self._log.poll(), merge_twins=True)
 
     def publish(self, kept: Sequence[Kept]) -> None:
         """After a batch is decided, before it is stored: its new individuals and views to
@@ -124,11 +130,12 @@ class SharedGallery:
         log_.flush()
 
     def close(self) -> None:
-        """Read to the end once more, export the gallery file, close the log."""
+        """Read to the end once more (merging twins enrolled since the last batch), export
+        the gallery file, close the log."""
         if self._log is None:
             return
         try:
-            self._apply(self._log.read_to_end(), merge_twins=False)
+            self._apply(self._log.read_to_end(), merge_twins=True)
             if self.export_path is not None:
                 self.gallery.save(self.export_path)
                 log.info(
