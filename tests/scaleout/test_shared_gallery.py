@@ -1,0 +1,79 @@
+"""The shared gallery on the real broker, in one process: what one worker enrols another
+reads, provisional twins merge the same way on both, a fresh worker answers a replayed frame
+as the first one did, and merges are kept in the local store."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+import pytest
+
+from seawatch.config import KafkaSettings
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery_log import GalleryLog
+from seawatch.models.fish.gallery_records import SightingSource
+from seawatch.models.fish.shared_gallery import SharedGallery
+from seawatch.storage.fish_merges import FishMerges, read_merges
+
+pytestmark = pytest.mark.integration
+
+DIM = 8
+
+
+def _worker(broker, topic: str, tmp_path, name: str) -> SharedGallery:
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    return SharedGallery(
+        Gallery(DIM),
+        functools.partial(GalleryLog, kafka, topic, create=True),
+        threshold=0.5,
+        model="test",
+        export_path=tmp_path / f"{name}-gallery.npz",
+        merges=FishMerges(tmp_path / f"{name}.db"),
+        worker=name,
+    )
+
+
+def _enrol(worker: SharedGallery, view: np.ndarray, uid: str, at_ns: int) -> str:
+    entry = worker.gallery.enrol_new(view, source=uid, first_seen_ns=at_ns)
+    worker.publish([(entry.id, True, SightingSource(uid, at_ns, f"frames.fish/0/{at_ns}"))])
+    return entry.id
+
+
+def _sync_until(worker: SharedGallery, condition, what: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        worker.sync()
+        time.sleep(0.02)
+
+
+def test_twins_merge_alike_on_both_workers_and_a_fresh_one_replays(tmp_path, broker, unique):
+    topic = f"t{unique}.fish-gallery"
+    a, b = _worker(broker, topic, tmp_path, "a"), _worker(broker, topic, tmp_path, "b")
+    a.sync(), b.sync()  # both read the (empty) topic before either enrols: concurrent twins
+    fish = np.eye(DIM)[0]
+    twin = fish + 0.2 * np.eye(DIM)[1]  # the same stranger, another sighting (cosine 0.98)
+    late = _enrol(a, fish, "cam-1@200", 200)
+    early = _enrol(b, twin, "cam-2@100", 100)
+    stranger = _enrol(b, np.eye(DIM)[5], "cam-2@300", 300)  # unlike both: never merged
+    _sync_until(a, lambda: a.gallery.resolve(late) == early, "a to merge its twin")
+    _sync_until(b, lambda: late in b.gallery and b.gallery.resolve(late) == early, "b")
+    assert a.gallery.resolve(stranger) == stranger and b.gallery.resolve(stranger) == stranger
+    assert a.twins_merged == 1  # the later enrolment (capture time) into the earlier
+
+    fresh = _worker(broker, topic, tmp_path, "c")  # a new worker, or this one restarted
+    fresh.sync()
+    assert set(fresh.gallery.ids) == {late, early, stranger}
+    assert fresh.gallery.resolve(late) == early
+    replay = fresh.gallery.seen("cam-1@200")  # the frame that enrolled `late`, replayed
+    assert replay is not None and replay.individual == late and replay.new_individual
+
+    for worker in (a, b, fresh):
+        worker.close()
+    for name in ("a", "b", "c"):
+        exported = Gallery.load(tmp_path / f"{name}-gallery.npz")
+        assert set(exported.ids) == {late, early, stranger}
+        assert exported.resolve(late) == early
+        assert read_merges(tmp_path / f"{name}.db") == {late: early}
