@@ -9,7 +9,9 @@ and compaction keeps the latest record of each key, which is all a reader needs
 group: each worker assigns itself every partition, reads from the beginning to the end
 offsets at start and polls without blocking between batches, so every worker on every host
 sees every record. Writes go through a producer with ``acks=all`` and are flushed before
-the batch that made them is committed.
+the batch that made them is committed. A broker that loses the topic (Tansu on memory,
+restarted) loses the shared records with it; each worker's gallery keeps them in memory and
+in the file it exports on stop, which the next start reads before the topic.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class GalleryLog:
                 group_id=None,
                 client_id=f"{kafka.client_id}-fish-gallery",
                 enable_auto_commit=False,
+                auto_offset_reset="earliest",  # a topic made again: its new log from the start
                 fetch_max_wait_ms=kafka.fetch_max_wait_ms,
                 max_partition_fetch_bytes=kafka.max_message_bytes,
             )
