@@ -10,8 +10,12 @@ with a fresh store (and so a fresh gallery topic), in a child process, runs inte
 ``baseline``  another checkout's code (``--baseline-src DIR``, e.g. a worktree of the commit
               before), as it stood
 
-Pipeline seconds are the daemon's own (first poll to the last committed batch). Writes
-``benchmarks/results/fish_gallery.json``.
+Pipeline seconds are the daemon's own (first poll to the last committed batch). On a busy
+machine those vary more than the gallery costs, so the head's own gallery work is also timed
+alone, in CPU seconds: the same 6,000 embeddings (the model run once) decided batch by
+batch as the head's ``finish`` does (``shared``: read what others wrote, decide, publish and
+flush; ``file``: decide, save the file after an enrolment; ``baseline``: that checkout's
+decide and save). Writes ``benchmarks/results/fish_gallery.json``.
 
     python benchmarks/fish_gallery.py [--frames 6000] [--repeats 3] [--baseline-src DIR]
 """
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "fish_gallery.json"
@@ -68,12 +74,82 @@ def run_once(args: argparse.Namespace) -> None:
     print(json.dumps({"frames": stats.processed, "busy_s": busy, "fps": stats.processed / busy}))
 
 
-def _child(args, mode: str, src: Path, topic: str, n: int, tmp: Path) -> dict:
+def head_once(args: argparse.Namespace) -> None:
+    """Child: the head's gallery work alone on saved embeddings; prints CPU us per frame."""
+    import functools
+
+    from threadpoolctl import threadpool_limits
+
+    from seawatch.contracts.card import load_card
+    from seawatch.models.fish.gallery import Gallery
+    from seawatch.models.fish.head import FishIdentifier
+
+    threadpool_limits(1, user_api="blas")  # as the daemon sets it
+    card, tmp = load_card(FISH_DIR), Path(args.store)
+    outputs = np.load(tmp / "embeddings.npy")
+    frames = [line.split("\t") for line in (tmp / "frames.tsv").read_text().splitlines()]
+    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    head = FishIdentifier(None, card, gallery, max_batch=64)  # type: ignore[arg-type]
+    shared, sources = None, None
+    if args.mode != "baseline":
+        from seawatch.models.fish.gallery_records import SightingSource
+
+        sources = [SightingSource(u, int(t), f"bench/0/{k}") for k, (u, t) in enumerate(frames)]
+    if args.mode == "shared":
+        from seawatch.config import KafkaSettings
+        from seawatch.models.fish.gallery_log import GalleryLog
+        from seawatch.models.fish.shared_gallery import SharedGallery
+
+        kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
+        log = functools.partial(GalleryLog, kafka, f"{args.group}.fish-gallery", create=True)
+        shared = SharedGallery(gallery, log, threshold=head.threshold, model=card.release)
+        shared.sync()  # connected and read before the clock starts, as after a first batch
+    started = time.process_time()
+    for i in range(0, len(outputs), 64):
+        embeddings = head.normalise(outputs[i : i + 64])
+        batch = sources[i : i + 64] if sources is not None else None
+        if shared is not None:
+            shared.sync()
+            decided = head.decide(embeddings, sources=batch)
+            pairs = zip(decided, batch, strict=True)
+            shared.publish([(d.individual, d.new_individual, s) for d, s in pairs if d.kept_view])
+        else:
+            decided = head.decide(embeddings, sources=batch) if batch else head.decide(embeddings)
+            if any(d.new_individual for d in decided):
+                gallery.save(tmp / f"{args.group}.npz")
+    cpu = time.process_time() - started
+    if shared is not None:
+        shared.close()
+    print(json.dumps({"cpu_us_per_frame": cpu / len(outputs) * 1e6, "ids": len(gallery)}))
+
+
+def _embeddings(messages, tmp: Path) -> None:
+    """The model's outputs for every frame, once, for the head-only runs."""
+    import cv2
+
+    from seawatch.contracts.card import ONNX_FILE
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.fish.head import prepare_fish
+
+    with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
+        inputs = np.stack(
+            [
+                prepare_fish(cv2.imdecode(np.frombuffer(m.value, np.uint8), 1), 64, 160)
+                for m in messages
+            ]
+        )
+        out = np.concatenate([backend.run(inputs[i : i + 64]) for i in range(0, len(inputs), 64)])
+    np.save(tmp / "embeddings.npy", out)
+    rows = [f"{m.meta.uid}\t{m.meta.captured_at_ns}" for m in messages]
+    (tmp / "frames.tsv").write_text("\n".join(rows))
+
+
+def _child(args, mode: str, src: Path, topic: str, n: int, tmp: Path, part="pipeline") -> dict:
     group = f"fg-{mode}-{time.time_ns()}"
     env = {**os.environ, "PYTHONPATH": str(src)}
     command = [sys.executable, __file__, "--child", "--mode", mode, "--bootstrap", args.bootstrap]
-    command += ["--topic", topic, "--group", group, "--frames", str(n)]
-    command += ["--store", str(tmp / group / "store.db")]
+    command += ["--topic", topic, "--group", group, "--frames", str(n), "--part", part]
+    command += ["--store", str(tmp if part == "head" else tmp / group / "store.db")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{mode} run failed:\n{done.stderr[-3000:]}")
@@ -92,9 +168,10 @@ def main() -> None:
     parser.add_argument("--topic", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--group", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--part", default="pipeline", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_once(args)
+        (head_once if args.part == "head" else run_once)(args)
         return
 
     from pipeline_tasks import task_messages
@@ -107,6 +184,7 @@ def main() -> None:
     if args.baseline_src is not None:
         modes["baseline"] = args.baseline_src.resolve()
     runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    heads: dict[str, list[dict]] = {mode: [] for mode in modes}
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         args.bootstrap = broker.bootstrap_servers
         topic = "bench.fish-gallery.frames.fish"
@@ -117,19 +195,29 @@ def main() -> None:
             publish_messages(publisher, topic, messages)
         finally:
             publisher.close()
+        _embeddings(messages, Path(tmp))
         for repeat in range(args.repeats):
             for mode, src in modes.items():
                 result = _child(args, mode, src, topic, args.frames, Path(tmp))
                 runs[mode].append(result)
-                print(f"repeat {repeat} {mode:8s} {result['fps']:7.0f} frames/s", flush=True)
+                head = _child(args, mode, src, topic, args.frames, Path(tmp), "head")
+                heads[mode].append(head)
+                print(
+                    f"repeat {repeat} {mode:8s} pipeline {result['fps']:7.0f} frames/s, "
+                    f"gallery work {head['cpu_us_per_frame']:5.1f} us CPU a frame",
+                    flush=True,
+                )
     medians = {mode: statistics.median(r["fps"] for r in rs) for mode, rs in runs.items()}
+    head_us = {m: statistics.median(r["cpu_us_per_frame"] for r in rs) for m, rs in heads.items()}
     for mode, fps in medians.items():
-        print(f"{mode:8s} median {fps:7.0f} frames/s")
+        print(f"{mode:8s} median {fps:7.0f} frames/s, gallery work {head_us[mode]:5.1f} us CPU")
     data = {
         "frames": args.frames,
         "repeats": args.repeats,
         "runs": runs,
         "median_fps": medians,
+        "head_runs": heads,
+        "median_gallery_cpu_us_per_frame": head_us,
         "shared_over_file": medians["shared"] / medians["file"],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_avg_1m_after": os.getloadavg()[0],

@@ -276,19 +276,20 @@ class Gallery:
     def save(self, path: Path) -> Path:
         """Write the gallery atomically to ``path`` (a ``.npz`` file, see
         :mod:`~seawatch.models.fish.gallery_file`)."""
-        entries = self.list()
-        views = [self.views(e.id) for e in entries]
+        ids, records = list(self._records), list(self._records.values())
         empty = np.zeros((0, self.dim or 0), np.float32)
         arrays = {
-            "embeddings": np.concatenate([v[0] for v in views]) if views else empty,
-            "owner": np.repeat(np.arange(len(views)), [len(v[0]) for v in views]),
-            "view_source": np.array([s for v in views for s in v[1]], dtype=np.str_),
-            "view_similarity": np.array([s for v in views for s in v[2]], dtype=np.float64),
-            "ids": np.array([e.id for e in entries], dtype=np.str_),
-            "provisional": np.array([e.provisional for e in entries], dtype=bool),
-            "enrolled_at": np.array([e.enrolled_at for e in entries], dtype=np.str_),
-            "first_seen_ns": np.array([e.first_seen_ns for e in entries], dtype=np.int64),
-            "merged_into": np.array([e.merged_into or "" for e in entries], dtype=np.str_),
+            "embeddings": np.concatenate([r.embeddings for r in records]) if records else empty,
+            "owner": np.repeat(np.arange(len(records)), [len(r.embeddings) for r in records]),
+            "view_source": np.array([s for r in records for s in r.sources], dtype=np.str_),
+            "view_similarity": np.array(
+                [s for r in records for s in r.similarities], dtype=np.float64
+            ),
+            "ids": np.array(ids, dtype=np.str_),
+            "provisional": np.array([r.provisional for r in records], dtype=bool),
+            "enrolled_at": np.array([r.enrolled_at for r in records], dtype=np.str_),
+            "first_seen_ns": np.array([r.first_seen_ns for r in records], dtype=np.int64),
+            "merged_into": np.array([r.merged_into or "" for r in records], dtype=np.str_),
             "dim": np.array(self.dim or 0),
             "format": np.array(FORMAT),
         }
