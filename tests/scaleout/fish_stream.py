@@ -52,6 +52,23 @@ def fish_stream(n: int, *, seed: int, start_ns: int) -> list[FrameMessage]:
     return messages
 
 
+def consumer_order(messages: list[FrameMessage], batch: int, rng) -> list[list[int]]:
+    """Indices of ``messages`` in batches as one consumer of the 3-partition topic may get
+    them: ``batch`` at a time from one partition (each in its own order), partitions taken
+    at random."""
+    from kafka.partitioner.default import murmur2
+
+    queues: list[list[int]] = [[], [], []]
+    for k, m in enumerate(messages):
+        queues[(murmur2(m.key) & 0x7FFFFFFF) % 3].append(k)
+    batches = []
+    while any(queues):
+        q = queues[int(rng.choice([i for i, q in enumerate(queues) if q]))]
+        batches.append(q[:batch])
+        del q[:batch]
+    return batches
+
+
 @dataclass(frozen=True)
 class Sighting:
     uid: str
@@ -110,7 +127,7 @@ def resolve(merges: dict[str, str], individual: str) -> str:
 class Score:
     """How ids and true fish line up (after merges)."""
 
-    sightings: int  # rows (raw writes: a replayed frame once per store it landed in)
+    sightings: int
     enrolments: int  # distinct ids minted (before merges)
     ids_per_stranger: float  # distinct ids a stranger's sightings ended under, mean
     split_ids: int  # ids beyond one per fish (a known fish's one is its name), in all
@@ -169,16 +186,18 @@ def topic_merges(topic: list[tuple]) -> dict[str, str]:
     return {k: v["merged_into"] for k, v in latest.items() if v and v.get("merged_into")}
 
 
-def replays(sightings: list[Sighting]) -> tuple[int, int]:
-    """Frames stored more than once (replayed after a rebalance), and how many of those that
-    enrolled a fish name another id in another row (a replay minting a second id)."""
+def replays(sightings: list[Sighting], merges: dict[str, str]) -> tuple[int, int, int]:
+    """Frames stored more than once (replayed after a rebalance or a kill); how many of those
+    that enrolled a fish name another id in another row (a replay minting a second id); and
+    how many replayed frames were answered with another id (after merges) the second time."""
     rows: dict[str, list[Sighting]] = defaultdict(list)
     for s in sightings:
         rows[s.uid].append(s)
     again = {uid: r for uid, r in rows.items() if len(r) > 1}
     enrolling = [r for r in again.values() if any(s.new_individual for s in r)]
     minted_twice = sum(len({s.individual for s in r}) > 1 for r in enrolling)
-    return len(again), minted_twice
+    otherwise = sum(len({resolve(merges, s.individual) for s in r}) > 1 for r in again.values())
+    return len(again), minted_twice, otherwise
 
 
 def twin_gaps(topic: list[tuple], merges: dict[str, str]) -> list[float]:
