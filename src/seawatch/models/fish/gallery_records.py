@@ -15,7 +15,7 @@ writers overwrite each other's work in the compacted topic:
                     removes the individual.
 ``<id>/<hash>``     a further **view** of a provisional individual (one per sighting it was
                     matched by, ``<hash>`` from the sighting's frame uid): ``embedding``,
-                    ``source``, ``similarity``, ``worker``.
+                    ``source``, ``similarity``, ``worker``, ``written_at``.
 
 Values are UTF-8 JSON (``"v": 1``); embeddings are base64 little-endian float32 (``dim``
 floats per view). Applying is idempotent (a view's source is added once), so a worker may
@@ -67,6 +67,7 @@ class Applied:
     merge_changed: bool = False  # merged_into differs from what the gallery held
     merged_by: str = ""
     merge_similarity: float | None = None
+    written_at: str = ""  # the writer's clock, ISO 8601
 
 
 def view_key(individual: str, source_uid: str) -> str:
@@ -101,7 +102,7 @@ def individual_record(
         "merged_into": entry.merged_into,
         "worker": worker,
         "model": model,
-        "written_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "written_at": _now(),
     }
     if entry.merged_into is not None:
         value["merged_by"] = worker
@@ -125,6 +126,7 @@ def view_record(
         "embedding": _encode(embeddings[k : k + 1]),
         "worker": worker,
         "model": model,
+        "written_at": _now(),
     }
     return view_key(individual, source.uid), _dump(value)
 
@@ -191,6 +193,7 @@ class RecordApplier:
             merge_changed=merged_into != before,
             merged_by=str(value.get("merged_by", "")),
             merge_similarity=value.get("merge_similarity"),
+            written_at=str(value.get("written_at", "")),
         )
 
     def _view(self, value: dict[str, Any]) -> Applied | None:
@@ -206,13 +209,22 @@ class RecordApplier:
             source=str(source.get("uid", "")),
             similarity=_float(value.get("similarity")),
         )
-        return Applied(VIEW, individual, str(value.get("worker", "")))
+        return Applied(
+            VIEW,
+            individual,
+            str(value.get("worker", "")),
+            written_at=str(value.get("written_at", "")),
+        )
 
 
 def _source(source: SightingSource | None, uid: str, captured_at_ns: int) -> dict[str, Any]:
     if source is not None:
         return {"uid": source.uid, "captured_at_ns": source.captured_at_ns, "ref": source.ref}
     return {"uid": uid, "captured_at_ns": captured_at_ns, "ref": ""}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _encode(views: np.ndarray) -> str:

@@ -32,11 +32,13 @@ later sightings resolve to the survivor; stored sightings keep the id they were 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,7 @@ class SharedGallery:
         self._minted: set[str] = set()  # provisional ids this process enrolled
         self._synced = 0.0  # time.monotonic() of the last sync
         self.twins_merged = 0
+        self.tail_lags_s: list[float] = []  # how old others' records were when the tail read them
 
     def sync(self) -> None:
         """Before a batch is decided: read what the other workers wrote (the whole topic the
@@ -108,7 +111,8 @@ class SharedGallery:
                 time.monotonic() - now,
             )
             return
-        self._apply(self._log.read_to_end() if stale else self._log.poll(), merge_twins=True)
+        records = self._log.read_to_end() if stale else self._log.poll()
+        self._apply(records, merge_twins=True, tail=True)
 
     def publish(self, kept: Sequence[Kept]) -> None:
         """After a batch is decided, before it is stored: its new individuals and views to
@@ -138,11 +142,16 @@ class SharedGallery:
             self._apply(self._log.read_to_end(), merge_twins=True)
             if self.export_path is not None:
                 self.gallery.save(self.export_path)
+                lags = sorted(self.tail_lags_s) or [0.0]
                 log.info(
-                    "fish_gallery_exported path=%s individuals=%d twins_merged=%d",
+                    "fish_gallery_exported path=%s individuals=%d twins_merged=%d "
+                    "tail_records=%d tail_lag_p50_s=%.3f tail_lag_max_s=%.3f",
                     self.export_path,
                     len(self.gallery),
                     self.twins_merged,
+                    len(self.tail_lags_s),
+                    lags[len(lags) // 2],
+                    lags[-1],
                 )
         finally:
             self._log.close()
@@ -155,10 +164,13 @@ class SharedGallery:
             self.sync()
         return self._log  # type: ignore[return-value]
 
-    def _apply(self, records: list, *, merge_twins: bool) -> None:
+    def _apply(self, records: list, *, merge_twins: bool, tail: bool = False) -> None:
         merged = False
+        now = datetime.now(UTC)
         for key, value in records:
             applied = self._applier.apply(key, value)
+            if tail and applied is not None and applied.worker != self.worker:
+                self._lag(now, applied.written_at)
             if applied is None or applied.kind != INDIVIDUAL:
                 continue
             if applied.merge_changed and self.merges is not None:
@@ -172,6 +184,11 @@ class SharedGallery:
                 merged = self._merge_twin(applied.individual) or merged
         if merged:
             self._opened().flush()
+
+    def _lag(self, now: datetime, written_at: str) -> None:
+        """Note how long another worker's record took to reach this one (between batches)."""
+        with contextlib.suppress(ValueError, TypeError):  # no time, or no zone: nothing to note
+            self.tail_lags_s.append((now - datetime.fromisoformat(written_at)).total_seconds())
 
     def _is_foreign_enrolment(self, applied: Applied) -> bool:
         return (
