@@ -92,7 +92,9 @@ class SharedGallery:
         self._minted: set[str] = set()  # provisional ids this process enrolled
         self._synced = 0.0  # time.monotonic() of the last sync
         self.twins_merged = 0
-        self.tail_lags_s: list[float] = []  # how old others' records were when the tail read them
+        # how old others' records were when the poll between two batches read them (not the
+        # read after a pause: those are as old as the pause)
+        self.tail_lags_s: list[float] = []
 
     def sync(self) -> None:
         """Before a batch is decided: read what the other workers wrote (the whole topic the
@@ -112,7 +114,7 @@ class SharedGallery:
             )
             return
         records = self._log.read_to_end() if stale else self._log.poll()
-        self._apply(records, merge_twins=True, tail=True)
+        self._apply(records, merge_twins=True, tail=not stale)
 
     def publish(self, kept: Sequence[Kept]) -> None:
         """After a batch is decided, before it is stored: its new individuals and views to
