@@ -5,6 +5,8 @@ as the first one did, and merges are kept in the local store."""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -77,3 +79,45 @@ def test_twins_merge_alike_on_both_workers_and_a_fresh_one_replays(tmp_path, bro
         assert set(exported.ids) == {late, early, stranger}
         assert exported.resolve(late) == early
         assert read_merges(tmp_path / f"{name}.db") == {late: early}
+
+
+_STOP_WITHOUT_BROKER = """
+import sys, time, functools
+from pathlib import Path
+import numpy as np
+from seawatch.config import KafkaSettings
+from seawatch.ingest.broker import EmbeddedBroker
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery_log import GalleryLog
+from seawatch.models.fish.gallery_records import SightingSource
+from seawatch.models.fish.shared_gallery import SharedGallery
+out = Path(sys.argv[1])
+with EmbeddedBroker() as broker:
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    log = functools.partial(GalleryLog, kafka, "fish-gallery", create=True)
+    shared = SharedGallery(Gallery(8), log, threshold=0.5, model="m", export_path=out)
+    shared.sync()
+    entry = shared.gallery.enrol_new(np.eye(8)[0], source="cam@1", first_seen_ns=1)
+    shared.publish([(entry.id, True, SightingSource("cam@1", 1))])
+    broker.stop()
+    started = time.monotonic()
+    shared.close()
+    print(entry.id, round(time.monotonic() - started, 1))
+"""
+
+
+def test_a_worker_stopping_while_the_broker_is_gone_still_exports(tmp_path):
+    """In a child process: kafka-python keeps the sockets of its reconnect tries to a dead
+    broker open past close(), which this session's warnings-are-errors would report."""
+    export = tmp_path / "gallery.npz"
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::ResourceWarning", "-c", _STOP_WITHOUT_BROKER, export],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    enrolled, seconds = done.stdout.split()
+    assert "fish_gallery_final_read_failed" in done.stderr
+    assert float(seconds) < 10 and enrolled in Gallery.load(export)

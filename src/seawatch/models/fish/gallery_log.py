@@ -64,7 +64,7 @@ class GalleryLog:
 
     def read_to_end(self, timeout_s: float = READ_TIMEOUT_S) -> list[Record]:
         """Every record up to the partitions' end offsets as they are now."""
-        ends = self._consumer.end_offsets(self._partitions)
+        ends = self._consumer.end_offsets(self._partitions, timeout_ms=int(timeout_s * 1000))
         deadline = time.monotonic() + timeout_s
         records: list[Record] = []
         while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):

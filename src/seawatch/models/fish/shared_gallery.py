@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 Kept = tuple[str, bool, SightingSource]  # individual, new individual, the sighting
 STALE_S = 1.0  # longer than this since the last sync: read to the end, not one poll
+CLOSE_READ_S = 5.0  # the last read at stop (a worker drains within 10 s of SIGTERM)
 
 
 def worker_name() -> str:
@@ -141,7 +142,14 @@ class SharedGallery:
         if self._log is None:
             return
         try:
-            self._apply(self._log.read_to_end(), merge_twins=True)
+            try:
+                self._apply(self._log.read_to_end(CLOSE_READ_S), merge_twins=True)
+            except Exception as exc:  # the broker gone at stop: keep what this worker has
+                log.warning(
+                    "fish_gallery_final_read_failed error=%r effect='the export holds what this "
+                    "worker read before; the topic keeps the rest'",
+                    str(exc)[:200],
+                )
             if self.export_path is not None:
                 self.gallery.save(self.export_path)
                 lags = sorted(self.tail_lags_s) or [0.0]
