@@ -121,3 +121,50 @@ def test_a_worker_stopping_while_the_broker_is_gone_still_exports(tmp_path):
     enrolled, seconds = done.stdout.split()
     assert "fish_gallery_final_read_failed" in done.stderr
     assert float(seconds) < 10 and enrolled in Gallery.load(export)
+
+
+_BROKER_AWAY = """
+import sys, threading, time, functools
+import numpy as np
+from seawatch.config import KafkaSettings
+from seawatch.ingest.broker import EmbeddedBroker
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery_log import GalleryLog
+from seawatch.models.fish.gallery_records import SightingSource
+from seawatch.models.fish.shared_gallery import SharedGallery
+with EmbeddedBroker() as broker:
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, connect_timeout_ms=2000)
+    log = functools.partial(GalleryLog, kafka, "fish-gallery", create=True)
+    shared = SharedGallery(Gallery(8), log, threshold=0.5, model="m")
+    shared.sync()
+    broker.stop()
+    started = time.monotonic()
+    entry = shared.gallery.enrol_new(np.eye(8)[0], source="cam@1", first_seen_ns=1)
+    kept = [(entry.id, True, SightingSource("cam@1", 1))]
+    publishing = threading.Thread(target=shared.publish, args=(kept,))  # waits, sends again
+    publishing.start()
+    time.sleep(7.0)
+    broker.start()  # back, empty (memory storage); from this thread: the broker dies with
+    publishing.join()  # the thread that started it
+    waited = time.monotonic() - started
+    fresh = SharedGallery(Gallery(8), log, threshold=0.5, model="m")
+    fresh.sync()
+    print(entry.id in fresh.gallery, round(waited, 1))
+    shared.close(), fresh.close()
+"""
+
+
+def test_an_enrolment_waits_for_a_broker_that_is_away_and_is_sent_again(tmp_path):
+    """The worker stays alive through a broker outage (as for dead letters): the flush waits
+    and sends again; in a child process for kafka-python's leftover sockets."""
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::ResourceWarning", "-c", _BROKER_AWAY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    readable, waited = done.stdout.split()
+    assert "fish_gallery_unacknowledged" in done.stderr
+    assert readable == "True" and 6 < float(waited) < 30

@@ -9,13 +9,17 @@ and compaction keeps the latest record of each key, which is all a reader needs
 group: each worker assigns itself every partition, reads from the beginning to the end
 offsets at start and polls without blocking between batches, so every worker on every host
 sees every record. Writes go through a producer with ``acks=all`` and are flushed before
-the batch that made them is committed. A broker that loses the topic (Tansu on memory,
-restarted) loses the shared records with it; each worker's gallery keeps them in memory and
-in the file it exports on stop, which the next start reads before the topic.
+the batch that made them is committed; while the broker does not acknowledge them the flush
+waits and sends them again (as the dead-letter queue does), for up to :data:`FLUSH_WAIT_S`,
+then raises (the worker restarts; its batch was not committed). A broker that loses the topic
+(Tansu on memory, restarted) loses the shared records with it; each worker's gallery keeps
+them in memory and in the file it exports on stop, which the next start reads before the topic.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 
 from seawatch.config import KafkaSettings
@@ -23,7 +27,11 @@ from seawatch.contracts.errors import BrokerError, ConfigError
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.kafka_security import client_kwargs, connect_errors
 
+log = logging.getLogger(__name__)
+
 TOPIC_CONFIGS = {"cleanup.policy": "compact"}
+FLUSH_WAIT_S = 60.0  # how long a flush waits for a broker that does not acknowledge
+FLUSH_TRY_S = 5.0  # one attempt; then a new producer sends the records again
 READ_TIMEOUT_S = 60.0  # reading the whole topic at start; a gallery is megabytes at most
 
 Record = tuple[str, bytes | None]  # key, value (None: a tombstone)
@@ -61,6 +69,10 @@ class GalleryLog:
         self._consumer.assign(self._partitions)
         self._consumer.seek_to_beginning(*self._partitions)
         self._publisher = Publisher(kafka)
+        self._kafka, self._create = kafka, create
+        self._unacknowledged: list[Record] = []
+        self._unsent = False  # a record not handed to the producer: the next flush resends
+        self.resends = 0
 
     def read_to_end(self, timeout_s: float = READ_TIMEOUT_S) -> list[Record]:
         """Every record up to the partitions' end offsets as they are now."""
@@ -79,13 +91,68 @@ class GalleryLog:
         return self._unpack(self._consumer.poll(timeout_ms=0))
 
     def send(self, key: str, value: bytes | None) -> None:
-        """Queue one record (``value`` None: a tombstone)."""
-        self._publisher.send(self.topic, value, key.encode(), [])  # type: ignore[arg-type]
+        """Queue one record (``value`` None: a tombstone); :meth:`flush` makes sure of it."""
+        from kafka.errors import KafkaError
 
-    def flush(self) -> None:
-        """Block until every queued record is acknowledged (``acks=all``); raise
-        :class:`BrokerError` when the broker does not take them."""
-        self._publisher.flush()
+        self._unacknowledged.append((key, value))
+        try:
+            self._send(key, value)
+        except KafkaError as exc:  # no metadata (the broker away): the flush sends it again
+            self._unsent = True
+            log.debug("fish_gallery_send_deferred error=%r", exc)
+
+    def flush(self, wait_s: float = FLUSH_WAIT_S) -> None:
+        """Block until every queued record is acknowledged (``acks=all``), sending them again
+        while the broker does not take them; :class:`BrokerError` after ``wait_s``."""
+        from kafka.errors import KafkaError
+
+        deadline, pause = time.monotonic() + wait_s, 0.5
+        while True:
+            try:
+                if self._unsent:
+                    raise BrokerError("records were not handed to the producer")
+                self._publisher.flush(timeout_s=FLUSH_TRY_S)
+                self._unacknowledged.clear()
+                return
+            except (BrokerError, KafkaError) as exc:
+                error: Exception = exc
+            while True:  # wait, then a new producer sends every unacknowledged record again
+                if time.monotonic() + pause > deadline:
+                    n = len(self._unacknowledged)
+                    msg = f"{n} fish gallery records not acknowledged in {wait_s:.0f} s: {error}"
+                    raise BrokerError(msg) from error
+                log.warning(
+                    "fish_gallery_unacknowledged records=%d error=%r effect='the batch waits; "
+                    "sent again in %.1f s'",
+                    len(self._unacknowledged),
+                    str(error)[:200],
+                    pause,
+                )
+                time.sleep(pause)
+                pause = min(5.0, pause * 2)
+                self.resends += 1
+                try:
+                    self._resend()
+                    break
+                except (BrokerError, KafkaError) as exc:
+                    error = exc
+
+    def _resend(self) -> None:
+        """A new producer, the topic made again if it is gone (so a broker that auto-creates
+        topics does not make it with its defaults), and every unacknowledged record again."""
+        from kafka.errors import KafkaError
+
+        self._unsent = True
+        self._publisher.reconnect()  # the old one's records are dropped: all are sent again
+        if self._create:
+            with contextlib.suppress(BrokerError, KafkaError):  # unreachable: the flush waits
+                ensure_topics(self._kafka, [self.topic], 1, TOPIC_CONFIGS)
+        for key, value in self._unacknowledged:
+            self._send(key, value)
+        self._unsent = False
+
+    def _send(self, key: str, value: bytes | None) -> None:
+        self._publisher.send(self.topic, value, key.encode(), [])  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close the reader and the writer (records not flushed yet are dropped)."""
