@@ -10,7 +10,8 @@ import pytest
 from seawatch.contracts.card import InputSpec, ModelCard, TrainingSummary
 from seawatch.contracts.errors import BackendError, ConfigError
 from seawatch.contracts.records import UNKNOWN
-from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery import Gallery, new_id
+from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.head import PROVISIONAL_VIEWS, FishIdentifier, prepare_fish
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,21 +98,45 @@ def test_unknown_fish_is_enrolled_provisionally_and_matched_next_time(tmp_path: 
     gallery = Gallery()
     gallery.enrol("zf-a", np.eye(DIM)[0])
     identifier = FishIdentifier(CodeBackend(), _card(), gallery, max_batch=2)
-    known, new, again, other = identifier.identify(_crops(0, 5, 5, 6))
+    sources = [SightingSource(f"cam@{t}", t, f"frames.fish/0/{t}") for t in range(4)]
+    embeddings = identifier.embed(_crops(0, 5, 5, 6))
+    known, new, again, other = identifier.decide(embeddings, sources=sources)
     assert (known.individual, known.new_individual, known.provisional) == ("zf-a", False, False)
     assert known.similarity == pytest.approx(1.0)
-    assert new.new_individual and new.provisional and new.individual == "fish-new-0001"
+    assert new.new_individual and new.provisional and new.individual == new_id("cam@1")
     assert new.similarity < 0.5  # the best score it missed
-    assert again.individual == "fish-new-0001" and not again.new_individual and again.provisional
+    assert again.individual == new.individual and not again.new_individual and again.provisional
     assert again.similarity == pytest.approx(1.0)  # a cosine, whatever the backend's norm
-    assert other.individual == "fish-new-0002" and other.new_individual
+    assert other.individual == new_id("cam@3") and other.new_individual
+    assert gallery.entry(new.individual).first_seen_ns == 1
+    # the same frames again (a replay after a crash): the same answers, nothing added
+    views = len(gallery.views(new.individual)[0])
+    replayed = identifier.decide(embeddings, sources=sources)
+    assert _answers(replayed) == _answers([known, new, again, other])
+    assert not any(s.kept_view for s in replayed)  # nothing to publish again
+    assert len(gallery.views(new.individual)[0]) == views and len(gallery) == 3
     path = gallery.save(tmp_path / "gallery.npz")
     later = FishIdentifier(CodeBackend(), _card(), Gallery.load(path, dim=DIM), max_batch=8)
     (seen_again,) = later.identify(_crops(6))
-    assert seen_again.individual == "fish-new-0002" and not seen_again.new_individual
+    assert seen_again.individual == other.individual and not seen_again.new_individual
     (stranger,) = later.identify(_crops(7), enrol_new=False)
     assert stranger.individual == UNKNOWN and not stranger.new_individual
     assert len(later.gallery) == 3
+
+
+def _answers(sightings) -> list[tuple]:
+    return [(s.individual, s.similarity, s.new_individual, s.provisional) for s in sightings]
+
+
+def test_a_match_to_a_merged_id_is_reported_under_its_survivor() -> None:
+    gallery = Gallery()
+    gallery.enrol("fish-new-a", np.eye(DIM)[1], provisional=True, first_seen_ns=1)
+    gallery.enrol("fish-new-b", np.eye(DIM)[2], provisional=True, first_seen_ns=2)
+    gallery.merge("fish-new-b", "fish-new-a")
+    identifier = FishIdentifier(CodeBackend(), _card(), gallery, max_batch=2)
+    (sighting,) = identifier.decide(identifier.embed(_crops(2)), sources=[SightingSource("c@9")])
+    assert sighting.individual == "fish-new-a" and not sighting.new_individual
+    assert sighting.kept_view and gallery.seen("c@9").individual == "fish-new-a"
 
 
 class TableBackend(CodeBackend):

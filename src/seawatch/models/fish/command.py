@@ -132,11 +132,15 @@ def gallery_list(model: Path, gallery_path: Path | None) -> None:
     """Show the enrolled individuals."""
     _, path, gallery = _open(model, gallery_path, create=False)
     table = Table(title=f"{path}: {len(gallery)} individuals")
-    for column in ("id", "views", "provisional", "enrolled at"):
+    for column in ("id", "views", "provisional", "enrolled at", "merged into"):
         table.add_column(column)
     for entry in gallery.list():
         table.add_row(
-            entry.id, str(entry.n_embeddings), "yes" if entry.provisional else "", entry.enrolled_at
+            entry.id,
+            str(entry.n_embeddings),
+            "yes" if entry.provisional else "",
+            entry.enrolled_at,
+            entry.merged_into or "",
         )
     _console.print(table)
 

@@ -1,37 +1,43 @@
-"""The gallery of known fish: enrolled embeddings per individual, matching, one file on disk.
+"""The gallery of known fish: enrolled embeddings per individual, matching, merges.
 
 numpy only. An individual holds one or more L2-normalised embeddings (views of that fish).
 A query's score for an individual is the **maximum** cosine similarity over that
-individual's stored embeddings (nearest view: a new pose only needs to resemble one enrolled
+individual's stored views (nearest view: a new pose only needs to resemble one enrolled
 view). :meth:`Gallery.match` returns the best individual and its score per query; the open-set
 decision (match or new fish) belongs to the caller, who holds the calibrated threshold.
 
-New fish get ids ``fish-new-0001``, ``fish-new-0002``, ...: the counter is stored in the
-file and never goes back, so an id is not reused even after its individual was removed.
+**Ids without coordination.** A new fish's id is derived from the sighting that enrolled it
+(:func:`new_id`: ``fish-new-`` + the first 12 hex digits of the SHA-256 of the frame's uid),
+not from a counter: two workers, processes or hosts can never mint the same id for two
+different sightings, and a replayed frame mints the id it minted before. Each view remembers
+its source (the frame uid), so :meth:`Gallery.seen` answers a replayed sighting exactly as
+the first time.
 
-On disk it is one ``.npz`` file (no pickle): ``embeddings`` (M x D float32), ``owner`` (M,
-index into ``ids``), ``ids``, ``provisional``, ``enrolled_at`` (ISO 8601 UTC), ``dim``,
-``next_new`` and ``format``. :meth:`Gallery.save` writes a temporary file beside the target
-and ``os.replace``-s it, so a reader never sees half a gallery.
+**Merges.** A provisional individual found to be another one (two workers enrolled the same
+stranger at once: provisional twins) is merged, not deleted: ``merged_into`` names the
+survivor, its views keep counting for the survivor, :meth:`Gallery.resolve` maps the id to
+it, and :meth:`Gallery.unmerge` undoes it.
+
+On disk it is one ``.npz`` file (:mod:`seawatch.models.fish.gallery_file`); shared between
+workers it is a compacted Kafka topic (:mod:`seawatch.models.fish.gallery_log`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import zipfile
-from dataclasses import dataclass
+import hashlib
+import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
+from seawatch.models.fish.gallery_file import FORMAT, read_arrays, working_gallery, write_arrays
 
-FORMAT = 1
 NEW_PREFIX = "fish-new"
-_KEYS = ("embeddings", "owner", "ids", "provisional", "enrolled_at", "dim", "next_new", "format")
+_ID_HEX = 12  # 48 bits: a clash is about one in a million after 20,000 new fish, and is
+# detected anyway (the id's enrolling source differs); it then takes more digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,9 @@ class GalleryEntry:
     n_embeddings: int
     provisional: bool
     enrolled_at: str
+    merged_into: str | None = None  # the survivor, when this id was merged into another
+    first_seen_ns: int = 0  # capture time of the sighting that enrolled it (0: enrolled by hand)
+    source: str = ""  # uid of the frame that enrolled it ("" when enrolled by hand)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +61,29 @@ class Match:
     similarity: float
 
 
+@dataclass(frozen=True, slots=True)
+class SourceAnswer:
+    """What a sighting (a frame uid) was answered the first time it was decided."""
+
+    individual: str
+    similarity: float
+    new_individual: bool
+
+
 @dataclass(slots=True)
 class _Record:
     embeddings: np.ndarray
     provisional: bool
     enrolled_at: str
+    first_seen_ns: int = 0
+    merged_into: str | None = None
+    sources: list[str] = field(default_factory=list)  # per view: frame uid or ""
+    similarities: list[float] = field(default_factory=list)  # per view: the sighting's score
+
+
+def new_id(source: str, digits: int = _ID_HEX) -> str:
+    """The id a new fish first seen in ``source`` (a frame uid) gets: same source, same id."""
+    return f"{NEW_PREFIX}-{hashlib.sha256(source.encode()).hexdigest()[:digits]}"
 
 
 class Gallery:
@@ -67,8 +94,8 @@ class Gallery:
             msg = f"embedding dimension must be >= 1, got {dim}"
             raise ValueError(msg)
         self.dim = dim
-        self.next_new = 1
         self._records: dict[str, _Record] = {}
+        self._by_source: dict[str, str] = {}  # frame uid -> the individual holding its view
         self._matrix: tuple[np.ndarray, np.ndarray, list[str]] | None = None
 
     def __len__(self) -> int:
@@ -89,11 +116,16 @@ class Gallery:
         provisional: bool = False,
         *,
         enrolled_at: str | None = None,
+        source: str = "",
+        similarity: float = math.nan,
+        first_seen_ns: int = 0,
     ) -> GalleryEntry:
         """Add views (K x D or D) of ``individual_id``; a new id is created if needed.
 
         Enrolling more views of a known id appends them; enrolling it with
         ``provisional=False`` confirms a provisional individual (it never goes back).
+        ``source`` (a frame uid) names the sighting the views come from: a source already
+        held by this individual adds nothing (a replay, or the same record read twice).
         """
         if not individual_id or individual_id != individual_id.strip():
             msg = f"individual id must be non-empty without surrounding spaces: {individual_id!r}"
@@ -103,36 +135,121 @@ class Gallery:
             msg = f"enrolling {individual_id!r} needs at least one embedding, got none"
             raise ConfigError(msg)
         record = self._records.get(individual_id)
+        if record is not None:
+            record.provisional = record.provisional and provisional
+            if source and source in record.sources:
+                return self.entry(individual_id)
+        n = len(views)
         if record is None:
             stamp = enrolled_at or datetime.now(UTC).isoformat(timespec="seconds")
-            self._records[individual_id] = _Record(views, provisional, stamp)
+            record = _Record(views, provisional, stamp, first_seen_ns)
+            self._records[individual_id] = record
         else:
             record.embeddings = np.concatenate([record.embeddings, views])
-            record.provisional = record.provisional and provisional
+        record.sources.extend([source] * n)
+        record.similarities.extend([float(similarity)] * n)
+        if source:
+            self._by_source.setdefault(source, individual_id)
         self._matrix = None
         return self.entry(individual_id)
 
-    def enrol_new(self, embeddings: np.ndarray) -> GalleryEntry:
-        """Enrol an unknown fish under the next free ``fish-new-NNNN`` id, provisional."""
-        while (new_id := f"{NEW_PREFIX}-{self.next_new:04d}") in self._records:
-            self.next_new += 1
-        self.next_new += 1
-        return self.enrol(new_id, embeddings, provisional=True)
+    def enrol_new(
+        self,
+        embeddings: np.ndarray,
+        *,
+        source: str | None = None,
+        similarity: float = math.nan,
+        first_seen_ns: int = 0,
+    ) -> GalleryEntry:
+        """Enrol an unknown fish, provisional, under the id its ``source`` (the frame uid)
+        derives (:func:`new_id`); without a source, the id derives from the embedding."""
+        views = self._check(embeddings)
+        origin = source or hashlib.sha256(views.tobytes()).hexdigest()
+        digits = _ID_HEX
+        while (candidate := new_id(origin, digits)) in self._records:
+            if self._records[candidate].sources[:1] == [source or ""] and source:
+                break  # this very sighting enrolled it before: the same id again
+            digits += 4  # a clash of two sightings' hashes: a longer id, still deterministic
+        return self.enrol(
+            candidate,
+            views,
+            provisional=True,
+            source=source or "",
+            similarity=similarity,
+            first_seen_ns=first_seen_ns,
+        )
+
+    def seen(self, source: str) -> SourceAnswer | None:
+        """How the sighting ``source`` (a frame uid) was answered, if a view of it is held:
+        a replayed frame gets the same answer, and adds no second view."""
+        individual = self._by_source.get(source)
+        record = self._records.get(individual) if individual else None
+        if record is None or source not in record.sources:
+            return None
+        view = record.sources.index(source)
+        return SourceAnswer(individual, record.similarities[view], view == 0)  # type: ignore[arg-type]
 
     def remove(self, individual_id: str) -> None:
         """Forget an individual and all its embeddings."""
         if individual_id not in self._records:
             msg = f"individual {individual_id!r} is not in the gallery ({len(self)} enrolled)"
             raise ConfigError(msg)
-        del self._records[individual_id]
+        record = self._records.pop(individual_id)
+        for source in record.sources:
+            if self._by_source.get(source) == individual_id:
+                del self._by_source[source]
         self._matrix = None
+
+    def merge(self, loser: str, survivor: str) -> None:
+        """Record that ``loser`` is ``survivor``: its sightings resolve to the survivor and
+        its views count for it. Reversible (:meth:`unmerge`)."""
+        for individual_id in (loser, survivor):
+            if individual_id not in self._records:
+                msg = f"cannot merge: {individual_id!r} is not in the gallery"
+                raise ConfigError(msg)
+        if self.resolve(survivor) == loser:
+            msg = f"cannot merge {loser!r} into {survivor!r}: {survivor!r} resolves to it"
+            raise ConfigError(msg)
+        self._records[loser].merged_into = survivor
+
+    def unmerge(self, individual_id: str) -> None:
+        """Undo a merge: ``individual_id`` is its own individual again."""
+        self._records[individual_id].merged_into = None
+
+    def set_merged_into(self, individual_id: str, survivor: str | None) -> None:
+        """Set the merge as a record read from the shared log says (no checks: the log's
+        order decides; :meth:`resolve` tolerates a survivor that is not held)."""
+        self._records[individual_id].merged_into = survivor
+
+    def resolve(self, individual_id: str) -> str:
+        """The id a sighting of ``individual_id`` is reported under: its merge survivor
+        (followed through chains), or itself."""
+        seen = {individual_id}
+        current = individual_id
+        while (record := self._records.get(current)) is not None and record.merged_into:
+            if record.merged_into in seen or record.merged_into not in self._records:
+                break
+            current = record.merged_into
+            seen.add(current)
+        return current
 
     def entry(self, individual_id: str) -> GalleryEntry:
         """The listing entry of one individual."""
-        record = self._records[individual_id]
+        r = self._records[individual_id]
         return GalleryEntry(
-            individual_id, len(record.embeddings), record.provisional, record.enrolled_at
+            individual_id,
+            len(r.embeddings),
+            r.provisional,
+            r.enrolled_at,
+            r.merged_into,
+            r.first_seen_ns,
+            r.sources[0] if r.sources else "",
         )
+
+    def views(self, individual_id: str) -> tuple[np.ndarray, list[str], list[float]]:
+        """An individual's views, their sources and their sightings' scores (copies)."""
+        r = self._records[individual_id]
+        return r.embeddings.copy(), list(r.sources), list(r.similarities)
 
     def list(self) -> list[GalleryEntry]:
         """All individuals, in enrolment order."""
@@ -147,7 +264,8 @@ class Gallery:
         return np.maximum.reduceat(queries @ matrix.T, starts, axis=1)
 
     def match(self, embeddings: np.ndarray) -> list[Match]:
-        """The best individual and its score for each query embedding (N x D)."""
+        """The best individual and its score for each query embedding (N x D); a merged
+        individual's views count for its survivor (the caller resolves the id)."""
         scores = self.scores(embeddings)
         if scores.shape[1] == 0:
             return [Match(None, -1.0) for _ in range(len(scores))]
@@ -156,84 +274,53 @@ class Gallery:
         return [Match(ids[b], float(scores[i, b])) for i, b in enumerate(best)]
 
     def save(self, path: Path) -> Path:
-        """Write the gallery atomically to ``path`` (a ``.npz`` file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        dim = self.dim or 0
-        records = list(self._records.values())
+        """Write the gallery atomically to ``path`` (a ``.npz`` file, see
+        :mod:`~seawatch.models.fish.gallery_file`)."""
+        ids, records = list(self._records), list(self._records.values())
+        empty = np.zeros((0, self.dim or 0), np.float32)
         arrays = {
-            "embeddings": np.concatenate([r.embeddings for r in records])
-            if records
-            else np.zeros((0, dim), np.float32),
+            "embeddings": np.concatenate([r.embeddings for r in records]) if records else empty,
             "owner": np.repeat(np.arange(len(records)), [len(r.embeddings) for r in records]),
-            "ids": np.array(list(self._records), dtype=np.str_),
+            "view_source": np.array([s for r in records for s in r.sources], dtype=np.str_),
+            "view_similarity": np.array(
+                [s for r in records for s in r.similarities], dtype=np.float64
+            ),
+            "ids": np.array(ids, dtype=np.str_),
             "provisional": np.array([r.provisional for r in records], dtype=bool),
             "enrolled_at": np.array([r.enrolled_at for r in records], dtype=np.str_),
-            "dim": np.array(dim),
-            "next_new": np.array(self.next_new),
+            "first_seen_ns": np.array([r.first_seen_ns for r in records], dtype=np.int64),
+            "merged_into": np.array([r.merged_into or "" for r in records], dtype=np.str_),
+            "dim": np.array(self.dim or 0),
             "format": np.array(FORMAT),
         }
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        try:
-            os.fchmod(handle, mode)  # mkstemp makes 0600; keep the file readable as before
-            with os.fdopen(handle, "wb") as file:
-                np.savez(file, **arrays)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_arrays(path, arrays)
 
     @classmethod
     def load(cls, path: Path, *, dim: int | None = None) -> Gallery:
         """Read a gallery file; ``dim`` (the model's embedding size) is checked when given."""
-        path = Path(path)
-        try:
-            with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in _KEYS}
-        except FileNotFoundError:
-            msg = f"gallery file {path} does not exist; enrol individuals or train a model first"
-            raise ConfigError(msg) from None
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            msg = f"gallery file {path} is corrupt or not a gallery ({exc}); restore it or re-enrol"
-            raise ConfigError(msg) from exc
-        gallery = cls._from_arrays(path, arrays)
+        a = read_arrays(path)
+        gallery = cls(int(a["dim"]) or None)
         if dim is not None and gallery.dim is not None and gallery.dim != dim:
             msg = (
                 f"gallery {path} holds {gallery.dim}-d embeddings but the model makes {dim}-d "
                 "ones; it was built with another model: re-enrol with this one"
             )
             raise ConfigError(msg)
-        return gallery
-
-    @classmethod
-    def _from_arrays(cls, path: Path, a: dict[str, np.ndarray]) -> Gallery:
-        emb, owner, ids = a["embeddings"], a["owner"], a["ids"]
-        n = len(ids)
-        consistent = (
-            int(a["format"]) == FORMAT
-            and emb.ndim == 2
-            and np.issubdtype(emb.dtype, np.floating)
-            and len(owner) == len(emb)
-            and len(a["provisional"]) == len(a["enrolled_at"]) == n
-            and (n == 0 or (owner.min() >= 0 and owner.max() < n))
-            and bool(np.isfinite(emb).all())
-            and (int(a["dim"]) == emb.shape[1] or len(emb) == 0)
-        )
-        if not consistent:
-            msg = f"gallery file {path} is corrupt (inconsistent arrays); restore it or re-enrol"
-            raise ConfigError(msg)
-        gallery = cls(int(a["dim"]) or None)
-        gallery.next_new = int(a["next_new"])
-        for i, individual_id in enumerate(ids.tolist()):
-            gallery._records[individual_id] = _Record(
-                emb[owner == i].astype(np.float32),
-                bool(a["provisional"][i]),
-                str(a["enrolled_at"][i]),
+        emb, sources, scores = a["embeddings"], a["view_source"].tolist(), a["view_similarity"]
+        ids = a["ids"].tolist()
+        for row, owner in enumerate(a["owner"].tolist()):
+            gallery.enrol(
+                ids[owner],
+                emb[row],
+                bool(a["provisional"][owner]),
+                enrolled_at=str(a["enrolled_at"][owner]),
+                source=sources[row],
+                similarity=float(scores[row]),
+                first_seen_ns=int(a["first_seen_ns"][owner]),
             )
+        for individual_id, survivor in zip(ids, a["merged_into"].tolist(), strict=True):
+            if survivor:
+                gallery.set_merged_into(individual_id, survivor)
         return gallery
 
     def _check(self, embeddings: np.ndarray) -> np.ndarray:
@@ -264,17 +351,12 @@ class Gallery:
         return self._matrix
 
 
-def working_gallery(path: Path, model_gallery: Path) -> Path:
-    """The daemon's own gallery file at ``path``, seeded from the model's gallery the first
-    time. The model's gallery (known individuals) is never written to; enrolments of new
-    individuals go to the working copy (``storage.local.fish_gallery``)."""
-    if not path.exists():
-        if not model_gallery.is_file():
-            msg = f"fish model has no gallery file at {model_gallery}; retrain or enrol one"
-            raise ConfigError(msg)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(model_gallery, path)
-    return path
-
-
-__all__ = ["NEW_PREFIX", "Gallery", "GalleryEntry", "Match", "working_gallery"]
+__all__ = [
+    "NEW_PREFIX",
+    "Gallery",
+    "GalleryEntry",
+    "Match",
+    "SourceAnswer",
+    "new_id",
+    "working_gallery",
+]

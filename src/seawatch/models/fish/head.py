@@ -14,17 +14,25 @@ provisional individual keeps each matched sighting as a further view, up to
 :data:`PROVISIONAL_VIEWS` (known individuals were enrolled with several views; one view of a
 new fish is matched by only about 58 % of its later sightings at the threshold, and each miss
 would enrol the same fish again).
+
+A new fish's id derives from the frame that enrolled it (see
+:mod:`seawatch.models.fish.gallery`), so a replayed frame gets the answer it got before. With
+``shared_gallery`` (the default) the gallery is one for every worker of the consumer group, on
+every host, kept in a compacted Kafka topic (:mod:`seawatch.models.fish.shared_gallery`):
+read before each batch is decided, appended to (and flushed) before its records are stored.
+Without it, the working copy ``.npz`` is saved after each enrolment (one process only).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from seawatch.contracts.card import ModelCard
 from seawatch.contracts.crops import (
@@ -37,7 +45,7 @@ from seawatch.contracts.crops import (
 from seawatch.contracts.errors import BackendError, ConfigError, FrameError
 from seawatch.contracts.evidence import thumbnail
 from seawatch.contracts.frames import Frame
-from seawatch.contracts.preprocess import planar_batch, planar_float32
+from seawatch.contracts.preprocess import planar_batch
 from seawatch.contracts.records import UNKNOWN, FishRecord
 from seawatch.contracts.task import (
     PreparedFrame,
@@ -50,6 +58,9 @@ from seawatch.contracts.task import (
 from seawatch.inference.backend import Backend
 from seawatch.inference.batching import run_in_chunks
 from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery_records import SightingSource
+from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
+from seawatch.models.fish.shared_gallery import Kept, SharedGallery
 
 TASK = "fish"
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
@@ -63,64 +74,15 @@ class Sighting:
     similarity: float  # best gallery score (cosine; -1.0 for an empty gallery)
     new_individual: bool  # True when this sighting enrolled a new id
     provisional: bool  # the matched/enrolled individual is provisional
-
-
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """A decoded image (H x W gray, H x W x 3 BGR, H x W x 4 BGRA; uint8/uint16) -> RGB uint8.
-
-    16-bit data is scaled by the smallest power of two that holds its maximum (as for
-    plankton), so 10- to 14-bit cameras in 16-bit containers keep their contrast.
-    """
-    if image.dtype == np.uint16:
-        bits = max(8, int(image.max()).bit_length())
-        image = (image >> (bits - 8)).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        msg = f"image dtype {image.dtype} is not supported; expected uint8 or uint16"
-        raise ValueError(msg)
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        code = cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB
-        return cv2.cvtColor(image, code)
-    msg = f"image shape {image.shape} is not H x W, H x W x 3 or H x W x 4"
-    raise ValueError(msg)
-
-
-def fit_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a crop to ``height`` x ``width`` (area interpolation when shrinking).
-
-    The aspect is not kept, as usual for re-ID inputs: a detector's tight crop then always
-    spans the fish from snout (left) to tail tip (right), which the network's positional
-    head relies on; only the body depth stretches a little when the box is looser or tighter.
-    """
-    h, w = image.shape[:2]
-    if h < 1 or w < 1:
-        msg = f"image of shape {image.shape} is empty"
-        raise ValueError(msg)
-    if (h, w) == (height, width):
-        return image
-    shrink = h > height or w > width
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interpolation)
-
-
-def fish_input8(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A decoded fish crop -> ``height`` x ``width`` x 3 uint8 RGB: the model input before
-    its float conversion (:func:`prepare_fish`, or :func:`planar_batch` for a batch)."""
-    return fit_crop(to_rgb8(image), height, width)
-
-
-def prepare_fish(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A decoded fish crop -> the model input: float32 3 x ``height`` x ``width`` RGB 0..255."""
-    return planar_float32(fish_input8(image, height, width))
+    kept_view: bool = False  # this sighting's embedding was added to the gallery
 
 
 class FishIdentifier:
     """Embeds fish crops with a backend and identifies them against a gallery (open set).
 
-    As a task head, ``enrol_new`` says whether an unknown fish is enrolled, and
-    ``gallery_path`` (when set) is where the gallery is saved after each enrolment, before
-    the batch's records are stored, so enrolments survive a crash.
+    As a task head, ``enrol_new`` says whether an unknown fish is enrolled. Enrolments
+    survive a crash: with ``shared`` they are in the shared log (flushed) before the batch's
+    records are stored; else the gallery is saved to ``gallery_path`` (when set) then.
     """
 
     name = TASK
@@ -135,6 +97,7 @@ class FishIdentifier:
         enrol_new: bool = True,
         gallery_path: Path | None = None,
         keep_views: bool = False,
+        shared: SharedGallery | None = None,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -161,6 +124,7 @@ class FishIdentifier:
         self.enrol_new = enrol_new
         self.gallery_path = gallery_path
         self.keep_views = keep_views  # encode each sighting's view for the review station
+        self.shared = shared
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         """One fish crop: its uint8 model input (and its encoded view, when views are kept)."""
@@ -187,9 +151,23 @@ class FishIdentifier:
         self, frames: Sequence[PreparedFrame], outputs: np.ndarray, infer_ms: float
     ) -> list[TaskResult]:
         """Embeddings -> one sighting per crop (enrolling unknown fish when ``enrol_new``);
-        the gallery is saved before the records are stored."""
-        sightings = self.decide(self.normalise(outputs), enrol_new=self.enrol_new)
-        if self.gallery_path is not None and any(s.new_individual for s in sightings):
+        enrolments are made durable (shared log or file) before the records are stored."""
+        sources = [
+            SightingSource(p.frame.meta.uid, p.frame.meta.captured_at_ns, str(p.frame.ref))
+            for p in frames
+        ]
+        if self.shared is not None:
+            self.shared.sync()  # what the other workers enrolled and merged since
+        embeddings = self.normalise(outputs)
+        sightings = self.decide(embeddings, enrol_new=self.enrol_new, sources=sources)
+        if self.shared is not None:
+            kept: list[Kept] = [
+                (s.individual, s.new_individual, source)
+                for s, source in zip(sightings, sources, strict=True)
+                if s.kept_view
+            ]
+            self.shared.publish(kept)
+        elif self.gallery_path is not None and any(s.new_individual for s in sightings):
             self.gallery.save(self.gallery_path)
         per_frame_ms = infer_ms / max(1, len(frames))
         return [
@@ -207,8 +185,12 @@ class FishIdentifier:
         ]
 
     def close(self) -> None:
-        """Close the backend."""
-        self.backend.close()
+        """Close the backend, and the shared gallery (exporting it to its file)."""
+        try:
+            if self.shared is not None:
+                self.shared.close()
+        finally:
+            self.backend.close()
 
     def model_input(self, image: np.ndarray) -> np.ndarray:
         """A decoded crop -> float32 3 x H x W RGB 0..255 (see :func:`prepare_fish`)."""
@@ -246,13 +228,22 @@ class FishIdentifier:
         (see :meth:`decide`)."""
         return self.decide(self.embed(tensor), enrol_new=enrol_new)
 
-    def decide(self, embeddings: np.ndarray, *, enrol_new: bool = True) -> list[Sighting]:
+    def decide(
+        self,
+        embeddings: np.ndarray,
+        *,
+        enrol_new: bool = True,
+        sources: Sequence[SightingSource] | None = None,
+    ) -> list[Sighting]:
         """Match unit embeddings (N x D) against the gallery, enrolling unknown fish when
         ``enrol_new``.
 
         Crops are decided in order, so a fish enrolled by an earlier crop of this batch is
-        matched by a later one. A new individual's similarity is the best score it missed.
-        Below threshold without ``enrol_new`` the individual is ``unknown``.
+        matched by a later one. A new individual's similarity is the best score it missed;
+        its id derives from its ``sources`` entry (the frame), else from its embedding.
+        A sighting whose view the gallery already holds (a replayed frame) gets the answer
+        it got then. A match to a merged id is reported under its survivor. Below threshold
+        without ``enrol_new`` the individual is ``unknown``.
         """
         if not len(embeddings):
             return []
@@ -260,23 +251,40 @@ class FishIdentifier:
         fresh: list[tuple[str, np.ndarray]] = []  # views this batch enrolled (new or added)
         sightings = []
         for i, match in enumerate(matches):
+            source = sources[i] if sources is not None else None
+            if source is not None and (answer := self.gallery.seen(source.uid)) is not None:
+                entry = self.gallery.entry(answer.individual)
+                again = (answer.individual, answer.similarity, answer.new_individual)
+                sightings.append(Sighting(*again, entry.provisional))
+                continue
             best, score = match.individual, match.similarity
             for new_id, view in fresh:
                 similarity = float(embeddings[i] @ view)
                 if similarity > score:
                     best, score = new_id, similarity
+            score = round(score, 6)
+            uid = source.uid if source is not None else ""
             if best is not None and score >= self.threshold:
+                best = self.gallery.resolve(best)
                 entry = self.gallery.entry(best)
-                if entry.provisional and entry.n_embeddings < PROVISIONAL_VIEWS:
-                    self.gallery.enrol(best, embeddings[i], provisional=True)
+                kept = entry.provisional and entry.n_embeddings < PROVISIONAL_VIEWS
+                if kept:
+                    self.gallery.enrol(
+                        best, embeddings[i], provisional=True, source=uid, similarity=score
+                    )
                     fresh.append((best, embeddings[i]))
-                sightings.append(Sighting(best, round(score, 6), False, entry.provisional))
+                sightings.append(Sighting(best, score, False, entry.provisional, kept))
             elif enrol_new:
-                entry = self.gallery.enrol_new(embeddings[i])
+                entry = self.gallery.enrol_new(
+                    embeddings[i],
+                    source=uid or None,
+                    similarity=score,
+                    first_seen_ns=source.captured_at_ns if source is not None else 0,
+                )
                 fresh.append((entry.id, embeddings[i]))
-                sightings.append(Sighting(entry.id, round(score, 6), True, True))
+                sightings.append(Sighting(entry.id, score, True, True, True))
             else:
-                sightings.append(Sighting(UNKNOWN, round(score, 6), False, False))
+                sightings.append(Sighting(UNKNOWN, score, False, False))
         return sightings
 
 
@@ -286,6 +294,22 @@ class FishOptions(TaskOptions):
     enrol_new: bool = Field(
         True, description="a fish below the match threshold enrols a new provisional id"
     )
+    shared_gallery: bool = Field(
+        True,
+        description="one gallery for every worker of the consumer group (every host), kept "
+        "in a compacted Kafka topic; false: a working file per process (one process only)",
+    )
+    gallery_topic: str | None = Field(
+        None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
+    )
+
+    @field_validator("gallery_topic")
+    @classmethod
+    def _topic_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value):
+            msg = "a Kafka topic name: 1-249 of the characters A-Z a-z 0-9 . _ -"
+            raise ValueError(msg)
+        return value
 
 
 def _load(task, settings) -> FishIdentifier:
@@ -300,14 +324,39 @@ def _load(task, settings) -> FishIdentifier:
     )
     model_gallery = artifact.directory / artifact.card.files.get("gallery", "")
     path = working_gallery(settings.storage.local.fish_gallery_path, model_gallery)
+    gallery = Gallery.load(path)
+    shared = None
+    if options.shared_gallery:
+        shared = _shared(gallery, options, artifact.card, settings, path)
     return FishIdentifier(
         artifact.backend,
         artifact.card,
-        Gallery.load(path),
+        gallery,
         max_batch=max_batch,
         enrol_new=options.enrol_new,
         gallery_path=path,
         keep_views=settings.storage.local.keeps_crops,
+        shared=shared,
+    )
+
+
+def _shared(
+    gallery: Gallery, options: FishOptions, card: ModelCard, settings, path: Path
+) -> SharedGallery:
+    """The gallery shared through ``options.gallery_topic`` (connected at the first batch)."""
+    from seawatch.models.fish.gallery_log import GalleryLog
+    from seawatch.storage.fish_merges import FishMerges
+
+    kafka = settings.kafka
+    topic = options.gallery_topic or f"{kafka.group_id}.fish-gallery"
+    local = settings.storage.local
+    return SharedGallery(
+        gallery,
+        functools.partial(GalleryLog, kafka, topic, create=kafka.create_topics),
+        threshold=float(card.thresholds["match_similarity"]),
+        model=card.release,
+        export_path=path,
+        merges=FishMerges(local.path) if local.enabled else None,
     )
 
 

@@ -1,0 +1,210 @@
+"""The fish stream of the scale-out test and how its outcome is scored.
+
+A tank watched by several cameras (keyed by camera, so over the frame topic's partitions):
+known fish (in the committed model's gallery) and strangers (in no gallery, never trained
+on), each sighted many times in a random order. Every frame's true fish is kept, so the ids
+the daemon gave can be scored against the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import cv2
+import numpy as np
+
+from seawatch.contracts.frames import FrameKind, FrameMeta
+from seawatch.ingest.publish import FrameMessage
+from seawatch.models.fish.synthetic import make_individual, render_fish
+
+KNOWN = tuple(range(40))  # zf-0-0000 .. zf-0-0039: in the committed model's gallery
+STRANGERS = tuple(range(250, 270))  # in no gallery, never trained on
+CAMERAS = tuple(f"tank-cam-{c:02d}" for c in range(1, 7))
+
+
+def fish_stream(n: int, *, seed: int, start_ns: int) -> list[FrameMessage]:
+    """``n`` side views, each individual sighted about as often, 1 ms apart, by a random
+    camera; ``truth`` is the fish's name."""
+    rng = np.random.default_rng(seed)
+    fish = [make_individual(i, 0) for i in (*KNOWN, *STRANGERS)]
+    order = rng.permutation(np.resize(np.arange(len(fish)), n))
+    messages = []
+    for k, index in enumerate(order):
+        camera = CAMERAS[int(rng.integers(len(CAMERAS)))]
+        meta = FrameMeta(
+            instrument=camera,
+            task="fish",
+            captured_at_ns=start_ns + k * 1_000_000,
+            frame_kind=FrameKind.ROI,
+            content_type="image/jpeg",
+            cruise="tank",
+            station="tank-1",
+        )
+        image = render_fish(fish[index], rng)
+        _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        messages.append(FrameMessage(camera.encode(), jpeg.tobytes(), meta, truth=fish[index].name))
+    return messages
+
+
+def consumer_order(messages: list[FrameMessage], batch: int, rng) -> list[list[int]]:
+    """Indices of ``messages`` in batches as one consumer of the 3-partition topic may get
+    them: ``batch`` at a time from one partition (each in its own order), partitions taken
+    at random."""
+    from kafka.partitioner.default import murmur2
+
+    queues: list[list[int]] = [[], [], []]
+    for k, m in enumerate(messages):
+        queues[(murmur2(m.key) & 0x7FFFFFFF) % 3].append(k)
+    batches = []
+    while any(queues):
+        q = queues[int(rng.choice([i for i, q in enumerate(queues) if q]))]
+        batches.append(q[:batch])
+        del q[:batch]
+    return batches
+
+
+@dataclass(frozen=True)
+class Sighting:
+    uid: str
+    individual: str
+    new_individual: bool
+
+
+def stored_sightings(stores: Iterable) -> list[Sighting]:
+    """Every fish row of every store: raw writes (a frame replayed by a second worker after a
+    rebalance is counted twice, once per store it landed in)."""
+    rows = []
+    for path in stores:
+        with sqlite3.connect(path) as db:
+            rows += [
+                Sighting(uid, individual, bool(new))
+                for uid, individual, new in db.execute(
+                    "SELECT frame_uid, individual, new_individual FROM fish"
+                )
+            ]
+    return rows
+
+
+def read_gallery_topic(bootstrap: str, topic: str, timeout_s: float = 30) -> list[tuple]:
+    """Every record of the gallery topic, raw, in order: (key, value dict or None)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[tuple] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "the gallery topic did not read to its end"
+            for batch in consumer.poll(timeout_ms=200).values():
+                records += [
+                    (r.key.decode(), None if r.value is None else json.loads(r.value))
+                    for r in batch
+                ]
+        return records
+    finally:
+        consumer.close()
+
+
+def resolve(merges: dict[str, str], individual: str) -> str:
+    seen = {individual}
+    while (nxt := merges.get(individual)) and nxt not in seen:
+        individual = nxt
+        seen.add(individual)
+    return individual
+
+
+@dataclass(frozen=True)
+class Score:
+    """How ids and true fish line up (after merges)."""
+
+    sightings: int
+    enrolments: int  # distinct ids minted (before merges)
+    ids_per_stranger: float  # distinct ids a stranger's sightings ended under, mean
+    split_ids: int  # ids beyond one per fish (a known fish's one is its name), in all
+    missed_known: int  # sightings of a known fish not under its name
+    wrong: int  # sightings under an id that is mostly (or named after) another fish
+    mixed_ids: int  # ids holding sightings of two or more true fish
+
+    def line(self) -> str:
+        return (
+            f"sightings={self.sightings} enrolments={self.enrolments} "
+            f"ids_per_stranger={self.ids_per_stranger:.2f} split_ids={self.split_ids} "
+            f"missed_known={self.missed_known} wrong={self.wrong} mixed_ids={self.mixed_ids}"
+        )
+
+
+def score(sightings: list[Sighting], truth: dict[str, str], merges: dict[str, str]) -> Score:
+    """Score the ids given against the truth, each id read through the merges."""
+    by_id: dict[str, Counter] = defaultdict(Counter)
+    for s in sightings:
+        by_id[resolve(merges, s.individual)][truth[s.uid]] += 1
+    owner = {i: (i if i in counts else counts.most_common(1)[0][0]) for i, counts in by_id.items()}
+    ids_of: dict[str, set] = defaultdict(set)
+    for individual, fish in owner.items():
+        ids_of[fish].add(individual)
+    strangers = {make_individual(i, 0).name for i in STRANGERS}
+    known = {make_individual(i, 0).name for i in KNOWN}
+    return Score(
+        sightings=len(sightings),
+        enrolments=len({s.individual for s in sightings if s.new_individual}),
+        ids_per_stranger=float(np.mean([len(ids_of[f]) for f in strangers])),
+        split_ids=sum(len(ids) - 1 for ids in ids_of.values()),
+        missed_known=sum(
+            n for i, c in by_id.items() for f, n in c.items() if f in known and i != f
+        ),
+        wrong=sum(n for i, c in by_id.items() for f, n in c.items() if f != owner[i]),
+        mixed_ids=sum(len(c) > 1 for c in by_id.values()),
+    )
+
+
+def collisions(sightings: list[Sighting], topic: list[tuple]) -> dict[str, set]:
+    """Ids minted for two different enrolments: two frames each said to have enrolled it
+    (stored rows), or two individual records of one id from different sightings (topic)."""
+    sources: dict[str, set] = defaultdict(set)
+    for s in sightings:
+        if s.new_individual:
+            sources[s.individual].add(s.uid)
+    for key, value in topic:
+        if value is not None and value["kind"] == "individual" and value["source"]["uid"]:
+            sources[key].add(value["source"]["uid"])
+    return {i: uids for i, uids in sources.items() if len(uids) > 1}
+
+
+def topic_merges(topic: list[tuple]) -> dict[str, str]:
+    """``merged id -> survivor`` as the topic's latest record of each individual says."""
+    latest = {key: value for key, value in topic if "/" not in key}
+    return {k: v["merged_into"] for k, v in latest.items() if v and v.get("merged_into")}
+
+
+def replays(sightings: list[Sighting], merges: dict[str, str]) -> tuple[int, int, int]:
+    """Frames stored more than once (replayed after a rebalance or a kill); how many of those
+    that enrolled a fish name another id in another row (a replay minting a second id); and
+    how many replayed frames were answered with another id (after merges) the second time."""
+    rows: dict[str, list[Sighting]] = defaultdict(list)
+    for s in sightings:
+        rows[s.uid].append(s)
+    again = {uid: r for uid, r in rows.items() if len(r) > 1}
+    enrolling = [r for r in again.values() if any(s.new_individual for s in r)]
+    minted_twice = sum(len({s.individual for s in r}) > 1 for r in enrolling)
+    otherwise = sum(len({resolve(merges, s.individual) for s in r}) > 1 for r in again.values())
+    return len(again), minted_twice, otherwise
+
+
+def twin_gaps(topic: list[tuple], merges: dict[str, str]) -> list[float]:
+    """For each merged pair, the seconds between the two enrolments (their first records'
+    ``written_at``): how long one worker went on not knowing the other's fish."""
+    written: dict[str, datetime] = {}
+    for key, value in topic:
+        if value is not None and value["kind"] == "individual" and key not in written:
+            written[key] = datetime.fromisoformat(value["written_at"])
+    return [abs((written[a] - written[b]).total_seconds()) for a, b in merges.items()]
