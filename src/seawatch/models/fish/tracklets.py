@@ -46,13 +46,14 @@ class Tracklet:
     scores: list[float] = field(default_factory=list)  # the good views' best gallery score
     individual: str | None = None  # decided: the known fish, or the new id it enrolled
     sightings: int = 0
+    key: int = 0
 
 
 class Tracklets:
     """The open tracklets of every camera."""
 
     def __init__(
-        self, *, gap_s: float = 1.5, link_similarity: float = 0.45, max_move: float = 1.5
+        self, *, gap_s: float = 1.5, link_similarity: float = 0.5, max_move: float = 0.8
     ) -> None:
         if gap_s <= 0 or not -1 <= link_similarity <= 1 or max_move <= 0:
             msg = (
