@@ -300,6 +300,11 @@ class FishOptions(TaskOptions):
         description="one gallery for every worker of the consumer group (every host), kept "
         "in a compacted Kafka topic; false: a working file per process (one process only)",
     )
+    tracklets: bool = Field(
+        True,
+        description="link a camera's sightings close in time into tracklets and decide each "
+        "as a group (a new fish only after 3 good views agree); false: each sighting alone",
+    )
     gallery_topic: str | None = Field(
         None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
     )
@@ -338,6 +343,7 @@ def _load(task, settings) -> FishIdentifier:
         gallery_path=path,
         keep_views=settings.storage.local.keeps_crops,
         shared=shared,
+        tracklets=options.tracklets,
     )
 
 
