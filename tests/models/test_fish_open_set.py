@@ -51,7 +51,7 @@ def test_a_stranger_is_enrolled_once_after_three_good_views() -> None:
 
 
 def test_one_odd_view_or_poor_views_never_enrol() -> None:
-    rng, a, b, gallery, decider = _setup()
+    rng, _, b, gallery, decider = _setup()
     single = _decide(decider, [_unit(rng, b)], 0)  # one view, then the fish is gone
     assert single[0].individual == UNKNOWN and not single[0].new_individual
     poor = _decide(decider, [_unit(rng, b) for _ in range(6)], 50, quality=5.0, tag="p")
@@ -69,7 +69,7 @@ def test_a_known_fish_with_a_weak_view_is_matched_as_a_group() -> None:
 
 
 def test_two_fish_in_one_frame_are_two_tracklets() -> None:
-    rng, _, b, gallery, decider = _setup()
+    rng, _, b, _, decider = _setup()
     c = np.eye(DIM)[2]
     embeddings, sources, places = [], [], []
     for k in range(4):  # both fish in each frame, same camera, same time
