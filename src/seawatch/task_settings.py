@@ -60,7 +60,8 @@ class TaskSettings(BaseModel):
         default_factory=dict,
         description="the task's own settings (checked by its head): plankton top_k; otolith "
         "views (test-time views per specimen: 1, 4, 8, or auto = the card's measured choice "
-        "for the backend); fish enrol_new, shared_gallery (true: one gallery for every worker "
+        "for the backend); fish enrol_new, tracklets (true: a camera's sightings close in time "
+        "decided as groups; false: each alone), shared_gallery (true: one gallery for every worker "
         "of the consumer group, on every host, in a compacted Kafka topic; false: a working "
         "file per process) and gallery_topic (default <kafka.group_id>.fish-gallery)",
     )

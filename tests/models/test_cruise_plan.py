@@ -131,13 +131,18 @@ def test_cruise_stream_renders_the_planned_frames():
         cruise_stream(n, start_ns=start, seed=3, full_share=0.1, full_size=(160, 120), **shares)
     )
     assert len(messages) == n
+    fish_at = 0
     for frame, message in zip(planned, messages, strict=True):
         if frame.task == "broken":
             assert message.meta is None and message.broken
             continue
         meta = message.meta
         assert (meta.task, meta.instrument) == (frame.task, frame.instrument)
-        assert meta.captured_at_ns == start + frame.offset_ns
+        if frame.task == "fish":  # a fish's visit: frames 0.4 s apart from its first planned time
+            assert fish_at < meta.captured_at_ns <= start + frame.offset_ns + 8 * 400_000_000
+            fish_at = meta.captured_at_ns
+        else:
+            assert meta.captured_at_ns == start + frame.offset_ns
         assert (meta.station, meta.cruise) == (frame.station.name, DEMO_PLAN.cruise)
         if frame.task == "plankton":
             assert (meta.lat, meta.lon) == (frame.station.lat, frame.station.lon)

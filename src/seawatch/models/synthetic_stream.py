@@ -36,6 +36,7 @@ OTOLITH_ANOMALY_SHARE = 0.2  # share of the demo's otoliths with a defect
 # The demo tank: five fish the committed model's gallery knows (make_individuals(n, 0) indices
 # 0-4) and two strangers (indices 250-251 are in no gallery and were never trained on).
 FISH_KNOWN, FISH_STRANGERS = (0, 1, 2, 3, 4), (250, 251)
+FISH_VISIT_TICK_NS = 400_000_000  # frames of one fish's visit to the tank camera
 
 
 def _encode(image: np.ndarray, encoding: str) -> bytes:
@@ -212,17 +213,26 @@ def _otolith(
 
 
 def _fish_renderer(rng: np.random.Generator):
-    """Side views of the demo tank's seven fish, each seen again and again."""
+    """Side views of the demo tank's seven fish, each seen again and again: a fish passes the
+    camera in a visit of 1-8 frames 0.4 s apart (from the frame's planned time on)."""
     from seawatch.models.fish.synthetic import make_individual, render_fish
 
     individuals = [make_individual(i, 0) for i in (*FISH_KNOWN, *FISH_STRANGERS)]
+    visit = {"left": 0, "fish": individuals[0], "at": 0}
 
     def render(index: int, captured: int, station: str, cruise: str = CRUISE) -> FrameMessage:
-        individual = individuals[int(rng.integers(len(individuals)))]
+        if visit["left"] == 0:
+            visit["fish"] = individuals[int(rng.integers(len(individuals)))]
+            visit["left"] = int(min(8, rng.geometric(0.25)))
+            visit["at"] = max(captured, visit["at"] + FISH_VISIT_TICK_NS)
+        else:
+            visit["at"] += FISH_VISIT_TICK_NS
+        visit["left"] -= 1
+        individual = visit["fish"]
         meta = FrameMeta(
             instrument=FISH_CAMERA,
             task="fish",
-            captured_at_ns=captured,
+            captured_at_ns=visit["at"],
             frame_kind=FrameKind.ROI,
             content_type="image/jpeg",
             cruise=cruise,

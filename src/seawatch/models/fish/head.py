@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,22 +58,14 @@ from seawatch.inference.backend import Backend
 from seawatch.inference.batching import run_in_chunks
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
+from seawatch.models.fish.open_set import OpenSetDecider, Sighting
 from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
+from seawatch.models.fish.quality import view_quality
 from seawatch.models.fish.shared_gallery import Kept, SharedGallery
+from seawatch.models.fish.tracklets import Place, Tracklets
 
 TASK = "fish"
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """The identifier's answer for one fish crop."""
-
-    individual: str
-    similarity: float  # best gallery score (cosine; -1.0 for an empty gallery)
-    new_individual: bool  # True when this sighting enrolled a new id
-    provisional: bool  # the matched/enrolled individual is provisional
-    kept_view: bool = False  # this sighting's embedding was added to the gallery
 
 
 class FishIdentifier:
@@ -98,6 +89,7 @@ class FishIdentifier:
         gallery_path: Path | None = None,
         keep_views: bool = False,
         shared: SharedGallery | None = None,
+        tracklets: bool = False,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -125,6 +117,10 @@ class FishIdentifier:
         self.gallery_path = gallery_path
         self.keep_views = keep_views  # encode each sighting's view for the review station
         self.shared = shared
+        # tracklets: sightings decided as groups (issue 28); None: each sighting alone
+        self.decider = (
+            OpenSetDecider(gallery, self.threshold, tracklets=Tracklets()) if tracklets else None
+        )
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         """One fish crop: its uint8 model input (and its encoded view, when views are kept)."""
@@ -159,14 +155,15 @@ class FishIdentifier:
         if self.shared is not None:
             self.shared.sync()  # what the other workers enrolled and merged since
         embeddings = self.normalise(outputs)
-        sightings = self.decide(embeddings, enrol_new=self.enrol_new, sources=sources)
+        places = [_place(p) for p in frames] if self.decider is not None else None
+        merged = len(self.decider.merges) if self.decider is not None else 0
+        sightings = self.decide(
+            embeddings, enrol_new=self.enrol_new, sources=sources, places=places
+        )
         if self.shared is not None:
-            kept: list[Kept] = [
-                (s.individual, s.new_individual, source)
-                for s, source in zip(sightings, sources, strict=True)
-                if s.kept_view
-            ]
-            self.shared.publish(kept)
+            self.shared.publish(_kept(sightings, sources))
+            for merge in self.decider.merges[merged:] if self.decider is not None else []:
+                self.shared.publish_merge(merge.loser, merge.survivor, merge.similarity)
         elif self.gallery_path is not None and any(s.new_individual for s in sightings):
             self.gallery.save(self.gallery_path)
         per_frame_ms = infer_ms / max(1, len(frames))
@@ -234,9 +231,11 @@ class FishIdentifier:
         *,
         enrol_new: bool = True,
         sources: Sequence[SightingSource] | None = None,
+        places: Sequence[Place] | None = None,
     ) -> list[Sighting]:
         """Match unit embeddings (N x D) against the gallery, enrolling unknown fish when
-        ``enrol_new``.
+        ``enrol_new``. With tracklets (and ``sources`` and ``places`` given) the
+        :class:`~seawatch.models.fish.open_set.OpenSetDecider` decides; else each alone:
 
         Crops are decided in order, so a fish enrolled by an earlier crop of this batch is
         matched by a later one. A new individual's similarity is the best score it missed;
@@ -247,6 +246,8 @@ class FishIdentifier:
         """
         if not len(embeddings):
             return []
+        if self.decider is not None and enrol_new and sources is not None and places is not None:
+            return self.decider.decide(embeddings, sources, places)
         matches = self.gallery.match(embeddings)  # against the gallery before this batch
         fresh: list[tuple[str, np.ndarray]] = []  # views this batch enrolled (new or added)
         sightings = []
@@ -299,6 +300,11 @@ class FishOptions(TaskOptions):
         description="one gallery for every worker of the consumer group (every host), kept "
         "in a compacted Kafka topic; false: a working file per process (one process only)",
     )
+    tracklets: bool = Field(
+        True,
+        description="link a camera's sightings close in time into tracklets and decide each "
+        "as a group (a new fish only after 3 good views agree); false: each sighting alone",
+    )
     gallery_topic: str | None = Field(
         None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
     )
@@ -337,6 +343,7 @@ def _load(task, settings) -> FishIdentifier:
         gallery_path=path,
         keep_views=settings.storage.local.keeps_crops,
         shared=shared,
+        tracklets=options.tracklets,
     )
 
 
@@ -358,6 +365,25 @@ def _shared(
         export_path=path,
         merges=FishMerges(local.path) if local.enabled else None,
     )
+
+
+def _place(prepared: PreparedFrame) -> Place:
+    """Where a fish crop was seen (its camera and time; a crop sent alone has no box) and
+    how usable its view is."""
+    meta = prepared.frame.meta
+    return Place(meta.instrument, meta.captured_at_ns, None, view_quality(prepared.crops[0]))
+
+
+def _kept(sightings: Sequence[Sighting], sources: Sequence[SightingSource]) -> list[Kept]:
+    """The views a batch's decisions added to the gallery, as the shared log takes them (an
+    enrolment first, then its other views; a tracklet adds earlier sightings' views too)."""
+    kept: list[Kept] = []
+    for s, source in zip(sightings, sources, strict=True):
+        if s.kept:
+            kept += [(s.individual, s.new_individual and k == 0, v) for k, v in enumerate(s.kept)]
+        elif s.kept_view:
+            kept.append((s.individual, s.new_individual, source))
+    return kept
 
 
 def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:

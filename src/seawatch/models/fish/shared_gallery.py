@@ -136,6 +136,18 @@ class SharedGallery:
             log_.send(key, value)
         log_.flush()
 
+    def publish_merge(self, loser: str, survivor: str, similarity: float) -> None:
+        """A merge this worker decided (two of its provisional ids are one fish, issue 28):
+        ``merged_into`` on the loser's record, flushed, and the store's ``fish_merges``."""
+        key, value = individual_record(
+            self.gallery, loser, worker=self.worker, model=self.model, merge_similarity=similarity
+        )
+        log_ = self._opened()
+        log_.send(key, value)
+        log_.flush()
+        if self.merges is not None:
+            self.merges.record(loser, survivor, similarity=similarity, merged_by=self.worker)
+
     def close(self) -> None:
         """Read to the end once more (merging twins enrolled since the last batch), export
         the gallery file, close the log."""

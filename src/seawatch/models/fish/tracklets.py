@@ -1,0 +1,104 @@
+"""Tracklets: the sightings of one fish during one pass in front of one camera, linked.
+
+numpy only. A sighting joins the open tracklet of its camera that it fits best: the
+tracklet was last seen at most ``gap_s`` before (and not in this very frame: one fish is in
+a frame once), its box is near where the tracklet's last box was (when both have boxes:
+the centre moved at most ``max_move`` box widths per second), and its embedding resembles
+one of the tracklet's views (cosine at least ``link_similarity``). Otherwise it opens a new
+tracklet. Per camera, tracklets older than ``gap_s`` are closed as time goes on.
+
+The head decides a tracklet as a group (:mod:`seawatch.models.fish.open_set`): one odd view
+does not make a new fish.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from seawatch.models.fish.gallery_records import SightingSource
+
+Box = tuple[float, float, float, float]  # x, y, w, h in the frame, pixels
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where and when a sighting was made, and how usable its view is."""
+
+    camera: str
+    captured_at_ns: int
+    box: Box | None = None  # the fish's box in the frame (None: a crop sent alone)
+    quality: float = math.inf  # :func:`~seawatch.models.fish.quality.view_quality`
+
+
+@dataclass(slots=True)
+class Tracklet:
+    """One fish's pass in front of one camera: its views so far and what was decided."""
+
+    camera: str
+    last_ns: int
+    last_box: Box | None
+    linking: list[np.ndarray] = field(default_factory=list)  # every view, to link the next
+    views: list[np.ndarray] = field(default_factory=list)  # the good views (quality gate)
+    sources: list[SightingSource] = field(default_factory=list)  # of the good views
+    scores: list[float] = field(default_factory=list)  # the good views' best gallery score
+    individual: str | None = None  # decided: the known fish, or the new id it enrolled
+    sightings: int = 0
+    key: int = 0
+
+
+class Tracklets:
+    """The open tracklets of every camera."""
+
+    def __init__(
+        self, *, gap_s: float = 1.5, link_similarity: float = 0.5, max_move: float = 0.8
+    ) -> None:
+        if gap_s <= 0 or not -1 <= link_similarity <= 1 or max_move <= 0:
+            msg = (
+                "tracklets need gap_s > 0, link_similarity in -1..1 and max_move > 0; got "
+                f"{gap_s}, {link_similarity}, {max_move}"
+            )
+            raise ValueError(msg)
+        self.gap_ns = int(gap_s * 1e9)
+        self.link_similarity = link_similarity
+        self.max_move = max_move
+        self._open: dict[str, list[Tracklet]] = {}
+        self.opened = 0
+
+    def link(self, place: Place, embedding: np.ndarray) -> Tracklet:
+        """The tracklet this sighting belongs to (an open one it fits, or a new one)."""
+        tracks = self._open.setdefault(place.camera, [])
+        now = place.captured_at_ns
+        tracks[:] = [t for t in tracks if now - t.last_ns <= self.gap_ns]
+        best, best_score = None, self.link_similarity
+        for track in tracks:
+            if track.last_ns >= now or not self._near(track, place):
+                continue
+            score = float(np.max(np.stack(track.linking[-4:]) @ embedding))
+            if score >= best_score:
+                best, best_score = track, score
+        if best is None:
+            best = Tracklet(place.camera, now, place.box)
+            tracks.append(best)
+            self.opened += 1
+        best.last_ns, best.last_box = now, place.box
+        best.linking.append(embedding)
+        best.sightings += 1
+        return best
+
+    def _near(self, track: Tracklet, place: Place) -> bool:
+        if track.last_box is None or place.box is None:
+            return True
+        (x0, y0, w0, h0), (x1, y1, w1, h1) = track.last_box, place.box
+        seconds = max((place.captured_at_ns - track.last_ns) / 1e9, 0.1)
+        moved = math.hypot(x1 + w1 / 2 - x0 - w0 / 2, y1 + h1 / 2 - y0 - h0 / 2)
+        return moved <= self.max_move * max(w0, w1) * seconds + 0.25 * max(w0, w1)
+
+    def clear(self) -> None:
+        """Close every open tracklet."""
+        self._open.clear()
+
+
+__all__ = ["Box", "Place", "Tracklet", "Tracklets"]

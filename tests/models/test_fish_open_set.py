@@ -1,0 +1,112 @@
+"""The tracklet decision of the fish head (issue 28) on a real gallery, embeddings made to order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seawatch.contracts.records import UNKNOWN
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery_records import SightingSource
+from seawatch.models.fish.open_set import OpenSetDecider
+from seawatch.models.fish.open_set_score import Answer, score_open_set
+from seawatch.models.fish.tracklets import Place, Tracklets
+
+DIM, THRESHOLD, TICK = 32, 0.7, 400_000_000
+
+
+def _unit(rng, centre, spread=0.35):
+    v = centre + rng.normal(0, spread / np.sqrt(DIM), DIM)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _setup(seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = np.eye(DIM)[0], np.eye(DIM)[1]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", np.stack([_unit(rng, a) for _ in range(3)]))
+    return rng, a, b, gallery, OpenSetDecider(gallery, THRESHOLD)
+
+
+def _decide(decider, embeddings, start, *, camera="cam-1", quality=500.0, tag="f"):
+    sources = [
+        SightingSource(f"{tag}{start + k}", (start + k) * TICK) for k in range(len(embeddings))
+    ]
+    places = [Place(camera, s.captured_at_ns, None, quality) for s in sources]
+    return decider.decide(np.stack(embeddings), sources, places)
+
+
+def test_a_stranger_is_enrolled_once_after_three_good_views() -> None:
+    rng, _, b, gallery, decider = _setup()
+    answers = _decide(decider, [_unit(rng, b) for _ in range(6)], 0)
+    assert [a.individual for a in answers[:2]] == [UNKNOWN, UNKNOWN]
+    assert [a.new_individual for a in answers] == [False, False, True, False, False, False]
+    new = answers[2].individual
+    assert {a.individual for a in answers[2:]} == {new}
+    assert gallery.entry(new).n_embeddings >= 3  # enrolled with the tracklet's views
+    assert [s.uid for s in answers[2].kept][:1] == ["f0"]  # the id's frame is the first view's
+    # a later visit (a new tracklet) matches the provisional fish: no second id, no alert
+    later = _decide(decider, [_unit(rng, b) for _ in range(3)], 100, tag="g")
+    assert {a.individual for a in later} == {new}
+    assert not any(a.new_individual for a in later)
+
+
+def test_one_odd_view_or_poor_views_never_enrol() -> None:
+    rng, _, b, gallery, decider = _setup()
+    single = _decide(decider, [_unit(rng, b)], 0)  # one view, then the fish is gone
+    assert single[0].individual == UNKNOWN and not single[0].new_individual
+    poor = _decide(decider, [_unit(rng, b) for _ in range(6)], 50, quality=5.0, tag="p")
+    assert all(x.individual == UNKNOWN and not x.new_individual for x in poor)
+    assert len(gallery) == 1
+
+
+def test_a_known_fish_with_a_weak_view_is_matched_as_a_group() -> None:
+    rng, a, _, gallery, decider = _setup()
+    weak = _unit(rng, a + np.eye(DIM)[3] * 1.6, 0.1)  # alone it scores below the threshold
+    assert gallery.match(weak[None])[0].similarity < THRESHOLD
+    answers = _decide(decider, [weak, _unit(rng, a, 0.2), _unit(rng, a, 0.2)], 0)
+    assert answers[-1].individual == "nemo"
+    assert not any(x.new_individual for x in answers) and len(gallery) == 1
+
+
+def test_two_fish_in_one_frame_are_two_tracklets() -> None:
+    rng, _, b, _, decider = _setup()
+    c = np.eye(DIM)[2]
+    embeddings, sources, places = [], [], []
+    for k in range(4):  # both fish in each frame, same camera, same time
+        for fish, centre in (("b", b), ("c", c)):
+            embeddings.append(_unit(rng, centre))
+            sources.append(SightingSource(f"{fish}{k}", k * TICK))
+            places.append(Place("cam-1", k * TICK, None, 500.0))
+    answers = decider.decide(np.stack(embeddings), sources, places)
+    assert sum(a.new_individual for a in answers) == 2
+    assert answers[-1].individual != answers[-2].individual
+
+
+def test_tracklets_link_by_frame_place_and_time() -> None:
+    tracks, view = Tracklets(gap_s=1.5), np.eye(DIM, dtype=np.float32)[0]
+    first = tracks.link(Place("cam-1", 0, (0, 0, 160, 64)), view)
+    twin = tracks.link(Place("cam-1", 0, (10, 0, 160, 64)), view)  # same frame: another fish
+    assert twin is not first
+    assert tracks.link(Place("cam-1", TICK, (20, 0, 160, 64)), view) in (first, twin)
+    assert tracks.link(Place("cam-1", 2 * TICK, (470, 400, 160, 64)), view) not in (first, twin)
+    assert tracks.link(Place("cam-2", 2 * TICK, (20, 0, 160, 64)), view) is not first  # camera
+    later = tracks.link(Place("cam-1", 3 * TICK + 2_000_000_000, (20, 0, 160, 64)), view)
+    assert later is not first  # after the gap
+    assert tracks.opened == 5
+
+
+def test_score_counts_declared_new_wrong_and_ids_per_new_fish() -> None:
+    truth = [("nemo", True), ("nemo", True), ("dory", True), ("x", False), ("x", False)]
+    answers = [
+        Answer("nemo", False),
+        Answer("fish-new-1", True),
+        Answer("nemo", False),
+        Answer("fish-new-2", True),
+        Answer("fish-new-3", True),
+    ]
+    score = score_open_set(truth, answers, lambda i: {"fish-new-3": "fish-new-2"}.get(i, i))
+    assert score.known_declared_new == round(1 / 3, 4)
+    assert score.known_wrong == round(1 / 3, 4)
+    assert score.ids_per_new_fish == 1.0  # fish-new-3 was merged into fish-new-2
+    assert score.mixed_ids == 1  # nemo holds dory's sighting
+    assert score.new_fish_alerts == 3
