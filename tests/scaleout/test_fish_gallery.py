@@ -113,6 +113,9 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
         SEAWATCH_TASKS__PLANKTON__ENABLED="false",
         SEAWATCH_TASKS__OTOLITH__ENABLED="false",
         SEAWATCH_TASKS__FISH__MODEL_DIR=str(fish_model_dir),
+        # the one-sighting rule the single-process baseline uses: this test is about the
+        # shared gallery, not the open-set decision (tests/models/test_fish_open_set.py)
+        SEAWATCH_TASKS__FISH__OPTIONS__TRACKLETS="false",
         SEAWATCH_INFERENCE__THREADS="1",
         SEAWATCH_KAFKA__MAX_POLL_RECORDS=str(BATCH),
         SEAWATCH_STORAGE__LOCAL__CROPS__ENABLED="false",
