@@ -58,6 +58,7 @@ class FishRecord:
     new_individual: bool
     provisional: bool
     view: str | None = None  # digest of the kept view (seawatch.contracts.crops)
+    bbox: tuple[int, int, int, int] | None = None  # x, y, w, h in a whole frame (else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ class TaskResult:
     objects: tuple[ObjectRecord, ...] = ()
     otolith: OtolithRecord | None = None
     fish: FishRecord | None = None
+    sightings: tuple[FishRecord, ...] = ()  # every fish of a whole fish frame; ``fish`` = first
     fields: tuple[tuple[str, FieldValue], ...] = ()
     evidence: list[Evidence] = field(default_factory=list)
 

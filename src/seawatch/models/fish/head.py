@@ -63,6 +63,7 @@ from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish,
 from seawatch.models.fish.quality import view_quality
 from seawatch.models.fish.shared_gallery import Kept, SharedGallery
 from seawatch.models.fish.tracklets import Place, Tracklets
+from seawatch.models.fish.whole_frames import whole_frame_inputs
 
 TASK = "fish"
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
@@ -90,6 +91,7 @@ class FishIdentifier:
         keep_views: bool = False,
         shared: SharedGallery | None = None,
         tracklets: bool = False,
+        whole_frames: bool = False,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -117,14 +119,18 @@ class FishIdentifier:
         self.gallery_path = gallery_path
         self.keep_views = keep_views  # encode each sighting's view for the review station
         self.shared = shared
+        self.whole_frames = whole_frames  # a frame holds several fish (frame_detect)
         # tracklets: sightings decided as groups (issue 28); None: each sighting alone
         self.decider = (
             OpenSetDecider(gallery, self.threshold, tracklets=Tracklets()) if tracklets else None
         )
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
-        """One fish crop: its uint8 model input (and its encoded view, when views are kept)."""
+        """One fish crop: its uint8 model input (and its encoded view, when views are kept);
+        with ``whole_frames`` one per fish found in the frame (none when there is none)."""
         try:
+            if self.whole_frames:
+                return whole_frame_inputs(image, self.input8, keep_views=self.keep_views)
             model_input = self.input8(image)
         except ValueError as exc:
             raise FrameError("prepare", f"{TASK} input: {exc}") from exc
@@ -139,23 +145,30 @@ class FishIdentifier:
             return crop_as_sent(frame.payload, image)
         return encode_crop(thumbnail(image, MAX_CROP_SIDE))
 
-    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray:
-        """The batch's crops as one float32 N x 3 x H x W tensor."""
-        return planar_batch([prepared.crops[0] for prepared in frames])
+    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray | None:
+        """The batch's crops as one float32 N x 3 x H x W tensor (None: no fish at all)."""
+        crops = [crop for prepared in frames for crop in prepared.crops]
+        return planar_batch(crops) if crops else None
 
     def finish(
         self, frames: Sequence[PreparedFrame], outputs: np.ndarray, infer_ms: float
     ) -> list[TaskResult]:
         """Embeddings -> one sighting per crop (enrolling unknown fish when ``enrol_new``);
         enrolments are made durable (shared log or file) before the records are stored."""
+        owners = [i for i, p in enumerate(frames) for _ in p.crops]  # crop -> its frame
         sources = [
-            SightingSource(p.frame.meta.uid, p.frame.meta.captured_at_ns, str(p.frame.ref))
+            SightingSource(_sighting_uid(p, k), p.frame.meta.captured_at_ns, str(p.frame.ref))
             for p in frames
+            for k in range(len(p.crops))
         ]
         if self.shared is not None:
             self.shared.sync()  # what the other workers enrolled and merged since
-        embeddings = self.normalise(outputs)
-        places = [_place(p) for p in frames] if self.decider is not None else None
+        embeddings = self.normalise(outputs) if outputs is not None else np.zeros((0, 1))
+        places = (
+            [_place(p, k) for p in frames for k in range(len(p.crops))]
+            if self.decider is not None
+            else None
+        )
         merged = len(self.decider.merges) if self.decider is not None else 0
         sightings = self.decide(
             embeddings, enrol_new=self.enrol_new, sources=sources, places=places
@@ -166,19 +179,27 @@ class FishIdentifier:
                 self.shared.publish_merge(merge.loser, merge.survivor, merge.similarity)
         elif self.gallery_path is not None and any(s.new_individual for s in sightings):
             self.gallery.save(self.gallery_path)
-        per_frame_ms = infer_ms / max(1, len(frames))
-        return [
-            TaskResult(
-                per_frame_ms,
-                fish=FishRecord(
+        per_frame: list[list[FishRecord]] = [[] for _ in frames]
+        for s, i in zip(sightings, owners, strict=True):
+            prepared, k = frames[i], len(per_frame[i])
+            per_frame[i].append(
+                FishRecord(
                     individual=s.individual,
                     similarity=round(s.similarity, 6),
                     new_individual=s.new_individual,
                     provisional=s.provisional,
-                    view=prepared.views[0].digest if prepared.views else None,
-                ),
+                    view=prepared.views[k].digest if len(prepared.views) > k else None,
+                    bbox=prepared.objects[k].bbox if len(prepared.objects) > k else None,
+                )
             )
-            for s, prepared in zip(sightings, frames, strict=True)
+        per_frame_ms = infer_ms / max(1, len(frames))
+        return [
+            TaskResult(
+                per_frame_ms,
+                fish=records[0] if records else None,
+                sightings=tuple(records) if self.whole_frames else (),
+            )
+            for records in per_frame
         ]
 
     def close(self) -> None:
@@ -305,6 +326,12 @@ class FishOptions(TaskOptions):
         description="link a camera's sightings close in time into tracklets and decide each "
         "as a group (a new fish only after 3 good views agree); false: each sighting alone",
     )
+    whole_frames: bool = Field(
+        False,
+        description="fish frames are whole tank or trawl frames: each fish is found, turned "
+        "head-left (mirrored when facing right) and identified as its own sighting with its "
+        "box; false: every frame is one tight head-left crop",
+    )
     gallery_topic: str | None = Field(
         None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
     )
@@ -344,6 +371,7 @@ def _load(task, settings) -> FishIdentifier:
         keep_views=settings.storage.local.keeps_crops,
         shared=shared,
         tracklets=options.tracklets,
+        whole_frames=options.whole_frames,
     )
 
 
@@ -367,11 +395,19 @@ def _shared(
     )
 
 
-def _place(prepared: PreparedFrame) -> Place:
-    """Where a fish crop was seen (its camera and time; a crop sent alone has no box) and
-    how usable its view is."""
+def _place(prepared: PreparedFrame, k: int = 0) -> Place:
+    """Where a frame's ``k``-th fish was seen (its camera, time and, in a whole frame, box;
+    a crop sent alone has none) and how usable its view is."""
     meta = prepared.frame.meta
-    return Place(meta.instrument, meta.captured_at_ns, None, view_quality(prepared.crops[0]))
+    box = prepared.objects[k].bbox if len(prepared.objects) > k else None
+    return Place(meta.instrument, meta.captured_at_ns, box, view_quality(prepared.crops[k]))
+
+
+def _sighting_uid(prepared: PreparedFrame, k: int) -> str:
+    """A sighting's source id: its frame's uid, then ``/k`` for a whole frame's later fish
+    (a new fish's id derives from it, so each fish of a frame gets its own)."""
+    uid = prepared.frame.meta.uid
+    return uid if k == 0 else f"{uid}/{k}"
 
 
 def _kept(sightings: Sequence[Sighting], sources: Sequence[SightingSource]) -> list[Kept]:

@@ -1,0 +1,40 @@
+"""A whole fish frame (a tank or trawl camera) -> one head-left model input per fish.
+
+With ``tasks.fish.options.whole_frames`` the fish head's ``prepare`` cuts a frame into its
+fish (:func:`~seawatch.models.fish.frame_detect.detect_fish`: found, oriented, mirrored when
+facing right) and gives one model input per fish, with the fish as a
+:class:`~seawatch.contracts.objects.SegmentedObject` (its box, for tracklets and the record).
+A frame without fish gives no input and no sighting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from seawatch.contracts.crops import Crop, encode_crop
+from seawatch.contracts.objects import Morphometrics, SegmentedObject
+from seawatch.contracts.task import TaskInputs
+from seawatch.models.fish.frame_detect import detect_fish
+
+
+def whole_frame_inputs(
+    image: np.ndarray, input8: Callable[[np.ndarray], np.ndarray], *, keep_views: bool
+) -> TaskInputs:
+    """The frame's fish as model inputs and objects (left to right); their views (8-bit
+    frames) when ``keep_views``."""
+    found = detect_fish(image)
+    objects = [SegmentedObject(k, d.box, d.crop, _morph(d.box)) for k, d in enumerate(found)]
+    keep = keep_views and image.dtype == np.uint8
+    views: list[Crop] = [encode_crop(d.crop) for d in found] if keep else []
+    return TaskInputs([input8(d.crop) for d in found], objects=objects, views=views)
+
+
+def _morph(box: tuple[int, int, int, int]) -> Morphometrics:
+    """The box's measures (a fish's length is its box's longer side)."""
+    _, _, w, h = box
+    return Morphometrics(float(w * h), float(max(w, h)), float(min(w, h)), float(np.hypot(w, h)))
+
+
+__all__ = ["whole_frame_inputs"]
