@@ -338,6 +338,35 @@ def test_tiff_bomb_refused_before_decoding(no_decoder: None) -> None:
     _refused(_tiff_header(100_000, 100_000), "image/tiff")
 
 
+def _tiled_tiff(width: int, height: int, tile: int) -> bytes:
+    """An 8-bit gray tiled TIFF with one (short) tile of data: 260 bytes whatever the tile."""
+    tags = [(256, width), (257, height), (258, 8), (259, 1), (262, 1), (277, 1)]
+    tags += [(322, tile), (323, tile), (324, 0), (325, 16)]
+    start = 8 + 2 + 12 * len(tags) + 4
+    ifd = b"".join(
+        struct.pack("<HHII", tag, 4, 1, start if tag == 324 else value) for tag, value in tags
+    )
+    return b"II*\x00" + struct.pack("<IH", 8, len(tags)) + ifd + b"\x00" * 4 + b"\x80" * 16
+
+
+def test_tiff_tile_bomb_refused_before_decoding(no_decoder: None) -> None:
+    # found by the fuzz target: OpenCV allocates a whole RGBA tile before reading it, so this
+    # 16 x 16 image declaring 15872 x 15872 tiles took 1 GB of RSS to decode
+    data = _tiled_tiff(16, 16, 15_872)
+    assert image_layout(data, "image/tiff") == ImageLayout(16, 16, 1, 1, (15_872, 15_872))
+    error = _refused(data, "image/tiff")
+    assert "15872x15872 tiles" in error.reason and "512x512" in error.reason
+
+
+def test_a_tiff_with_ordinary_tiles_still_decodes() -> None:
+    # 256-px tiles on a 300 x 200 image: the usual layout, tiles past the image edge
+    image = _image((200, 300), np.uint8)
+    ok, encoded = cv2.imencode(".tiff", image, [cv2.IMWRITE_TIFF_COMPRESSION, 1])
+    assert ok and image_layout(encoded.tobytes(), "image/tiff").tile is None  # strips
+    assert image_layout(_tiled_tiff(300, 200, 256), "image/tiff").tile == (256, 256)
+    decode_image(encoded.tobytes(), "image/tiff", DecodeLimits())  # strips are untouched
+
+
 def test_pixel_count_limit_with_sides_in_range(no_decoder: None) -> None:
     error = _refused(_png_bomb(20_000, 20_000), "image/png")
     assert "400000000 pixels" in error.reason

@@ -146,6 +146,19 @@ def _check_layout(layout: ImageLayout | None, kind: str, limits: DecodeLimits) -
             f"{limits.max_pixels}; tile or downsample the frame, or raise max_pixels"
         )
         raise _fail(msg)
+    if layout.tile is not None:
+        # a tile never needs to be larger than the image rounded up to TIFF's 16-px grid
+        # (512 px allowed for small images); OpenCV allocates tile x 4 bytes before reading:
+        # a 260-byte 16 x 16 TIFF declaring 15872 x 15872 tiles took 1 GB (fuzzing, 2026-12-06)
+        tile_w, tile_h = layout.tile
+        most_w, most_h = (max(512, -(-side // 16) * 16) for side in (width, height))
+        if not (0 < tile_w <= most_w and 0 < tile_h <= most_h):
+            msg = (
+                f"the TIFF declares {tile_w}x{tile_h} tiles for a {width}x{height} image; tiles "
+                f"of at most {most_w}x{most_h} are accepted (the decoder allocates a whole tile); "
+                "write the file with smaller tiles or in strips"
+            )
+            raise _fail(msg)
     if layout.decoded_bytes > limits.max_decoded_bytes:
         mib = 1024 * 1024
         msg = (

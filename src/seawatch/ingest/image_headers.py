@@ -59,6 +59,7 @@ class ImageLayout:
     height: int
     channels: int = 1
     sample_bytes: int = 1
+    tile: tuple[int, int] | None = None  # a tiled TIFF's tile (width, length)
 
     @property
     def decoded_bytes(self) -> int:
@@ -131,7 +132,8 @@ def _jpeg_layout(data: bytes) -> ImageLayout | None:
 
 def _tiff_layout(data: bytes) -> ImageLayout | None:
     # First IFD: 256 ImageWidth, 257 ImageLength (exactly once, SHORT/LONG/LONG8, or the file
-    # is refused: libtiff might read another), 258 BitsPerSample, 277 SamplesPerPixel.
+    # is refused: libtiff might read another), 258 BitsPerSample, 277 SamplesPerPixel, 322/323
+    # TileWidth/TileLength (OpenCV allocates a 4-byte RGBA buffer per tile before reading it).
     if len(data) < 8 or data[:4] not in _TIFF_MAGICS:
         return None
     order = "little" if data[:2] == b"II" else "big"
@@ -156,7 +158,7 @@ def _tiff_layout(data: bytes) -> ImageLayout | None:
             return None
         if tag in (256, 257) and (tag in values or kind not in value_sizes):
             return None  # repeated or of a type not read here: libtiff may read another size
-        if tag in (256, 257, 258, 277) and kind in value_sizes and tag not in values:
+        if tag in (256, 257, 258, 277, 322, 323) and kind in value_sizes and tag not in values:
             size = value_sizes[kind]
             n_values = u(entry + 4, 8 if big else 4) or 1
             at = entry + value_at
@@ -170,7 +172,10 @@ def _tiff_layout(data: bytes) -> ImageLayout | None:
         return None
     bits = values.get(258, 8)
     samples = max(1, values.get(277, 1))
-    return ImageLayout(values[256], values[257], samples, max(1, (bits + 7) // 8))
+    tile = (values[322], values[323]) if 322 in values or 323 in values else None
+    if tile is not None and (322 not in values or 323 not in values):
+        return None  # half a tile size: libtiff refuses it, and we cannot bound the buffer
+    return ImageLayout(values[256], values[257], samples, max(1, (bits + 7) // 8), tile)
 
 
 _READERS = {JPEG: _jpeg_layout, PNG: _png_layout, TIFF: _tiff_layout}
