@@ -47,9 +47,11 @@ def test_the_frame_parser_survives_a_bounded_fuzzing_run(tmp_path: Path) -> None
     seconds = int(os.environ.get("SEAWATCH_FUZZ_SECONDS", "30"))
     # A fixed seed: CI replays the same mutations (a slower machine a prefix of them), so a
     # red CI is a finding anyone can replay. Exploration with fresh seeds is `make fuzz`.
-    # (The 2 GB RSS findings of 2026-12-06 were a TIFF declaring tiles far larger than its
-    # image: OpenCV allocates a whole RGBA tile first, and libFuzzer writes the input it is
-    # on when RSS is sampled, not the one that grew it. Such tiles are now refused.)
+    # (2026-12-06: runs under load hit the 2 GB RSS limit with inputs that did not reproduce
+    # alone: libFuzzer writes the input it is on when RSS is sampled, not the one that grew
+    # it. The likely grower, found by hand: a TIFF declaring tiles far larger than its image,
+    # for which OpenCV allocates a whole RGBA tile first (1 GB for 260 bytes). Such tiles are
+    # now refused; if this fails again with an oom- finding, that guess was wrong.)
     seed = int(os.environ.get("SEAWATCH_FUZZ_SEED", "1"))
     corpus = tmp_path / "corpus"  # libFuzzer adds inputs to it: keep the committed seeds
     shutil.copytree(CORPUS, corpus)
