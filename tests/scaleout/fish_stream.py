@@ -20,12 +20,15 @@ import cv2
 import numpy as np
 
 from seawatch.contracts.frames import FrameKind, FrameMeta
+from seawatch.contracts.records import UNKNOWN
 from seawatch.ingest.publish import FrameMessage
+from seawatch.models.fish.open_set_stream import open_set_stream
 from seawatch.models.fish.synthetic import make_individual, render_fish
 
 KNOWN = tuple(range(40))  # zf-0-0000 .. zf-0-0039: in the committed model's gallery
 STRANGERS = tuple(range(250, 270))  # in no gallery, never trained on
-CAMERAS = tuple(f"tank-cam-{c:02d}" for c in range(1, 7))
+CAMERAS = tuple(f"tank-cam-{c:02d}" for c in range(1, 7))  # over all 3 partitions (2 1 2 0 2 2)
+BATCH = 64  # kafka.max_poll_records: the daemon's batch
 
 
 def fish_stream(n: int, *, seed: int, start_ns: int) -> list[FrameMessage]:
@@ -52,6 +55,35 @@ def fish_stream(n: int, *, seed: int, start_ns: int) -> list[FrameMessage]:
     return messages
 
 
+def camera_passes(
+    n: int, *, seed: int, start_ns: int, cameras: int = len(CAMERAS)
+) -> tuple[list[FrameMessage], frozenset[str]]:
+    """``n`` sightings of 40 gallery fish and 20 strangers seen in passes in front of
+    ``cameras`` cameras (:func:`~seawatch.models.fish.open_set_stream.open_set_stream`), as
+    one ROI frame per sighting keyed by camera, and the strangers' names. The stream's clock
+    starts at ``start_ns``; the fish of one frame are 1 ns apart (a frame's uid is camera and
+    time, so each crop needs its own)."""
+    stream = open_set_stream(seed, sightings=n, known=40, new=20, cameras=cameras)
+    origin = min(s.captured_at_ns for s in stream)
+    in_frame: Counter = Counter()
+    messages = []
+    for s in stream:
+        k = in_frame[s.camera, s.captured_at_ns]
+        in_frame[s.camera, s.captured_at_ns] += 1
+        meta = FrameMeta(
+            instrument=s.camera,
+            task="fish",
+            captured_at_ns=start_ns + s.captured_at_ns - origin + k,
+            frame_kind=FrameKind.ROI,
+            content_type="image/jpeg",
+            cruise="tank",
+            station="tank-1",
+        )
+        _, jpeg = cv2.imencode(".jpg", s.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        messages.append(FrameMessage(s.camera.encode(), jpeg.tobytes(), meta, truth=s.truth))
+    return messages, frozenset(s.truth for s in stream if not s.known)
+
+
 def consumer_order(messages: list[FrameMessage], batch: int, rng) -> list[list[int]]:
     """Indices of ``messages`` in batches as one consumer of the 3-partition topic may get
     them: ``batch`` at a time from one partition (each in its own order), partitions taken
@@ -74,6 +106,66 @@ class Sighting:
     uid: str
     individual: str
     new_individual: bool
+
+
+def single_process(
+    fish_model_dir, messages: list[FrameMessage], orders: int = 3, *, tracklets: bool = False
+) -> list[tuple[list[Sighting], dict[str, str]]]:
+    """The same stream decided by one process (the head's own decide, from the model's
+    gallery), in ``orders`` orders a single consumer of the topic may see: batches of 64 from
+    the partitions, each partition in order, interleaved at random. The answers move with the
+    order (which provisional ids exist when a fish is seen), so the workers are compared with
+    the worst of these. Each run comes with its merges (loser -> survivor). With
+    ``tracklets`` the head links each camera's sightings as the daemon does (camera, capture
+    time, the view's quality; a crop sent alone has no box)."""
+    from seawatch.contracts.card import ONNX_FILE, load_card
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.fish.gallery import Gallery
+    from seawatch.models.fish.gallery_records import SightingSource
+    from seawatch.models.fish.head import FishIdentifier
+    from seawatch.models.fish.quality import view_quality
+    from seawatch.models.fish.tracklets import Place
+
+    card = load_card(fish_model_dir)
+    with OnnxRuntimeBackend(fish_model_dir / ONNX_FILE, threads=1) as backend:
+        embed = FishIdentifier(backend, card, Gallery(), max_batch=BATCH)
+        inputs8 = [embed.input8(_decoded(m.value)) for m in messages]
+        tensor = np.stack(inputs8).transpose(0, 3, 1, 2).astype(np.float32)
+        embeddings = embed.embed(tensor)
+    places = [
+        Place(m.meta.instrument, m.meta.captured_at_ns, None, view_quality(x))
+        for m, x in zip(messages, inputs8, strict=True)
+    ]
+    rng = np.random.default_rng(0)
+    runs = []
+    for _ in range(orders):
+        gallery = Gallery.load(fish_model_dir / card.files["gallery"])
+        identifier = FishIdentifier(
+            None,  # type: ignore[arg-type]
+            card,
+            gallery,
+            max_batch=BATCH,
+            tracklets=tracklets,
+        )
+        sightings = []
+        for batch in consumer_order(messages, BATCH, rng):
+            sources = [
+                SightingSource(messages[k].meta.uid, messages[k].meta.captured_at_ns) for k in batch
+            ]
+            decided = identifier.decide(
+                embeddings[batch], sources=sources, places=[places[k] for k in batch]
+            )
+            sightings += [
+                Sighting(src.uid, s.individual, s.new_individual)
+                for src, s in zip(sources, decided, strict=True)
+            ]
+        merged = identifier.decider.merges if identifier.decider is not None else []
+        runs.append((sightings, {m.loser: m.survivor for m in merged}))
+    return runs
+
+
+def _decoded(jpeg: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
 def stored_sightings(stores: Iterable) -> list[Sighting]:
@@ -134,36 +226,55 @@ class Score:
     missed_known: int  # sightings of a known fish not under its name
     wrong: int  # sightings under an id that is mostly (or named after) another fish
     mixed_ids: int  # ids holding sightings of two or more true fish
+    unknown: int = 0  # sightings left undecided (``unknown``: no id, scored as none)
 
     def line(self) -> str:
         return (
             f"sightings={self.sightings} enrolments={self.enrolments} "
             f"ids_per_stranger={self.ids_per_stranger:.2f} split_ids={self.split_ids} "
-            f"missed_known={self.missed_known} wrong={self.wrong} mixed_ids={self.mixed_ids}"
+            f"missed_known={self.missed_known} wrong={self.wrong} mixed_ids={self.mixed_ids} "
+            f"unknown={self.unknown}"
         )
 
 
-def score(sightings: list[Sighting], truth: dict[str, str], merges: dict[str, str]) -> Score:
-    """Score the ids given against the truth, each id read through the merges."""
+def score(
+    sightings: list[Sighting],
+    truth: dict[str, str],
+    merges: dict[str, str],
+    strangers: frozenset[str] | None = None,
+) -> Score:
+    """Score the ids given against the truth, each id read through the merges; the fish not
+    in ``strangers`` are known (default: the names of KNOWN and STRANGERS). ``unknown``
+    sightings are counted and otherwise left out; a stranger's ids are those it owns (the
+    id is named after it or mostly holds it), averaged over the strangers that got one."""
     by_id: dict[str, Counter] = defaultdict(Counter)
+    undecided = 0
     for s in sightings:
+        if s.individual == UNKNOWN:
+            undecided += 1
+            continue
         by_id[resolve(merges, s.individual)][truth[s.uid]] += 1
     owner = {i: (i if i in counts else counts.most_common(1)[0][0]) for i, counts in by_id.items()}
     ids_of: dict[str, set] = defaultdict(set)
     for individual, fish in owner.items():
         ids_of[fish].add(individual)
-    strangers = {make_individual(i, 0).name for i in STRANGERS}
-    known = {make_individual(i, 0).name for i in KNOWN}
+    if strangers is None:
+        strangers = frozenset(make_individual(i, 0).name for i in STRANGERS)
+        known = {make_individual(i, 0).name for i in KNOWN}
+    else:
+        known = set(truth.values()) - strangers
+    owned = [len(ids_of[f]) for f in strangers if f in ids_of]
     return Score(
         sightings=len(sightings),
         enrolments=len({s.individual for s in sightings if s.new_individual}),
-        ids_per_stranger=float(np.mean([len(ids_of[f]) for f in strangers])),
+        ids_per_stranger=float(np.mean(owned)) if owned else 0.0,
         split_ids=sum(len(ids) - 1 for ids in ids_of.values()),
         missed_known=sum(
             n for i, c in by_id.items() for f, n in c.items() if f in known and i != f
         ),
         wrong=sum(n for i, c in by_id.items() for f, n in c.items() if f != owner[i]),
         mixed_ids=sum(len(c) > 1 for c in by_id.values()),
+        unknown=undecided,
     )
 
 

@@ -14,30 +14,24 @@ from __future__ import annotations
 import re
 import time
 
-import cv2
-import numpy as np
 import pytest
 
-from seawatch.contracts.card import ONNX_FILE, load_card
-from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
 from seawatch.models.fish.gallery import Gallery
-from seawatch.models.fish.gallery_records import SightingSource
-from seawatch.models.fish.head import FishIdentifier
 from seawatch.storage.fish_merges import read_merges
 from seawatch.storage.local_store import stored_frame_count
 from tests.daemon_process import DaemonProcess, daemon_env
 from tests.integration.helpers import settings_for
 from tests.scaleout.fish_stream import (
+    BATCH,
     Score,
-    Sighting,
     collisions,
-    consumer_order,
     fish_stream,
     read_gallery_topic,
     replays,
     score,
+    single_process,
     stored_sightings,
     topic_merges,
     twin_gaps,
@@ -47,45 +41,12 @@ pytestmark = pytest.mark.integration
 
 N, FIRST = 3000, 900  # sightings in all; published before the third worker starts
 KILL_AT = 1800  # worker 0 is killed (SIGKILL) once the stream is this far, and restarted
-BATCH = 64  # kafka.max_poll_records: the daemon's batch
 # The counts move by a few with the order sightings are decided in (measured: see the README's
 # fish section); sharing nothing adds an enrolment per stranger per worker that missed it.
 SLACK = 8
 TWIN_WINDOW_S = 5.0  # a batch of 64 takes about 0.1 s here; a worker paused by a rebalance
 # reads to the end before its next batch
 TAIL_P50_S = 1.0  # the median age of others' records when a worker's tail applies them
-
-
-def single_process(fish_model_dir, messages, orders: int = 3) -> list[list[Sighting]]:
-    """The same stream decided by one process (the head's own decide, from the model's
-    gallery), in ``orders`` orders a single consumer of the topic may see: batches of 64 from
-    the partitions, each partition in order, interleaved at random. The answers move with the
-    order (which provisional ids exist when a fish is seen), so the workers are compared with
-    the worst of these."""
-    card = load_card(fish_model_dir)
-    with OnnxRuntimeBackend(fish_model_dir / ONNX_FILE, threads=1) as backend:
-        embed = FishIdentifier(backend, card, Gallery(), max_batch=BATCH)
-        tensor = np.stack([embed.model_input(_decoded(m.value)) for m in messages])
-        embeddings = embed.embed(tensor)
-    rng = np.random.default_rng(0)
-    runs = []
-    for _ in range(orders):
-        gallery = Gallery.load(fish_model_dir / card.files["gallery"])
-        identifier = FishIdentifier(None, card, gallery, max_batch=BATCH)  # type: ignore[arg-type]
-        sightings = []
-        for batch in consumer_order(messages, BATCH, rng):
-            sources = [SightingSource(messages[k].meta.uid) for k in batch]
-            decided = identifier.decide(embeddings[batch], sources=sources)
-            sightings += [
-                Sighting(src.uid, s.individual, s.new_individual)
-                for src, s in zip(sources, decided, strict=True)
-            ]
-        runs.append(sightings)
-    return runs
-
-
-def _decoded(jpeg: bytes) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
 def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
@@ -103,7 +64,7 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     topic, gallery_topic = settings.kafka.topics[0], f"g{unique}.fish-gallery"
     messages = fish_stream(N, seed=23, start_ns=time.time_ns() - 10**12)
     truth = {m.meta.uid: m.truth for m in messages}
-    singles = [score(run, truth, {}) for run in single_process(fish_model_dir, messages)]
+    singles = [score(run, truth, m) for run, m in single_process(fish_model_dir, messages)]
     worst = Score(*(max(getattr(b, f) for b in singles) for f in Score.__dataclass_fields__))
 
     ensure_topics(settings.kafka.bootstrap_servers, [topic, settings.kafka.dlq_topic], 3)
