@@ -9,6 +9,7 @@ the daemon gave can be scored against the truth.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections import Counter, defaultdict
@@ -319,3 +320,25 @@ def twin_gaps(topic: list[tuple], merges: dict[str, str]) -> list[float]:
         if value is not None and value["kind"] == "individual" and key not in written:
             written[key] = datetime.fromisoformat(value["written_at"])
     return [abs((written[a] - written[b]).total_seconds()) for a, b in merges.items()]
+
+
+def tail_figures(log: str) -> tuple[int, float, float]:
+    """(records read from other workers between batches, median and max lag) from the line a
+    worker logs when it stops."""
+    found = re.findall(r"tail_records=(\d+) tail_lag_p50_s=([\d.]+) tail_lag_max_s=([\d.]+)", log)
+    assert found, "no fish_gallery_exported line in the worker's log"
+    n, p50, most = found[-1]
+    return int(n), float(p50), float(most)
+
+
+def distinct_frames(stores) -> int:
+    """Distinct frames stored over ``stores`` (a store not there yet, or busy, counts none)."""
+    uids = set()
+    for store in stores:
+        if store.is_file():
+            try:
+                with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+                    uids |= {u for (u,) in db.execute("SELECT uid FROM frames")}
+            except sqlite3.Error:
+                pass
+    return len(uids)

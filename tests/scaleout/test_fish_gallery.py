@@ -11,7 +11,6 @@ process deciding the same stream.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -27,12 +26,14 @@ from tests.scaleout.fish_stream import (
     BATCH,
     Score,
     collisions,
+    distinct_frames,
     fish_stream,
     read_gallery_topic,
     replays,
     score,
     single_process,
     stored_sightings,
+    tail_figures,
     topic_merges,
     twin_gaps,
 )
@@ -110,7 +111,7 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
                 assert workers[0].kill() == -9
                 killed = workers[0]
                 workers[0] = worker(0, "w0-restarted")
-        workers[2].wait_for(lambda: _distinct(stores) >= N, 150, "every frame stored")
+        workers[2].wait_for(lambda: distinct_frames(stores) >= N, 150, "every frame stored")
         codes = [w.terminate(timeout_s=20)[0] for w in workers]
     finally:
         publisher.close()
@@ -164,7 +165,7 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     # batch or two: the poll between batches brought others' records (a worker that only
     # caught up after a pause, or enrolled alone, has none), soon after they were written;
     # twins are enrolments made within that window of each other
-    tails = [_tail(log) for log in logs]
+    tails = [tail_figures(log) for log in logs]
     print(f"tail records, lag p50 / max (s) per worker: {tails}")
     assert sum(n for n, _, _ in tails) > 0, tails
     assert all(p50 < TAIL_P50_S for n, p50, _ in tails if n), tails
@@ -173,26 +174,3 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     # compared with one process, not zero
     assert multi.wrong <= worst.wrong * 1.05 + SLACK, (singles, multi)
     assert multi.missed_known <= worst.missed_known * 1.05 + SLACK, (singles, multi)
-
-
-def _tail(log: str) -> tuple[int, float, float]:
-    """(records read from other workers between batches, median and max lag) from the line a
-    worker logs when it stops."""
-    found = re.findall(r"tail_records=(\d+) tail_lag_p50_s=([\d.]+) tail_lag_max_s=([\d.]+)", log)
-    assert found, "no fish_gallery_exported line in the worker's log"
-    n, p50, most = found[-1]
-    return int(n), float(p50), float(most)
-
-
-def _distinct(stores) -> int:
-    import sqlite3
-
-    uids = set()
-    for store in stores:
-        if store.is_file():
-            try:
-                with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-                    uids |= {u for (u,) in db.execute("SELECT uid FROM frames")}
-            except sqlite3.Error:
-                pass
-    return len(uids)
