@@ -279,17 +279,23 @@ def score(
     )
 
 
-def collisions(sightings: list[Sighting], topic: list[tuple]) -> dict[str, set]:
+def collisions(
+    sightings: list[Sighting], topic: list[tuple], *, tracklets: bool = False
+) -> dict[str, set]:
     """Ids minted for two different enrolments: two frames each said to have enrolled it
-    (stored rows), or two individual records of one id from different sightings (topic)."""
-    sources: dict[str, set] = defaultdict(set)
+    (stored rows), or two individual records of one id from different sightings (topic).
+    One sighting rule: a row and a record of one enrolment name the same frame, so both are
+    pooled. Tracklets: the row is the sighting that decided the tracklet new, the record
+    names the tracklet's first good view (its id derives from it), so each is checked alone."""
+    rows: dict[str, set] = defaultdict(set)
+    records: dict[str, set] = defaultdict(set)
     for s in sightings:
         if s.new_individual:
-            sources[s.individual].add(s.uid)
+            rows[s.individual].add(s.uid)
     for key, value in topic:
         if value is not None and value["kind"] == "individual" and value["source"]["uid"]:
-            sources[key].add(value["source"]["uid"])
-    return {i: uids for i, uids in sources.items() if len(uids) > 1}
+            (records if tracklets else rows)[key].add(value["source"]["uid"])
+    return {i: uids for d in (rows, records) for i, uids in d.items() if len(uids) > 1}
 
 
 def topic_merges(topic: list[tuple]) -> dict[str, str]:
