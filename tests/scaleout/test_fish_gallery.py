@@ -15,18 +15,13 @@ import time
 
 import pytest
 
-from seawatch.ingest.kafka_io import Publisher, ensure_topics
-from seawatch.ingest.publish import publish_messages
 from seawatch.models.fish.gallery import Gallery
 from seawatch.storage.fish_merges import read_merges
-from seawatch.storage.local_store import stored_frame_count
-from tests.daemon_process import DaemonProcess, daemon_env
 from tests.integration.helpers import settings_for
 from tests.scaleout.fish_stream import (
     BATCH,
     Score,
     collisions,
-    distinct_frames,
     fish_stream,
     read_gallery_topic,
     replays,
@@ -37,11 +32,10 @@ from tests.scaleout.fish_stream import (
     topic_merges,
     twin_gaps,
 )
+from tests.scaleout.fish_workers import N, run_three_workers
 
 pytestmark = pytest.mark.integration
 
-N, FIRST = 3000, 900  # sightings in all; published before the third worker starts
-KILL_AT = 1800  # worker 0 is killed (SIGKILL) once the stream is this far, and restarted
 # The counts move by a few with the order sightings are decided in (measured: see the README's
 # fish section); sharing nothing adds an enrolment per stranger per worker that missed it.
 SLACK = 8
@@ -62,64 +56,16 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
         kafka__partitions=3,
         kafka__max_poll_records=BATCH,
     )
-    topic, gallery_topic = settings.kafka.topics[0], f"g{unique}.fish-gallery"
+    gallery_topic = f"g{unique}.fish-gallery"
     messages = fish_stream(N, seed=23, start_ns=time.time_ns() - 10**12)
     truth = {m.meta.uid: m.truth for m in messages}
     singles = [score(run, truth, m) for run, m in single_process(fish_model_dir, messages)]
     worst = Score(*(max(getattr(b, f) for b in singles) for f in Score.__dataclass_fields__))
 
-    ensure_topics(settings.kafka.bootstrap_servers, [topic, settings.kafka.dlq_topic], 3)
-    stores = [tmp_path / f"w{i}" / "store.db" for i in range(3)]
-    env = daemon_env(
-        settings,
-        SEAWATCH_TASKS__PLANKTON__ENABLED="false",
-        SEAWATCH_TASKS__OTOLITH__ENABLED="false",
-        SEAWATCH_TASKS__FISH__MODEL_DIR=str(fish_model_dir),
-        # the one-sighting rule the single-process baseline uses: this test is about the
-        # shared gallery, not the open-set decision (tests/models/test_fish_open_set.py)
-        SEAWATCH_TASKS__FISH__OPTIONS__TRACKLETS="false",
-        SEAWATCH_INFERENCE__THREADS="1",
-        SEAWATCH_KAFKA__MAX_POLL_RECORDS=str(BATCH),
-        SEAWATCH_STORAGE__LOCAL__CROPS__ENABLED="false",
-        SEAWATCH_ALERTS__ENABLED="false",
-    )
-
-    def worker(i: int, name: str = "") -> DaemonProcess:
-        own = {**env, "SEAWATCH_STORAGE__LOCAL__PATH": str(stores[i])}
-        own["SEAWATCH_HTTP__PORT"] = str(int(env["SEAWATCH_HTTP__PORT"]) + i)
-        return DaemonProcess(own, tmp_path / f"{name or f'w{i}'}.log")
-
-    def stored() -> int:
-        return sum(stored_frame_count(store) for store in stores)
-
-    publisher = Publisher(settings.kafka.bootstrap_servers)
-    workers = []
-    try:
-        workers.append(worker(0))
-        time.sleep(2)  # members join one after another (as `run --workers` staggers them)
-        workers.append(worker(1))
-        for w in workers:
-            w.wait_for(lambda w=w: "daemon_ready" in w.log(), 60, "a worker to start")
-        publish_messages(publisher, topic, messages[:FIRST])
-        workers[0].wait_for(lambda: stored() >= FIRST * 2 // 3, 90, "the first frames")
-        workers.append(worker(2))  # mid-stream: the group rebalances onto three members
-        workers[2].wait_for(lambda: "daemon_ready" in workers[2].log(), 60, "the third worker")
-        for start in range(FIRST, N, 100):  # the rest as a steady stream
-            publish_messages(publisher, topic, messages[start : start + 100])
-            time.sleep(0.2)
-            if start == KILL_AT:  # SIGKILL mid-stream, restarted as the supervisor would
-                assert workers[0].kill() == -9
-                killed = workers[0]
-                workers[0] = worker(0, "w0-restarted")
-        workers[2].wait_for(lambda: distinct_frames(stores) >= N, 150, "every frame stored")
-        codes = [w.terminate(timeout_s=20)[0] for w in workers]
-    finally:
-        publisher.close()
-        for w in workers:
-            w.__exit__()
-    logs = [w.log() for w in workers]
+    run = run_three_workers(settings, tmp_path, fish_model_dir, messages, tracklets=False)
+    stores, logs, codes = run.stores, run.logs, run.codes
     assert codes == [0, 0, 0], [log[-2000:] for log in logs]
-    assert all("Traceback" not in log for log in [*logs, killed.log()])
+    assert all("Traceback" not in log for log in [*logs, run.killed_log])
 
     rows = stored_sightings(stores)
     per_worker = [len(stored_sightings([s])) for s in stores]

@@ -17,18 +17,13 @@ import time
 import pytest
 
 from seawatch.contracts.records import UNKNOWN
-from seawatch.ingest.kafka_io import Publisher, ensure_topics
-from seawatch.ingest.publish import publish_messages
 from seawatch.models.fish.gallery import Gallery
 from seawatch.storage.fish_merges import read_merges
-from seawatch.storage.local_store import stored_frame_count
-from tests.daemon_process import DaemonProcess, daemon_env
 from tests.integration.helpers import settings_for
 from tests.scaleout.fish_stream import (
     BATCH,
     camera_passes,
     collisions,
-    distinct_frames,
     read_gallery_topic,
     replays,
     score,
@@ -37,11 +32,10 @@ from tests.scaleout.fish_stream import (
     tail_figures,
     topic_merges,
 )
+from tests.scaleout.fish_workers import N, run_three_workers
 
 pytestmark = pytest.mark.integration
 
-N, FIRST = 3000, 900  # sightings in all; published before the third worker starts
-KILL_AT = 1800  # worker 0 is killed (SIGKILL) once the stream is this far, and restarted
 SEED = 7100423  # a development seed of benchmarks/fish_open_set.py's range
 IDS_PER_STRANGER = 1.2  # the done-when bound, after merges (measured: README's fish section)
 
@@ -58,7 +52,7 @@ def test_three_workers_with_tracklets_keep_each_stranger_under_one_id(
         kafka__partitions=3,
         kafka__max_poll_records=BATCH,
     )
-    topic, gallery_topic = settings.kafka.topics[0], f"g{unique}.fish-gallery"
+    gallery_topic = f"g{unique}.fish-gallery"
     messages, strangers = camera_passes(N, seed=SEED, start_ns=time.time_ns() - 10**12)
     truth = {m.meta.uid: m.truth for m in messages}
     singles = [
@@ -66,56 +60,10 @@ def test_three_workers_with_tracklets_keep_each_stranger_under_one_id(
         for run, merges in single_process(fish_model_dir, messages, tracklets=True)
     ]
 
-    ensure_topics(settings.kafka.bootstrap_servers, [topic, settings.kafka.dlq_topic], 3)
-    stores = [tmp_path / f"w{i}" / "store.db" for i in range(3)]
-    env = daemon_env(
-        settings,
-        SEAWATCH_TASKS__PLANKTON__ENABLED="false",
-        SEAWATCH_TASKS__OTOLITH__ENABLED="false",
-        SEAWATCH_TASKS__FISH__MODEL_DIR=str(fish_model_dir),
-        SEAWATCH_TASKS__FISH__OPTIONS__TRACKLETS="true",
-        SEAWATCH_INFERENCE__THREADS="1",
-        SEAWATCH_KAFKA__MAX_POLL_RECORDS=str(BATCH),
-        SEAWATCH_STORAGE__LOCAL__CROPS__ENABLED="false",
-        SEAWATCH_ALERTS__ENABLED="false",
-    )
-
-    def worker(i: int, name: str = "") -> DaemonProcess:
-        own = {**env, "SEAWATCH_STORAGE__LOCAL__PATH": str(stores[i])}
-        own["SEAWATCH_HTTP__PORT"] = str(int(env["SEAWATCH_HTTP__PORT"]) + i)
-        return DaemonProcess(own, tmp_path / f"{name or f'w{i}'}.log")
-
-    def stored() -> int:
-        return sum(stored_frame_count(store) for store in stores)
-
-    publisher = Publisher(settings.kafka.bootstrap_servers)
-    workers = []
-    try:
-        workers.append(worker(0))
-        time.sleep(2)  # members join one after another (as `run --workers` staggers them)
-        workers.append(worker(1))
-        for w in workers:
-            w.wait_for(lambda w=w: "daemon_ready" in w.log(), 60, "a worker to start")
-        publish_messages(publisher, topic, messages[:FIRST])
-        workers[0].wait_for(lambda: stored() >= FIRST * 2 // 3, 90, "the first frames")
-        workers.append(worker(2))  # mid-stream: the group rebalances onto three members
-        workers[2].wait_for(lambda: "daemon_ready" in workers[2].log(), 60, "the third worker")
-        for start in range(FIRST, N, 100):  # the rest as a steady stream
-            publish_messages(publisher, topic, messages[start : start + 100])
-            time.sleep(0.2)
-            if start == KILL_AT:  # SIGKILL mid-stream, restarted as the supervisor would
-                assert workers[0].kill() == -9
-                killed = workers[0]
-                workers[0] = worker(0, "w0-restarted")
-        workers[2].wait_for(lambda: distinct_frames(stores) >= N, 150, "every frame stored")
-        codes = [w.terminate(timeout_s=20)[0] for w in workers]
-    finally:
-        publisher.close()
-        for w in workers:
-            w.__exit__()
-    logs = [w.log() for w in workers]
+    run = run_three_workers(settings, tmp_path, fish_model_dir, messages, tracklets=True)
+    stores, logs, codes = run.stores, run.logs, run.codes
     assert codes == [0, 0, 0], [log[-2000:] for log in logs]
-    assert all("Traceback" not in log for log in [*logs, killed.log()])
+    assert all("Traceback" not in log for log in [*logs, run.killed_log])
 
     rows = stored_sightings(stores)  # raw rows: a replayed frame counts once per store
     per_worker = [len(stored_sightings([s])) for s in stores]

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from seawatch.models.fish.preprocess import to_uint8
+
 _COARSE = (80, 60)  # background fit grid (w, h)
 _ASPECT = 2.5  # the model's input width / height (160 x 64)
 _SPAN = 0.91  # share of the crop's width the fish spans, as in training renders
@@ -137,12 +139,7 @@ def head_left_crop(
 
 def _as_bgr8(image: np.ndarray) -> np.ndarray:
     """Any decoded frame -> H x W x 3 uint8 BGR (for finding fish, not for the model)."""
-    if image.dtype == np.uint16:
-        bits = max(8, int(image.max()).bit_length())
-        image = (image >> (bits - 8)).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        msg = f"image dtype {image.dtype} is not supported; expected uint8 or uint16"
-        raise ValueError(msg)
+    image = to_uint8(image)
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 4:

@@ -13,18 +13,22 @@ import numpy as np
 from seawatch.contracts.preprocess import planar_float32
 
 
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """A decoded image (H x W gray, H x W x 3 BGR, H x W x 4 BGRA; uint8/uint16) -> RGB uint8.
-
-    16-bit data is scaled by the smallest power of two that holds its maximum (as for
-    plankton), so 10- to 14-bit cameras in 16-bit containers keep their contrast.
-    """
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 as is; uint16 scaled by the smallest power of two that holds its maximum (as for
+    plankton), so 10- to 14-bit cameras in 16-bit containers keep their contrast."""
     if image.dtype == np.uint16:
         bits = max(8, int(image.max()).bit_length())
-        image = (image >> (bits - 8)).astype(np.uint8)
-    elif image.dtype != np.uint8:
+        return (image >> (bits - 8)).astype(np.uint8)
+    if image.dtype != np.uint8:
         msg = f"image dtype {image.dtype} is not supported; expected uint8 or uint16"
         raise ValueError(msg)
+    return image
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """A decoded image (H x W gray, H x W x 3 BGR, H x W x 4 BGRA; uint8/uint16) -> RGB uint8
+    (16-bit data scaled by :func:`to_uint8`)."""
+    image = to_uint8(image)
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
     if image.ndim == 3 and image.shape[2] in (3, 4):
