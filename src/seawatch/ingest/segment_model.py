@@ -14,8 +14,8 @@ OpenCV; the network itself runs on the inference thread, see the plankton head).
    detail), objects under the minimum ESD are dropped, and each is measured from its filled
    mask and cropped from the frame, as :func:`~seawatch.ingest.segment.segment_full` does.
 5. **Quality** (:func:`quality_windows`): a square window around each instance (signal,
-   both maps, its mask) for the quality network, which predicts the instance's IoU with the
-   true object; the frame's score is their mean.
+   both maps, its mask, its size) for the quality network, which predicts the instance's IoU
+   with the true object; the frame's score is their mean.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from seawatch.ingest.segment import SegmentParams, frame_signal
 MODEL_SCALE = 0.5  # the network sees the frame at half its resolution
 FOREGROUND, CONTACT = 0, 1  # the channels of the network's output
 QUALITY_SIZE = 32  # side of a quality window, px
+QUALITY_CHANNELS = 6  # signal, foreground, contact, mask, log area, fill share
 SIGNAL_UNIT = 1.0 / 64.0  # signal (0..255, mostly < 64 on objects) -> network units
 _MIN_CORE = 3  # px (model resolution): a smaller core is a sliver the contact line cut off
 
@@ -60,9 +61,7 @@ def model_input(gray8: np.ndarray, params: SegmentParams, stride: int) -> ModelI
     return ModelInput(small, sh, sw)
 
 
-def instances(
-    maps: np.ndarray, *, fg_level: float = 0.5, cut_level: float = 0.5
-) -> np.ndarray:
+def instances(maps: np.ndarray, *, fg_level: float = 0.5, cut_level: float = 0.5) -> np.ndarray:
     """Label map (int32, 0 = background) of the instances in 2 x H x W probability maps."""
     fg = maps[FOREGROUND] > fg_level
     core = (fg & (maps[CONTACT] <= cut_level)).astype(np.uint8)
@@ -94,7 +93,7 @@ def instances(
         labels[rest] = joined
         rest = fg & (labels == 0)
     if rest.any():
-        n_orphans, orphans = cv2.connectedComponents(rest.astype(np.uint8), connectivity=8)
+        _, orphans = cv2.connectedComponents(rest.astype(np.uint8), connectivity=8)
         base = int(labels.max())
         labels[rest] = orphans[rest] + base
     return labels
@@ -202,15 +201,16 @@ def _window(plane: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
 
 def quality_windows(
     signal: np.ndarray, maps: np.ndarray, labels: np.ndarray, ids: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The quality network's inputs for instances ``ids`` of a network-scale label map:
-    windows (N x 4 x S x S float32: signal in network units, foreground, contact, the
-    instance's mask) and extras (N x 2: log area / 8, share of the window the mask fills)."""
+) -> np.ndarray:
+    """The quality network's inputs for instances ``ids`` of a network-scale label map
+    (N x 6 x S x S float32): the signal in network units, foreground, contact and the
+    instance's mask in a square window around it (a quarter wider than the instance), and
+    two constant planes, log(1 + area) / 8 and the share of the window the mask fills (what
+    resizing the window would otherwise hide)."""
     n = len(ids)
-    windows = np.zeros((n, 4, QUALITY_SIZE, QUALITY_SIZE), np.float32)
-    extras = np.zeros((n, 2), np.float32)
+    windows = np.zeros((n, QUALITY_CHANNELS, QUALITY_SIZE, QUALITY_SIZE), np.float32)
     if not n:
-        return windows, extras
+        return windows
     h, w = labels.shape
     planes = (signal[:h, :w].astype(np.float32) * SIGNAL_UNIT, maps[FOREGROUND, :h, :w],
               maps[CONTACT, :h, :w])  # fmt: skip
@@ -227,8 +227,9 @@ def quality_windows(
         full[ya - y0 : ya - y0 + mask.shape[0], xa - x0 : xa - x0 + mask.shape[1]] = mask
         windows[k, 3] = _window(full, 0, 0, side)
         area = float(mask.sum())
-        extras[k] = (math.log1p(area) / 8.0, area / float(side * side))
-    return windows, extras
+        windows[k, 4] = math.log1p(area) / 8.0
+        windows[k, 5] = area / float(side * side)
+    return windows
 
 
 def frame_score(predicted_iou: np.ndarray) -> float | None:
@@ -241,6 +242,7 @@ __all__ = [
     "CONTACT",
     "FOREGROUND",
     "MODEL_SCALE",
+    "QUALITY_CHANNELS",
     "QUALITY_SIZE",
     "SIGNAL_UNIT",
     "ModelInput",

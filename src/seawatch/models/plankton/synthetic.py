@@ -152,9 +152,7 @@ def _noise(shape: tuple[int, int], rng: np.random.Generator, sigma: float) -> np
     return window * np.float32(sigma)
 
 
-def object_opacity(
-    taxon: str, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray | None]:
+def object_opacity(taxon: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     """One object's opacity (float32 0..1, cropped, maybe broken and defocused) and glint,
     as every generator here draws it (for other generators: :mod:`seawatch.models.
     segmentation.synthetic`)."""

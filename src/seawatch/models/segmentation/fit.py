@@ -66,7 +66,8 @@ def _batch(data: TrainData, rng: np.random.Generator, batch: int, crop: int):
             data.weight[i][window] if data.weight is not None else np.ones((crop, crop), np.float32)
         )
         use = data.soft is not None and data.distil is not None and bool(data.distil[i])
-        parts.append(data.soft[i][(slice(None), *window)] if use else np.zeros((2, crop, crop), np.uint8))
+        blank = np.zeros((2, crop, crop), np.uint8)
+        parts.append(data.soft[i][(slice(None), *window)] if use else blank)
         parts = _augment(parts, rng)
         for store, part in zip((x, fg, ct, wt, soft), parts, strict=True):
             store.append(part)
@@ -140,7 +141,7 @@ def fit_segnet(
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress(1, float(loss))
+            progress(1, float(loss.detach()))
     return net.eval()
 
 
@@ -157,7 +158,6 @@ def predict_maps(net: SegNet, inputs: np.ndarray, *, batch: int = 8) -> np.ndarr
 
 def fit_quality(
     windows: np.ndarray,
-    extras: np.ndarray,
     iou: np.ndarray,
     *,
     steps: int,
@@ -166,8 +166,8 @@ def fit_quality(
     lr: float = 3e-3,
     progress: Callable[[int, float], object] | None = None,
 ) -> QualityNet:
-    """Fit a :class:`QualityNet` to regress ``iou`` (smooth L1) from windows and extras,
-    with flips and quarter turns of the windows."""
+    """Fit a :class:`QualityNet` to regress ``iou`` (smooth L1) from windows, with flips
+    and quarter turns."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = QualityNet()
@@ -181,24 +181,24 @@ def fit_quality(
         w = np.rot90(windows[index], int(rng.integers(4)), axes=(-2, -1))
         if rng.random() < 0.5:
             w = w[..., ::-1]
-        pred = net(torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(extras[index]))
+        pred = net(torch.from_numpy(np.ascontiguousarray(w)))
         loss = F.smooth_l1_loss(pred, torch.from_numpy(iou[index].astype(np.float32)), beta=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress(1, float(loss))
+            progress(1, float(loss.detach()))
     return net.eval()
 
 
 @torch.no_grad()
-def predict_quality(net: QualityNet, windows: np.ndarray, extras: np.ndarray) -> np.ndarray:
+def predict_quality(net: QualityNet, windows: np.ndarray) -> np.ndarray:
     """Predicted IoU of each window (float32 N)."""
     net.eval()
     if not len(windows):
         return np.zeros(0, np.float32)
-    return net(torch.from_numpy(windows), torch.from_numpy(extras)).numpy()
+    return net(torch.from_numpy(windows)).numpy()
 
 
 __all__ = [

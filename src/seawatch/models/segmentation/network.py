@@ -17,10 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seawatch.ingest.segment_model import SIGNAL_UNIT
+from seawatch.ingest.segment_model import QUALITY_CHANNELS, SIGNAL_UNIT
 from seawatch.models.blocks import conv_bn
-
-QUALITY_CHANNELS = 4  # signal, foreground, contact, instance mask
 
 
 def _double(c_in: int, c_out: int) -> nn.Sequential:
@@ -41,9 +39,7 @@ class SegNet(nn.Module):
             raise ValueError(msg)
         self.widths = tuple(widths)
         self.stem = nn.Sequential(conv_bn(1, widths[0], stride=2), conv_bn(widths[0], widths[0]))
-        self.down = nn.ModuleList(
-            _double(widths[i], widths[i + 1]) for i in range(len(widths) - 1)
-        )
+        self.down = nn.ModuleList(_double(widths[i], widths[i + 1]) for i in range(len(widths) - 1))
         self.up = nn.ModuleList(
             conv_bn(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(len(widths) - 1))
         )
@@ -76,8 +72,9 @@ class SegNet(nn.Module):
 
 
 class QualityNet(nn.Module):
-    """Predicted IoU (0..1) of a pseudo-instance from its N x 4 x S x S window
-    (:func:`seawatch.ingest.segment_model.quality_windows`)."""
+    """Predicted IoU (0..1) of a pseudo-instance from its window
+    (:func:`seawatch.ingest.segment_model.quality_windows`): four conv-BN-ReLU stages, global
+    average pooling, a two-layer head and a sigmoid."""
 
     def __init__(self, width: int = 12) -> None:
         super().__init__()
@@ -92,13 +89,11 @@ class QualityNet(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.head = nn.Sequential(nn.Linear(4 * width + 2, 32), nn.ReLU(), nn.Linear(32, 1))
+        self.head = nn.Sequential(nn.Linear(4 * width, 32), nn.ReLU(), nn.Linear(32, 1))
 
-    def forward(self, window: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
-        """``window``: N x 4 x S x S (signal scaled like SegNet's input, maps and mask 0..1);
-        ``extra``: N x 2 (log area of the instance, share of its window it fills)."""
-        z = self.features(window)
-        return torch.sigmoid(self.head(torch.cat([z, extra], 1))).squeeze(1)
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        """N x 6 x S x S windows -> predicted IoU (N)."""
+        return torch.sigmoid(self.head(self.features(window))).squeeze(1)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -106,4 +101,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["QUALITY_CHANNELS", "QualityNet", "SegNet", "count_parameters"]
+__all__ = ["QualityNet", "SegNet", "count_parameters"]

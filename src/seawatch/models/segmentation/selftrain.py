@@ -113,25 +113,23 @@ def _instances_of(maps: np.ndarray) -> list[np.ndarray]:
 
 
 def _windows(inputs: np.ndarray, maps: np.ndarray, labels: list[np.ndarray]):
-    ws, es, owner = [], [], []
+    windows, owner = [], []
     for i, lab in enumerate(labels):
         ids = list(range(1, int(lab.max(initial=0)) + 1))
-        w, e = quality_windows(inputs[i], maps[i], lab, ids)
-        ws.append(w)
-        es.append(e)
+        windows.append(quality_windows(inputs[i], maps[i], lab, ids))
         owner += [i] * len(ids)
-    return np.concatenate(ws), np.concatenate(es), np.array(owner, np.int64)
+    return np.concatenate(windows), np.array(owner, np.int64)
 
 
-def quality_set(net: SegNet, tiles: Tiles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows, extras and true IoU of every instance ``net`` finds in ``tiles``."""
+def quality_set(net: SegNet, tiles: Tiles) -> tuple[np.ndarray, np.ndarray]:
+    """Windows and true IoU of every instance ``net`` finds in ``tiles``."""
     maps = predict_maps(net, tiles.inputs)
     labels = _instances_of(maps)
-    windows, extras, _ = _windows(tiles.inputs, maps, labels)
+    windows, _ = _windows(tiles.inputs, maps, labels)
     iou = np.concatenate(
         [best_iou_per_pred(lab, truth) for lab, truth in zip(labels, tiles.labels, strict=True)]
     )
-    return windows, extras, iou
+    return windows, iou
 
 
 def pseudo_label(
@@ -141,8 +139,8 @@ def pseudo_label(
     (and, for scoring only, the true IoU)."""
     maps = predict_maps(net, tiles.inputs)
     labels = _instances_of(maps)
-    windows, extras, owner = _windows(tiles.inputs, maps, labels)
-    scores = predict_quality(quality, windows, extras)
+    windows, owner = _windows(tiles.inputs, maps, labels)
+    scores = predict_quality(quality, windows)
     predicted = [scores[owner == i] for i in range(len(tiles))]
     true = [
         best_iou_per_pred(lab, truth) if with_truth else np.zeros(0)
@@ -169,7 +167,7 @@ def pseudo_targets(
                 weight[cv2.dilate(region, disc) > 0] = 0.0
                 labels = np.where(np.isin(labels, bad), 0, labels)
             dropped += len(bad)
-        kept += int(len(scores)) - (len(np.flatnonzero(scores < threshold)) if threshold else 0)
+        kept += len(scores) - (len(np.flatnonzero(scores < threshold)) if threshold else 0)
         fg, ct = targets(labels)
         fgs.append(fg)
         cts.append(ct)
@@ -230,15 +228,14 @@ def run(plan: Plan, pool: Tiles, progress: Progress | None = None) -> Result:
         fold_fit = replace(plan.fit, steps=max(1, plan.fit.steps // 2))
         net = fit(f"fold_{k}", _supervised(labelled.subset(rest)), fold_fit, plan.seed + 1 + k)
         sets.append(quality_set(net, labelled.subset(held)))
-    windows, extras, iou = (np.concatenate([s[j] for s in sets]) for j in range(3))
+    windows, iou = (np.concatenate([s[j] for s in sets]) for j in range(2))
     counts["quality_training_instances"] = len(iou)
 
     def q_step(n: int, loss: float, done=[0]) -> None:  # noqa: B006 - a step counter
         done[0] += n
         say(f"quality loss {loss:.3f}", done[0], plan.quality_steps)
 
-    quality = fit_quality(windows, extras, iou, steps=plan.quality_steps, seed=plan.seed,
-                          progress=q_step)  # fmt: skip
+    quality = fit_quality(windows, iou, steps=plan.quality_steps, seed=plan.seed, progress=q_step)
     seconds["quality"] = round(time.perf_counter() - started, 1)
 
     pseudo = pseudo_label(teacher, quality, unlabelled)

@@ -286,9 +286,7 @@ def render_hard_frame(
         if touching:
             grown = cv2.dilate(obj.mask, np.ones((3, 3), np.uint8))
             neighbours = {int(i) for i in np.unique(region[grown > 0]) if i}
-            placed = [
-                (t, tc or (i + 1) in neighbours, df) for i, (t, tc, df) in enumerate(placed)
-            ]
+            placed = [(t, tc or (i + 1) in neighbours, df) for i, (t, tc, df) in enumerate(placed)]
         region[obj.mask > 0] = index
         a = np.clip(obj.opacity * obj.contrast, 0, 0.999)
         if dark_field:
