@@ -212,8 +212,11 @@ def quality_windows(
     if not n:
         return windows
     h, w = labels.shape
-    planes = (signal[:h, :w].astype(np.float32) * SIGNAL_UNIT, maps[FOREGROUND, :h, :w],
-              maps[CONTACT, :h, :w])  # fmt: skip
+    planes = (
+        signal[:h, :w].astype(np.float32) * SIGNAL_UNIT,
+        maps[FOREGROUND, :h, :w],
+        maps[CONTACT, :h, :w],
+    )
     where = boxes(labels)
     for k, label in enumerate(ids):
         x, y, bw, bh = where.get(label, (0, 0, 1, 1))

@@ -216,8 +216,9 @@ def run(plan: Plan, pool: Tiles, progress: Progress | None = None) -> Result:
         seconds[name] = round(time.perf_counter() - started, 1)
         return net
 
-    nets["supervised_third"] = teacher = fit("supervised_third", _supervised(labelled), plan.fit,
-                                             plan.seed)  # fmt: skip
+    nets["supervised_third"] = teacher = fit(
+        "supervised_third", _supervised(labelled), plan.fit, plan.seed
+    )
     nets["supervised_all"] = fit("supervised_all", _supervised(pool), plan.fit, plan.seed)
 
     started = time.perf_counter()
@@ -255,5 +256,14 @@ def run(plan: Plan, pool: Tiles, progress: Progress | None = None) -> Result:
     return Result(nets, quality, pseudo, seconds, counts)
 
 
-__all__ = ["QUICK", "ROWS", "Plan", "PseudoSet", "Result", "pseudo_label", "pseudo_targets",
-           "quality_set", "run"]  # fmt: skip
+__all__ = [
+    "QUICK",
+    "ROWS",
+    "Plan",
+    "PseudoSet",
+    "Result",
+    "pseudo_label",
+    "pseudo_targets",
+    "quality_set",
+    "run",
+]

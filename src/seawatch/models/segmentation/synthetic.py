@@ -94,8 +94,9 @@ class Hardness:
                 raise ValueError(msg)
 
 
-EASY = Hardness(touching=0.0, defocus=0.0, snow_contrast=(1.0, 1.0), faint=0.0, debris=(0, 1),
-                illumination=0.0)  # fmt: skip
+EASY = Hardness(
+    touching=0.0, defocus=0.0, snow_contrast=(1.0, 1.0), faint=0.0, debris=(0, 1), illumination=0.0
+)
 
 
 def _fill(mask: np.ndarray) -> np.ndarray:
