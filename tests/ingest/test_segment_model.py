@@ -11,7 +11,7 @@ import pytest
 from seawatch.contracts.errors import FrameError
 from seawatch.ingest.segment import SegmentParams, segment_full, threshold_labels
 from seawatch.ingest.segment_model import (
-    CONTACT,
+    CENTRE,
     FOREGROUND,
     QUALITY_SIZE,
     boxes,
@@ -28,35 +28,39 @@ def _maps(h: int, w: int) -> np.ndarray:
 
 
 def _disc(maps: np.ndarray, cx: float, cy: float, r: float) -> None:
+    """A disc of foreground with its centre-ness (1 at the centre, 0 at the edge)."""
     yy, xx = np.mgrid[0 : maps.shape[1], 0 : maps.shape[2]]
-    maps[FOREGROUND][(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = 0.95
+    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+    inside = d <= r
+    maps[FOREGROUND][inside] = 0.95
+    maps[CENTRE][inside] = np.maximum(maps[CENTRE][inside], 1.0 - d[inside] / r)
 
 
-def test_a_contact_line_splits_two_touching_objects_and_none_merges_them():
+def test_a_valley_of_centre_ness_splits_two_touching_objects():
     maps = _maps(40, 60)
     _disc(maps, 20, 20, 9)
-    _disc(maps, 36, 20, 9)  # overlapping discs: one blob
-    assert instances(maps).max() == 1
-    maps[CONTACT, :, 27:30] = 0.9  # the learned cut between them
+    _disc(maps, 36, 20, 9)  # overlapping discs: one blob, two centres
     labels = instances(maps)
     assert labels.max() == 2
-    # every foreground pixel belongs to one of the two, the contact line included
+    # every foreground pixel belongs to one of the two, the valley included
     assert ((labels > 0) == (maps[FOREGROUND] > 0.5)).all()
     left, right = labels[20, 12], labels[20, 44]
     assert left != right and left > 0 and right > 0
+    maps[CENTRE, :, 24:33] = 0.8  # no valley: one object
+    assert instances(maps).max() == 1
 
 
 def test_a_blob_without_a_core_is_still_an_object():
     maps = _maps(30, 30)
     _disc(maps, 15, 15, 4)
-    maps[CONTACT] = 0.9  # all of it contact: no core
+    maps[CENTRE] = 0.1  # no centre over one half: no core
     assert instances(maps).max() == 1
 
 
-def test_slivers_cut_off_by_a_contact_line_join_their_neighbour():
+def test_specks_of_centre_ness_join_their_neighbour():
     maps = _maps(30, 40)
     _disc(maps, 20, 15, 8)
-    maps[CONTACT, :, 13:15] = 0.9  # leaves a one-pixel sliver on the left edge
+    maps[CENTRE, 15, 13] = 0.9  # a one-pixel core apart from the disc's
     labels = instances(maps)
     assert labels.max() == 1
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seawatch.ingest.segment import SegmentParams
-from seawatch.models.segmentation.data import contact_lines, make_tiles, targets
+from seawatch.models.segmentation.data import centre_map, make_tiles, targets
 from seawatch.models.segmentation.evaluate import score_threshold
 from seawatch.models.segmentation.metrics import (
     best_iou_per_pred,
@@ -89,16 +89,17 @@ def test_tiles_hold_the_network_inputs_and_half_size_labels():
     assert esd_of_labels(tiles.full_labels[0], 1)[0] > 0
 
 
-def test_contact_lines_mark_both_sides_of_a_shared_border_only():
-    labels = np.zeros((10, 12), np.int32)
-    labels[2:8, 1:6] = 1
-    labels[2:8, 6:11] = 2
-    labels[0, 0] = 0
-    contact = contact_lines(labels)
-    assert contact[:, 5].sum() == 6 and contact[:, 6].sum() == 6
-    assert contact.sum() == 12  # nothing on the outer edges
-    fg, ct = targets(labels)
-    assert fg.sum() == 60 and ct.sum() == 12 and fg.dtype == np.uint8
+def test_centre_ness_peaks_inside_each_instance_with_a_valley_where_they_touch():
+    labels = np.zeros((11, 22), np.int32)
+    labels[1:10, 1:11] = 1
+    labels[1:10, 11:21] = 2
+    centre = centre_map(labels)
+    assert centre.max() == pytest.approx(1.0) and (centre[labels == 0] == 0).all()
+    row = centre[5]
+    assert row[5] == pytest.approx(1.0) and row[16] == pytest.approx(1.0)
+    assert row[10] < 0.3 and row[11] < 0.3  # the shared border is an edge of both
+    fg, target = targets(labels)
+    assert fg.sum() == 9 * 20 and target.dtype == np.uint8 and target.max() == 255
 
 
 def test_instance_scores():

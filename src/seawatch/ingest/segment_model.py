@@ -4,11 +4,13 @@ OpenCV; the network itself runs on the inference thread, see the plankton head).
 1. **Input** (:func:`model_input`): the frame's flat-field corrected signal (the same one the
    threshold cuts, :func:`~seawatch.ingest.segment.frame_signal`), shrunk by
    :data:`MODEL_SCALE` and padded to a multiple of the network's stride.
-2. **Maps**: the network returns, per pixel, the probability of foreground and of the
-   contact line between two touching objects.
-3. **Instances** (:func:`instances`): cores are the foreground minus the contact lines;
-   connected cores are instances; every other foreground pixel joins the nearest core, and a
-   foreground blob with no core is an instance of its own.
+2. **Maps**: the network returns, per pixel, the probability of foreground and its
+   **centre-ness**: the distance to the edge of its object (another object's edge included),
+   as a share of that object's largest, so each object peaks near 1 at its centre and two
+   touching objects are separated by a valley.
+3. **Instances** (:func:`instances`): cores are the foreground pixels of centre-ness over a
+   half; connected cores are instances; every other foreground pixel joins the nearest core, a
+   foreground blob with no core is an instance of its own, and holes are filled.
 4. **Objects** (:func:`objects_from_maps`): the label map is enlarged to the frame (labels by
    nearest neighbour, the foreground probability bilinearly, so outlines keep sub-pixel
    detail), objects under the minimum ESD are dropped, and each is measured from its filled
@@ -32,11 +34,11 @@ from seawatch.ingest.morphometrics import measure_mask
 from seawatch.ingest.segment import SegmentParams, frame_signal
 
 MODEL_SCALE = 0.5  # the network sees the frame at half its resolution
-FOREGROUND, CONTACT = 0, 1  # the channels of the network's output
+FOREGROUND, CENTRE = 0, 1  # the channels of the network's output
 QUALITY_SIZE = 32  # side of a quality window, px
-QUALITY_CHANNELS = 6  # signal, foreground, contact, mask, log area, fill share
+QUALITY_CHANNELS = 6  # signal, foreground, centre-ness, mask, log area, fill share
 SIGNAL_UNIT = 1.0 / 64.0  # signal (0..255, mostly < 64 on objects) -> network units
-_MIN_CORE = 3  # px (model resolution): a smaller core is a sliver the contact line cut off
+_MIN_CORE = 3  # px (network scale): a smaller core is noise; its pixels join a neighbour
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,12 @@ def model_input(gray8: np.ndarray, params: SegmentParams, stride: int) -> ModelI
     return ModelInput(small, sh, sw)
 
 
-def instances(maps: np.ndarray, *, fg_level: float = 0.5, cut_level: float = 0.5) -> np.ndarray:
-    """Label map (int32, 0 = background) of the instances in 2 x H x W probability maps."""
+def instances(
+    maps: np.ndarray, *, fg_level: float = 0.5, core_level: float = 0.5
+) -> np.ndarray:
+    """Label map (int32, 0 = background) of the instances in 2 x H x W maps."""
     fg = maps[FOREGROUND] > fg_level
-    core = (fg & (maps[CONTACT] <= cut_level)).astype(np.uint8)
+    core = (fg & (maps[CENTRE] > core_level)).astype(np.uint8)
     n, cores, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=4)
     small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < _MIN_CORE)
     if len(small) > 1 or (len(small) == 1 and small[0] != 0):
@@ -77,7 +81,7 @@ def instances(maps: np.ndarray, *, fg_level: float = 0.5, cut_level: float = 0.5
     labels = cores.astype(np.int32)
     rest = fg & (labels == 0)
     if not rest.any():
-        return labels
+        return fill_instances(labels)
     if labels.any():
         # Each remaining foreground pixel takes the label of the nearest core pixel.
         _, nearest = cv2.distanceTransformWithLabels(
@@ -96,6 +100,16 @@ def instances(maps: np.ndarray, *, fg_level: float = 0.5, cut_level: float = 0.5
         _, orphans = cv2.connectedComponents(rest.astype(np.uint8), connectivity=8)
         base = int(labels.max())
         labels[rest] = orphans[rest] + base
+    return fill_instances(labels)
+
+
+def fill_instances(labels: np.ndarray) -> np.ndarray:
+    """Each instance with the background its outline encloses (a bubble's clear centre, a
+    ring-shaped diatom) filled in, as the morphometrics count it."""
+    for label, (x, y, w, h) in boxes(labels).items():
+        window = labels[y : y + h, x : x + w]
+        filled, _ = fill_holes((window == label).astype(np.uint8))
+        window[(filled > 0) & (window == 0)] = label
     return labels
 
 
@@ -203,7 +217,7 @@ def quality_windows(
     signal: np.ndarray, maps: np.ndarray, labels: np.ndarray, ids: list[int]
 ) -> np.ndarray:
     """The quality network's inputs for instances ``ids`` of a network-scale label map
-    (N x 6 x S x S float32): the signal in network units, foreground, contact and the
+    (N x 6 x S x S float32): the signal in network units, foreground, centre-ness and the
     instance's mask in a square window around it (a quarter wider than the instance), and
     two constant planes, log(1 + area) / 8 and the share of the window the mask fills (what
     resizing the window would otherwise hide)."""
@@ -215,7 +229,7 @@ def quality_windows(
     planes = (
         signal[:h, :w].astype(np.float32) * SIGNAL_UNIT,
         maps[FOREGROUND, :h, :w],
-        maps[CONTACT, :h, :w],
+        maps[CENTRE, :h, :w],
     )
     where = boxes(labels)
     for k, label in enumerate(ids):
@@ -242,7 +256,7 @@ def frame_score(predicted_iou: np.ndarray) -> float | None:
 
 
 __all__ = [
-    "CONTACT",
+    "CENTRE",
     "FOREGROUND",
     "MODEL_SCALE",
     "QUALITY_CHANNELS",
@@ -252,6 +266,7 @@ __all__ = [
     "boxes",
     "enlarge",
     "fill_holes",
+    "fill_instances",
     "frame_score",
     "instances",
     "model_input",

@@ -3,8 +3,9 @@
 A tile is a :func:`~seawatch.models.segmentation.synthetic.render_hard_frame` frame (512 px a
 side at the daemon's resolution, so 256 px for the network), half of them through a JPEG
 round trip as in-situ cameras send them, a third dark-field. Its targets are the true
-instances at the network's scale: **foreground** (any instance) and **contact** (pixels
-next to a different instance: where touching objects are cut apart).
+instances at the network's scale: **foreground** (any instance) and **centre-ness** (the
+distance to the instance's edge over its largest: touching objects are separated by a
+valley, where they are cut apart).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from seawatch.ingest.segment import SegmentParams
 from seawatch.ingest.segment_model import MODEL_SCALE, model_input
 from seawatch.models.segmentation.synthetic import Hardness, render_hard_frame
 
-_K3 = np.ones((3, 3), np.uint8)
 STRIDE = 32  # the inputs' sides are multiples of every SegNet's stride used here
 
 
@@ -119,20 +119,32 @@ def make_tiles(
     )
 
 
-def contact_lines(labels: np.ndarray) -> np.ndarray:
-    """Pixels of an instance with a different instance among their 8 neighbours (bool)."""
-    lab = labels.astype(np.float32)
-    high = cv2.dilate(lab, _K3)
-    low = cv2.erode(np.where(labels > 0, lab, np.float32(2**24)), _K3)
-    return (labels > 0) & ((high > lab) | (low < lab))
+def centre_map(labels: np.ndarray) -> np.ndarray:
+    """Centre-ness of every instance (float32 0..1): the distance of each pixel to the edge
+    of its instance, divided by the instance's largest; where two instances touch, each one's
+    edge runs between them, so the map has a valley there."""
+    from seawatch.ingest.segment_model import boxes
+
+    out = np.zeros(labels.shape, np.float32)
+    for label, (x, y, w, h) in boxes(labels).items():
+        window = labels[max(0, y - 1) : y + h + 1, max(0, x - 1) : x + w + 1]
+        mask = (window == label).astype(np.uint8)
+        mask = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)[1:-1, 1:-1]
+        dist /= max(float(dist.max()), 1e-6)
+        target = out[max(0, y - 1) : y + h + 1, max(0, x - 1) : x + w + 1]
+        inside = window == label
+        target[inside] = dist[inside]
+    return out
 
 
 def targets(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Foreground and contact targets (uint8 0/1) of label maps (N x H x W or H x W)."""
+    """Foreground (uint8 0/1) and centre-ness (uint8 0..255) targets of label maps
+    (N x H x W or H x W)."""
     stack = labels if labels.ndim == 3 else labels[None]
     fg = (stack > 0).astype(np.uint8)
-    contact = np.stack([contact_lines(lab) for lab in stack]).astype(np.uint8)
-    return (fg, contact) if labels.ndim == 3 else (fg[0], contact[0])
+    centre = np.stack([np.round(centre_map(lab) * 255) for lab in stack]).astype(np.uint8)
+    return (fg, centre) if labels.ndim == 3 else (fg[0], centre[0])
 
 
-__all__ = ["STRIDE", "Tiles", "contact_lines", "jpeg", "make_tiles", "shrink_labels", "targets"]
+__all__ = ["STRIDE", "Tiles", "centre_map", "jpeg", "make_tiles", "shrink_labels", "targets"]

@@ -4,10 +4,9 @@ the quality regressor. Imports torch: training code only.
 One step of :func:`fit_segnet` takes a batch of random square crops (flips and quarter
 turns), and the loss is
 
-- **supervised**: binary cross-entropy of the foreground and contact maps against the
-  targets (true masks, or kept pseudo-masks), pixel-weighted (weight 0: ignored, as the
-  regions of pseudo-instances the quality network rejected); contact pixels count
-  ``contact_weight`` times, they are rare and they are what splits touching objects;
+- **supervised**: binary cross-entropy of the foreground and centre-ness maps against the
+  targets (true masks, or kept pseudo-masks; centre-ness is a soft target), pixel-weighted
+  (weight 0: ignored, as the regions of pseudo-instances the quality network rejected);
 - **distillation** (``kd_weight`` > 0, on the tiles that carry the teacher's soft maps):
   binary cross-entropy of both maps against the teacher's probabilities on every pixel, so the
   student learns the teacher's uncertainty instead of its hard, noisy pseudo-masks.
@@ -36,7 +35,7 @@ class TrainData:
 
     inputs: np.ndarray
     fg: np.ndarray
-    contact: np.ndarray
+    centre: np.ndarray  # uint8 0..255
     weight: np.ndarray | None = None
     soft: np.ndarray | None = None
     distil: np.ndarray | None = None
@@ -61,7 +60,7 @@ def _batch(data: TrainData, rng: np.random.Generator, batch: int, crop: int):
     for i in rng.integers(0, n, batch):
         y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
         window = (slice(y0, y0 + crop), slice(x0, x0 + crop))
-        parts = [data.inputs[i][window], data.fg[i][window], data.contact[i][window]]
+        parts = [data.inputs[i][window], data.fg[i][window], data.centre[i][window]]
         parts.append(
             data.weight[i][window] if data.weight is not None else np.ones((crop, crop), np.float32)
         )
@@ -75,7 +74,7 @@ def _batch(data: TrainData, rng: np.random.Generator, batch: int, crop: int):
     return (
         torch.from_numpy(np.stack(x)[:, None].astype(np.float32)),
         torch.from_numpy(np.stack(fg).astype(np.float32)),
-        torch.from_numpy(np.stack(ct).astype(np.float32)),
+        torch.from_numpy(np.stack(ct).astype(np.float32) / 255.0),
         torch.from_numpy(np.stack(wt).astype(np.float32)),
         torch.from_numpy(np.stack(soft).astype(np.float32) / 255.0),
         torch.tensor(kd),
@@ -91,26 +90,24 @@ class FitSettings:
     crop: int = 128
     lr: float = 3e-3
     widths: tuple[int, ...] = (12, 24, 48)
-    contact_weight: float = 5.0
     kd_weight: float = 0.0
 
 
 def segnet_loss(
     logits: torch.Tensor,
     fg: torch.Tensor,
-    contact: torch.Tensor,
+    centre: torch.Tensor,
     weight: torch.Tensor,
     soft: torch.Tensor,
     distil: torch.Tensor,
     settings: FitSettings,
 ) -> torch.Tensor:
     """The supervised (pixel-weighted) plus distillation loss of one batch."""
-    w_contact = weight * (1.0 + (settings.contact_weight - 1.0) * contact)
     denom = weight.sum().clamp(min=1.0)
-    loss = (F.binary_cross_entropy_with_logits(logits[:, 0], fg, reduction="none") * weight).sum()
-    loss = loss / denom
-    bce_c = F.binary_cross_entropy_with_logits(logits[:, 1], contact, reduction="none")
-    loss = loss + (bce_c * w_contact).sum() / w_contact.sum().clamp(min=1.0)
+    loss = 0.0
+    for channel, target in ((0, fg), (1, centre)):
+        bce = F.binary_cross_entropy_with_logits(logits[:, channel], target, reduction="none")
+        loss = loss + (bce * weight).sum() / denom
     if settings.kd_weight > 0 and bool(distil.any()):
         kd = F.binary_cross_entropy_with_logits(logits[distil], soft[distil])
         loss = loss + settings.kd_weight * kd

@@ -104,8 +104,8 @@ class Result:
 
 
 def _supervised(tiles: Tiles) -> TrainData:
-    fg, contact = targets(tiles.labels)
-    return TrainData(tiles.inputs, fg, contact)
+    fg, centre = targets(tiles.labels)
+    return TrainData(tiles.inputs, fg, centre)
 
 
 def _instances_of(maps: np.ndarray) -> list[np.ndarray]:
@@ -152,7 +152,7 @@ def pseudo_label(
 def pseudo_targets(
     pseudo: PseudoSet, threshold: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """Foreground, contact and weight targets from pseudo-instances; with a ``threshold``,
+    """Foreground, centre-ness and weight targets from pseudo-instances; with a ``threshold``,
     instances predicted under it are dropped and their region (grown by 2 px) weighs 0.
     Returns the three arrays and the numbers of instances kept and dropped."""
     fgs, cts, wts = [], [], []
@@ -186,7 +186,7 @@ def _join(a: TrainData, b: TrainData) -> TrainData:
     return TrainData(
         np.concatenate([a.inputs, b.inputs]),
         np.concatenate([a.fg, b.fg]),
-        np.concatenate([a.contact, b.contact]),
+        np.concatenate([a.centre, b.centre]),
         cat(a.weight, b.weight, lambda d: np.ones(d.fg.shape, np.float32)),
         cat(a.soft, b.soft, lambda d: np.zeros((len(d), 2, *d.fg.shape[1:]), np.uint8)),
         cat(a.distil, b.distil, lambda d: np.zeros(len(d), bool)),
