@@ -28,7 +28,7 @@ def _maps(h: int, w: int) -> np.ndarray:
 
 
 def _disc(maps: np.ndarray, cx: float, cy: float, r: float) -> None:
-    """A disc of foreground with its centre-ness (1 at the centre, 0 at the edge)."""
+    """A disc of foreground with its centre heat (1 at the centre, 0 at the edge)."""
     yy, xx = np.mgrid[0 : maps.shape[1], 0 : maps.shape[2]]
     d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
     inside = d <= r
@@ -36,7 +36,7 @@ def _disc(maps: np.ndarray, cx: float, cy: float, r: float) -> None:
     maps[CENTRE][inside] = np.maximum(maps[CENTRE][inside], 1.0 - d[inside] / r)
 
 
-def test_a_valley_of_centre_ness_splits_two_touching_objects():
+def test_two_centre_peaks_split_two_touching_objects():
     maps = _maps(40, 60)
     _disc(maps, 20, 20, 9)
     _disc(maps, 36, 20, 9)  # overlapping discs: one blob, two centres

@@ -3,9 +3,8 @@
 A tile is a :func:`~seawatch.models.segmentation.synthetic.render_hard_frame` frame (512 px a
 side at the daemon's resolution, so 256 px for the network), half of them through a JPEG
 round trip as in-situ cameras send them, a third dark-field. Its targets are the true
-instances at the network's scale: **foreground** (any instance) and **centre-ness** (the
-distance to the instance's edge over its largest: touching objects are separated by a
-valley, where they are cut apart).
+instances at the network's scale: **foreground** (any instance) and **centre heat** (a
+Gaussian peak at each instance's pole: touching objects have one peak each).
 """
 
 from __future__ import annotations
@@ -120,26 +119,29 @@ def make_tiles(
 
 
 def centre_map(labels: np.ndarray) -> np.ndarray:
-    """Centre-ness of every instance (float32 0..1): the distance of each pixel to the edge
-    of its instance, divided by the instance's largest; where two instances touch, each one's
-    edge runs between them, so the map has a valley there."""
+    """Centre heat of every instance (float32 0..1): a Gaussian around the instance's pole
+    (its point farthest from its edge, always inside it, even for a copepod with its
+    antennae or a chain of cells), of sigma half its inscribed radius, kept inside the
+    instance. One peak per object, so touching objects have two and a lobed one has one."""
     from seawatch.ingest.segment_model import boxes
 
     out = np.zeros(labels.shape, np.float32)
     for label, (x, y, w, h) in boxes(labels).items():
-        window = labels[max(0, y - 1) : y + h + 1, max(0, x - 1) : x + w + 1]
-        mask = (window == label).astype(np.uint8)
-        mask = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)[1:-1, 1:-1]
-        dist /= max(float(dist.max()), 1e-6)
-        target = out[max(0, y - 1) : y + h + 1, max(0, x - 1) : x + w + 1]
+        window = labels[y : y + h, x : x + w]
         inside = window == label
-        target[inside] = dist[inside]
+        mask = cv2.copyMakeBorder(inside.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT)
+        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)[1:-1, 1:-1]
+        py, px = np.unravel_index(int(dist.argmax()), dist.shape)
+        sigma = max(1.0, 0.5 * float(dist.max()))
+        yy, xx = np.ogrid[0:h, 0:w]
+        heat = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2.0 * sigma * sigma))
+        target = out[y : y + h, x : x + w]
+        target[inside] = np.maximum(target[inside], heat[inside])
     return out
 
 
 def targets(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Foreground (uint8 0/1) and centre-ness (uint8 0..255) targets of label maps
+    """Foreground (uint8 0/1) and centre heat (uint8 0..255) targets of label maps
     (N x H x W or H x W)."""
     stack = labels if labels.ndim == 3 else labels[None]
     fg = (stack > 0).astype(np.uint8)

@@ -4,8 +4,8 @@ the quality regressor. Imports torch: training code only.
 One step of :func:`fit_segnet` takes a batch of random square crops (flips and quarter
 turns), and the loss is
 
-- **supervised**: binary cross-entropy of the foreground and centre-ness maps against the
-  targets (true masks, or kept pseudo-masks; centre-ness is a soft target), pixel-weighted
+- **supervised**: binary cross-entropy of the foreground and centre heat maps against the
+  targets (true masks, or kept pseudo-masks; centre heat is a soft target), pixel-weighted
   (weight 0: ignored, as the regions of pseudo-instances the quality network rejected);
 - **distillation** (``kd_weight`` > 0, on the tiles that carry the teacher's soft maps):
   binary cross-entropy of both maps against the teacher's probabilities on every pixel, so the

@@ -2,9 +2,9 @@
 
 :class:`SegNet` maps a frame's flat-field signal (objects bright, background ~0, 0..255; see
 :func:`seawatch.ingest.segment_model.model_input`) at half resolution to two maps: the
-probability that a pixel belongs to an object (**foreground**) and its **centre-ness** (the
-distance to its object's edge over the object's largest: touching objects are separated by a
-valley, where the instances are cut apart). Both are sigmoids inside the graph.
+probability that a pixel belongs to an object (**foreground**) and its **centre heat** (a
+peak at each object's pole: touching objects show two peaks, where the instances are cut
+apart). Both are sigmoids inside the graph.
 
 :class:`QualityNet` looks at one pseudo-instance (a square window around it: the signal, the
 two probability maps and the instance's mask) and regresses the IoU that instance has with
@@ -67,7 +67,7 @@ class SegNet(nn.Module):
         return self.head(self.fine(torch.cat([h, self.fine_in(x)], 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Maps N x 2 x H x W: foreground probability, centre-ness."""
+        """Maps N x 2 x H x W: foreground probability, centre heat."""
         return torch.sigmoid(self.logits(x))
 
 

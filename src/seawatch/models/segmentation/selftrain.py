@@ -152,7 +152,7 @@ def pseudo_label(
 def pseudo_targets(
     pseudo: PseudoSet, threshold: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """Foreground, centre-ness and weight targets from pseudo-instances; with a ``threshold``,
+    """Foreground, centre heat and weight targets from pseudo-instances; with a ``threshold``,
     instances predicted under it are dropped and their region (grown by 2 px) weighs 0.
     Returns the three arrays and the numbers of instances kept and dropped."""
     fgs, cts, wts = [], [], []
