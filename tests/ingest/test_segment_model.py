@@ -28,7 +28,7 @@ def _maps(h: int, w: int) -> np.ndarray:
 
 
 def _disc(maps: np.ndarray, cx: float, cy: float, r: float) -> None:
-    """A disc of foreground with its centre heat (1 at the centre, 0 at the edge)."""
+    """A disc of foreground with its centre-ness (1 at the centre, 0 at the edge)."""
     yy, xx = np.mgrid[0 : maps.shape[1], 0 : maps.shape[2]]
     d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
     inside = d <= r

@@ -174,9 +174,11 @@ def test_the_grid_carries_its_thumbnails_inline(as_user, station_files):
     sources = re.findall(r'<img src="(data:image/(?:jpeg|png);base64,[^"]+)"', html)
     assert len(sources) == html.count('class="cell ')  # every object of the page
     crops = CropStore(station_files.crops, readonly=True)
-    digest = sqlite3.connect(station_files.store).execute(
-        "SELECT crop FROM objects WHERE crop IS NOT NULL ORDER BY rowid LIMIT 1"
-    ).fetchone()[0]
+    digest = (
+        sqlite3.connect(station_files.store)
+        .execute("SELECT crop FROM objects WHERE crop IS NOT NULL ORDER BY rowid LIMIT 1")
+        .fetchone()[0]
+    )
     inline = base64.b64encode(crops.thumbs([digest])[digest]).decode()
     crops.close()
     assert any(s.endswith(inline) for s in sources)

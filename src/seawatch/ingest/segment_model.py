@@ -4,13 +4,14 @@ OpenCV; the network itself runs on the inference thread, see the plankton head).
 1. **Input** (:func:`model_input`): the frame's flat-field corrected signal (the same one the
    threshold cuts, :func:`~seawatch.ingest.segment.frame_signal`), shrunk by
    :data:`MODEL_SCALE` and padded to a multiple of the network's stride.
-2. **Maps**: the network returns, per pixel, the probability of foreground and the
-   **centre heat**: a peak at each object's pole (its point farthest from its edge), so two
-   touching objects show two peaks and a lobed one (a copepod with its antennae, a chain
-   of cells, a flock of snow) shows one.
-3. **Instances** (:func:`instances`): cores are the foreground pixels of centre heat over a
-   level; connected cores are instances; every other foreground pixel joins the nearest core, a
-   foreground blob with no core is an instance of its own, and holes are filled.
+2. **Maps**: the network returns, per pixel, the probability of foreground and its
+   **centre-ness**: the distance to the edge of its object (another object's edge included)
+   over that object's largest, so each object peaks near 1 inside and two touching objects
+   are separated by a valley.
+3. **Instances** (:func:`instances`): cores are the foreground pixels of centre-ness over
+   ``core_level``; connected cores are instances; every other foreground pixel joins the
+   nearest core, a foreground blob with no core is an instance of its own, and holes are
+   filled.
 4. **Objects** (:func:`objects_from_maps`): the label map is enlarged to the frame (labels by
    nearest neighbour, the foreground probability bilinearly, so outlines keep sub-pixel
    detail), objects under the minimum ESD are dropped, and each is measured from its filled
@@ -34,9 +35,9 @@ from seawatch.ingest.morphometrics import measure_mask
 from seawatch.ingest.segment import SegmentParams, frame_signal
 
 MODEL_SCALE = 0.5  # the network sees the frame at half its resolution
-FOREGROUND, CENTRE = 0, 1  # the channels of the network's output: foreground, centre heat
+FOREGROUND, CENTRE = 0, 1  # the channels of the network's output: foreground, centre-ness
 QUALITY_SIZE = 32  # side of a quality window, px
-QUALITY_CHANNELS = 6  # signal, foreground, centre heat, mask, log area, fill share
+QUALITY_CHANNELS = 6  # signal, foreground, centre-ness, mask, log area, fill share
 SIGNAL_UNIT = 1.0 / 64.0  # signal (0..255, mostly < 64 on objects) -> network units
 _MIN_CORE = 3  # px (network scale): a smaller core is noise; its pixels join a neighbour
 
@@ -215,7 +216,7 @@ def quality_windows(
     signal: np.ndarray, maps: np.ndarray, labels: np.ndarray, ids: list[int]
 ) -> np.ndarray:
     """The quality network's inputs for instances ``ids`` of a network-scale label map
-    (N x 6 x S x S float32): the signal in network units, foreground, centre heat and the
+    (N x 6 x S x S float32): the signal in network units, foreground, centre-ness and the
     instance's mask in a square window around it (a quarter wider than the instance), and
     two constant planes, log(1 + area) / 8 and the share of the window the mask fills (what
     resizing the window would otherwise hide)."""

@@ -3,8 +3,9 @@
 A tile is a :func:`~seawatch.models.segmentation.synthetic.render_hard_frame` frame (512 px a
 side at the daemon's resolution, so 256 px for the network), half of them through a JPEG
 round trip as in-situ cameras send them, a third dark-field. Its targets are the true
-instances at the network's scale: **foreground** (any instance) and **centre heat** (a
-Gaussian peak at each instance's pole: touching objects have one peak each).
+instances at the network's scale: **foreground** (any instance) and **centre-ness** (the
+distance to the instance's edge over its largest: a peak in each object, a valley where two
+touch).
 """
 
 from __future__ import annotations
@@ -119,10 +120,9 @@ def make_tiles(
 
 
 def centre_map(labels: np.ndarray) -> np.ndarray:
-    """Centre heat of every instance (float32 0..1): a Gaussian around the instance's pole
-    (its point farthest from its edge, always inside it, even for a copepod with its
-    antennae or a chain of cells), of sigma half its inscribed radius, kept inside the
-    instance. One peak per object, so touching objects have two and a lobed one has one."""
+    """Centre-ness of every instance (float32 0..1): each pixel's distance to the edge of its
+    instance, over the instance's largest. Where two instances touch, the edge of each runs
+    between them, so the map has a valley there and a peak in each."""
     from seawatch.ingest.segment_model import boxes
 
     out = np.zeros(labels.shape, np.float32)
@@ -131,17 +131,14 @@ def centre_map(labels: np.ndarray) -> np.ndarray:
         inside = window == label
         mask = cv2.copyMakeBorder(inside.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT)
         dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)[1:-1, 1:-1]
-        py, px = np.unravel_index(int(dist.argmax()), dist.shape)
-        sigma = max(1.0, 0.5 * float(dist.max()))
-        yy, xx = np.ogrid[0:h, 0:w]
-        heat = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / (2.0 * sigma * sigma))
+        dist /= max(float(dist.max()), 1e-6)
         target = out[y : y + h, x : x + w]
-        target[inside] = np.maximum(target[inside], heat[inside])
+        target[inside] = np.maximum(target[inside], dist[inside])
     return out
 
 
 def targets(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Foreground (uint8 0/1) and centre heat (uint8 0..255) targets of label maps
+    """Foreground (uint8 0/1) and centre-ness (uint8 0..255) targets of label maps
     (N x H x W or H x W)."""
     stack = labels if labels.ndim == 3 else labels[None]
     fg = (stack > 0).astype(np.uint8)

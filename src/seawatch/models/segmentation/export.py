@@ -1,6 +1,6 @@
 """The segmentation artifact: ``model.onnx`` (the U-Net: input ``image`` N x 1 x H x W, the
 frame's signal at half size, 0..255, H and W multiples of 32; output ``maps`` N x 2 x H x W,
-foreground probability and centre heat; batch, height and width dynamic), ``quality.onnx``
+foreground probability and centre-ness; batch, height and width dynamic), ``quality.onnx``
 (input ``window`` N x 6 x 32 x 32, output ``iou`` N) and ``card.json``. Both graphs are
 checked against torch before the card is written."""
 
@@ -29,7 +29,7 @@ def describe(net: SegNet, quality: QualityNet) -> str:
     return (
         f"SegNet: lean U-Net, stride-2 stem, levels {list(net.widths)} (conv-BN-ReLU, max-pool, "
         f"nearest upsampling + skips), full-resolution refinement, 1x1 head of 2 sigmoids "
-        f"(foreground, centre heat); {count_parameters(net):,} parameters. QualityNet: 4 conv "
+        f"(foreground, centre-ness); {count_parameters(net):,} parameters. QualityNet: 4 conv "
         f"stages on {QUALITY_CHANNELS} x {QUALITY_SIZE} x {QUALITY_SIZE} instance windows, "
         f"regressing IoU; {count_parameters(quality):,} parameters"
     )

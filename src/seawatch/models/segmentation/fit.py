@@ -4,8 +4,8 @@ the quality regressor. Imports torch: training code only.
 One step of :func:`fit_segnet` takes a batch of random square crops (flips and quarter
 turns), and the loss is
 
-- **supervised**: binary cross-entropy of the foreground and centre heat maps against the
-  targets (true masks, or kept pseudo-masks; centre heat is a soft target), pixel-weighted
+- **supervised**: binary cross-entropy of the foreground and centre-ness maps against the
+  targets (true masks, or kept pseudo-masks; centre-ness is a soft target), pixel-weighted
   (weight 0: ignored, as the regions of pseudo-instances the quality network rejected);
 - **distillation** (``kd_weight`` > 0, on the tiles that carry the teacher's soft maps):
   binary cross-entropy of both maps against the teacher's probabilities on every pixel, so the
@@ -89,7 +89,7 @@ class FitSettings:
     batch: int = 8
     crop: int = 128
     lr: float = 3e-3
-    widths: tuple[int, ...] = (12, 24, 48)
+    widths: tuple[int, ...] = (12, 24, 48, 64)
     kd_weight: float = 0.0
 
 
@@ -119,12 +119,16 @@ def fit_segnet(
     settings: FitSettings,
     *,
     seed: int,
+    start: SegNet | None = None,
     progress: Callable[[int, float], object] | None = None,
 ) -> SegNet:
-    """Fit a fresh :class:`SegNet` on ``data``; ``progress(1, loss)`` after each step."""
+    """Fit a :class:`SegNet` on ``data`` (a fresh one, or a copy of ``start``);
+    ``progress(1, loss)`` after each step."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = SegNet(settings.widths)
+    if start is not None:
+        net.load_state_dict(start.state_dict())
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=settings.steps, pct_start=0.15

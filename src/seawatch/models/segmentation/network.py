@@ -2,9 +2,9 @@
 
 :class:`SegNet` maps a frame's flat-field signal (objects bright, background ~0, 0..255; see
 :func:`seawatch.ingest.segment_model.model_input`) at half resolution to two maps: the
-probability that a pixel belongs to an object (**foreground**) and its **centre heat** (a
-peak at each object's pole: touching objects show two peaks, where the instances are cut
-apart). Both are sigmoids inside the graph.
+probability that a pixel belongs to an object (**foreground**) and its **centre-ness** (its
+distance to its object's edge over the object's largest: a peak in each object, a valley
+where two touch, where the instances are cut apart). Both are sigmoids inside the graph.
 
 :class:`QualityNet` looks at one pseudo-instance (a square window around it: the signal, the
 two probability maps and the instance's mask) and regresses the IoU that instance has with
@@ -32,7 +32,7 @@ class SegNet(nn.Module):
     refinement from the input itself and a 1x1 head of two sigmoids. Most of the work is at
     low resolution: what keeps a full frame affordable on a CPU."""
 
-    def __init__(self, widths: tuple[int, ...] = (12, 24, 48), fine: int = 8) -> None:
+    def __init__(self, widths: tuple[int, ...] = (12, 24, 48, 64), fine: int = 8) -> None:
         super().__init__()
         if len(widths) < 2:
             msg = f"SegNet needs at least two levels, got widths={widths}"
@@ -67,7 +67,7 @@ class SegNet(nn.Module):
         return self.head(self.fine(torch.cat([h, self.fine_in(x)], 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Maps N x 2 x H x W: foreground probability, centre heat."""
+        """Maps N x 2 x H x W: foreground probability, centre-ness."""
         return torch.sigmoid(self.logits(x))
 
 

@@ -6,7 +6,9 @@
    predict that IoU from the instance's window (image, maps, mask), on labelled data only.
 3. **Pseudo-labels**: the teacher's instances on the unlabelled two thirds (the same tiles
    whose masks the "supervised, all" row uses), each with its predicted IoU.
-4. **Students**, fresh U-Nets on the labelled third plus the pseudo-labelled rest: all
+4. **Students**, U-Nets started from the teacher's weights and fitted on the labelled third
+   plus the pseudo-labelled tiles (the pool's other two thirds, whose masks only the
+   "supervised, all" row uses, and ``unlabelled_extra`` more tiles nobody labelled): all
    pseudo-instances kept; only those the quality network scores at ``quality_threshold`` or
    over (the region of the others ignored, not called background); and those plus pixel-wise
    distillation from the teacher's soft maps on the unlabelled tiles.
@@ -53,15 +55,19 @@ class Plan:
     """The data and schedule of one self-training run (seeds: development draws 7,100,2xx;
     the final test draw 7,900,070 is never used here)."""
 
-    pool: int = 60  # tiles with masks: "supervised, all" uses them all
-    labelled: int = 20  # the third whose masks the teacher and the students see
-    fit: FitSettings = field(default_factory=FitSettings)
+    pool: int = 36  # tiles with masks: "supervised, all" uses them all
+    labelled: int = 12  # the third whose masks the teacher and the students see
+    unlabelled_extra: int = 72  # more tiles for the students, never labelled
+    fit: FitSettings = field(default_factory=lambda: FitSettings(steps=1000))
+    student_steps: int = 600  # from the teacher's weights
+    student_lr: float = 1.5e-3
     kd_weight: float = 1.0
     quality_threshold: float = 0.5
     quality_steps: int = 800
     folds: int = 2
     seed: int = 0
     pool_seed: int = 7_100_200
+    unlabelled_seed: int = 7_100_202
 
     def __post_init__(self) -> None:
         if not 2 <= self.labelled < self.pool:
@@ -76,7 +82,9 @@ class Plan:
 QUICK = Plan(
     pool=6,
     labelled=3,
+    unlabelled_extra=2,
     fit=FitSettings(steps=3, batch=2, crop=64),
+    student_steps=2,
     quality_steps=3,
 )
 
@@ -122,7 +130,7 @@ def _windows(inputs: np.ndarray, maps: np.ndarray, labels: list[np.ndarray]):
 
 
 def quality_set(net: SegNet, tiles: Tiles) -> tuple[np.ndarray, np.ndarray]:
-    """Windows and true IoU of every instance ``net`` finds in ``tiles``."""
+    """Windows and true IoU of every instance ``net`` finds in ``tiles`` (labelled ones)."""
     maps = predict_maps(net, tiles.inputs)
     labels = _instances_of(maps)
     windows, _ = _windows(tiles.inputs, maps, labels)
@@ -152,7 +160,7 @@ def pseudo_label(
 def pseudo_targets(
     pseudo: PseudoSet, threshold: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """Foreground, centre heat and weight targets from pseudo-instances; with a ``threshold``,
+    """Foreground, centre-ness and weight targets from pseudo-instances; with a ``threshold``,
     instances predicted under it are dropped and their region (grown by 2 px) weighs 0.
     Returns the three arrays and the numbers of instances kept and dropped."""
     fgs, cts, wts = [], [], []
@@ -193,18 +201,25 @@ def _join(a: TrainData, b: TrainData) -> TrainData:
     )
 
 
-def run(plan: Plan, pool: Tiles, progress: Progress | None = None) -> Result:
+def run(
+    plan: Plan, pool: Tiles, extra: Tiles | None = None, progress: Progress | None = None
+) -> Result:
     """Fit every row of the ablation on ``pool`` (its first ``plan.labelled`` tiles are the
-    labelled third)."""
+    labelled third) and the never-labelled ``extra`` tiles."""
     torch.set_num_threads(1)  # on a shared CPU more threads only spin against each other
     say = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
     counts: dict[str, int] = {}
     labelled = pool.subset(range(plan.labelled))
     unlabelled = pool.subset(range(plan.labelled, len(pool)))
+    if extra is not None and len(extra):
+        unlabelled = Tiles(
+            np.concatenate([unlabelled.inputs, extra.inputs]),
+            np.concatenate([unlabelled.labels, extra.labels]),  # for scoring pseudo-labels only
+        )
     nets: dict[str, SegNet] = {}
 
-    def fit(name: str, data: TrainData, settings: FitSettings, seed: int) -> SegNet:
+    def fit(name: str, data: TrainData, settings: FitSettings, seed: int, start=None) -> SegNet:
         started = time.perf_counter()
         done = [0]
 
@@ -212,7 +227,7 @@ def run(plan: Plan, pool: Tiles, progress: Progress | None = None) -> Result:
             done[0] += n
             say(f"{name} loss {loss:.3f}", done[0], settings.steps)
 
-        net = fit_segnet(data, settings, seed=seed, progress=step)
+        net = fit_segnet(data, settings, seed=seed, start=start, progress=step)
         seconds[name] = round(time.perf_counter() - started, 1)
         return net
 
@@ -228,7 +243,8 @@ def run(plan: Plan, pool: Tiles, progress: Progress | None = None) -> Result:
         rest = np.setdiff1d(np.arange(plan.labelled), held)
         fold_fit = replace(plan.fit, steps=max(1, plan.fit.steps // 2))
         net = fit(f"fold_{k}", _supervised(labelled.subset(rest)), fold_fit, plan.seed + 1 + k)
-        sets.append(quality_set(net, labelled.subset(held)))
+        sets.append(quality_set(net, labelled.subset(held)))  # held out: a teacher's errors
+        sets.append(quality_set(net, labelled.subset(rest)))  # seen: its good masks
     windows, iou = (np.concatenate([s[j] for s in sets]) for j in range(2))
     counts["quality_training_instances"] = len(iou)
 
@@ -250,9 +266,10 @@ def run(plan: Plan, pool: Tiles, progress: Progress | None = None) -> Result:
         fg, ct, wt, kept, dropped = pseudo_targets(pseudo, threshold)
         counts[f"{name}_pseudo_kept"] = kept
         counts[f"{name}_pseudo_dropped"] = dropped
-        extra = TrainData(unlabelled.inputs, fg, ct, wt, soft, np.ones(len(unlabelled), bool))
-        data = _join(supervised, extra)
-        nets[name] = fit(name, data, replace(plan.fit, kd_weight=kd), plan.seed)
+        pseudo_data = TrainData(unlabelled.inputs, fg, ct, wt, soft, np.ones(len(unlabelled), bool))
+        data = _join(supervised, pseudo_data)
+        settings = replace(plan.fit, kd_weight=kd, steps=plan.student_steps, lr=plan.student_lr)
+        nets[name] = fit(name, data, settings, plan.seed, start=teacher)
     return Result(nets, quality, pseudo, seconds, counts)
 
 

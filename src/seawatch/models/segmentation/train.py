@@ -29,6 +29,13 @@ VALIDATION_SEED, VALIDATION_TILES = 7_100_201, 16
 ABLATION_DIR = "ablation"  # every row's graph, for the benchmark's held-out scoring
 PLOT_FILE = "ablation.png"
 SERVED_ROW = "self_training_quality_kd"
+SHORT = {
+    "supervised_third": "supervised 1/3",
+    "supervised_all": "supervised all",
+    "self_training": "self-training",
+    "self_training_quality": "self + quality",
+    "self_training_quality_kd": "self + quality + KD",
+}
 
 
 def score_rows(result: Result, tiles: Tiles) -> dict[str, dict]:
@@ -75,8 +82,14 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
     """Run the plan, score the rows on the validation tiles, write the artifact to ``out``."""
     started = time.perf_counter()
     with training_progress() as progress:
-        task = progress.add_task("render tiles", total=plan.pool + validation, info="")
+        total = plan.pool + plan.unlabelled_extra + validation
+        task = progress.add_task("render tiles", total=total, info="")
         pool = make_tiles(plan.pool, plan.pool_seed, progress=lambda n: progress.advance(task, n))
+        extra = make_tiles(
+            plan.unlabelled_extra,
+            plan.unlabelled_seed,
+            progress=lambda n: progress.advance(task, n),
+        )
         val = make_tiles(
             validation,
             VALIDATION_SEED,
@@ -88,10 +101,11 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
         def show(stage: str, done: int, total: int) -> None:
             name = stage.split(" ")[0]
             if name not in stages:
-                stages[name] = progress.add_task(f"fit {name}"[:22], total=total, info="")
+                label = SHORT.get(name, name)
+                stages[name] = progress.add_task(f"fit {label}"[:22], total=total, info="")
             progress.update(stages[name], completed=done, info=stage.split(" ", 1)[-1])
 
-        result = run(plan, pool, show)
+        result = run(plan, pool, extra, show)
         task = progress.add_task("score validation", total=None, info="")
         scores = score_rows(result, val)
         rho = quality_rho(result, val)
@@ -121,6 +135,7 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
         "tile_px": 512,
         "network_px": 256,
         "pool": {"seed": plan.pool_seed, "tiles": plan.pool, "labelled": plan.labelled},
+        "unlabelled_extra": {"seed": plan.unlabelled_seed, "tiles": plan.unlabelled_extra},
         "validation": {"seed": VALIDATION_SEED, "tiles": validation},
         "plan": round_floats(plan.summary()),
     }
