@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,9 +30,11 @@ def train_command(out: Path, steps: int | None, seed: int, quick: bool) -> None:
     if steps is not None:
         plan = replace(plan, fit=replace(plan.fit, steps=steps))
     plan = replace(plan, seed=seed)
-    command = (
-        shlex.join(["seawatch", *sys.argv[1:]]) if sys.argv[1:] else "seawatch train segmentation"
-    )
+    words = ["seawatch", "train", "segmentation", "--out", str(out)]
+    words += ["--steps", str(steps)] if steps is not None else []
+    words += ["--seed", str(seed)] if seed else []
+    words += ["--quick"] if quick else []
+    command = shlex.join(words)
     card = train_segmentation(out, plan, command=command, validation=4 if quick else 16)
     rows = card.metrics["rows"]
     click.echo(
