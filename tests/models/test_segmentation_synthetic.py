@@ -115,3 +115,18 @@ def test_instance_scores():
     errors, missed = esd_errors(np.array([4.0]), np.array([8.0, 8.0]), np.array([[8, 0]]))
     assert errors.tolist() == [0.5] and missed == 1
     assert spearman(np.array([1, 2, 3, 4.0]), np.array([2, 4, 6, 9.0])) == pytest.approx(1.0)
+
+
+def test_objects_under_the_minimum_esd_are_not_scored():
+    from seawatch.models.segmentation.evaluate import FrameScores, score_frame
+
+    truth = np.zeros((40, 40), np.int32)
+    truth[2:4, 2:4] = 1  # ESD 2.3 px: debris-sized, not counted
+    truth[10:30, 10:30] = 2
+    pred = np.zeros_like(truth)
+    pred[10:30, 10:20] = 1  # half of the counted one
+    scores = FrameScores([], [], 0, [], [])
+    score_frame(pred, truth, (False, True), scores)
+    assert scores.best_iou == [0.5] and scores.missed == 0
+    assert scores.esd_errors == [pytest.approx(1 - np.sqrt(0.5))]
+    assert scores.count_errors == [0.0] and scores.touching_count_errors == [0.0]

@@ -77,11 +77,7 @@ def score_frame(pred: np.ndarray, truth: np.ndarray, touching: Sequence[bool], i
     counted = true_esd >= MIN_ESD_PX
     best = best_iou_per_truth(pred, truth)
     into.best_iou += best[counted].tolist()
-    errors, missed = esd_errors(
-        pred_esd,
-        true_esd,
-        inter_matrix(pred, truth)[:, counted] if counted.any() else np.zeros((len(pred_esd), 0)),
-    )
+    errors, missed = esd_errors(pred_esd, true_esd[counted], inter_matrix(pred, truth)[:, counted])
     into.esd_errors += errors.tolist()
     into.missed += missed
     n_true, n_pred = int(counted.sum()), int((pred_esd >= MIN_ESD_PX).sum())

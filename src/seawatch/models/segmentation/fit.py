@@ -147,13 +147,19 @@ def fit_segnet(
 
 
 @torch.no_grad()
-def predict_maps(net: SegNet, inputs: np.ndarray, *, batch: int = 8) -> np.ndarray:
-    """Probability maps (float32 N x 2 x H x W) of network inputs (uint8 N x H x W)."""
+def predict_maps(
+    net: SegNet, inputs: np.ndarray, *, batch: int = 8, flips: bool = False
+) -> np.ndarray:
+    """Maps (float32 N x 2 x H x W) of network inputs (uint8 N x H x W); with ``flips`` the
+    mean over the input and its three mirror images (test-time augmentation, for a
+    teacher's pseudo-labels)."""
     net.eval()
     out = []
+    views = ((), (-1,), (-2,), (-2, -1)) if flips else ((),)
     for start in range(0, len(inputs), batch):
         x = torch.from_numpy(inputs[start : start + batch, None].astype(np.float32))
-        out.append(net(x).numpy())
+        total = sum(net(x.flip(v)).flip(v) if v else net(x) for v in views)
+        out.append((total / len(views)).numpy())
     return np.concatenate(out) if out else np.zeros((0, 2, *inputs.shape[1:]), np.float32)
 
 

@@ -62,6 +62,7 @@ class Plan:
     student_steps: int = 600  # from the teacher's weights
     student_lr: float = 1.5e-3
     kd_weight: float = 1.0
+    flips: bool = True  # the teacher's maps on unlabelled tiles: mean over mirror images
     quality_threshold: float = 0.5
     quality_steps: int = 800
     folds: int = 2
@@ -141,11 +142,11 @@ def quality_set(net: SegNet, tiles: Tiles) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pseudo_label(
-    net: SegNet, quality: QualityNet, tiles: Tiles, *, with_truth: bool = True
+    net: SegNet, quality: QualityNet, tiles: Tiles, *, with_truth: bool = True, flips=False
 ) -> PseudoSet:
-    """``net``'s instances on ``tiles`` with the quality network's predicted IoU of each
-    (and, for scoring only, the true IoU)."""
-    maps = predict_maps(net, tiles.inputs)
+    """``net``'s instances on ``tiles`` (maps averaged over mirror images with ``flips``)
+    with the quality network's predicted IoU of each (and, for scoring only, the true IoU)."""
+    maps = predict_maps(net, tiles.inputs, flips=flips)
     labels = _instances_of(maps)
     windows, owner = _windows(tiles.inputs, maps, labels)
     scores = predict_quality(quality, windows)
@@ -255,7 +256,7 @@ def run(
     quality = fit_quality(windows, iou, steps=plan.quality_steps, seed=plan.seed, progress=q_step)
     seconds["quality"] = round(time.perf_counter() - started, 1)
 
-    pseudo = pseudo_label(teacher, quality, unlabelled)
+    pseudo = pseudo_label(teacher, quality, unlabelled, flips=plan.flips)
     supervised = _supervised(labelled)
     soft = np.clip(np.round(pseudo.maps * 255.0), 0, 255).astype(np.uint8)
     for name, threshold, kd in (
