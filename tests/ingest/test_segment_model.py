@@ -129,3 +129,14 @@ def test_threshold_labels_are_the_objects_segment_full_keeps():
         area = int((labels == i + 1).sum())
         assert area == pytest.approx(obj.morph.area_px, rel=0.01)
         assert obj.morph.esd_px == pytest.approx(2 * math.sqrt(area / math.pi), rel=0.01)
+
+
+def test_two_peaks_joined_by_a_ridge_are_one_lobed_object():
+    maps = _maps(30, 60)
+    _disc(maps, 15, 15, 9)
+    _disc(maps, 44, 15, 9)
+    maps[FOREGROUND, 13:18, 15:45] = 0.95  # a bridge of foreground between the lobes
+    maps[CENTRE, 13:18, 22:38] = 0.4  # over merge_level: the same object
+    assert instances(maps).max() == 1
+    maps[CENTRE, 13:18, 22:38] = 0.2  # under it: two objects joined by a thin strip
+    assert instances(maps).max() == 2

@@ -8,10 +8,10 @@ OpenCV; the network itself runs on the inference thread, see the plankton head).
    **centre-ness**: the distance to the edge of its object (another object's edge included)
    over that object's largest, so each object peaks near 1 inside and two touching objects
    are separated by a valley.
-3. **Instances** (:func:`instances`): cores are the foreground pixels of centre-ness over
-   ``core_level``; connected cores are instances; every other foreground pixel joins the
-   nearest core, a foreground blob with no core is an instance of its own, and holes are
-   filled.
+3. **Instances** (:func:`instances`): cores are the regions of centre-ness over
+   ``merge_level`` that peak over ``core_level`` (hysteresis: a lobed object stays whole);
+   each core is an instance; every other foreground pixel joins the nearest core, a
+   foreground blob with no core is an instance of its own, and holes are filled.
 4. **Objects** (:func:`objects_from_maps`): the label map is enlarged to the frame (labels by
    nearest neighbour, the foreground probability bilinearly, so outlines keep sub-pixel
    detail), objects under the minimum ESD are dropped, and each is measured from its filled
@@ -40,6 +40,7 @@ QUALITY_SIZE = 32  # side of a quality window, px
 QUALITY_CHANNELS = 6  # signal, foreground, centre-ness, mask, log area, fill share
 SIGNAL_UNIT = 1.0 / 64.0  # signal (0..255, mostly < 64 on objects) -> network units
 _MIN_CORE = 3  # px (network scale): a smaller core is noise; its pixels join a neighbour
+CORE_LEVEL, MERGE_LEVEL = 0.5, 0.3  # centre-ness: a core's peak, and the ridge that joins
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,28 @@ def model_input(gray8: np.ndarray, params: SegmentParams, stride: int) -> ModelI
     return ModelInput(small, sh, sw)
 
 
-def instances(maps: np.ndarray, *, fg_level: float = 0.5, core_level: float = 0.5) -> np.ndarray:
-    """Label map (int32, 0 = background) of the instances in 2 x H x W maps."""
+def instances(
+    maps: np.ndarray,
+    *,
+    fg_level: float = 0.5,
+    core_level: float = CORE_LEVEL,
+    merge_level: float = MERGE_LEVEL,
+) -> np.ndarray:
+    """Label map (int32, 0 = background) of the instances in 2 x H x W maps.
+
+    Cores by hysteresis: the connected regions of centre-ness over ``merge_level`` that
+    reach ``core_level`` somewhere. Two peaks joined by a ridge over ``merge_level`` (the
+    lobes of one copepod, the cells of one chain) are one object; two touching objects,
+    with a valley between them, are two.
+    """
     fg = maps[FOREGROUND] > fg_level
-    core = (fg & (maps[CENTRE] > core_level)).astype(np.uint8)
-    n, cores, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=4)
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < _MIN_CORE)
-    if len(small) > 1 or (len(small) == 1 and small[0] != 0):
-        keep = np.ones(n, bool)
-        keep[small] = False
-        keep[0] = False
+    low = (fg & (maps[CENTRE] > merge_level)).astype(np.uint8)
+    n, cores, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=4)
+    keep = np.zeros(n, bool)
+    keep[np.unique(cores[fg & (maps[CENTRE] > core_level)])] = True
+    keep[stats[:, cv2.CC_STAT_AREA] < _MIN_CORE] = False
+    keep[0] = False
+    if not keep[1:].all():
         remap = np.zeros(n, np.int32)
         remap[keep] = np.arange(1, int(keep.sum()) + 1)
         cores = remap[cores]
@@ -256,7 +269,9 @@ def frame_score(predicted_iou: np.ndarray) -> float | None:
 
 __all__ = [
     "CENTRE",
+    "CORE_LEVEL",
     "FOREGROUND",
+    "MERGE_LEVEL",
     "MODEL_SCALE",
     "QUALITY_CHANNELS",
     "QUALITY_SIZE",

@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
-from seawatch.ingest.segment_model import QUALITY_CHANNELS, QUALITY_SIZE, SIGNAL_UNIT
+from seawatch.ingest.segment_model import (
+    CORE_LEVEL,
+    MERGE_LEVEL,
+    QUALITY_CHANNELS,
+    QUALITY_SIZE,
+    SIGNAL_UNIT,
+)
 from seawatch.models.onnx_export import check_parity, export_onnx
 from seawatch.models.plankton.model_cut import QUALITY_FILE, SEGMENTATION_TASK
 from seawatch.models.segmentation.data import STRIDE
@@ -81,7 +87,13 @@ def write_card(
         output="maps",
         outputs=["maps"],
         files={QUALITY_FILE: QUALITY_ONNX, **(extra_files or {})},
-        thresholds={"stride": float(STRIDE), "foreground": 0.5, "core": 0.5, **thresholds},
+        thresholds={
+            "stride": float(STRIDE),
+            "foreground": 0.5,
+            "core": CORE_LEVEL,
+            "merge": MERGE_LEVEL,
+            **thresholds,
+        },
         training=TrainingSummary(
             command=command,
             seed=seed,
