@@ -12,7 +12,9 @@ global threshold, on held-out synthetic frames (issue 27).
    median relative ESD error, object-count error on frames with touching objects, and the
    plankton classifier's macro-F1 on the crops each method cuts (an object takes the taxon
    of the true object covering most of it; objects mostly on no true object are left out
-   and counted). Hard frames, and easy ones (separate, in focus, even light) beside them.
+   and counted), and the classifier on crops cut by the true masks (its ceiling on these
+   frames, whatever the segmentation). Hard frames, and easy ones (separate, in focus, even
+   light) beside them.
 
 Seeds: development draws 7,100,2xx by default; ``--final`` scores the reserved draw
 7,900,070 (tiles) / 7,900,071 (daemon frames), once, after every choice. Writes
@@ -151,7 +153,7 @@ def daemon_scores(model_dir: Path, classifier: Path, frames) -> dict:
     clf = OnnxRuntimeBackend(classifier / ONNX_FILE, threads=1)
     size = load_card(classifier).input.size
     out = {}
-    for method in ("threshold", "model"):
+    for method in ("threshold", "model", "true_masks"):
         scores = FrameScores([], [], 0, [], [])
         truth_ids, crops, unmatched, seconds = [], [], 0, 0.0
         for image, frame in frames:
@@ -160,9 +162,12 @@ def daemon_scores(model_dir: Path, classifier: Path, frames) -> dict:
                 labels = threshold_labels(image, params, None)
                 objects = segment_full(image, params, None)
             else:
-                made = model_input(image, params, STRIDE)
-                maps = seg.run(made.signal[None, None].astype(np.float32))[0]
-                labels = model_labels(maps, image.shape)
+                if method == "model":
+                    made = model_input(image, params, STRIDE)
+                    maps = seg.run(made.signal[None, None].astype(np.float32))[0]
+                    labels = model_labels(maps, image.shape)
+                else:  # the classifier's ceiling: crops cut by the true masks
+                    labels = frame.labels
                 objects, kept = objects_from_labels(image, labels, params, None)
                 # the daemon's objects, in the label map's numbering for matching
                 remap = np.zeros(int(labels.max(initial=0)) + 1, np.int32)
