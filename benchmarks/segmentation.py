@@ -94,7 +94,10 @@ def quality(model_dir: Path, tiles, maps: dict) -> dict:
     card = load_card(model_dir)
     session = OnnxRuntimeBackend(model_dir / card.files["quality"], threads=1)
     out = {}
-    for name, key in (("teacher", "supervised_third"), ("student", "self_training_quality_kd")):
+    teacher = OnnxRuntimeBackend(model_dir / "ablation" / "teacher.onnx", threads=1)
+    maps = maps | {"teacher": _maps(teacher, tiles.inputs)}
+    teacher.close()
+    for name, key in (("teacher", "teacher"), ("student", "self_training_quality_kd")):
         predicted, true = [], []
         for i, m in enumerate(maps[key]):
             labels = instances(m)
@@ -181,9 +184,12 @@ def daemon_scores(model_dir: Path, classifier: Path, frames) -> dict:
                 if taxon is not None:
                     truth_ids.append(taxon)
                     crops.append(prepare_roi(obj.image, size))
-        tensor = batch_tensor(crops)
-        probs = np.concatenate([clf.run(tensor[i : i + 64]) for i in range(0, len(tensor), 64)])
-        metrics = classification_metrics(np.array(truth_ids), probs.argmax(1), list(TAXA))
+        metrics = {"macro_f1": float("nan"), "accuracy": float("nan")}
+        if crops:
+            tensor = batch_tensor(crops)
+            chunks = [clf.run(tensor[i : i + 64]) for i in range(0, len(tensor), 64)]
+            predicted = np.concatenate(chunks).argmax(1)
+            metrics = classification_metrics(np.array(truth_ids), predicted, list(TAXA))
         out[method] = scores.summary() | {
             "classifier_macro_f1": round(float(metrics["macro_f1"]), 4),
             "classifier_accuracy": round(float(metrics["accuracy"]), 4),

@@ -1,6 +1,8 @@
 """Seed 001's recipe on plankton frames: teacher, pseudo-labels, quality filter, student.
 
-1. **Teacher**: a U-Net fitted on the labelled third of the pool (row "supervised, 1/3").
+1. **Teacher**: a U-Net fitted on the labelled third of the pool. Every row trains in two
+   stages of equal length (so no row gets more steps): "supervised, 1/3" is the teacher
+   fitted further on the same masks, "supervised, all" two stages on all the pool's masks.
 2. **Quality data**: the labelled third in two folds; a U-Net fitted on each fold predicts the
    other, and every instance it finds gets its true IoU. The quality network learns to
    predict that IoU from the instance's window (image, maps, mask), on labelled data only.
@@ -55,11 +57,11 @@ class Plan:
     """The data and schedule of one self-training run (seeds: development draws 7,100,2xx;
     the final test draw 7,900,070 is never used here)."""
 
-    pool: int = 36  # tiles with masks: "supervised, all" uses them all
-    labelled: int = 12  # the third whose masks the teacher and the students see
+    pool: int = 18  # tiles with masks: "supervised, all" uses them all
+    labelled: int = 6  # the third whose masks the teacher and the students see
     unlabelled_extra: int = 72  # more tiles for the students, never labelled
-    fit: FitSettings = field(default_factory=lambda: FitSettings(steps=1000))
-    student_steps: int = 600  # from the teacher's weights
+    fit: FitSettings = field(default_factory=lambda: FitSettings(steps=800))
+    student_steps: int = 800  # every row's second stage
     student_lr: float = 1.5e-3
     kd_weight: float = 1.0
     flips: bool = True  # the teacher's maps on unlabelled tiles: mean over mirror images
@@ -106,6 +108,7 @@ class Result:
     way (seconds per stage, pseudo-label counts)."""
 
     nets: dict[str, SegNet]
+    teacher: SegNet  # stage 1 on the labelled third: the pseudo-labels and soft maps
     quality: QualityNet
     teacher_pseudo: PseudoSet
     seconds: dict[str, float]
@@ -232,10 +235,18 @@ def run(
         seconds[name] = round(time.perf_counter() - started, 1)
         return net
 
-    nets["supervised_third"] = teacher = fit(
-        "supervised_third", _supervised(labelled), plan.fit, plan.seed
+    # Every row trains in two stages of the same length, so none gets more steps: stage 1
+    # from scratch, stage 2 from stage 1 at the student learning rate (on the same labelled
+    # data for the supervised rows, with the pseudo-labelled tiles for the students).
+    second = replace(plan.fit, steps=plan.student_steps, lr=plan.student_lr)
+    teacher = fit("teacher", _supervised(labelled), plan.fit, plan.seed)
+    nets["supervised_third"] = fit(
+        "supervised_third", _supervised(labelled), second, plan.seed, start=teacher
     )
-    nets["supervised_all"] = fit("supervised_all", _supervised(pool), plan.fit, plan.seed)
+    first_all = fit("supervised_all_stage1", _supervised(pool), plan.fit, plan.seed)
+    nets["supervised_all"] = fit(
+        "supervised_all", _supervised(pool), second, plan.seed, start=first_all
+    )
 
     started = time.perf_counter()
     folds = np.array_split(np.arange(plan.labelled), plan.folds)
@@ -269,9 +280,8 @@ def run(
         counts[f"{name}_pseudo_dropped"] = dropped
         pseudo_data = TrainData(unlabelled.inputs, fg, ct, wt, soft, np.ones(len(unlabelled), bool))
         data = _join(supervised, pseudo_data)
-        settings = replace(plan.fit, kd_weight=kd, steps=plan.student_steps, lr=plan.student_lr)
-        nets[name] = fit(name, data, settings, plan.seed, start=teacher)
-    return Result(nets, quality, pseudo, seconds, counts)
+        nets[name] = fit(name, data, replace(second, kd_weight=kd), plan.seed, start=teacher)
+    return Result(nets, teacher, quality, pseudo, seconds, counts)
 
 
 __all__ = [

@@ -30,6 +30,8 @@ ABLATION_DIR = "ablation"  # every row's graph, for the benchmark's held-out sco
 PLOT_FILE = "ablation.png"
 SERVED_ROW = "self_training_quality_kd"
 SHORT = {
+    "teacher": "teacher (1/3)",
+    "supervised_all_stage1": "supervised all (1)",
     "supervised_third": "supervised 1/3",
     "supervised_all": "supervised all",
     "self_training": "self-training",
@@ -53,8 +55,8 @@ def quality_rho(result: Result, tiles: Tiles) -> dict[str, float | int]:
     """Spearman rho of predicted vs true IoU on ``tiles``: of the teacher's pseudo-masks
     (what the filter sees) and of the served student's masks (what the daemon stores)."""
     out: dict[str, float | int] = {}
-    for key, row in (("teacher", "supervised_third"), ("student", SERVED_ROW)):
-        pseudo = pseudo_label(result.nets[row], result.quality, tiles)
+    for key, net in (("teacher", result.teacher), ("student", result.nets[SERVED_ROW])):
+        pseudo = pseudo_label(net, result.quality, tiles)
         predicted, true = np.concatenate(pseudo.predicted), np.concatenate(pseudo.true)
         out[f"spearman_{key}"] = round(spearman(predicted, true), 4)
         out[f"instances_{key}"] = len(true)
@@ -66,8 +68,8 @@ def quality_rho(result: Result, tiles: Tiles) -> dict[str, float | int]:
 
 
 def export_rows(result: Result, out: Path) -> None:
-    """Each row's network as ONNX under ``out/ablation``."""
-    for name, net in result.nets.items():
+    """Each row's network (and the teacher) as ONNX under ``out/ablation``."""
+    for name, net in {**result.nets, "teacher": result.teacher}.items():
         export_onnx(
             net,
             out / ABLATION_DIR / f"{name}.onnx",
