@@ -6,9 +6,9 @@ segment -> infer -> SQLite with fsync -> offsets committed), run with the thresh
 the model, interleaved (``--repeats`` pairs, each pair side by side on this shared machine);
 the cost is the median of the pairs' frames/s ratios. Holds ``/tmp/seawatch-bench.lock``.
 
-    python benchmarks/segmentation_cost.py [--frames 150] [--repeats 3]
+    python benchmarks/segmentation_cost.py [--frames 150] [--repeats 3] [--threads 1]
 
-Writes ``benchmarks/results/segmentation_cost.json``.
+Writes ``benchmarks/results/segmentation_cost.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def _hold_lock() -> None:
 def run(args) -> dict:
     messages = task_messages("plankton", args.frames, seed=args.seed, full_share=1.0)
     models = Models(resolve_model_dir(PLANKTON_DIR), None, resolve_model_dir(FISH_DIR), None)
-    knobs = SimpleNamespace(decode_threads=None, poll_records=None, threads=1, max_batch=64)
+    knobs = SimpleNamespace(
+        decode_threads=None, poll_records=None, threads=args.threads, max_batch=64
+    )
     runs: dict[str, list] = {"threshold": [], "model": []}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         for repeat in range(args.repeats):
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, default=Path("models/segmentation"))
+    parser.add_argument("--threads", type=int, default=1, help="inference threads, both runs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     _hold_lock()
     try:
@@ -102,14 +106,15 @@ def main() -> None:
         LOCK.unlink(missing_ok=True)
     result |= {
         "command": "python benchmarks/segmentation_cost.py "
-        f"--frames {args.frames} --repeats {args.repeats}",
+        f"--frames {args.frames} --repeats {args.repeats} --threads {args.threads}",
+        "inference_threads": args.threads,
         "machine": f"{platform.machine()} cpus={os.cpu_count()}",
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("throughput_cost", "all_repeats_time_ratio")}))
 
 
