@@ -39,6 +39,7 @@ models: $(TRAIN)
 	$(BIN)/seawatch train otolith --out models/otolith \
 		--teacher-weights models/otolith-teacher/teacher.pt
 	$(BIN)/seawatch train fish --out models/fish
+	$(BIN)/seawatch train segmentation --out models/segmentation
 	$(BIN)/seawatch evaluate plankton --model models/plankton
 	$(BIN)/seawatch train plankton-ranking --model models/plankton --seed 7100013
 	$(BIN)/seawatch evaluate otolith --model models/otolith

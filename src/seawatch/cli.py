@@ -25,6 +25,7 @@ from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
 from seawatch.models.plankton.ood_command import ood_command as plankton_ood_command
+from seawatch.models.segmentation import command as segmentation_commands
 from seawatch.review.command import review_group
 from seawatch.store_command import models_group
 
@@ -332,6 +333,7 @@ train.add_command(otolith_commands.train_teacher_command)
 train.add_command(otolith_commands.calibrate_command)
 train.add_command(otolith_commands.views_command)
 train.add_command(fish_commands.train_command)
+train.add_command(segmentation_commands.train_command)
 
 
 @cli.group()

@@ -197,6 +197,23 @@ class KafkaSettings(_Section):
 class SegmentationSettings(_Section):
     """How full frames are cut into objects."""
 
+    method: Literal["threshold", "model"] = Field(
+        "threshold",
+        description="threshold: flat-field correction and a global (Otsu) threshold; model: "
+        "the segmentation network of model_dir (touching objects split, marine snow whole), "
+        "run on the inference thread",
+    )
+    model_dir: Path | None = Field(
+        Path("models/segmentation"),
+        description="segmentation artifact (seawatch train segmentation), for method: model",
+    )
+    review_below: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="method model: a frame whose mean predicted IoU is under this puts its "
+        "objects first in the review station's most-likely-wrong queue",
+    )
     polarity: Literal["auto", "dark-on-light", "light-on-dark"] = "auto"
     min_esd_px: float = Field(6.0, gt=0)
     min_esd_um: float | None = Field(None, gt=0, description="used when pixel-size-um is known")

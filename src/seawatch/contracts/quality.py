@@ -17,10 +17,13 @@ SATURATED_LEVEL = 250
 @dataclass(frozen=True, slots=True)
 class FrameQuality:
     """``sharpness``: variance of the Laplacian of the half-resolution 8-bit frame (low is
-    blurred); ``saturated_share``: share of pixels at :data:`SATURATED_LEVEL` or above."""
+    blurred); ``saturated_share``: share of pixels at :data:`SATURATED_LEVEL` or above;
+    ``segmentation``: the mean predicted IoU of the objects the segmentation model cut
+    (None when the threshold cut the frame, or the model found nothing)."""
 
     sharpness: float
     saturated_share: float
+    segmentation: float | None = None
 
 
 def measure_quality(gray: np.ndarray) -> FrameQuality:

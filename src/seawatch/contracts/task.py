@@ -52,6 +52,7 @@ class TaskInputs:
     thumbnail: np.ndarray | None = None  # kept for evidence (flagged otoliths)
     quality: FrameQuality | None = None  # full plankton frames
     views: list[Crop] = field(default_factory=list)  # encoded images kept for review
+    pending: Any = None  # work the head does on the inference thread (a frame to cut)
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class PreparedFrame:
     thumbnail: np.ndarray | None = None
     quality: FrameQuality | None = None
     views: list[Crop] = field(default_factory=list)  # encoded crops kept for review
+    pending: Any = None  # TaskInputs.pending: the head fills objects and views in finish
 
     @classmethod
     def of(cls, frame: Frame, prepared: TaskInputs, decode_ms: float) -> PreparedFrame:
@@ -77,6 +79,7 @@ class PreparedFrame:
             prepared.thumbnail,
             prepared.quality,
             prepared.views,
+            prepared.pending,
         )
 
 

@@ -216,25 +216,28 @@ def _crop(
     return (x0, y0, x1 - x0, y1 - y0), gray[y0:y1, x0:x1].copy()
 
 
-def segment_full(
-    gray8: np.ndarray, params: SegmentParams, pixel_size_um: float | None
-) -> list[SegmentedObject]:
-    """Cut a full 8-bit frame into objects, in reading order (top-to-bottom, left-to-right).
+def frame_signal(gray8: np.ndarray, params: SegmentParams) -> np.ndarray:
+    """The flat-field corrected signal of a full frame (uint8: objects bright, background ~0),
+    what the threshold cuts and what the segmentation model looks at."""
+    _check_gray8(gray8)
+    return _frame_signal(gray8, params)[0]
 
-    Each object's ``bbox`` is the region of its crop in the frame: the object's bounding box
-    grown by ``pad_px`` and clipped to the frame, so ``image == frame[y:y+h, x:x+w]``.
-    Raises FrameError(stage="segment") when more than ``max_objects`` objects are found.
-    """
+
+def _kept_contours(
+    gray8: np.ndarray, params: SegmentParams, pixel_size_um: float | None
+) -> tuple[list[np.ndarray], np.ndarray, list[tuple[int, Morphometrics]]]:
+    """The thresholded frame's outlines, their boxes and the (index, measures) of the ones
+    kept, in reading order."""
     _check_gray8(gray8)
     if gray8.size == 0:
-        return []
+        return [], np.empty((0, 4), np.int64), []
     signal, floor = _frame_signal(gray8, params)
     if params.threshold == "otsu" and cv2.minMaxLoc(signal)[1] <= floor:
-        return []
+        return [], np.empty((0, 4), np.int64), []
     binary = _clean(_threshold(signal, params, floor), params)
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
-        return []
+        return [], np.empty((0, 4), np.int64), []
     min_area = params.min_area_px(pixel_size_um)
     rects = np.array([cv2.boundingRect(c) for c in contours], dtype=np.int64).reshape(-1, 4)
     candidates = np.flatnonzero(rects[:, 2] * rects[:, 3] >= max(min_area, 1.0))
@@ -251,12 +254,37 @@ def segment_full(
                     "likely noise or a wrong threshold/polarity; fix those or raise max_objects"
                 )
                 raise FrameError(stage="segment", reason=msg, field="objects")
+    return list(contours), rects, kept
+
+
+def segment_full(
+    gray8: np.ndarray, params: SegmentParams, pixel_size_um: float | None
+) -> list[SegmentedObject]:
+    """Cut a full 8-bit frame into objects, in reading order (top-to-bottom, left-to-right).
+
+    Each object's ``bbox`` is the region of its crop in the frame: the object's bounding box
+    grown by ``pad_px`` and clipped to the frame, so ``image == frame[y:y+h, x:x+w]``.
+    Raises FrameError(stage="segment") when more than ``max_objects`` objects are found.
+    """
+    _, rects, kept = _kept_contours(gray8, params, pixel_size_um)
     objects = []
     for index, (i, morph) in enumerate(kept):
         x, y, w, h = (int(v) for v in rects[i])
         bbox, image = _crop(gray8, (x, y, w, h), params.pad_px)
         objects.append(SegmentedObject(index=index, bbox=bbox, image=image, morph=morph))
     return objects
+
+
+def threshold_labels(
+    gray8: np.ndarray, params: SegmentParams, pixel_size_um: float | None
+) -> np.ndarray:
+    """The objects :func:`segment_full` keeps as a label map (int32; object ``i`` is
+    ``i + 1``, its filled outline): to score the threshold against true masks."""
+    contours, _, kept = _kept_contours(gray8, params, pixel_size_um)
+    labels = np.zeros(gray8.shape, np.int32)
+    for index, (i, _) in enumerate(kept):
+        cv2.drawContours(labels, contours, i, index + 1, thickness=cv2.FILLED)
+    return labels
 
 
 def _largest_contour(binary: np.ndarray) -> np.ndarray | None:
@@ -342,4 +370,11 @@ def measure_roi(
     return SegmentedObject(index=0, bbox=(0, 0, w, h), image=gray8, morph=morph)
 
 
-__all__ = ["Polarity", "SegmentParams", "measure_roi", "segment_full"]
+__all__ = [
+    "Polarity",
+    "SegmentParams",
+    "frame_signal",
+    "measure_roi",
+    "segment_full",
+    "threshold_labels",
+]

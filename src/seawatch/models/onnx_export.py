@@ -29,13 +29,16 @@ def export_onnx(
     input_names: Sequence[str] = ("image",),
     output_names: Sequence[str] = ("probs",),
     opset: int = 17,
+    spatial: bool = False,
 ) -> Path:
-    """Export ``model`` (eval mode, CPU) to ``path``; axis 0 of every input/output is dynamic."""
+    """Export ``model`` (eval mode, CPU) to ``path``; axis 0 of every input/output is dynamic,
+    and with ``spatial`` axes 2 and 3 too (a fully convolutional network, any frame size)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     args = (example,) if isinstance(example, torch.Tensor) else tuple(example)
-    axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
+    dims = {0: "batch", 2: "height", 3: "width"} if spatial else {0: "batch"}
+    axes = {name: dict(dims) for name in [*input_names, *output_names]}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # "legacy TorchScript exporter"
         torch.onnx.export(

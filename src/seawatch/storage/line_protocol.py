@@ -44,6 +44,9 @@ def frame_lines(record: FrameRecord) -> list[str]:
                 "saturated_share": None
                 if record.quality is None
                 else record.quality.saturated_share,
+                "segmentation_quality": None
+                if record.quality is None
+                else record.quality.segmentation,
             },
             when,
         )

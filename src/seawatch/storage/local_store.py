@@ -21,7 +21,7 @@ _FRAME_COLUMNS = (
     "uid", "instrument", "task", "captured_at_ns", "frame_kind", "cruise", "station",
     "sample_id", "lat", "lon", "depth_m", "volume_ml", "pixel_size_um", "specimen_id",
     "topic", "partition", '"offset"', "model", "model_version", "n_objects",
-    "decode_ms", "infer_ms", "latency_ms", "stored_at_ns",
+    "decode_ms", "infer_ms", "latency_ms", "stored_at_ns", "segmentation_quality",
 )  # fmt: skip
 _OBJECT_COLUMNS = (
     "frame_uid", "idx", "taxon", "confidence", "top_k",
@@ -33,6 +33,9 @@ _OBJECT_COLUMNS = (
 # What people decide (the review station) lives beside what the models said: a replayed
 # frame updates the model's columns and keeps the review columns (label, status, version).
 _REVIEW_COLUMNS = {
+    # not a review column: the segmentation model's score of the frame (ingest.segmentation
+    # method: model), added to stores from before it like the review columns
+    "frames": (("segmentation_quality", "REAL"),),
     "objects": (
         ("crop", "TEXT"),
         ("cruise", "TEXT"),
@@ -226,6 +229,7 @@ def _frame_row(record: FrameRecord, stored_at_ns: int) -> tuple:
         record.infer_ms,
         record.latency_ms,
         stored_at_ns,
+        None if record.quality is None else record.quality.segmentation,
     )
 
 

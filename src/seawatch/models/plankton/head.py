@@ -16,12 +16,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
-from pydantic import Field
 
 from seawatch.contracts.card import ModelCard
 from seawatch.contracts.crops import Crop, can_keep_as_sent, crop_as_sent, encode_crop
@@ -35,7 +33,6 @@ from seawatch.contracts.records import UNKNOWN, ObjectRecord
 from seawatch.contracts.task import (
     PreparedFrame,
     TaskInputs,
-    TaskOptions,
     TaskPlugin,
     TaskResult,
     parse_options,
@@ -43,21 +40,23 @@ from seawatch.contracts.task import (
 from seawatch.inference.backend import Backend
 from seawatch.inference.batching import run_in_chunks
 from seawatch.ingest.segment import SegmentParams, measure_roi, segment_full
+from seawatch.models.plankton.model_cut import (
+    Cut,
+    CutOutputs,
+    FullFrameBatch,
+    ModelCutter,
+    open_cutter,
+)
+from seawatch.models.plankton.plugin_checks import (
+    TASK,
+    PlanktonOptions,
+    model_input,
+    sample_inputs,
+    validate,
+)
 
-TASK = "plankton"
 FEATURES = "features"
 log = logging.getLogger(__name__)
-
-
-class PlanktonOptions(TaskOptions):
-    """``tasks.plankton.options``."""
-
-    top_k: int = Field(3, ge=1, le=20, description="candidates kept per object")
-    validation_dir: Path | None = Field(
-        None,
-        description="an ImageFolder a new model must score on before a live swap (default: "
-        "the synthetic validation draw, for models of the synthetic taxa)",
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +99,7 @@ class PlanktonClassifier:
         segment: SegmentParams | None = None,
         keep_crops: bool = False,
         ood: OodDetector | None = None,
+        cutter: ModelCutter | None = None,
     ) -> None:
         if max_batch < 1 or top_k < 1:
             msg = f"max_batch ({max_batch}) and top_k ({top_k}) must be at least 1"
@@ -122,17 +122,21 @@ class PlanktonClassifier:
             )
             raise BackendError(msg)
         self._features_at = card.outputs.index(FEATURES) if ood is not None else None
+        self.cutter = cutter  # full frames cut by the segmentation model (method: model)
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         """8-bit gray -> objects (segmented, or the ROI's one) -> square classifier inputs;
         full frames also get their quality measured, and each object's crop is encoded
         when crops are kept."""
         gray = to_gray8(image)
+        full = frame.meta.frame_kind is FrameKind.FULL
+        quality = measure_quality(gray) if full else None
+        if full and self.cutter is not None:  # cut on the inference thread, by the model
+            pending = self._guard(lambda: self.cutter.pending(gray, frame.meta.pixel_size_um))
+            return TaskInputs([], [], quality=quality, pending=pending)
         objects = self._objects(gray, frame)
         crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
-        full = frame.meta.frame_kind is FrameKind.FULL
         views = self._views(frame, image, objects) if self.keep_crops else []
-        quality = measure_quality(gray) if full else None
         return TaskInputs(crops, objects, quality=quality, views=views)
 
     @staticmethod
@@ -147,28 +151,45 @@ class PlanktonClassifier:
             return [crop_as_sent(frame.payload, image)]
         return [encode_crop(obj.image) for obj in objects]
 
-    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray | None:
-        """Every object of every frame in one tensor; None when no frame has an object."""
+    def stack(self, frames: Sequence[PreparedFrame]) -> np.ndarray | FullFrameBatch | None:
+        """Every object of every frame in one tensor; None when no frame has an object.
+        With frames still to cut by the model: those frames beside the other frames' tensor."""
         crops = [crop for prepared in frames for crop in prepared.crops]
+        pending = [p.pending for p in frames if p.pending is not None]
+        if pending:
+            tensor = batch_tensor(crops) if crops else None
+            return FullFrameBatch(tensor, pending, self.input_size)
         return batch_tensor(crops) if crops else None
 
     def finish(
         self,
         frames: Sequence[PreparedFrame],
-        outputs: PlanktonOutputs | np.ndarray | None,
+        outputs: PlanktonOutputs | CutOutputs | np.ndarray | None,
         infer_ms: float,
     ) -> list[TaskResult]:
         """Probabilities -> one ObjectRecord per object, frame by frame; each with its
-        "most likely wrong" score when the card carries a ranking calibration."""
+        "most likely wrong" score when the card carries a ranking calibration. Frames the
+        model cut get their objects, crops and segmentation quality here (the classifier's
+        rows for them come after the other frames' rows)."""
+        order = list(range(len(frames)))
+        doubtful: set[int] = set()
+        if isinstance(outputs, CutOutputs):
+            doubtful = self._take_cuts(frames, outputs.cuts)
+            order.sort(key=lambda i: frames[i].pending is not None)
+            outputs = outputs.outputs
         predictions = self.interpret(outputs) if outputs is not None else []
         per_object_ms = infer_ms / max(1, len(predictions))
-        results, cursor = [], 0
-        for prepared in frames:
-            n = len(prepared.objects)
-            answers = predictions[cursor : cursor + n]
-            cursor += n
+        answers_of, cursor = {}, 0
+        for i in order:
+            n = len(frames[i].objects)
+            answers_of[i], cursor = predictions[cursor : cursor + n], cursor + n
+        results = []
+        for i, prepared in enumerate(frames):
+            answers, n = answers_of[i], len(prepared.objects)
             digests = [v.digest for v in prepared.views] if prepared.views else [None] * n
             wrongness = self._wrongness(answers, prepared.frame.meta.frame_kind)
+            if i in doubtful:  # a doubtful cut: its objects first in the review queue
+                wrongness = [1.0] * n
             objects = tuple(
                 ObjectRecord(
                     index=obj.index,
@@ -189,6 +210,21 @@ class PlanktonClassifier:
             results.append(TaskResult(per_object_ms * n, objects=objects))
         return results
 
+    def _take_cuts(self, frames: Sequence[PreparedFrame], cuts: list[Cut]) -> set[int]:
+        """Put each cut's objects, crops and score on its frame; return the positions of the
+        frames whose segmentation quality is under ``review_below``."""
+        pending = [i for i, p in enumerate(frames) if p.pending is not None]
+        doubtful = set()
+        for i, cut in zip(pending, cuts, strict=True):
+            prepared = frames[i]
+            prepared.objects = cut.objects
+            prepared.views = [encode_crop(o.image) for o in cut.objects] if self.keep_crops else []
+            if prepared.quality is not None:
+                prepared.quality = replace(prepared.quality, segmentation=cut.score)
+            if self.cutter is not None and self.cutter.needs_review(cut.score):
+                doubtful.add(i)
+        return doubtful
+
     def _wrongness(self, answers: list[Prediction], kind: FrameKind) -> list[float | None]:
         """The card's fitted "most likely wrong" score of each answer (None without one)."""
         if self.ranking is None or not answers:
@@ -202,15 +238,22 @@ class PlanktonClassifier:
         return [float(s) for s in scores]
 
     def close(self) -> None:
-        """Close the backend."""
+        """Close the backend (and the segmentation model's)."""
         self.backend.close()
+        if self.cutter is not None:
+            self.cutter.close()
 
     def _objects(self, gray: np.ndarray, frame: Frame) -> list[SegmentedObject]:
         pixel_size = frame.meta.pixel_size_um
+        if frame.meta.frame_kind is FrameKind.FULL:
+            return self._guard(lambda: segment_full(gray, self.segment, pixel_size))
+        return self._guard(lambda: [measure_roi(gray, self.segment, pixel_size)])
+
+    @staticmethod
+    def _guard(cut):
+        """Run a cutting step; an OpenCV corner case becomes a FrameError (to the DLQ)."""
         try:
-            if frame.meta.frame_kind is FrameKind.FULL:
-                return segment_full(gray, self.segment, pixel_size)
-            return [measure_roi(gray, self.segment, pixel_size)]
+            return cut()
         except FrameError:
             raise
         except Exception as exc:  # an OpenCV corner case: the frame goes to the DLQ
@@ -220,9 +263,18 @@ class PlanktonClassifier:
         """Classify a batch tensor (N×1×S×S float32 0..255) of any N."""
         return self.interpret(self.infer(tensor)) if len(tensor) else []
 
-    def infer(self, tensor: np.ndarray) -> PlanktonOutputs:
+    def infer(self, tensor: np.ndarray | FullFrameBatch) -> PlanktonOutputs | CutOutputs:
         """The backend alone (in chunks of ``max_batch``): class probabilities (N×C) and,
-        with a detector, each object's OOD score from the ``features`` output."""
+        with a detector, each object's OOD score from the ``features`` output. Frames still
+        to cut are cut by the segmentation model first and their objects classified too."""
+        if isinstance(tensor, FullFrameBatch):
+            cuts = self.cutter.cut(tensor.pending)
+            new = [crop for cut in cuts for crop in cut.crops]
+            crops = np.concatenate([tensor.crops, batch_tensor(new)]) if new else tensor.crops
+            return CutOutputs(self._classify(crops), cuts)
+        return self._classify(tensor)
+
+    def _classify(self, tensor: np.ndarray) -> PlanktonOutputs:
         chunks = run_in_chunks(self._run, tensor, self.max_batch)
         probs = (
             np.concatenate([c[0] for c in chunks]) if chunks else np.zeros((0, len(self.classes)))
@@ -306,76 +358,35 @@ def _load(task, settings) -> PlanktonClassifier:
     ood = load_ood(artifact.directory, artifact.card.ood)
     if ood is None:
         _say_no_ood(str(artifact.directory))
+    params = SegmentParams(
+        polarity=seg.polarity,
+        min_esd_px=seg.min_esd_px,
+        min_esd_um=seg.min_esd_um,
+        threshold=seg.threshold,
+        background_kernel=seg.background_kernel,
+        pad_px=seg.pad_px,
+        max_objects=seg.max_objects,
+    )
+    cutter = None
+    if seg.method == "model":
+        cutter = open_cutter(
+            seg.model_dir,
+            params,
+            threads=settings.inference.threads,
+            classifier_size=artifact.card.input.size,
+            max_batch=max_batch,
+            review_below=seg.review_below,
+        )
     return PlanktonClassifier(
         artifact.backend,
         artifact.card,
         max_batch=max_batch,
         top_k=options.top_k,
-        segment=SegmentParams(
-            polarity=seg.polarity,
-            min_esd_px=seg.min_esd_px,
-            min_esd_um=seg.min_esd_um,
-            threshold=seg.threshold,
-            background_kernel=seg.background_kernel,
-            pad_px=seg.pad_px,
-            max_objects=seg.max_objects,
-        ),
+        segment=params,
         keep_crops=settings.storage.local.keeps_crops,
         ood=ood,
+        cutter=cutter,
     )
-
-
-def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` classifier inputs like live ones: synthetic ROIs of every taxon, one in five
-    dark-field (N x 1 x S x S float32 0..255)."""
-    from seawatch.models.plankton.synthetic import TAXA, render_roi
-
-    rng = np.random.default_rng(seed)
-    crops = [
-        prepare_roi(render_roi(TAXA[i % len(TAXA)], rng, dark_field=i % 5 == 4), card.input.size)
-        for i in range(n)
-    ]
-    return np.stack(crops).astype(np.float32)[:, None]
-
-
-def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
-    """One decoded ROI image -> one classifier input (1 x S x S float32)."""
-    return prepare_roi(to_gray8(image), card.input.size).astype(np.float32)[None]
-
-
-VALIDATION_SEED, VALIDATION_PER_CLASS = 1_000_003, 20  # the training's validation stream
-
-
-@functools.cache
-def _validation_set(folder: Path | None, size: int) -> tuple[np.ndarray, list[str]]:
-    """Prepared crops and their class names: the folder's, or a synthetic validation draw."""
-    if folder is not None:
-        from seawatch.models.plankton.datasets import load_image_folder
-
-        data = load_image_folder(folder, size=size)
-        return data.images, [data.class_names[i] for i in data.labels]
-    from seawatch.models.plankton.synthetic import TAXA, make_dataset
-
-    rng = np.random.default_rng(VALIDATION_SEED)
-    images, labels = make_dataset(VALIDATION_PER_CLASS, rng, size=size)
-    return images, [TAXA[i] for i in labels]
-
-
-def validate(head: PlanktonClassifier, task) -> float | None:
-    """Macro-F1 of ``head`` on the validation set (``options.validation_dir``, else the
-    synthetic draw when the model's classes are the synthetic taxa); None without one."""
-    from seawatch.models.plankton.evaluate import classification_metrics
-    from seawatch.models.plankton.synthetic import TAXA
-
-    options = parse_options(PlanktonOptions, TASK, task.options)
-    if options.validation_dir is None and set(head.card.class_names) != set(TAXA):
-        return None
-    images, names = _validation_set(options.validation_dir, head.input_size)
-    known = [n in head.card.class_names for n in names]
-    classes = list(head.card.class_names)
-    truth = np.array([classes.index(n) for n, k in zip(names, known, strict=True) if k])
-    probs = head.infer(batch_tensor(list(images[np.array(known)]))).probs
-    return classification_metrics(truth, probs.argmax(1), classes)["macro_f1"]
 
 
 PLUGIN = TaskPlugin(

@@ -152,6 +152,25 @@ def _noise(shape: tuple[int, int], rng: np.random.Generator, sigma: float) -> np
     return window * np.float32(sigma)
 
 
+def object_opacity(taxon: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """One object's opacity (float32 0..1, cropped, maybe broken and defocused) and glint,
+    as every generator here draws it (for other generators: :mod:`seawatch.models.
+    segmentation.synthetic`)."""
+    return _density(taxon, rng)
+
+
+def uneven_background(
+    shape: tuple[int, int], rng: np.random.Generator, dark_field: bool
+) -> np.ndarray:
+    """The uneven field objects are composited on (float32, grey levels)."""
+    return _background(shape, rng, dark_field)
+
+
+def sensor_noise(shape: tuple[int, int], rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Sensor noise of standard deviation ``sigma`` (float32)."""
+    return _noise(shape, rng, sigma)
+
+
 def render_roi(
     taxon: str,
     rng: np.random.Generator,
@@ -369,7 +388,10 @@ __all__ = [
     "TAXON_FREQUENCIES",
     "make_dataset",
     "make_segmented_dataset",
+    "object_opacity",
     "render_full_frame",
     "render_roi",
     "sample_taxa",
+    "sensor_noise",
+    "uneven_background",
 ]

@@ -1,0 +1,1 @@
+"""Segmentation of full plankton frames by knowledge-distilled self-training (issue 27)."""
