@@ -358,6 +358,14 @@ def test_tiff_tile_bomb_refused_before_decoding(no_decoder: None) -> None:
     assert "15872x15872 tiles" in error.reason and "512x512" in error.reason
 
 
+def test_a_tiff_with_half_a_tile_size_is_refused_not_a_crash() -> None:
+    # found by the fuzz target on the first version of the tile check (a KeyError)
+    data = _tiled_tiff(16, 16, 64)
+    half = data.replace(struct.pack("<HHII", 323, 4, 1, 64), struct.pack("<HHII", 999, 4, 1, 64))
+    assert image_layout(half, "image/tiff") is None
+    assert "no image/tiff header" in _refused(half, "image/tiff").reason
+
+
 def test_a_tiff_with_ordinary_tiles_still_decodes() -> None:
     # 256-px tiles on a 300 x 200 image: the usual layout, tiles past the image edge
     image = _image((200, 300), np.uint8)

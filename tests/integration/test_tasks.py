@@ -32,6 +32,9 @@ def _settings(tmp_path, broker, unique, model_dirs, **overrides):
         "kafka__topics": [f"t{unique}.frames.{task}" for task in ("plankton", "otolith", "fish")],
         "tasks__otolith__model_dir": str(otolith_dir),
         "tasks__fish__model_dir": str(fish_dir),
+        # independent sightings (no camera passes): each decided alone, as before tracklets;
+        # the tracklet rule is tested on passes (tests/models/test_fish_open_set.py, scale-out)
+        "tasks__fish__options__tracklets": False,
     }
     return settings_for(tmp_path, broker, unique, model_dir, **(values | overrides))
 

@@ -172,9 +172,9 @@ def _tiff_layout(data: bytes) -> ImageLayout | None:
         return None
     bits = values.get(258, 8)
     samples = max(1, values.get(277, 1))
-    tile = (values[322], values[323]) if 322 in values or 323 in values else None
-    if tile is not None and (322 not in values or 323 not in values):
+    if (322 in values) != (323 in values):
         return None  # half a tile size: libtiff refuses it, and we cannot bound the buffer
+    tile = (values[322], values[323]) if 322 in values else None
     return ImageLayout(values[256], values[257], samples, max(1, (bits + 7) // 8), tile)
 
 
