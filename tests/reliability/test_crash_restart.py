@@ -70,17 +70,16 @@ def test_ten_sigkills_in_a_5000_frame_stream_lose_and_double_nothing(
         kafka__heartbeat_interval_ms=500,
         storage__influx__url=victoria.url,
         storage__influx__batch_size=DRAIN_LINES,
-        # offsets committed with every batch: the bound below is one poll batch per kill. By
-        # default the alert state (and the commit with it) is written every 5 s, so a kill
-        # replays up to 5 s of frames (measured in CI: frames written up to 7 times)
-        alerts__state_interval_s=0,
     )
     store = settings.storage.local.path
     install_write_journal(store)
     start_ns = time.time_ns() - FRAMES * 10**6
     publish_synthetic(settings, FRAMES, seed=5, start_ns=start_ns)
     messages = list(synthetic_stream(FRAMES, seed=5, start_ns=start_ns))
-    env = daemon_env(settings)
+    # offsets committed with every batch: the bound below is one poll batch per kill. By
+    # default the alert state (and the commit with it) is written every 5 s, so a kill
+    # replays up to 5 s of frames (measured in CI: frames written up to 7 times)
+    env = daemon_env(settings, SEAWATCH_ALERTS__STATE_INTERVAL_S="0")
     rng = random.Random(20261123)
     for trial in range(KILLS):
         before = stored_count(store)
