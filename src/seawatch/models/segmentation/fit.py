@@ -129,21 +129,38 @@ def fit_segnet(
     net = SegNet(settings.widths)
     if start is not None:
         net.load_state_dict(start.state_dict())
-    optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=1e-4)
+
+    def loss() -> torch.Tensor:
+        x, fg, ct, wt, soft, kd = _batch(data, rng, settings.batch, settings.crop)
+        return segnet_loss(net.logits(x), fg, ct, wt, soft, kd, settings)
+
+    _optimise(net, loss, lr=settings.lr, steps=settings.steps, progress=progress)
+    return net
+
+
+def _optimise(
+    net: torch.nn.Module,
+    loss: Callable[[], torch.Tensor],
+    *,
+    lr: float,
+    steps: int,
+    progress: Callable[[int, float], object] | None,
+) -> None:
+    """``steps`` AdamW steps on ``loss()`` under a one-cycle schedule; the net left in eval mode."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.lr, total_steps=settings.steps, pct_start=0.15
+        optimizer, max_lr=lr, total_steps=steps, pct_start=0.15
     )
     net.train()
-    for _ in range(settings.steps):
-        x, fg, ct, wt, soft, kd = _batch(data, rng, settings.batch, settings.crop)
-        loss = segnet_loss(net.logits(x), fg, ct, wt, soft, kd, settings)
+    for _ in range(steps):
+        value = loss()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress(1, float(loss.detach()))
-    return net.eval()
+            progress(1, float(value.detach()))
+    net.eval()
 
 
 @torch.no_grad()
@@ -178,25 +195,17 @@ def fit_quality(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = QualityNet()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=steps, pct_start=0.15
-    )
-    net.train()
-    for _ in range(steps):
+
+    def loss() -> torch.Tensor:
         index = rng.integers(0, len(windows), batch)
         w = np.rot90(windows[index], int(rng.integers(4)), axes=(-2, -1))
         if rng.random() < 0.5:
             w = w[..., ::-1]
         pred = net(torch.from_numpy(np.ascontiguousarray(w)))
-        loss = F.smooth_l1_loss(pred, torch.from_numpy(iou[index].astype(np.float32)), beta=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if progress is not None:
-            progress(1, float(loss.detach()))
-    return net.eval()
+        return F.smooth_l1_loss(pred, torch.from_numpy(iou[index].astype(np.float32)), beta=0.1)
+
+    _optimise(net, loss, lr=lr, steps=steps, progress=progress)
+    return net
 
 
 @torch.no_grad()
