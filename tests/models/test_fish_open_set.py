@@ -110,3 +110,33 @@ def test_score_counts_declared_new_wrong_and_ids_per_new_fish() -> None:
     assert score.ids_per_new_fish == 1.0  # fish-new-3 was merged into fish-new-2
     assert score.mixed_ids == 1  # nemo holds dory's sighting
     assert score.new_fish_alerts == 3
+
+
+def _tilted(towards: np.ndarray, away: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at ``cosine`` to ``towards`` (orthogonal ``away`` holds the rest)."""
+    return (cosine * towards + np.sqrt(1 - cosine**2) * away).astype(np.float32)
+
+
+def test_a_sighting_unlike_its_decided_tracklet_is_not_given_its_fish() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    answers = _decide(decider, [a, a, _tilted(a, c, 0.55)], 0)  # links (>= 0.5), fits badly
+    assert [x.individual for x in answers[:2]] == ["nemo", "nemo"]
+    assert THRESHOLD - decider.inherit_drop > 0.55  # the third is under the bar
+    assert answers[2].individual == UNKNOWN
+
+
+def test_a_provisional_fish_gathers_only_views_that_alone_match_it() -> None:
+    b, d = np.eye(DIM)[1], np.eye(DIM)[4]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", np.eye(DIM, dtype=np.float32)[:1])
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    answers = _decide(decider, [b, b, b, _tilted(b, d, 0.65), b], 0)
+    new = answers[2].individual
+    assert answers[2].new_individual and gallery.entry(new).provisional
+    odd = answers[3]  # the tracklet's fish (0.65 is over the inherit bar), not its view
+    assert odd.individual == new and not odd.kept_view
+    assert answers[4].kept_view  # a view that fits is still added
+    assert gallery.entry(new).n_embeddings == 4  # three enrolled it, the fifth joined
