@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from seawatch.contracts.records import UNKNOWN
-from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery import Gallery, new_id
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.open_set import OpenSetDecider
 from seawatch.models.fish.open_set_score import Answer, score_open_set
@@ -43,7 +43,11 @@ def test_a_stranger_is_enrolled_once_after_three_good_views() -> None:
     new = answers[2].individual
     assert {a.individual for a in answers[2:]} == {new}
     assert gallery.entry(new).n_embeddings >= 3  # enrolled with the tracklet's views
-    assert [s.uid for s in answers[2].kept][:1] == ["f0"]  # the id's frame is the first view's
+    assert new == new_id("f0")  # the id derives from the first view's frame
+    # the deciding sighting is the record's first source: a replay of it, and of no earlier
+    # view, announces the fish again
+    assert [s.uid for s in answers[2].kept][:1] == ["f2"]
+    assert gallery.seen("f2").new_individual and not gallery.seen("f0").new_individual
     # a later visit (a new tracklet) matches the provisional fish: no second id, no alert
     later = _decide(decider, [_unit(rng, b) for _ in range(3)], 100, tag="g")
     assert {a.individual for a in later} == {new}

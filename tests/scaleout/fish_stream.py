@@ -279,23 +279,20 @@ def score(
     )
 
 
-def collisions(
-    sightings: list[Sighting], topic: list[tuple], *, tracklets: bool = False
-) -> dict[str, set]:
+def collisions(sightings: list[Sighting], topic: list[tuple]) -> dict[str, set]:
     """Ids minted for two different enrolments: two frames each said to have enrolled it
     (stored rows), or two individual records of one id from different sightings (topic).
-    One sighting rule: a row and a record of one enrolment name the same frame, so both are
-    pooled. Tracklets: the row is the sighting that decided the tracklet new, the record
-    names the tracklet's first good view (its id derives from it), so each is checked alone."""
+    A row and a record of one enrolment name the same frame (tracklets: the sighting that
+    decided the tracklet new; its id derives from the first good view), so both are pooled:
+    a replay announcing the fish at another frame is a collision too."""
     rows: dict[str, set] = defaultdict(set)
-    records: dict[str, set] = defaultdict(set)
     for s in sightings:
         if s.new_individual:
             rows[s.individual].add(s.uid)
     for key, value in topic:
         if value is not None and value["kind"] == "individual" and value["source"]["uid"]:
-            (records if tracklets else rows)[key].add(value["source"]["uid"])
-    return {i: uids for d in (rows, records) for i, uids in d.items() if len(uids) > 1}
+            rows[key].add(value["source"]["uid"])
+    return {i: uids for i, uids in rows.items() if len(uids) > 1}
 
 
 def topic_merges(topic: list[tuple]) -> dict[str, str]:

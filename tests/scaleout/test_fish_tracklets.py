@@ -84,7 +84,7 @@ def test_three_workers_with_tracklets_keep_each_stranger_under_one_id(
     # every frame stored, the third worker took part
     assert {r.uid for r in rows} == set(truth) and all(n > 0 for n in per_worker)
     # 0 id collisions: no id was minted for two different sightings (raw rows and records)
-    assert collisions(rows, records, tracklets=True) == {}
+    assert collisions(rows, records) == {}
     assert minted_twice == 0  # a replayed enrolling frame names the same id again
     # 0 enrolments lost: every id any worker enrolled is in the topic and in every worker's
     # final gallery (its export)

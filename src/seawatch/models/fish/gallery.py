@@ -160,11 +160,15 @@ class Gallery:
         source: str | None = None,
         similarity: float = math.nan,
         first_seen_ns: int = 0,
+        id_from: str | None = None,
     ) -> GalleryEntry:
         """Enrol an unknown fish, provisional, under the id its ``source`` (the frame uid)
-        derives (:func:`new_id`); without a source, the id derives from the embedding."""
+        derives (:func:`new_id`), or ``id_from`` when given (a tracklet: the id comes from
+        its first good view, the record's first source is the sighting that decided it, so
+        a replay of that frame, and only of it, announces the fish again); without either,
+        the id derives from the embedding."""
         views = self._check(embeddings)
-        origin = source or hashlib.sha256(views.tobytes()).hexdigest()
+        origin = id_from or source or hashlib.sha256(views.tobytes()).hexdigest()
         digits = _ID_HEX
         while (candidate := new_id(origin, digits)) in self._records:
             if self._records[candidate].sources[:1] == [source or ""] and source:

@@ -12,8 +12,8 @@ tracklets`) and the tracklet is decided as a group:
 - **new** only when at least ``min_views`` good views (quality at least ``min_quality``)
   agree that no individual reaches the threshold less ``new_drop[n]``; between the two a
   tracklet waits for more views. The fish is enrolled with all of them, under the id
-  its first good view's frame derives (replay stable), and only that sighting says
-  ``new_individual`` (one "new fish" alert per fish);
+  its first good view's frame derives (replay stable), and only the deciding sighting says
+  ``new_individual`` (one "new fish" alert per fish), on a replay too;
 - until then a sighting is reported as its own best match when that reaches the threshold
   (matched, nothing enrolled), else ``unknown``. A poor view never enrols and never decides.
 
@@ -189,23 +189,28 @@ class OpenSetDecider:
         return tuple(kept)
 
     def _enrol(self, track: Tracklet, own: float) -> Sighting:
-        """Enrol the tracklet's good views as a new provisional fish."""
-        first = track.sources[0]
+        """Enrol the tracklet's good views as a new provisional fish: the id from its first
+        view's frame, the deciding view (this sighting, the last) first in the record, as
+        the sighting that announces the fish (a replay of it, and of no earlier view, says
+        ``new_individual`` again)."""
+        first, deciding = track.sources[0], track.sources[-1]
         entry = self.gallery.enrol_new(
-            track.views[0],
-            source=first.uid,
-            similarity=track.scores[0],
+            track.views[-1],
+            source=deciding.uid,
+            similarity=track.scores[-1],
             first_seen_ns=first.captured_at_ns,
+            id_from=first.uid,
         )
         for embedding, source, score in zip(
-            track.views[1:], track.sources[1:], track.scores[1:], strict=True
+            track.views[:-1], track.sources[:-1], track.scores[:-1], strict=True
         ):
             self.gallery.enrol(
                 entry.id, embedding, provisional=True, source=source.uid, similarity=score
             )
         track.individual = entry.id
         self.merge_provisional(entry.id)
-        return Sighting(entry.id, own, True, True, True, tuple(track.sources))
+        kept = (deciding, *track.sources[:-1])
+        return Sighting(entry.id, own, True, True, True, kept)
 
     def merge_provisional(self, individual: str) -> Merge | None:
         """Merge ``individual`` with the provisional fish whose views its views match best,
