@@ -1,6 +1,8 @@
-"""``seawatch run --workers N``: N daemon processes in one consumer group on this host.
+"""``seawatch run --workers N``: N daemon processes per lane, each lane's in its consumer group.
 
-Kafka shares the topics' partitions among the group's members, so N processes (each with
+With lanes (:mod:`seawatch.lanes`), each lane gets its own N workers (``run --lane L``),
+numbered lane by lane (lane ``i``'s worker ``w`` is index ``i * N + w``): the index picks
+the outbox file and the HTTP port, so every worker of every lane has its own. Kafka shares the topics' partitions among the group's members, so N processes (each with
 its own model session, decode and inference threads) use N cores without sharing a GIL.
 Several hosts running the same group share the work the same way. The supervisor here
 starts the workers, restarts one that dies (with a growing wait), and on SIGTERM or Ctrl-C
@@ -66,12 +68,19 @@ def check_partitions(settings: Settings, workers: int, partitions_of) -> None:
 
 
 class Supervisor:
-    """Starts ``workers`` copies of ``seawatch run`` and keeps them running until stopped."""
+    """Starts ``workers`` copies of ``seawatch run`` per lane and keeps them running until
+    stopped (``lanes``: the lanes' names; None: one consumer for every task, no ``--lane``)."""
 
     def __init__(
-        self, workers: int, global_args: list[str], notifier: SystemdNotifier | None = None
+        self,
+        workers: int,
+        global_args: list[str],
+        notifier: SystemdNotifier | None = None,
+        lanes: list[str] | None = None,
     ) -> None:
-        self.workers = workers
+        self.lanes: list[str | None] = list(lanes) if lanes else [None]
+        self.workers = workers * len(self.lanes)
+        self.per_lane = workers
         self.global_args = global_args
         self.processes: dict[int, subprocess.Popen] = {}
         self.restarts = 0
@@ -84,14 +93,17 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         command = [sys.executable, "-m", "seawatch", *self.global_args, "run"]
+        lane = self.lanes[index // self.per_lane]
         self.processes[index] = subprocess.Popen(
-            [*command, "--worker-index", str(index)],
+            [*command, "--worker-index", str(index), *(["--lane", lane] if lane else [])],
             # a supervisor killed outright (SIGKILL, OOM) takes its workers with it: they get
             # SIGTERM, drain and commit, instead of running on as orphans
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
             env=self._env,
         )
-        log.info("worker_started index=%d pid=%d", index, self.processes[index].pid)
+        log.info(
+            "worker_started index=%d pid=%d lane=%s", index, self.processes[index].pid, lane or "-"
+        )
 
     def stop(self, signum: int = signal.SIGTERM, _frame: object = None) -> None:
         """Pass the signal to every worker (they drain, commit and exit)."""
