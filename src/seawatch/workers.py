@@ -2,8 +2,9 @@
 
 With lanes (:mod:`seawatch.lanes`), each lane gets its own N workers (``run --lane L``),
 numbered lane by lane (lane ``i``'s worker ``w`` is index ``i * N + w``): the index picks
-the outbox file and the HTTP port, so every worker of every lane has its own. Kafka shares the topics' partitions among the group's members, so N processes (each with
-its own model session, decode and inference threads) use N cores without sharing a GIL.
+the outbox file and the HTTP port, so every worker of every lane has its own. Kafka shares
+the topics' partitions among the group's members, so N processes (each with its own model
+session, decode and inference threads) use N cores without sharing a GIL.
 Several hosts running the same group share the work the same way. The supervisor here
 starts the workers, restarts one that dies (with a growing wait), and on SIGTERM or Ctrl-C
 passes the signal on and waits for every worker to drain, commit and exit.
