@@ -87,9 +87,9 @@ def lane_settings(settings: Settings, lane: Lane) -> Settings:
     switched off (their models are not loaded here)."""
     kafka = settings.kafka.model_copy(update={"topics": list(lane.topics)})
     tasks = {
-        name: task if name in lane.tasks or not task.enabled else task.model_copy(
-            update={"enabled": False}
-        )
+        name: task
+        if name in lane.tasks or not task.enabled
+        else task.model_copy(update={"enabled": False})
         for name, task in settings.tasks.items()
     }
     return settings.model_copy(update={"kafka": kafka, "tasks": tasks})

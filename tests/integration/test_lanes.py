@@ -150,9 +150,7 @@ def test_a_slow_lane_holds_no_frame_of_another_lane_up(tmp_path, broker, unique,
     assert "Traceback" not in log
 
 
-def test_each_lane_stores_every_frame_once_across_a_restart(
-    tmp_path, broker, unique, model_dir
-):
+def test_each_lane_stores_every_frame_once_across_a_restart(tmp_path, broker, unique, model_dir):
     settings, daemon = _start(
         tmp_path, broker, unique, model_dir, "first", toy_lane="slow", infer_s=0.2
     )
