@@ -143,35 +143,10 @@ def run(ctx: click.Context, workers: int, worker_index: int | None, lane: str | 
 
 
 def _supervise(ctx: click.Context, settings: Settings, workers: int) -> int:
-    from seawatch.ingest.group_offsets import seed_offsets
-    from seawatch.ingest.kafka_io import ensure_topics, topic_partitions
-    from seawatch.lanes import plan_lanes
-    from seawatch.workers import Supervisor, check_partitions
+    from seawatch.workers import supervise
 
-    kafka = settings.kafka
-    check_partitions(settings, workers, lambda topic: None)
-    if kafka.create_topics:
-        ensure_topics(kafka, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
-    counts = topic_partitions(kafka, kafka.topics)
-    check_partitions(settings, workers, counts.get)
-    lanes = plan_lanes(settings)
-    if len(lanes) > 1:
-        # a lane's group starts where the one consumer of every task stopped (first start)
-        for lane in lanes:
-            seed_offsets(kafka, kafka.group_id, lane.group_id, lane.topics)
-        log.info(
-            "lanes %s",
-            " ".join(f"{lane.name}={'+'.join(lane.tasks)}@{lane.group_id}" for lane in lanes),
-        )
     config_path = ctx.parent.params.get("config_path") if ctx.parent else None
-    supervisor = Supervisor(
-        workers,
-        ["--config", str(config_path)] if config_path else [],
-        lanes=[lane.name for lane in lanes] if len(lanes) > 1 else None,
-    )
-    signal.signal(signal.SIGTERM, supervisor.stop)
-    signal.signal(signal.SIGINT, supervisor.stop)
-    return supervisor.run()
+    return supervise(settings, workers, ["--config", str(config_path)] if config_path else [])
 
 
 def _as_worker(settings: Settings, index: int) -> Settings:

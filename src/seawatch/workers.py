@@ -168,4 +168,32 @@ class Supervisor:
         return worst
 
 
-__all__ = ["Supervisor", "check_partitions", "worker_outbox"]
+def supervise(settings: Settings, workers: int, global_args: list[str]) -> int:
+    """``seawatch run`` as the supervisor: topics checked (and made), each lane's consumer
+    group seeded from the base group's offsets (first start with lanes), then ``workers``
+    workers per lane until SIGTERM or Ctrl-C; the exit code."""
+    from seawatch.ingest.group_offsets import seed_offsets
+    from seawatch.ingest.kafka_io import ensure_topics, topic_partitions
+    from seawatch.lanes import plan_lanes
+
+    kafka = settings.kafka
+    check_partitions(settings, workers, lambda topic: None)
+    if kafka.create_topics:
+        ensure_topics(kafka, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
+    check_partitions(settings, workers, topic_partitions(kafka, kafka.topics).get)
+    lanes = plan_lanes(settings)
+    if len(lanes) > 1:
+        for lane in lanes:  # where the one consumer of every task stopped
+            seed_offsets(kafka, kafka.group_id, lane.group_id, lane.topics)
+        log.info(
+            "lanes %s",
+            " ".join(f"{lane.name}={'+'.join(lane.tasks)}@{lane.group_id}" for lane in lanes),
+        )
+    names = [lane.name for lane in lanes] if len(lanes) > 1 else None
+    supervisor = Supervisor(workers, global_args, lanes=names)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    return supervisor.run()
+
+
+__all__ = ["Supervisor", "check_partitions", "supervise", "worker_outbox"]
