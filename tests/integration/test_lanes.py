@@ -1,6 +1,6 @@
 """Lanes on the real broker: ``seawatch run`` with a slow task (the toy plug-in, a model that
 takes a second a call) in a lane of its own holds no plankton frame up; each lane stores
-every frame once across a restart; a lane's new consumer group starts
+every frame once across a killed worker and a restart; a lane's new consumer group starts
 where the base group stopped."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import sqlite3
 import threading
 import time
@@ -150,7 +151,9 @@ def test_a_slow_lane_holds_no_frame_of_another_lane_up(tmp_path, broker, unique,
     assert "Traceback" not in log
 
 
-def test_each_lane_stores_every_frame_once_across_a_restart(tmp_path, broker, unique, model_dir):
+def test_each_lane_stores_every_frame_once_across_a_killed_worker_and_a_restart(
+    tmp_path, broker, unique, model_dir
+):
     settings, daemon = _start(
         tmp_path, broker, unique, model_dir, "first", toy_lane="slow", infer_s=0.2
     )
@@ -166,6 +169,13 @@ def test_each_lane_stores_every_frame_once_across_a_restart(tmp_path, broker, un
         feeder = threading.Thread(target=feed, args=(10,))
         feeder.start()
         daemon.wait_for(lambda: _stored(store, "toy") >= 10, 60, "toy frames")
+        pids = dict(re.findall(r"worker_started index=\d pid=(\d+) lane=(\w+)", daemon.log()))
+        os.kill(next(int(p) for p, lane in pids.items() if lane == "slow"), signal.SIGKILL)
+        killed_at = _stored(store, "plankton")
+        daemon.wait_for(lambda: "worker_exited index=1 code=-9" in daemon.log(), 30, "exit")
+        # the slow lane's new worker takes its partitions over; plankton went on meanwhile
+        daemon.wait_for(lambda: daemon.log().count("partitions_assigned") >= 3, 60, "rejoin")
+        assert _stored(store, "plankton") > killed_at
         feeder.join()
         code, _ = daemon.terminate(timeout_s=20)  # mid-stream: some left for the restart
     assert code == 0
