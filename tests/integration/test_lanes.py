@@ -104,6 +104,18 @@ def _feed(settings, seconds: float, plankton_per_s: float, toy_per_s: float) -> 
     return sent
 
 
+def daemon_port(daemon: DaemonProcess) -> int:
+    """The first worker's HTTP port (worker i serves on it + i), from the log."""
+    return min(map(int, re.findall(r"http_serving address=127\.0\.0\.1:(\d+)", daemon.log())))
+
+
+def _get(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.status
+
+
 def _latencies_ms(store, task: str) -> np.ndarray:
     with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
         rows = db.execute(
@@ -138,6 +150,8 @@ def test_a_slow_lane_holds_no_frame_of_another_lane_up(tmp_path, broker, unique,
         sent = _feed(settings, seconds=12, plankton_per_s=10, toy_per_s=4)
         daemon.wait_for(lambda: _stored(store, "plankton") >= sent["plankton"], 60, "plankton")
         daemon.wait_for(lambda: _stored(store, "toy") >= sent["toy"], 90, "toy")
+        port = daemon_port(daemon)
+        live = [_get(f"http://127.0.0.1:{port + i}/livez") for i in range(len(lanes))]
         code, _ = daemon.terminate(timeout_s=20)
         log = daemon.log()
     assert code == 0, log[-3000:]
@@ -147,6 +161,7 @@ def test_a_slow_lane_holds_no_frame_of_another_lane_up(tmp_path, broker, unique,
     # and plankton, in its own lane, waited for none of it
     assert np.percentile(plankton, 99) < 0.8 * SLOW_S * 1000, np.percentile(plankton, [50, 99])
     assert lanes == ["main", "slow"]
+    assert live == [200, 200]  # each lane's worker serves its own endpoints, alive
     assert re.search(r"lanes main=plankton@g\S+\.main slow=toy@g\S+\.slow", log)
     assert "Traceback" not in log
 
