@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 TRAIN  := $(VENV)/.installed-train
 
-.PHONY: demo test lint models otolith-teacher bench bench-latency bench-workers soak fuzz gpu-check clean
+.PHONY: demo test lint models otolith-teacher bench bench-latency bench-workers bench-lanes soak fuzz gpu-check clean
 
 $(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,8 @@ bench-latency: $(BASE)
 	$(BIN)/python benchmarks/latency.py
 bench-workers: $(BASE)
 	$(BIN)/python benchmarks/workers.py
+bench-lanes: $(BASE)
+	$(BIN)/python benchmarks/lanes.py
 
 # Ten minutes at 80 % of the measured maximum: memory, errors, latency (issue 7).
 soak: $(BASE)

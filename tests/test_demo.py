@@ -8,6 +8,7 @@ import pytest
 
 from seawatch.alert_settings import InstrumentSilentRule
 from seawatch.config import load_settings
+from seawatch.contracts.frames import FrameKind, FrameMeta
 from seawatch.demo import DEMO_SILENT_S, _Feed, cruise_start_ns, demo_settings, describe_plan
 from seawatch.ingest.publish import FrameMessage
 from seawatch.models.cruise_plan import DEMO_PLAN, HOUR_NS
@@ -269,3 +270,29 @@ def test_the_printed_program_is_the_one_that_ran(monkeypatch):
     monkeypatch.setattr(demo_output.shutil, "which", lambda name: None)
     assert demo_output.program_name(".venv/bin/seawatch") == ".venv/bin/seawatch"
     assert demo_output.program_name("/elsewhere/x/__main__.py").endswith(" -m seawatch")
+
+
+def _specimen(scanner: str, task: str = "otolith") -> FrameMessage:
+    meta = FrameMeta(
+        instrument=scanner,
+        task=task,
+        captured_at_ns=time.time_ns(),
+        frame_kind=FrameKind.ROI,
+        content_type="image/png",
+    )
+    return FrameMessage(scanner.encode(), b"v", meta)
+
+
+def test_the_feed_sends_each_scanner_one_otolith_specimen_per_slot():
+    messages = [_specimen("scan-a"), _specimen("scan-a"), _specimen("cam", "plankton")]
+    messages += [_specimen("scan-b"), _specimen("cam", "plankton")]
+    publisher = _Publisher()
+    feed = _Feed(publisher, "f", iter(messages), {}, lambda: 0, lead=100, otolith_every_s=0.6)
+    feed.start()
+    _wait_for(lambda: publisher.sent >= 4)
+    time.sleep(0.2)
+    # the second specimen of scan-a waits for its slot; the others did not wait for it
+    assert publisher.sent == 4
+    _wait_for(lambda: publisher.sent >= 5)
+    feed.join(5)
+    assert publisher.sent == 5 and feed.seconds >= 0.5 and feed.error is None

@@ -9,6 +9,7 @@ tasks. The model is a real ONNX graph (the mean of its 8 x 8 gray input), made b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,8 @@ SIDE = 8
 
 class ToyOptions(TaskOptions):
     bright_above: float = Field(128.0, ge=0, le=255)
+    # a slow model: each inference call takes at least this long (the lane tests)
+    infer_s: float = Field(0.0, ge=0, le=30)
 
 
 class BrightnessHead:
@@ -47,6 +50,7 @@ class BrightnessHead:
         self.backend = backend
         self.card = card
         self.bright_above = options.bright_above
+        self.infer_s = options.infer_s
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         small = cv2.resize(to_gray8(image), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
@@ -56,6 +60,8 @@ class BrightnessHead:
         return np.stack([p.crops[0] for p in frames])[:, None].astype(np.float32)
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
+        if self.infer_s:
+            time.sleep(self.infer_s)
         out = np.asarray(self.backend.run(tensor), np.float32).reshape(len(tensor), -1)[:, 0]
         if not np.isfinite(out).all():
             raise BackendError("toy model returned a non-finite brightness")

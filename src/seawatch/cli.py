@@ -86,18 +86,22 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Daemon processes in one consumer group (needs as many partitions per topic).",
+    help="Daemon processes per lane, each lane's in its consumer group (needs as many "
+    "partitions per topic).",
 )
 @click.option("--worker-index", type=int, default=None, hidden=True)
+@click.option("--lane", default=None, hidden=True, help="Serve this lane only (a worker's).")
 @click.pass_context
-def run(ctx: click.Context, workers: int, worker_index: int | None) -> None:
+def run(ctx: click.Context, workers: int, worker_index: int | None, lane: str | None) -> None:
     """Run the daemon: consume frames, classify, store, until SIGTERM or Ctrl-C."""
     from seawatch.daemon import build_daemon
     from seawatch.health.operations import Operations
+    from seawatch.lanes import find_lane, plan_lanes
     from seawatch.stats import PipelineStats
 
     settings = _settings(ctx)
-    if workers > 1:
+    served = find_lane(settings, lane) if lane is not None else None
+    if served is None and (workers > 1 or len(plan_lanes(settings)) > 1):
         sys.exit(_supervise(ctx, settings, workers))
     if worker_index is not None:
         settings = _as_worker(settings, worker_index)
@@ -113,7 +117,9 @@ def run(ctx: click.Context, workers: int, worker_index: int | None) -> None:
     signal.signal(signal.SIGTERM, _stop_starting)
     signal.signal(signal.SIGINT, _stop_starting)
     with Operations(settings, stats) as operations:
-        daemon = build_daemon(settings, stats, worker=worker_index, heartbeat=operations.heartbeat)
+        daemon = build_daemon(
+            settings, stats, worker=worker_index, heartbeat=operations.heartbeat, lane=served
+        )
 
         def _stop(signum: int, _frame: object) -> None:
             log.info("stopping signal=%s", signal.Signals(signum).name)
@@ -137,20 +143,10 @@ def run(ctx: click.Context, workers: int, worker_index: int | None) -> None:
 
 
 def _supervise(ctx: click.Context, settings: Settings, workers: int) -> int:
-    from seawatch.ingest.kafka_io import ensure_topics, topic_partitions
-    from seawatch.workers import Supervisor, check_partitions
+    from seawatch.workers import supervise
 
-    kafka = settings.kafka
-    check_partitions(settings, workers, lambda topic: None)
-    if kafka.create_topics:
-        ensure_topics(kafka, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
-    counts = topic_partitions(kafka, kafka.topics)
-    check_partitions(settings, workers, counts.get)
     config_path = ctx.parent.params.get("config_path") if ctx.parent else None
-    supervisor = Supervisor(workers, ["--config", str(config_path)] if config_path else [])
-    signal.signal(signal.SIGTERM, supervisor.stop)
-    signal.signal(signal.SIGINT, supervisor.stop)
-    return supervisor.run()
+    return supervise(settings, workers, ["--config", str(config_path)] if config_path else [])
 
 
 def _as_worker(settings: Settings, index: int) -> Settings:

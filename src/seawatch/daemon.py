@@ -25,6 +25,7 @@ from seawatch.ingest.kafka_io import FrameSource, Publisher, ensure_topics
 from seawatch.ingest.keyed_topics import KeyedTopics
 from seawatch.ingest.prepare import FramePreparer
 from seawatch.ingest.topic_keeper import TopicKeeper
+from seawatch.lanes import Lane, lane_settings
 from seawatch.model_swap import ModelSwapper
 from seawatch.pipeline import Pipeline
 from seawatch.pipeline_metrics import PipelineMetrics
@@ -113,11 +114,14 @@ def build_daemon(
     *,
     worker: int | None = None,
     heartbeat: Heartbeat | None = None,
+    lane: Lane | None = None,
 ) -> Daemon:
     """Load the models, connect to Kafka and the stores, and wire the pipeline (``worker``:
     this process's index under ``run --workers``, for its metrics; ``heartbeat``: beaten
-    by the loop, for liveness)."""
+    by the loop, for liveness; ``lane``: serve this lane only, in its consumer group)."""
     stats = stats or PipelineStats()
+    if lane is not None:
+        settings = lane_settings(settings, lane)
     router = build_router(settings)
     kafka = settings.kafka
     alerting = settings.alerts
@@ -139,7 +143,7 @@ def build_daemon(
         keeper = TopicKeeper(create)
     sinks = build_sinks(settings)
     publisher = Publisher(kafka)
-    source = FrameSource(kafka)
+    source = FrameSource(kafka, group_id=lane.group_id if lane is not None else None)
     outputs = AlertOutputs(
         influx=next((s for s in sinks if isinstance(s, LineSink)), None),
         publisher=publisher,
@@ -188,13 +192,14 @@ def build_daemon(
         models=swapper,
         metrics=PipelineMetrics(
             stats,
-            group_id=kafka.group_id,
+            group_id=lane.group_id if lane is not None else kafka.group_id,
             interval_s=settings.storage.metrics_interval_s,
             worker=worker,
         ),
     )
     log.info(
-        "daemon_ready models=%s backend_setting=%s threads=%s sinks=%s topics=%s",
+        "daemon_ready lane=%s models=%s backend_setting=%s threads=%s sinks=%s topics=%s",
+        lane.name if lane is not None else "-",
         ",".join(f"{t}:{c.name}@{c.release}" for t, c in router.cards.items()),
         settings.inference.backend,
         ",".join(f"{t}:{settings.for_task(t).inference.threads}" for t in settings.enabled_tasks()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from rich.console import Console
@@ -26,6 +27,7 @@ from seawatch.demo_summary import DemoResult, summary_table
 from seawatch.ingest.broker import EmbeddedBroker
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.ingest.publish import publish_messages
+from seawatch.lanes import plan_lanes
 from seawatch.models.cruise_plan import DEMO_PLAN, HOUR_NS, CruisePlan
 from seawatch.models.synthetic_stream import cruise_stream
 from seawatch.stats import PipelineStats
@@ -43,7 +45,11 @@ def _progress(console: Console) -> Progress:
 
 
 DEMO_FISH_SHARE = 0.08  # share of fish frames in the demo stream
-DEMO_OTOLITH_SHARE = 0.08  # share of otolith specimens (eight views each) in the demo stream
+# Otolith specimens come as a fish lab scans them: one every DEMO_OTOLITH_EVERY_S per
+# scanner (the feed holds a specimen back until its scanner's next slot), about as many as
+# the demo's half minute or so holds (2000 frames: 12 specimens).
+DEMO_OTOLITH_SHARE = 0.006
+DEMO_OTOLITH_EVERY_S = 3.0
 # ``instrument_silent`` measures *wall* time since an instrument's last frame was stored
 # (300 s by default), and the demo replays a 26-hour cruise in about half a minute, so the
 # rule could never fire in it. The demo waits this long instead: well over the longest wall
@@ -55,7 +61,7 @@ DEMO_SILENT_S = 10.0
 # so every message waits behind that backlog: latency = lead / throughput. One poll's worth
 # keeps it as busy as two did (48 frames/s on 2 cores either way) at half the latency
 # (p50 / p99 1.0 / 2.0 s instead of 2.2 / 4.3 s, measured 2026-12-06).
-DEMO_FEED_LEAD = 1
+DEMO_FEED_LEAD = 0.5
 # The feed starts once the daemon's consumer has joined its group (models loaded, partitions
 # assigned: about 5 s on Tansu), as instruments would be switched on after the daemon; else
 # the first frames' latency would be the start-up's. Started anyway after this long.
@@ -139,7 +145,7 @@ def run_demo(
         )
         publisher = Publisher(broker.bootstrap_servers, kafka.max_message_bytes)
         stats = PipelineStats()
-        lead = DEMO_FEED_LEAD * kafka.max_poll_records
+        lead = max(1, round(DEMO_FEED_LEAD * kafka.max_poll_records))
         routes = topics_by_task(kafka.topics)
         feed = _Feed(
             publisher,
@@ -149,6 +155,7 @@ def run_demo(
             lambda: stats.processed,
             lead,
             ready=threading.Event(),
+            otolith_every_s=DEMO_OTOLITH_EVERY_S,
         )
         feed.start()
         try:
@@ -179,8 +186,10 @@ class _Feed(threading.Thread):
         lead: int,
         *,
         ready: threading.Event | None = None,
+        otolith_every_s: float = 0.0,
     ) -> None:
         super().__init__(name="feed", daemon=True)
+        self.otolith_every_s = otolith_every_s
         self.publisher, self.topic, self.messages = publisher, topic, messages
         self.routes = routes
         self.handled, self.lead = handled, lead
@@ -194,17 +203,35 @@ class _Feed(threading.Thread):
             self.ready.set()
 
     def _paced(self):
-        """The messages, each once the daemon is less than ``lead`` behind; none once the
+        """The messages, each once the daemon is less than ``lead`` behind, and each otolith
+        specimen at its scanner's next slot (:data:`DEMO_OTOLITH_EVERY_S`); none once the
         demo has stopped."""
+        held: dict[bytes, deque] = {}  # per scanner, its specimens waiting for their slot
+        slots = _ScannerSlots(self.otolith_every_s)
         for message in self.messages:
-            while self.sent - self.handled() >= self.lead:
-                if self.stopped.wait(0.005):
+            if _is_otolith(message):
+                held.setdefault(message.key, deque()).append(message)
+            else:
+                if not self._wait_for_room():
                     return
-            if self.stopped.is_set():
+                yield self._count(message)
+            yield from (self._count(m) for m in slots.due(held))
+        while any(held.values()):  # the stream is out: the last specimens at their slots
+            if self.stopped.wait(0.05):
                 return
-            self.broken += message.broken is not None
-            self.sent += 1
-            yield message
+            yield from (self._count(m) for m in slots.due(held))
+
+    def _wait_for_room(self) -> bool:
+        """Wait until the daemon is less than ``lead`` behind; False once the demo stopped."""
+        while self.sent - self.handled() >= self.lead:
+            if self.stopped.wait(0.005):
+                return False
+        return not self.stopped.is_set()
+
+    def _count(self, message):
+        self.broken += message.broken is not None
+        self.sent += 1
+        return message
 
     def run(self) -> None:
         while not self.ready.wait(0.05):
@@ -223,6 +250,29 @@ class _Feed(threading.Thread):
         self.seconds = time.perf_counter() - started
 
 
+def _is_otolith(message) -> bool:
+    return message.meta is not None and message.meta.task == "otolith"
+
+
+class _ScannerSlots:
+    """Wall-clock slots per scanner: one specimen every ``every_s`` from each."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._next: dict[bytes, float] = {}
+
+    def due(self, held: dict[bytes, deque]) -> list:
+        """The first held specimen of each scanner whose slot has come (their next slots
+        taken)."""
+        now = time.monotonic()
+        out = []
+        for scanner, queue in held.items():
+            if queue and now >= self._next.get(scanner, 0.0):
+                self._next[scanner] = now + self.every_s
+                out.append(queue.popleft())
+        return out
+
+
 def _consume(
     settings: Settings,
     frames: int,
@@ -231,44 +281,62 @@ def _consume(
     store: Path,
     stats: PipelineStats,
 ) -> DemoResult:
+    """Run a daemon per lane (:func:`seawatch.lanes.plan_lanes`), each on its own thread in
+    this process (``seawatch run`` gives each its own process), until ``frames`` messages
+    are handled; the stats are shared (they take a lock)."""
     begun = time.perf_counter()
-    daemon = build_daemon(settings, stats)
-    alerts = _record_alerts(daemon.pipeline.alert_outputs)
+    lanes = plan_lanes(settings)
+    daemons = [
+        build_daemon(settings, stats, lane=lane if len(lanes) > 1 else None) for lane in lanes
+    ]
+    alerts: list[Alert] = []
+    for daemon in daemons:
+        _record_alerts(daemon.pipeline.alert_outputs, alerts)
     failure: list[BaseException] = []
 
-    def work() -> None:
+    def work(daemon) -> None:
         try:
             daemon.run(lambda s: s.processed >= frames)
         except BaseException as exc:  # surfaced in the main thread below
             failure.append(exc)
+            for other in daemons:
+                other.stop()
 
     started = time.perf_counter()
     ready_s: float | None = None
-    worker = threading.Thread(target=work, name="pipeline")
-    worker.start()
+    threads = [
+        threading.Thread(target=work, args=(d,), name=f"lane-{lane.name}")
+        for d, lane in zip(daemons, lanes, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
     try:
         with _progress(console) as progress:
             published = progress.add_task("publish", total=frames, info="")
             task = progress.add_task("process", total=frames, info="")
-            while worker.is_alive():
-                worker.join(0.2)
+            while any(t.is_alive() for t in threads):
+                for thread in threads:
+                    thread.join(0.2 / len(threads))
                 waited = time.perf_counter() - begun
-                if ready_s is None and (
-                    daemon.pipeline.source.assigned() or waited > DEMO_READY_TIMEOUT_S
-                ):
+                assigned = all(d.pipeline.source.assigned() for d in daemons)
+                if ready_s is None and (assigned or waited > DEMO_READY_TIMEOUT_S):
                     ready_s = waited
                     feed.ready.set()
                 progress.update(published, completed=feed.sent, info=f"{feed.broken} broken")
                 if feed.error is not None:
-                    daemon.stop()
+                    for daemon in daemons:
+                        daemon.stop()
                 rate = stats.frames / max(1e-9, time.perf_counter() - started)
                 info = f"{stats.objects} objects, {stats.dead_letters} to DLQ, {rate:.0f} frames/s"
                 progress.update(task, completed=stats.processed, info=info)
     except KeyboardInterrupt:
-        daemon.stop()
-        worker.join()
+        for daemon in daemons:
+            daemon.stop()
+        for thread in threads:
+            thread.join()
     finally:
-        daemon.close()
+        for daemon in daemons:
+            daemon.close()
     if failure:
         raise failure[0]
     if feed.error is not None:
@@ -278,9 +346,8 @@ def _consume(
     )
 
 
-def _record_alerts(outputs) -> list[Alert]:
-    """A list that collects every alert ``outputs`` emits (for the summary), as it goes."""
-    emitted: list[Alert] = []
+def _record_alerts(outputs, emitted: list[Alert]) -> list[Alert]:
+    """``emitted``, to which every alert ``outputs`` emits is added (for the summary)."""
     emit = outputs.emit
 
     def emit_and_record(batch, *, flush: bool = False) -> None:

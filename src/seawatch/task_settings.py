@@ -51,6 +51,13 @@ class TaskSettings(BaseModel):
         "preparation leaves the loop idle: 16.4 against 8.8 specimens/s on 2 cores)",
     )
     topic: str | None = Field(None, description="the task's frame topic; default frames.<task>")
+    lane: str = Field(
+        "main",
+        pattern=r"^[a-z0-9_]{1,40}$",
+        description="the lane (its own consumer and process under `seawatch run`) that serves "
+        "this task: tasks in different lanes never wait for each other; otolith defaults to "
+        "its own lane, every other task to main",
+    )
     plugin: str | None = Field(
         None,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
@@ -89,8 +96,10 @@ DEFAULT_TASKS: dict[str, dict[str, Any]] = {
     # max_batch counts specimens: 8 specimens at 8 views = 64 images a call; views "auto" is
     # the card's measured choice for the backend (seawatch train otolith-views)
     # threads all: the loop waits on the model (measured, issue 26)
+    # lane otolith: a batch of specimens holds no plankton or fish frame up (issue 26)
     "otolith": {
         "model_dir": Path("models/otolith"),
+        "lane": "otolith",
         "max_batch": 8,
         "threads": "all",
         "options": {"views": "auto"},

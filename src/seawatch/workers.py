@@ -1,7 +1,10 @@
-"""``seawatch run --workers N``: N daemon processes in one consumer group on this host.
+"""``seawatch run --workers N``: N daemon processes per lane, each lane's in its consumer group.
 
-Kafka shares the topics' partitions among the group's members, so N processes (each with
-its own model session, decode and inference threads) use N cores without sharing a GIL.
+With lanes (:mod:`seawatch.lanes`), each lane gets its own N workers (``run --lane L``),
+numbered lane by lane (lane ``i``'s worker ``w`` is index ``i * N + w``): the index picks
+the outbox file and the HTTP port, so every worker of every lane has its own. Kafka shares
+the topics' partitions among the group's members, so N processes (each with its own model
+session, decode and inference threads) use N cores without sharing a GIL.
 Several hosts running the same group share the work the same way. The supervisor here
 starts the workers, restarts one that dies (with a growing wait), and on SIGTERM or Ctrl-C
 passes the signal on and waits for every worker to drain, commit and exit.
@@ -66,12 +69,19 @@ def check_partitions(settings: Settings, workers: int, partitions_of) -> None:
 
 
 class Supervisor:
-    """Starts ``workers`` copies of ``seawatch run`` and keeps them running until stopped."""
+    """Starts ``workers`` copies of ``seawatch run`` per lane and keeps them running until
+    stopped (``lanes``: the lanes' names; None: one consumer for every task, no ``--lane``)."""
 
     def __init__(
-        self, workers: int, global_args: list[str], notifier: SystemdNotifier | None = None
+        self,
+        workers: int,
+        global_args: list[str],
+        notifier: SystemdNotifier | None = None,
+        lanes: list[str] | None = None,
     ) -> None:
-        self.workers = workers
+        self.lanes: list[str | None] = list(lanes) if lanes else [None]
+        self.workers = workers * len(self.lanes)
+        self.per_lane = workers
         self.global_args = global_args
         self.processes: dict[int, subprocess.Popen] = {}
         self.restarts = 0
@@ -84,14 +94,17 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         command = [sys.executable, "-m", "seawatch", *self.global_args, "run"]
+        lane = self.lanes[index // self.per_lane]
         self.processes[index] = subprocess.Popen(
-            [*command, "--worker-index", str(index)],
+            [*command, "--worker-index", str(index), *(["--lane", lane] if lane else [])],
             # a supervisor killed outright (SIGKILL, OOM) takes its workers with it: they get
             # SIGTERM, drain and commit, instead of running on as orphans
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
             env=self._env,
         )
-        log.info("worker_started index=%d pid=%d", index, self.processes[index].pid)
+        log.info(
+            "worker_started index=%d pid=%d lane=%s", index, self.processes[index].pid, lane or "-"
+        )
 
     def stop(self, signum: int = signal.SIGTERM, _frame: object = None) -> None:
         """Pass the signal to every worker (they drain, commit and exit)."""
@@ -155,4 +168,32 @@ class Supervisor:
         return worst
 
 
-__all__ = ["Supervisor", "check_partitions", "worker_outbox"]
+def supervise(settings: Settings, workers: int, global_args: list[str]) -> int:
+    """``seawatch run`` as the supervisor: topics checked (and made), each lane's consumer
+    group seeded from the base group's offsets (first start with lanes), then ``workers``
+    workers per lane until SIGTERM or Ctrl-C; the exit code."""
+    from seawatch.ingest.group_offsets import seed_offsets
+    from seawatch.ingest.kafka_io import ensure_topics, topic_partitions
+    from seawatch.lanes import plan_lanes
+
+    kafka = settings.kafka
+    check_partitions(settings, workers, lambda topic: None)
+    if kafka.create_topics:
+        ensure_topics(kafka, [*kafka.topics, kafka.dlq_topic], kafka.partitions)
+    check_partitions(settings, workers, topic_partitions(kafka, kafka.topics).get)
+    lanes = plan_lanes(settings)
+    if len(lanes) > 1:
+        for lane in lanes:  # where the one consumer of every task stopped
+            seed_offsets(kafka, kafka.group_id, lane.group_id, lane.topics)
+        log.info(
+            "lanes %s",
+            " ".join(f"{lane.name}={'+'.join(lane.tasks)}@{lane.group_id}" for lane in lanes),
+        )
+    names = [lane.name for lane in lanes] if len(lanes) > 1 else None
+    supervisor = Supervisor(workers, global_args, lanes=names)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    return supervisor.run()
+
+
+__all__ = ["Supervisor", "check_partitions", "supervise", "worker_outbox"]

@@ -85,7 +85,14 @@ def topic_partitions(kafka: KafkaSettings, topics: Iterable[str]) -> dict[str, i
 class FrameSource:
     """A consumer-group member that polls batches of frame messages and commits offsets."""
 
-    def __init__(self, settings: KafkaSettings, topics: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: list[str] | None = None,
+        *,
+        group_id: str | None = None,
+    ) -> None:
+        """``group_id``: the consumer group, when not ``settings.group_id`` (a lane's)."""
         from kafka import KafkaConsumer
 
         _require_crc32c()
@@ -97,7 +104,7 @@ class FrameSource:
         with connect_errors(settings, "consumer"):
             self._consumer = KafkaConsumer(
                 **client_kwargs(settings),
-                group_id=settings.group_id,
+                group_id=group_id or settings.group_id,
                 client_id=settings.client_id,
                 enable_auto_commit=False,
                 auto_offset_reset=settings.auto_offset_reset,
