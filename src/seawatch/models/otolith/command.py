@@ -91,7 +91,7 @@ def calibrate_command(
 @click.option(
     "--model",
     "model_dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    type=click.Path(path_type=Path, file_okay=False),
     default=Path("models/otolith"),
     show_default=True,
     help="with --normal-dir: the detector to start from",
