@@ -49,4 +49,28 @@ def init_residual_weights(network: nn.Module) -> None:
             nn.init.zeros_(module.conv2[1].weight)
 
 
-__all__ = ["ResidualBlock", "conv_bn", "init_residual_weights"]
+def fold_batchnorm(network: nn.Module) -> list[nn.Conv2d]:
+    """Replace each Conv2d(bias=False) + BatchNorm2d pair of a ``Sequential`` by
+    Conv2d(bias=True) + Identity, as the ONNX exporter's constant folding does; return the new
+    convolutions in the order the modules are registered (the order a plain network runs
+    them). Loading an exported graph's folded weights into them rebuilds the network, with
+    its BatchNorm frozen (what fine-tuning from the graph then trains)."""
+    convs = []
+    for module in network.modules():
+        if isinstance(module, nn.Sequential) and len(module) >= 2:
+            conv, norm = module[0], module[1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                folded = nn.Conv2d(
+                    conv.in_channels,
+                    conv.out_channels,
+                    conv.kernel_size,
+                    stride=conv.stride,
+                    padding=conv.padding,
+                    bias=True,
+                )
+                module[0], module[1] = folded, nn.Identity()
+                convs.append(folded)
+    return convs
+
+
+__all__ = ["ResidualBlock", "conv_bn", "fold_batchnorm", "init_residual_weights"]

@@ -33,6 +33,33 @@ _console = Console()
 @click.option("--far", default=0.01, show_default=True, help="target false-match rate")
 @click.option("--quick", is_flag=True, help="a seconds-long tiny run (smoke test)")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="fine-tune on your labelled fish: DIR/<individual>/<images> (see README)",
+)
+@click.option(
+    "--pretrained",
+    default="auto",
+    show_default=True,
+    help="with --data-dir: start from auto (the committed model), none, or a fish model "
+    "directory / model.onnx",
+)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.3,
+    show_default=True,
+    help="with --data-dir: share of the individuals held out (never trained on)",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="with --data-dir: optimiser steps (sets the epochs unless --epochs is given)",
+)
 @click.pass_context
 def train_command(
     ctx: click.Context,
@@ -44,15 +71,28 @@ def train_command(
     far: float,
     quick: bool,
     threads: int,
+    data_dir: Path | None,
+    pretrained: str,
+    held_out: float,
+    steps: int,
 ) -> None:
-    """Train the fish re-ID embedding on synthetic zebrafish; write model, card and gallery."""
+    """Train the fish re-ID embedding on synthetic zebrafish (or fine-tune it on your folders
+    with --data-dir); write model, card and gallery."""
+    if not 0.0 < far < 1.0:
+        raise click.BadParameter(f"must be between 0 and 1, got {far}", param_hint="--far")
+    if data_dir is not None:
+        if quick or individuals is not None:
+            msg = "--quick and --individuals are for synthetic training, not with --data-dir"
+            raise click.UsageError(msg)
+        _finetune(
+            ctx, data_dir, out, pretrained, held_out, steps, epochs, far, seed, device, threads
+        )
+        return
     try:
         from seawatch.models.fish.train import DEFAULTS, summary_line, train_fish
     except ImportError as exc:
         msg = f"training needs torch: pip install -e '.[train]' ({exc})"
         raise click.ClickException(msg) from exc
-    if not 0.0 < far < 1.0:
-        raise click.BadParameter(f"must be between 0 and 1, got {far}", param_hint="--far")
     args = [f"--out={out}", f"--seed={seed}", f"--device={device}", f"--far={far:g}"]
     args += [f"--epochs={epochs}"] if epochs is not None else []
     args += [f"--individuals={individuals}"] if individuals is not None else []
@@ -69,6 +109,51 @@ def train_command(
         threads=threads,
         command=f"{ctx.command_path} {shlex.join(args)}",
     )
+    _console.print(summary_line(out, card))
+
+
+def _finetune(
+    ctx: click.Context,
+    data_dir: Path,
+    out: Path,
+    pretrained: str,
+    held_out: float,
+    steps: int,
+    epochs: int | None,
+    far: float,
+    seed: int,
+    device: str,
+    threads: int,
+) -> None:
+    """``train fish --data-dir``: fine-tune on the user's folders into ``out``."""
+    if out.resolve() == DEFAULT_MODEL.resolve():
+        msg = f"give --out for the fine-tuned model; {DEFAULT_MODEL} is the committed start"
+        raise click.BadParameter(msg, param_hint="--out")
+    try:
+        from seawatch.models.fish.finetune import FinetuneConfig, finetune_fish, summary_line
+    except ImportError as exc:
+        msg = f"fine-tuning needs torch and onnx: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    from seawatch.contracts.errors import SeawatchError
+
+    args = [f"--data-dir={data_dir}", f"--out={out}", f"--pretrained={pretrained}"]
+    args += [f"--held-out={held_out:g}", f"--steps={steps}", f"--seed={seed}", f"--far={far:g}"]
+    args += [f"--epochs={epochs}"] if epochs is not None else []
+    config = FinetuneConfig(
+        pretrained=pretrained, held_out=held_out, steps=steps, epochs=epochs, far=far
+    )
+    try:
+        card = finetune_fish(
+            data_dir,
+            out,
+            config=config,
+            seed=seed,
+            device=device,
+            threads=threads,
+            command=f"{ctx.command_path} {shlex.join(args)}",
+        )
+    except SeawatchError as exc:
+        raise click.ClickException(str(exc)) from None
     _console.print(summary_line(out, card))
 
 

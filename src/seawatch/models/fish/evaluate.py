@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from seawatch.contracts.card import ONNX_FILE, load_card
+from seawatch.contracts.errors import ConfigError
 from seawatch.models.fish import metrics as m
 from seawatch.models.fish.data import FishData, render_set
 from seawatch.models.fish.gallery import Gallery
@@ -212,6 +213,13 @@ def evaluate_fish(model_dir: Path, out_dir: Path, *, seed: int | None = None) ->
     if card.task != "fish":
         msg = f"{model_dir} holds a {card.task!r} model, not a fish re-ID model"
         raise ValueError(msg)
+    if card.training.data.get("source") == "folders":  # seawatch.models.fish.finetune
+        msg = (
+            f"{model_dir} was fine-tuned on {card.training.data.get('data_dir')}: its held-out "
+            "individuals' metrics (before and after) are in its card.json metrics; the "
+            "synthetic protocol does not apply to it"
+        )
+        raise ConfigError(msg)
     data = FishData.from_summary(card.training.data)
     result, _ = run_protocol(
         onnx_embedder(model_dir / ONNX_FILE),

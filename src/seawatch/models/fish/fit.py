@@ -76,11 +76,15 @@ def fit(
     *,
     progress: Progress,
     device: str = "cpu",
+    centres: torch.Tensor | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; return per-epoch losses.
 
     ``epoch_data(e)`` gives the sightings of epoch ``e`` with class ids ``0 .. n_classes-1``;
-    every epoch must have the same number of samples (it fixes the schedule).
+    every epoch must have the same number of samples (it fixes the schedule). ``centres``
+    (n_classes x D), when given, start every sub-centre of each class at that class's mean
+    embedding under the starting network (weight imprinting, Qi et al., CVPR 2018), so a
+    pretrained backbone's first gradients come from a head that already agrees with it.
     """
     arcface = SubCenterArcFace(
         model.embedding_dim,
@@ -89,6 +93,12 @@ def fit(
         scale=config.scale,
         margin=config.margin,
     )
+    if centres is not None:
+        if tuple(centres.shape) != (n_classes, model.embedding_dim):
+            msg = f"centres must be {n_classes} x {model.embedding_dim}, got {tuple(centres.shape)}"
+            raise ValueError(msg)
+        with torch.no_grad():
+            arcface.weight.copy_(centres.float().repeat_interleave(config.subcenters, 0))
     decoder = InpaintDecoder(model.feature_channels, model.stride)
     modules = [model.to(device), decoder.to(device), arcface.to(device)]
     params = [p for module in modules for p in module.parameters()]

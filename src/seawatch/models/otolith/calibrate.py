@@ -5,9 +5,9 @@ the card carries, calibrated on synthetic normals, then flags too many or too fe
 folder of the user's normal otoliths, :func:`recalibrate` scores them through the artifact
 (ONNX Runtime, the served graph), sets ``thresholds.anomaly_score`` so that at most the target
 share of them would be flagged, and writes a new artifact: the same graph, a card that says
-what changed and on what data (its release changes with its version). The student network
-itself is not retrained on the user's normals (that needs torch and the teacher; see the
-README's gaps).
+what changed and on what data (its release changes with its version). Re-distilling the
+student itself on the user's normals is :mod:`.redistil` (``train otolith --normal-dir``,
+torch), which calibrates its threshold with :func:`artifact_scores` the same way.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def recalibrate(
         msg = f"{model} is a {card.task!r} model; recalibration is for otolith detectors"
         raise ConfigError(msg)
     images, skipped = normal_images(normal_dir)
-    scores = _scores(Path(model), card, images)
+    scores = artifact_scores(Path(model), card, images)
     threshold = calibrate_threshold(scores, far)
     before = float(card.thresholds[THRESHOLD_KEY])
     if Path(out).resolve() != Path(model).resolve():
@@ -90,7 +90,9 @@ def recalibrate(
     return load_card(out)
 
 
-def _scores(directory: Path, card: ModelCard, images: list[np.ndarray]) -> np.ndarray:
+def artifact_scores(
+    directory: Path, card: ModelCard, images: list[np.ndarray] | np.ndarray
+) -> np.ndarray:
     """The scores of ``images`` through the artifact at ``directory`` (its own graph)."""
     with open_backend("onnxruntime", directory / ONNX_FILE, threads=0) as backend:
         detector = OtolithDetector(backend, card, max_batch=8)
@@ -126,7 +128,7 @@ def _recalibrate_variants(
         if not (source / "card.json").is_file():
             continue
         card = load_card(source)
-        scores = _scores(source, card, images)
+        scores = artifact_scores(source, card, images)
         threshold = calibrate_threshold(scores, far)
         note = {
             **done,
@@ -156,4 +158,4 @@ def _recalibrate_variants(
     return table
 
 
-__all__ = ["MIN_NORMALS", "normal_images", "recalibrate"]
+__all__ = ["MIN_NORMALS", "artifact_scores", "normal_images", "recalibrate"]

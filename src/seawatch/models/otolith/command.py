@@ -82,6 +82,41 @@ def calibrate_command(
 )
 @_FAR
 @click.option("--quick", is_flag=True, help="a seconds-long tiny run (smoke test)")
+@click.option(
+    "--normal-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="re-distil --model's student on your normal otoliths (any tree) instead",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("models/otolith"),
+    show_default=True,
+    help="with --normal-dir: the detector to start from",
+)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.3,
+    show_default=True,
+    help="with --normal-dir: share of the normals held out for the map and the threshold",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="with --normal-dir: optimiser steps (sets the epochs unless --epochs is given)",
+)
+@click.option(
+    "--views",
+    type=click.Choice(["1", "2", "4", "8"]),
+    default=None,
+    help="with --normal-dir: test-time views of the new graph (default: the start's)",
+)
+@click.option("--version", default=None, help="with --normal-dir: the new card's version")
 @click.pass_context
 def train_command(
     ctx: click.Context,
@@ -92,8 +127,28 @@ def train_command(
     teacher_weights: Path | None,
     far: float,
     quick: bool,
+    normal_dir: Path | None,
+    model_dir: Path,
+    held_out: float,
+    steps: int,
+    views: str | None,
+    version: str | None,
 ) -> None:
-    """Train the otolith anomaly detector (asymmetric MKD) on the synthetic generator."""
+    """Train the otolith anomaly detector (asymmetric MKD) on the synthetic generator, or,
+    with --normal-dir, re-distil a trained one's student on your normal specimens."""
+    if normal_dir is not None:
+        if quick or teacher_weights is not None:
+            msg = "--quick and --teacher-weights are for synthetic training, not --normal-dir"
+            raise click.UsageError(msg)
+        words = [ctx.command_path, "--normal-dir", str(normal_dir), "--model", str(model_dir)]
+        words += ["--out", str(out), "--seed", str(seed), "--far", f"{far:g}"]
+        words += ["--held-out", f"{held_out:g}", "--steps", str(steps)]
+        words += ["--epochs", str(epochs)] if epochs is not None else []
+        words += ["--views", views] if views is not None else []
+        _redistil(normal_dir, model_dir, out, seed, device, version, " ".join(words),
+                  held_out=held_out, steps=steps, epochs=epochs, far=far,
+                  views=None if views is None else int(views))  # fmt: skip
+        return
     try:
         from seawatch.models.otolith.train import summary_line, train_otolith
     except ImportError as exc:
@@ -114,6 +169,40 @@ def train_command(
         quick=quick,
         command=" ".join(words),
     )
+    click.echo(summary_line(out, card))
+
+
+def _redistil(
+    normal_dir: Path,
+    model_dir: Path,
+    out: Path,
+    seed: int,
+    device: str,
+    version: str | None,
+    command: str,
+    **config: object,
+) -> None:
+    """``train otolith --normal-dir``: re-distil the student of ``model_dir`` into ``out``."""
+    try:
+        from seawatch.models.otolith.redistil import RedistilConfig, redistil, summary_line
+    except ImportError as exc:
+        msg = f"re-distillation needs torch and onnx: pip install -e '.[train]' ({exc})"
+        raise click.ClickException(msg) from exc
+    from seawatch.contracts.errors import SeawatchError
+
+    try:
+        card = redistil(
+            model_dir,
+            normal_dir,
+            out,
+            config=RedistilConfig(**config),  # type: ignore[arg-type]
+            seed=seed,
+            device=device,
+            version=version,
+            command=command,
+        )
+    except SeawatchError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(summary_line(out, card))
 
 

@@ -50,7 +50,7 @@ def distil(
     model: OtolithMKD,
     train: np.ndarray,
     val: np.ndarray,
-    val_labels: np.ndarray,
+    val_labels: np.ndarray | None,
     *,
     label: str,
     epochs: int,
@@ -63,7 +63,9 @@ def distil(
     """Train ``model.student`` to reproduce the frozen teacher on normal ``train`` images.
 
     ``train`` and ``val`` are N x 3 x S x S uint8 RGB. After each epoch the stage norms and
-    the validation AUROC (max of the map) are measured. Returns the per-epoch history.
+    the validation AUROC (max of the map) are measured; with ``val_labels`` None (normal
+    ``val`` only: a user's specimens) the validation distillation loss instead. Returns the
+    per-epoch history.
     """
     torch.manual_seed(seed)
     model.to(device)
@@ -90,16 +92,33 @@ def distil(
             optimise(loss, optimizer, schedule)
             total += float(loss.detach())
             progress.update(task, advance=1, info=f"loss {total / (step + 1):.4f}")
-        val_auroc = calibrate_map(model, val, val_labels, device, top_k_choices=(1,))[1]["1"]
-        history.append({"epoch": epoch, "loss": round(total / steps, 5), "val_auroc": val_auroc})
-        progress.update(task, info=f"loss {total / steps:.4f}  val AUROC {val_auroc:.3f}")
+        if val_labels is None:
+            name, value = "val_loss", round(validation_loss(model, val, device), 5)
+        else:
+            name = "val_auroc"
+            value = calibrate_map(model, val, val_labels, device, top_k_choices=(1,))[1]["1"]
+        history.append({"epoch": epoch, "loss": round(total / steps, 5), name: value})
+        progress.update(task, info=f"loss {total / steps:.4f}  {name} {value:.4f}")
         log_line(
             progress,
-            f"{label}_epoch={epoch} loss={total / steps:.5f} val_auroc={val_auroc:.4f} "
+            f"{label}_epoch={epoch} loss={total / steps:.5f} {name}={value:.4f} "
             f"seconds={time.perf_counter() - started:.1f}",
         )
     model.eval()
     return history
+
+
+@torch.no_grad()
+def validation_loss(model: OtolithMKD, images: np.ndarray, device: str) -> float:
+    """The distillation loss on ``images`` (no augmentation), averaged over images."""
+    model.eval()
+    total, count = 0.0, 0
+    for x in _batches(images, 32, device):
+        loss = mkd_loss(
+            model.teacher_features(x), model.student_features(x), model.direction_weight
+        )
+        total, count = total + float(loss) * len(x), count + len(x)
+    return total / max(1, count)
 
 
 @torch.no_grad()
@@ -157,4 +176,5 @@ __all__ = [
     "heatmaps",
     "set_feature_scales",
     "stage_maps",
+    "validation_loss",
 ]

@@ -22,10 +22,10 @@ import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
-from torch import nn
 
 from seawatch.contracts.card import ONNX_FILE, ModelCard, load_card
 from seawatch.contracts.errors import ConfigError
+from seawatch.models.blocks import fold_batchnorm
 from seawatch.models.onnx_export import check_parity, ort_session
 from seawatch.models.otolith.export import INPUT_NAME, OUTPUTS, export_otolith
 from seawatch.models.otolith.network import STAGES, FeatureNet, OtolithMKD, Student
@@ -35,27 +35,6 @@ from seawatch.models.otolith.serving_views import trained_views
 #: one, on scores of about 10..60 (float32 rounding of the same operations in the same order).
 PARITY_ATOL = 1e-4
 NAMED = ("rgb_mean", "rgb_std", "gray_weights", "gray_mean", "gray_std", "smooth")
-
-
-def _fold_batchnorm(net: nn.Module) -> list[nn.Conv2d]:
-    """Replace each Conv2d(bias=False) + BatchNorm2d pair by Conv2d(bias=True) + Identity,
-    as the exporter's constant folding did; return the new convolutions in order."""
-    convs = []
-    for module in net.modules():
-        if isinstance(module, nn.Sequential) and len(module) >= 2:
-            conv, norm = module[0], module[1]
-            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-                folded = nn.Conv2d(
-                    conv.in_channels,
-                    conv.out_channels,
-                    conv.kernel_size,
-                    stride=conv.stride,
-                    padding=conv.padding,
-                    bias=True,
-                )
-                module[0], module[1] = folded, nn.Identity()
-                convs.append(folded)
-    return convs
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> tuple[dict[str, np.ndarray], list, list]:
@@ -102,7 +81,7 @@ def rebuild_detector(model_dir: Path, card: ModelCard | None = None) -> OtolithM
         direction_weight=float(plan.get("direction_weight", 1.0)),
     )
     model.top_k = int(card.metrics.get("validation", {}).get("top_k", 1))
-    folded = _fold_batchnorm(model.teacher) + _fold_batchnorm(model.student.body)
+    folded = fold_batchnorm(model.teacher) + fold_batchnorm(model.student.body)
     if len(folded) != len(convs) or len(divisors) != STAGES:
         msg = (
             f"{model_dir / ONNX_FILE}: {len(convs)} convolutions and {len(divisors)} stage "
