@@ -117,7 +117,7 @@ def test_a_colour_only_difference_is_learned_by_rgb_and_not_by_gray(tmp_path):
     train = write_folder(tmp_path / "train", HUES, 16, seed=1, side=60, colour=True)
     val = write_folder(tmp_path / "val", HUES, 8, seed=2, side=60, colour=True)
     test = write_folder(tmp_path / "test", HUES, 8, seed=3, side=60, colour=True)
-    params = FitParams(epochs=12, batch_size=16, adaptive=False, finetune="full")
+    params = FitParams(epochs=15, batch_size=16, adaptive=False, finetune="full")
     scores = {}
     for colour in ("auto", "gray"):
         card = train_plankton(
@@ -171,7 +171,7 @@ def test_a_small_folder_reports_k_folds_then_trains_on_everything(tmp_path):
     bad = CliRunner().invoke(
         cli, ["train", "plankton", "--data-dir", str(folder), "--out", str(out), "--folds", "9"]
     )
-    assert bad.exit_code != 0 and "--folds 3 or fewer" in bad.output
+    assert bad.exit_code != 0 and "--folds 6 or fewer" in bad.output
 
 
 def test_a_96_px_colour_model_is_served_through_the_head(tmp_path):
