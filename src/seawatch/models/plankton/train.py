@@ -293,6 +293,9 @@ def train_plankton(
             done = _transfer(splits, params, pretrained, seed, device, progress)
     train, model = splits.train, done.model
     size, channels = int(train.images.shape[1]), train.channels
+    mean, std = float(model.mean), float(model.std)
+    if data.kind == "synthetic":  # the card keeps the float64 values the net was built from
+        mean, std = float(train.images.mean() / 255.0), float(train.images.std() / 255.0)
     temperature = fit_temperature(done.held_logits, done.held.labels)
     model.set_temperature(temperature)
     held_probs = scale(done.held_logits, temperature)
@@ -337,8 +340,8 @@ def train_plankton(
         input=InputSpec(
             size=size,
             channels=channels,
-            mean=float(model.mean),
-            std=float(model.std),
+            mean=mean,
+            std=std,
             preprocessing="seawatch.contracts.preprocess."
             + ("prepare_roi_colour" if channels == 3 else "prepare_roi"),
         ),
