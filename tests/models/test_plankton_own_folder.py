@@ -229,3 +229,19 @@ def test_a_96_px_colour_model_is_served_through_the_head(tmp_path):
     backend.close()
     np.testing.assert_allclose(outputs.probs, expected, atol=1e-5)
     head.close()
+
+
+def test_cross_validation_with_a_test_folder_scores_the_final_model_on_it(tmp_path):
+    classes = {name: (name, 0.0) for name in ("copepod", "bubble")}
+    folder = write_folder(tmp_path / "data", classes, 4, seed=6)
+    test = write_folder(tmp_path / "test", classes, 3, seed=7)
+    card = train_plankton(
+        tmp_path / "out",
+        data=PlanktonData(data_dir=folder, test_dir=test, folds=2),
+        params=FitParams(epochs=1, batch_size=8, adaptive=False, finetune="full"),
+        device="cpu",
+        command="test",
+    )
+    assert card.metrics["cross_validation"]["folds"] == 2
+    assert card.metrics["split"].startswith("test") and card.metrics["n"] == 6
+    assert card.training.data["train"]["total"] == 8  # every training image, none split off
