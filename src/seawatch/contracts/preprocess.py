@@ -12,6 +12,18 @@ import cv2
 import numpy as np
 
 
+def _depth8(image: np.ndarray) -> np.ndarray:
+    """uint8 as it is; uint16 scaled by the smallest power of two that holds its maximum."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        peak = int(image.max())
+        bits = max(8, peak.bit_length())
+        return (image >> (bits - 8)).astype(np.uint8)
+    msg = f"image dtype {image.dtype} is not supported; expected uint8 or uint16"
+    raise ValueError(msg)
+
+
 def to_gray8(image: np.ndarray) -> np.ndarray:
     """Convert a decoded image (gray or BGR, 8 or 16 bit) to 8-bit gray.
 
@@ -22,14 +34,23 @@ def to_gray8(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
         image = cv2.cvtColor(image, code)
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.uint16:
-        peak = int(image.max())
-        bits = max(8, peak.bit_length())
-        return (image >> (bits - 8)).astype(np.uint8)
-    msg = f"image dtype {image.dtype} is not supported; expected uint8 or uint16"
-    raise ValueError(msg)
+    return _depth8(image)
+
+
+def to_colour8(image: np.ndarray) -> np.ndarray:
+    """Convert a decoded image (gray, BGR or BGRA, 8 or 16 bit) to 8-bit H x W x 3 BGR
+    (OpenCV's channel order, the one the daemon decodes to); gray is copied to each channel
+    and 16-bit data scaled as :func:`to_gray8` scales it."""
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif image.ndim != 3 or image.shape[2] != 3:
+        msg = f"image of shape {image.shape} is not gray, BGR or BGRA"
+        raise ValueError(msg)
+    return np.ascontiguousarray(_depth8(image))
 
 
 def border_level(gray: np.ndarray) -> float:
@@ -71,6 +92,43 @@ def prepare_roi(gray: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
+def prepare_roi_colour(bgr: np.ndarray, size: int) -> np.ndarray:
+    """:func:`prepare_roi` for colour: an 8-bit H x W x 3 crop -> ``size`` x ``size`` x 3.
+
+    The polarity is decided on the crop's gray border (dark-field crops have every channel
+    inverted), the padding takes each channel's own border level, the resize is the same.
+    """
+    if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        msg = (
+            f"prepare_roi_colour needs an H x W x 3 uint8 image, got shape {bgr.shape} "
+            f"dtype {bgr.dtype}"
+        )
+        raise ValueError(msg)
+    if border_level(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)) < 128:
+        bgr = 255 - bgr
+    h, w = bgr.shape[:2]
+    side = max(h, w)
+    background = [int(border_level(bgr[:, :, c])) for c in range(3)]
+    top, left = (side - h) // 2, (side - w) // 2
+    square = cv2.copyMakeBorder(
+        bgr, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=background
+    )
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)
+
+
+def prepare_crop(image: np.ndarray, size: int, channels: int = 1) -> np.ndarray:
+    """A decoded crop (any depth, gray or colour) -> the classifier's square input:
+    ``size`` x ``size`` gray for a 1-channel model, ``size`` x ``size`` x 3 BGR for a
+    3-channel one (the card's ``input.channels``)."""
+    if channels == 1:
+        return prepare_roi(to_gray8(image), size)
+    if channels == 3:
+        return prepare_roi_colour(to_colour8(image), size)
+    msg = f"a classifier input has 1 or 3 channels, got {channels}"
+    raise ValueError(msg)
+
+
 def planar_float32(image: np.ndarray) -> np.ndarray:
     """H x W x C uint8 -> C x H x W float32, same values. Transposing the bytes first and
     converting after is twice as fast as one strided float conversion (12 against 24 us
@@ -88,16 +146,32 @@ def planar_batch(images: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32, order="C")
 
 
+def nchw(images: np.ndarray) -> np.ndarray:
+    """Stacked prepared crops (N x S x S gray, or N x S x S x 3 colour) -> the model input:
+    float32 N x C x S x S with values 0..255."""
+    if images.ndim == 3:
+        return images[:, None, :, :].astype(np.float32)
+    if images.ndim == 4 and images.shape[3] == 3:
+        return images.transpose(0, 3, 1, 2).astype(np.float32, order="C")
+    msg = f"prepared crops of shape {images.shape}: expected N x S x S or N x S x S x 3"
+    raise ValueError(msg)
+
+
 def batch_tensor(crops: list[np.ndarray]) -> np.ndarray:
-    """Stack prepared crops into the model input: float32 NCHW with values 0..255."""
-    return np.stack(crops)[:, None, :, :].astype(np.float32)
+    """Stack prepared crops (gray S x S or colour S x S x 3) into the model input: float32
+    NCHW with values 0..255."""
+    return nchw(np.stack(crops))
 
 
 __all__ = [
     "batch_tensor",
     "border_level",
+    "nchw",
     "planar_batch",
     "planar_float32",
+    "prepare_crop",
     "prepare_roi",
+    "prepare_roi_colour",
+    "to_colour8",
     "to_gray8",
 ]

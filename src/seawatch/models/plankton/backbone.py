@@ -41,7 +41,11 @@ def save_backbone(model: PlanktonNet, directory: Path, source: dict[str, Any]) -
     card = {
         "architecture": f"PlanktonNet backbone: stem {model.stem[0].out_channels} ch + "
         f"residual stages {widths}; load with --pretrained {path}",
-        "input": {"channels": 1, "value_range": [0, 255], "normalised": "per run's data"},
+        "input": {
+            "channels": model.in_channels,
+            "value_range": [0, 255],
+            "normalised": "per run's data",
+        },
         "tensors": len(state),
         "parameters": int(sum(t.numel() for t in state.values() if t.is_floating_point())),
         "source": source,

@@ -68,6 +68,29 @@ def _labelled_data(func):
     show_default=True,
     help="Your data: which layers learn (auto: each tried, the best on validation kept).",
 )
+@click.option(
+    "--folds",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Your data without --val-dir: K-fold cross-validation (mean +- std of macro-F1 on "
+    "the card), then the final model on every image. Default: 5 when a class has under 30 "
+    "images, else none; 0: never.",
+)
+@click.option(
+    "--colour",
+    type=click.Choice(["auto", "gray", "rgb"]),
+    default="auto",
+    show_default=True,
+    help="Your data: a 3-channel model for colour images (auto: when at least half the "
+    "images have channels that differ).",
+)
+@click.option(
+    "--input-size",
+    type=click.Choice(["64", "96", "128"]),
+    default=None,
+    help="Square input side in px. Default: 64 (synthetic); your data: the nearest to the "
+    "median longer side of its images.",
+)
 @click.option("--n-per-class", default=900, show_default=True, help="synthetic: mean per class")
 @click.option(
     "--imbalance",
@@ -95,6 +118,9 @@ def train_command(
     test_dir: Path | None,
     pretrained: str,
     finetune: str,
+    folds: int | None,
+    colour: str,
+    input_size: str | None,
     n_per_class: int,
     imbalance: float,
     balance: str,
@@ -113,9 +139,10 @@ def train_command(
         raise click.ClickException(msg) from exc
     if data_dir is not None and ecotaxa is not None:
         raise click.BadParameter("give either --data-dir or --ecotaxa, not both")
-    if (val_dir or test_dir) and data_dir is None and ecotaxa is None:
-        raise click.BadParameter("--val-dir and --test-dir go with --data-dir or --ecotaxa")
     user_data = data_dir is not None or ecotaxa is not None
+    if (val_dir or test_dir or folds is not None or colour != "auto") and not user_data:
+        msg = "--val-dir, --test-dir, --folds and --colour go with --data-dir or --ecotaxa"
+        raise click.BadParameter(msg)
     adaptive = user_data and epochs is None and batch_size is None
     if quick:
         n_per_class, epochs, batch_size = 12, 1, 32
@@ -128,6 +155,9 @@ def train_command(
         imbalance=imbalance,
         val_dir=val_dir,
         test_dir=test_dir,
+        colour=colour,  # type: ignore[arg-type]
+        input_size=int(input_size) if input_size else None,
+        folds=folds,
     )
     params = FitParams(
         epochs=epochs or 10,
@@ -137,28 +167,47 @@ def train_command(
         finetune=finetune,  # type: ignore[arg-type]
         adaptive=adaptive,
     )
+    from seawatch.contracts.errors import SeawatchError
     from seawatch.models.plankton.backbone import resolve_pretrained
 
     start = resolve_pretrained(pretrained, user_data=user_data)
-    card = train_plankton(
-        out,
-        data=data,
-        params=params,
-        seed=seed,
-        device=device,
-        pretrained=start,
-        command=_command_line(),
-    )
-    m = card.metrics
+    try:
+        card = train_plankton(
+            out,
+            data=data,
+            params=params,
+            seed=seed,
+            device=device,
+            pretrained=start,
+            command=_command_line(),
+        )
+    except SeawatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    _echo_result(out, card)
+
+
+def _echo_result(out: Path, card) -> None:
+    """The lines ``train plankton`` prints: input, tuning, cross-validation, the score."""
+    m, spec = card.metrics, card.input
+    click.echo(f"input: {spec.size} px, {spec.channels} channel(s)")
     tuned = m.get("fine_tuning")
     if tuned:
+        scores = {k: v for k, v in tuned.items() if k.endswith("_by_mode")}
         click.echo(
-            f"start={tuned['start']} mode={tuned['mode']} "
-            f"validation macro_f1 by mode={tuned['validation_macro_f1_by_mode']} "
-            f"schedule={tuned['schedule']}"
+            f"start={tuned['start']} mode={tuned['mode']} {scores} schedule={tuned['schedule']}"
+        )
+    cv = m.get("cross_validation")
+    if cv:
+        per_class = ", ".join(
+            f"{name} {s['mean']:.3f}+-{s['std']:.3f}" for name, s in cv["f1_per_class"].items()
+        )
+        click.echo(
+            f"{cv['folds']}-fold cross-validation: macro_f1={cv['macro_f1_mean']:.3f}"
+            f"+-{cv['macro_f1_std']:.3f} (per class: {per_class})"
         )
     click.echo(
-        f"wrote {out}: test accuracy={m['accuracy']} macro_f1={m['macro_f1']} ece={m['ece']} "
+        f"wrote {out}: {m['split'].split(' ')[0]} accuracy={m['accuracy']} "
+        f"macro_f1={m['macro_f1']} ece={m['ece']} "
         f"temperature={card.thresholds['temperature']} "
         f"unknown_confidence={card.thresholds['unknown_confidence']} "
         f"seconds={card.training.seconds}"
@@ -313,11 +362,11 @@ def evaluate_command(
 
     card = load_card(model)
     out = out or model
-    size = card.input.size
+    size, channels = card.input.size, card.input.channels
     if data_dir is not None:
-        data, title = load_image_folder(data_dir, size=size), f"{data_dir}"
+        data, title = load_image_folder(data_dir, size=size, channels=channels), f"{data_dir}"
     elif ecotaxa is not None:
-        data, title = load_ecotaxa(ecotaxa, size=size), f"{ecotaxa}"
+        data, title = load_ecotaxa(ecotaxa, size=size, channels=channels), f"{ecotaxa}"
     else:
         summary = card.training.data
         if "eval_per_class" not in summary:

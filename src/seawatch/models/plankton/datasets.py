@@ -1,7 +1,8 @@
 """Labelled plankton images for training and evaluation: ImageFolder trees, EcoTaxa exports.
 
-Every image goes through the serving path's own preprocessing (``to_gray8`` then
-``prepare_roi``), so a model trained here sees exactly what the daemon will feed it. numpy and
+Every image goes through the serving path's own preprocessing (``prepare_crop``: ``to_gray8``
+then ``prepare_roi`` for a gray model, ``to_colour8`` then ``prepare_roi_colour`` for a colour
+one), so a model trained here sees exactly what the daemon will feed it. numpy and
 OpenCV only (no torch): ``seawatch evaluate`` uses these loaders with ONNX Runtime.
 
 - **ImageFolder**: ``ROOT/<class name>/<image>``, one folder per class (torchvision's layout).
@@ -21,7 +22,7 @@ import numpy as np
 
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.image_files import IMAGE_SUFFIXES, read_image
-from seawatch.contracts.preprocess import prepare_roi, to_gray8
+from seawatch.contracts.preprocess import prepare_crop
 
 ECOTAXA_LABEL, ECOTAXA_IMAGE = "object_annotation_category", "img_file_name"
 ECOTAXA_STATUS = "object_annotation_status"
@@ -29,7 +30,8 @@ ECOTAXA_STATUS = "object_annotation_status"
 
 @dataclass(slots=True)
 class LabelledSet:
-    """Prepared crops (uint8 N x S x S), integer labels into ``class_names``, and provenance.
+    """Prepared crops (uint8 N x S x S, or N x S x S x 3 for colour), integer labels into
+    ``class_names``, and provenance.
 
     ``source`` holds a code per sample into ``sources`` (e.g. ``roi`` / ``segmented`` for the
     synthetic generator, ``file`` for user data); ``skipped`` lists files that could not be
@@ -45,6 +47,11 @@ class LabelledSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def channels(self) -> int:
+        """1 (gray crops) or 3 (colour crops)."""
+        return 3 if self.images.ndim == 4 else 1
 
     def subset(self, index: np.ndarray) -> LabelledSet:
         """The samples at ``index``, same classes and sources."""
@@ -72,11 +79,19 @@ class LabelledSet:
         }
 
 
+def planes(images: np.ndarray) -> np.ndarray:
+    """Prepared crops as uint8 N x C x S x S (a view for gray, a copy for colour)."""
+    if images.ndim == 3:
+        return images[:, None]
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+
 def _load(
     items: Sequence[tuple[Path, str]],
     size: int,
     origin: str,
     progress: Callable[[int], object] | None,
+    channels: int = 1,
 ) -> LabelledSet:
     class_names = sorted({label for _, label in items})
     index = {name: i for i, name in enumerate(class_names)}
@@ -85,7 +100,7 @@ def _load(
     skipped: list[str] = []
     for path, label in items:
         try:
-            images.append(prepare_roi(to_gray8(read_image(path)), size))
+            images.append(prepare_crop(read_image(path), size, channels))
             labels.append(index[label])
         except (ValueError, OSError) as exc:
             skipped.append(f"{path}: {exc}")
@@ -126,10 +141,15 @@ def image_folder_items(root: Path) -> list[tuple[Path, str]]:
 
 
 def load_image_folder(
-    root: Path, *, size: int, progress: Callable[[int], object] | None = None
+    root: Path,
+    *,
+    size: int,
+    channels: int = 1,
+    progress: Callable[[int], object] | None = None,
 ) -> LabelledSet:
-    """Load an ImageFolder tree as prepared crops; class names are the folder names, sorted."""
-    return _load(image_folder_items(root), size, f"--data-dir {root}", progress)
+    """Load an ImageFolder tree as prepared crops (gray, or colour for ``channels`` 3);
+    class names are the folder names, sorted."""
+    return _load(image_folder_items(root), size, f"--data-dir {root}", progress, channels)
 
 
 def ecotaxa_items(tsv: Path, *, validated_only: bool = False) -> list[tuple[Path, str]]:
@@ -178,12 +198,13 @@ def load_ecotaxa(
     tsv: Path,
     *,
     size: int,
+    channels: int = 1,
     validated_only: bool = False,
     progress: Callable[[int], object] | None = None,
 ) -> LabelledSet:
     """Load an EcoTaxa export (TSV + images) as prepared crops labelled by category."""
     items = ecotaxa_items(tsv, validated_only=validated_only)
-    return _load(items, size, f"--ecotaxa {tsv}", progress)
+    return _load(items, size, f"--ecotaxa {tsv}", progress, channels)
 
 
 def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
@@ -215,6 +236,7 @@ __all__ = [
     "image_folder_items",
     "load_ecotaxa",
     "load_image_folder",
+    "planes",
     "read_image",
     "stratified_split",
 ]

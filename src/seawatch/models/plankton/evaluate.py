@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.preprocess import nchw
 from seawatch.models.plankton.calibration import (
     draw_reliability,
     expected_calibration_error,
@@ -230,10 +231,7 @@ def evaluate_artifact(
     backend = OnnxRuntimeBackend(Path(model_dir) / ONNX_FILE, threads=2)
     try:
         probs = np.concatenate(
-            [
-                backend.run(data.images[i : i + batch, None].astype(np.float32))
-                for i in range(0, len(data), batch)
-            ]
+            [backend.run(nchw(data.images[i : i + batch])) for i in range(0, len(data), batch)]
         )
     finally:
         backend.close()

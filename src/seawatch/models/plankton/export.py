@@ -1,4 +1,5 @@
-"""ONNX export of the plankton network: one input ``image`` (N x 1 x S x S, 0..255), two
+"""ONNX export of the plankton network: one input ``image`` (N x C x S x S, 0..255; C is 1 for
+gray, 3 for colour; S the card's ``input.size``), two
 outputs ``probs`` (N x C) and ``features`` (N x D, the penultimate layer the
 out-of-distribution score reads), dynamic batch axis. See :mod:`seawatch.models.onnx_export`.
 
@@ -20,9 +21,12 @@ INPUT_NAME, OUTPUT_NAME, FEATURES_NAME = "image", "probs", "features"
 OUTPUT_NAMES = (OUTPUT_NAME, FEATURES_NAME)
 
 
-def export_onnx(model: PlanktonNet, path: Path, *, size: int, opset: int = 17) -> Path:
-    """Export a classifier mapping float32 N x 1 x size x size to (probabilities, features)."""
-    example = torch.zeros(2, 1, size, size)
+def export_onnx(
+    model: PlanktonNet, path: Path, *, size: int, channels: int = 1, opset: int = 17
+) -> Path:
+    """Export a classifier mapping float32 N x channels x size x size to (probabilities,
+    features)."""
+    example = torch.zeros(2, channels, size, size)
     return _export(
         WithFeatures(model),
         path,

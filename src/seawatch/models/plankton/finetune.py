@@ -25,6 +25,7 @@ from torch import nn
 
 from seawatch.models.plankton.augment import augment
 from seawatch.models.plankton.balance import balanced_indices
+from seawatch.models.plankton.datasets import planes
 from seawatch.models.plankton.network import PlanktonNet
 from seawatch.models.plankton.pretrained import load_backbone
 
@@ -98,7 +99,7 @@ def train_mode(
     for group in groups:
         group["lr"] = schedule.lr * group.pop("lr_scale")
     optimizer = torch.optim.AdamW(groups, weight_decay=5e-4)
-    x, y = torch.from_numpy(images[:, None]), torch.from_numpy(labels)
+    x, y = torch.from_numpy(planes(images)), torch.from_numpy(labels)
     steps = math.ceil(len(x) / schedule.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
@@ -137,7 +138,7 @@ def predict(model: PlanktonNet, images: np.ndarray, device: str = "cpu") -> np.n
     out = []
     with torch.no_grad():
         for i in range(0, len(images), 256):
-            xb = torch.from_numpy(images[i : i + 256, None]).float().to(device)
+            xb = torch.from_numpy(planes(images[i : i + 256])).float().to(device)
             out.append(model.logits(xb).argmax(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
@@ -166,9 +167,10 @@ class Transferred:
 def new_model(
     n_classes: int, images: np.ndarray, start: Path | None
 ) -> tuple[PlanktonNet, dict[str, object] | None]:
-    """A network normalised on ``images``, its backbone from ``start`` (None: random)."""
+    """A network normalised on ``images`` (gray N x S x S, or colour N x S x S x 3: a
+    3-channel network), its backbone from ``start`` (None: random)."""
     mean, std = float(images.mean() / 255.0), max(float(images.std() / 255.0), 1e-3)
-    model = PlanktonNet(n_classes, mean=mean, std=std)
+    model = PlanktonNet(n_classes, mean=mean, std=std, in_channels=3 if images.ndim == 4 else 1)
     return model, (load_backbone(model, start) if start is not None else None)
 
 

@@ -27,7 +27,7 @@ from seawatch.contracts.errors import BackendError, FrameError
 from seawatch.contracts.frames import Frame, FrameKind
 from seawatch.contracts.objects import SegmentedObject
 from seawatch.contracts.ood import OodDetector, load_ood
-from seawatch.contracts.preprocess import batch_tensor, prepare_roi, to_gray8
+from seawatch.contracts.preprocess import batch_tensor, to_gray8
 from seawatch.contracts.quality import measure_quality
 from seawatch.contracts.records import UNKNOWN, ObjectRecord
 from seawatch.contracts.task import (
@@ -50,6 +50,8 @@ from seawatch.models.plankton.model_cut import (
 from seawatch.models.plankton.plugin_checks import (
     TASK,
     PlanktonOptions,
+    check_model_cut,
+    classifier_crops,
     model_input,
     sample_inputs,
     validate,
@@ -125,7 +127,8 @@ class PlanktonClassifier:
         self.cutter = cutter  # full frames cut by the segmentation model (method: model)
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
-        """8-bit gray -> objects (segmented, or the ROI's one) -> square classifier inputs;
+        """8-bit gray -> objects (segmented, or the ROI's one) -> square classifier inputs
+        (cut from the colour frame for a 3-channel model);
         full frames also get their quality measured, and each object's crop is encoded
         when crops are kept."""
         gray = to_gray8(image)
@@ -135,7 +138,7 @@ class PlanktonClassifier:
             pending = self._guard(lambda: self.cutter.pending(gray, frame.meta.pixel_size_um))
             return TaskInputs([], [], quality=quality, pending=pending)
         objects = self._objects(gray, frame)
-        crops = [prepare_roi(obj.image, self.input_size) for obj in objects]
+        crops = classifier_crops(image, objects, self.input_size, self.card.input.channels)
         views = self._views(frame, image, objects) if self.keep_crops else []
         return TaskInputs(crops, objects, quality=quality, views=views)
 
@@ -369,6 +372,7 @@ def _load(task, settings) -> PlanktonClassifier:
     )
     cutter = None
     if seg.method == "model":
+        check_model_cut(artifact.card, artifact.directory)
         cutter = open_cutter(
             seg.model_dir,
             params,

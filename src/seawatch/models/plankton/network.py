@@ -1,4 +1,6 @@
-"""The plankton classifier network: a compact residual CNN for 1 x 64 x 64 object crops.
+"""The plankton classifier network: a compact residual CNN for object crops, 1 x 64 x 64 by
+default (gray); ``in_channels`` 3 takes colour crops, and any square side works (global
+average pooling after the last stage), e.g. the 96 or 128 px a user's folder may choose.
 
 The module owns its normalisation, ``(x / 255 - mean) / std``, and its temperature-scaled
 softmax (the calibration temperature is a buffer, fitted after training), so the
@@ -33,6 +35,7 @@ class PlanktonNet(nn.Module):
         std: float = 0.25,
         widths: tuple[int, ...] = DEFAULT_WIDTHS,
         dropout: float = 0.1,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -41,11 +44,15 @@ class PlanktonNet(nn.Module):
         if std <= 0:
             msg = f"normalisation std must be > 0, got {std}"
             raise ValueError(msg)
+        if in_channels not in (1, 3):
+            msg = f"in_channels must be 1 (gray) or 3 (colour), got {in_channels}"
+            raise ValueError(msg)
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
         self.register_buffer("temperature", torch.tensor(1.0))
         stem_width = max(8, widths[0] // 2)
-        self.stem = conv_bn(1, stem_width)
+        self.stem = conv_bn(in_channels, stem_width)
+        self.in_channels = in_channels
         stages: list[nn.Module] = []
         c_in = stem_width
         for width in widths:
@@ -79,7 +86,7 @@ class PlanktonNet(nn.Module):
         return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-softmax class scores for a float32 N x 1 x H x W batch with values 0..255."""
+        """Pre-softmax class scores for a float32 N x C x H x W batch with values 0..255."""
         return self.head(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,10 +112,12 @@ def describe(model: PlanktonNet) -> str:
     """One line naming the architecture, for the model card."""
     widths = [block.conv2[0].out_channels for block in model.stages]
     params = sum(p.numel() for p in model.parameters())
+    colour = "colour (3-channel) input, " if model.in_channels == 3 else ""
     return (
-        f"PlanktonNet: 3x3 stem ({model.stem[0].out_channels} ch) + {len(widths)} residual "
-        f"stages {widths} (stride 2 each, BatchNorm, ReLU) + global average pooling + linear; "
-        f"in-graph normalisation and temperature-scaled softmax; {params / 1e6:.2f} M parameters"
+        f"PlanktonNet: {colour}3x3 stem ({model.stem[0].out_channels} ch) + {len(widths)} "
+        f"residual stages {widths} (stride 2 each, BatchNorm, ReLU) + global average pooling + "
+        f"linear; in-graph normalisation and temperature-scaled softmax; "
+        f"{params / 1e6:.2f} M parameters"
     )
 
 

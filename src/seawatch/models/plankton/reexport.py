@@ -64,7 +64,7 @@ def rebuild_network(model_dir: Path) -> PlanktonNet:
         msg = f"{model_dir / ONNX_FILE} lacks the initializers {missing}; retrain instead"
         raise ConfigError(msg)
     state |= {name: torch.from_numpy(np.array(inits[name])) for name in GRAPH_TENSORS}
-    net = PlanktonNet(len(card.class_names))
+    net = PlanktonNet(len(card.class_names), in_channels=card.input.channels)
     net.load_state_dict(state, strict=True)
     return net.eval()
 
@@ -94,7 +94,9 @@ def add_features_output(model_dir: Path, *, command: str) -> dict[str, Any]:
     noise = np.random.default_rng(7_100_102).uniform(0, 255, (16, *rois.shape[1:]))
     batch = np.concatenate([rois, noise.astype(np.float32)])
     with tempfile.TemporaryDirectory() as tmp:
-        new = export_onnx(net, Path(tmp) / ONNX_FILE, size=card.input.size)
+        new = export_onnx(
+            net, Path(tmp) / ONNX_FILE, size=card.input.size, channels=card.input.channels
+        )
         probs_diff = _check_probs(onnx_path, new, batch)
         if not probs_diff <= PROBS_ATOL:
             msg = (

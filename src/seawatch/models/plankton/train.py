@@ -28,7 +28,7 @@ from rich.progress import Progress
 from torch import nn
 
 from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
-from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.preprocess import nchw
 from seawatch.models.plankton.augment import AugmentParams, augment
 from seawatch.models.plankton.backbone import (
     BACKBONE_CARD,
@@ -42,23 +42,18 @@ from seawatch.models.plankton.balance import (
     effective_number_weights,
 )
 from seawatch.models.plankton.calibration import fit_temperature, nll, scale
-from seawatch.models.plankton.datasets import (
-    LabelledSet,
-    load_ecotaxa,
-    load_image_folder,
-    stratified_split,
+from seawatch.models.plankton.crossval import cross_validate
+from seawatch.models.plankton.datasets import LabelledSet, planes
+from seawatch.models.plankton.evaluate import (
+    evaluate_artifact,
+    evaluation_report,
+    unknown_threshold,
 )
-from seawatch.models.plankton.evaluate import evaluate_artifact, unknown_threshold
 from seawatch.models.plankton.export import OUTPUT_NAMES, check_parity, export_onnx, exported
-from seawatch.models.plankton.finetune import MODES, schedule_for, transfer
+from seawatch.models.plankton.finetune import MODES, new_model, schedule_for, train_mode, transfer
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.pretrained import load_backbone
-from seawatch.models.plankton.synthetic_sets import (
-    SEGMENTED,
-    SEGMENTED_SHARE,
-    SPLIT_SEED_OFFSETS,
-    synthetic_split,
-)
+from seawatch.models.plankton.splits import PlanktonData, Splits, load_splits
 from seawatch.models.training import (
     log_line,
     optimise,
@@ -69,30 +64,6 @@ from seawatch.models.training import (
 
 NAME, VERSION = "plankton-cnn", "0.3.0"
 LABEL_SMOOTHING = 0.05
-USER_SPLIT = (0.70, 0.15, 0.15)
-
-
-@dataclass(frozen=True, slots=True)
-class PlanktonData:
-    """Where the labelled images come from: the generator, an ImageFolder or EcoTaxa."""
-
-    data_dir: Path | None = None
-    ecotaxa: Path | None = None
-    validated_only: bool = False
-    n_per_class: int = 900
-    val_per_class: int | None = None
-    imbalance: float = 4.0
-    segmented_share: float = SEGMENTED_SHARE
-    val_dir: Path | None = None
-    test_dir: Path | None = None
-
-    @property
-    def kind(self) -> str:
-        """``synthetic``, ``image-folder`` or ``ecotaxa``."""
-        if self.data_dir is not None and self.ecotaxa is not None:
-            msg = "give either --data-dir or --ecotaxa, not both"
-            raise ValueError(msg)
-        return "image-folder" if self.data_dir else "ecotaxa" if self.ecotaxa else "synthetic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,97 +76,6 @@ class FitParams:
     balance: Balance = "sampler"
     finetune: Literal["auto", "linear", "last", "full"] = "auto"
     adaptive: bool = True  # a user's data: schedule from its size (explicit values win)
-
-
-def load_splits(
-    data: PlanktonData, *, size: int, seed: int, progress: Progress
-) -> tuple[dict[str, LabelledSet], dict[str, object]]:
-    """Train, validation and test sets, and the data summary for the card."""
-    tasks: dict[str, int] = {}
-
-    def advance(label: str, total: int, n: int) -> None:
-        if label not in tasks:
-            tasks[label] = progress.add_task(label, total=total, info="")
-        progress.advance(tasks[label], n)
-
-    if data.kind == "synthetic":
-        val_n = data.val_per_class or max(20, data.n_per_class // 3)
-        splits, seg = {}, {}
-        for split, n, imbalance in (
-            ("train", data.n_per_class, data.imbalance),
-            ("validation", val_n, 1.0),
-            ("test", val_n, 1.0),
-        ):
-            splits[split], seg[split] = synthetic_split(
-                split,
-                n,
-                seed=seed,
-                size=size,
-                segmented_share=data.segmented_share,
-                imbalance=imbalance,
-                advance=advance,
-            )
-        summary = {
-            "source": "synthetic (seawatch.models.plankton.synthetic_sets.synthetic_split)",
-            "train_per_class_mean": data.n_per_class,
-            "eval_per_class": val_n,
-            "train_imbalance": data.imbalance,
-            "split_seeds": {k: seed + v for k, v in SPLIT_SEED_OFFSETS.items()},
-            "segmented_share": data.segmented_share,
-            "segmented": SEGMENTED | {"counts": seg},
-        }
-    else:
-        total = progress.add_task("reading images", total=None, info="")
-        loader_kwargs = {"size": size, "progress": lambda n: progress.advance(total, n)}
-        if data.kind == "image-folder":
-            everything = load_image_folder(data.data_dir, **loader_kwargs)
-        else:
-            everything = load_ecotaxa(
-                data.ecotaxa, validated_only=data.validated_only, **loader_kwargs
-            )
-        splits, split = _user_splits(everything, data, size=size, seed=seed)
-        summary = {
-            "source": f"{data.kind}: {data.data_dir or data.ecotaxa}",
-            "split": split,
-            "unreadable_files": len(everything.skipped),
-            "unreadable_examples": everything.skipped[:5],
-        }
-    summary |= {name: split.summary() for name, split in splits.items()}
-    return splits, summary
-
-
-def _user_splits(
-    everything: LabelledSet, data: PlanktonData, *, size: int, seed: int
-) -> tuple[dict[str, LabelledSet], dict[str, object]]:
-    """Train / validation / test from a user's folders: given ones are used as they are;
-    the rest is split off the training folder per class (70/15/15, 85/15 or none)."""
-    given = {}
-    for name, folder in (("validation", data.val_dir), ("test", data.test_dir)):
-        if folder is not None:
-            loaded = load_image_folder(folder, size=size)
-            given[name] = _same_classes(loaded, everything.class_names, folder)
-    missing = [n for n in ("validation", "test") if n not in given]
-    fractions = {0: (1.0,), 1: (0.85, 0.15), 2: USER_SPLIT}[len(missing)]
-    parts = stratified_split(everything.labels, fractions, seed)
-    names = ("train", *missing)
-    splits = {n: everything.subset(p) for n, p in zip(names, parts, strict=True)} | given
-    split = {n: f"{f:.0%} of the training folder" for n, f in zip(names, fractions, strict=True)}
-    split |= {
-        n: f"given: {folder}"
-        for n, folder in (("validation", data.val_dir), ("test", data.test_dir))
-        if folder
-    }
-    return splits, split
-
-
-def _same_classes(loaded: LabelledSet, names: list[str], folder: Path) -> LabelledSet:
-    """``loaded`` relabelled to the training folder's class order; an unknown class fails."""
-    extra = sorted(set(loaded.class_names) - set(names))
-    if extra:
-        msg = f"{folder} holds classes the training folder lacks: {extra}; add or remove them"
-        raise ConfigError(msg)
-    index = np.array([names.index(n) for n in loaded.class_names], np.int64)
-    return LabelledSet(loaded.images, index[loaded.labels], names, loaded.source, loaded.sources)
 
 
 def _epoch_order(labels: np.ndarray, balance: Balance, rng: np.random.Generator) -> np.ndarray:
@@ -213,7 +93,7 @@ def fit(
     progress: Progress,
 ) -> list[dict[str, float]]:
     """The training loop; returns per-epoch loss and validation accuracy and macro recall."""
-    x, y = torch.from_numpy(train.images[:, None]), torch.from_numpy(train.labels)
+    x, y = torch.from_numpy(planes(train.images)), torch.from_numpy(train.labels)
     n_classes = len(train.class_names)
     steps = max(1, (len(x) + params.batch_size - 1) // params.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=5e-4)
@@ -258,22 +138,97 @@ def fit(
     return history
 
 
+@dataclass
+class _Fitted:
+    """A trained model, its history, how it was tuned, and the held-out logits that fit
+    its calibration (validation, or out-of-fold under cross-validation)."""
+
+    model: PlanktonNet
+    history: list
+    tuning: dict[str, object] | None
+    held_logits: np.ndarray
+    held: LabelledSet
+    cross_validation: dict[str, object] | None = None
+    backbone: dict[str, object] | None = None
+
+
+def _fit_synthetic(
+    splits: Splits, params: FitParams, pretrained: Path | None, seed: int, device: str, progress
+) -> _Fitted:
+    """The generator's data: from scratch (or ``pretrained``), the fixed schedule."""
+    train, validation = splits.train, splits.sets["validation"]
+    mean, std = float(train.images.mean() / 255.0), float(train.images.std() / 255.0)
+    model = PlanktonNet(len(train.class_names), mean=mean, std=std)
+    backbone = load_backbone(model, pretrained) if pretrained else None
+    model.to(device)
+    history = fit(model, train, validation, params, seed=seed, device=device, progress=progress)
+    logits = predict_logits(model, validation.images, device)
+    return _Fitted(model, history, None, logits, validation, backbone=backbone)
+
+
 def _transfer(
-    train: LabelledSet,
-    validation: LabelledSet,
+    splits: Splits,
     params: FitParams,
     pretrained: Path | None,
     seed: int,
     device: str,
-) -> tuple[PlanktonNet, list, dict[str, object]]:
+    progress: Progress,
+) -> _Fitted:
     """A user's data: schedule from its size, modes tried from the start and chosen on
-    validation macro-F1 (see :mod:`.finetune`)."""
+    validation macro-F1 (see :mod:`.finetune`), or on the mean macro-F1 of K folds for a
+    small set (see :mod:`.crossval`; the kept mode is then trained on every image)."""
+    train = splits.train
     schedule = schedule_for(
         len(train),
         epochs=None if params.adaptive else params.epochs,
         batch=None if params.adaptive else params.batch_size,
     )
     modes = MODES if params.finetune == "auto" else (params.finetune,)
+    chosen = "mean macro-F1 of the folds" if splits.folds else "validation macro-F1"
+    tuning: dict[str, object] = {
+        "start": str(pretrained) if pretrained else "scratch (random init)",
+        "schedule": {
+            "epochs": schedule.epochs,
+            "batch_size": schedule.batch_size,
+            "lr": schedule.lr,
+        },
+        "rule": f"batch ~ n/8 in 16..128, epochs for ~300 steps in 10..300; mode by {chosen}",
+    }
+    if splits.folds:
+        tried = len(modes) if pretrained else 1
+        task = progress.add_task("cross-validation", total=tried * splits.folds + 1, info="")
+        cv = cross_validate(
+            train.images,
+            train.labels,
+            train.class_names,
+            folds=splits.folds,
+            start=pretrained,
+            schedule=schedule,
+            modes=modes,
+            seed=seed,
+            device=device,
+            advance=lambda info: progress.update(task, advance=1, info=info),
+        )
+        torch.manual_seed(seed)
+        model, _ = new_model(len(train.class_names), train.images, pretrained)
+        train_mode(
+            model,
+            train.images,
+            train.labels,
+            cv.mode,
+            schedule,
+            seed=seed,
+            device=device,
+            pretrained=pretrained is not None,
+        )
+        progress.update(task, advance=1, info=f"final model: {cv.mode} on all {len(train)}")
+        summary = cv.summary(train.class_names)
+        spread = f"{summary['macro_f1_mean']} +- {summary['macro_f1_std']}"
+        log_line(progress, f"cross-validation macro-F1 {spread}")
+        tuning |= {"mode": cv.mode, "cross_validation_macro_f1_by_mode": cv.mean_by_mode}
+        backbone = backbone_card(pretrained) if pretrained else None
+        return _Fitted(model.to(device), [], tuning, cv.oof_logits, train, summary, backbone)
+    validation = splits.sets["validation"]
     done = transfer(
         (train.images, train.labels),
         (validation.images, validation.labels),
@@ -284,19 +239,11 @@ def _transfer(
         device=device,
         schedule=schedule,
     )
-    tuning = {
-        "start": str(pretrained) if pretrained else "scratch (random init)",
-        "mode": done.mode,
-        "validation_macro_f1_by_mode": done.validation_f1,
-        "schedule": {
-            "epochs": schedule.epochs,
-            "batch_size": schedule.batch_size,
-            "lr": schedule.lr,
-        },
-        "rule": "batch ~ n/8 in 16..128, epochs for ~300 steps in 10..300; "
-        "mode by validation macro-F1",
-    }
-    return done.model.to(device), [], tuning
+    tuning |= {"mode": done.mode, "validation_macro_f1_by_mode": done.validation_f1}
+    model = done.model.to(device)
+    logits = predict_logits(model, validation.images, device)
+    backbone = backbone_card(pretrained) if pretrained else None
+    return _Fitted(model, [], tuning, logits, validation, backbone=backbone)
 
 
 def predict_logits(
@@ -307,7 +254,7 @@ def predict_logits(
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):
-            xb = torch.from_numpy(images[i : i + batch, None]).float().to(device)
+            xb = torch.from_numpy(planes(images[i : i + batch])).float().to(device)
             out.append(model.logits(xb).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
 
@@ -317,7 +264,6 @@ def train_plankton(
     *,
     data: PlanktonData | None = None,
     params: FitParams | None = None,
-    size: int = 64,
     seed: int = 0,
     device: str = "auto",
     pretrained: Path | None = None,
@@ -326,7 +272,9 @@ def train_plankton(
     """Train, calibrate, export and evaluate into ``out_dir``; return the model card.
 
     ``out_dir`` receives ``model.onnx``, ``card.json``, ``confusion.png`` and
-    ``reliability.png`` (both on the test split, through ONNX Runtime).
+    ``reliability.png`` (on the test split through ONNX Runtime; under cross-validation
+    without a test folder, on the out-of-fold predictions). The input's size and channels
+    are the data's (64 px gray for the generator; chosen from a user's images).
     """
     data, params = data or PlanktonData(), params or FitParams()
     if params.epochs < 1 or params.batch_size < 1:
@@ -338,55 +286,65 @@ def train_plankton(
     device = select_device(device)
     seed_everything(seed)
     with training_progress() as progress:
-        splits, data_summary = load_splits(data, size=size, seed=seed, progress=progress)
-        train, validation, test = splits["train"], splits["validation"], splits["test"]
-        mean, std = float(train.images.mean() / 255.0), float(train.images.std() / 255.0)
-        tuning: dict[str, object] | None = None
+        splits = load_splits(data, seed=seed, progress=progress)
         if data.kind == "synthetic":
-            model = PlanktonNet(len(train.class_names), mean=mean, std=std)
-            backbone = load_backbone(model, pretrained) if pretrained else None
-            model.to(device)
-            history = fit(
-                model, train, validation, params, seed=seed, device=device, progress=progress
-            )
+            done = _fit_synthetic(splits, params, pretrained, seed, device, progress)
         else:
-            model, history, tuning = _transfer(train, validation, params, pretrained, seed, device)
-            mean, std = float(model.mean), float(model.std)
-            backbone = backbone_card(pretrained) if pretrained else None
-    val_logits = predict_logits(model, validation.images, device)
-    temperature = fit_temperature(val_logits, validation.labels)
+            done = _transfer(splits, params, pretrained, seed, device, progress)
+    train, model = splits.train, done.model
+    size, channels = int(train.images.shape[1]), train.channels
+    mean, std = float(model.mean), float(model.std)
+    if data.kind == "synthetic":  # the card keeps the float64 values the net was built from
+        mean, std = float(train.images.mean() / 255.0), float(train.images.std() / 255.0)
+    temperature = fit_temperature(done.held_logits, done.held.labels)
     model.set_temperature(temperature)
-    threshold, unknown = unknown_threshold(scale(val_logits, temperature), validation.labels)
-    onnx_path = export_onnx(model, out_dir / ONNX_FILE, size=size)
-    real = test.images[:32, None].astype(np.float32)
-    noise = np.random.default_rng(seed).uniform(0, 255, (8, 1, size, size)).astype(np.float32)
+    held_probs = scale(done.held_logits, temperature)
+    threshold, unknown = unknown_threshold(held_probs, done.held.labels)
+    onnx_path = export_onnx(model, out_dir / ONNX_FILE, size=size, channels=channels)
+    sample = splits.sets.get("test", train).images[:32]
+    real = nchw(sample)
+    noise = np.random.default_rng(seed).uniform(0, 255, (8, channels, size, size))
     graph = exported(model)
-    parity = max(check_parity(graph, onnx_path, real), check_parity(graph, onnx_path, noise))
-    val_pred = val_logits.argmax(1)
+    parity = max(
+        check_parity(graph, onnx_path, real),
+        check_parity(graph, onnx_path, noise.astype(np.float32)),
+    )
+    held_name = "out_of_fold" if done.cross_validation else "validation"
     metrics = {
-        "validation": {
-            "n": len(validation),
-            "accuracy": round(float((val_pred == validation.labels).mean()), 4),
+        held_name: {
+            "n": len(done.held),
+            "accuracy": round(float((held_probs.argmax(1) == done.held.labels).mean()), 4),
         },
         "calibration": {
-            "method": "temperature scaling, NLL on validation (golden-section search on log T)",
+            "method": "temperature scaling, NLL on "
+            + ("the out-of-fold logits" if done.cross_validation else "validation")
+            + " (golden-section search on log T)",
             "temperature": round(temperature, 4),
-            "val_nll_before": round(nll(val_logits, validation.labels), 4),
-            "val_nll_after": round(nll(val_logits, validation.labels, temperature), 4),
+            "val_nll_before": round(nll(done.held_logits, done.held.labels), 4),
+            "val_nll_after": round(nll(done.held_logits, done.held.labels, temperature), 4),
         },
         "unknown": unknown,
         "onnx_parity_max_abs_diff": parity,
-        "history": history,
+        "history": done.history,
     }
-    if tuning is not None:
-        metrics["fine_tuning"] = tuning
+    if done.tuning is not None:
+        metrics["fine_tuning"] = done.tuning
+    if done.cross_validation is not None:
+        metrics["cross_validation"] = done.cross_validation
     save_backbone(model, out_dir, {"model": NAME, "version": VERSION, "command": command})
     card = ModelCard(
         task="plankton",
         name=NAME,
         version=VERSION,
         architecture=describe(model),
-        input=InputSpec(size=size, channels=1, mean=mean, std=std),
+        input=InputSpec(
+            size=size,
+            channels=channels,
+            mean=mean,
+            std=std,
+            preprocessing="seawatch.contracts.preprocess."
+            + ("prepare_roi_colour" if channels == 3 else "prepare_roi"),
+        ),
         outputs=list(OUTPUT_NAMES),
         files={"backbone": BACKBONE_FILE, "backbone_card": BACKBONE_CARD},
         class_names=list(train.class_names),
@@ -397,15 +355,20 @@ def train_plankton(
             epochs=params.epochs,
             seconds=round(time.perf_counter() - start, 1),
             device=device,
-            data=data_summary,
+            data=splits.summary,
             batch_size=params.batch_size,
             optimizer=f"AdamW(lr={params.lr:g}, weight_decay=5e-4)",
             schedule="OneCycleLR (cosine), per batch",
             label_smoothing=LABEL_SMOOTHING,
             class_balance=params.balance,
             augmentation=AugmentParams().describe(),
-            pretrained=backbone or "none (random init)",
-            preprocessing="to_gray8 + prepare_roi (polarity to dark-on-light, pad square, resize)",
+            pretrained=done.backbone or "none (random init)",
+            preprocessing=(
+                "to_colour8 + prepare_roi_colour (BGR; polarity to dark-on-light, pad square, "
+                "resize)"
+                if channels == 3
+                else "to_gray8 + prepare_roi (polarity to dark-on-light, pad square, resize)"
+            ),
             torch=torch.__version__,
         ),
         metrics=metrics,
@@ -413,13 +376,21 @@ def train_plankton(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     card.write(out_dir)
-    test_metrics = evaluate_artifact(out_dir, test, out_dir, title=f"{NAME} {VERSION} test")
-    card = card.model_copy(
-        update={
-            "metrics": {"split": "test (never seen in training or calibration)"}
-            | test_metrics
-            | metrics
-        }
-    )
+    title = f"{NAME} {VERSION}"
+    if "test" in splits.sets:
+        split = "test (never seen in training or calibration)"
+        scored = evaluate_artifact(out_dir, splits.sets["test"], out_dir, title=f"{title} test")
+    else:
+        split = (
+            f"out-of-fold ({splits.folds}-fold cross-validation; each image scored by the fold "
+            "model that never saw it; no test folder given)"
+        )
+        scored = evaluation_report(
+            held_probs, train, threshold=threshold, out_dir=out_dir, title=f"{title} out-of-fold"
+        )
+    card = card.model_copy(update={"metrics": {"split": split} | scored | metrics})
     card.write(out_dir)
     return card
+
+
+__all__ = ["FitParams", "PlanktonData", "fit", "predict_logits", "train_plankton"]
