@@ -34,14 +34,17 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
 
+if TYPE_CHECKING:
+    from seawatch.contracts.ood_scorer import OodScorer
+
 OOD_FILE = "ood.npz"
-METHODS = ("knn_cosine",)
+METHODS = ("knn_cosine", "outlier_exposure")  # the second: :mod:`.ood_scorer`
 FIX = "refit it with `seawatch train plankton-ood --model {dir}` or remove the card's ood field"
 
 
@@ -63,6 +66,8 @@ def normalise(features: np.ndarray) -> np.ndarray:
 class OodDetector:
     """kNN cosine distance of penultimate features to a bank of training features."""
 
+    needs_inputs = False  # the features alone (the scorer of .ood_scorer needs more)
+
     def __init__(self, bank: np.ndarray, *, k: int, threshold: float) -> None:
         if bank.ndim != 2 or len(bank) < k or k < 1:
             msg = f"an OOD bank must be N x D with N >= k >= 1; got {bank.shape} and k={k}"
@@ -77,9 +82,12 @@ class OodDetector:
         """The feature dimension the bank expects."""
         return int(self.bank.shape[1])
 
-    def scores(self, features: np.ndarray, chunk: int = 512) -> np.ndarray:
+    def scores(
+        self, features: np.ndarray, probs: object = None, images: object = None, chunk: int = 512
+    ) -> np.ndarray:
         """``1 - cos`` to the k-th nearest bank row, per object (N,), float32; higher =
-        less like anything in training (0: identical direction, up to 2)."""
+        less like anything in training (0: identical direction, up to 2). ``probs`` and
+        ``images`` are not read (the scorers share one signature)."""
         x = normalise(features)
         if x.ndim != 2 or x.shape[1] != self.dim:
             msg = f"features of shape {x.shape} do not fit an OOD bank of dimension {self.dim}"
@@ -111,7 +119,7 @@ class OodDetector:
         return _sha256(path)
 
 
-def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | None:
+def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | OodScorer | None:
     """The detector a card's ``ood`` field describes, or None when the card has none.
 
     A named file that is missing, altered (SHA-256), unreadable or inconsistent with the
@@ -135,6 +143,8 @@ def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | None
             f"{str(spec.get('sha256'))[:12]}); {fix}"
         )
         raise ConfigError(msg)
+    if spec.get("method") == "outlier_exposure":
+        return _load_scorer(path, spec, fix)
     try:
         with np.load(path, allow_pickle=False) as data:
             bank, k, threshold = data["bank"], int(data["k"]), float(data["threshold"])
@@ -146,6 +156,22 @@ def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | None
         msg = f"{path} (k={k}, threshold={threshold:.6g}) disagrees with its card; {fix}"
         raise ConfigError(msg)
     return detector
+
+
+def _load_scorer(path: Path, spec: dict[str, Any], fix: str) -> OodScorer:
+    """The outlier-exposure scorer in ``path``, checked against its card's threshold."""
+    from seawatch.contracts.ood_scorer import OodScorer
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            scorer = OodScorer({name: data[name] for name in data.files})
+    except Exception as exc:
+        msg = f"{path} is not a readable OOD scorer ({type(exc).__name__}: {exc}); {fix}"
+        raise ConfigError(msg) from exc
+    if not np.isclose(scorer.threshold, float(spec.get("threshold", np.nan))):
+        msg = f"{path} (threshold={scorer.threshold:.6g}) disagrees with its card; {fix}"
+        raise ConfigError(msg)
+    return scorer
 
 
 __all__ = ["METHODS", "OOD_FILE", "OodDetector", "load_ood", "normalise"]
