@@ -42,12 +42,14 @@ def _ring(side: int) -> np.ndarray:
 
 
 def _filtered(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """3x3 median and Gaussian (sigma 2) of every crop, one OpenCV call each."""
+    """3x3 median of every crop and its Gaussian blur (sigma 2), one OpenCV call each."""
     n, side, _ = images.shape
     padded = np.pad(images, ((0, 0), (PAD, PAD), (PAD, PAD)), mode="reflect")
     tall = padded.reshape(n * (side + 2 * PAD), side + 2 * PAD)
-    median = cv2.medianBlur(tall, 3).reshape(padded.shape)
-    blur = cv2.GaussianBlur(tall.astype(np.float32), (0, 0), 2.0).reshape(padded.shape)
+    median = cv2.medianBlur(tall, 3)
+    # the blur of the median: an impulse must not knock its own neighbourhood out of "flat"
+    blur = cv2.GaussianBlur(median.astype(np.float32), (0, 0), 2.0).reshape(padded.shape)
+    median = median.reshape(padded.shape)
     inner = (slice(None), slice(PAD, PAD + side), slice(PAD, PAD + side))
     return median[inner].astype(np.float32), blur[inner]
 

@@ -122,7 +122,10 @@ class OodScorer:
         ).astype(np.float32)
 
     def scores(
-        self, features: np.ndarray, probs: np.ndarray | None = None, images: np.ndarray | None = None
+        self,
+        features: np.ndarray,
+        probs: np.ndarray | None = None,
+        images: np.ndarray | None = None,
     ) -> np.ndarray:
         """The outlier logit per object (N,), float32; higher = less like training.
         ``images``: the prepared crops (uint8 N x S x S, or the N x 1 x S x S batch tensor)."""

@@ -43,7 +43,6 @@ INSIDE_SEED, INSIDE_PER_CLASS = 7_100_300, 300
 SHAPES_SEED, SHAPES = 7_100_400, 6000
 CORRUPTED_SEED, CORRUPTED = 7_100_410, 4000
 HIDDEN, ALPHA, MLP_SEED = 64, 1e-3, 0
-STATS_BANK, STATS_BANK_SEED = 3000, 7_100_420  # training objects whose statistics are kept
 
 
 def _stats(images: np.ndarray) -> np.ndarray:
@@ -119,7 +118,7 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
         "bank": feats["train"],
         "stats_mean": mean.astype(np.float32),
         "stats_std": std.astype(np.float32),
-        "stats_bank": _subsample((train_stats - mean) / std),
+        "stats_bank": ((train_stats - mean) / std).astype(np.float32),
         "threshold": np.float64(0.0),
     }
     width = feats["train"].shape[1] + 4 + len(STAT_NAMES)
@@ -163,7 +162,6 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
         "inputs": {"features": int(feats["train"].shape[1]), "image_stats": list(STAT_NAMES)},
         "bank": {
             "objects": len(feats["train"]),
-            "image_stats_objects": min(STATS_BANK, len(feats["train"])),
             "source": "the card's synthetic training split",
             "dtype": "float16",
         },
@@ -194,12 +192,6 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
     card.write(model_dir)
     load_card(model_dir)
     return {"reexport": reexport, "ood": spec}
-
-
-def _subsample(z: np.ndarray) -> np.ndarray:
-    """A random :data:`STATS_BANK` rows of the standardised statistics (the kNN's cost)."""
-    keep = np.random.default_rng(STATS_BANK_SEED).permutation(len(z))[:STATS_BANK]
-    return z[np.sort(keep)].astype(np.float32)
 
 
 def _identity(width: int) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ numpy + OpenCV only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ from seawatch.models.plankton.synthetic import render_roi
 
 DARK_FIELD_SHARE = 0.2  # as the training taxa's ROIs
 BODIES = ("ellipse", "star", "ring", "polygon", "none")
+REACH = {"hairs": (0.1, 0.5), "spines": (0.6, 2.5), "tentacles": (0.8, 2.5), "horns": (0.6, 2.0)}
 
 
 def _outline(rng: np.random.Generator, r: float, kind: str) -> np.ndarray:
@@ -66,7 +68,11 @@ def _body(pen: Pen, rng: np.random.Generator, centre: np.ndarray, r: float, kind
         for _ in range(int(rng.integers(1, 12))):
             d, a = r * rng.uniform(0, 0.7), rng.uniform(0, 2 * math.pi)
             size = r * rng.uniform(0.04, 0.2)
-            pen.ellipse(centre + (d * math.cos(a), d * math.sin(a)), (size, size), rng.uniform(60, 250))
+            pen.ellipse(
+                centre + np.array([d * math.cos(a), d * math.sin(a)]),
+                (size, size),
+                rng.uniform(60, 250),
+            )
     elif inner == "radial":
         for a in np.linspace(0, 2 * math.pi, int(rng.integers(6, 50)), endpoint=False):
             u = np.array([math.cos(a), math.sin(a)])
@@ -90,8 +96,7 @@ def _appendages(pen: Pen, rng: np.random.Generator, centre: np.ndarray, r: float
     for a in start + np.sort(rng.uniform(0, span, int(rng.integers(*count)))):
         u = np.array([math.cos(a), math.sin(a)])
         base = centre + u * r * 0.95
-        reach = r * {"hairs": rng.uniform(0.1, 0.5), "spines": rng.uniform(0.6, 2.5),
-                     "tentacles": rng.uniform(0.8, 2.5), "horns": rng.uniform(0.6, 2.0)}[kind]  # fmt: skip
+        reach = r * rng.uniform(*REACH[kind])
         tip = base + u * reach
         if kind == "horns":
             side = np.array([-u[1], u[0]]) * r * rng.uniform(0.1, 0.3)
@@ -108,7 +113,9 @@ def _filament(pen: Pen, rng: np.random.Generator, r: float) -> None:
     if kind == "spiral":
         th = np.linspace(0, rng.uniform(2, 5) * math.pi, 80)
         rad = r * (0.1 + 0.9 * th / th[-1])
-        pen.line(np.stack([rad * np.cos(th), rad * np.sin(th) * rng.uniform(0.5, 1)], 1), value, width)
+        pen.line(
+            np.stack([rad * np.cos(th), rad * np.sin(th) * rng.uniform(0.5, 1)], 1), value, width
+        )
     elif kind == "walk":
         steps = rng.normal(0, 1, (40, 2)).cumsum(0)
         steps = steps - steps.mean(0)
@@ -160,58 +167,92 @@ def outlier_set(n: int, seed: int, *, size: int = 64) -> np.ndarray:
     return images
 
 
-__all__ = ["BODIES", "draw_outlier", "outlier_set"]
+__all__ = ["BODIES", "CORRUPTIONS", "corrupt", "corrupted_set", "draw_outlier", "outlier_set"]
 
 
-def _corrupt(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Another instrument's optics on one ROI (2-D uint8): 1 to 3 generic corruptions
-    (Hendrycks & Dietterich 2019's families: noise, blur, digital, weather-free)."""
-    x = img.astype(np.float32)
+def _noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:  # read noise
+        return x + rng.normal(0, rng.uniform(4, 14), x.shape)
+    shot = rng.standard_normal(x.shape) * np.sqrt(np.clip(x, 0, 255) + 4)
+    return x + shot * rng.uniform(0.5, 1.5)
+
+
+def _impulses(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    hits = rng.random(x.shape) < rng.uniform(0.001, 0.01)
+    x[hits] = rng.choice([0.0, 255.0], size=int(hits.sum()))
+    return x
+
+
+def _blur(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:  # defocus
+        return cv2.GaussianBlur(x, (0, 0), rng.uniform(1.2, 3.0))
+    n = int(rng.integers(3, 10))  # motion
+    kernel = np.zeros((n, n), np.float32)
+    kernel[n // 2] = 1.0
+    rot = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), rng.uniform(0, 180), 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (n, n))
+    return cv2.filter2D(x, -1, kernel / max(float(kernel.sum()), 1e-6))
+
+
+def _pixelate(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = x.shape
-    kinds = rng.choice(CORRUPTIONS, size=int(rng.integers(1, 4)), replace=False)
-    for kind in kinds:
-        if kind == "gaussian_noise":
-            x = x + rng.normal(0, rng.uniform(4, 14), x.shape)
-        elif kind == "shot_noise":
-            x = x + rng.standard_normal(x.shape) * np.sqrt(np.clip(x, 0, 255) + 4) * rng.uniform(0.5, 1.5)
-        elif kind == "impulses":
-            hits = rng.random(x.shape) < rng.uniform(0.001, 0.01)
-            x[hits] = rng.choice([0.0, 255.0], size=int(hits.sum()))
-        elif kind == "defocus":
-            x = cv2.GaussianBlur(x, (0, 0), rng.uniform(1.2, 3.0))
-        elif kind == "motion":
-            n = int(rng.integers(3, 10))
-            kernel = np.zeros((n, n), np.float32)
-            kernel[n // 2] = 1.0 / n
-            rot = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), rng.uniform(0, 180), 1.0)
-            kernel = cv2.warpAffine(kernel, rot, (n, n))
-            x = cv2.filter2D(x, -1, kernel / max(float(kernel.sum()), 1e-6))
-        elif kind == "pixelate":
-            f = rng.uniform(0.3, 0.7)
-            small = cv2.resize(x, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA)
-            x = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-        elif kind == "jpeg":
-            ok, data = cv2.imencode(".jpg", np.clip(x, 0, 255).astype(np.uint8),
-                                    [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 50))])  # fmt: skip
-            x = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE).astype(np.float32) if ok else x
-        elif kind == "gamma":
-            x = 255.0 * (np.clip(x, 0, 255) / 255.0) ** rng.uniform(0.5, 2.0)
-        elif kind == "texture":
-            bands = rng.normal(0, 1, (1, int(rng.integers(4, 20)))).astype(np.float32)
-            bands = cv2.resize(bands, (w, h), interpolation=cv2.INTER_CUBIC)
-            x = x + rng.uniform(3, 12) * (bands if rng.random() < 0.5 else bands[::-1].T[:h, :w] if h == w else bands)
-        elif kind == "vignette":
-            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-            r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
-            x = x * (1.0 - rng.uniform(0.15, 0.4) * np.clip(r2, 0, 2) / 2)
-        elif kind == "contrast":
-            mean = float(x.mean())
-            x = mean + (x - mean) * rng.uniform(0.3, 0.6)
+    f = rng.uniform(0.3, 0.7)
+    small = cv2.resize(x, (max(4, round(w * f)), max(4, round(h * f))), cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _jpeg(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    quality = [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 50))]
+    ok, data = cv2.imencode(".jpg", np.clip(x, 0, 255).astype(np.uint8), quality)
+    return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE).astype(np.float32) if ok else x
+
+
+def _gamma(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return 255.0 * (np.clip(x, 0, 255) / 255.0) ** rng.uniform(0.5, 2.0)
+
+
+def _bands(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = x.shape
+    bands = rng.normal(0, 1, (1, int(rng.integers(4, 20)))).astype(np.float32)
+    if rng.random() < 0.5:  # horizontal instead of vertical
+        bands = bands.T
+    return x + rng.uniform(3, 12) * cv2.resize(bands, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _vignette(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = x.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    return x * (1.0 - rng.uniform(0.15, 0.4) * np.clip(r2, 0, 2) / 2)
+
+
+def _contrast(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    mean = float(x.mean())
+    return mean + (x - mean) * rng.uniform(0.3, 0.6)
+
+
+#: Generic corruption families (Hendrycks & Dietterich 2019: noise, blur, digital).
+CORRUPTIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "noise": _noise,
+    "impulses": _impulses,
+    "blur": _blur,
+    "pixelate": _pixelate,
+    "jpeg": _jpeg,
+    "gamma": _gamma,
+    "bands": _bands,
+    "vignette": _vignette,
+    "contrast": _contrast,
+}
+
+
+def corrupt(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another instrument's optics on one ROI (2-D uint8): one to three of
+    :data:`CORRUPTIONS`, in random order."""
+    x = img.astype(np.float32)
+    names = list(CORRUPTIONS)
+    for i in rng.choice(len(names), size=int(rng.integers(1, 4)), replace=False):
+        x = CORRUPTIONS[names[int(i)]](x, rng)
     return np.clip(x, 0, 255).astype(np.uint8)
-
-
-CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulses", "defocus", "motion", "pixelate",
-               "jpeg", "gamma", "texture", "vignette", "contrast")  # fmt: skip
 
 
 def corrupted_set(n: int, seed: int, *, size: int = 64) -> np.ndarray:
@@ -224,5 +265,5 @@ def corrupted_set(n: int, seed: int, *, size: int = 64) -> np.ndarray:
     for i in range(n):
         taxon = TAXA[int(rng.integers(len(TAXA)))]
         roi = render_roi(taxon, rng, dark_field=bool(rng.random() < DARK_FIELD_SHARE))
-        images[i] = prepare_roi(_corrupt(roi, rng), size)
+        images[i] = prepare_roi(corrupt(roi, rng), size)
     return images
