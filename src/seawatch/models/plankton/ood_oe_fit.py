@@ -5,8 +5,8 @@
 2. The network: in-distribution objects the classifier never trained on (a fresh draw of
    the ten taxa, ROIs and segmented crops, seed :data:`INSIDE_SEED`) against drawn outliers
    (:mod:`.outliers`: :data:`SHAPES` organisms of no taxon and :data:`CORRUPTED` training
-   taxa through corrupted optics). scikit-learn's MLP (64 ReLU units, early stopping),
-   its weights stored as numpy arrays.
+   taxa through corrupted optics). An ensemble of five scikit-learn MLPs (64 ReLU units,
+   early stopping, seeds 0-4; the mean of their logits), its weights stored as numpy arrays.
 3. The threshold: softmax and score together flag ``target`` of the validation split, as
    :func:`.ood_fit.joint_threshold` sets it; the held-out calibration taxa are the check.
 
@@ -42,7 +42,7 @@ from seawatch.models.training import training_progress
 INSIDE_SEED, INSIDE_PER_CLASS = 7_100_300, 300
 SHAPES_SEED, SHAPES = 7_100_400, 6000
 CORRUPTED_SEED, CORRUPTED = 7_100_410, 4000
-HIDDEN, ALPHA, MLP_SEED = 64, 1e-3, 0
+HIDDEN, ALPHA, MEMBERS = 64, 1e-3, 5
 
 
 def _stats(images: np.ndarray) -> np.ndarray:
@@ -75,21 +75,30 @@ def _draws(card, progress) -> dict[str, np.ndarray]:
 
 
 def _fit_network(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Standardisation and one-hidden-layer weights of the outlier classifier."""
+    """Standardisation and weights of the outlier classifier: :data:`MEMBERS` networks of
+    :data:`HIDDEN` units (seeds 0..), stored as one layer of ``MEMBERS x HIDDEN`` units whose
+    output is the mean of their logits (the same numbers, one product at serving time)."""
     from sklearn.neural_network import MLPClassifier
 
     mean, scale = x.mean(0), x.std(0) + 1e-6
-    mlp = MLPClassifier(
-        (HIDDEN,), alpha=ALPHA, max_iter=300, early_stopping=True, random_state=MLP_SEED
-    )
-    mlp.fit((x - mean) / scale, y)
+    z = (x - mean) / scale
+    w1, b1, w2, b2 = [], [], [], []
+    for seed in range(MEMBERS):
+        mlp = MLPClassifier(
+            (HIDDEN,), alpha=ALPHA, max_iter=300, early_stopping=True, random_state=seed
+        )
+        mlp.fit(z, y)
+        w1.append(mlp.coefs_[0])
+        b1.append(mlp.intercepts_[0])
+        w2.append(mlp.coefs_[1][:, 0] / MEMBERS)
+        b2.append(mlp.intercepts_[1][0] / MEMBERS)
     return {
         "in_mean": mean.astype(np.float32),
         "in_scale": scale.astype(np.float32),
-        "w1": mlp.coefs_[0].astype(np.float32),
-        "b1": mlp.intercepts_[0].astype(np.float32),
-        "w2": mlp.coefs_[1][:, 0].astype(np.float32),
-        "b2": np.float32(mlp.intercepts_[1][0]),
+        "w1": np.concatenate(w1, axis=1).astype(np.float32),
+        "b1": np.concatenate(b1).astype(np.float32),
+        "w2": np.concatenate(w2).astype(np.float32),
+        "b2": np.float32(sum(b2)),
     }
 
 
@@ -155,8 +164,9 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
         "method": METHOD,
         "k": 1,
         "threshold": threshold,
-        "score": "logit of 'outlier' from a 64-unit MLP over L2-normalised penultimate "
-        "features, their kNN cosine distance to training, top-1 probability, softmax "
+        "score": f"mean logit of 'outlier' from {MEMBERS} MLPs ({HIDDEN} units) over "
+        "L2-normalised penultimate features, their kNN cosine distance to training, "
+        "top-1 probability, softmax "
         f"entropy, {len(STAT_NAMES)} standardised image statistics and their kNN "
         f"(k={STATS_K}) distance to training (outlier exposure, Hendrycks et al. 2019)",
         "inputs": {"features": int(feats["train"].shape[1]), "image_stats": list(STAT_NAMES)},
@@ -171,7 +181,7 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
                 "drawn_organisms": {"seed": SHAPES_SEED, "objects": SHAPES},
                 "corrupted_optics": {"seed": CORRUPTED_SEED, "objects": CORRUPTED},
             },
-            "network": {"hidden": HIDDEN, "alpha": ALPHA, "seed": MLP_SEED},
+            "network": {"members": MEMBERS, "hidden": HIDDEN, "alpha": ALPHA, "seeds": "0.."},
         },
         "calibration": {
             "rule": f"softmax unknown or score > threshold flags {target:.0%} of validation",
