@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from seawatch.contracts.image_stats import image_stats
-from seawatch.contracts.ood import OodDetector, normalise
+from seawatch.contracts.ood_knn import OodDetector, normalise
 
 METHOD = "outlier_exposure"
 STATS_K = 1  # the nearest: a min, not a partition (cheaper; k = 5 did no better)
