@@ -104,3 +104,28 @@ def test_drawn_outliers_are_reproducible() -> None:
     assert a.shape == (6, 64, 64) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(corrupted_set(4, 7_100_516), corrupted_set(4, 7_100_516))
+
+
+def test_the_stored_layer_is_the_mean_of_its_members_logits() -> None:
+    """Five networks stored as one wide layer: the same numbers as averaging each one's
+    logit (what the card says the score is)."""
+    pytest.importorskip("sklearn.neural_network")
+    from sklearn.neural_network import MLPClassifier
+
+    from seawatch.models.plankton.ood_oe_fit import ALPHA, HIDDEN, MEMBERS, _fit_network
+
+    rng = np.random.default_rng(7_100_517)
+    x = np.concatenate([rng.normal(0, 1, (150, 6)), rng.normal(1.5, 1, (150, 6))])
+    y = np.r_[np.zeros(150), np.ones(150)]
+    net = _fit_network(x, y)
+    assert net["w1"].shape == (6, MEMBERS * HIDDEN)
+    z = (x - net["in_mean"]) / net["in_scale"]
+    stored = np.maximum(z @ net["w1"] + net["b1"], 0) @ net["w2"] + net["b2"]
+    logits = []
+    for seed in range(MEMBERS):
+        mlp = MLPClassifier(
+            (HIDDEN,), alpha=ALPHA, max_iter=300, early_stopping=True, random_state=seed
+        ).fit(z, y)
+        p = np.clip(mlp.predict_proba(z)[:, 1], 1e-12, 1 - 1e-12)
+        logits.append(np.log(p) - np.log1p(-p))
+    np.testing.assert_allclose(stored, np.mean(logits, axis=0), rtol=1e-3, atol=1e-3)
