@@ -101,8 +101,8 @@ def test_the_fitted_score_flags_a_novel_taxon_more_than_known_ones() -> None:
     known = head.infer(sample_inputs(card, 60, seed=7_100_160)).ood
     images, _ = novel_set(12, 7_100_161, taxa=TEST_TAXA)
     novel = head.infer(images[:, None].astype(np.float32)).ood
-    assert np.median(novel) > 2 * np.median(known)
-    assert (novel > detector.threshold).mean() > (known > detector.threshold).mean()
+    assert np.median(novel) > np.median(known)
+    assert (novel > detector.threshold).mean() > 4 * max((known > detector.threshold).mean(), 0.05)
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -119,7 +119,7 @@ def test_a_corrupt_ood_file_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ood\.npz does not match its card.*plankton-ood"):
         load_ood(model, card.ood)
     spec = dict(card.ood or {}) | {"sha256": sha256_file(model / OOD_FILE)}  # hash "fixed"
-    with pytest.raises(ConfigError, match=r"not a readable OOD bank.*plankton-ood"):
+    with pytest.raises(ConfigError, match=r"not a readable OOD (bank|scorer).*plankton-ood"):
         load_ood(model, spec)
     (model / OOD_FILE).unlink()
     with pytest.raises(ConfigError, match=r"ood\.npz that is missing"):

@@ -27,91 +27,28 @@ the threshold and how it was calibrated. An object is ``unknown`` when its top-1
 probability is under ``unknown_confidence`` **or** its score is over the threshold. The
 threshold is set so that the two rules together flag a chosen share of the validation split
 (in-distribution objects the model was not trained on), and the share of held-out
-calibration taxa it flags is recorded. Fitted by ``seawatch train plankton-ood``.
+calibration taxa it flags is recorded. Fitted by ``seawatch train plankton-ood --method
+knn_cosine``. The committed model carries the outlier-exposure scorer instead, which uses
+this distance as one of its inputs (:mod:`.ood_scorer`); :func:`load_ood` loads either.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seawatch.contracts.errors import ConfigError
+from seawatch.contracts.ood_knn import OodDetector, _sha256, normalise
+from seawatch.contracts.ood_scorer import OodScorer
 
 OOD_FILE = "ood.npz"
-METHODS = ("knn_cosine",)
+METHODS = ("knn_cosine", "outlier_exposure")  # the second: :mod:`.ood_scorer`
 FIX = "refit it with `seawatch train plankton-ood --model {dir}` or remove the card's ood field"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def normalise(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float32); a zero row stays zero."""
-    x = np.asarray(features, np.float32)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
-
-
-class OodDetector:
-    """kNN cosine distance of penultimate features to a bank of training features."""
-
-    def __init__(self, bank: np.ndarray, *, k: int, threshold: float) -> None:
-        if bank.ndim != 2 or len(bank) < k or k < 1:
-            msg = f"an OOD bank must be N x D with N >= k >= 1; got {bank.shape} and k={k}"
-            raise ValueError(msg)
-        self.bank = normalise(bank)  # float32 for the product; stored as float16
-        self.bank_t = np.ascontiguousarray(self.bank.T)  # (dim, n): the product's layout
-        self.k = int(k)
-        self.threshold = float(threshold)
-
-    @property
-    def dim(self) -> int:
-        """The feature dimension the bank expects."""
-        return int(self.bank.shape[1])
-
-    def scores(self, features: np.ndarray, chunk: int = 512) -> np.ndarray:
-        """``1 - cos`` to the k-th nearest bank row, per object (N,), float32; higher =
-        less like anything in training (0: identical direction, up to 2)."""
-        x = normalise(features)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            msg = f"features of shape {x.shape} do not fit an OOD bank of dimension {self.dim}"
-            raise ValueError(msg)
-        out = np.empty(len(x), np.float32)
-        for i in range(0, len(x), chunk):
-            sims = x[i : i + chunk] @ self.bank_t
-            if self.k == 1:  # the nearest: a max, not a partition (3x less of the loop)
-                kth = sims.max(axis=1)
-            else:
-                kth = np.partition(sims, -self.k, axis=1)[:, -self.k]
-            out[i : i + chunk] = 1.0 - kth
-        return out
-
-    def flags(self, features: np.ndarray) -> np.ndarray:
-        """True where the score is over the threshold."""
-        return self.scores(features) > self.threshold
-
-    def save(self, path: Path) -> str:
-        """Write the bank (float16) to ``path``; return the file's SHA-256 for the card."""
-        path = Path(path)
-        with path.open("wb") as handle:
-            np.savez_compressed(
-                handle,
-                bank=self.bank.astype(np.float16),
-                k=np.int64(self.k),
-                threshold=np.float64(self.threshold),
-            )
-        return _sha256(path)
-
-
-def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | None:
+def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | OodScorer | None:
     """The detector a card's ``ood`` field describes, or None when the card has none.
 
     A named file that is missing, altered (SHA-256), unreadable or inconsistent with the
@@ -135,6 +72,8 @@ def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | None
             f"{str(spec.get('sha256'))[:12]}); {fix}"
         )
         raise ConfigError(msg)
+    if spec.get("method") == "outlier_exposure":
+        return _load_scorer(path, spec, fix)
     try:
         with np.load(path, allow_pickle=False) as data:
             bank, k, threshold = data["bank"], int(data["k"]), float(data["threshold"])
@@ -148,4 +87,18 @@ def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | None
     return detector
 
 
-__all__ = ["METHODS", "OOD_FILE", "OodDetector", "load_ood", "normalise"]
+def _load_scorer(path: Path, spec: dict[str, Any], fix: str) -> OodScorer:
+    """The outlier-exposure scorer in ``path``, checked against its card's threshold."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            scorer = OodScorer({name: data[name] for name in data.files})
+    except Exception as exc:
+        msg = f"{path} is not a readable OOD scorer ({type(exc).__name__}: {exc}); {fix}"
+        raise ConfigError(msg) from exc
+    if not np.isclose(scorer.threshold, float(spec.get("threshold", np.nan))):
+        msg = f"{path} (threshold={scorer.threshold:.6g}) disagrees with its card; {fix}"
+        raise ConfigError(msg)
+    return scorer
+
+
+__all__ = ["METHODS", "OOD_FILE", "OodDetector", "OodScorer", "load_ood", "normalise"]

@@ -27,6 +27,7 @@ from seawatch.contracts.errors import BackendError, FrameError
 from seawatch.contracts.frames import Frame, FrameKind
 from seawatch.contracts.objects import SegmentedObject
 from seawatch.contracts.ood import OodDetector, load_ood
+from seawatch.contracts.ood_scorer import OodScorer
 from seawatch.contracts.preprocess import batch_tensor, to_gray8
 from seawatch.contracts.quality import measure_quality
 from seawatch.contracts.records import UNKNOWN, ObjectRecord
@@ -100,7 +101,7 @@ class PlanktonClassifier:
         top_k: int,
         segment: SegmentParams | None = None,
         keep_crops: bool = False,
-        ood: OodDetector | None = None,
+        ood: OodDetector | OodScorer | None = None,
         cutter: ModelCutter | None = None,
     ) -> None:
         if max_batch < 1 or top_k < 1:
@@ -306,7 +307,7 @@ class PlanktonClassifier:
                 f"the OOD bank (dimension {self.ood.dim}); refit `seawatch train plankton-ood`"
             )
             raise BackendError(msg)
-        return outputs[0], self.ood.scores(features)
+        return outputs[0], self.ood.scores(features, outputs[0], chunk)
 
     def interpret(self, outputs: PlanktonOutputs | np.ndarray) -> list[Prediction]:
         """Probabilities (N×C, or :meth:`infer`'s outputs with OOD scores) -> taxon,

@@ -18,7 +18,14 @@ DEFAULT_MODEL = Path("models/plankton")
     default=DEFAULT_MODEL,
     show_default=True,
 )
-@click.option("--k", default=K, show_default=True, help="the k-th nearest training object")
+@click.option(
+    "--method",
+    type=click.Choice(["outlier_exposure", "knn_cosine"]),
+    default="outlier_exposure",
+    show_default=True,
+    help="the scorer: outlier exposure over several signals, or the kNN distance alone",
+)
+@click.option("--k", default=K, show_default=True, help="knn_cosine: the k-th nearest object")
 @click.option(
     "--target",
     default=TARGET,
@@ -26,18 +33,25 @@ DEFAULT_MODEL = Path("models/plankton")
     help="share of validation objects reported unknown (softmax and OOD rules together)",
 )
 @click.pass_context
-def ood_command(ctx: click.Context, model: Path, k: int, target: float) -> None:
-    """Fit the "unknown means unknown" score: a kNN bank of training features and its
-    threshold, written as ood.npz beside the model and into its card. A graph without the
-    features output is re-exported from the artifact's weights first (probs unchanged)."""
+def ood_command(ctx: click.Context, model: Path, method: str, k: int, target: float) -> None:
+    """Fit the "unknown means unknown" score and its threshold, written as ood.npz beside
+    the model and into its card: by default the outlier-exposure scorer (features, softmax
+    and image statistics against drawn outliers; needs scikit-learn), or a kNN bank of
+    training features alone. A graph without the features output is re-exported from the
+    artifact's weights first (probs unchanged)."""
     from seawatch.contracts.errors import SeawatchError
     from seawatch.models.plankton.ood_fit import fit_ood
+    from seawatch.models.plankton.ood_oe_fit import fit_oe
 
     words = [ctx.command_path, "--model", str(model)]
+    words += [] if method == "outlier_exposure" else ["--method", method]
     words += [] if k == K else ["--k", str(k)]
     words += [] if target == TARGET else ["--target", f"{target:g}"]
     try:
-        report = fit_ood(model, command=" ".join(words), k=k, target=target)
+        if method == "outlier_exposure":
+            report = fit_oe(model, command=" ".join(words), target=target)
+        else:
+            report = fit_ood(model, command=" ".join(words), k=k, target=target)
     except SeawatchError as exc:
         raise click.ClickException(str(exc)) from None
     spec, calib = report["ood"], report["ood"]["calibration"]
