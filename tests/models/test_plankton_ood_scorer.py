@@ -129,3 +129,22 @@ def test_the_stored_layer_is_the_mean_of_its_members_logits() -> None:
         p = np.clip(mlp.predict_proba(z)[:, 1], 1e-12, 1 - 1e-12)
         logits.append(np.log(p) - np.log1p(-p))
     np.testing.assert_allclose(stored, np.mean(logits, axis=0), rtol=1e-3, atol=1e-3)
+
+
+def test_the_softmax_floor_is_the_one_that_catches_most_calibration_taxa() -> None:
+    from seawatch.models.plankton.ood_oe_fit import choose_floor
+
+    rng = np.random.default_rng(0)
+    # in distribution: confident, low scores; the calibration taxa: unsure yet low-scored
+    # half (only the softmax sees them) and high-scored half (only the score sees them)
+    val = (rng.uniform(0.6, 1.0, 1000), rng.normal(0, 1, 1000))
+    val[0][:30] = rng.uniform(0.45, 0.55, 30)  # 3 % unsure in distribution
+    cal = (np.r_[np.full(50, 0.3), np.full(50, 0.9)], np.r_[np.zeros(50), np.full(50, 1.85)])
+    floor, threshold, table = choose_floor(0.58, val, cal, 0.04)
+    assert [row["softmax_floor"] for row in table] == [0.58, 0.5, 0.4, 0.3, 0.2, 0.0]
+    for row in table:  # each bar's threshold spends the same budget on validation
+        flagged = (val[0] < row["softmax_floor"]) | (val[1] > row["threshold"])
+        assert flagged.mean() <= 0.04
+    # 0.4 keeps the unsure calibration objects (0.3) and frees the 3 % for the score
+    assert floor == 0.4 and table[2]["calibration_taxa"] == 1.0
+    assert threshold == table[2]["threshold"]

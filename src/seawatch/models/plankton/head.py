@@ -125,6 +125,10 @@ class PlanktonClassifier:
             )
             raise BackendError(msg)
         self._features_at = card.outputs.index(FEATURES) if ood is not None else None
+        # with an OOD score, its fit may set a lower softmax bar (``ood.softmax_floor``): the
+        # score, which reads the softmax too, then spends more of the in-distribution budget
+        floor = (card.ood or {}).get("softmax_floor") if ood is not None else None
+        self.unknown_below = self.threshold if floor is None else float(floor)
         self.cutter = cutter  # full frames cut by the segmentation model (method: model)
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
@@ -326,12 +330,12 @@ class PlanktonClassifier:
         return [
             Prediction(
                 taxon=str(names[i, 0])
-                if best[i, 0] >= self.threshold and not flagged[i]
+                if best[i, 0] >= self.unknown_below and not flagged[i]
                 else UNKNOWN,
                 confidence=float(best[i, 0]),
                 top_k=tuple(zip(names[i].tolist(), best[i].round(4).tolist(), strict=True)),
                 ood=None if scores is None else round(float(scores[i]), 5),
-                ood_flagged=bool(flagged[i]) and best[i, 0] >= self.threshold,
+                ood_flagged=bool(flagged[i]) and best[i, 0] >= self.unknown_below,
             )
             for i in range(len(probs))
         ]
