@@ -42,7 +42,9 @@ _COLUMNS = (
 _MODEL_COLUMNS = [c for c in _COLUMNS if c not in ("frame_uid", "idx")]
 # A reviewed sighting keeps the individual a person gave it; the model's answer is always
 # kept in predicted_individual.
-_KEEP = {"individual": "CASE WHEN fish.version = 0 THEN excluded.individual ELSE fish.individual END"}
+_KEEP = {
+    "individual": "CASE WHEN fish.version = 0 THEN excluded.individual ELSE fish.individual END"
+}
 FISH_SQL = (
     f"INSERT INTO fish ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
     "ON CONFLICT (frame_uid, idx) DO UPDATE SET "
