@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from seawatch.contracts.records import FishRecord
+from seawatch.dashboards.report.data import from_local_store
 from seawatch.storage.line_protocol import frame_lines
 from seawatch.storage.local_store import LocalStore, open_readonly
 from tests.storage.factories import make_task_record
@@ -94,6 +95,8 @@ def test_a_store_from_before_sightings_is_migrated_keeping_its_rows_and_reviews(
             " 2, 'ana', 5)",
             (f"tank-cam-03@{T}",),
         )
+    # a report read before any daemon opened the store again still shows its fish
+    assert [f.individual for f in from_local_store(path).fish] == ["Wanda"]
     store = LocalStore(path)  # opening migrates
     store.add([make_task_record("fish", T + 1, sightings=THREE)])
     store.close()

@@ -258,9 +258,12 @@ def _load_local(db: sqlite3.Connection, evidence_root, cruise, start_ns, end_ns)
         params,
     ):
         data.otoliths.append(OtolithRow(*row[:4], bool(row[4]), *row[5:]))
-    for t, inst, ind, sim, new, prov, k in db.execute(  # every sighting of a tank frame
+    # every sighting of a tank frame (a store no daemon has opened since sightings had an
+    # index has one a frame: index 0)
+    idx = "x.idx" if any(c[1] == "idx" for c in db.execute("PRAGMA table_info(fish)")) else "0"
+    for t, inst, ind, sim, new, prov, k in db.execute(
         "SELECT f.captured_at_ns, f.instrument, x.individual, x.similarity, x.new_individual,"
-        " x.provisional, x.idx FROM fish x JOIN frames f ON f.uid = x.frame_uid" + where,
+        f" x.provisional, {idx} FROM fish x JOIN frames f ON f.uid = x.frame_uid" + where,
         params,
     ):
         data.fish.append(FishRow(t, inst, ind, sim, bool(new), bool(prov), k))
