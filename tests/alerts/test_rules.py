@@ -57,6 +57,30 @@ def test_new_fish_fires_for_an_enrolment_and_not_for_a_known_fish():
     assert rules.evaluate([fish(False, T0 + S, "zf-0-0001")]) == []
 
 
+def test_a_new_fish_second_in_a_tank_frame_fires_its_own_alert():
+    """Every fish of a whole tank frame is judged: two new ones give two alerts (apart in
+    their ids, their evidence and their InfluxDB points); a replay gives none."""
+    seen = (
+        FishRecord("zf-0-0003", 0.9, False, False, bbox=(10, 10, 90, 30)),
+        FishRecord("fish-new-aaa", 0.2, True, True, bbox=(200, 40, 90, 30)),
+        FishRecord("fish-new-bbb", 0.3, True, True, bbox=(400, 80, 90, 30)),
+    )
+    record = make_task_record("fish", T0, sightings=seen)
+    rules = engine(kind="new_individual")
+    alerts = rules.evaluate([record])
+    assert [(a.subject, a.evidence.sighting) for a in alerts] == [
+        ("fish-new-aaa", 1),
+        ("fish-new-bbb", 2),
+    ]
+    assert len({a.id for a in alerts}) == 2
+    assert [a.to_dict()["evidence"]["sighting"] for a in alerts] == [1, 2]
+    assert len({a.to_line().split(" ", 1)[0] for a in alerts}) == 2  # two series, no overwrite
+    assert rules.evaluate([record]) == []  # the replayed frame
+    # a crop's alert is as before: no sighting in its JSON nor in its point's tags
+    crop = engine(kind="new_individual").evaluate([fish(True)])[0]
+    assert "sighting" not in crop.to_dict()["evidence"] and "sighting=" not in crop.to_line()
+
+
 def window(start_s: int, copepods: int, frames: int = 5):
     """``frames`` frames of 500 ml spread over one 60 s window, ``copepods`` in all."""
     per = [copepods // frames + (i < copepods % frames) for i in range(frames)]

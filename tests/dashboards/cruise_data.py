@@ -134,6 +134,15 @@ def make_cruise(seed: int = 7) -> Cruise:
         camera, cruise = rng.choice(("tank-cam-03", "tank-cam-04")), rng.choice(("MSM120", "PS140"))
         meta = _meta("fish", camera, next(times), cruise=cruise)
         fish.append(_record(meta, fish=FishRecord(individual, similarity, new, new)))
+    for k in range(4):  # whole tank frames: three fish each, a new one second in two of them
+        camera = ("tank-cam-03", "tank-cam-04")[k % 2]
+        meta = _meta("fish", camera, next(times), cruise="MSM120")
+        seen = (("F-001", 0.91, False), (f"fish-new-tank-{k}", 0.31, True), ("F-003", 0.77, False))
+        sightings = tuple(
+            FishRecord(name, sim, new and k < 2, new and k < 2, bbox=(100 * i, 40, 90, 30))
+            for i, (name, sim, new) in enumerate(seen)
+        )
+        fish.append(_record(meta, fish=sightings[0], sightings=sightings))
     pipeline = []
     for worker in WORKERS:
         for k in range(24):

@@ -206,11 +206,15 @@ def test_rules_fire_for_exactly_the_breaking_instruments(tmp_path: Path) -> None
         f"frames,instrument=cam-c,task=plankton objects=3i,unknown_objects=0i "
         f"{now_ns - 1800 * 10**9}"
     )
+    tank = now_ns - 10**10
     lines += [
         f"otolith,instrument=oto-1 flagged=1i,score=2.5 {now_ns - 10**10}",
         f"otolith,instrument=oto-2 flagged=0i,score=0.5 {now_ns - 10**10}",
         f'fish,instrument=fish-1 individual="f-9",new_individual=true {now_ns - 10**10}',
         f'fish,instrument=fish-2 individual="f-1",new_individual=false {now_ns - 10**10}',
+        # a whole tank frame: a known fish first, a new one second (its own tagged point)
+        f'fish,instrument=fish-3 individual="f-2",new_individual=false {tank}',
+        f'fish,instrument=fish-3,sighting=1 individual="f-10",new_individual=true {tank}',
         f"alerts,rule=bloom,instrument=cam-a,taxon=copepod value=90.0 {now_ns - 10**10}",
         f"alerts,rule=unk,instrument=cam-b value=0.5 {now_ns - 10**10}",
     ]
@@ -223,7 +227,7 @@ def test_rules_fire_for_exactly_the_breaking_instruments(tmp_path: Path) -> None
 
     assert fired == {
         "oto": {"oto-1"},
-        "fish": {"fish-1"},
+        "fish": {"fish-1", "fish-3"},
         "unk": {"cam-a"},
         "quality": {"cam-a"},
         "silent": {"cam-c"},

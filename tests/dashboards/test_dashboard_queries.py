@@ -185,10 +185,11 @@ def flagged_specimens(r, cruise, sel):
 
 
 def _sightings(cruise, sel):
-    return [
-        x.fish
+    return [  # every fish of a whole tank frame is a sighting of its own
+        f
         for x in cruise.fish
         if cd.selected({"cruise": x.meta.cruise, "instrument": x.meta.instrument}, sel)
+        for f in x.fish_sightings
     ]
 
 
@@ -225,8 +226,9 @@ def new_individuals(r, cruise, sel):
     expected = Counter(
         cd.bucket(x.meta.captured_at_ns)
         for x in cruise.fish
-        if x.fish.new_individual
-        and cd.selected({"cruise": x.meta.cruise, "instrument": x.meta.instrument}, sel)
+        if cd.selected({"cruise": x.meta.cruise, "instrument": x.meta.instrument}, sel)
+        for f in x.fish_sightings
+        if f.new_individual
     )
     actual = {t: v for s in r["A"] for t, v in s.values if v}
     assert actual == dict(expected)

@@ -82,6 +82,13 @@ def cruise_records(cruise: str = CRUISE) -> list[FrameRecord]:
         fish = FishRecord(individual, 0.7 + 0.05 * k, k == 1, k == 1)
         when = T0 + (k * 130 + 45) * 10**9
         records.append(_in_cruise(make_task_record("fish", when, fish=fish), cruise))
+    tank = (  # a whole tank frame: three sightings, a new fish second
+        FishRecord("fish-b", 0.81, False, False, bbox=(0, 0, 60, 20)),
+        FishRecord("fish-c", 0.33, True, True, bbox=(90, 0, 60, 20)),
+        FishRecord("fish-a", 0.77, False, False, bbox=(180, 0, 60, 20)),
+    )
+    when = T0 + 700 * 10**9
+    records.append(_in_cruise(make_task_record("fish", when, sightings=tank), cruise))
     return records
 
 
@@ -233,7 +240,7 @@ def test_numbers_match_the_records(store: tuple[Path, Path, list[FrameRecord]]) 
         "objects": sum(totals.values()),
         "taxa": len(totals),
         "flagged": flagged,
-        "individuals": len(set(FISH)),
+        "individuals": len({f.individual for r in records for f in r.fish_sightings}),
     }
     for name, value in header.items():
         assert f'<div id="summary-{name}"><b>{value}</b>' in text, name
@@ -376,7 +383,8 @@ def test_local_store_and_influxdb_agree(
 def test_otolith_and_fish_rows(store: tuple[Path, Path, list[FrameRecord]]) -> None:
     path, evidence, records = store
     data = from_local_store(path, evidence)
-    sightings = Counter(r.fish.individual for r in records if r.fish is not None)
+    sightings = Counter(f.individual for r in records for f in r.fish_sightings)
+    assert sightings["fish-c"] == 1  # the tank frame's second fish is counted
     assert data.individuals() == dict(sightings.most_common())
     page = read_page(render(data))
     for individual, n in sightings.items():

@@ -188,3 +188,54 @@ def test_the_grid_carries_its_thumbnails_inline(as_user, station_files):
     db.commit()
     html = client.get("/objects", params={"order": "time"}).text
     assert "data:image" not in html and "crop past retention" in html
+
+
+def test_a_tank_frame_shows_each_sighting_and_a_split_moves_only_the_ticked_one(
+    as_user, station_files
+):
+    """A whole tank frame's fish are sightings of their own on the fish page (named frame
+    uid, ``/k`` for its later fish); splitting one off leaves the frame's other sightings."""
+    from seawatch.contracts.frames import SourceRef
+    from seawatch.contracts.records import FishRecord, FrameRecord
+    from tests.review.station_data import T0, _meta
+
+    meta = _meta("tank-cam-03", "fish", T0 + 100_000_000_000)
+    seen = (
+        FishRecord("zf-007", 0.9, False, False, bbox=(0, 0, 50, 20)),
+        FishRecord("fish-new-0009", 0.2, True, True, bbox=(80, 0, 50, 20)),
+        FishRecord("zf-007", 0.8, False, False, bbox=(160, 0, 50, 20)),
+    )
+    record = FrameRecord(
+        meta,
+        SourceRef("frames.fish", 0, 99),
+        "fish",
+        "1",
+        (),
+        1,
+        1,
+        1,
+        fish=seen[0],
+        sightings=seen,
+    )
+    store = LocalStore(station_files.store)
+    store.add([record])
+    store.close()
+    client, csrf = as_user("rolf")
+    page = client.get("/fish?all=true").text
+    for sighting in (meta.uid, f"{meta.uid}/1", f"{meta.uid}/2"):
+        assert f'value="{sighting}"' in page
+    db = sqlite3.connect(station_files.store)
+    version = db.execute("SELECT MAX(version) FROM fish WHERE individual = 'zf-007'").fetchone()[0]
+    split = {
+        "individual": "zf-007",
+        "version": version,
+        "action": "split",
+        "target": "zf-013",
+        "sightings": [f"{meta.uid}/2"],
+    }
+    answer = client.post("/api/fish/decide", json=split, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200, answer.text
+    rows = db.execute(
+        "SELECT idx, individual FROM fish WHERE frame_uid = ? ORDER BY idx", (meta.uid,)
+    )
+    assert rows.fetchall() == [(0, "zf-007"), (1, "fish-new-0009"), (2, "zf-013")]

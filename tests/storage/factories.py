@@ -62,8 +62,10 @@ def make_task_record(
     *,
     otolith: OtolithRecord | None = None,
     fish: FishRecord | None = None,
+    sightings: tuple[FishRecord, ...] = (),
 ) -> FrameRecord:
-    """An otolith or fish frame record (one specimen, no plankton objects)."""
+    """An otolith or fish frame record (one specimen, or a whole frame's fish
+    ``sightings``; no plankton objects)."""
     instrument = "otolith-scanner-01" if task == "otolith" else "tank-cam-03"
     meta = FrameMeta(
         instrument=instrument,
@@ -85,5 +87,6 @@ def make_task_record(
         infer_ms=4.0,
         latency_ms=20.0,
         otolith=otolith,
-        fish=fish,
+        fish=sightings[0] if sightings else fish,
+        sightings=sightings,
     )

@@ -15,7 +15,9 @@ SCHEMA_VERSION = 1
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """What the alert is about: the frame's Kafka coordinates and, for flagged samples,
-    the thumbnail and heat map saved beside the store (paths relative to its evidence dir)."""
+    the thumbnail and heat map saved beside the store (paths relative to its evidence dir);
+    for a fish of a whole tank frame, its index in the frame (``sighting``, in the JSON only
+    when set, so every other alert's document is as before)."""
 
     frame_uid: str | None = None
     topic: str | None = None
@@ -23,6 +25,7 @@ class Evidence:
     offset: int | None = None
     thumbnail: str | None = None
     heatmap: str | None = None
+    sighting: int | None = None  # the fish's index in a whole tank frame (else None)
 
     @property
     def frame_ref(self) -> str | None:
@@ -59,6 +62,8 @@ class Alert:
         """The JSON document (schema version :data:`SCHEMA_VERSION`)."""
         body = asdict(self)
         body["evidence"]["frame_ref"] = self.evidence.frame_ref
+        if self.evidence.sighting is None:
+            del body["evidence"]["sighting"]
         return {"schema_version": SCHEMA_VERSION, "id": self.id, **body}
 
     def to_json(self) -> bytes:
@@ -75,6 +80,8 @@ class Alert:
                 "cruise": self.cruise,
                 # several taxa can bloom on one frame: the taxon (a bounded set) keeps them apart
                 "taxon": self.subject if self.kind == "plankton_bloom" else "",
+                # several fish of one tank frame can be new: their index keeps them apart
+                "sighting": str(self.evidence.sighting) if self.evidence.sighting else "",
             },
             {
                 "message": self.message,

@@ -28,7 +28,7 @@ NS = 1_000_000_000
 MAX_COOLDOWNS = 256  # subjects remembered per instrument before old cooldowns are pruned
 
 
-def _evidence(record: FrameRecord) -> Evidence:
+def _evidence(record: FrameRecord, sighting: int | None = None) -> Evidence:
     ref, otolith = record.ref, record.otolith
     return Evidence(
         frame_uid=record.uid,
@@ -37,6 +37,7 @@ def _evidence(record: FrameRecord) -> Evidence:
         offset=ref.offset,
         thumbnail=otolith.thumbnail if otolith else None,
         heatmap=otolith.heatmap if otolith else None,
+        sighting=sighting,
     )
 
 
@@ -58,11 +59,15 @@ class Evaluator:
         value: float,
         threshold: float,
         at_ns: int,
+        *,
+        sighting: int | None = None,
     ) -> Alert | None:
+        """The alert, or None within the subject's cooldown (or the same event again);
+        ``sighting``: the fish's index in a whole tank frame, for the evidence."""
         if isinstance(record_or_instrument, FrameRecord):
             meta = record_or_instrument.meta
             instrument, cruise = meta.instrument, meta.cruise
-            evidence = _evidence(record_or_instrument)
+            evidence = _evidence(record_or_instrument, sighting)
         else:
             (instrument, cruise), evidence = record_or_instrument, Evidence()
         fired = self._fired.setdefault(instrument, {})
@@ -144,18 +149,30 @@ class OtolithAnomaly(Evaluator):
 
 
 class NewIndividual(Evaluator):
+    """One alert per sighting that enrolled a new fish: every fish of a whole tank frame is
+    judged, not only its first (each alert's subject is its fish, so ids stay apart)."""
+
     def on_record(self, record: FrameRecord) -> list[Alert]:
-        f = record.fish
-        if f is None or not f.new_individual:
-            return []
-        message = (
-            f"new fish {f.individual} enrolled at {record.meta.instrument} (best match "
-            f"similarity {f.similarity:.3f})"
-        )
-        alert = self.fire(
-            record, f.individual, message, f.similarity, 0.0, record.meta.captured_at_ns
-        )
-        return [alert] if alert else []
+        alerts = []
+        for k, f in enumerate(record.fish_sightings):
+            if not f.new_individual:
+                continue
+            message = (
+                f"new fish {f.individual} enrolled at {record.meta.instrument} (best match "
+                f"similarity {f.similarity:.3f})"
+            )
+            alert = self.fire(
+                record,
+                f.individual,
+                message,
+                f.similarity,
+                0.0,
+                record.meta.captured_at_ns,
+                sighting=k if record.sightings else None,
+            )
+            if alert:
+                alerts.append(alert)
+        return alerts
 
 
 @dataclass

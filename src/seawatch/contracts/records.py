@@ -66,8 +66,11 @@ class FrameRecord:
     """The result for one frame. Timings in milliseconds; latency from broker to record.
 
     Plankton frames carry ``objects``; otolith frames an ``otolith`` result; fish frames a
-    ``fish`` sighting; a plug-in task's frames their ``fields``. ``model_version`` is the
-    card's release (semantic version + weights hash), the model that scored the frame.
+    ``fish`` sighting, and a whole tank frame (``tasks.fish.options.whole_frames``) every
+    fish it holds in ``sightings`` (``fish`` is its first, kept for readers of one fish a
+    frame); a plug-in task's frames their ``fields``. Whatever stores, counts or alerts on
+    fish reads :attr:`fish_sightings`. ``model_version`` is the card's release (semantic
+    version + weights hash), the model that scored the frame.
     """
 
     meta: FrameMeta
@@ -82,10 +85,27 @@ class FrameRecord:
     fish: FishRecord | None = None
     quality: FrameQuality | None = None  # full plankton frames
     fields: tuple[tuple[str, FieldValue], ...] = ()  # a plug-in task's outputs
+    sightings: tuple[FishRecord, ...] = ()  # every fish of a whole frame; ``fish`` = first
+
+    def __post_init__(self) -> None:
+        if self.sightings and self.fish != self.sightings[0]:
+            msg = (
+                f"frame {self.meta.uid}: fish must be the first of its sightings "
+                f"(got fish={self.fish!r}, sightings[0]={self.sightings[0]!r})"
+            )
+            raise ValueError(msg)
 
     @property
     def uid(self) -> str:
         return self.meta.uid
+
+    @property
+    def fish_sightings(self) -> tuple[FishRecord, ...]:
+        """Every fish sighting of the frame, in frame order (index = position): a whole
+        frame's ``sightings``, a crop's one ``fish``, or none."""
+        if self.sightings:
+            return self.sightings
+        return () if self.fish is None else (self.fish,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,6 +165,7 @@ def build_record(
         fish=result.fish,
         quality=prepared.quality,
         fields=result.fields,
+        sightings=result.sightings,
     )
 
 

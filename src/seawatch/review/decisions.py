@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from seawatch.review_settings import ANOMALY_TYPES
+from seawatch.storage.fish_sightings import SIGHTING_ID
 
 OBJECT_ACTIONS = ("validate", "reassign", "dubious")
 OTOLITH_ACTIONS = ("confirm", "reject")
@@ -230,7 +231,8 @@ def decide_fish(
             if not sightings:
                 raise DecisionError("split needs the sightings that belong to the new id")
             marks = ",".join("?" * len(sightings))
-            where, params = f"individual = ? AND frame_uid IN ({marks})", [name, *sightings]
+            where = f"individual = ? AND {SIGHTING_ID} IN ({marks})"
+            params = [name, *sightings]
             status = "confirmed"
         else:
             raise DecisionError(f"unknown action {action!r}; confirm, rename, merge or split")

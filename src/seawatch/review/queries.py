@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Literal
 
+from seawatch.storage.fish_sightings import SIGHTING_ID
+
 Order = Literal["wrong", "confidence", "-confidence", "size", "-size", "time", "-time"]
 # Ties go by rowid (the order the objects were stored in) where an index serves the order:
 # its entries end with the rowid, so a page deep in a result is an index walk that reads
@@ -217,9 +219,10 @@ def otolith_queue(db: sqlite3.Connection, status: str = "predicted", limit: int 
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """One sighting of a fish."""
+    """One sighting of a fish: ``id`` is its frame's uid, ``/k`` added for a whole tank
+    frame's ``k``-th fish (k >= 1), as a split names it."""
 
-    frame_uid: str
+    id: str
     similarity: float
     view: str | None
     version: int
@@ -247,9 +250,9 @@ def individuals(db: sqlite3.Connection, *, provisional_only: bool = True, views:
     out = []
     for name, provisional, status, count in rows:
         seen = db.execute(
-            "SELECT fi.frame_uid, fi.similarity, fi.view, fi.version, f.captured_at_ns "
+            f"SELECT {SIGHTING_ID}, fi.similarity, fi.view, fi.version, f.captured_at_ns "
             "FROM fish fi JOIN frames f ON f.uid = fi.frame_uid WHERE fi.individual = ? "
-            "ORDER BY f.captured_at_ns DESC LIMIT ?",
+            "ORDER BY f.captured_at_ns DESC, fi.idx LIMIT ?",
             (name, views),
         )
         sightings = [

@@ -16,9 +16,11 @@ from seawatch.storage.size_spectrum import biovolume_by_class
 
 def frame_lines(record: FrameRecord) -> list[str]:
     """The ``frames`` point (with the release of the model that scored the frame), then one
-    ``plankton`` point per taxon and the ``plankton_size`` point, or the ``otolith`` or
-    ``fish`` point, depending on the frame's task; a plug-in task's ``fields`` become one
-    point of a measurement named after the task."""
+    ``plankton`` point per taxon and the ``plankton_size`` point, or the ``otolith`` point,
+    or one ``fish`` point per sighting (a whole frame's fish after its first are tagged
+    ``sighting=<index>``; the first, and a crop's one fish, carry no such tag, as before),
+    depending on the frame's task; a plug-in task's ``fields`` become one point of a
+    measurement named after the task."""
     meta, when = record.meta, record.meta.captured_at_ns
     lines = [
         line(
@@ -93,12 +95,13 @@ def frame_lines(record: FrameRecord) -> list[str]:
                 when,
             )
         )
-    if record.fish is not None:
-        f = record.fish
+    for k, f in enumerate(record.fish_sightings):
         lines.append(
             line(
                 "fish",
-                tags,
+                # a whole frame's later fish are told apart by their index in the frame (a
+                # bounded tag): one timestamp, else each would overwrite the one before
+                {**tags, "sighting": str(k) if k else ""},
                 {
                     "individual": f.individual,
                     "similarity": f.similarity,

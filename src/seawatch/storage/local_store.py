@@ -16,6 +16,13 @@ from pathlib import Path
 from seawatch.contracts.errors import StorageError
 from seawatch.contracts.ranking import wrongness_of
 from seawatch.contracts.records import FrameRecord
+from seawatch.storage.fish_sightings import (
+    FISH_GONE_SQL,
+    FISH_SQL,
+    ensure_fish_table,
+    fish_rows,
+    kept_sightings,
+)
 
 _FRAME_COLUMNS = (
     "uid", "instrument", "task", "captured_at_ns", "frame_kind", "cruise", "station",
@@ -56,14 +63,7 @@ _REVIEW_COLUMNS = {
         ("reviewed_by", "TEXT"),
         ("reviewed_at_ns", "INTEGER"),
     ),
-    "fish": (
-        ("view", "TEXT"),
-        ("predicted_individual", "TEXT"),
-        ("status", "TEXT NOT NULL DEFAULT 'predicted'"),
-        ("version", "INTEGER NOT NULL DEFAULT 0"),
-        ("reviewed_by", "TEXT"),
-        ("reviewed_at_ns", "INTEGER"),
-    ),
+    # fish: storage.fish_sightings (one row per sighting, with its own migration)
 }
 
 _SCHEMA = """
@@ -105,12 +105,6 @@ CREATE TABLE IF NOT EXISTS otolith (
     score REAL NOT NULL, anomaly INTEGER NOT NULL, threshold REAL NOT NULL,
     thumbnail TEXT, heatmap TEXT
 );
-CREATE TABLE IF NOT EXISTS fish (
-    frame_uid TEXT PRIMARY KEY REFERENCES frames (uid) ON DELETE CASCADE,
-    individual TEXT NOT NULL, similarity REAL NOT NULL,
-    new_individual INTEGER NOT NULL, provisional INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fish_individual ON fish (individual);
 CREATE TABLE IF NOT EXISTS task_outputs (
     frame_uid TEXT NOT NULL REFERENCES frames (uid) ON DELETE CASCADE,
     name TEXT NOT NULL, value,
@@ -170,20 +164,6 @@ _OTOLITH_SQL = _upsert(
     ("frame_uid", "specimen_id", "score", "anomaly", "threshold", "thumbnail", "heatmap"),
     "frame_uid",
 )
-_FISH_SQL = _upsert(
-    "fish",
-    (
-        "frame_uid",
-        "individual",
-        "similarity",
-        "new_individual",
-        "provisional",
-        "view",
-        "predicted_individual",
-    ),
-    "frame_uid",
-    {"individual": "CASE WHEN fish.version = 0 THEN excluded.individual ELSE fish.individual END"},
-)
 _OUTPUT_SQL = "INSERT OR REPLACE INTO task_outputs VALUES (?,?,?)"  # plug-in tasks' fields
 
 
@@ -196,9 +176,7 @@ def ensure_schema(db: sqlite3.Connection) -> None:
         for name, kind in columns:
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-    db.execute(
-        "UPDATE fish SET predicted_individual = individual WHERE predicted_individual IS NULL"
-    )
+    ensure_fish_table(db)
     db.executescript(_REVIEW_INDEXES)
 
 
@@ -270,26 +248,12 @@ def _output_rows(records: Sequence[FrameRecord]) -> list[tuple]:
     return [(r.uid, name, value) for r in records for name, value in r.fields]
 
 
-def _task_rows(records: Sequence[FrameRecord]) -> tuple[list[tuple], list[tuple]]:
-    otoliths = [
+def _otolith_rows(records: Sequence[FrameRecord]) -> list[tuple]:
+    return [
         (r.uid, o.specimen_id, o.score, int(o.anomaly), o.threshold, o.thumbnail, o.heatmap)
         for r in records
         if (o := r.otolith) is not None
     ]
-    fish = [
-        (
-            r.uid,
-            f.individual,
-            f.similarity,
-            int(f.new_individual),
-            int(f.provisional),
-            f.view,
-            f.individual,
-        )
-        for r in records
-        if (f := r.fish) is not None
-    ]
-    return otoliths, fish
 
 
 OPEN_LOCK_WAIT_S = 10.0  # how long opening waits out readers locking a brand-new store
@@ -353,9 +317,10 @@ class LocalStore:
             self._db.executemany(
                 _OBJECT_SQL, [row for r in self._pending for row in _object_rows(r)]
             )
-            otoliths, fish = _task_rows(self._pending)
-            self._db.executemany(_OTOLITH_SQL, otoliths)
-            self._db.executemany(_FISH_SQL, fish)  # predicted_individual: what the model said
+            self._db.executemany(_OTOLITH_SQL, _otolith_rows(self._pending))
+            # one row per fish sighting; a replay keeps only the sightings it still has
+            self._db.executemany(FISH_GONE_SQL, kept_sightings(self._pending))
+            self._db.executemany(FISH_SQL, fish_rows(self._pending))
             self._db.executemany(_OUTPUT_SQL, _output_rows(self._pending))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:

@@ -55,7 +55,7 @@ class ReportData:
         self.taxa.sort(key=lambda r: (r.time_ns, r.instrument, r.taxon))
         self.sizes.sort(key=lambda r: (r.time_ns, r.instrument))
         self.otoliths.sort(key=lambda r: (r.time_ns, r.instrument))
-        self.fish.sort(key=lambda r: (r.time_ns, r.instrument))
+        self.fish.sort(key=lambda r: (r.time_ns, r.instrument, r.sighting))
         if self.pipeline is not None:
             self.pipeline.sort(key=lambda r: (r.time_ns, r.worker))
         return self
@@ -258,12 +258,15 @@ def _load_local(db: sqlite3.Connection, evidence_root, cruise, start_ns, end_ns)
         params,
     ):
         data.otoliths.append(OtolithRow(*row[:4], bool(row[4]), *row[5:]))
-    for t, inst, ind, sim, new, prov in db.execute(
+    # every sighting of a tank frame (a store no daemon has opened since sightings had an
+    # index has one a frame: index 0)
+    idx = "x.idx" if any(c[1] == "idx" for c in db.execute("PRAGMA table_info(fish)")) else "0"
+    for t, inst, ind, sim, new, prov, k in db.execute(
         "SELECT f.captured_at_ns, f.instrument, x.individual, x.similarity, x.new_individual,"
-        " x.provisional FROM fish x JOIN frames f ON f.uid = x.frame_uid" + where,
+        f" x.provisional, {idx} FROM fish x JOIN frames f ON f.uid = x.frame_uid" + where,
         params,
     ):
-        data.fish.append(FishRow(t, inst, ind, sim, bool(new), bool(prov)))
+        data.fish.append(FishRow(t, inst, ind, sim, bool(new), bool(prov), k))
     return data.sort()
 
 
@@ -383,6 +386,7 @@ def from_influx(
                 float(p["similarity"]),
                 _bool(p.get("new_individual")),
                 _bool(p.get("provisional")),
+                int(p.get("sighting") or 0),  # a tank frame's later fish are tagged
             )
         )
     # Pipeline points carry no cruise tag: only the time window applies.

@@ -63,7 +63,7 @@ class OtolithRow:
 
 @dataclass(frozen=True, slots=True)
 class FishRow:
-    """One fish sighting."""
+    """One fish sighting; ``sighting``: its index in a whole tank frame (0 for a crop)."""
 
     time_ns: int
     instrument: str
@@ -71,6 +71,7 @@ class FishRow:
     similarity: float
     new_individual: bool
     provisional: bool
+    sighting: int = 0
 
 
 @dataclass(frozen=True, slots=True)
