@@ -131,9 +131,7 @@ def _render(
     return StreamFrame(first.camera, first.captured_at_ns, _finish(image, rng), fish)
 
 
-def _smear(
-    premultiplied: np.ndarray, alpha: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _smear(premultiplied: np.ndarray, alpha: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Motion blur along the body (a horizontal box kernel of ``k`` pixels)."""
     kernel = np.full((1, k), 1.0 / k, np.float32)
     return cv2.filter2D(premultiplied, -1, kernel), cv2.filter2D(alpha, -1, kernel)

@@ -1,0 +1,194 @@
+"""Fish re-identification in the open set on whole tank frames (issue 28), through the head.
+
+The open-set stream of ``benchmarks/fish_open_set.py`` (3,000 sightings of 60 known and 20
+new fish, 1-4 fish a frame) rendered as whole tank frames
+(:mod:`seawatch.models.fish.open_set_frames`: both directions, some fish across the edge,
+some covered by another or by an occluder). Each frame goes the daemon's whole-frame way
+through :class:`~seawatch.models.fish.head.FishIdentifier` (``whole_frames``): ``prepare``
+(find, orient, cut each fish) -> ``stack`` -> the committed model (ONNX Runtime, one
+thread) -> ``finish`` (decide, against a fresh copy of the committed gallery, in batches of
+16 frames in capture order), once per mode (``single``: each sighting alone; ``tracklets``:
+the default). Prepare and embed run once per seed; each mode decides the same outputs.
+
+Each record's box is matched to a drawn fish (IoU >= 0.5, one to one,
+:func:`~seawatch.models.fish.tank_scene.match_boxes`). Figures: detection recall and
+precision (missed fish, false detections), then the open-set figures
+(:mod:`seawatch.models.fish.open_set_score`) over the matched sightings, and the "new fish"
+alerts of all detections (false ones included) against the new fish.
+
+Development seeds are 7,100,400-7,100,499; 7,900,083 is reserved for the final figures
+(scored once, never used for a choice).
+
+    python benchmarks/fish_open_set_frames.py [--seeds 7100400] [--modes single tracklets]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FISH_DIR = HERE.parent / "models" / "fish"
+RESULTS = HERE / "results" / "fish_open_set_frames.json"
+BATCH = 16  # frames a batch (up to 64 fish, the head's max_batch)
+
+
+def _frame(camera: str, captured_at_ns: int, offset: int):
+    """A whole fish frame's envelope, as the router hands it to the head (no payload kept)."""
+    from seawatch.contracts.frames import Frame, FrameKind, FrameMeta, SourceRef
+
+    meta = FrameMeta(camera, "fish", captured_at_ns, FrameKind.FULL, "image/png")
+    return Frame(meta, SourceRef("bench", 0, offset), b"", 0)
+
+
+def prepare_and_embed(frames) -> tuple[list, list, dict]:
+    """Each batch's prepared frames and model outputs (the head's prepare, stack and infer)."""
+    from seawatch.contracts.card import ONNX_FILE, load_card
+    from seawatch.contracts.task import PreparedFrame
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.fish.gallery import Gallery
+    from seawatch.models.fish.head import FishIdentifier
+
+    card = load_card(FISH_DIR)
+    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    batches, outputs = [], []
+    prepare_s = infer_s = 0.0
+    with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
+        head = FishIdentifier(backend, card, gallery, max_batch=64, whole_frames=True)
+        for i in range(0, len(frames), BATCH):
+            t0 = time.process_time()
+            batch = []
+            for k, scene in enumerate(frames[i : i + BATCH]):
+                frame = _frame(scene.camera, scene.captured_at_ns, i + k)
+                batch.append(PreparedFrame.of(frame, head.prepare(frame, scene.image), 0.0))
+            tensor = head.stack(batch)
+            t1 = time.process_time()
+            outputs.append(head.infer(tensor) if tensor is not None else None)
+            prepare_s, infer_s = prepare_s + t1 - t0, infer_s + time.process_time() - t1
+            batches.append(batch)
+    crops = sum(len(p.crops) for b in batches for p in b)
+    cost = {
+        "prepare_ms_per_frame": round(prepare_s / len(frames) * 1e3, 2),
+        "infer_ms_per_sighting": round(infer_s / max(1, crops) * 1e3, 2),
+    }
+    return batches, outputs, cost
+
+
+def _miss_kind(fish, i: int) -> str:
+    """Why a drawn fish may have been missed: its poor view, the edge, another fish's box
+    overlapping its own (found as one), covered, or none of these (``clear``)."""
+    from seawatch.models.fish.tank_scene import iou
+
+    f = fish[i]
+    if f.poor or f.edge:
+        return f.poor or "edge"
+    if any(iou(f.box, g.box) > 0 for k, g in enumerate(fish) if k != i):
+        return "touching"
+    return "covered" if f.visible < 0.8 else "clear"
+
+
+def run_mode(mode: str, frames, batches, outputs) -> dict:
+    """Decide every batch with a fresh head in ``mode``; detection and open-set figures."""
+    from threadpoolctl import threadpool_limits
+
+    from seawatch.contracts.card import load_card
+    from seawatch.models.fish.gallery import Gallery
+    from seawatch.models.fish.head import FishIdentifier
+    from seawatch.models.fish.open_set_score import Answer, score_open_set
+    from seawatch.models.fish.tank_scene import match_boxes
+
+    threadpool_limits(1, user_api="blas")  # as the daemon sets it
+    card = load_card(FISH_DIR)
+    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    head = FishIdentifier(
+        None,  # type: ignore[arg-type]
+        card,
+        gallery,
+        max_batch=64,
+        tracklets=mode == "tracklets",
+        whole_frames=True,
+    )
+    truth: list[tuple[str, bool]] = []
+    answers: list[Answer] = []
+    drawn = found = false_alerts = 0
+    missed: dict[str, int] = {}
+    decide_s = 0.0
+    for b, (batch, out) in enumerate(zip(batches, outputs, strict=True)):
+        t0 = time.process_time()
+        results = head.finish(batch, out, 0.0)
+        decide_s += time.process_time() - t0
+        for k, result in enumerate(results):
+            scene = frames[b * BATCH + k]
+            records = result.sightings
+            pairs = match_boxes([f.box for f in scene.fish], [r.bbox for r in records])
+            drawn, found = drawn + len(scene.fish), found + len(records)
+            hit = {i for i, _ in pairs}
+            for i in set(range(len(scene.fish))) - hit:
+                why = _miss_kind(scene.fish, i)
+                missed[why] = missed.get(why, 0) + 1
+            for i, j in pairs:
+                truth.append((scene.fish[i].truth, scene.fish[i].known))
+                answers.append(Answer(records[j].individual, records[j].new_individual))
+            matched = {j for _, j in pairs}
+            false_alerts += sum(r.new_individual for j, r in enumerate(records) if j not in matched)
+    score = score_open_set(truth, answers, gallery.resolve).as_dict()
+    strangers = {f.truth for s in frames for f in s.fish if not f.known}
+    alerts = score["new_fish_alerts"] + false_alerts
+    return {
+        "mode": mode,
+        "frames": len(frames),
+        "fish_drawn": drawn,
+        "detections": found,
+        "detection_recall": round(len(truth) / max(1, drawn), 4),
+        "detection_precision": round(len(truth) / max(1, found), 4),
+        "missed": drawn - len(truth),
+        "missed_by_kind": dict(sorted(missed.items())),
+        "false_detections": found - len(truth),
+        "false_detection_new_fish_alerts": false_alerts,
+        "new_fish_in_frames": len(strangers),
+        "new_fish_alerts_all": alerts,
+        "alerts_all_per_new_fish": round(alerts / max(1, len(strangers)), 4),
+        **{f"matched_{k}": v for k, v in score.items()},
+        "merges": len(head.decider.merges) if head.decider is not None else 0,
+        "decide_us_per_sighting": round(decide_s / max(1, found) * 1e6, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7100400])
+    parser.add_argument("--modes", nargs="+", default=["single", "tracklets"])
+    parser.add_argument("--sightings", type=int, default=3000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    from seawatch.models.fish.open_set_frames import open_set_frames
+    from seawatch.models.fish.open_set_stream import open_set_stream
+
+    runs = []
+    for seed in args.seeds:
+        started = time.monotonic()
+        frames = open_set_frames(open_set_stream(seed, sightings=args.sightings), seed)
+        rendered_s = time.monotonic() - started
+        batches, outputs, cost = prepare_and_embed(frames)
+        for mode in args.modes:
+            run = {"seed": seed, **run_mode(mode, frames, batches, outputs), **cost}
+            run["render_seconds"] = round(rendered_s, 1)
+            runs.append(run)
+            print(json.dumps(run), file=sys.stderr, flush=True)
+    result = {
+        "benchmark": "fish_open_set_frames",
+        "command": " ".join(["python", "benchmarks/fish_open_set_frames.py", *sys.argv[1:]]),
+        "machine": platform.platform(),
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
