@@ -116,6 +116,7 @@ def main() -> None:
     )
     load_before = os.getloadavg()
     seconds: dict[str, list[float]] = {m: [] for m in args.modes}
+    stages: dict[str, list[dict]] = {m: [] for m in args.modes}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             for mode in args.modes:
@@ -123,8 +124,9 @@ def main() -> None:
                 with EmbeddedBroker() as broker:
                     settings = _settings(args, broker, Path(tmp), f"fish-{mode}{repeat}", mode)
                     _publish(settings, messages)
-                    busy, _ = bench_pipeline(settings, len(messages))
+                    busy, stats = bench_pipeline(settings, len(messages))
                 seconds[mode].append(busy)
+                stages[mode].append(dict(stats.stage_seconds))
                 sightings = whole_fish if mode == "whole-frames" else len(messages)
                 print(
                     f"repeat {repeat + 1}: {mode}: {len(messages) / busy:.0f} frames/s, "
@@ -136,6 +138,7 @@ def main() -> None:
     for mode, runs in seconds.items():
         frames = len(whole if mode == "whole-frames" else crops)
         sightings = whole_fish if mode == "whole-frames" else frames
+        middle = sorted(range(len(runs)), key=runs.__getitem__)[len(runs) // 2]
         blocks[mode] = {
             "frames": frames,
             "sightings": sightings,
@@ -143,6 +146,9 @@ def main() -> None:
             "frames_per_s": round(frames / float(np.median(runs)), 1),
             "ms_per_sighting": round(float(np.median(runs)) / sightings * 1e3, 3),
             "ms_per_sighting_all_repeats": [round(s / sightings * 1e3, 3) for s in runs],
+            "stage_ms_per_sighting": {  # the daemon's own stage clocks, the median run
+                k: round(v / sightings * 1e3, 3) for k, v in stages[mode][middle].items()
+            },
         }
     ratios = {}
     if "off" in seconds:
