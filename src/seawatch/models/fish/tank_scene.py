@@ -7,7 +7,10 @@ the same skin patterns the model was trained on) pasted at random places and sca
 half of them mirrored (facing right). Fish are drawn in turn, so a later one may cover part
 of an earlier one; some are placed across the frame's edge and cut by it. Each fish's ground
 truth (:class:`SceneFish`: box, facing, individual, how much of it shows) is returned with
-the image, for the detector's benchmark (``benchmarks/fish_frames.py``) and the tests.
+the image, for the detector's benchmark (``benchmarks/fish_frames.py``) and the tests; the
+open-set stream as whole frames (:mod:`seawatch.models.fish.open_set_frames`) reuses the
+wall, the paste and the camera's finish. :func:`match_boxes` pairs a detector's boxes with
+the drawn ones (IoU >= 0.5, one to one).
 
 numpy + OpenCV only.
 """
