@@ -19,6 +19,10 @@ alerts of all detections (false ones included) against the new fish.
 Development seeds are 7,100,400-7,100,499; 7,900,083 is reserved for the final figures
 (scored once, never used for a choice).
 
+``--view-check`` adds, per seed, single views of known fish without tracklets: the share
+put on their own id at the threshold from the stream's crops and from the detector's, and
+the share under the head's quality gate (``--modes`` with no mode: that check alone).
+
     python benchmarks/fish_open_set_frames.py [--seeds 7100400] [--modes single tracklets]
 """
 
