@@ -15,7 +15,8 @@ Each fish's truth (:class:`FrameFish`) is its outline's box as drawn (cut by the
 how much of it shows, for scoring a detector's boxes with
 :func:`~seawatch.models.fish.tank_scene.match_boxes`.
 
-numpy + OpenCV only. Used by ``benchmarks/fish_open_set_frames.py`` and the tests.
+numpy + OpenCV only. Used by ``benchmarks/fish_open_set_frames.py``, ``benchmarks/pipeline_fish.py``
+(its whole-frame workload) and the tests.
 """
 
 from __future__ import annotations
