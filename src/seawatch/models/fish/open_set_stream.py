@@ -9,7 +9,9 @@ resize), motion blur, or a large occluder. Known fish are drawn from the committ
 gallery (seed-0 individuals 0-143 and 192-215), strangers from seed-0 individuals 240 and
 above (in no gallery, never trained on); which ones depends on the stream's seed.
 
-numpy + OpenCV only. Used by ``benchmarks/fish_open_set.py`` and the tests.
+numpy + OpenCV only. Used by ``benchmarks/fish_open_set.py`` (crops),
+``benchmarks/fish_open_set_frames.py`` (rendered as whole frames by
+:mod:`seawatch.models.fish.open_set_frames`) and the tests.
 """
 
 from __future__ import annotations

@@ -7,13 +7,17 @@ the same skin patterns the model was trained on) pasted at random places and sca
 half of them mirrored (facing right). Fish are drawn in turn, so a later one may cover part
 of an earlier one; some are placed across the frame's edge and cut by it. Each fish's ground
 truth (:class:`SceneFish`: box, facing, individual, how much of it shows) is returned with
-the image, for the detector's benchmark (``benchmarks/fish_frames.py``) and the tests.
+the image, for the detector's benchmark (``benchmarks/fish_frames.py``) and the tests; the
+open-set stream as whole frames (:mod:`seawatch.models.fish.open_set_frames`) reuses the
+wall, the paste and the camera's finish. :func:`match_boxes` pairs a detector's boxes with
+the drawn ones (IoU >= 0.5, one to one).
 
 numpy + OpenCV only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -186,4 +190,32 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-__all__ = ["FRAME_H", "FRAME_W", "Scene", "SceneFish", "iou", "render_scene"]
+def match_boxes(
+    truth: Sequence[tuple[int, int, int, int]],
+    found: Sequence[tuple[int, int, int, int]],
+    min_iou: float = 0.5,
+) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (truth index, found index), best IoU first, each pair's IoU
+    at least ``min_iou``: a found box left out is a false detection, a truth box a miss."""
+    if not 0.0 < min_iou <= 1.0:
+        msg = f"min_iou must be in (0, 1], got {min_iou}"
+        raise ValueError(msg)
+    pairs = sorted(
+        ((iou(t, d), i, j) for i, t in enumerate(truth) for j, d in enumerate(found)),
+        key=lambda p: (-p[0], p[1], p[2]),
+    )
+    used_t: set[int] = set()
+    used_d: set[int] = set()
+    out = []
+    for score, i, j in pairs:
+        if score < min_iou:
+            break
+        if i in used_t or j in used_d:
+            continue
+        used_t.add(i)
+        used_d.add(j)
+        out.append((i, j))
+    return sorted(out)
+
+
+__all__ = ["FRAME_H", "FRAME_W", "Scene", "SceneFish", "iou", "match_boxes", "render_scene"]

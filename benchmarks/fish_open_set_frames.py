@@ -1,0 +1,272 @@
+"""Fish re-identification in the open set on whole tank frames (issue 28), through the head.
+
+The open-set stream of ``benchmarks/fish_open_set.py`` (3,000 sightings of 60 known and 20
+new fish, 1-4 fish a frame) rendered as whole tank frames
+(:mod:`seawatch.models.fish.open_set_frames`: both directions, some fish across the edge,
+some covered by another or by an occluder). Each frame goes the daemon's whole-frame way
+through :class:`~seawatch.models.fish.head.FishIdentifier` (``whole_frames``): ``prepare``
+(find, orient, cut each fish) -> ``stack`` -> the committed model (ONNX Runtime, one
+thread) -> ``finish`` (decide, against a fresh copy of the committed gallery, in batches of
+16 frames in capture order), once per mode (``single``: each sighting alone; ``tracklets``:
+the default). Prepare and embed run once per seed; each mode decides the same outputs.
+
+Each record's box is matched to a drawn fish (IoU >= 0.5, one to one,
+:func:`~seawatch.models.fish.tank_scene.match_boxes`). Figures: detection recall and
+precision (missed fish, false detections), then the open-set figures
+(:mod:`seawatch.models.fish.open_set_score`) over the matched sightings, and the "new fish"
+alerts of all detections (false ones included) against the new fish.
+
+Development seeds are 7,100,400-7,100,499; 7,900,083 is reserved for the final figures
+(scored once, never used for a choice).
+
+``--view-check`` adds, per seed, single views of known fish without tracklets: the share
+put on their own id at the threshold from the stream's crops and from the detector's, and
+the share under the head's quality gate (``--modes`` with no mode: that check alone).
+
+    python benchmarks/fish_open_set_frames.py [--seeds 7100400] [--modes single tracklets]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+FISH_DIR = HERE.parent / "models" / "fish"
+RESULTS = HERE / "results" / "fish_open_set_frames.json"
+BATCH = 16  # frames a batch (up to 64 fish, the head's max_batch)
+MIN_QUALITY = 80.0  # the head's quality gate (OpenSetDecider's min_quality)
+PARTLY = 0.25  # a missed fish with a false detection this close was found in part
+
+
+def _frame(camera: str, captured_at_ns: int, offset: int):
+    """A whole fish frame's envelope, as the router hands it to the head (no payload kept)."""
+    from seawatch.contracts.frames import Frame, FrameKind, FrameMeta, SourceRef
+
+    meta = FrameMeta(camera, "fish", captured_at_ns, FrameKind.FULL, "image/png")
+    return Frame(meta, SourceRef("bench", 0, offset), b"", 0)
+
+
+def prepare_and_embed(frames) -> tuple[list, list, dict]:
+    """Each batch's prepared frames and model outputs (the head's prepare, stack and infer)."""
+    from seawatch.contracts.card import ONNX_FILE, load_card
+    from seawatch.contracts.task import PreparedFrame
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.fish.gallery import Gallery
+    from seawatch.models.fish.head import FishIdentifier
+
+    card = load_card(FISH_DIR)
+    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    batches, outputs = [], []
+    prepare_s = infer_s = 0.0
+    with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
+        head = FishIdentifier(backend, card, gallery, max_batch=64, whole_frames=True)
+        for i in range(0, len(frames), BATCH):
+            t0 = time.process_time()
+            batch = []
+            for k, scene in enumerate(frames[i : i + BATCH]):
+                frame = _frame(scene.camera, scene.captured_at_ns, i + k)
+                batch.append(PreparedFrame.of(frame, head.prepare(frame, scene.image), 0.0))
+            tensor = head.stack(batch)
+            t1 = time.process_time()
+            outputs.append(head.infer(tensor) if tensor is not None else None)
+            prepare_s, infer_s = prepare_s + t1 - t0, infer_s + time.process_time() - t1
+            batches.append(batch)
+    crops = sum(len(p.crops) for b in batches for p in b)
+    cost = {
+        "prepare_ms_per_frame": round(prepare_s / len(frames) * 1e3, 2),
+        "infer_ms_per_sighting": round(infer_s / max(1, crops) * 1e3, 2),
+    }
+    return batches, outputs, cost
+
+
+def _miss_kind(fish, i: int) -> str:
+    """Why a drawn fish may have been missed: its poor view, the edge, another fish's box
+    overlapping its own (found as one), covered, or none of these (``clear``)."""
+    from seawatch.models.fish.tank_scene import iou
+
+    f = fish[i]
+    if f.poor or f.edge:
+        return f.poor or "edge"
+    if any(iou(f.box, g.box) > 0 for k, g in enumerate(fish) if k != i):
+        return "touching"
+    return "covered" if f.visible < 0.8 else "clear"
+
+
+def run_mode(mode: str, frames, batches, outputs) -> dict:
+    """Decide every batch with a fresh head in ``mode``; detection and open-set figures."""
+    from threadpoolctl import threadpool_limits
+
+    from seawatch.contracts.card import load_card
+    from seawatch.models.fish.gallery import Gallery
+    from seawatch.models.fish.head import FishIdentifier
+    from seawatch.models.fish.open_set_score import Answer, score_open_set
+    from seawatch.models.fish.tank_scene import iou, match_boxes
+
+    threadpool_limits(1, user_api="blas")  # as the daemon sets it
+    card = load_card(FISH_DIR)
+    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    head = FishIdentifier(
+        None,  # type: ignore[arg-type]
+        card,
+        gallery,
+        max_batch=64,
+        tracklets=mode == "tracklets",
+        whole_frames=True,
+    )
+    truth: list[tuple[str, bool]] = []
+    answers: list[Answer] = []
+    drawn = found = false_alerts = partly = 0
+    missed: dict[str, int] = {}
+    decide_s = 0.0
+    for b, (batch, out) in enumerate(zip(batches, outputs, strict=True)):
+        t0 = time.process_time()
+        results = head.finish(batch, out, 0.0)
+        decide_s += time.process_time() - t0
+        for k, result in enumerate(results):
+            scene = frames[b * BATCH + k]
+            records = result.sightings
+            pairs = match_boxes([f.box for f in scene.fish], [r.bbox for r in records])
+            drawn, found = drawn + len(scene.fish), found + len(records)
+            hit, matched = {i for i, _ in pairs}, {j for _, j in pairs}
+            spare = [r for j, r in enumerate(records) if j not in matched]
+            for i in set(range(len(scene.fish))) - hit:
+                why = _miss_kind(scene.fish, i)
+                missed[why] = missed.get(why, 0) + 1
+                partly += any(iou(scene.fish[i].box, r.bbox) >= PARTLY for r in spare)
+            for i, j in pairs:
+                truth.append((scene.fish[i].truth, scene.fish[i].known))
+                answers.append(Answer(records[j].individual, records[j].new_individual))
+            false_alerts += sum(r.new_individual for r in spare)
+    score = score_open_set(truth, answers, gallery.resolve).as_dict()
+    strangers = {f.truth for s in frames for f in s.fish if not f.known}
+    alerts = score["new_fish_alerts"] + false_alerts
+    return {
+        "mode": mode,
+        "frames": len(frames),
+        "fish_drawn": drawn,
+        "detections": found,
+        "detection_recall": round(len(truth) / max(1, drawn), 4),
+        "detection_precision": round(len(truth) / max(1, found), 4),
+        "missed": drawn - len(truth),
+        "missed_by_kind": dict(sorted(missed.items())),
+        "false_detections": found - len(truth),
+        "missed_partly_found": partly,  # a false detection on it, IoU 0.25-0.5 (fins lost)
+        "false_detection_new_fish_alerts": false_alerts,
+        "new_fish_in_frames": len(strangers),
+        "new_fish_alerts_all": alerts,
+        "alerts_all_per_new_fish": round(alerts / max(1, len(strangers)), 4),
+        **{f"matched_{k}": v for k, v in score.items()},
+        "merges": len(head.decider.merges) if head.decider is not None else 0,
+        "decide_us_per_sighting": round(decide_s / max(1, found) * 1e6, 1),
+    }
+
+
+def view_check(stream, frames) -> dict:
+    """Single views of known fish, no tracklets: the share the committed model puts on their
+    own id at the threshold from the stream's crop and from the detector's (and how many of
+    the detector's were turned the right way); the share of views under the quality gate."""
+    from seawatch.contracts.card import ONNX_FILE, load_card
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.fish.frame_detect import detect_fish
+    from seawatch.models.fish.gallery import Gallery
+    from seawatch.models.fish.head import fish_input8
+    from seawatch.models.fish.quality import view_quality
+    from seawatch.models.fish.tank_scene import match_boxes
+
+    card = load_card(FISH_DIR)
+    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    threshold = float(card.thresholds["match_similarity"])
+    crops = [(fish_input8(s.image, 64, 160), s.truth, True) for s in stream if s.known]
+    cut = []
+    for scene in frames:
+        found = detect_fish(scene.image)
+        for i, j in match_boxes([f.box for f in scene.fish], [d.box for d in found]):
+            fish, det = scene.fish[i], found[j]
+            if fish.known:
+                cut.append(
+                    (
+                        fish_input8(det.crop, 64, 160),
+                        fish.truth,
+                        fish.facing_right == det.facing_right,
+                    )
+                )
+
+    def right(views) -> float:
+        tensor = np.stack([v for v, _, _ in views]).transpose(0, 3, 1, 2).astype(np.float32)
+        with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
+            out = np.concatenate(
+                [backend.run(tensor[i : i + 64]) for i in range(0, len(tensor), 64)]
+            )
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        hits = [
+            m.individual == t and m.similarity >= threshold
+            for m, (_, t, _) in zip(gallery.match(out), views, strict=True)
+        ]
+        return round(float(np.mean(hits)), 4)
+
+    def under_gate(views) -> float:
+        return round(float(np.mean([view_quality(v) < MIN_QUALITY for v, _, _ in views])), 4)
+
+    return {
+        "known_views_stream_crops": len(crops),
+        "known_views_detector_crops": len(cut),
+        "own_id_at_threshold_stream_crops": right(crops),
+        "own_id_at_threshold_detector_crops": right(cut),
+        "own_id_at_threshold_detector_crops_turned_right": right([c for c in cut if c[2]]),
+        "detector_crops_turned_right": round(float(np.mean([c[2] for c in cut])), 4),
+        "under_quality_gate_stream_crops": under_gate(crops),
+        "under_quality_gate_detector_crops": under_gate(cut),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7100400])
+    parser.add_argument("--modes", nargs="*", default=["single", "tracklets"])
+    parser.add_argument(
+        "--view-check", action="store_true", help="also score single views (view_check)"
+    )
+    parser.add_argument("--sightings", type=int, default=3000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    from seawatch.models.fish.open_set_frames import open_set_frames
+    from seawatch.models.fish.open_set_stream import open_set_stream
+
+    runs = []
+    for seed in args.seeds:
+        started = time.monotonic()
+        stream = open_set_stream(seed, sightings=args.sightings)
+        frames = open_set_frames(stream, seed)
+        rendered_s = time.monotonic() - started
+        if args.view_check:
+            check = {"seed": seed, "mode": "view-check", **view_check(stream, frames)}
+            runs.append(check)
+            print(json.dumps(check), file=sys.stderr, flush=True)
+        if not args.modes:
+            continue
+        batches, outputs, cost = prepare_and_embed(frames)
+        for mode in args.modes:
+            run = {"seed": seed, **run_mode(mode, frames, batches, outputs), **cost}
+            run["render_seconds"] = round(rendered_s, 1)
+            runs.append(run)
+            print(json.dumps(run), file=sys.stderr, flush=True)
+    result = {
+        "benchmark": "fish_open_set_frames",
+        "command": " ".join(["python", "benchmarks/fish_open_set_frames.py", *sys.argv[1:]]),
+        "machine": platform.platform(),
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
