@@ -55,6 +55,13 @@ def _labelled_data(func):
     help="Your test ImageFolder (else split off the training folder).",
 )
 @click.option(
+    "--unlabelled-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Unlabelled crops of your instrument: self-training on them after fine-tuning "
+    "(pseudo-labels of the confident ones), kept if it wins on validation.",
+)
+@click.option(
     "--pretrained",
     default="auto",
     show_default=True,
@@ -93,6 +100,7 @@ def train_command(
     validated_only: bool,
     val_dir: Path | None,
     test_dir: Path | None,
+    unlabelled_dir: Path | None,
     pretrained: str,
     finetune: str,
     n_per_class: int,
@@ -113,8 +121,9 @@ def train_command(
         raise click.ClickException(msg) from exc
     if data_dir is not None and ecotaxa is not None:
         raise click.BadParameter("give either --data-dir or --ecotaxa, not both")
-    if (val_dir or test_dir) and data_dir is None and ecotaxa is None:
-        raise click.BadParameter("--val-dir and --test-dir go with --data-dir or --ecotaxa")
+    if (val_dir or test_dir or unlabelled_dir) and data_dir is None and ecotaxa is None:
+        msg = "--val-dir, --test-dir and --unlabelled-dir go with --data-dir or --ecotaxa"
+        raise click.BadParameter(msg)
     user_data = data_dir is not None or ecotaxa is not None
     adaptive = user_data and epochs is None and batch_size is None
     if quick:
@@ -128,6 +137,7 @@ def train_command(
         imbalance=imbalance,
         val_dir=val_dir,
         test_dir=test_dir,
+        unlabelled_dir=unlabelled_dir,
     )
     params = FitParams(
         epochs=epochs or 10,

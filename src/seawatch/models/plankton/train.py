@@ -53,6 +53,7 @@ from seawatch.models.plankton.export import OUTPUT_NAMES, check_parity, export_o
 from seawatch.models.plankton.finetune import MODES, schedule_for, transfer
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.pretrained import load_backbone
+from seawatch.models.plankton.selftrain import keep_better
 from seawatch.models.plankton.synthetic_sets import (
     SEGMENTED,
     SEGMENTED_SHARE,
@@ -85,6 +86,7 @@ class PlanktonData:
     segmented_share: float = SEGMENTED_SHARE
     val_dir: Path | None = None
     test_dir: Path | None = None
+    unlabelled_dir: Path | None = None  # crops for self-training (a user's data only)
 
     @property
     def kind(self) -> str:
@@ -265,9 +267,11 @@ def _transfer(
     pretrained: Path | None,
     seed: int,
     device: str,
+    unlabelled: np.ndarray | None = None,
 ) -> tuple[PlanktonNet, list, dict[str, object]]:
     """A user's data: schedule from its size, modes tried from the start and chosen on
-    validation macro-F1 (see :mod:`.finetune`)."""
+    validation macro-F1 (see :mod:`.finetune`); with unlabelled crops, then self-training
+    (see :mod:`.selftrain`), kept if it wins on validation."""
     schedule = schedule_for(
         len(train),
         epochs=None if params.adaptive else params.epochs,
@@ -296,7 +300,32 @@ def _transfer(
         "rule": "batch ~ n/8 in 16..128, epochs for ~300 steps in 10..300; "
         "mode by validation macro-F1",
     }
-    return done.model.to(device), [], tuning
+    model = done.model
+    if unlabelled is not None:
+        model, tuning["self_training"] = keep_better(
+            model.to(device),
+            done.validation_f1[done.mode],
+            (train.images, train.labels),
+            unlabelled,
+            (validation.images, validation.labels),
+            start=pretrained,
+            mode=done.mode,
+            seed=seed,
+            device=device,
+            schedule=schedule,
+        )
+    return model.to(device), [], tuning
+
+
+def _unlabelled(data: PlanktonData, size: int) -> np.ndarray | None:
+    """The crops under ``data.unlabelled_dir``, prepared like the labelled ones (None: none)."""
+    if data.unlabelled_dir is None:
+        return None
+    if data.kind == "synthetic":
+        raise ConfigError("--unlabelled-dir goes with --data-dir or --ecotaxa (your labels)")
+    from seawatch.models.plankton.ssl_command import unlabelled_crops
+
+    return unlabelled_crops(data.unlabelled_dir, size=size, option="--unlabelled-dir")[0]
 
 
 def predict_logits(
@@ -337,6 +366,7 @@ def train_plankton(
     out_dir.mkdir(parents=True, exist_ok=True)
     device = select_device(device)
     seed_everything(seed)
+    unlabelled = _unlabelled(data, size)
     with training_progress() as progress:
         splits, data_summary = load_splits(data, size=size, seed=seed, progress=progress)
         train, validation, test = splits["train"], splits["validation"], splits["test"]
@@ -350,7 +380,9 @@ def train_plankton(
                 model, train, validation, params, seed=seed, device=device, progress=progress
             )
         else:
-            model, history, tuning = _transfer(train, validation, params, pretrained, seed, device)
+            model, history, tuning = _transfer(
+                train, validation, params, pretrained, seed, device, unlabelled
+            )
             mean, std = float(model.mean), float(model.std)
             backbone = backbone_card(pretrained) if pretrained else None
     val_logits = predict_logits(model, validation.images, device)
