@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +130,75 @@ def ssl_start(args, unlabelled: np.ndarray, synthetic: Path, console: Console):
     return ssl_path, ssl_params, ssl_history
 
 
+def self_train_arm(teacher, train, validation, unlabelled, start, mode, seed):
+    """The ssl model as teacher: what ``seawatch train plankton --unlabelled-dir`` does."""
+    teacher_f1 = macro_f1(validation[1], predict(teacher, validation[0]), N_CLASSES)
+    return keep_better(
+        teacher,
+        teacher_f1,
+        train,
+        unlabelled,
+        validation,
+        start=start,
+        mode=mode,
+        params=SelfTrainParams(),
+        seed=seed,
+        schedule=schedule_for(len(train[1])),
+    )
+
+
+_CONTEXT: dict = {}
+
+
+def _init_worker(context: dict, threads: int) -> None:
+    """A worker's data (pools, draws, starts) and its torch threads."""
+    _CONTEXT.update(context)
+    torch.set_num_threads(threads)
+
+
+def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
+    """Every arm for one label count and one seed; ``modes`` None: choose them on
+    validation (the first seed). Returns the test scores, the choices and the self-training
+    summary."""
+    c = _CONTEXT
+    methods, validation, tests = c["methods"], c["validation"], c["tests"]
+    train = first_per_class(*c["pools"][seed], k)
+    out: dict = {"scores": {}, "chosen": {}, "self": None}
+    if "classical" in methods:
+        model = fit_classical(train, validation)
+        out["scores"]["classical"] = scores(tests, model.predict)
+    nets = {}
+    for method, start in c["starts"].items():
+        if modes is None:
+            done = transfer(train, validation, N_CLASSES, start=start, modes=MODES, seed=seed)
+            out["chosen"][method] = {"mode": done.mode, "validation_macro_f1": done.validation_f1}
+            net = done.model
+        else:
+            net = run_nn(train, start, modes[method], seed)
+        nets[method] = net
+        out["scores"][method] = scores(tests, lambda x, net=net: predict(net, x))
+    if "ssl+self" in methods:
+        mode = modes["ssl"] if modes else out["chosen"]["ssl"]["mode"]
+        student, out["self"] = self_train_arm(
+            nets["ssl"], train, validation, c["unlabelled"], c["starts"]["ssl"], mode, seed
+        )
+        out["scores"]["ssl+self"] = scores(tests, lambda x: predict(student, x))
+    return out
+
+
+def modes_from(path: Path | None, methods: tuple[str, ...], counts: list[int]) -> dict:
+    """Fine-tuning modes chosen on validation by an earlier run (same pools, same
+    validation draw, same starts), so that every seed can run at once."""
+    if path is None:
+        return {}
+    earlier = json.loads(path.read_text())["modes_chosen_on_validation"]
+    wanted = [m for m in ("scratch", "synthetic", "ssl") if m in methods]
+    missing = [f"{m}/{k}" for m in wanted for k in counts if str(k) not in earlier.get(m, {})]
+    if missing:
+        raise SystemExit(f"--modes-from {path} has no mode for {missing}; drop the option")
+    return {m: {str(k): earlier[m][str(k)] | {"from": str(path)} for k in counts} for m in wanted}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -138,12 +209,21 @@ def main() -> None:
         "--test-seed", default=str(TEST_SEED), help="test draw seeds, comma separated"
     )
     parser.add_argument("--ssl-backbone", type=Path, default=None, help="reuse a backbone.pt")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="arms to run (ssl+self needs ssl)"
+    )
+    parser.add_argument("--modes-from", type=Path, default=None, help="an earlier JSON")
+    parser.add_argument("--workers", type=int, default=1, help="seeds run at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     counts = [int(k) for k in args.labels.split(",")]
+    methods = tuple(m for m in METHODS if m in args.methods.split(","))
+    unknown = set(args.methods.split(",")) - set(METHODS)
+    if unknown or not methods or ("ssl+self" in methods and "ssl" not in methods):
+        raise SystemExit(f"--methods {args.methods}: some of {METHODS}; ssl+self needs ssl")
     test_seeds = [int(s) for s in args.test_seed.split(",")]
     outside = [s for s in test_seeds if s not in RESERVED]
     if outside:
@@ -159,63 +239,69 @@ def main() -> None:
     validation = shifted_set(VALIDATION_PER_CLASS, VALIDATION_SEED)
     tests = {s: shifted_set(TEST_PER_CLASS, s) for s in test_seeds}
     pools = [shifted_set(POOL_PER_CLASS, POOL_SEED + s) for s in range(args.seeds)]
-    ssl_path, ssl_params, ssl_history = ssl_start(args, unlabelled, synthetic, console)
+    if "ssl" in methods:
+        ssl_path, ssl_params, ssl_history = ssl_start(args, unlabelled, synthetic, console)
+    else:
+        ssl_path, ssl_params, ssl_history = None, SslParams(epochs=args.ssl_epochs), []
     starts = {"scratch": None, "synthetic": synthetic, "ssl": ssl_path}
-    self_params = SelfTrainParams()
+    starts = {m: start for m, start in starts.items() if m in methods}
 
     results: dict[int, dict[str, dict[str, list[float]]]] = {
-        s: {m: {} for m in METHODS} for s in test_seeds
+        s: {m: {} for m in methods} for s in test_seeds
     }
-    chosen: dict[str, dict[str, object]] = {}
+    chosen: dict[str, dict[str, object]] = modes_from(args.modes_from, methods, counts)
+    context = {
+        "methods": methods,
+        "starts": starts,
+        "pools": pools,
+        "validation": validation,
+        "tests": tests,
+        "unlabelled": unlabelled,
+    }
+    _init_worker(context, args.threads or torch.get_num_threads())
+    args.out.mkdir(parents=True, exist_ok=True)
+    pool = (
+        ProcessPoolExecutor(
+            args.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(context, 1),
+        )
+        if args.workers > 1
+        else None
+    )
 
-    def record(method: str, key: str, f1s: dict[int, float]) -> None:
-        for s, f1 in f1s.items():
-            results[s][method].setdefault(key, []).append(f1)
+    def record(key: str, seed: int, out: dict) -> None:
+        for method, f1s in out["scores"].items():
+            for s, f1 in f1s.items():
+                results[s][method].setdefault(key, []).append(f1)
+        for method, choice in out["chosen"].items():
+            chosen.setdefault(method, {})[key] = choice
+        if out["self"] is not None:
+            chosen.setdefault("ssl+self", {}).setdefault(key, {})[str(seed)] = out["self"]
+        console.print(f"{key} labels/class, seed {seed}: {out['scores']}")
+        with (args.out / "few_labels.runs.jsonl").open("a") as log:  # kept if the run dies
+            log.write(json.dumps({"labels": k, "seed": seed} | out) + "\n")
 
-    with Progress(console=console) as progress:
-        task = progress.add_task("fine-tuning", total=len(counts) * args.seeds * len(METHODS))
-        for k in counts:
-            key = str(k)
-            for seed in range(args.seeds):
-                train = first_per_class(*pools[seed], k)
-                model = fit_classical(train, validation)
-                record("classical", key, scores(tests, model.predict))
-                progress.advance(task)
-                nets = {}
-                for method, start in starts.items():
-                    if seed == 0:  # the mode, chosen on validation with the first seed
-                        done = transfer(
-                            train, validation, N_CLASSES, start=start, modes=MODES, seed=seed
-                        )
-                        chosen.setdefault(method, {})[key] = {
-                            "mode": done.mode,
-                            "validation_macro_f1": done.validation_f1,
-                        }
-                        net = done.model
-                    else:
-                        net = run_nn(train, start, chosen[method][key]["mode"], seed)
-                    nets[method] = net
-                    record(method, key, scores(tests, lambda x, net=net: predict(net, x)))
-                    progress.advance(task)
-                    progress.update(task, description=f"{k} labels/class, seed {seed}, {method}")
-                mode = chosen["ssl"][key]["mode"]
-                net = nets["ssl"]
-                teacher_f1 = macro_f1(validation[1], predict(net, validation[0]), N_CLASSES)
-                student, summary = keep_better(
-                    net,
-                    teacher_f1,
-                    train,
-                    unlabelled,
-                    validation,
-                    start=ssl_path,
-                    mode=mode,
-                    params=self_params,
-                    seed=seed,
-                    schedule=schedule_for(len(train[1])),
-                )
-                chosen.setdefault("ssl+self", {}).setdefault(key, []).append(summary)
-                record("ssl+self", key, scores(tests, lambda x, m=student: predict(m, x)))
-                progress.advance(task)
+    for k in counts:
+        key = str(k)
+        seeds = list(range(args.seeds))
+        if any(key not in chosen.get(m, {}) for m in starts):  # modes chosen on seed 0
+            record(key, 0, run_seed(k, 0, None))
+            seeds = seeds[1:]
+        modes = {m: chosen[m][key]["mode"] for m in starts}
+        if pool is None:
+            done = [run_seed(k, seed, modes) for seed in seeds]
+        else:
+            done = list(pool.map(run_seed, [k] * len(seeds), seeds, [modes] * len(seeds)))
+        for seed, out in zip(seeds, done, strict=True):
+            record(key, seed, out)
+    if pool is not None:
+        pool.shutdown()
+    for per_test in results.values():  # seed order, whatever order the workers finished in
+        for per_k in per_test.values():
+            for v in per_k.values():
+                assert len(v) == args.seeds
 
     summaries = {s: summarise(results[s]) for s in test_seeds}
     for s in test_seeds:
@@ -229,7 +315,8 @@ def main() -> None:
             if k != "out" and v is not None
         ),
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()} cpus={torch.get_num_threads()} torch threads",
+        "machine": f"{platform.machine()} {torch.get_num_threads()} torch threads, "
+        f"{args.workers} worker(s) of 1 thread",
         "seconds": round(time.perf_counter() - started, 1),
         "classes": list(SHIFTED_TAXA),
         "seeds": {
@@ -250,7 +337,7 @@ def main() -> None:
             else f"{args.ssl_backbone} sha256 {backbone_card(args.ssl_backbone)['sha256']}",
             "loss_per_epoch": ssl_history,
         },
-        "self_training": self_params.describe(),
+        "self_training": SelfTrainParams().describe(),
         "modes_chosen_on_validation": chosen,
         "macro_f1": first,
         "macro_f1_by_test_seed": {str(s): v for s, v in summaries.items()},
@@ -280,17 +367,21 @@ def show(console: Console, summary: dict, counts: list[int], test_seed: int) -> 
     """The table and the gaps the issue asks about, for one test draw."""
     table = Table(title=f"macro-F1 on the shifted test draw {test_seed} (mean ± std over seeds)")
     table.add_column("labels/class", justify="right")
-    for method in METHODS:
+    methods = [m for m in METHODS if m in summary]
+    for method in methods:
         table.add_column(method, justify="right")
     for k in counts:
         row = [str(k)]
-        for m in METHODS:
+        for m in methods:
             s = summary[m][str(k)]
             row.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
         table.add_row(*row)
     console.print(table)
+    pretrained = [m for m in ("synthetic", "ssl", "ssl+self") if m in summary]
+    if not pretrained or "scratch" not in summary or "classical" not in summary:
+        return
     for k in counts:
-        best = max(summary[m][str(k)]["mean"] for m in ("synthetic", "ssl", "ssl+self"))
+        best = max(summary[m][str(k)]["mean"] for m in pretrained)
         console.print(
             f"{k:>3} labels: best pretrained - scratch = "
             f"{100 * (best - summary['scratch'][str(k)]['mean']):+.1f} points, "
@@ -306,10 +397,12 @@ def plot(summaries: dict[int, dict], counts: list[int], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(summaries)
+    n, counts = len(summaries), sorted(counts)
     fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 4.2), dpi=120, squeeze=False)
     for ax, (test_seed, summary) in zip(axes[0], summaries.items(), strict=True):
         for method, marker in zip(METHODS, "osD^v", strict=True):
+            if method not in summary:
+                continue
             means = [summary[method][str(k)]["mean"] for k in counts]
             stds = [summary[method][str(k)]["std"] for k in counts]
             ax.errorbar(counts, means, yerr=stds, marker=marker, capsize=3, label=method)
