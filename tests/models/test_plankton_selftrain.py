@@ -47,16 +47,16 @@ def test_the_dihedral_teacher_ignores_rotation_and_flip():
 def test_pseudo_labels_need_the_threshold_and_the_most_confident_win_the_cap():
     probs = np.array(
         [
-            [0.95, 0.03, 0.02],
+            [0.90, 0.05, 0.05],  # third most confident of class 0: over the cap
             [0.70, 0.20, 0.10],  # under the threshold
             [0.99, 0.005, 0.005],
-            [0.90, 0.05, 0.05],  # third most confident of class 0: over the cap
+            [0.95, 0.03, 0.02],
             [0.05, 0.92, 0.03],
             [0.10, 0.10, 0.80],
         ]
     )
     chosen, labels = pick_pseudo_labels(probs, threshold=0.8, cap=2)
-    assert chosen.tolist() == [0, 2, 4, 5]
+    assert chosen.tolist() == [2, 3, 4, 5]
     assert labels.tolist() == [0, 0, 1, 2]
     with pytest.raises(ValueError, match="threshold"):
         SelfTrainParams(threshold=1.0)
