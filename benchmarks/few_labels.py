@@ -10,26 +10,35 @@ several seeds (each seed draws its own labelled images), four ways to learn:
 - scratch     PlanktonNet from random weights (schedule sized to the data)
 - synthetic   from the committed synthetic-pretrained backbone (models/plankton/backbone.pt)
 - ssl         from a backbone pretrained with SimCLR on unlabelled target crops (starting
-              from the synthetic one), made in this run
+              from the synthetic one), made in this run (or ``--ssl-backbone``: one made by
+              the same recipe on the same pool, checked against its card)
+- ssl+self    the ssl model as the teacher of one round of self-training on the same
+              unlabelled crops (:mod:`seawatch.models.plankton.selftrain`; what
+              ``seawatch train plankton --unlabelled-dir`` does), the student kept only if
+              it beats the teacher on validation
 
 The fine-tuning mode (linear probe, last stages, full) of the pretrained starts is chosen on
 the validation draw with the first seed, per label count, and kept for the other seeds.
 
 Seeds: unlabelled pool 7_000_001, labelled pools 7_200_000 + seed, validation 7_100_003 (all
-used for choices); the test draw 7_900_007 is in the range 7_900_000-7_999_999 reserved for
-final numbers and never used for a choice. Writes benchmarks/results/few_labels.json and
+used for choices); the test draws (``--test-seed``, default 7_900_007; several, comma
+separated, score the same models) are in the range 7_900_000-7_999_999 reserved for final
+numbers and never used for a choice. Writes benchmarks/results/few_labels.json and
 few_labels.png.
 
     python benchmarks/few_labels.py [--seeds 5] [--labels 5,10,20,50] [--ssl-epochs 15]
+        [--test-seed 7900007,7900008] [--ssl-backbone DIR/backbone.pt]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +48,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from seawatch.config import resolve_model_dir
-from seawatch.models.plankton.backbone import BACKBONE_FILE, save_backbone
+from seawatch.models.plankton.backbone import BACKBONE_FILE, backbone_card, save_backbone
 from seawatch.models.plankton.classical import fit_classical
 from seawatch.models.plankton.finetune import (
     MODES,
@@ -50,6 +59,7 @@ from seawatch.models.plankton.finetune import (
     train_mode,
     transfer,
 )
+from seawatch.models.plankton.selftrain import SelfTrainParams, keep_better
 from seawatch.models.plankton.shifted import SHIFTED_TAXA, shifted_set
 from seawatch.models.plankton.ssl import SslParams, pretrain_simclr
 
@@ -57,7 +67,8 @@ RESULTS = Path(__file__).parent / "results"
 UNLABELLED_SEED, POOL_SEED, VALIDATION_SEED, TEST_SEED = 7_000_001, 7_200_000, 7_100_003, 7_900_007
 POOL_PER_CLASS, VALIDATION_PER_CLASS, TEST_PER_CLASS = 50, 20, 100
 N_CLASSES = len(SHIFTED_TAXA)
-METHODS = ("classical", "scratch", "synthetic", "ssl")
+METHODS = ("classical", "scratch", "synthetic", "ssl", "ssl+self")
+RESERVED = range(7_900_000, 8_000_000)
 
 
 def first_per_class(images: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
@@ -67,42 +78,37 @@ def first_per_class(images: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.
     return images[keep], labels[keep]
 
 
-def run_nn(train, test, start: Path | None, mode: str, seed: int) -> float:
-    """Train one network (``mode`` from ``start``) and score it on ``test``."""
+def run_nn(train, start: Path | None, mode: str, seed: int):
+    """Train one network (``mode`` from ``start``)."""
     torch.manual_seed(seed)
     model, _ = new_model(N_CLASSES, train[0], start)
     schedule = schedule_for(len(train[1]))
     train_mode(model, *train, mode, schedule, seed=seed, pretrained=start is not None)
-    return macro_f1(test[1], predict(model, test[0]), N_CLASSES)
+    return model
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--labels", default="5,10,20,50")
-    parser.add_argument("--ssl-epochs", type=int, default=15)
-    parser.add_argument("--unlabelled-per-class", type=int, default=400)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    counts = [int(k) for k in args.labels.split(",")]
-    console = Console()
-    started = time.perf_counter()
-    synthetic = resolve_model_dir(Path("models/plankton")) / BACKBONE_FILE
-    if not synthetic.is_file():
-        raise SystemExit(f"{synthetic} is missing: run `make models` (it writes the backbone)")
+def scores(tests: dict[int, tuple], predicted) -> dict[int, float]:
+    """Macro-F1 on every test draw; ``predicted(images)`` gives class indices."""
+    return {s: macro_f1(t[1], predicted(t[0]), N_CLASSES) for s, t in tests.items()}
 
-    console.print("drawing the target domain (unlabelled pool, validation, test) ...")
-    unlabelled, _ = shifted_set(args.unlabelled_per_class, UNLABELLED_SEED)
-    validation = shifted_set(VALIDATION_PER_CLASS, VALIDATION_SEED)
-    test = shifted_set(TEST_PER_CLASS, TEST_SEED)
-    pools = [shifted_set(POOL_PER_CLASS, POOL_SEED + s) for s in range(args.seeds)]
 
+def ssl_start(args, unlabelled: np.ndarray, synthetic: Path, console: Console):
+    """The SimCLR backbone: made now, or ``--ssl-backbone`` if its card names this recipe."""
+    ssl_params = SslParams(epochs=args.ssl_epochs)
+    if args.ssl_backbone is not None:
+        source = backbone_card(args.ssl_backbone).get("source", {})
+        if source.get("method") != ssl_params.describe() or source.get("data") != (
+            f"{len(unlabelled)} unlabelled shifted crops"
+        ):
+            msg = (
+                f"--ssl-backbone {args.ssl_backbone} was not made by this recipe "
+                f"({source.get('method')!r}, {source.get('data')!r}); drop the option"
+            )
+            raise SystemExit(msg)
+        console.print(f"SimCLR backbone from {args.ssl_backbone} (same recipe, same pool)")
+        return args.ssl_backbone, ssl_params, source.get("loss_per_epoch", "see its card")
     with Progress(console=console) as progress:
         task = progress.add_task("SimCLR on unlabelled target crops", total=args.ssl_epochs)
-        ssl_params = SslParams(epochs=args.ssl_epochs)
         backbone, ssl_history = pretrain_simclr(
             unlabelled,
             start=synthetic,
@@ -112,45 +118,239 @@ def main() -> None:
                 task, completed=e, description=f"SimCLR epoch {e} loss {loss:.3f} ({s:.0f} s)"
             ),
         )
-    scratch_dir = Path(tempfile.mkdtemp(prefix="ssl-backbone-"))
     ssl_path = save_backbone(
         backbone,
-        scratch_dir,
-        {"method": ssl_params.describe(), "data": f"{len(unlabelled)} unlabelled shifted crops"},
+        Path(tempfile.mkdtemp(prefix="ssl-backbone-")),
+        {
+            "method": ssl_params.describe(),
+            "data": f"{len(unlabelled)} unlabelled shifted crops",
+            "loss_per_epoch": ssl_history,
+        },
     )
+    return ssl_path, ssl_params, ssl_history
+
+
+def self_train_arm(teacher, train, validation, unlabelled, start, mode, seed):
+    """The ssl model as teacher: what ``seawatch train plankton --unlabelled-dir`` does."""
+    teacher_f1 = macro_f1(validation[1], predict(teacher, validation[0]), N_CLASSES)
+    return keep_better(
+        teacher,
+        teacher_f1,
+        train,
+        unlabelled,
+        validation,
+        start=start,
+        mode=mode,
+        params=SelfTrainParams(),
+        seed=seed,
+        schedule=schedule_for(len(train[1])),
+    )
+
+
+_CONTEXT: dict = {}
+
+
+def _init_worker(context: dict, threads: int) -> None:
+    """A worker's data (pools, draws, starts) and its torch threads."""
+    _CONTEXT.update(context)
+    torch.set_num_threads(threads)
+
+
+def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
+    """Every arm for one label count and one seed; ``modes`` None: choose them on
+    validation (the first seed). Returns the test scores, the choices and the self-training
+    summary."""
+    c = _CONTEXT
+    methods, validation, tests = c["methods"], c["validation"], c["tests"]
+    train = first_per_class(*c["pools"][seed], k)
+    out: dict = {"scores": {}, "chosen": {}, "self": None}
+    if "classical" in methods:
+        model = fit_classical(train, validation)
+        out["scores"]["classical"] = scores(tests, model.predict)
+    nets = {}
+    for method, start in c["starts"].items():
+        if modes is None:
+            done = transfer(train, validation, N_CLASSES, start=start, modes=MODES, seed=seed)
+            out["chosen"][method] = {"mode": done.mode, "validation_macro_f1": done.validation_f1}
+            net = done.model
+        else:
+            net = run_nn(train, start, modes[method], seed)
+        nets[method] = net
+        out["scores"][method] = scores(tests, lambda x, net=net: predict(net, x))
+    if "ssl+self" in methods:
+        mode = modes["ssl"] if modes else out["chosen"]["ssl"]["mode"]
+        student, out["self"] = self_train_arm(
+            nets["ssl"], train, validation, c["unlabelled"], c["starts"]["ssl"], mode, seed
+        )
+        out["scores"]["ssl+self"] = scores(tests, lambda x: predict(student, x))
+    return out
+
+
+def modes_from(path: Path | None, methods: tuple[str, ...], counts: list[int]) -> dict:
+    """Fine-tuning modes chosen on validation by an earlier run (same pools, same
+    validation draw, same starts), so that every seed can run at once."""
+    if path is None:
+        return {}
+    earlier = json.loads(path.read_text())["modes_chosen_on_validation"]
+    wanted = [m for m in ("scratch", "synthetic", "ssl") if m in methods]
+    missing = [f"{m}/{k}" for m in wanted for k in counts if str(k) not in earlier.get(m, {})]
+    if missing:
+        raise SystemExit(f"--modes-from {path} has no mode for {missing}; drop the option")
+    return {m: {str(k): earlier[m][str(k)] | {"from": str(path)} for k in counts} for m in wanted}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--labels", default="5,10,20,50")
+    parser.add_argument("--ssl-epochs", type=int, default=15)
+    parser.add_argument("--unlabelled-per-class", type=int, default=400)
+    parser.add_argument(
+        "--test-seed", default=str(TEST_SEED), help="test draw seeds, comma separated"
+    )
+    parser.add_argument("--ssl-backbone", type=Path, default=None, help="reuse a backbone.pt")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="arms to run (ssl+self needs ssl)"
+    )
+    parser.add_argument("--modes-from", type=Path, default=None, help="an earlier JSON")
+    parser.add_argument("--workers", type=int, default=1, help="seeds run at once")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    counts = [int(k) for k in args.labels.split(",")]
+    methods = tuple(m for m in METHODS if m in args.methods.split(","))
+    unknown = set(args.methods.split(",")) - set(METHODS)
+    if unknown or not methods or ("ssl+self" in methods and "ssl" not in methods):
+        raise SystemExit(f"--methods {args.methods}: some of {METHODS}; ssl+self needs ssl")
+    test_seeds = [int(s) for s in args.test_seed.split(",")]
+    outside = [s for s in test_seeds if s not in RESERVED]
+    if outside:
+        raise SystemExit(f"--test-seed {outside}: test draws come from 7900000-7999999")
+    console = Console()
+    started = time.perf_counter()
+    synthetic = resolve_model_dir(Path("models/plankton")) / BACKBONE_FILE
+    if not synthetic.is_file():
+        raise SystemExit(f"{synthetic} is missing: run `make models` (it writes the backbone)")
+
+    console.print("drawing the target domain (unlabelled pool, validation, test) ...")
+    unlabelled, _ = shifted_set(args.unlabelled_per_class, UNLABELLED_SEED)
+    validation = shifted_set(VALIDATION_PER_CLASS, VALIDATION_SEED)
+    tests = {s: shifted_set(TEST_PER_CLASS, s) for s in test_seeds}
+    pools = [shifted_set(POOL_PER_CLASS, POOL_SEED + s) for s in range(args.seeds)]
+    if "ssl" in methods:
+        ssl_path, ssl_params, ssl_history = ssl_start(args, unlabelled, synthetic, console)
+    else:
+        ssl_path, ssl_params, ssl_history = None, SslParams(epochs=args.ssl_epochs), []
     starts = {"scratch": None, "synthetic": synthetic, "ssl": ssl_path}
+    starts = {m: start for m, start in starts.items() if m in methods}
 
-    results: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
-    chosen: dict[str, dict[str, object]] = {}
-    with Progress(console=console) as progress:
-        task = progress.add_task("fine-tuning", total=len(counts) * args.seeds * len(METHODS))
-        for k in counts:
-            key = str(k)
-            for seed in range(args.seeds):
-                train = first_per_class(*pools[seed], k)
-                model = fit_classical(train, validation)
-                results["classical"].setdefault(key, []).append(
-                    macro_f1(test[1], model.predict(test[0]), N_CLASSES)
-                )
-                progress.advance(task)
-                for method, start in starts.items():
-                    if seed == 0:  # the mode, chosen on validation with the first seed
-                        done = transfer(
-                            train, validation, N_CLASSES, start=start, modes=MODES, seed=seed
-                        )
-                        chosen.setdefault(method, {})[key] = {
-                            "mode": done.mode,
-                            "validation_macro_f1": done.validation_f1,
-                        }
-                        f1 = macro_f1(test[1], predict(done.model, test[0]), N_CLASSES)
-                    else:
-                        mode = chosen[method][key]["mode"]
-                        f1 = run_nn(train, test, start, mode, seed)
-                    results[method].setdefault(key, []).append(f1)
-                    progress.advance(task)
-                    progress.update(task, description=f"{k} labels/class, seed {seed}, {method}")
+    results: dict[int, dict[str, dict[str, list[float]]]] = {
+        s: {m: {} for m in methods} for s in test_seeds
+    }
+    chosen: dict[str, dict[str, object]] = modes_from(args.modes_from, methods, counts)
+    context = {
+        "methods": methods,
+        "starts": starts,
+        "pools": pools,
+        "validation": validation,
+        "tests": tests,
+        "unlabelled": unlabelled,
+    }
+    _init_worker(context, args.threads or torch.get_num_threads())
+    args.out.mkdir(parents=True, exist_ok=True)
+    pool = (
+        ProcessPoolExecutor(
+            args.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(context, 1),
+        )
+        if args.workers > 1
+        else None
+    )
 
-    summary = {
+    def record(key: str, seed: int, out: dict) -> None:
+        for method, f1s in out["scores"].items():
+            for s, f1 in f1s.items():
+                results[s][method].setdefault(key, []).append(f1)
+        for method, choice in out["chosen"].items():
+            chosen.setdefault(method, {})[key] = choice
+        if out["self"] is not None:
+            chosen.setdefault("ssl+self", {}).setdefault(key, {})[str(seed)] = out["self"]
+        console.print(f"{key} labels/class, seed {seed}: {out['scores']}")
+        with (args.out / "few_labels.runs.jsonl").open("a") as log:  # kept if the run dies
+            log.write(json.dumps({"labels": k, "seed": seed} | out) + "\n")
+
+    for k in counts:
+        key = str(k)
+        seeds = list(range(args.seeds))
+        if any(key not in chosen.get(m, {}) for m in starts):  # modes chosen on seed 0
+            record(key, 0, run_seed(k, 0, None))
+            seeds = seeds[1:]
+        modes = {m: chosen[m][key]["mode"] for m in starts}
+        if pool is None:
+            done = [run_seed(k, seed, modes) for seed in seeds]
+        else:
+            done = list(pool.map(run_seed, [k] * len(seeds), seeds, [modes] * len(seeds)))
+        for seed, out in zip(seeds, done, strict=True):
+            record(key, seed, out)
+    if pool is not None:
+        pool.shutdown()
+    for per_test in results.values():  # seed order, whatever order the workers finished in
+        for per_k in per_test.values():
+            for v in per_k.values():
+                assert len(v) == args.seeds
+
+    summaries = {s: summarise(results[s]) for s in test_seeds}
+    for s in test_seeds:
+        show(console, summaries[s], counts, s)
+    first = summaries[test_seeds[0]]
+    record_json = {
+        "command": "python benchmarks/few_labels.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k != "out" and v is not None
+        ),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} torch threads, "
+        f"{args.workers} worker(s) of 1 thread",
+        "seconds": round(time.perf_counter() - started, 1),
+        "classes": list(SHIFTED_TAXA),
+        "seeds": {
+            "unlabelled": UNLABELLED_SEED,
+            "pools": f"{POOL_SEED} + seed",
+            "validation": VALIDATION_SEED,
+            "test": f"{test_seeds} (reserved range 7_900_000-7_999_999: never used for a choice)",
+        },
+        "sizes": {
+            "unlabelled": len(unlabelled),
+            "validation_per_class": VALIDATION_PER_CLASS,
+            "test_per_class": TEST_PER_CLASS,
+        },
+        "ssl": {
+            "method": ssl_params.describe(),
+            "backbone": "made in this run"
+            if args.ssl_backbone is None
+            else f"{args.ssl_backbone} sha256 {backbone_card(args.ssl_backbone)['sha256']}",
+            "loss_per_epoch": ssl_history,
+        },
+        "self_training": SelfTrainParams().describe(),
+        "modes_chosen_on_validation": chosen,
+        "macro_f1": first,
+        "macro_f1_by_test_seed": {str(s): v for s, v in summaries.items()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "few_labels.json").write_text(json.dumps(record_json, indent=2) + "\n")
+    plot(summaries, counts, args.out / "few_labels.png")
+    console.print(f"wrote {args.out / 'few_labels.json'} and few_labels.png")
+
+
+def summarise(results: dict[str, dict[str, list[float]]]) -> dict:
+    """Mean, std and runs per method and label count."""
+    return {
         method: {
             k: {
                 "mean": round(float(np.mean(v)), 4),
@@ -161,73 +361,60 @@ def main() -> None:
         }
         for method, per_k in results.items()
     }
-    table = Table(title="macro-F1 on the shifted test draw (mean ± std over seeds)")
+
+
+def show(console: Console, summary: dict, counts: list[int], test_seed: int) -> None:
+    """The table and the gaps the issue asks about, for one test draw."""
+    table = Table(title=f"macro-F1 on the shifted test draw {test_seed} (mean ± std over seeds)")
     table.add_column("labels/class", justify="right")
-    for method in METHODS:
+    methods = [m for m in METHODS if m in summary]
+    for method in methods:
         table.add_column(method, justify="right")
     for k in counts:
         row = [str(k)]
-        for m in METHODS:
+        for m in methods:
             s = summary[m][str(k)]
             row.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
         table.add_row(*row)
     console.print(table)
+    pretrained = [m for m in ("synthetic", "ssl", "ssl+self") if m in summary]
+    if not pretrained or "scratch" not in summary or "classical" not in summary:
+        return
     for k in counts:
-        best = max(summary["synthetic"][str(k)]["mean"], summary["ssl"][str(k)]["mean"])
+        best = max(summary[m][str(k)]["mean"] for m in pretrained)
         console.print(
             f"{k:>3} labels: best pretrained - scratch = "
             f"{100 * (best - summary['scratch'][str(k)]['mean']):+.1f} points, "
             f"- classical = {100 * (best - summary['classical'][str(k)]['mean']):+.1f} points"
         )
-    record = {
-        "command": "python benchmarks/few_labels.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()} cpus={torch.get_num_threads()} torch threads",
-        "seconds": round(time.perf_counter() - started, 1),
-        "classes": list(SHIFTED_TAXA),
-        "seeds": {
-            "unlabelled": UNLABELLED_SEED,
-            "pools": f"{POOL_SEED} + seed",
-            "validation": VALIDATION_SEED,
-            "test": f"{TEST_SEED} (reserved range 7_900_000-7_999_999: never used for a choice)",
-        },
-        "sizes": {
-            "unlabelled": len(unlabelled),
-            "validation_per_class": VALIDATION_PER_CLASS,
-            "test_per_class": TEST_PER_CLASS,
-        },
-        "ssl": {"method": ssl_params.describe(), "loss_per_epoch": ssl_history},
-        "modes_chosen_on_validation": chosen,
-        "macro_f1": summary,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "few_labels.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot(summary, counts, args.out / "few_labels.png")
-    console.print(f"wrote {args.out / 'few_labels.json'} and few_labels.png")
 
 
-def plot(summary: dict, counts: list[int], path: Path) -> None:
-    """Learning curves: macro-F1 against labels per class, one line per method."""
+def plot(summaries: dict[int, dict], counts: list[int], path: Path) -> None:
+    """Learning curves: macro-F1 against labels per class, one line per method, one panel
+    per test draw."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for method, marker in zip(METHODS, "osD^", strict=True):
-        means = [summary[method][str(k)]["mean"] for k in counts]
-        stds = [summary[method][str(k)]["std"] for k in counts]
-        ax.errorbar(counts, means, yerr=stds, marker=marker, capsize=3, label=method)
-    ax.set_xscale("log")
-    ax.set_xticks(counts, [str(k) for k in counts])
-    ax.minorticks_off()
-    ax.set_xlabel("labelled images per class (log scale)")
-    ax.set_ylabel("macro-F1 on the shifted test draw")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title("Few labels on an unseen instrument (12 classes, 2 of them new)")
+    n, counts = len(summaries), sorted(counts)
+    fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 4.2), dpi=120, squeeze=False)
+    for ax, (test_seed, summary) in zip(axes[0], summaries.items(), strict=True):
+        for method, marker in zip(METHODS, "osD^v", strict=True):
+            if method not in summary:
+                continue
+            means = [summary[method][str(k)]["mean"] for k in counts]
+            stds = [summary[method][str(k)]["std"] for k in counts]
+            ax.errorbar(counts, means, yerr=stds, marker=marker, capsize=3, label=method)
+        ax.set_xscale("log")
+        ax.set_xticks(counts, [str(k) for k in counts])
+        ax.minorticks_off()
+        ax.set_xlabel("labelled images per class (log scale)")
+        ax.set_ylabel(f"macro-F1 on the shifted test draw {test_seed}")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        ax.set_title("Few labels on an unseen instrument (12 classes, 2 new)")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -55,6 +55,13 @@ def _labelled_data(func):
     help="Your test ImageFolder (else split off the training folder).",
 )
 @click.option(
+    "--unlabelled-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Unlabelled crops of your instrument: self-training on them after fine-tuning "
+    "(pseudo-labels of the confident ones), kept if it wins on validation.",
+)
+@click.option(
     "--pretrained",
     default="auto",
     show_default=True,
@@ -116,6 +123,7 @@ def train_command(
     validated_only: bool,
     val_dir: Path | None,
     test_dir: Path | None,
+    unlabelled_dir: Path | None,
     pretrained: str,
     finetune: str,
     folds: int | None,
@@ -140,8 +148,13 @@ def train_command(
     if data_dir is not None and ecotaxa is not None:
         raise click.BadParameter("give either --data-dir or --ecotaxa, not both")
     user_data = data_dir is not None or ecotaxa is not None
-    if (val_dir or test_dir or folds is not None or colour != "auto") and not user_data:
-        msg = "--val-dir, --test-dir, --folds and --colour go with --data-dir or --ecotaxa"
+    if (val_dir or test_dir or unlabelled_dir or folds is not None or colour != "auto") and (
+        not user_data
+    ):
+        msg = (
+            "--val-dir, --test-dir, --unlabelled-dir, --folds and --colour go with --data-dir "
+            "or --ecotaxa"
+        )
         raise click.BadParameter(msg)
     adaptive = user_data and epochs is None and batch_size is None
     if quick:
@@ -155,6 +168,7 @@ def train_command(
         imbalance=imbalance,
         val_dir=val_dir,
         test_dir=test_dir,
+        unlabelled_dir=unlabelled_dir,
         colour=colour,  # type: ignore[arg-type]
         input_size=int(input_size) if input_size else None,
         folds=folds,

@@ -61,6 +61,7 @@ class PlanktonData:
     colour: Colour = "auto"
     input_size: int | None = None
     folds: int | None = None
+    unlabelled_dir: Path | None = None  # crops for self-training (a user's data only)
 
     @property
     def kind(self) -> str:

@@ -18,7 +18,9 @@ from seawatch.models.training import select_device, training_progress
 INPUT_SIZE = 64
 
 
-def unlabelled_crops(root: Path, *, size: int = INPUT_SIZE) -> tuple[np.ndarray, list[str]]:
+def unlabelled_crops(
+    root: Path, *, size: int = INPUT_SIZE, option: str = "--data-dir"
+) -> tuple[np.ndarray, list[str]]:
     """Every readable image under ``root`` as a prepared crop; the unreadable ones named."""
     paths = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     crops, skipped = [], []
@@ -31,7 +33,7 @@ def unlabelled_crops(root: Path, *, size: int = INPUT_SIZE) -> tuple[np.ndarray,
                 skipped.append(f"{path}: {exc}")
             progress.advance(task)
     if not crops:
-        msg = f"--data-dir {root}: no readable image ({sorted(IMAGE_SUFFIXES)}); {skipped[:3]}"
+        msg = f"{option} {root}: no readable image ({sorted(IMAGE_SUFFIXES)}); {skipped[:3]}"
         raise ConfigError(msg)
     return np.stack(crops), skipped
 

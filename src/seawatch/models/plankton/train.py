@@ -28,6 +28,7 @@ from rich.progress import Progress
 from torch import nn
 
 from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.preprocess import nchw
 from seawatch.models.plankton.augment import AugmentParams, augment
 from seawatch.models.plankton.backbone import (
@@ -53,6 +54,7 @@ from seawatch.models.plankton.export import OUTPUT_NAMES, check_parity, export_o
 from seawatch.models.plankton.finetune import MODES, new_model, schedule_for, train_mode, transfer
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.pretrained import load_backbone
+from seawatch.models.plankton.selftrain import keep_better
 from seawatch.models.plankton.splits import PlanktonData, Splits, load_splits
 from seawatch.models.training import (
     log_line,
@@ -173,10 +175,13 @@ def _transfer(
     seed: int,
     device: str,
     progress: Progress,
+    unlabelled: np.ndarray | None = None,
 ) -> _Fitted:
     """A user's data: schedule from its size, modes tried from the start and chosen on
     validation macro-F1 (see :mod:`.finetune`), or on the mean macro-F1 of K folds for a
-    small set (see :mod:`.crossval`; the kept mode is then trained on every image)."""
+    small set (see :mod:`.crossval`; the kept mode is then trained on every image); with
+    unlabelled crops, then self-training (see :mod:`.selftrain`), kept if it wins on
+    validation."""
     train = splits.train
     schedule = schedule_for(
         len(train),
@@ -194,6 +199,13 @@ def _transfer(
         },
         "rule": f"batch ~ n/8 in 16..128, epochs for ~300 steps in 10..300; mode by {chosen}",
     }
+    if splits.folds and unlabelled is not None:
+        msg = (
+            "--unlabelled-dir needs a validation split to keep or refuse the self-trained "
+            f"model, and this set is cross-validated ({splits.folds} folds): give --val-dir, "
+            "or --folds 0"
+        )
+        raise ConfigError(msg)
     if splits.folds:
         tried = len(modes) if pretrained else 1
         task = progress.add_task("cross-validation", total=tried * splits.folds + 1, info="")
@@ -241,9 +253,39 @@ def _transfer(
     )
     tuning |= {"mode": done.mode, "validation_macro_f1_by_mode": done.validation_f1}
     model = done.model.to(device)
+    if unlabelled is not None:
+        model, tuning["self_training"] = keep_better(
+            model,
+            done.validation_f1[done.mode],
+            (train.images, train.labels),
+            unlabelled,
+            (validation.images, validation.labels),
+            start=pretrained,
+            mode=done.mode,
+            seed=seed,
+            device=device,
+            schedule=schedule,
+        )
+        model = model.to(device)
     logits = predict_logits(model, validation.images, device)
     backbone = backbone_card(pretrained) if pretrained else None
     return _Fitted(model, [], tuning, logits, validation, backbone=backbone)
+
+
+def _unlabelled(data: PlanktonData, train: LabelledSet) -> np.ndarray | None:
+    """The crops under ``data.unlabelled_dir``, prepared like the labelled ones (None: none)."""
+    if data.unlabelled_dir is None:
+        return None
+    if train.channels != 1:
+        msg = (
+            "--unlabelled-dir reads gray crops and this model takes colour; self-training of "
+            "colour models is not built yet: leave out --unlabelled-dir or give --colour gray"
+        )
+        raise ConfigError(msg)
+    from seawatch.models.plankton.ssl_command import unlabelled_crops
+
+    size = int(train.images.shape[1])
+    return unlabelled_crops(data.unlabelled_dir, size=size, option="--unlabelled-dir")[0]
 
 
 def predict_logits(
@@ -277,6 +319,8 @@ def train_plankton(
     are the data's (64 px gray for the generator; chosen from a user's images).
     """
     data, params = data or PlanktonData(), params or FitParams()
+    if data.unlabelled_dir is not None and data.kind == "synthetic":
+        raise ConfigError("--unlabelled-dir goes with --data-dir or --ecotaxa (your labels)")
     if params.epochs < 1 or params.batch_size < 1:
         msg = f"epochs and batch_size must be >= 1, got {params.epochs} and {params.batch_size}"
         raise ValueError(msg)
@@ -290,7 +334,8 @@ def train_plankton(
         if data.kind == "synthetic":
             done = _fit_synthetic(splits, params, pretrained, seed, device, progress)
         else:
-            done = _transfer(splits, params, pretrained, seed, device, progress)
+            unlabelled = _unlabelled(data, splits.train)
+            done = _transfer(splits, params, pretrained, seed, device, progress, unlabelled)
     train, model = splits.train, done.model
     size, channels = int(train.images.shape[1]), train.channels
     mean, std = float(model.mean), float(model.std)
