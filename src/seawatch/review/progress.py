@@ -17,21 +17,34 @@ log = logging.getLogger(__name__)
 MEASUREMENT = "review"
 
 
-def progress_lines(db: sqlite3.Connection, now_ns: int | None = None) -> list[str]:
+def progress_lines(
+    db: sqlite3.Connection,
+    now_ns: int | None = None,
+    known: set[tuple[str, str]] | None = None,
+) -> list[str]:
     """The ``review`` points now: one per (cruise, taxon) of plankton, one per cruise of
-    otoliths."""
+    otoliths. ``known``: the (cruise, taxon) pairs written before; one that has no object
+    left (its last one reassigned) gets a row of zeros, so a dashboard's last value drops to
+    0 instead of keeping its old count. The set is updated to the pairs written now."""
     now = time.time_ns() if now_ns is None else now_ns
     lines = []
-    rows = db.execute(
-        "SELECT COALESCE(cruise, 'none'), label, COUNT(*), SUM(status = 'validated'), "
-        "SUM(status = 'dubious') FROM objects GROUP BY 1, 2"
+    rows = list(
+        db.execute(
+            "SELECT COALESCE(cruise, 'none'), label, COUNT(*), SUM(status = 'validated'), "
+            "SUM(status = 'dubious') FROM objects GROUP BY 1, 2"
+        )
     )
+    if known is not None:
+        present = {(cruise, taxon) for cruise, taxon, *_ in rows}
+        rows += [(cruise, taxon, 0, 0, 0) for cruise, taxon in sorted(known - present)]
+        known.clear()
+        known.update(present)
     for cruise, taxon, total, validated, dubious in rows:
         fields = {
             "objects": total,
             "validated": validated,
             "dubious": dubious,
-            "validated_share": round(validated / total, 6),
+            "validated_share": round(validated / total, 6) if total else 0.0,
         }
         lines.append(
             line(MEASUREMENT, {"cruise": cruise, "taxon": taxon, "kind": "plankton"}, fields, now)
@@ -58,6 +71,7 @@ class ProgressWriter:
         self.store_path, self.sink, self.every_s = store_path, sink, every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="review-progress", daemon=True)
+        self._taxa: set[tuple[str, str]] = set()  # written before (their zero rows, when gone)
 
     def start(self) -> ProgressWriter:
         self._thread.start()
@@ -67,7 +81,7 @@ class ProgressWriter:
         """Queue and flush one set of points; return how many."""
         db = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True, timeout=15.0)
         try:
-            lines = progress_lines(db)
+            lines = progress_lines(db, known=self._taxa)
         finally:
             db.close()
         self.sink.add_lines(lines)
