@@ -23,7 +23,7 @@ demo: $(BASE)
 
 test: $(TRAIN)
 	$(BIN)/python -m ruff check src tests benchmarks scripts fuzz
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=30
 
 lint: $(BASE)
 	$(BIN)/python -m ruff check src tests benchmarks scripts fuzz
