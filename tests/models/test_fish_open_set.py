@@ -144,3 +144,50 @@ def test_a_provisional_fish_gathers_only_views_that_alone_match_it() -> None:
     assert odd.individual == new and not odd.kept_view
     assert answers[4].kept_view  # a view that fits is still added
     assert gallery.entry(new).n_embeddings == 4  # three enrolled it, the fifth joined
+
+
+def test_a_look_alike_whose_views_each_miss_the_threshold_is_not_the_known_fish() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    # a stranger's views, each at 0.66 to nemo: the mean of three (0.66) reaches the group
+    # bar (threshold less known_drop[3]) but none alone reaches the threshold
+    views = [_tilted(a, c, 0.66), _tilted(a, np.eye(DIM)[3], 0.66), _tilted(a, c, 0.66)]
+    assert 0.66 >= THRESHOLD - decider.known_drop[2]
+    answers = _decide(decider, views, 0)
+    assert all(x.individual == UNKNOWN for x in answers)
+    # one view that alone reaches the threshold anchors the group: then it is nemo
+    more = _decide(decider, [_tilted(a, c, 0.66), _tilted(a, c, 0.75)], 50, tag="g")
+    assert more[-1].individual == "nemo"
+
+
+def test_a_linked_sighting_that_fits_another_fish_better_is_not_given_the_tracklets() -> None:
+    a, b = np.eye(DIM)[0], np.eye(DIM)[1]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    gallery.enrol("dory", b[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    # the third view links to the tracklet (cosine 0.66 >= 0.5) and scores 0.66 for nemo,
+    # over the inherit bar, but 0.75 for dory: another fish crossed in front of the camera
+    crossing = (0.66 * a + 0.75 * b + np.sqrt(1 - 0.66**2 - 0.75**2) * np.eye(DIM)[5]).astype(
+        np.float32
+    )
+    assert 0.66 >= THRESHOLD - decider.inherit_drop
+    answers = _decide(decider, [a, a, crossing], 0)
+    assert [x.individual for x in answers[:2]] == ["nemo", "nemo"]
+    assert answers[2].individual == UNKNOWN
+
+
+def test_a_poor_view_inherits_its_tracklets_fish_only_when_it_alone_matches() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    good = _decide(decider, [a, a], 0)
+    assert [x.individual for x in good] == ["nemo", "nemo"]
+    # a poor view at 0.66: a good view that fits this badly would inherit nemo, a poor not
+    poor = _decide(decider, [_tilted(a, c, 0.66)], 2, quality=5.0)
+    assert poor[0].individual == UNKNOWN
+    fit = _decide(decider, [_tilted(a, c, 0.8)], 3, quality=5.0)
+    assert fit[0].individual == "nemo"

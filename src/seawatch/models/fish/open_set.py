@@ -8,7 +8,8 @@ tracklets`) and the tracklet is decided as a group:
 - **known** (or an earlier new fish) when the mean, over the tracklet's good views, of their
   score for one individual reaches the match threshold less ``known_drop[n]`` for ``n``
   views (the mean of several views varies less than one view's score, so the same
-  false-match rate is reached lower);
+  false-match rate is reached lower), and one of those views alone reaches the threshold
+  less ``anchor_drop`` (a stranger that resembles a known fish stays under it view by view);
 - **new** only when at least ``min_views`` good views (quality at least ``min_quality``)
   agree that no individual reaches the threshold less ``new_drop[n]``; between the two a
   tracklet waits for more views. The fish is enrolled with all of them, under the id
@@ -18,8 +19,9 @@ tracklets`) and the tracklet is decided as a group:
   (matched, nothing enrolled), else ``unknown``. A poor view never enrols and never decides.
 
 A decided tracklet's later sightings get its individual, unless a sighting's own score for
-it is under the threshold less ``inherit_drop``: then the link was likely wrong (two fish
-crossing in front of one camera) and it is reported ``unknown``. A provisional individual
+it is under the threshold less ``inherit_drop`` (a poor view: less ``poor_inherit_drop``),
+or another individual scores more than ``inherit_margin`` above it: then the link was
+likely wrong (two fish crossing in front of one camera) and it is reported ``unknown``. A provisional individual
 gathers the good views of the tracklets decided as it, up to ``max_views``, but only views
 that alone reach the threshold for it: a view that barely fits would let the id drift
 towards a look-alike, which then matches it better and better. After each enrolment the
@@ -74,6 +76,17 @@ NEW_DROP = (1.0, 1.0, 0.13, 0.12)
 # this is not given the individual (development seeds 7,100,400-7,100,405: ids mixing two
 # fish 4.5 % -> 1.0 %, known sightings left unknown 11.2 % -> 13.4 %).
 INHERIT_DROP = 0.11
+# Issue 28's second round, chosen on development seeds 7,100,400-7,100,405 and
+# 7,100,410-7,100,413 (with the occlusion-aware view quality: ids mixing two fish 9 of 815
+# -> 1 of 812, known sightings on their own fish 85.6 % -> 84.5 %): a tracklet is decided as a known fish (or an earlier new one)
+# only when one of its good views alone reaches the threshold less ANCHOR_DROP (a stranger
+# that resembles a known fish scores under it view by view, but often over it on the mean);
+# a decided tracklet's sighting gets its fish only when no other fish scores more than
+# INHERIT_MARGIN above it (else another fish was linked in), and a poor view only when it
+# reaches the threshold less POOR_INHERIT_DROP (a half-hidden view fits any fish).
+ANCHOR_DROP = 0.0
+INHERIT_MARGIN = 0.0
+POOR_INHERIT_DROP = 0.0
 
 
 def _at(drops: Sequence[float], n: int) -> float:
@@ -95,6 +108,9 @@ class OpenSetDecider:
         known_drop: Sequence[float] = KNOWN_DROP,
         new_drop: Sequence[float] = NEW_DROP,
         inherit_drop: float = INHERIT_DROP,
+        anchor_drop: float = ANCHOR_DROP,
+        inherit_margin: float = INHERIT_MARGIN,
+        poor_inherit_drop: float = POOR_INHERIT_DROP,
     ) -> None:
         if min_views < 1 or max_views < min_views:
             msg = f"need 1 <= min_views <= max_views, got {min_views}, {max_views}"
@@ -107,6 +123,8 @@ class OpenSetDecider:
         self.tracklets = tracklets or Tracklets()
         self.known_drop, self.new_drop = tuple(known_drop), tuple(new_drop)
         self.inherit_drop = inherit_drop
+        self.anchor_drop, self.inherit_margin = anchor_drop, inherit_margin
+        self.poor_inherit_drop = poor_inherit_drop
         self.merges: list[Merge] = []
 
     def decide(
@@ -137,7 +155,7 @@ class OpenSetDecider:
             individual = self.gallery.resolve(track.individual)
             column = ids.index(individual) if individual in ids else -1
             score = round(float(scores[column]), 6) if column >= 0 else own
-            if score < self.threshold - self.inherit_drop:  # not the fish the track holds
+            if not self._inherits(score, own, good):  # not the fish the track holds
                 return Sighting(UNKNOWN, own, False, False)
             kept = self._add_views(individual, [(embedding, source, score)] if good else [])
             return self._matched(individual, score, kept)
@@ -147,9 +165,12 @@ class OpenSetDecider:
             track.scores.append(own)
         group = np.full(1, -1.0)
         if track.views and len(scores):
-            group = self.gallery.scores(np.stack(track.views)).mean(axis=0)
+            each = self.gallery.scores(np.stack(track.views))
+            group = each.mean(axis=0)
             b = int(np.argmax(group))
-            if group[b] >= self.threshold - _at(self.known_drop, len(track.views)):
+            if group[b] >= self.threshold - _at(self.known_drop, len(track.views)) and (
+                each[:, b].max() >= self.threshold - self.anchor_drop  # one view alone agrees
+            ):
                 track.individual = self.gallery.resolve(ids[b])
                 views = list(zip(track.views, track.sources, track.scores, strict=True))
                 kept = self._add_views(track.individual, views)
@@ -165,6 +186,12 @@ class OpenSetDecider:
             individual = self.gallery.resolve(ids[best])
             return Sighting(individual, own, False, self.gallery.entry(individual).provisional)
         return Sighting(UNKNOWN, own, False, False)
+
+    def _inherits(self, score: float, own: float, good: bool) -> bool:
+        """Whether a sighting of a decided tracklet is given its fish: its ``score`` for
+        it near the threshold (a poor view: nearer), and no other fish better than it."""
+        drop = self.inherit_drop if good else self.poor_inherit_drop
+        return score >= self.threshold - drop and score >= own - self.inherit_margin
 
     def _matched(self, individual: str, score: float, kept: tuple) -> Sighting:
         provisional = self.gallery.entry(individual).provisional
