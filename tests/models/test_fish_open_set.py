@@ -154,7 +154,7 @@ def test_a_look_alike_whose_views_each_miss_the_threshold_is_not_the_known_fish(
     # a stranger's views, each at 0.66 to nemo: the mean of three (0.66) reaches the group
     # bar (threshold less known_drop[3]) but none alone reaches the threshold
     views = [_tilted(a, c, 0.66), _tilted(a, np.eye(DIM)[3], 0.66), _tilted(a, c, 0.66)]
-    assert 0.66 >= THRESHOLD - decider.known_drop[2]
+    assert THRESHOLD - decider.known_drop[2] <= 0.66
     answers = _decide(decider, views, 0)
     assert all(x.individual == UNKNOWN for x in answers)
     # one view that alone reaches the threshold anchors the group: then it is nemo
@@ -173,7 +173,7 @@ def test_a_linked_sighting_that_fits_another_fish_better_is_not_given_the_trackl
     crossing = (0.66 * a + 0.75 * b + np.sqrt(1 - 0.66**2 - 0.75**2) * np.eye(DIM)[5]).astype(
         np.float32
     )
-    assert 0.66 >= THRESHOLD - decider.inherit_drop
+    assert THRESHOLD - decider.inherit_drop <= 0.66
     answers = _decide(decider, [a, a, crossing], 0)
     assert [x.individual for x in answers[:2]] == ["nemo", "nemo"]
     assert answers[2].individual == UNKNOWN

@@ -20,14 +20,14 @@ tracklets`) and the tracklet is decided as a group:
 
 A decided tracklet's later sightings get its individual, unless a sighting's own score for
 it is under the threshold less ``inherit_drop`` (a poor view: less ``poor_inherit_drop``),
-or another individual scores more than ``inherit_margin`` above it: then the link was
-likely wrong (two fish crossing in front of one camera) and it is reported ``unknown``. A provisional individual
-gathers the good views of the tracklets decided as it, up to ``max_views``, but only views
-that alone reach the threshold for it: a view that barely fits would let the id drift
-towards a look-alike, which then matches it better and better. After each enrolment the
-provisional individuals are compared view set to view set; two that are one fish (mean best
-score at the threshold) are merged, the later into the earlier (recorded, reversible with
-:meth:`~seawatch.models.fish.gallery.Gallery.unmerge`).
+or another individual scores more than ``inherit_margin`` above it: then the link was likely
+wrong (two fish crossing in front of one camera) and it is reported ``unknown``. A
+provisional individual gathers the good views of the tracklets decided as it, up to
+``max_views``, but only views that alone reach the threshold for it: a view that barely fits
+would let the id drift towards a look-alike, which then matches it better and better. After
+each enrolment the provisional individuals are compared view set to view set; two that are
+one fish (mean best score at the threshold) are merged, the later into the earlier
+(recorded, reversible with :meth:`~seawatch.models.fish.gallery.Gallery.unmerge`).
 """
 
 from __future__ import annotations
@@ -77,13 +77,14 @@ NEW_DROP = (1.0, 1.0, 0.13, 0.12)
 # fish 4.5 % -> 1.0 %, known sightings left unknown 11.2 % -> 13.4 %).
 INHERIT_DROP = 0.11
 # Issue 28's second round, chosen on development seeds 7,100,400-7,100,405 and
-# 7,100,410-7,100,413 (with the occlusion-aware view quality: ids mixing two fish 9 of 815
-# -> 1 of 812, known sightings on their own fish 85.6 % -> 84.5 %): a tracklet is decided as a known fish (or an earlier new one)
-# only when one of its good views alone reaches the threshold less ANCHOR_DROP (a stranger
-# that resembles a known fish scores under it view by view, but often over it on the mean);
-# a decided tracklet's sighting gets its fish only when no other fish scores more than
-# INHERIT_MARGIN above it (else another fish was linked in), and a poor view only when it
-# reaches the threshold less POOR_INHERIT_DROP (a half-hidden view fits any fish).
+# 7,100,410-7,100,413 (with the occlusion-aware view quality of quality.py, both together:
+# ids mixing two fish 9 of 815 -> 1 of 812, known sightings on their own fish 85.6 % -> 84.5
+# %; the quality alone: 8 of 814): a tracklet is decided as a known fish (or an earlier new
+# one) only when one of its good views alone reaches the threshold less ANCHOR_DROP (a
+# stranger that resembles a known fish scores under it view by view, but often over it on
+# the mean); a decided tracklet's sighting gets its fish only when no other fish scores more
+# than INHERIT_MARGIN above it (else another fish was linked in), and a poor view only when
+# it reaches the threshold less POOR_INHERIT_DROP (a half-hidden view fits any fish).
 ANCHOR_DROP = 0.0
 INHERIT_MARGIN = 0.0
 POOR_INHERIT_DROP = 0.0
