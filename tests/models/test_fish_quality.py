@@ -26,15 +26,21 @@ def test_a_view_half_hidden_by_a_flat_occluder_scores_zero() -> None:
     mask = np.zeros(view.shape[:2], np.uint8)
     cv2.ellipse(mask, (80, 32), (50, 40), 0, 0, 360, 1, -1)  # about half the input
     hidden[mask > 0] = 60
-    share = flat_share(cv2.cvtColor(hidden, cv2.COLOR_RGB2GRAY))
-    assert share > MAX_FLAT
+    assert flat_share(cv2.cvtColor(hidden, cv2.COLOR_RGB2GRAY)[16:48, 24:136]) > MAX_FLAT
     assert view_quality(hidden) == 0.0
     assert view_quality(view) > 0  # the same view unhidden is sharp
-    # a small flat patch (a fin's shadow) leaves the view usable
+    # a small flat patch on the body (a shadow) leaves the view usable
     patch = view.copy()
-    patch[:16, :40] = 60
-    assert flat_share(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)) < MAX_FLAT
+    patch[16:32, 40:72] = 60
+    assert flat_share(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)[16:48, 24:136]) > 0
     assert view_quality(patch) > 0
+
+
+def test_flat_wall_around_the_fish_does_not_count_as_hidden() -> None:
+    view = np.full((64, 160, 3), 90, np.uint8)  # a whole frame's crop: wall all around
+    view[16:48, 24:136] = _textured()[16:48, 24:136]
+    assert flat_share(cv2.cvtColor(view, cv2.COLOR_RGB2GRAY)) > 0.5
+    assert view_quality(view) > 0
 
 
 def test_a_view_that_is_not_a_model_input_is_refused() -> None:

@@ -7,12 +7,14 @@ matched against the gallery but never enrolled and never decides a new fish on i
 
 Occlusion: a half-hidden fish looks sharp, so the sharpness alone passes it, and such views
 resemble each other more than their fish (the occluder is what they share): a provisional
-id enrolled from them drew other fish's occluded views (issue 28). A view whose input is
-flat (8 x 8 blocks of gray level spread under ``FLAT_STD``) over more than ``MAX_FLAT`` of
-its area, an occluder, glare or a wall, scores 0. Chosen on development seed 7,100,499:
-the share is 0.39-0.57 for views occluded on purpose (5th-95th percentile), 0.00-0.26 for
-clean views and 0.08-0.34 for small or blurred ones. A textured occluder (another fish) is
-not caught here; it shows as a low similarity to the tracklet's other views.
+id enrolled from them drew other fish's occluded views (issue 28). A view whose body (the
+middle half of the input's height, 70 % of its width: a whole frame's crop has flat wall
+around the fish) is flat (8 x 8 blocks of gray level spread under ``FLAT_STD``) over more
+than ``MAX_FLAT`` of its area, an occluder or glare, scores 0. Chosen on development seed
+7,100,499 (5th-95th percentile of the share): views occluded on purpose 0.59-0.75 as crops,
+0.03-0.72 as cut from whole frames (a cut that keeps only the visible part passes); clean,
+small or blurred views 0.00-0.14 either way. A textured occluder (another fish) is not
+caught here; it shows as a low similarity to the tracklet's other views.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 
 FLAT_STD = 2.0  # gray levels: a block this even holds no detail
-MAX_FLAT = 0.36  # share of the input's blocks that may be flat
+MAX_FLAT = 0.3  # share of the body's blocks that may be flat
 
 
 def flat_share(gray: np.ndarray, block: int = 8) -> float:
@@ -36,12 +38,13 @@ def flat_share(gray: np.ndarray, block: int = 8) -> float:
 
 def view_quality(input8: np.ndarray) -> float:
     """Sharpness of one H x W x 3 uint8 RGB model input (variance of its Laplacian), 0 when
-    more than ``MAX_FLAT`` of it is flat (hidden)."""
+    more than ``MAX_FLAT`` of its body is flat (hidden)."""
     if input8.dtype != np.uint8 or input8.ndim != 3 or input8.shape[2] != 3:
         msg = f"expected an H x W x 3 uint8 model input, got {input8.dtype} {input8.shape}"
         raise ValueError(msg)
     gray = cv2.cvtColor(input8, cv2.COLOR_RGB2GRAY)
-    if flat_share(gray) > MAX_FLAT:
+    h, w = gray.shape
+    if flat_share(gray[h // 4 : h - h // 4, w * 3 // 20 : w - w * 3 // 20]) > MAX_FLAT:
         return 0.0
     return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
