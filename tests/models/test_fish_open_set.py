@@ -191,3 +191,19 @@ def test_a_poor_view_inherits_its_tracklets_fish_only_when_it_alone_matches() ->
     assert poor[0].individual == UNKNOWN
     fit = _decide(decider, [_tilted(a, c, 0.8)], 3, quality=5.0)
     assert fit[0].individual == "nemo"
+
+
+def test_a_stranger_close_to_a_known_fish_is_new_when_its_views_agree() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    # three views of one fish (alike: cosine about 0.99), each at 0.66 to nemo: the mean is
+    # over the new-fish bar and no view alone reaches the threshold
+    rng = np.random.default_rng(3)
+    views = [_tilted(a, c, 0.66) + rng.normal(0, 0.01, DIM).astype(np.float32) for _ in range(3)]
+    views = [v / np.linalg.norm(v) for v in views]
+    assert THRESHOLD - decider.new_drop[2] <= 0.66 < THRESHOLD
+    answers = _decide(decider, views, 0)
+    assert [x.new_individual for x in answers] == [False, False, True]
+    assert answers[2].individual.startswith("fish-new") and len(gallery) == 2
