@@ -151,10 +151,15 @@ def test_a_look_alike_whose_views_each_miss_the_threshold_is_not_the_known_fish(
     gallery = Gallery(DIM)
     gallery.enrol("nemo", a[None].astype(np.float32))
     decider = OpenSetDecider(gallery, THRESHOLD)
-    # a stranger's views, each at 0.66 to nemo: the mean of three (0.66) reaches the group
-    # bar (threshold less known_drop[3]) but none alone reaches the threshold
-    views = [_tilted(a, c, 0.66), _tilted(a, np.eye(DIM)[3], 0.66), _tilted(a, c, 0.66)]
+    # a stranger's views, each at 0.66 to nemo: one tracklet (pairwise cosine 0.49-0.60,
+    # over link_similarity), whose mean (0.66) reaches the group bar (threshold less
+    # known_drop[3]) but none alone reaches the threshold; the views differ too much
+    # (mean pairwise 0.57) to make a new fish on their own
+    e = np.eye(DIM)
+    away = [e[2], 0.3 * e[2] + np.sqrt(0.91) * e[3], 0.3 * e[2] + np.sqrt(0.91) * e[4]]
+    views = [_tilted(a, u, 0.66) for u in away]
     assert THRESHOLD - decider.known_drop[2] <= 0.66
+    assert decider.lone_agree > 0.57
     answers = _decide(decider, views, 0)
     assert all(x.individual == UNKNOWN for x in answers)
     # one view that alone reaches the threshold anchors the group: then it is nemo
