@@ -13,8 +13,8 @@ Figures (:mod:`seawatch.models.fish.open_set_score`): known sightings declared n
 another known fish / left undecided, ids per new fish, ids mixing two fish, "new fish"
 alerts against new fish, and the head's decide time per sighting (CPU).
 
-Development seeds are 7,100,400-7,100,499; 7,900,080 is reserved for the final figures
-(scored once, never used for a choice).
+Development seeds are 7,100,400-7,100,499; 7,900,080, 7,900,082, 7,900,084 and 7,900,085 are
+reserved for the final figures (each scored once per round of choices, never used for one).
 
     python benchmarks/fish_open_set.py [--seeds 7100400 7100401] [--modes single tracklets]
 """
@@ -37,10 +37,8 @@ BATCH = 32
 
 
 def embed(stream, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """The committed model's raw embeddings and the views' quality scores (cached by seed)."""
-    if cache is not None and cache.exists():
-        data = np.load(cache)
-        return data["embeddings"], data["quality"]
+    """The committed model's raw embeddings (cached by seed) and the views' quality scores
+    (always scored again: the score's rule may have changed since the cache was made)."""
     from seawatch.contracts.card import ONNX_FILE
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
     from seawatch.models.fish.head import fish_input8
@@ -48,6 +46,8 @@ def embed(stream, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
 
     inputs8 = [fish_input8(s.image, 64, 160) for s in stream]
     quality = np.array([view_quality(x) for x in inputs8], np.float32)
+    if cache is not None and cache.exists():
+        return np.load(cache)["embeddings"], quality
     tensor = np.stack(inputs8).transpose(0, 3, 1, 2).astype(np.float32)
     with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
         out = np.concatenate([backend.run(tensor[i : i + 64]) for i in range(0, len(tensor), 64)])

@@ -16,8 +16,12 @@ precision (missed fish, false detections), then the open-set figures
 (:mod:`seawatch.models.fish.open_set_score`) over the matched sightings, and the "new fish"
 alerts of all detections (false ones included) against the new fish.
 
-Development seeds are 7,100,400-7,100,499; 7,900,083 is reserved for the final figures
-(scored once, never used for a choice).
+Development seeds are 7,100,400-7,100,499; 7,900,083 and 7,900,086 are reserved for the
+final figures (each scored once per round of choices, never used for one).
+
+``--per-sighting FILE`` appends one JSON line per detection (its record, its view's quality,
+the drawn fish it was matched to and why that one may be hard, the fish it overlaps): the
+material to see which sightings mix ids.
 
 ``--view-check`` adds, per seed, single views of known fish without tracklets: the share
 put on their own id at the threshold from the stream's crops and from the detector's, and
@@ -99,8 +103,36 @@ def _miss_kind(fish, i: int) -> str:
     return "covered" if f.visible < 0.8 else "clear"
 
 
-def run_mode(mode: str, frames, batches, outputs) -> dict:
-    """Decide every batch with a fresh head in ``mode``; detection and open-set figures."""
+def _row(b: int, scene, prepared, record, k: int, fish) -> dict:
+    """One sighting's line of the per-sighting output: the record, its view's quality, and
+    the drawn fish it was matched to (None: a false detection; ``over`` the drawn fish it
+    overlaps most, and by how much)."""
+    from seawatch.models.fish.quality import view_quality
+    from seawatch.models.fish.tank_scene import iou
+
+    overlaps = sorted(((iou(f.box, record.bbox), f.truth) for f in scene.fish), reverse=True)
+    row = {
+        "batch": b,
+        "camera": scene.camera,
+        "captured_at_ns": scene.captured_at_ns,
+        "box": list(record.bbox),
+        "individual": record.individual,
+        "similarity": record.similarity,
+        "new_individual": record.new_individual,
+        "quality": round(view_quality(prepared.crops[k]), 1),
+        "over": [[round(v, 3), t] for v, t in overlaps[:2] if v > 0],
+        "truth": None,
+    }
+    if fish is not None:
+        i = scene.fish.index(fish)
+        row |= {"truth": fish.truth, "known": fish.known, "kind": _miss_kind(scene.fish, i)}
+        row["facing_right"] = fish.facing_right
+    return row
+
+
+def run_mode(mode: str, frames, batches, outputs, rows: list | None = None) -> dict:
+    """Decide every batch with a fresh head in ``mode``; detection and open-set figures (and
+    one row per detection into ``rows`` when given)."""
     from threadpoolctl import threadpool_limits
 
     from seawatch.contracts.card import load_card
@@ -144,6 +176,11 @@ def run_mode(mode: str, frames, batches, outputs) -> dict:
                 truth.append((scene.fish[i].truth, scene.fish[i].known))
                 answers.append(Answer(records[j].individual, records[j].new_individual))
             false_alerts += sum(r.new_individual for r in spare)
+            if rows is not None:
+                fish_of = {j: scene.fish[i] for i, j in pairs}
+                rows += [
+                    _row(b, scene, batch[k], r, j, fish_of.get(j)) for j, r in enumerate(records)
+                ]
     score = score_open_set(truth, answers, gallery.resolve).as_dict()
     strangers = {f.truth for s in frames for f in s.fish if not f.known}
     alerts = score["new_fish_alerts"] + false_alerts
@@ -235,6 +272,9 @@ def main() -> None:
     )
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--per-sighting", type=Path, default=None, help="JSON lines, one per detection"
+    )
     args = parser.parse_args()
     from seawatch.models.fish.open_set_frames import open_set_frames
     from seawatch.models.fish.open_set_stream import open_set_stream
@@ -253,7 +293,13 @@ def main() -> None:
             continue
         batches, outputs, cost = prepare_and_embed(frames)
         for mode in args.modes:
-            run = {"seed": seed, **run_mode(mode, frames, batches, outputs), **cost}
+            rows: list[dict] | None = [] if args.per_sighting else None
+            run = {"seed": seed, **run_mode(mode, frames, batches, outputs, rows), **cost}
+            if args.per_sighting and rows is not None:
+                with args.per_sighting.open("a") as out:
+                    out.writelines(
+                        json.dumps({"seed": seed, "mode": mode, **r}) + "\n" for r in rows
+                    )
             run["render_seconds"] = round(rendered_s, 1)
             runs.append(run)
             print(json.dumps(run), file=sys.stderr, flush=True)

@@ -144,3 +144,71 @@ def test_a_provisional_fish_gathers_only_views_that_alone_match_it() -> None:
     assert odd.individual == new and not odd.kept_view
     assert answers[4].kept_view  # a view that fits is still added
     assert gallery.entry(new).n_embeddings == 4  # three enrolled it, the fifth joined
+
+
+def test_a_look_alike_whose_views_each_miss_the_threshold_is_not_the_known_fish() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    # a stranger's views, each at 0.66 to nemo: one tracklet (pairwise cosine 0.49-0.60,
+    # over link_similarity), whose mean (0.66) reaches the group bar (threshold less
+    # known_drop[3]) but none alone reaches the threshold; the views differ too much
+    # (mean pairwise 0.57) to make a new fish on their own
+    e = np.eye(DIM)
+    away = [e[2], 0.3 * e[2] + np.sqrt(0.91) * e[3], 0.3 * e[2] + np.sqrt(0.91) * e[4]]
+    views = [_tilted(a, u, 0.66) for u in away]
+    assert THRESHOLD - decider.known_drop[2] <= 0.66
+    assert decider.lone_agree > 0.57
+    answers = _decide(decider, views, 0)
+    assert all(x.individual == UNKNOWN for x in answers)
+    # one view that alone reaches the threshold anchors the group: then it is nemo
+    more = _decide(decider, [_tilted(a, c, 0.66), _tilted(a, c, 0.75)], 50, tag="g")
+    assert more[-1].individual == "nemo"
+
+
+def test_a_linked_sighting_that_fits_another_fish_better_is_not_given_the_tracklets() -> None:
+    a, b = np.eye(DIM)[0], np.eye(DIM)[1]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    gallery.enrol("dory", b[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    # the third view links to the tracklet (cosine 0.66 >= 0.5) and scores 0.66 for nemo,
+    # over the inherit bar, but 0.75 for dory: another fish crossed in front of the camera
+    crossing = (0.66 * a + 0.75 * b + np.sqrt(1 - 0.66**2 - 0.75**2) * np.eye(DIM)[5]).astype(
+        np.float32
+    )
+    assert THRESHOLD - decider.inherit_drop <= 0.66
+    answers = _decide(decider, [a, a, crossing], 0)
+    assert [x.individual for x in answers[:2]] == ["nemo", "nemo"]
+    assert answers[2].individual == UNKNOWN
+
+
+def test_a_poor_view_inherits_its_tracklets_fish_only_when_it_alone_matches() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    good = _decide(decider, [a, a], 0)
+    assert [x.individual for x in good] == ["nemo", "nemo"]
+    # a poor view at 0.66: a good view that fits this badly would inherit nemo, a poor not
+    poor = _decide(decider, [_tilted(a, c, 0.66)], 2, quality=5.0)
+    assert poor[0].individual == UNKNOWN
+    fit = _decide(decider, [_tilted(a, c, 0.8)], 3, quality=5.0)
+    assert fit[0].individual == "nemo"
+
+
+def test_a_stranger_close_to_a_known_fish_is_new_when_its_views_agree() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    # three views of one fish (alike: cosine about 0.99), each at 0.66 to nemo: the mean is
+    # over the new-fish bar and no view alone reaches the threshold
+    rng = np.random.default_rng(3)
+    views = [_tilted(a, c, 0.66) + rng.normal(0, 0.01, DIM).astype(np.float32) for _ in range(3)]
+    views = [v / np.linalg.norm(v) for v in views]
+    assert THRESHOLD - decider.new_drop[2] <= 0.66 < THRESHOLD
+    answers = _decide(decider, views, 0)
+    assert [x.new_individual for x in answers] == [False, False, True]
+    assert answers[2].individual.startswith("fish-new") and len(gallery) == 2
