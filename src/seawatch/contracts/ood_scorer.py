@@ -138,7 +138,10 @@ class OodScorer:
         if images.ndim == 4:
             images = images[:, 0]
         images = np.clip(images, 0, 255).astype(np.uint8)
-        x = (self.inputs(features, probs, images) - self.in_mean) / self.in_scale
+        return self.network((self.inputs(features, probs, images) - self.in_mean) / self.in_scale)
+
+    def network(self, x: np.ndarray) -> np.ndarray:
+        """The network's logit (N,) of standardised input rows ``x``."""
         hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
         return (hidden @ self.w2 + self.b2).astype(np.float32)
 
