@@ -59,7 +59,9 @@ def parts(scorer: OodScorer, backend, x: np.ndarray, repeats: int) -> dict[str, 
         "graph": timed(lambda: backend.run_outputs(x), repeats),
         "image_stats": timed(lambda: image_stats(crops), repeats),
         "feature_knn": timed(lambda: scorer.knn.scores(features), repeats),
-        "stats_knn": timed(lambda: stats_distance(z, scorer.stats_bank), repeats),
+        "stats_knn": timed(
+            lambda: stats_distance(z, scorer.stats_bank, squared=scorer.stats_squared), repeats
+        ),
         "network": timed(lambda: scorer.network(rows), repeats),
         "score_total": timed(lambda: scorer.scores(features, probs, x), repeats),
     }

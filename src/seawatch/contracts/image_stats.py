@@ -92,10 +92,12 @@ def _grey_percentiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
 
 
 def _top_percentile(values: np.ndarray, q: float) -> np.ndarray:
-    """``np.percentile(values, q, axis=1)`` of float rows by one partition (N,)."""
+    """``np.percentile(values, q, axis=1)`` of float rows by one partition (N,): the next
+    order statistic is the least of the few values above the partition point."""
     low, high, t = _positions(values.shape[1], q)
-    part = np.partition(values, (low, high), axis=1)
-    return _lerp(part[:, low], part[:, high], t)
+    part = np.partition(values, low, axis=1)
+    above = part[:, low + 1 :].min(1) if high > low else part[:, low]
+    return _lerp(part[:, low], above, t)
 
 
 def image_stats(images: np.ndarray) -> np.ndarray:
