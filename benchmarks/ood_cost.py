@@ -7,7 +7,8 @@ Runtime thread as the daemon runs them: the graph, then each part of the score (
 statistics, the kNN product against the feature bank, the statistics bank distance, the
 network) and the whole score. CPU time of the calling thread (``time.thread_time``), so
 other jobs on the VM inflate it less than wall time; the minimum and the median of
-``--repeats`` calls.
+``--repeats`` calls. ``benchmarks/results/ood_cost.json`` holds two runs of issue 24's code
+and two of this one, interleaved.
 
     python benchmarks/ood_cost.py [--model models/plankton] [--repeats 50] [--out FILE]
 """
