@@ -12,8 +12,8 @@ light background, ``S x S``), in one pass over a batch (the crops are padded by 
 and stacked, so OpenCV filters the batch as one image). numpy + OpenCV only. It runs on the
 inference thread for every object, so it is written for cost (issue 26): order statistics
 of grey levels from per-crop histograms instead of sorts, the gradient only where it is
-read, each product over the batch once. ``tests/contracts/test_image_stats.py`` holds the
-plain version and checks both agree.
+read, each product over the batch once. ``tests/contracts/image_stats_plain.py`` holds the
+plain version (issue 24's) and ``test_image_stats_fast.py`` checks both agree.
 """
 
 from __future__ import annotations
