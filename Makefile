@@ -31,7 +31,8 @@ lint: $(BASE)
 
 # The committed demo models, each trained on its synthetic generator (seeded), then scored
 # on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate);
-# the plankton card then gets its review-queue ranking, fitted on the validation cruise.
+# the plankton card then gets its review-queue ranking, fitted on the validation cruise, and
+# its out-of-distribution score (ood.npz; a retrained graph invalidates the old one).
 # The otolith detector distils from the committed pretrained teacher (models/otolith-teacher,
 # made once by `make otolith-teacher`, the way a detector would start from a backbone).
 models: $(TRAIN)
@@ -42,6 +43,7 @@ models: $(TRAIN)
 	$(BIN)/seawatch train segmentation --out models/segmentation
 	$(BIN)/seawatch evaluate plankton --model models/plankton
 	$(BIN)/seawatch train plankton-ranking --model models/plankton --seed 7100013
+	$(BIN)/seawatch train plankton-ood --model models/plankton
 	$(BIN)/seawatch evaluate otolith --model models/otolith
 	$(BIN)/seawatch evaluate fish --model models/fish
 

@@ -54,16 +54,20 @@ ARRAYS = (
 )  # fmt: skip
 
 
-def stats_distance(z: np.ndarray, bank: np.ndarray, k: int = STATS_K) -> np.ndarray:
-    """Euclidean distance of each row of ``z`` to its k-th nearest row of ``bank``."""
+def stats_distance(
+    z: np.ndarray, bank: np.ndarray, k: int = STATS_K, squared: np.ndarray | None = None
+) -> np.ndarray:
+    """Euclidean distance of each row of ``z`` to its k-th nearest row of ``bank``.
+    ``squared``: the bank rows' squared norms, when the caller keeps them (the scorer)."""
     bank = np.asarray(bank, np.float32)
-    squared = (bank**2).sum(1)
+    squared = (bank**2).sum(1) if squared is None else squared
     out = np.empty(len(z), np.float32)
     for i in range(0, len(z), 512):
         x = z[i : i + 512]
-        d = (x**2).sum(1)[:, None] + squared[None] - 2.0 * x @ bank.T
+        # the row's own squared norm is added after the min: it does not change the order
+        d = squared[None] - 2.0 * (x @ bank.T)
         kth = d.min(1) if k == 1 else np.partition(d, k - 1, axis=1)[:, k - 1]
-        out[i : i + 512] = np.sqrt(np.maximum(kth, 0.0))
+        out[i : i + 512] = np.sqrt(np.maximum(kth + (x**2).sum(1), 0.0))
     return out
 
 
@@ -81,6 +85,7 @@ class OodScorer:
         self.stats_mean = np.asarray(arrays["stats_mean"], np.float32)
         self.stats_std = np.asarray(arrays["stats_std"], np.float32)
         self.stats_bank = np.asarray(arrays["stats_bank"], np.float32)
+        self.stats_squared = (self.stats_bank**2).sum(1)  # kept: each batch reads them
         self.in_mean = np.asarray(arrays["in_mean"], np.float32)
         self.in_scale = np.asarray(arrays["in_scale"], np.float32)
         self.w1 = np.asarray(arrays["w1"], np.float32)
@@ -112,6 +117,7 @@ class OodScorer:
             raise ValueError(msg)
         z = (image_stats(images) - self.stats_mean) / self.stats_std
         entropy = -(probs * np.log(probs + 1e-9)).sum(1)
+        near = stats_distance(z, self.stats_bank, squared=self.stats_squared)
         return np.concatenate(
             [
                 normalise(features),
@@ -119,7 +125,7 @@ class OodScorer:
                 probs.max(1)[:, None],
                 entropy[:, None],
                 z,
-                np.log(stats_distance(z, self.stats_bank) + 0.1)[:, None],
+                np.log(near + 0.1)[:, None],
             ],
             axis=1,
         ).astype(np.float32)
@@ -138,7 +144,10 @@ class OodScorer:
         if images.ndim == 4:
             images = images[:, 0]
         images = np.clip(images, 0, 255).astype(np.uint8)
-        x = (self.inputs(features, probs, images) - self.in_mean) / self.in_scale
+        return self.network((self.inputs(features, probs, images) - self.in_mean) / self.in_scale)
+
+    def network(self, x: np.ndarray) -> np.ndarray:
+        """The network's logit (N,) of standardised input rows ``x``."""
         hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
         return (hidden @ self.w2 + self.b2).astype(np.float32)
 
