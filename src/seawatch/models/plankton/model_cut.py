@@ -3,9 +3,11 @@
 The plankton head hands the work to :class:`ModelCutter` in three places:
 
 - ``prepare`` (decode threads): :meth:`ModelCutter.pending` makes the network's input (the
-  frame's flat-field signal at half size) and keeps the 8-bit frame for cutting;
+  frame's flat-field signal at half size) and the windows of it the network will see
+  (:mod:`seawatch.ingest.segment_windows`: around what a permissive proposal finds; the
+  whole frame with ``windows=False``), and keeps the 8-bit frame for cutting;
 - ``infer`` (the inference thread): :meth:`ModelCutter.cut` runs the segmentation network on
-  every pending frame of the batch (frames of one size stacked, in chunks of ``max_batch``),
+  every pending frame's windows (windows of one shape stacked, in chunks of ``max_batch``),
   turns its maps into objects (:mod:`seawatch.ingest.segment_model`: instances, measures
   from the model's masks, crops), and runs the quality network on every instance, batched;
   the head then classifies the crops in the same call;
@@ -42,6 +44,7 @@ from seawatch.ingest.segment_model import (
     objects_from_maps,
     quality_windows,
 )
+from seawatch.ingest.segment_windows import Window, network_maps, proposal_windows
 
 SEGMENTATION_TASK = "segmentation"  # the card's task
 QUALITY_FILE = "quality"  # the card's files role of the quality network
@@ -50,11 +53,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class PendingCut:
-    """A full frame waiting for the model: its 8-bit image and the network's input."""
+    """A full frame waiting for the model: its 8-bit image, the network's input and the
+    windows of it the network runs on."""
 
     gray: np.ndarray
     made: ModelInput
     pixel_size_um: float | None
+    windows: list[Window]
 
 
 @dataclass(slots=True)
@@ -112,6 +117,7 @@ class ModelCutter:
         classifier_size: int,
         max_batch: int,
         review_below: float,
+        windows: bool = True,
     ) -> None:
         if max_batch < 1 or not 0.0 <= review_below <= 1.0:
             msg = f"need max_batch >= 1 and review_below in [0, 1]; got {max_batch}, {review_below}"
@@ -122,22 +128,19 @@ class ModelCutter:
         self.max_batch = max_batch
         self.review_below = review_below
         self.stride = int(card.thresholds.get("stride", 32))
+        self.windows = windows  # run the network on proposal windows, not the whole frame
 
     def pending(self, gray: np.ndarray, pixel_size_um: float | None) -> PendingCut:
-        """The network's input of one decoded full frame (decode threads)."""
-        return PendingCut(gray, model_input(gray, self.params, self.stride), pixel_size_um)
+        """The network's input of one decoded full frame and the windows of it the network
+        will run on (decode threads)."""
+        made = model_input(gray, self.params, self.stride)
+        h, w = made.signal.shape
+        windows = proposal_windows(made, self.stride) if self.windows else [Window(0, 0, w, h)]
+        return PendingCut(gray, made, pixel_size_um, windows)
 
     def cut(self, frames: Sequence[PendingCut]) -> list[Cut]:
         """Segment, measure, crop and score ``frames`` (the inference thread)."""
-        maps: list[np.ndarray | None] = [None] * len(frames)
-        by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, pending in enumerate(frames):
-            by_shape.setdefault(pending.made.signal.shape, []).append(i)
-        for positions in by_shape.values():
-            tensor = np.stack([frames[i].made.signal for i in positions])[:, None]
-            chunks = run_in_chunks(self._segment, tensor.astype(np.float32), self.max_batch)
-            for i, m in zip(positions, np.concatenate(chunks), strict=True):
-                maps[i] = m
+        maps = [network_maps(self._segment_all, p.made, p.windows) for p in frames]
         cuts, windows, owners = [], [], []
         for i, (pending, m) in enumerate(zip(frames, maps, strict=True)):
             try:
@@ -160,6 +163,9 @@ class ModelCutter:
                 if cut.error is None:
                     cut.score = frame_score(scores[owner == i])
         return cuts
+
+    def _segment_all(self, batch: np.ndarray) -> np.ndarray:
+        return np.concatenate(run_in_chunks(self._segment, batch, self.max_batch))
 
     def _segment(self, chunk: np.ndarray) -> np.ndarray:
         out = np.asarray(self.segmenter.run(chunk), np.float32)
@@ -195,6 +201,7 @@ def open_cutter(
     classifier_size: int,
     max_batch: int,
     review_below: float,
+    windows: bool = True,
 ) -> ModelCutter:
     """Open the segmentation artifact at ``model_dir`` (``ingest.segmentation.model_dir``)."""
     from seawatch.config import resolve_model_dir
@@ -231,6 +238,7 @@ def open_cutter(
         classifier_size=classifier_size,
         max_batch=max_batch,
         review_below=review_below,
+        windows=windows,
     )
 
 
