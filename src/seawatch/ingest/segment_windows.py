@@ -12,10 +12,13 @@ sees. A cheap, permissive proposal picks the windows (issue 27):
    blob always lies whole in its window, so an object is never cut by a window's edge.
 2. Windows inside another window are dropped; when the windows would cover more than
    :data:`FULL_SHARE` of the frame, the frame is run whole instead (one call, no overlap).
-3. **Maps** (:func:`network_maps`): windows of one shape are stacked into one batch; the
-   maps of overlapping windows are blended, each pixel weighted by its distance to the
-   window's edges inside the frame (an edge's output sees zero padding instead of the
-   water beyond it); pixels no window covers are background (foreground 0, centre-ness 0).
+3. **Maps** (:func:`network_maps`): windows of one shape are stacked into one batch; where
+   windows overlap, each pixel takes the output of the window it lies deepest in (its
+   distance to the window's edges inside the frame: near an edge the network sees zero
+   padding instead of the water beyond). Every blob lies at least ``margin`` pixels deep
+   in its own window, so an object crossing another window's edge keeps the output of
+   the window that holds it whole. Pixels no window covers are background (foreground 0,
+   centre-ness 0).
 
 The rest of the cut (instances, enlargement, measures) is the same as for a whole-frame run.
 """
@@ -31,10 +34,10 @@ import numpy as np
 from seawatch.ingest.segment_model import ModelInput
 
 PROPOSAL_LEVEL = 5.0  # signal (0..255) of the 3x3-blurred network input: something is there
-MIN_BLOB_PX = 4  # network px: a smaller blob over the level is noise
+MIN_BLOB_PX = 10  # network px over the level (blurred): fewer is a speck (one hot pixel: 9)
 WINDOW_MARGIN = 12  # network px of context around each blob, before rounding to the stride
 FULL_SHARE = 0.8  # windows covering more of the frame than this: run the frame whole
-_MAX_WEIGHT = 64.0  # px: deeper inside a window than this, every window counts the same
+_MAX_WEIGHT = 64.0  # px: this deep in a window (or at the frame's own edge) is deep enough
 
 
 class Window(NamedTuple):
@@ -131,7 +134,7 @@ def network_maps(
         return maps
     if len(windows) == 1 and windows[0].area == signal.size:
         return np.asarray(run(signal[None, None].astype(np.float32))[0], np.float32)
-    weight = np.zeros(shape, np.float32)
+    depth = np.zeros(shape, np.float32)  # how deep in its window each output was made
     by_shape: dict[tuple[int, int], list[Window]] = {}
     for window in windows:
         by_shape.setdefault((window.y1 - window.y0, window.x1 - window.x0), []).append(window)
@@ -141,9 +144,9 @@ def network_maps(
         for window, m in zip(group, out, strict=True):
             wy, wx = slice(window.y0, window.y1), slice(window.x0, window.x1)
             edge = _edge_weight(window, shape)
-            maps[:, wy, wx] += m * edge
-            weight[wy, wx] += edge
-    np.divide(maps, weight, out=maps, where=weight > 0)
+            deeper = edge > depth[wy, wx]
+            maps[:, wy, wx][:, deeper] = m[:, deeper]
+            depth[wy, wx][deeper] = edge[deeper]
     return maps
 
 
