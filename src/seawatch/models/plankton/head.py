@@ -386,6 +386,7 @@ def _load(task, settings) -> PlanktonClassifier:
             max_batch=max_batch,
             review_below=seg.review_below,
             windows=seg.windows,
+            workers=settings.ingest.decode_threads,
         )
     return PlanktonClassifier(
         artifact.backend,
