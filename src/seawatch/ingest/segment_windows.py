@@ -6,7 +6,7 @@ sees. A cheap, permissive proposal picks the windows (issue 27):
 1. **Proposal** (:func:`proposal_windows`): the network input (the flat-field signal at the
    network's scale, objects bright, water ~0) blurred 3 x 3 and cut at a low level,
    :data:`PROPOSAL_LEVEL` (a faint marine-snow flock or a defocused object is still over it);
-   each connected blob of at least :data:`MIN_BLOB_PX` pixels gives its tight box grown by
+   each blob whose tight box holds at least :data:`MIN_BLOB_PX` pixels gives that box grown by
    ``margin`` pixels of context on every side, then to whole multiples of the network's
    stride (its input sides must be), centred on the blob and moved inside the frame. A
    blob always lies whole in its window, so an object is never cut by a window's edge.
@@ -34,7 +34,7 @@ import numpy as np
 from seawatch.ingest.segment_model import ModelInput
 
 PROPOSAL_LEVEL = 5.0  # signal (0..255) of the 3x3-blurred network input: something is there
-MIN_BLOB_PX = 10  # network px over the level (blurred): fewer is a speck (one hot pixel: 9)
+MIN_BLOB_PX = 10  # network px in a blob's box: fewer is a speck (one hot pixel, blurred: 9)
 WINDOW_MARGIN = 12  # network px of context around each blob, before rounding to the stride
 FULL_SHARE = 0.8  # windows covering more of the frame than this: run the frame whole
 _MAX_WEIGHT = 64.0  # px: this deep in a window (or at the frame's own edge) is deep enough
@@ -79,12 +79,15 @@ def proposal_windows(
         raise ValueError(msg)
     seen = signal[: made.height, : made.width]
     active = (cv2.blur(seen, (3, 3)) > level).astype(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(active, connectivity=8)
-    blobs = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= MIN_BLOB_PX]
-    if not len(blobs):
+    # Outer outlines give each blob's box (a blob in another's hole lies in its box anyway),
+    # at a tenth of the cost of connected components with their statistics.
+    outlines, _ = cv2.findContours(active, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    rects = [cv2.boundingRect(c) for c in outlines]
+    rects = [(x, y, w, h) for x, y, w, h in rects if w * h >= MIN_BLOB_PX]
+    if not rects:
         return []
-    boxes = np.empty((len(blobs), 4), np.int64)
-    for k, (x, y, w, h, _) in enumerate(blobs):
+    boxes = np.empty((len(rects), 4), np.int64)
+    for k, (x, y, w, h) in enumerate(rects):
         x0, x1 = _fit(x - margin, x + w + margin, stride, full_w)
         y0, y1 = _fit(y - margin, y + h + margin, stride, full_h)
         boxes[k] = (x0, y0, x1, y1)
