@@ -38,7 +38,7 @@ def _local(batch: np.ndarray) -> np.ndarray:
 
 def test_an_empty_frame_runs_nothing_and_its_maps_are_background():
     made = _input()
-    made.signal[:] = 3  # under the proposal level everywhere: water and its noise
+    made.signal[:] = 2  # under the proposal level everywhere: water and its noise
     assert proposal_windows(made, STRIDE) == []
     assert not network_maps(_local, made, []).any()
 

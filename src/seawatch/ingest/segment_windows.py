@@ -33,7 +33,7 @@ import numpy as np
 
 from seawatch.ingest.segment_model import ModelInput
 
-PROPOSAL_LEVEL = 5.0  # signal (0..255) of the 3x3-blurred network input: something is there
+PROPOSAL_LEVEL = 3.0  # signal (0..255) of the 3x3-blurred network input: something is there
 MIN_BLOB_PX = 10  # network px in a blob's box: fewer is a speck (one hot pixel, blurred: 9)
 WINDOW_MARGIN = 12  # network px of context around each blob, before rounding to the stride
 FULL_SHARE = 0.8  # windows covering more of the frame than this: run the frame whole
