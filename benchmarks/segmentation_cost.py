@@ -7,6 +7,7 @@ the model, interleaved (``--repeats`` pairs, each pair side by side on this shar
 the cost is the median of the pairs' frames/s ratios. Holds ``/tmp/seawatch-bench.lock``.
 
     python benchmarks/segmentation_cost.py [--frames 150] [--repeats 3] [--threads 1]
+        [--no-windows]
 
 Writes ``benchmarks/results/segmentation_cost.json`` (or ``--out``).
 """
@@ -56,7 +57,7 @@ def run(args) -> dict:
             for method in ("threshold", "model"):
                 base = _settings(knobs, broker, models, Path(tmp), WORKLOAD, f"{method}{repeat}")
                 seg = base.ingest.segmentation.model_copy(
-                    update={"method": method, "model_dir": args.model}
+                    update={"method": method, "model_dir": args.model, "windows": args.windows}
                 )
                 ingest = base.ingest.model_copy(update={"segmentation": seg})
                 settings = base.model_copy(update={"ingest": ingest})
@@ -96,6 +97,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, default=Path("models/segmentation"))
     parser.add_argument("--threads", type=int, default=1, help="inference threads, both runs")
+    parser.add_argument(
+        "--windows",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the network on proposal windows (the default) or on the whole frame",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     _hold_lock()
@@ -106,8 +113,10 @@ def main() -> None:
         LOCK.unlink(missing_ok=True)
     result |= {
         "command": "python benchmarks/segmentation_cost.py "
-        f"--frames {args.frames} --repeats {args.repeats} --threads {args.threads}",
+        f"--frames {args.frames} --repeats {args.repeats} --threads {args.threads}"
+        + ("" if args.windows else " --no-windows"),
         "inference_threads": args.threads,
+        "segmentation_windows": args.windows,
         "machine": f"{platform.machine()} cpus={os.cpu_count()}",
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
