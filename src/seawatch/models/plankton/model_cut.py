@@ -213,9 +213,9 @@ class ModelCutter:
         return score is not None and score < self.review_below
 
     def close(self) -> None:
-        """Stop the segmentation threads (frames not started are dropped: their batch is
-        not stored, so not committed) and close both networks."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the segmentation threads once the frames handed to them are segmented (a
+        batch still in flight gets its maps) and close both networks."""
+        self._pool.shutdown(wait=True)
         self.segmenter.close()
         self.quality.close()
 
