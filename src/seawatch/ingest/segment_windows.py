@@ -37,7 +37,7 @@ PROPOSAL_LEVEL = 3.0  # signal (0..255) of the 3x3-blurred network input: someth
 MIN_BLOB_PX = 10  # network px in a blob's box: fewer is a speck (one hot pixel, blurred: 9)
 WINDOW_MARGIN = 12  # network px of context around each blob, before rounding to the stride
 FULL_SHARE = 0.8  # windows covering more of the frame than this: run the frame whole
-_MAX_WEIGHT = 64.0  # px: this deep in a window (or at the frame's own edge) is deep enough
+_DEEP_ENOUGH = 64.0  # px: this deep in a window (or at the frame's own edge) is deep enough
 
 
 class Window(NamedTuple):
@@ -108,11 +108,11 @@ def proposal_windows(
     return windows
 
 
-def _edge_weight(window: Window, shape: tuple[int, int]) -> np.ndarray:
-    """Per pixel of ``window``: 1 + its distance to the nearest window edge that lies
-    inside the frame (the frame's own edges are padded in a whole-frame run too)."""
+def _depth_in(window: Window, shape: tuple[int, int]) -> np.ndarray:
+    """Per pixel of ``window``: how deep it lies in it, 1 + its distance to the nearest edge
+    that lies inside the frame (the frame's own edges are padded in a whole-frame run too)."""
     full_h, full_w = shape
-    far = np.float32(_MAX_WEIGHT)
+    far = np.float32(_DEEP_ENOUGH)
 
     def ramp(lo: int, hi: int, limit: int) -> np.ndarray:
         step = np.arange(hi - lo, dtype=np.float32)
@@ -146,7 +146,7 @@ def network_maps(
         out = run(batch.astype(np.float32))
         for window, m in zip(group, out, strict=True):
             wy, wx = slice(window.y0, window.y1), slice(window.x0, window.x1)
-            edge = _edge_weight(window, shape)
+            edge = _depth_in(window, shape)
             deeper = edge > depth[wy, wx]
             maps[:, wy, wx][:, deeper] = m[:, deeper]
             depth[wy, wx][deeper] = edge[deeper]
