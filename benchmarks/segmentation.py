@@ -8,7 +8,8 @@ global threshold, on held-out synthetic frames (issue 27).
 2. **Quality network**: Spearman rho of its predicted IoU against the true IoU of the
    teacher's pseudo-masks (what it filters) and of the served student's masks (what the
    daemon stores per frame).
-3. **Daemon frames** (1280 x 960, 15-45 objects, the daemon's cutting code on both sides):
+3. **Daemon frames** (1280 x 960, 15-45 objects, the daemon's cutting code on both sides;
+   the model on its proposal windows, as served, and on the whole frame beside it):
    median relative ESD error, object-count error on frames with touching objects, and the
    plankton classifier's macro-F1 on the crops each method cuts (an object takes the taxon
    of the true object covering most of it; objects mostly on no true object are left out
@@ -45,6 +46,7 @@ from seawatch.ingest.segment_model import (
     objects_from_labels,
     quality_windows,
 )
+from seawatch.ingest.segment_windows import Window, network_maps, proposal_windows
 from seawatch.models.plankton.evaluate import classification_metrics
 from seawatch.models.plankton.synthetic import TAXA
 from seawatch.models.segmentation.data import STRIDE, jpeg, make_tiles
@@ -156,7 +158,7 @@ def daemon_scores(model_dir: Path, classifier: Path, frames) -> dict:
     clf = OnnxRuntimeBackend(classifier / ONNX_FILE, threads=1)
     size = load_card(classifier).input.size
     out = {}
-    for method in ("threshold", "model", "true_masks"):
+    for method in ("threshold", "model", "model_whole_frame", "true_masks"):
         scores = FrameScores([], [], 0, [], [])
         truth_ids, crops, unmatched, seconds = [], [], 0, 0.0
         for image, frame in frames:
@@ -165,9 +167,13 @@ def daemon_scores(model_dir: Path, classifier: Path, frames) -> dict:
                 labels = threshold_labels(image, params, None)
                 objects = segment_full(image, params, None)
             else:
-                if method == "model":
+                if method.startswith("model"):
                     made = model_input(image, params, STRIDE)
-                    maps = seg.run(made.signal[None, None].astype(np.float32))[0]
+                    h, w = made.signal.shape
+                    whole = [Window(0, 0, w, h)]
+                    # as the daemon runs it: on the proposal windows (or the whole frame)
+                    windows = whole if method != "model" else proposal_windows(made, STRIDE)
+                    maps = network_maps(seg.run, made, windows)
                     labels = model_labels(maps, image.shape)
                 else:  # the classifier's ceiling: crops cut by the true masks
                     labels = frame.labels

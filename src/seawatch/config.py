@@ -214,6 +214,12 @@ class SegmentationSettings(_Section):
         description="method model: a frame whose mean predicted IoU is under this puts its "
         "objects first in the review station's most-likely-wrong queue",
     )
+    windows: bool = Field(
+        True,
+        description="method model: run the network only on windows around what a permissive "
+        "proposal finds in the frame (faint signal included), not on the empty water; "
+        "false: on the whole frame",
+    )
     polarity: Literal["auto", "dark-on-light", "light-on-dark"] = "auto"
     min_esd_px: float = Field(6.0, gt=0)
     min_esd_um: float | None = Field(None, gt=0, description="used when pixel-size-um is known")

@@ -1,5 +1,6 @@
 """The daemon with ``ingest.segmentation.method: model`` on the real broker and the committed
-segmentation artifact: full frames cut on the inference thread, ROI frames beside them, every
+segmentation artifact: full frames cut by the model (its network on the cutter's own thread,
+instances and quality on the inference thread), ROI frames beside them, every
 frame stored once, full frames with their segmentation quality in the store."""
 
 from __future__ import annotations

