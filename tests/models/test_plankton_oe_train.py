@@ -96,3 +96,19 @@ def test_labels_must_match_images(tiny) -> None:
 def test_the_artifact_is_never_written_over_its_source(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="new folder"):
         build_oe_artifact(tmp_path, tmp_path, OeParams(), command="test")
+
+
+def test_the_command_refuses_bad_parameters_and_its_own_source(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from seawatch.cli import cli
+
+    runner = CliRunner()
+    bad = runner.invoke(
+        cli, ["train", "plankton-oe", "--model", str(tmp_path), "--out", "x", "--weight", "-1"]
+    )
+    assert bad.exit_code != 0 and "weight" in bad.output
+    same = runner.invoke(
+        cli, ["train", "plankton-oe", "--model", str(tmp_path), "--out", str(tmp_path)]
+    )
+    assert same.exit_code != 0 and "new folder" in same.output
