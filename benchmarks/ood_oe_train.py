@@ -97,24 +97,31 @@ def classifier_scores(head: PlanktonClassifier, images: np.ndarray, names: list[
     return {"accuracy": round(float((pred == truth).mean()), 4), "macro_f1": round(np.mean(f1), 4)}
 
 
-def measure_model(head: PlanktonClassifier, seeds: list[int], per_taxon: int) -> dict:
-    """Unknown shares per set and seed, their mean, and the classifier's scores."""
-    per_seed = {}
+def measure_models(heads: dict[str, PlanktonClassifier], seeds: list[int], per_taxon: int) -> dict:
+    """Per model: unknown shares per set and seed, their mean over seeds, and the
+    classifier's scores; every model sees the same draws."""
+    per_seed: dict[str, dict] = {name: {} for name in heads}
     for seed in seeds:
-        sets = ood_bench.draw_sets(seed, per_taxon, head.card.input.size)
-        rows = {name: ood_bench.measure(head, *data) for name, data in sets.items()}
-        inside = rows["in_distribution"]["scores"]
-        for r in rows.values():
-            r["auroc_vs_in_distribution"] = round(ood_bench.auroc(inside, r["scores"]), 4)
-            del r["scores"]
-        rows["classifier"] = classifier_scores(head, *sets["in_distribution"])
-        per_seed[str(seed)] = rows
+        size = next(iter(heads.values())).card.input.size
+        sets = ood_bench.draw_sets(seed, per_taxon, size)
+        for name, head in heads.items():
+            rows = {n: ood_bench.measure(head, *data) for n, data in sets.items()}
+            inside = rows["in_distribution"]["scores"]
+            for r in rows.values():
+                r["auroc_vs_in_distribution"] = round(ood_bench.auroc(inside, r["scores"]), 4)
+            for r in rows.values():
+                del r["scores"]
+            rows["classifier"] = classifier_scores(head, *sets["in_distribution"])
+            per_seed[name][str(seed)] = rows
     names = ("in_distribution", "held_out_taxa", "shifted", "calibration_taxa")
-    mean = {
-        n: round(float(np.mean([per_seed[s][n]["unknown_with_ood"] for s in per_seed])), 4)
-        for n in names
-    }
-    return {"unknown_with_ood_mean": mean, "per_seed": per_seed}
+    out = {}
+    for model, runs in per_seed.items():
+        mean = {
+            n: round(float(np.mean([runs[s][n]["unknown_with_ood"] for s in runs])), 4)
+            for n in names
+        }
+        out[model] = {"unknown_with_ood_mean": mean, "per_seed": runs}
+    return out
 
 
 def main() -> None:
@@ -153,10 +160,8 @@ def main() -> None:
         build_oe_artifact(args.source, args.work, params, command=command)
         fit_oe(args.work, command=f"seawatch train plankton-ood --model {args.work}")
     trained = time.perf_counter() - start
-    results = {
-        "outlier_exposure": measure_model(head_of(args.work), args.seeds, args.per_taxon),
-        "served": measure_model(head_of(args.source), args.seeds, args.per_taxon),
-    }
+    heads = {"outlier_exposure": head_of(args.work), "served": head_of(args.source)}
+    results = measure_models(heads, args.seeds, args.per_taxon)
     reserved = all(7_900_000 <= s <= 7_999_999 for s in args.seeds)
     card = load_card(args.work)
     report = {
