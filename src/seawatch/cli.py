@@ -24,6 +24,7 @@ from seawatch.export_command import export_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
+from seawatch.models.plankton.oe_command import oe_command as plankton_oe_command
 from seawatch.models.plankton.ood_command import ood_command as plankton_ood_command
 from seawatch.models.segmentation import command as segmentation_commands
 from seawatch.review.command import review_group
@@ -324,6 +325,7 @@ train.add_command(plankton_commands.train_command)
 train.add_command(plankton_commands.ssl_command)
 train.add_command(plankton_commands.ranking_command)
 train.add_command(plankton_ood_command)
+train.add_command(plankton_oe_command)
 train.add_command(otolith_commands.train_command)
 train.add_command(otolith_commands.train_teacher_command)
 train.add_command(otolith_commands.calibrate_command)
