@@ -31,17 +31,21 @@ lint: $(BASE)
 
 # The committed demo models, each trained on its synthetic generator (seeded), then scored
 # on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate);
-# the plankton card then gets its review-queue ranking, fitted on the validation cruise.
+# the plankton card then gets its review-queue ranking, fitted on the validation cruise, and
+# its out-of-distribution score. The segmentation network comes first: the plankton
+# classifier also learns from the crops it cuts (what the daemon serves with method: model).
 # The otolith detector distils from the committed pretrained teacher (models/otolith-teacher,
 # made once by `make otolith-teacher`, the way a detector would start from a backbone).
 models: $(TRAIN)
-	$(BIN)/seawatch train plankton --out models/plankton
+	$(BIN)/seawatch train segmentation --out models/segmentation
+	$(BIN)/seawatch train plankton --out models/plankton \
+		--segmentation-model models/segmentation
 	$(BIN)/seawatch train otolith --out models/otolith \
 		--teacher-weights models/otolith-teacher/teacher.pt
 	$(BIN)/seawatch train fish --out models/fish
-	$(BIN)/seawatch train segmentation --out models/segmentation
 	$(BIN)/seawatch evaluate plankton --model models/plankton
 	$(BIN)/seawatch train plankton-ranking --model models/plankton --seed 7100013
+	$(BIN)/seawatch train plankton-ood --model models/plankton
 	$(BIN)/seawatch evaluate otolith --model models/otolith
 	$(BIN)/seawatch evaluate fish --model models/fish
 

@@ -107,7 +107,13 @@ def synthetic_split(
             progress=None if advance is None else lambda n: advance(label, n_frames, n),
         )
     x_model, y_model = _model_segmented(
-        split, n_per_class, base, size, segmentation_model, model_segmented_share, advance,
+        split,
+        n_per_class,
+        base,
+        size,
+        segmentation_model,
+        model_segmented_share,
+        advance,
         model_counts,
     )
     if segmentation_model is None or model_segmented_share <= 0:
