@@ -92,3 +92,14 @@ def test_the_train_command_refuses_a_segmentation_model_with_user_data(tmp_path:
     )
     assert result.exit_code != 0
     assert "--segmentation-model goes with the synthetic generator" in result.output
+
+
+def test_a_card_names_the_network_its_model_cut_crops_come_from() -> None:
+    from seawatch.models.plankton.synthetic_sets import model_segmented_args
+
+    assert model_segmented_args({"segmented_share": 0.4}) == {}
+    used = {"model_segmented": {"model_dir": "models/segmentation", "share": 0.3}}
+    assert model_segmented_args(used) == {
+        "segmentation_model": Path("models/segmentation"),
+        "model_segmented_share": 0.3,
+    }

@@ -395,7 +395,7 @@ def evaluate_command(
     from seawatch.contracts.card import load_card
     from seawatch.models.plankton.datasets import load_ecotaxa, load_image_folder
     from seawatch.models.plankton.evaluate import evaluate_artifact
-    from seawatch.models.plankton.synthetic_sets import synthetic_split
+    from seawatch.models.plankton.synthetic_sets import model_segmented_args, synthetic_split
 
     card = load_card(model)
     out = out or model
@@ -415,7 +415,7 @@ def evaluate_command(
             seed=card.training.seed,
             size=size,
             segmented_share=float(summary["segmented_share"]),
-            **_model_segmented_args(summary),
+            **model_segmented_args(summary),
         )
         title = "synthetic test split"
     metrics = evaluate_artifact(model, data, out, title=f"{card.name} {card.version} {title}")
@@ -426,17 +426,6 @@ def evaluate_command(
         f"macro_f1={metrics['macro_f1']} ece={metrics['ece']} -> {out}/evaluation.json, "
         "confusion.png, reliability.png"
     )
-
-
-def _model_segmented_args(summary: dict) -> dict:
-    """The segmentation model a synthetic card's test split was cut with (none: {})."""
-    used = summary.get("model_segmented")
-    if not used:
-        return {}
-    return {
-        "segmentation_model": Path(used["model_dir"]),
-        "model_segmented_share": float(used["share"]),
-    }
 
 
 __all__ = ["evaluate_command", "ranking_command", "ssl_command", "train_command"]

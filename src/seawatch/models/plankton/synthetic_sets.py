@@ -159,6 +159,18 @@ def _model_segmented(
     )
 
 
+def model_segmented_args(summary: dict) -> dict:
+    """The ``synthetic_split`` arguments that regenerate a card's model-cut crops (from its
+    ``training.data``; none: {})."""
+    used = summary.get("model_segmented")
+    if not used:
+        return {}
+    return {
+        "segmentation_model": Path(used["model_dir"]),
+        "model_segmented_share": float(used["share"]),
+    }
+
+
 __all__ = [
     "MAX_PARTS",
     "MODEL_SEGMENTED_SEED_OFFSET",
@@ -169,5 +181,6 @@ __all__ = [
     "SOURCES",
     "SPLIT_SEED_OFFSETS",
     "long_tail_counts",
+    "model_segmented_args",
     "synthetic_split",
 ]
