@@ -33,14 +33,17 @@ lint: $(BASE)
 # on its held-out test split through ONNX Runtime (the evaluation plots come from evaluate);
 # the plankton card then gets its review-queue ranking, fitted on the validation cruise, and
 # its out-of-distribution score (ood.npz; a retrained graph invalidates the old one).
+# The segmentation network comes first: the plankton classifier also learns from the crops
+# it cuts (what the daemon serves with method: model).
 # The otolith detector distils from the committed pretrained teacher (models/otolith-teacher,
 # made once by `make otolith-teacher`, the way a detector would start from a backbone).
 models: $(TRAIN)
-	$(BIN)/seawatch train plankton --out models/plankton
+	$(BIN)/seawatch train segmentation --out models/segmentation
+	$(BIN)/seawatch train plankton --out models/plankton \
+		--segmentation-model models/segmentation
 	$(BIN)/seawatch train otolith --out models/otolith \
 		--teacher-weights models/otolith-teacher/teacher.pt
 	$(BIN)/seawatch train fish --out models/fish
-	$(BIN)/seawatch train segmentation --out models/segmentation
 	$(BIN)/seawatch evaluate plankton --model models/plankton
 	$(BIN)/seawatch train plankton-ranking --model models/plankton --seed 7100013
 	$(BIN)/seawatch train plankton-ood --model models/plankton

@@ -48,6 +48,7 @@ from seawatch.ingest.segment_model import (
 )
 from seawatch.ingest.segment_windows import Window, network_maps, proposal_windows
 from seawatch.models.plankton.evaluate import classification_metrics
+from seawatch.models.plankton.model_segmented import taxa_of
 from seawatch.models.plankton.synthetic import TAXA
 from seawatch.models.segmentation.data import STRIDE, jpeg, make_tiles
 from seawatch.models.segmentation.evaluate import (
@@ -56,7 +57,7 @@ from seawatch.models.segmentation.evaluate import (
     score_frame,
     score_threshold,
 )
-from seawatch.models.segmentation.metrics import best_iou_per_pred, inter_matrix, spearman
+from seawatch.models.segmentation.metrics import best_iou_per_pred, spearman
 from seawatch.models.segmentation.plots import draw_ablation
 from seawatch.models.segmentation.selftrain import ROWS
 from seawatch.models.segmentation.synthetic import EASY, render_hard_frame
@@ -64,7 +65,6 @@ from seawatch.models.segmentation.synthetic import EASY, render_hard_frame
 RESULTS = Path(__file__).parent / "results"
 DEV = {"tiles": 7_100_210, "frames": 7_100_211}
 FINAL = {"tiles": 7_900_070, "frames": 7_900_071}
-MIN_SHARE = 0.5  # an object takes the taxon of the true object covering this much of it
 
 
 def _maps(session: OnnxRuntimeBackend, inputs: np.ndarray) -> np.ndarray:
@@ -140,14 +140,9 @@ def daemon_frames(n: int, seed: int, hard: bool):
 
 
 def _taxa_of(pred: np.ndarray, frame) -> tuple[list[int | None], int]:
-    """The true taxon index of each predicted object (None: mostly on no true object)."""
-    inter = inter_matrix(pred, frame.labels)
-    areas = np.bincount(pred.ravel(), minlength=inter.shape[0] + 1)[1:]
-    out = []
-    for k in range(inter.shape[0]):
-        j = int(inter[k].argmax()) if inter.shape[1] else 0
-        share = inter[k, j] / max(int(areas[k]), 1) if inter.shape[1] else 0.0
-        out.append(TAXA.index(frame.taxa[j]) if share >= MIN_SHARE else None)
+    """The true taxon index of each predicted object (None: mostly on no true object); the
+    rule the classifier's model-cut training crops use too."""
+    out = taxa_of(pred, frame.labels, list(frame.taxa))
     return out, sum(t is None for t in out)
 
 

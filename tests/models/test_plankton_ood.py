@@ -188,5 +188,6 @@ def test_the_committed_graph_matches_its_torch_weights() -> None:
     model = _committed()
     x = sample_inputs(load_card(model), 16, seed=5)
     assert check_parity(exported(rebuild_network(model)), model / ONNX_FILE, x) < 1e-4
-    reexport = load_card(model).metrics["reexport"]
-    assert reexport["probs_max_abs_diff_vs_previous_graph"] <= 1e-5
+    reexport = load_card(model).metrics.get("reexport")
+    if reexport is not None:  # a graph trained before the features output, re-exported once
+        assert reexport["probs_max_abs_diff_vs_previous_graph"] <= 1e-5

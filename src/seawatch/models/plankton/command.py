@@ -100,6 +100,22 @@ def _labelled_data(func):
 )
 @click.option("--n-per-class", default=900, show_default=True, help="synthetic: mean per class")
 @click.option(
+    "--segmentation-model",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="synthetic: also learn from crops this segmentation network (e.g. "
+    "models/segmentation) cuts from hard and easy full frames, as the daemon serves them "
+    "with ingest.segmentation.method: model.",
+)
+@click.option(
+    "--model-segmented-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.3,
+    show_default=True,
+    help="synthetic, with --segmentation-model: those crops per class, as a share of "
+    "--n-per-class (added to the ROIs and threshold cuts, in every split).",
+)
+@click.option(
     "--imbalance",
     default=4.0,
     show_default=True,
@@ -130,6 +146,8 @@ def train_command(
     colour: str,
     input_size: str | None,
     n_per_class: int,
+    segmentation_model: Path | None,
+    model_segmented_share: float,
     imbalance: float,
     balance: str,
     epochs: int | None,
@@ -156,6 +174,9 @@ def train_command(
             "or --ecotaxa"
         )
         raise click.BadParameter(msg)
+    if segmentation_model is not None and user_data:
+        msg = "--segmentation-model goes with the synthetic generator, not --data-dir/--ecotaxa"
+        raise click.BadParameter(msg)
     adaptive = user_data and epochs is None and batch_size is None
     if quick:
         n_per_class, epochs, batch_size = 12, 1, 32
@@ -166,6 +187,8 @@ def train_command(
         n_per_class=n_per_class,
         val_per_class=6 if quick else None,
         imbalance=imbalance,
+        segmentation_model=segmentation_model,
+        model_segmented_share=model_segmented_share,
         val_dir=val_dir,
         test_dir=test_dir,
         unlabelled_dir=unlabelled_dir,
@@ -372,7 +395,7 @@ def evaluate_command(
     from seawatch.contracts.card import load_card
     from seawatch.models.plankton.datasets import load_ecotaxa, load_image_folder
     from seawatch.models.plankton.evaluate import evaluate_artifact
-    from seawatch.models.plankton.synthetic_sets import synthetic_split
+    from seawatch.models.plankton.synthetic_sets import model_segmented_args, synthetic_split
 
     card = load_card(model)
     out = out or model
@@ -392,6 +415,7 @@ def evaluate_command(
             seed=card.training.seed,
             size=size,
             segmented_share=float(summary["segmented_share"]),
+            **model_segmented_args(summary),
         )
         title = "synthetic test split"
     metrics = evaluate_artifact(model, data, out, title=f"{card.name} {card.version} {title}")

@@ -33,7 +33,14 @@ from seawatch.models.plankton.input_choice import (
     choose_size,
     look_at,
 )
+from seawatch.models.plankton.model_segmented import (
+    HARD_SHARE,
+    MIN_SHARE,
+    check_segmentation_model,
+)
 from seawatch.models.plankton.synthetic_sets import (
+    MODEL_SEGMENTED_SEED_OFFSET,
+    MODEL_SEGMENTED_SHARE,
     SEGMENTED,
     SEGMENTED_SHARE,
     SPLIT_SEED_OFFSETS,
@@ -56,6 +63,8 @@ class PlanktonData:
     val_per_class: int | None = None
     imbalance: float = 4.0
     segmented_share: float = SEGMENTED_SHARE
+    segmentation_model: Path | None = None  # synthetic: also crops this network cuts
+    model_segmented_share: float = MODEL_SEGMENTED_SHARE
     val_dir: Path | None = None
     test_dir: Path | None = None
     colour: Colour = "auto"
@@ -104,7 +113,7 @@ def _synthetic(data: PlanktonData, *, size: int, seed: int, progress: Progress) 
         progress.advance(tasks[label], n)
 
     val_n = data.val_per_class or max(20, data.n_per_class // 3)
-    splits, seg = {}, {}
+    splits, seg, model_seg = {}, {}, {}
     for split, n, imbalance in (
         ("train", data.n_per_class, data.imbalance),
         ("validation", val_n, 1.0),
@@ -117,7 +126,10 @@ def _synthetic(data: PlanktonData, *, size: int, seed: int, progress: Progress) 
             size=size,
             segmented_share=data.segmented_share,
             imbalance=imbalance,
+            segmentation_model=data.segmentation_model,
+            model_segmented_share=data.model_segmented_share,
             advance=advance,
+            model_counts=model_seg.setdefault(split, {}),
         )
     summary = {
         "source": "synthetic (seawatch.models.plankton.synthetic_sets.synthetic_split)",
@@ -128,6 +140,16 @@ def _synthetic(data: PlanktonData, *, size: int, seed: int, progress: Progress) 
         "segmented_share": data.segmented_share,
         "segmented": SEGMENTED | {"counts": seg},
     }
+    if data.segmentation_model is not None and data.model_segmented_share > 0:
+        summary["model_segmented"] = {
+            "model_dir": str(data.segmentation_model),
+            "model": check_segmentation_model(data.segmentation_model),
+            "share": data.model_segmented_share,
+            "hard_share": HARD_SHARE,
+            "min_share": MIN_SHARE,
+            "seed_offset": MODEL_SEGMENTED_SEED_OFFSET,
+            "counts": model_seg,
+        }
     summary |= {name: split.summary() for name, split in splits.items()}
     return Splits(splits, 0, summary)
 
