@@ -91,6 +91,16 @@ def detect_fish(
 
 def foreground(bgr: np.ndarray, min_contrast: float) -> np.ndarray:
     """uint8 0/255 mask of what differs from the frame's smooth background."""
+    diff, level = difference(bgr, min_contrast)
+    mask = (diff > level).astype(np.uint8) * 255
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+
+
+def difference(bgr: np.ndarray, min_contrast: float) -> tuple[np.ndarray, float]:
+    """Each pixel's largest colour difference from the frame's fitted smooth background
+    (float32, 0..255) and the level over which it is foreground. Also the fish segmentation
+    network's input (:mod:`seawatch.models.fish.frame_segment`)."""
     h, w = bgr.shape[:2]
     small = cv2.resize(bgr, _COARSE, interpolation=cv2.INTER_AREA).astype(np.float32)
     design = _design(*_COARSE)
@@ -106,9 +116,7 @@ def foreground(bgr: np.ndarray, min_contrast: float) -> np.ndarray:
     background = (design @ coef).reshape(_COARSE[1], _COARSE[0], 3).astype(np.float32)
     background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
     diff = cv2.absdiff(bgr.astype(np.float32), background).max(axis=2)
-    mask = (diff > max(min_contrast, 3 * spread)).astype(np.uint8) * 255
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return diff, max(min_contrast, 3 * spread)
 
 
 def faces_right(outline: np.ndarray) -> bool:
@@ -163,6 +171,7 @@ __all__ = [
     "DetectorSettings",
     "FishDetection",
     "detect_fish",
+    "difference",
     "faces_right",
     "foreground",
     "head_left_crop",
