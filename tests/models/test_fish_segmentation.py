@@ -14,6 +14,7 @@ from seawatch.cli import cli
 from seawatch.contracts.card import load_card
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.task import parse_options
+from seawatch.models.fish.detection_score import overlapping_pairs
 from seawatch.models.fish.frame_detect import detect_fish
 from seawatch.models.fish.frame_segment import (
     TASK,
@@ -22,7 +23,7 @@ from seawatch.models.fish.frame_segment import (
     segment_input,
 )
 from seawatch.models.fish.head import FishOptions, _detector
-from seawatch.models.fish.segment_train import overlapping_pairs, scene_labels
+from seawatch.models.fish.segment_train import scene_labels
 from seawatch.models.fish.synthetic import make_individuals
 from seawatch.models.fish.tank_scene import _relabel, match_boxes, render_scene
 from seawatch.models.segmentation.data import targets

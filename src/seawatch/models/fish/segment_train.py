@@ -21,12 +21,13 @@ Seeds (development draws): pool 7,100,700, unlabelled 7,100,701, validation 7,10
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from seawatch.models.fish.detection_score import DetectionScore
 from seawatch.models.fish.frame_detect import detect_fish
 from seawatch.models.fish.frame_segment import (
     SCALE,
@@ -37,7 +38,7 @@ from seawatch.models.fish.frame_segment import (
 )
 from seawatch.models.fish.segment_selftrain import run
 from seawatch.models.fish.synthetic import make_individuals
-from seawatch.models.fish.tank_scene import Scene, iou, match_boxes, render_scene
+from seawatch.models.fish.tank_scene import Scene, render_scene
 from seawatch.models.segmentation.data import Tiles
 from seawatch.models.segmentation.fit import FitSettings
 from seawatch.models.segmentation.selftrain import Plan
@@ -95,49 +96,6 @@ def scene_tiles(scenes: list[Scene]) -> Tiles:
         np.stack([segment_input(s.image) for s in scenes]),
         np.stack([scene_labels(s) for s in scenes]),
     )
-
-
-def overlapping_pairs(scene: Scene) -> list[tuple[int, int]]:
-    """Pairs of drawn fish whose boxes overlap (what one blob around both would hide)."""
-    boxes = [f.box for f in scene.fish]
-    return [
-        (i, j)
-        for i in range(len(boxes))
-        for j in range(i + 1, len(boxes))
-        if iou(boxes[i], boxes[j]) > 0
-    ]
-
-
-@dataclass
-class DetectionScore:
-    """A detector's figures on some scenes."""
-
-    fish: int = 0
-    found: int = 0
-    matched: int = 0
-    pairs: int = 0  # pairs of fish whose boxes overlap
-    pairs_split: int = 0  # ... both found, each its own box
-
-    def add(self, scene: Scene, boxes: list[tuple[int, int, int, int]]) -> None:
-        """Score one scene's boxes."""
-        hit = {i for i, _ in match_boxes([f.box for f in scene.fish], boxes)}
-        self.fish += len(scene.fish)
-        self.found += len(boxes)
-        self.matched += len(hit)
-        pairs = overlapping_pairs(scene)
-        self.pairs += len(pairs)
-        self.pairs_split += sum(i in hit and j in hit for i, j in pairs)
-
-    def summary(self) -> dict[str, float | int]:
-        """Recall, precision and the overlapping pairs split."""
-        return {
-            "fish": self.fish,
-            "detections": self.found,
-            "recall": round(self.matched / max(1, self.fish), 4),
-            "precision": round(self.matched / max(1, self.found), 4),
-            "overlapping_pairs": self.pairs,
-            "overlapping_pairs_both_found": self.pairs_split,
-        }
 
 
 def score_detectors(nets: dict, scenes: list[Scene]) -> dict[str, dict]:
@@ -256,8 +214,6 @@ def with_steps(plan: Plan, steps: int | None, seed: int) -> Plan:
 __all__ = [
     "PLAN",
     "QUICK",
-    "DetectionScore",
-    "overlapping_pairs",
     "render_scenes",
     "scene_labels",
     "scene_tiles",
