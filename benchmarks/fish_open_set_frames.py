@@ -62,7 +62,9 @@ def _frame(camera: str, captured_at_ns: int, offset: int):
     return Frame(meta, SourceRef("bench", 0, offset), b"", 0)
 
 
-def prepare_and_embed(frames, detector: str = "threshold") -> tuple[list, list, dict]:
+def prepare_and_embed(
+    frames, detector: str = "threshold", seg_dir: Path = SEG_DIR
+) -> tuple[list, list, dict]:
     """Each batch's prepared frames and model outputs (the head's prepare, stack and infer),
     fish found by ``detector`` (``threshold``: the classical one; ``model``: the fish
     segmentation network, ``tasks.fish.options.detector``)."""
@@ -80,7 +82,7 @@ def prepare_and_embed(frames, detector: str = "threshold") -> tuple[list, list, 
     if detector == "model":
         from seawatch.models.fish.frame_segment import FishSegmenter
 
-        segmenter = FishSegmenter(SEG_DIR)
+        segmenter = FishSegmenter(seg_dir)
     with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
         head = FishIdentifier(
             backend, card, gallery, max_batch=64, whole_frames=True, detector=segmenter
@@ -291,6 +293,7 @@ def main() -> None:
         default=["threshold"],
         help="whole-frame detectors to compare (tasks.fish.options.detector), each in turn",
     )
+    parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -313,7 +316,7 @@ def main() -> None:
         if not args.modes:
             continue
         for detector in args.detectors:
-            batches, outputs, cost = prepare_and_embed(frames, detector)
+            batches, outputs, cost = prepare_and_embed(frames, detector, args.seg_model)
             for mode in args.modes:
                 rows: list[dict] | None = [] if args.per_sighting else None
                 scored = run_mode(mode, frames, batches, outputs, rows)
