@@ -30,6 +30,8 @@ import numpy as np
 from seawatch.models.fish.detection_score import DetectionScore
 from seawatch.models.fish.frame_detect import detect_fish
 from seawatch.models.fish.frame_segment import (
+    CORE_LEVEL,
+    MERGE_LEVEL,
     SCALE,
     STRIDE,
     TASK,
@@ -188,6 +190,7 @@ def train_fish_segmentation(
     fish_card = card.model_copy(
         update={
             "task": TASK,
+            "thresholds": {**card.thresholds, "core": CORE_LEVEL, "merge": MERGE_LEVEL},
             "name": NAME,
             "version": VERSION,
             "input": card.input.model_copy(
