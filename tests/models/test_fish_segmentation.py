@@ -85,11 +85,13 @@ def test_labels_index_the_scene_fish_when_a_paste_fell_outside():
     assert _relabel(cover, [1, 3]).tolist() == [[0, 1, 2], [2, 2, 0]]
 
 
-def test_perfect_maps_cut_touching_fish_apart():
+@pytest.mark.parametrize(("core", "merge", "share"), [(0.5, 0.3, 0.9), (0.6, 0.5, 0.8)])
+def test_perfect_maps_cut_touching_fish_apart(core, merge, share):
     """The post-processing, given the maps a perfect network would give (the true masks'
     foreground and centre-ness): both fish of a touching pair are found, each its own box
     (pairs where each fish shows at least 80 %; a fish mostly covered shows a part whose box
-    is not its outline's)."""
+    is not its outline's). At the plankton levels nearly all; at the served ones (higher, for
+    the student's shallower valleys) a few fish lose their thin tail as a piece of its own."""
     rng = np.random.default_rng(7_100_712)
     split = pairs = 0
     for _ in range(60):
@@ -98,12 +100,12 @@ def test_perfect_maps_cut_touching_fish_apart():
             continue
         fg, centre = targets(scene_labels(scene))
         maps = np.stack([fg.astype(np.float32), centre.astype(np.float32) / 255.0])
-        found = detections_from_maps(scene.image, maps)
+        found = detections_from_maps(scene.image, maps, core_level=core, merge_level=merge)
         hit = match_boxes([f.box for f in scene.fish], [d.box for d in found])
         pairs += 1
         split += len(hit) == len(scene.fish)
     assert pairs >= 8
-    assert split / pairs >= 0.9
+    assert split / pairs >= share
 
 
 def test_segment_input_is_the_background_difference_at_half_size():
