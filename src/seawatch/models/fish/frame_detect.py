@@ -24,8 +24,9 @@ slowly across the field, and a fish is a large, compact, contrasting blob on it.
 
 Limits (measured in ``benchmarks/fish_frames.py``): two fish that overlap become one
 component (one box around both); a fish far smaller than ``min_area`` or with no contrast to
-the wall is missed. The learned segmentation of issue 27 may replace steps 1-2 later; the
-crop and orientation steps stay.
+the wall is missed. The learned segmentation of issue 27 replaces steps 1-2 with
+``tasks.fish.options.detector: model`` (:mod:`.frame_segment`); the crop and orientation
+steps stay.
 """
 
 from __future__ import annotations
