@@ -27,7 +27,11 @@ material to see which sightings mix ids.
 put on their own id at the threshold from the stream's crops and from the detector's, and
 the share under the head's quality gate (``--modes`` with no mode: that check alone).
 
+``--detectors threshold model`` runs the same frames through both whole-frame detectors
+(``tasks.fish.options.detector``) in one run.
+
     python benchmarks/fish_open_set_frames.py [--seeds 7100400] [--modes single tracklets]
+        [--detectors threshold model]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 FISH_DIR = HERE.parent / "models" / "fish"
+SEG_DIR = HERE.parent / "models" / "fish-segmentation"  # for --detectors model
 RESULTS = HERE / "results" / "fish_open_set_frames.json"
 BATCH = 16  # frames a batch (up to 64 fish, the head's max_batch)
 MIN_QUALITY = 80.0  # the head's quality gate (OpenSetDecider's min_quality)
@@ -57,8 +62,12 @@ def _frame(camera: str, captured_at_ns: int, offset: int):
     return Frame(meta, SourceRef("bench", 0, offset), b"", 0)
 
 
-def prepare_and_embed(frames) -> tuple[list, list, dict]:
-    """Each batch's prepared frames and model outputs (the head's prepare, stack and infer)."""
+def prepare_and_embed(
+    frames, detector: str = "threshold", seg_dir: Path = SEG_DIR
+) -> tuple[list, list, dict]:
+    """Each batch's prepared frames and model outputs (the head's prepare, stack and infer),
+    fish found by ``detector`` (``threshold``: the classical one; ``model``: the fish
+    segmentation network, ``tasks.fish.options.detector``)."""
     from seawatch.contracts.card import ONNX_FILE, load_card
     from seawatch.contracts.task import PreparedFrame
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
@@ -69,8 +78,15 @@ def prepare_and_embed(frames) -> tuple[list, list, dict]:
     gallery = Gallery.load(FISH_DIR / card.files["gallery"])
     batches, outputs = [], []
     prepare_s = infer_s = 0.0
+    segmenter = None
+    if detector == "model":
+        from seawatch.models.fish.frame_segment import FishSegmenter
+
+        segmenter = FishSegmenter(seg_dir)
     with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
-        head = FishIdentifier(backend, card, gallery, max_batch=64, whole_frames=True)
+        head = FishIdentifier(
+            backend, card, gallery, max_batch=64, whole_frames=True, detector=segmenter
+        )
         for i in range(0, len(frames), BATCH):
             t0 = time.process_time()
             batch = []
@@ -270,6 +286,14 @@ def main() -> None:
     parser.add_argument(
         "--view-check", action="store_true", help="also score single views (view_check)"
     )
+    parser.add_argument(
+        "--detectors",
+        nargs="+",
+        choices=["threshold", "model"],
+        default=["threshold"],
+        help="whole-frame detectors to compare (tasks.fish.options.detector), each in turn",
+    )
+    parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -291,18 +315,22 @@ def main() -> None:
             print(json.dumps(check), file=sys.stderr, flush=True)
         if not args.modes:
             continue
-        batches, outputs, cost = prepare_and_embed(frames)
-        for mode in args.modes:
-            rows: list[dict] | None = [] if args.per_sighting else None
-            run = {"seed": seed, **run_mode(mode, frames, batches, outputs, rows), **cost}
-            if args.per_sighting and rows is not None:
-                with args.per_sighting.open("a") as out:
-                    out.writelines(
-                        json.dumps({"seed": seed, "mode": mode, **r}) + "\n" for r in rows
-                    )
-            run["render_seconds"] = round(rendered_s, 1)
-            runs.append(run)
-            print(json.dumps(run), file=sys.stderr, flush=True)
+        for detector in args.detectors:
+            batches, outputs, cost = prepare_and_embed(frames, detector, args.seg_model)
+            for mode in args.modes:
+                rows: list[dict] | None = [] if args.per_sighting else None
+                scored = run_mode(mode, frames, batches, outputs, rows)
+                run = {"seed": seed, "detector": detector, **scored, **cost}
+                if args.per_sighting and rows is not None:
+                    with args.per_sighting.open("a") as out:
+                        out.writelines(
+                            json.dumps({"seed": seed, "mode": mode, "detector": detector, **r})
+                            + "\n"
+                            for r in rows
+                        )
+                run["render_seconds"] = round(rendered_s, 1)
+                runs.append(run)
+                print(json.dumps(run), file=sys.stderr, flush=True)
     result = {
         "benchmark": "fish_open_set_frames",
         "command": " ".join(["python", "benchmarks/fish_open_set_frames.py", *sys.argv[1:]]),

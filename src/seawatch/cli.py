@@ -22,6 +22,7 @@ from seawatch.dashboards.report.command import report_command
 from seawatch.engine_command import engine_group
 from seawatch.export_command import export_group
 from seawatch.models.fish import command as fish_commands
+from seawatch.models.fish import segment_command as fish_segmentation_commands
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
 from seawatch.models.plankton.oe_command import oe_command as plankton_oe_command
@@ -332,6 +333,7 @@ train.add_command(otolith_commands.calibrate_command)
 train.add_command(otolith_commands.views_command)
 train.add_command(fish_commands.train_command)
 train.add_command(segmentation_commands.train_command)
+train.add_command(fish_segmentation_commands.train_command)
 
 
 @cli.group()

@@ -70,9 +70,13 @@ class TaskSettings(BaseModel):
         "for the backend); fish enrol_new, tracklets (true: a camera's sightings close in time "
         "decided as groups; false: each alone), shared_gallery (true: one gallery for every worker "
         "of the consumer group, on every host, in a compacted Kafka topic; false: a working "
-        "file per process), gallery_topic (default <kafka.group_id>.fish-gallery) and "
+        "file per process), gallery_topic (default <kafka.group_id>.fish-gallery), "
         "whole_frames (true: each frame is a whole tank frame, cut into one sighting per fish, "
-        "right-facing fish mirrored; false, the default: each frame is one head-left crop)",
+        "right-facing fish mirrored; false, the default: each frame is one head-left crop), "
+        "detector (with whole_frames: threshold, the default, the classical background "
+        "detector; model, the fish segmentation network, which cuts touching fish apart) and "
+        "detector_model_dir (default models/fish-segmentation: seawatch train "
+        "fish-segmentation)",
     )
 
     def batch(self, default: int) -> int:

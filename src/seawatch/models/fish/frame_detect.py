@@ -24,8 +24,9 @@ slowly across the field, and a fish is a large, compact, contrasting blob on it.
 
 Limits (measured in ``benchmarks/fish_frames.py``): two fish that overlap become one
 component (one box around both); a fish far smaller than ``min_area`` or with no contrast to
-the wall is missed. The learned segmentation of issue 27 may replace steps 1-2 later; the
-crop and orientation steps stay.
+the wall is missed. The learned segmentation of issue 27 replaces steps 1-2 with
+``tasks.fish.options.detector: model`` (:mod:`.frame_segment`); the crop and orientation
+steps stay.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ def detect_fish(
 
 def foreground(bgr: np.ndarray, min_contrast: float) -> np.ndarray:
     """uint8 0/255 mask of what differs from the frame's smooth background."""
+    diff, level = difference(bgr, min_contrast)
+    mask = (diff > level).astype(np.uint8) * 255
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+
+
+def difference(bgr: np.ndarray, min_contrast: float) -> tuple[np.ndarray, float]:
+    """Each pixel's largest colour difference from the frame's fitted smooth background
+    (float32, 0..255) and the level over which it is foreground. Also the fish segmentation
+    network's input (:mod:`seawatch.models.fish.frame_segment`)."""
     h, w = bgr.shape[:2]
     small = cv2.resize(bgr, _COARSE, interpolation=cv2.INTER_AREA).astype(np.float32)
     design = _design(*_COARSE)
@@ -106,9 +117,7 @@ def foreground(bgr: np.ndarray, min_contrast: float) -> np.ndarray:
     background = (design @ coef).reshape(_COARSE[1], _COARSE[0], 3).astype(np.float32)
     background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
     diff = cv2.absdiff(bgr.astype(np.float32), background).max(axis=2)
-    mask = (diff > max(min_contrast, 3 * spread)).astype(np.uint8) * 255
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return diff, max(min_contrast, 3 * spread)
 
 
 def faces_right(outline: np.ndarray) -> bool:
@@ -163,6 +172,7 @@ __all__ = [
     "DetectorSettings",
     "FishDetection",
     "detect_fish",
+    "difference",
     "faces_right",
     "foreground",
     "head_left_crop",

@@ -29,9 +29,10 @@ import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from seawatch.contracts.card import ModelCard
 from seawatch.contracts.crops import (
@@ -63,7 +64,7 @@ from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish,
 from seawatch.models.fish.quality import view_quality
 from seawatch.models.fish.shared_gallery import Kept, SharedGallery
 from seawatch.models.fish.tracklets import Place, Tracklets
-from seawatch.models.fish.whole_frames import whole_frame_inputs
+from seawatch.models.fish.whole_frames import Detector, whole_frame_inputs
 
 TASK = "fish"
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
@@ -92,6 +93,7 @@ class FishIdentifier:
         shared: SharedGallery | None = None,
         tracklets: bool = False,
         whole_frames: bool = False,
+        detector: Detector | None = None,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -120,6 +122,7 @@ class FishIdentifier:
         self.keep_views = keep_views  # encode each sighting's view for the review station
         self.shared = shared
         self.whole_frames = whole_frames  # a frame holds several fish (frame_detect)
+        self.detector = detector  # None: the classical detector (frame_detect.detect_fish)
         # tracklets: sightings decided as groups (issue 28); None: each sighting alone
         self.decider = (
             OpenSetDecider(gallery, self.threshold, tracklets=Tracklets()) if tracklets else None
@@ -130,6 +133,10 @@ class FishIdentifier:
         with ``whole_frames`` one per fish found in the frame (none when there is none)."""
         try:
             if self.whole_frames:
+                if self.detector is not None:
+                    return whole_frame_inputs(
+                        image, self.input8, keep_views=self.keep_views, detect=self.detector
+                    )
                 return whole_frame_inputs(image, self.input8, keep_views=self.keep_views)
             model_input = self.input8(image)
         except ValueError as exc:
@@ -335,6 +342,27 @@ class FishOptions(TaskOptions):
     gallery_topic: str | None = Field(
         None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
     )
+    detector: Literal["threshold", "model"] = Field(
+        "threshold",
+        description="with whole_frames, how fish are found: threshold (the classical "
+        "background-difference detector) or model (the fish segmentation network of "
+        "detector_model_dir, which cuts touching fish apart)",
+    )
+    detector_model_dir: Path = Field(
+        Path("models/fish-segmentation"),
+        description="the fish segmentation artifact (seawatch train fish-segmentation), "
+        "for detector: model",
+    )
+
+    @model_validator(mode="after")
+    def _model_needs_frames(self) -> FishOptions:
+        if self.detector == "model" and not self.whole_frames:
+            msg = (
+                "detector: model finds fish in whole frames; set whole_frames: true, or leave "
+                "detector at threshold"
+            )
+            raise ValueError(msg)
+        return self
 
     @field_validator("gallery_topic")
     @classmethod
@@ -372,7 +400,24 @@ def _load(task, settings) -> FishIdentifier:
         shared=shared,
         tracklets=options.tracklets,
         whole_frames=options.whole_frames,
+        detector=_detector(options),
     )
+
+
+def _detector(options: FishOptions) -> Detector | None:
+    """The segmentation network's detector for ``detector: model`` (None: the classical)."""
+    if options.detector != "model":
+        return None
+    from seawatch.models.fish.frame_segment import FishSegmenter
+
+    try:
+        return FishSegmenter(options.detector_model_dir)
+    except (ConfigError, OSError, ValueError) as exc:
+        msg = (
+            f"tasks.fish.options.detector_model_dir: {exc}; train one with `seawatch train "
+            "fish-segmentation` or set detector: threshold"
+        )
+        raise ConfigError(msg) from exc
 
 
 def _shared(

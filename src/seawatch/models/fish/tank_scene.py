@@ -7,7 +7,10 @@ the same skin patterns the model was trained on) pasted at random places and sca
 half of them mirrored (facing right). Fish are drawn in turn, so a later one may cover part
 of an earlier one; some are placed across the frame's edge and cut by it. Each fish's ground
 truth (:class:`SceneFish`: box, facing, individual, how much of it shows) is returned with
-the image, for the detector's benchmark (``benchmarks/fish_frames.py``) and the tests; the
+the image, with each fish's **mask** (:attr:`Scene.labels`: the pixels where its pasted alpha
+is over one half and no later fish covers it), for the detector's benchmark
+(``benchmarks/fish_frames.py``), the fish segmentation network's targets
+(:mod:`seawatch.models.fish.segment_train`) and the tests; the
 open-set stream as whole frames (:mod:`seawatch.models.fish.open_set_frames`) reuses the
 wall, the paste and the camera's finish. :func:`match_boxes` pairs a detector's boxes with
 the drawn ones (IoU >= 0.5, one to one).
@@ -45,10 +48,19 @@ class SceneFish:
 
 @dataclass(frozen=True, slots=True)
 class Scene:
-    """A rendered frame (H x W x 3 uint8 BGR) and the fish in it, in drawing order."""
+    """A rendered frame (H x W x 3 uint8 BGR), the fish in it, in drawing order, and their
+    masks: ``labels`` (H x W int32) is ``i + 1`` where ``fish[i]`` shows, 0 on the wall."""
 
     image: np.ndarray
     fish: tuple[SceneFish, ...]
+    labels: np.ndarray
+
+    def mask(self, i: int) -> np.ndarray:
+        """The visible pixels of ``fish[i]`` (H x W bool)."""
+        if not 0 <= i < len(self.fish):
+            msg = f"fish index {i} out of range: the scene has {len(self.fish)} fish"
+            raise IndexError(msg)
+        return self.labels == i + 1
 
 
 def render_scene(
@@ -77,7 +89,7 @@ def render_scene(
     count = int(rng.integers(1, 5)) if n_fish is None else n_fish
     image = _wall(rng, height, width)
     cover = np.zeros((height, width), np.int16)  # which fish (1-based) shows at each pixel
-    drawn: list[tuple[Individual, tuple[int, int, int, int], bool, int]] = []
+    drawn: list[tuple[Individual, tuple[int, int, int, int], bool, int, int]] = []
     for k in range(count):
         ind = individuals[int(rng.integers(len(individuals)))]
         fw = int(width * rng.uniform(0.18, 0.45))
@@ -94,13 +106,22 @@ def render_scene(
         full = int((alpha > 0.5).sum())
         box = _paste(image, cover, premultiplied, alpha, x0, y0, k + 1)
         if box is not None:
-            drawn.append((ind, box, right, full))
+            drawn.append((ind, box, right, full, k + 1))
     image = _finish(image, rng)
     fish = tuple(
-        SceneFish(ind.name, box, right, float((cover == k + 1).sum()) / max(full, 1))
-        for k, (ind, box, right, full) in enumerate(drawn)
+        SceneFish(ind.name, box, right, float((cover == label).sum()) / max(full, 1))
+        for ind, box, right, full, label in drawn
     )
-    return Scene(image, fish)
+    return Scene(image, fish, _relabel(cover, [d[4] for d in drawn]))
+
+
+def _relabel(cover: np.ndarray, pasted: list[int]) -> np.ndarray:
+    """The paste labels (1-based over every fish tried, some never pasted) as 1-based
+    indices into the scene's fish; 0 elsewhere."""
+    lut = np.zeros(max(pasted, default=0) + 1, np.int32)
+    for i, label in enumerate(pasted):
+        lut[label] = i + 1
+    return lut[np.clip(cover, 0, len(lut) - 1)]
 
 
 def _wall(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

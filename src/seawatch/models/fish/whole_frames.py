@@ -1,7 +1,9 @@
 """A whole fish frame (a tank or trawl camera) -> one head-left model input per fish.
 
 With ``tasks.fish.options.whole_frames`` the fish head's ``prepare`` cuts a frame into its
-fish (:func:`~seawatch.models.fish.frame_detect.detect_fish`: found, oriented, mirrored when
+fish (:func:`~seawatch.models.fish.frame_detect.detect_fish`, or with
+``tasks.fish.options.detector: model`` the segmentation network's
+:class:`~seawatch.models.fish.frame_segment.FishSegmenter`: found, oriented, mirrored when
 facing right) and gives one model input per fish, with the fish as a
 :class:`~seawatch.contracts.objects.SegmentedObject` (its box, for tracklets and the record).
 A frame without fish gives no input and no sighting.
@@ -9,22 +11,29 @@ A frame without fish gives no input and no sighting.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from seawatch.contracts.crops import Crop, encode_crop
 from seawatch.contracts.objects import Morphometrics, SegmentedObject
 from seawatch.contracts.task import TaskInputs
-from seawatch.models.fish.frame_detect import detect_fish
+from seawatch.models.fish.frame_detect import FishDetection, detect_fish
+
+Detector = Callable[[np.ndarray], Sequence[FishDetection]]
 
 
 def whole_frame_inputs(
-    image: np.ndarray, input8: Callable[[np.ndarray], np.ndarray], *, keep_views: bool
+    image: np.ndarray,
+    input8: Callable[[np.ndarray], np.ndarray],
+    *,
+    keep_views: bool,
+    detect: Detector = detect_fish,
 ) -> TaskInputs:
     """The frame's fish as model inputs and objects (left to right); their views (8-bit
-    frames) when ``keep_views``."""
-    found = detect_fish(image)
+    frames) when ``keep_views``. ``detect``: the classical detector, or the segmentation
+    network's (:class:`~seawatch.models.fish.frame_segment.FishSegmenter`)."""
+    found = detect(image)
     objects = [SegmentedObject(k, d.box, d.crop, _morph(d.box)) for k, d in enumerate(found)]
     keep = keep_views and image.dtype == np.uint8
     views: list[Crop] = [encode_crop(d.crop) for d in found] if keep else []
@@ -37,4 +46,4 @@ def _morph(box: tuple[int, int, int, int]) -> Morphometrics:
     return Morphometrics(float(w * h), float(max(w, h)), float(min(w, h)), float(np.hypot(w, h)))
 
 
-__all__ = ["whole_frame_inputs"]
+__all__ = ["Detector", "whole_frame_inputs"]
