@@ -1,0 +1,78 @@
+"""Loop-thread cost of :func:`seawatch.ingest.segment.measure_roi` per ROI, old against new (issue 26).
+
+The ROI frames of the pipeline benchmark's ``plankton-roi`` workload (``synthetic_stream``,
+``full_share=0``), decoded once; each ROI is measured by the plain version kept in the tests
+(``tests/ingest/measure_roi_plain.py``, the code before the cut) and by the live one,
+alternating in rounds so that load on this shared VM hits both alike. Reports the median
+per-ROI time of each round (us) and their spread, and checks the outputs agree.
+
+    PYTHONPATH=src python benchmarks/measure_roi.py [--rois 2000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.ingest: the plain version
+
+from seawatch.contracts.preprocess import to_gray8  # noqa: E402
+from seawatch.ingest.segment import SegmentParams, measure_roi  # noqa: E402
+from seawatch.models.synthetic_stream import synthetic_stream  # noqa: E402
+from tests.ingest.measure_roi_plain import plain_measure_roi  # noqa: E402
+
+
+def roi_frames(n: int, seed: int) -> list[tuple[np.ndarray, float | None]]:
+    """``n`` decoded 8-bit ROI frames of the synthetic stream and their pixel sizes."""
+    frames = []
+    for message in synthetic_stream(n, seed=seed, full_share=0.0, start_ns=0):
+        image = cv2.imdecode(np.frombuffer(message.value, np.uint8), cv2.IMREAD_UNCHANGED)
+        frames.append((to_gray8(image), message.meta.pixel_size_um))
+    return frames
+
+
+def _round(fn, frames, params) -> float:
+    """Median time of one call over the frames, in us."""
+    times = []
+    for gray, pixel in frames:
+        start = time.perf_counter_ns()
+        fn(gray, params, pixel)
+        times.append(time.perf_counter_ns() - start)
+    return statistics.median(times) / 1000.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rois", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    params = SegmentParams()
+    frames = roi_frames(args.rois, args.seed)
+    differ = sum(
+        measure_roi(g, params, p).morph != plain_measure_roi(g, params, p).morph
+        for g, p in frames
+    )
+    sides = [max(g.shape) for g, _ in frames]
+    print(f"rois={len(frames)} median_side={statistics.median(sides)} differ={differ}")
+    old, new = [], []
+    for _ in range(args.rounds):
+        old.append(_round(plain_measure_roi, frames, params))
+        new.append(_round(measure_roi, frames, params))
+    ratios = sorted(n / o for o, n in zip(old, new, strict=True))
+    print(
+        f"old_us median={statistics.median(old):.1f} range={min(old):.1f}-{max(old):.1f}\n"
+        f"new_us median={statistics.median(new):.1f} range={min(new):.1f}-{max(new):.1f}\n"
+        f"new/old per round median={statistics.median(ratios):.3f} "
+        f"range={ratios[0]:.3f}-{ratios[-1]:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
