@@ -1,4 +1,4 @@
-"""Loop-thread cost of :func:`seawatch.ingest.segment.measure_roi` per ROI, old against new (issue 26).
+"""Loop-thread cost of ``measure_roi`` per ROI, old against new (issue 26).
 
 The ROI frames of the pipeline benchmark's ``plankton-roi`` workload (``synthetic_stream``,
 ``full_share=0``), decoded once; each ROI is measured by the plain version kept in the tests
@@ -22,10 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.ingest: the plain version
 
-from seawatch.contracts.preprocess import to_gray8  # noqa: E402
-from seawatch.ingest.segment import SegmentParams, measure_roi  # noqa: E402
-from seawatch.models.synthetic_stream import synthetic_stream  # noqa: E402
-from tests.ingest.measure_roi_plain import plain_measure_roi  # noqa: E402
+from tests.ingest.measure_roi_plain import plain_measure_roi
+
+from seawatch.contracts.preprocess import to_gray8
+from seawatch.ingest.segment import SegmentParams, measure_roi
+from seawatch.models.synthetic_stream import synthetic_stream
 
 
 def roi_frames(n: int, seed: int) -> list[tuple[np.ndarray, float | None]]:
@@ -56,8 +57,7 @@ def main() -> None:
     params = SegmentParams()
     frames = roi_frames(args.rois, args.seed)
     differ = sum(
-        measure_roi(g, params, p).morph != plain_measure_roi(g, params, p).morph
-        for g, p in frames
+        measure_roi(g, params, p).morph != plain_measure_roi(g, params, p).morph for g, p in frames
     )
     sides = [max(g.shape) for g, _ in frames]
     print(f"rois={len(frames)} median_side={statistics.median(sides)} differ={differ}")

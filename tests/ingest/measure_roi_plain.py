@@ -39,7 +39,9 @@ def _feret(points: np.ndarray) -> float:
     return math.sqrt(float((dx * dx + dy * dy).max()))
 
 
-def _measure_mask(mask: np.ndarray, pixel: float | None, outline: np.ndarray | None) -> Morphometrics:
+def _measure_mask(
+    mask: np.ndarray, pixel: float | None, outline: np.ndarray | None
+) -> Morphometrics:
     moments = cv2.moments(mask, binaryImage=True)
     major, minor = _axes(moments)
     if outline is None:
@@ -69,8 +71,12 @@ def _border_plane(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     ys = (np.arange(h, dtype=np.float32) - (h - 1) / 2.0) * slope_y
     plane = (mean + ys)[:, None] + xs[None, :]
     border = np.concatenate(
-        [gray[0] - plane[0], gray[-1] - plane[-1], gray[1:-1, 0] - plane[1:-1, 0],
-         gray[1:-1, -1] - plane[1:-1, -1]]
+        [
+            gray[0] - plane[0],
+            gray[-1] - plane[-1],
+            gray[1:-1, 0] - plane[1:-1, 0],
+            gray[1:-1, -1] - plane[1:-1, -1],
+        ]
     )
     k = border.size // 2
     sigma = _MAD_TO_SIGMA * float(np.float32(np.partition(np.abs(border), k)[k]))
@@ -108,11 +114,8 @@ def _largest(binary: np.ndarray) -> np.ndarray | None:
     return contours[int(np.argmax([cv2.contourArea(c) for c in contours]))]
 
 
-def plain_measure_roi(
-    gray8: np.ndarray, params: SegmentParams, pixel_size_um: float | None
-) -> SegmentedObject:
-    """The ROI's object and measures, the plain way (no error checks: valid input only)."""
-    h, w = gray8.shape
+def plain_roi_signal(gray8: np.ndarray, params: SegmentParams) -> tuple[np.ndarray, float]:
+    """The ROI's signal (uint8, the object bright) and its noise floor, the plain way."""
     plane, level, sigma = _border_plane(gray8)
     deviations = gray8.astype(np.float32) - plane
     polarity = params.polarity
@@ -124,7 +127,15 @@ def plain_measure_roi(
         scale = -255.0 / np.maximum(plane, 1.0)
         raw, sigma_signal = deviations * scale, sigma * 255.0 / max(level, 1.0)
     signal = np.clip(raw, 0, 255).astype(np.uint8)
-    floor = max(_NOISE_SIGMAS * sigma_signal, _MIN_SIGNAL)
+    return signal, max(_NOISE_SIGMAS * sigma_signal, _MIN_SIGNAL)
+
+
+def plain_measure_roi(
+    gray8: np.ndarray, params: SegmentParams, pixel_size_um: float | None
+) -> SegmentedObject:
+    """The ROI's object and measures, the plain way (no error checks: valid input only)."""
+    h, w = gray8.shape
+    signal, floor = plain_roi_signal(gray8, params)
     outline = None
     if params.threshold != "otsu" or int(signal.max()) > floor:
         outline = _largest(_mask(signal, params, floor))

@@ -46,13 +46,14 @@ def feret_diameter(points: np.ndarray) -> float:
     pts = np.asarray(points, dtype=np.int32).reshape(-1, 2)
     if len(pts) == 0:
         return 0.0
-    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)
-    best = 0.0
+    # integer coordinates: the squared distances are exact in int64, as they were in float64
+    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.int64)
+    xs, ys = hull[:, 0], hull[:, 1]
+    best = 0
     for start in range(0, len(hull), _CHUNK):
-        block = hull[start : start + _CHUNK]
-        dx = np.abs(block[:, None, 0] - hull[None, :, 0]) + 1.0
-        dy = np.abs(block[:, None, 1] - hull[None, :, 1]) + 1.0
-        best = max(best, float((dx * dx + dy * dy).max()))
+        dx = np.abs(np.subtract.outer(xs[start : start + _CHUNK], xs)) + 1
+        dy = np.abs(np.subtract.outer(ys[start : start + _CHUNK], ys)) + 1
+        best = max(best, int((dx * dx + dy * dy).max()))
     return math.sqrt(best)
 
 
