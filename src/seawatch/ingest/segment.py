@@ -174,7 +174,9 @@ def _threshold(signal: np.ndarray, params: SegmentParams, floor: float) -> np.nd
         # Otsu's level from a subsample of ~1 Mpx: the same histogram at a fraction of the cost.
         step = max(1, math.isqrt(signal.size // _OTSU_SAMPLES))
         sample = np.ascontiguousarray(signal[::step, ::step])
-        otsu = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[0]
+        otsu, binary = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        if step == 1 and otsu >= floor:
+            return binary  # the whole signal cut at Otsu's level already (small ROIs)
         level = max(float(otsu), floor)
     return cv2.threshold(signal, level, 255, cv2.THRESH_BINARY)[1]
 
