@@ -69,7 +69,16 @@ def measure_mask(
         msg = f"measure_mask needs a 2-D mask, got shape {mask.shape}"
         raise ValueError(msg)
     binary = mask if mask.dtype == np.uint8 else (mask != 0).astype(np.uint8)
-    moments = cv2.moments(binary, binaryImage=True)
+    return _measure(binary, pixel_size_um, outline, zero_one=False)
+
+
+def _measure(
+    binary: np.ndarray, pixel_size_um: float | None, outline: np.ndarray | None, *, zero_one: bool
+) -> Morphometrics:
+    """Measure a uint8 mask; ``zero_one``: its values are 0 and 1 only, so its plain moments
+    are the pixel set's (equal to ~1e-12, another summation order) without OpenCV's
+    binarising pass, a third of the cost (hot path: every ROI)."""
+    moments = cv2.moments(binary, binaryImage=not zero_one)
     major, minor = _axes(moments)
     if outline is None:
         contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -96,7 +105,7 @@ def measure_contour(contour: np.ndarray, pixel_size_um: float | None = None) -> 
     local = pts - np.array([x, y], dtype=np.int32)
     mask = np.zeros((h, w), dtype=np.uint8)
     cv2.drawContours(mask, [local], -1, 1, thickness=cv2.FILLED)
-    return measure_mask(mask, pixel_size_um, outline=local)
+    return _measure(mask, pixel_size_um, local, zero_one=True)
 
 
 __all__ = ["feret_diameter", "measure_contour", "measure_mask"]
