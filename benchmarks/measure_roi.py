@@ -3,7 +3,7 @@
 The ROI frames of the pipeline benchmark's ``plankton-roi`` workload (``synthetic_stream``,
 ``full_share=0``), decoded once; each ROI is measured by the plain version kept in the tests
 (``tests/ingest/measure_roi_plain.py``, the code before the cut) and by the live one,
-alternating in rounds so that load on this shared VM hits both alike. Reports the median
+interleaved ROI by ROI so that load on this shared VM hits both alike. Reports the median
 per-ROI time of each round (us) and their spread, and checks the outputs agree.
 
     PYTHONPATH=src python benchmarks/measure_roi.py [--rois 2000] [--rounds 5]
@@ -38,14 +38,24 @@ def roi_frames(n: int, seed: int) -> list[tuple[np.ndarray, float | None]]:
     return frames
 
 
-def _round(fn, frames, params) -> float:
-    """Median time of one call over the frames, in us."""
-    times = []
-    for gray, pixel in frames:
-        start = time.perf_counter_ns()
-        fn(gray, params, pixel)
-        times.append(time.perf_counter_ns() - start)
-    return statistics.median(times) / 1000.0
+def _timed(fn, gray, params, pixel) -> int:
+    start = time.perf_counter_ns()
+    fn(gray, params, pixel)
+    return time.perf_counter_ns() - start
+
+
+def _round(frames, params) -> tuple[float, float]:
+    """Median time of one call of the plain and of the live version (us), ROI by ROI
+    interleaved (which goes first alternates), so that load hits both alike."""
+    old, new = [], []
+    for i, (gray, pixel) in enumerate(frames):
+        if i % 2:
+            new.append(_timed(measure_roi, gray, params, pixel))
+            old.append(_timed(plain_measure_roi, gray, params, pixel))
+        else:
+            old.append(_timed(plain_measure_roi, gray, params, pixel))
+            new.append(_timed(measure_roi, gray, params, pixel))
+    return statistics.median(old) / 1000.0, statistics.median(new) / 1000.0
 
 
 def main() -> None:
@@ -56,15 +66,25 @@ def main() -> None:
     args = parser.parse_args()
     params = SegmentParams()
     frames = roi_frames(args.rois, args.seed)
-    differ = sum(
-        measure_roi(g, params, p).morph != plain_measure_roi(g, params, p).morph for g, p in frames
-    )
+    differ, axes = 0, 0.0  # area or Feret not equal; the largest relative gap of the axes
+    for gray, pixel in frames:
+        ours, plain = (
+            measure_roi(gray, params, pixel).morph,
+            plain_measure_roi(gray, params, pixel).morph,
+        )
+        differ += (ours.area_px, ours.feret_px) != (plain.area_px, plain.feret_px)
+        for a, b in ((ours.major_px, plain.major_px), (ours.minor_px, plain.minor_px)):
+            axes = max(axes, abs(a - b) / max(abs(b), 1e-12))
     sides = [max(g.shape) for g, _ in frames]
-    print(f"rois={len(frames)} median_side={statistics.median(sides)} differ={differ}")
+    print(
+        f"rois={len(frames)} median_side={statistics.median(sides)} "
+        f"area_or_feret_differ={differ} axes_max_rel_diff={axes:.1e}"
+    )
     old, new = [], []
     for _ in range(args.rounds):
-        old.append(_round(plain_measure_roi, frames, params))
-        new.append(_round(measure_roi, frames, params))
+        old_us, new_us = _round(frames, params)
+        old.append(old_us)
+        new.append(new_us)
     ratios = sorted(n / o for o, n in zip(old, new, strict=True))
     print(
         f"old_us median={statistics.median(old):.1f} range={min(old):.1f}-{max(old):.1f}\n"
