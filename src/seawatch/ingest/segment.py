@@ -31,6 +31,7 @@ import numpy as np
 from seawatch.contracts.errors import FrameError
 from seawatch.contracts.objects import Morphometrics, SegmentedObject
 from seawatch.ingest.morphometrics import measure_contour, measure_mask
+from seawatch.ingest.roi_parts import border_plane, largest_contour, sides, upper_median
 
 Polarity = Literal["auto", "dark-on-light", "light-on-dark"]
 _POLARITIES = ("auto", "dark-on-light", "light-on-dark")
@@ -295,69 +296,13 @@ def threshold_labels(
     return labels
 
 
-def _largest_contour(binary: np.ndarray) -> np.ndarray | None:
-    """Outline of the largest external blob, or None when there is none.
-
-    External contours of a binary image never overlap once filled, so the blob with the
-    largest enclosed area is the contour with the largest polygon area; the first of the
-    largest, as ``np.argmax`` picks it. Outlines of one or two points enclose nothing and are
-    not measured (hot path: noisy ROIs have dozens of them).
-    """
-    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return None
-    best, best_area = contours[0], 0.0
-    for contour in contours:
-        if len(contour) > 2:
-            area = cv2.contourArea(contour)
-            if area > best_area:
-                best, best_area = contour, area
-    return best
-
-
-def _upper_median(values: np.ndarray) -> float:
-    """The upper median of a 1-D array, from one partition (np.median's overhead: hot path)."""
-    k = values.size // 2
-    return float(np.partition(values, k)[k])
-
-
-def _border_plane(gray: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-    """Background of a crop: a plane through the medians of its four sides, and the noise.
-
-    The medians make the plane robust to an object that touches one side; the noise is the
-    robust sigma (MAD) of the border around the plane. Returns the plane (float32, HxW),
-    its mean level, that sigma and the border's median grey level
-    (:func:`~seawatch.contracts.preprocess.border_level`, from the same border pixels).
-    """
-    h, w = gray.shape
-    top, bottom, left, right = (
-        np.float32(_upper_median(side)) for side in (gray[0], gray[-1], gray[:, 0], gray[:, -1])
-    )
-    slope_x = (right - left) / max(w - 1, 1)
-    slope_y = (bottom - top) / max(h - 1, 1)
-    mean = (top + bottom + left + right) / 4.0
-    xs = (np.arange(w, dtype=np.float32) - (w - 1) / 2.0) * slope_x
-    ys = (np.arange(h, dtype=np.float32) - (h - 1) / 2.0) * slope_y
-    rows = mean + ys
-    plane = np.add.outer(rows, xs)
-    # the border pixels and the plane under them, in border_level's order, from one buffer each
-    pixels = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    under = np.concatenate([plane[0], plane[-1], plane[1:-1, 0], plane[1:-1, -1]])
-    k = pixels.size // 2
-    if pixels.size % 2:
-        level = float(np.partition(pixels, k)[k])
-    else:
-        middle = np.partition(pixels, (k - 1, k))
-        level = (float(middle[k - 1]) + float(middle[k])) / 2.0
-    np.subtract(pixels, under, out=under)
-    sigma = _MAD_TO_SIGMA * _upper_median(np.abs(under, out=under))
-    return plane, float(mean), sigma, level
-
-
 def _roi_signal(gray8: np.ndarray, params: SegmentParams) -> tuple[np.ndarray, float]:
     """The ROI's signal (uint8: the object bright, the background ~0) and its noise floor."""
-    plane, level, sigma, border = _border_plane(gray8)
+    plane, level, border = border_plane(gray8)
     deviations = np.subtract(gray8, plane, dtype=np.float32)
+    # the noise: the robust sigma (MAD) of the border around the plane
+    border_deviations = sides(deviations)
+    sigma = _MAD_TO_SIGMA * upper_median(np.abs(border_deviations, out=border_deviations))
     polarity = params.polarity
     if polarity == "auto":
         polarity = _decide_polarity(deviations, sigma, border)
@@ -393,7 +338,7 @@ def measure_roi(
     signal, floor = _roi_signal(gray8, params)
     outline = None
     if params.threshold != "otsu" or int(signal.max()) > floor:
-        outline = _largest_contour(_clean(_threshold(signal, params, floor), params))
+        outline = largest_contour(_clean(_threshold(signal, params, floor), params))
     if outline is None:
         morph = measure_mask(np.ones((h, w), dtype=np.uint8), pixel_size_um)
     else:
