@@ -1,7 +1,7 @@
 """The plain version of :func:`seawatch.ingest.segment.measure_roi`, as it stood before issue 26's
-loop-thread cut (float32 plane over the whole crop, the mask redrawn from the contour for the
-moments, the hull pairs in float64): the reference the fast version must agree with
-(``test_measure_roi_fast.py``, ``benchmarks/measure_roi.py``)."""
+loop-thread cut (np.maximum / np.clip passes, the border gathered twice, the polygon area of
+every outline, OpenCV's binarising moments, the hull pairs in float64): the reference the
+fast version must agree with (``test_measure_roi_fast.py``, ``benchmarks/measure_roi.py``)."""
 
 from __future__ import annotations
 
