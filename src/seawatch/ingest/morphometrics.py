@@ -46,13 +46,14 @@ def feret_diameter(points: np.ndarray) -> float:
     pts = np.asarray(points, dtype=np.int32).reshape(-1, 2)
     if len(pts) == 0:
         return 0.0
-    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)
-    best = 0.0
+    # integer coordinates: the squared distances are exact in int64, as they were in float64
+    hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.int64)
+    xs, ys = hull[:, 0], hull[:, 1]
+    best = 0
     for start in range(0, len(hull), _CHUNK):
-        block = hull[start : start + _CHUNK]
-        dx = np.abs(block[:, None, 0] - hull[None, :, 0]) + 1.0
-        dy = np.abs(block[:, None, 1] - hull[None, :, 1]) + 1.0
-        best = max(best, float((dx * dx + dy * dy).max()))
+        dx = np.abs(np.subtract.outer(xs[start : start + _CHUNK], xs)) + 1
+        dy = np.abs(np.subtract.outer(ys[start : start + _CHUNK], ys)) + 1
+        best = max(best, int((dx * dx + dy * dy).max()))
     return math.sqrt(best)
 
 
@@ -68,7 +69,16 @@ def measure_mask(
         msg = f"measure_mask needs a 2-D mask, got shape {mask.shape}"
         raise ValueError(msg)
     binary = mask if mask.dtype == np.uint8 else (mask != 0).astype(np.uint8)
-    moments = cv2.moments(binary, binaryImage=True)
+    return _measure(binary, pixel_size_um, outline, zero_one=False)
+
+
+def _measure(
+    binary: np.ndarray, pixel_size_um: float | None, outline: np.ndarray | None, *, zero_one: bool
+) -> Morphometrics:
+    """Measure a uint8 mask; ``zero_one``: its values are 0 and 1 only, so its plain moments
+    are the pixel set's (equal to ~1e-12, another summation order) without OpenCV's
+    binarising pass, a third of the cost (hot path: every ROI)."""
+    moments = cv2.moments(binary, binaryImage=not zero_one)
     major, minor = _axes(moments)
     if outline is None:
         contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -95,7 +105,7 @@ def measure_contour(contour: np.ndarray, pixel_size_um: float | None = None) -> 
     local = pts - np.array([x, y], dtype=np.int32)
     mask = np.zeros((h, w), dtype=np.uint8)
     cv2.drawContours(mask, [local], -1, 1, thickness=cv2.FILLED)
-    return measure_mask(mask, pixel_size_um, outline=local)
+    return _measure(mask, pixel_size_um, local, zero_one=True)
 
 
 __all__ = ["feret_diameter", "measure_contour", "measure_mask"]

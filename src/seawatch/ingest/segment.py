@@ -30,8 +30,8 @@ import numpy as np
 
 from seawatch.contracts.errors import FrameError
 from seawatch.contracts.objects import Morphometrics, SegmentedObject
-from seawatch.contracts.preprocess import border_level
 from seawatch.ingest.morphometrics import measure_contour, measure_mask
+from seawatch.ingest.roi_parts import border_plane, largest_contour, sides, upper_median
 
 Polarity = Literal["auto", "dark-on-light", "light-on-dark"]
 _POLARITIES = ("auto", "dark-on-light", "light-on-dark")
@@ -146,16 +146,23 @@ def _noise_sigma(deviations: np.ndarray) -> float:
     return float(deviations[centred <= limit].std())
 
 
+def _relu(values: np.ndarray) -> np.ndarray:
+    """``max(values, 0)`` in place (float32); the same values as ``np.maximum``, faster."""
+    cv2.threshold(values, 0.0, 0.0, cv2.THRESH_TOZERO, dst=values)
+    return values
+
+
 def _decide_polarity(deviations: np.ndarray, sigma: float, level: float) -> str:
     """Objects lie on the side (darker / brighter) with more mass beyond the noise."""
     margin = 3.0 * sigma + 2.0
     # In place in one scratch array (hot path: every ROI): the values of
-    # clip(-d - margin, 0) and clip(d - margin, 0), without four temporaries.
+    # clip(-d - margin, 0) and clip(d - margin, 0), without four temporaries; OpenCV's
+    # to-zero threshold is max(x, 0) at a third of np.maximum's cost on float32.
     beyond = np.negative(deviations)
     beyond -= margin
-    darker = float(np.maximum(beyond, 0.0, out=beyond).sum())
+    darker = float(_relu(beyond).sum())
     np.subtract(deviations, margin, out=beyond)
-    brighter = float(np.maximum(beyond, 0.0, out=beyond).sum())
+    brighter = float(_relu(beyond).sum())
     if darker == brighter:
         return "dark-on-light" if level >= 128 else "light-on-dark"
     return "dark-on-light" if darker > brighter else "light-on-dark"
@@ -168,7 +175,9 @@ def _threshold(signal: np.ndarray, params: SegmentParams, floor: float) -> np.nd
         # Otsu's level from a subsample of ~1 Mpx: the same histogram at a fraction of the cost.
         step = max(1, math.isqrt(signal.size // _OTSU_SAMPLES))
         sample = np.ascontiguousarray(signal[::step, ::step])
-        otsu = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[0]
+        otsu, binary = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        if step == 1 and otsu >= floor:
+            return binary  # the whole signal cut at Otsu's level already (small ROIs)
         level = max(float(otsu), floor)
     return cv2.threshold(signal, level, 255, cv2.THRESH_BINARY)[1]
 
@@ -287,55 +296,28 @@ def threshold_labels(
     return labels
 
 
-def _largest_contour(binary: np.ndarray) -> np.ndarray | None:
-    """Outline of the largest external blob, or None when there is none.
-
-    External contours of a binary image never overlap once filled, so the blob with the
-    largest enclosed area is the contour with the largest polygon area.
-    """
-    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return None
-    if len(contours) == 1:
-        return contours[0]
-    # the first of the largest, as np.argmax, without converting the list (hot path: every ROI)
-    areas = [cv2.contourArea(c) for c in contours]
-    return contours[max(range(len(areas)), key=areas.__getitem__)]
-
-
-def _row_medians(rows: np.ndarray) -> np.ndarray:
-    """Upper median of each row: one partition, without np.median's overhead (hot path)."""
-    k = rows.shape[1] // 2
-    return np.partition(rows, k, axis=1)[:, k].astype(np.float32)
-
-
-def _border_plane(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Background of a crop: a plane through the medians of its four sides, and the noise.
-
-    The medians make the plane robust to an object that touches one side; the noise is the
-    robust sigma (MAD) of the border around the plane. Returns the plane (float32, HxW),
-    its mean level and that sigma.
-    """
-    h, w = gray.shape
-    # the two rows and the two columns by one index each (np.stack's overhead: hot path)
-    top, bottom = _row_medians(gray[[0, -1]])
-    left, right = _row_medians(gray[:, [0, -1]].T)
-    slope_x = (right - left) / max(w - 1, 1)
-    slope_y = (bottom - top) / max(h - 1, 1)
-    mean = (top + bottom + left + right) / 4.0
-    xs = (np.arange(w, dtype=np.float32) - (w - 1) / 2.0) * slope_x
-    ys = (np.arange(h, dtype=np.float32) - (h - 1) / 2.0) * slope_y
-    plane = (mean + ys)[:, None] + xs[None, :]
-    border = np.concatenate(
-        [
-            gray[0] - plane[0],
-            gray[-1] - plane[-1],
-            gray[1:-1, 0] - plane[1:-1, 0],
-            gray[1:-1, -1] - plane[1:-1, -1],
-        ]
-    )
-    sigma = _MAD_TO_SIGMA * float(_row_medians(np.abs(border)[None, :])[0])
-    return plane.astype(np.float32, copy=False), float(mean), sigma
+def _roi_signal(gray8: np.ndarray, params: SegmentParams) -> tuple[np.ndarray, float]:
+    """The ROI's signal (uint8: the object bright, the background ~0) and its noise floor."""
+    plane, level, border = border_plane(gray8)
+    deviations = np.subtract(gray8, plane, dtype=np.float32)
+    # the noise: the robust sigma (MAD) of the border around the plane
+    border_deviations = sides(deviations)
+    sigma = _MAD_TO_SIGMA * upper_median(np.abs(border_deviations, out=border_deviations))
+    polarity = params.polarity
+    if polarity == "auto":
+        polarity = _decide_polarity(deviations, sigma, border)
+    if polarity == "light-on-dark":
+        raw, sigma_signal = deviations, sigma
+    else:
+        # -255 / max(plane, 1) * deviations, in the plane's buffer (no temporaries)
+        scale = np.maximum(plane, 1.0, out=plane)
+        np.divide(-255.0, scale, out=scale)
+        raw = np.multiply(deviations, scale, out=deviations)
+        sigma_signal = sigma * 255.0 / max(level, 1.0)
+    # clip(raw, 0, 255) in place, by two OpenCV thresholds (np.clip's NaN checks: hot path)
+    cv2.threshold(_relu(raw), 255.0, 255.0, cv2.THRESH_TRUNC, dst=raw)
+    signal = raw.astype(np.uint8)
+    return signal, max(_NOISE_SIGMAS * sigma_signal, _MIN_SIGNAL)
 
 
 def measure_roi(
@@ -353,21 +335,10 @@ def measure_roi(
     if h == 0 or w == 0:
         msg = f"the ROI image is empty ({w}x{h}); the instrument sent no pixels"
         raise FrameError(stage="segment", reason=msg, field="value")
-    plane, level, sigma = _border_plane(gray8)
-    deviations = gray8.astype(np.float32) - plane
-    polarity = params.polarity
-    if polarity == "auto":
-        polarity = _decide_polarity(deviations, sigma, border_level(gray8))
-    if polarity == "light-on-dark":
-        raw, sigma_signal = deviations, sigma
-    else:
-        scale = -255.0 / np.maximum(plane, 1.0)
-        raw, sigma_signal = deviations * scale, sigma * 255.0 / max(level, 1.0)
-    signal = np.clip(raw, 0, 255).astype(np.uint8)
-    floor = max(_NOISE_SIGMAS * sigma_signal, _MIN_SIGNAL)
+    signal, floor = _roi_signal(gray8, params)
     outline = None
     if params.threshold != "otsu" or int(signal.max()) > floor:
-        outline = _largest_contour(_clean(_threshold(signal, params, floor), params))
+        outline = largest_contour(_clean(_threshold(signal, params, floor), params))
     if outline is None:
         morph = measure_mask(np.ones((h, w), dtype=np.uint8), pixel_size_um)
     else:
