@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seawatch.models.fish.quality import MAX_FLAT, flat_share, view_quality
+from seawatch.models.fish.quality import FLAT_STD, MAX_FLAT, flat_share, view_quality
 
 
 def _textured(seed: int = 0) -> np.ndarray:
@@ -46,3 +46,20 @@ def test_flat_wall_around_the_fish_does_not_count_as_hidden() -> None:
 def test_a_view_that_is_not_a_model_input_is_refused() -> None:
     with pytest.raises(ValueError, match="H x W x 3 uint8"):
         view_quality(np.zeros((64, 160), np.uint8))
+
+
+def _flat_share_plain(gray: np.ndarray, block: int = 8) -> float:
+    """The definition: numpy's std of each whole tile (the fast version must agree)."""
+    h, w = gray.shape[0] // block * block, gray.shape[1] // block * block
+    tiles = gray[:h, :w].astype(np.float64).reshape(h // block, block, w // block, block)
+    return float((tiles.std(axis=(1, 3)) < FLAT_STD).mean())
+
+
+def test_the_fast_flat_share_counts_the_same_tiles_as_the_definition() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(400):  # spreads around FLAT_STD, flat bands, odd sizes (partial tiles)
+        h, w = int(rng.integers(8, 40)), int(rng.integers(8, 120))
+        base, spread = int(rng.integers(0, 256)), float(rng.uniform(0.0, 2 * FLAT_STD))
+        gray = np.clip(base + rng.normal(0.0, spread, (h, w)), 0, 255).astype(np.uint8)
+        gray[:, : int(rng.integers(0, w))] = base
+        assert flat_share(gray) == _flat_share_plain(gray), (h, w, spread)
