@@ -122,4 +122,21 @@ def match_objects(
     return pairs, counts
 
 
-__all__ = ["COUNT_KEYS", "match_objects", "match_rule", "tight_boxes"]
+def shuffled_crops(
+    rng: np.random.Generator,
+    crops: list[np.ndarray],
+    labels: list[int],
+    size: int,
+    total: dict[str, int],
+    counts: dict[str, int] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add a draw's `total` into `counts`, then stack its crops and labels in a shuffled order."""
+    if counts is not None:
+        for key, value in total.items():
+            counts[key] = counts.get(key, 0) + value
+    order = rng.permutation(len(labels))
+    images = np.stack(crops)[order] if crops else np.empty((0, size, size), np.uint8)
+    return images, np.asarray(labels, np.int64)[order]
+
+
+__all__ = ["COUNT_KEYS", "match_objects", "match_rule", "shuffled_crops", "tight_boxes"]

@@ -27,6 +27,7 @@ from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.preprocess import prepare_roi
 from seawatch.ingest.segment import SegmentParams
 from seawatch.ingest.segment_model import model_input, objects_from_labels
+from seawatch.models.plankton._segmented import shuffled_crops
 from seawatch.models.plankton.synthetic import TAXA
 from seawatch.models.segmentation.data import STRIDE, jpeg
 from seawatch.models.segmentation.evaluate import model_labels
@@ -132,12 +133,7 @@ def model_segmented_dataset(
     finally:
         session.close()
     total["kept"] = len(labels)
-    if counts is not None:
-        for key, value in total.items():
-            counts[key] = counts.get(key, 0) + value
-    order = rng.permutation(len(labels))
-    images = np.stack(crops)[order] if crops else np.empty((0, size, size), np.uint8)
-    return images, np.asarray(labels, np.int64)[order]
+    return shuffled_crops(rng, crops, labels, size, total, counts)
 
 
 __all__ = [

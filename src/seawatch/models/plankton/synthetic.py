@@ -21,7 +21,7 @@ import numpy as np
 
 from seawatch.contracts.preprocess import prepare_roi
 from seawatch.ingest.segment import SegmentParams, segment_full
-from seawatch.models.plankton._segmented import COUNT_KEYS, match_objects
+from seawatch.models.plankton._segmented import COUNT_KEYS, match_objects, shuffled_crops
 from seawatch.models.plankton._taxa import RENDERERS, UNBREAKABLE, Pen
 
 TAXA: tuple[str, ...] = (
@@ -373,12 +373,7 @@ def make_segmented_dataset(
         labels += [int(dealt[j]) for _, j in pairs]
         if progress is not None:
             progress(1)
-    if counts is not None:
-        for key, value in total.items():
-            counts[key] = counts.get(key, 0) + value
-    order = rng.permutation(len(labels))
-    images = np.stack(crops)[order] if crops else np.empty((0, size, size), np.uint8)
-    return images, np.asarray(labels, np.int64)[order]
+    return shuffled_crops(rng, crops, labels, size, total, counts)
 
 
 __all__ = [
