@@ -25,7 +25,7 @@ from seawatch.contracts.evidence import evidence_paths
 from seawatch.contracts.points import line
 from seawatch.contracts.records import FishRecord, FrameRecord, OtolithRecord
 from seawatch.dashboards.influxql import InfluxQLClient
-from seawatch.dashboards.report import data as report_data
+from seawatch.dashboards.report import data_influx as report_data
 from seawatch.dashboards.report import from_influx, from_local_store, render
 from seawatch.dashboards.report.command import report_command
 from seawatch.storage.evidence import EvidenceStore

@@ -51,7 +51,8 @@ def report_command(
     title: str | None,
 ) -> None:
     """Write a self-contained HTML cruise report (no network needed to view or print it)."""
-    from seawatch.dashboards.report.data import from_influx, from_local_store
+    from seawatch.dashboards.report.data import from_local_store
+    from seawatch.dashboards.report.data_influx import from_influx
     from seawatch.dashboards.report.html import render
 
     settings: Settings = ctx.obj["settings"]
