@@ -4,6 +4,7 @@ has quality 0 for the head (matched, never enrolled, never alerting alone)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from seawatch.models.fish.head import fish_input8
 from seawatch.models.fish.outline_gate import (
     MERGED,
     SMALL,
+    TURN,
     OutlineGate,
     judge_outline,
     measure_outline,
@@ -92,3 +94,11 @@ def test_a_merged_detection_s_view_has_quality_zero_a_lone_fish_s_does_not() -> 
     assert prepared.objects[alone].poor == "" and prepared.objects[both].poor == MERGED
     assert place_of(prepared, alone).quality > 80.0  # the head's min_quality
     assert place_of(prepared, both).quality == 0.0
+
+
+def test_an_outline_with_no_deeper_end_leaves_its_turn_a_guess() -> None:
+    spindle = np.zeros((40, 140), np.uint8)  # as deep at both ends: which is the head?
+    cv2.ellipse(spindle, (70, 20), (69, 19), 0, 0, 360, 1, -1)
+    assert judge_outline(spindle.astype(bool)) == TURN
+    (found,) = detect_fish(_frame_with([(3, 200, 200)]))  # a fish: deeper at the head
+    assert found.outline is not None and found.outline.ends >= OutlineGate().min_ends

@@ -24,6 +24,7 @@ import numpy as np
 
 SMALL = "small"  # the reasons a detection's view is poor
 MERGED = "merged"
+TURN = "turn"  # which end is the head is unclear
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class OutlineMeasures:
     fill: float  # outline pixels / box pixels
     solidity: float  # outline pixels / convex hull pixels
     deepest: float  # deepest column of the outline / box height
+    ends: float = 2.0  # mean depth of its deeper third / its shallower third (head vs tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class OutlineGate:
     min_fill: float = 0.47
     min_solidity: float = 0.72
     min_deepest: float = 0.8
+    min_ends: float = 1.1  # under it the head-left turn is a guess (1.0: never doubted)
 
     def __post_init__(self) -> None:
         if self.min_length < 0 or not 0 < self.min_aspect < self.max_aspect:
@@ -59,14 +62,17 @@ class OutlineGate:
             raise ValueError(msg)
 
     def judge(self, m: OutlineMeasures) -> str:
-        """Why the outline is not one whole fish (:data:`SMALL`, :data:`MERGED`), or ``""``."""
+        """Why the outline is not one clear whole fish (:data:`SMALL`, :data:`MERGED`,
+        :data:`TURN`), or ``""``."""
         if m.length < self.min_length:
             return SMALL
         if not self.min_aspect <= m.aspect <= self.max_aspect:
             return MERGED
         if m.fill < self.min_fill or m.solidity < self.min_solidity:
             return MERGED
-        return MERGED if m.deepest < self.min_deepest else ""
+        if m.deepest < self.min_deepest:
+            return MERGED
+        return TURN if m.ends < self.min_ends else ""
 
 
 def measure_outline(outline: np.ndarray, scale: int = 1) -> OutlineMeasures:
@@ -77,6 +83,9 @@ def measure_outline(outline: np.ndarray, scale: int = 1) -> OutlineMeasures:
     h, w = outline.shape
     mask = outline.astype(np.uint8)
     area = float(mask.sum())
+    columns = mask.sum(axis=0).astype(np.float64)
+    third = max(1, w // 3)
+    shallow, deep = sorted((columns[:third].mean(), columns[-third:].mean()))
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = float(sum(cv2.contourArea(cv2.convexHull(c)) for c in contours))
     return OutlineMeasures(
@@ -85,7 +94,8 @@ def measure_outline(outline: np.ndarray, scale: int = 1) -> OutlineMeasures:
         fill=area / (w * h),
         # a thin outline's hull (pixel centres) can be smaller than its pixel count
         solidity=min(1.0, area / hull) if hull > 0 else 1.0,
-        deepest=float(mask.sum(axis=0).max()) / h,
+        deepest=float(columns.max()) / h,
+        ends=float(deep / max(shallow, 1e-9)),
     )
 
 
@@ -97,6 +107,7 @@ def judge_outline(outline: np.ndarray, scale: int = 1, gate: OutlineGate | None 
 __all__ = [
     "MERGED",
     "SMALL",
+    "TURN",
     "OutlineGate",
     "OutlineMeasures",
     "judge_outline",
