@@ -13,6 +13,7 @@ from seawatch.contracts.task import PreparedFrame
 from seawatch.models.fish.frame_detect import detect_fish
 from seawatch.models.fish.head import fish_input8
 from seawatch.models.fish.outline_gate import (
+    EDGE,
     MERGED,
     SMALL,
     TURN,
@@ -102,3 +103,12 @@ def test_an_outline_with_no_deeper_end_leaves_its_turn_a_guess() -> None:
     assert judge_outline(spindle.astype(bool)) == TURN
     (found,) = detect_fish(_frame_with([(3, 200, 200)]))  # a fish: deeper at the head
     assert found.outline is not None and found.outline.ends >= OutlineGate().min_ends
+
+
+def test_a_fish_cut_by_the_frame_s_border_is_poor() -> None:
+    frame = _frame_with([(3, 40, 200)])
+    inside = _prepared(np.ascontiguousarray(frame[:, 20:]))
+    cut = _prepared(np.ascontiguousarray(frame[:, 100:]))  # the fish's head third is outside
+    assert [o.poor for o in inside.objects] == [""]
+    assert [o.poor for o in cut.objects] == [EDGE]
+    assert place_of(cut, 0).quality == 0.0

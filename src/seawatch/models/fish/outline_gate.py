@@ -12,7 +12,11 @@ The outline is judged by its :class:`OutlineMeasures`: its length (the box's lon
 its length / depth, how much of its box it fills and of its convex hull (solidity), and the
 deepest column's share of the box's depth (two fish one above the other, offset, leave no
 column as deep as the box). One fish's outline is compact and spindle-shaped; two touching
-fish make a notched, less solid outline or a box of the wrong shape.
+fish make a notched, less solid outline or a box of the wrong shape. Two more doubts make
+a view poor: an outline whose two ends are about as deep (which end is the head, so whether
+to mirror it, is a guess: a fish turned the wrong way gives views that agree with each other
+and match no fish, the pattern of a new one), and a box that meets the frame's border (the
+fish is cut by it; its crop is padded).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 SMALL = "small"  # the reasons a detection's view is poor
 MERGED = "merged"
 TURN = "turn"  # which end is the head is unclear
+EDGE = "edge"  # the box meets the frame's border: the fish goes on outside it
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,7 @@ class OutlineGate:
     min_solidity: float = 0.72
     min_deepest: float = 0.8
     min_ends: float = 1.1  # under it the head-left turn is a guess (1.0: never doubted)
+    edge: bool = True  # a box that meets the frame's border is a cut fish
 
     def __post_init__(self) -> None:
         if self.min_length < 0 or not 0 < self.min_aspect < self.max_aspect:
@@ -73,6 +79,17 @@ class OutlineGate:
         if m.deepest < self.min_deepest:
             return MERGED
         return TURN if m.ends < self.min_ends else ""
+
+    def judge_in_frame(
+        self, m: OutlineMeasures, box: tuple[int, int, int, int], frame: tuple[int, ...]
+    ) -> str:
+        """:meth:`judge`, then :data:`EDGE` when ``box`` meets the border of a frame of
+        shape ``frame`` (H, W, ...): part of the fish is outside it."""
+        why = self.judge(m)
+        x, y, w, h = box
+        if not why and self.edge and (x <= 0 or y <= 0 or x + w >= frame[1] or y + h >= frame[0]):
+            return EDGE
+        return why
 
 
 def measure_outline(outline: np.ndarray, scale: int = 1) -> OutlineMeasures:
@@ -105,6 +122,7 @@ def judge_outline(outline: np.ndarray, scale: int = 1, gate: OutlineGate | None 
 
 
 __all__ = [
+    "EDGE",
     "MERGED",
     "SMALL",
     "TURN",

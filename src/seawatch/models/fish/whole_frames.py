@@ -45,7 +45,7 @@ def whole_frame_inputs(
     the objects whose outline is not one whole fish ``poor`` (None: none is)."""
     found = detect(image)
     objects = [
-        SegmentedObject(k, d.box, d.crop, _morph(d.box), _poor(d, gate))
+        SegmentedObject(k, d.box, d.crop, _morph(d.box), _poor(d, gate, image.shape))
         for k, d in enumerate(found)
     ]
     keep = keep_views and image.dtype == np.uint8
@@ -63,11 +63,11 @@ def place_of(prepared: PreparedFrame, k: int = 0) -> Place:
     return Place(meta.instrument, meta.captured_at_ns, box, quality)
 
 
-def _poor(detection: FishDetection, gate: OutlineGate | None) -> str:
+def _poor(detection: FishDetection, gate: OutlineGate | None, shape: tuple[int, ...]) -> str:
     """Why the gate doubts a detection's view (``""``: it does not, or nothing to judge)."""
     if gate is None or detection.outline is None:
         return ""
-    return gate.judge(detection.outline)
+    return gate.judge_in_frame(detection.outline, detection.box, shape)
 
 
 def _morph(box: tuple[int, int, int, int]) -> Morphometrics:
