@@ -9,8 +9,9 @@ facing right) and gives one model input per fish, with the fish as a
 A frame without fish gives no input and no sighting.
 
 Each fish's outline is judged by :class:`~seawatch.models.fish.outline_gate.OutlineGate`:
-one too small, or shaped like two touching fish found as one, is marked ``poor`` (its view's
-quality is then 0 for the head: matched, never enrolled, never raising an alert alone).
+one too small, shaped like two touching fish found as one, with no clearly deeper head end,
+or cut by the frame's border is marked ``poor`` (:func:`place_of` then gives its view
+quality 0: matched, never enrolled, never deciding a tracklet nor raising an alert alone).
 """
 
 from __future__ import annotations
