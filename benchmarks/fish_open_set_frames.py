@@ -28,15 +28,19 @@ put on their own id at the threshold from the stream's crops and from the detect
 the share under the head's quality gate (``--modes`` with no mode: that check alone).
 
 ``--detectors threshold model`` runs the same frames through both whole-frame detectors
-(``tasks.fish.options.detector``) in one run.
+(``tasks.fish.options.detector``) in one run; ``--gates on off`` with and without the
+outline gate (:mod:`seawatch.models.fish.outline_gate`; off: no detection is marked poor).
 
     python benchmarks/fish_open_set_frames.py [--seeds 7100400] [--modes single tracklets]
-        [--detectors threshold model]
+        [--detectors threshold model] [--gates on off]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import itertools
 import json
 import platform
 import sys
@@ -63,14 +67,16 @@ def _frame(camera: str, captured_at_ns: int, offset: int):
 
 
 def prepare_and_embed(
-    frames, detector: str = "threshold", seg_dir: Path = SEG_DIR
+    frames, detector: str = "threshold", seg_dir: Path = SEG_DIR, gate: bool = True
 ) -> tuple[list, list, dict]:
     """Each batch's prepared frames and model outputs (the head's prepare, stack and infer),
     fish found by ``detector`` (``threshold``: the classical one; ``model``: the fish
-    segmentation network, ``tasks.fish.options.detector``)."""
+    segmentation network, ``tasks.fish.options.detector``); ``gate`` False: the outline
+    gate sees no outline (no detection is poor)."""
     from seawatch.contracts.card import ONNX_FILE, load_card
     from seawatch.contracts.task import PreparedFrame
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.fish.frame_detect import detect_fish
     from seawatch.models.fish.gallery import Gallery
     from seawatch.models.fish.head import FishIdentifier
 
@@ -83,9 +89,12 @@ def prepare_and_embed(
         from seawatch.models.fish.frame_segment import FishSegmenter
 
         segmenter = FishSegmenter(seg_dir)
+    find = segmenter if segmenter is not None else detect_fish
+    if not gate:
+        find = functools.partial(_no_outlines, find)
     with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
         head = FishIdentifier(
-            backend, card, gallery, max_batch=64, whole_frames=True, detector=segmenter
+            backend, card, gallery, max_batch=64, whole_frames=True, detector=find
         )
         for i in range(0, len(frames), BATCH):
             t0 = time.process_time()
@@ -104,6 +113,11 @@ def prepare_and_embed(
         "infer_ms_per_sighting": round(infer_s / max(1, crops) * 1e3, 2),
     }
     return batches, outputs, cost
+
+
+def _no_outlines(find, image):
+    """``find``'s detections without their outline measures (the outline gate off)."""
+    return [dataclasses.replace(d, outline=None) for d in find(image)]
 
 
 def _miss_kind(fish, i: int) -> str:
@@ -293,6 +307,13 @@ def main() -> None:
         default=["threshold"],
         help="whole-frame detectors to compare (tasks.fish.options.detector), each in turn",
     )
+    parser.add_argument(
+        "--gates",
+        nargs="+",
+        choices=["on", "off"],
+        default=["on"],
+        help="with and/or without the outline gate (outline_gate.py), each in turn",
+    )
     parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -315,19 +336,17 @@ def main() -> None:
             print(json.dumps(check), file=sys.stderr, flush=True)
         if not args.modes:
             continue
-        for detector in args.detectors:
-            batches, outputs, cost = prepare_and_embed(frames, detector, args.seg_model)
+        for detector, gate in itertools.product(args.detectors, args.gates):
+            on = gate == "on"
+            batches, outputs, cost = prepare_and_embed(frames, detector, args.seg_model, on)
             for mode in args.modes:
                 rows: list[dict] | None = [] if args.per_sighting else None
                 scored = run_mode(mode, frames, batches, outputs, rows)
-                run = {"seed": seed, "detector": detector, **scored, **cost}
+                tag = {"seed": seed, "mode": mode, "detector": detector, "gate": gate}
+                run = {**tag, **scored, **cost}
                 if args.per_sighting and rows is not None:
                     with args.per_sighting.open("a") as out:
-                        out.writelines(
-                            json.dumps({"seed": seed, "mode": mode, "detector": detector, **r})
-                            + "\n"
-                            for r in rows
-                        )
+                        out.writelines(json.dumps(tag | r) + "\n" for r in rows)
                 run["render_seconds"] = round(rendered_s, 1)
                 runs.append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)

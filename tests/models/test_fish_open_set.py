@@ -212,3 +212,18 @@ def test_a_stranger_close_to_a_known_fish_is_new_when_its_views_agree() -> None:
     answers = _decide(decider, views, 0)
     assert [x.new_individual for x in answers] == [False, False, True]
     assert answers[2].individual.startswith("fish-new") and len(gallery) == 2
+
+
+def test_a_poor_view_alone_is_matched_only_clear_of_the_threshold() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    near = THRESHOLD + decider.poor_match_margin / 2  # over the threshold, under the margin
+    # a poor view (two touching fish found as one, say) of an undecided tracklet
+    assert _decide(decider, [_tilted(a, c, near)], 0, quality=0.0)[0].individual == UNKNOWN
+    clear = THRESHOLD + decider.poor_match_margin + 0.02
+    assert _decide(decider, [_tilted(a, c, clear)], 100, quality=0.0)[0].individual == "nemo"
+    # a good view that close is matched (and decides its tracklet)
+    assert _decide(decider, [_tilted(a, c, near)], 200)[0].individual == "nemo"
+    assert len(gallery) == 1

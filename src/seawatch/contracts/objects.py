@@ -63,6 +63,9 @@ class SegmentedObject:
     bbox: tuple[int, int, int, int]
     image: np.ndarray
     morph: Morphometrics
+    # why the detector doubts this object's view ("" when it does not): e.g. its outline is
+    # too small, or shaped like touching objects it could not cut apart
+    poor: str = ""
 
 
 __all__ = ["Morphometrics", "SegmentedObject"]

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from seawatch.models.fish.outline_gate import OutlineMeasures, measure_outline
 from seawatch.models.fish.preprocess import to_uint8
 
 _COARSE = (80, 60)  # background fit grid (w, h)
@@ -51,6 +52,7 @@ class FishDetection:
     box: tuple[int, int, int, int]  # x, y, w, h of its outline in the frame
     facing_right: bool
     crop: np.ndarray  # head-left crop (mirrored when it faced right), the frame's dtype
+    outline: OutlineMeasures | None = None  # its outline's shape (the merged-box gate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +86,11 @@ def detect_fish(
         x, y, bw, bh, area = (int(v) for v in stats[k])
         if area * scale * scale < settings.min_area or bw * scale < settings.min_width:
             continue
-        right = faces_right(labels[y : y + bh, x : x + bw] == k)
+        outline = labels[y : y + bh, x : x + bw] == k
+        right = faces_right(outline)
         box = (x * scale, y * scale, min(bw * scale, w - x * scale), min(bh * scale, h - y * scale))
-        found.append(FishDetection(box, right, head_left_crop(image, box, right)))
+        crop = head_left_crop(image, box, right)
+        found.append(FishDetection(box, right, crop, measure_outline(outline, scale)))
     return sorted(found, key=lambda d: d.box[0])
 
 

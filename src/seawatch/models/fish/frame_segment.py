@@ -36,6 +36,7 @@ from seawatch.models.fish.frame_detect import (
     faces_right,
     head_left_crop,
 )
+from seawatch.models.fish.outline_gate import measure_outline
 
 SCALE = 2  # the network sees the frame at half size
 STRIDE = 32  # inputs padded to a multiple of this (every SegNet used here divides it)
@@ -83,7 +84,8 @@ def detections_from_maps(
             continue
         right = faces_right(inside)
         box = (x * SCALE, y * SCALE, min(bw * SCALE, w - x * SCALE), min(bh * SCALE, h - y * SCALE))
-        found.append(FishDetection(box, right, head_left_crop(image, box, right)))
+        crop = head_left_crop(image, box, right)
+        found.append(FishDetection(box, right, crop, measure_outline(inside, SCALE)))
     return sorted(found, key=lambda d: d.box[0])
 
 

@@ -61,10 +61,9 @@ from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.open_set import OpenSetDecider, Sighting
 from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
-from seawatch.models.fish.quality import view_quality
 from seawatch.models.fish.shared_gallery import Kept, SharedGallery
 from seawatch.models.fish.tracklets import Place, Tracklets
-from seawatch.models.fish.whole_frames import Detector, whole_frame_inputs
+from seawatch.models.fish.whole_frames import Detector, place_of, whole_frame_inputs
 
 TASK = "fish"
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
@@ -172,7 +171,7 @@ class FishIdentifier:
             self.shared.sync()  # what the other workers enrolled and merged since
         embeddings = self.normalise(outputs) if outputs is not None else np.zeros((0, 1))
         places = (
-            [_place(p, k) for p in frames for k in range(len(p.crops))]
+            [place_of(p, k) for p in frames for k in range(len(p.crops))]
             if self.decider is not None
             else None
         )
@@ -438,14 +437,6 @@ def _shared(
         export_path=path,
         merges=FishMerges(local.path) if local.enabled else None,
     )
-
-
-def _place(prepared: PreparedFrame, k: int = 0) -> Place:
-    """Where a frame's ``k``-th fish was seen (its camera, time and, in a whole frame, box;
-    a crop sent alone has none) and how usable its view is."""
-    meta = prepared.frame.meta
-    box = prepared.objects[k].bbox if len(prepared.objects) > k else None
-    return Place(meta.instrument, meta.captured_at_ns, box, view_quality(prepared.crops[k]))
 
 
 def _sighting_uid(prepared: PreparedFrame, k: int) -> str:

@@ -100,6 +100,10 @@ POOR_INHERIT_DROP = 0.0
 # two fish 1 of 812 either way; demo 1 -> 2 new fish.
 LONE_VIEWS = 3
 LONE_AGREE = 0.8
+# A poor view (under min_quality: blurred, hidden, or a whole-frame detection the outline
+# gate doubts, such as two touching fish found as one) of an undecided tracklet is reported
+# as its best match alone only when that reaches the threshold plus this margin.
+POOR_MATCH_MARGIN = 0.05
 
 
 def _at(drops: Sequence[float], n: int) -> float:
@@ -126,6 +130,7 @@ class OpenSetDecider:
         poor_inherit_drop: float = POOR_INHERIT_DROP,
         lone_views: int = LONE_VIEWS,
         lone_agree: float = LONE_AGREE,
+        poor_match_margin: float = POOR_MATCH_MARGIN,
     ) -> None:
         if min_views < 1 or max_views < min_views:
             msg = f"need 1 <= min_views <= max_views, got {min_views}, {max_views}"
@@ -141,6 +146,7 @@ class OpenSetDecider:
         self.anchor_drop, self.inherit_margin = anchor_drop, inherit_margin
         self.poor_inherit_drop = poor_inherit_drop
         self.lone_views, self.lone_agree = lone_views, lone_agree
+        self.poor_match_margin = poor_match_margin
         self.merges: list[Merge] = []
 
     def decide(
@@ -197,7 +203,8 @@ class OpenSetDecider:
             return self._enrol(track, own)
         if good and n >= self.lone_views and each.max() < self.threshold and self._agree(track):
             return self._enrol(track, own)  # many good views, none matches any fish alone
-        if best >= 0 and own >= self.threshold:  # matched alone, the tracklet undecided
+        alone = self.threshold + (0.0 if good else self.poor_match_margin)
+        if best >= 0 and own >= alone:  # matched alone, the tracklet undecided
             individual = self.gallery.resolve(ids[best])
             return Sighting(individual, own, False, self.gallery.entry(individual).provisional)
         return Sighting(UNKNOWN, own, False, False)
