@@ -18,8 +18,8 @@ same committed model, runs interleaved so that each ratio pairs runs taken side 
              database commit and one offset commit per frame (once, fewer frames).
 
 Prints pipeline/limit, pipeline/quix and pipeline/naive and the latency percentiles per
-workload, and writes ``benchmarks/results/pipeline.json`` or ``--out FILE`` (``{"tasks": {workload: {...}}}``;
-a run of some workloads keeps the others' last blocks).
+workload, and writes ``benchmarks/results/pipeline.json``, or ``--out FILE`` (``{"tasks":
+{workload: {...}}}``; a run of some workloads keeps the others' last blocks).
 
     python benchmarks/pipeline.py [--task all] [--frames N] [--threads 1] [--no-quix]
 
