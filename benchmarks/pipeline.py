@@ -18,8 +18,8 @@ same committed model, runs interleaved so that each ratio pairs runs taken side 
              database commit and one offset commit per frame (once, fewer frames).
 
 Prints pipeline/limit, pipeline/quix and pipeline/naive and the latency percentiles per
-workload, and writes ``benchmarks/results/pipeline.json`` (``{"tasks": {workload: {...}}}``;
-a run of some workloads keeps the others' last blocks).
+workload, and writes ``benchmarks/results/pipeline.json``, or ``--out FILE`` (``{"tasks":
+{workload: {...}}}``; a run of some workloads keeps the others' last blocks).
 
     python benchmarks/pipeline.py [--task all] [--frames N] [--threads 1] [--no-quix]
 
@@ -248,9 +248,11 @@ def _table(results: dict) -> Table:
     return table
 
 
-def _write(results: dict, note: str | None, load_before: tuple, steal_s: float) -> None:
-    """Write this run's task blocks, keeping the blocks of tasks not run this time."""
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+def _write(
+    results: dict, note: str | None, load_before: tuple, steal_s: float, out: Path = RESULTS
+) -> None:
+    """Write this run's task blocks to ``out``, keeping the blocks of tasks not run this time."""
+    previous = json.loads(out.read_text()) if out.is_file() else {}
     tasks = {**previous.get("tasks", {}), **results}
     data = {
         "tasks": {w: tasks[w] for w in WORKLOADS if w in tasks},
@@ -262,8 +264,8 @@ def _write(results: dict, note: str | None, load_before: tuple, steal_s: float) 
         "note": note,
         "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def main() -> None:
@@ -313,6 +315,9 @@ def main() -> None:
         "artifact, or the default training plan's architecture trained for seconds",
     )
     parser.add_argument("--note", default=None, help="recorded in the JSON (a shared machine)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="the results file (a development run: another)"
+    )
     args = parser.parse_args()
     console = Console()
     console.width = max(console.width, 110)  # the table, also when piped to a file
@@ -333,10 +338,10 @@ def main() -> None:
             # (pipeline / raw 0.85, against 0.93 with a broker of its own).
             with EmbeddedBroker() as broker:
                 results[workload] = run_task(args, workload, models, broker, Path(tmp), console)
-    _write(results, args.note, load_before, _steal_s() - steal_before)
+    _write(results, args.note, load_before, _steal_s() - steal_before, args.out)
     console.print(_table(results))
     console.print(
-        f"batch latency: polled -> stored + committed, in the daemon; results in {RESULTS}"
+        f"batch latency: polled -> stored + committed, in the daemon; results in {args.out}"
     )
 
 

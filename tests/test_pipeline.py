@@ -232,8 +232,14 @@ class Rig:
         )
 
 
-def rig(records: Sequence[Record], depth: int, head: WholeFrameHead | None = None) -> Rig:
-    log: list[Event] = []
+def rig(
+    records: Sequence[Record],
+    depth: int,
+    head: WholeFrameHead | None = None,
+    log: list[Event] | None = None,
+    crops=None,
+) -> Rig:
+    log = [] if log is None else log
     head = head or WholeFrameHead("toy")
     source, sink, publisher = MemorySource(records, log), MemorySink(log), FakePublisher(log)
     pipeline = Pipeline(
@@ -245,6 +251,7 @@ def rig(records: Sequence[Record], depth: int, head: WholeFrameHead | None = Non
         max_frames_per_batch=4,
         max_wait_ms=0,
         depth=depth,
+        crops=crops,
     )
     return Rig(log, source, sink, publisher, head, pipeline)
 

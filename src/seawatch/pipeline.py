@@ -29,7 +29,6 @@ import numpy as np
 
 from seawatch.alerts.model import Alert
 from seawatch.alerts.outputs import AlertOutputs
-from seawatch.contracts.crops import Crop
 from seawatch.contracts.errors import BrokerError, FrameError
 from seawatch.contracts.records import FrameRecord
 from seawatch.contracts.task import PreparedFrame, build_record
@@ -82,7 +81,7 @@ class Batch:
     work: list[TaskWork] = field(default_factory=list)
     results: list[FrameRecord] = field(default_factory=list)
     evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
-    views: list[Crop] = field(default_factory=list)  # crops kept for the review station
+    crops_written: Future[None] | None = None  # its kept crops, written while it is inferred
 
 
 class Pipeline:
@@ -143,6 +142,10 @@ class Pipeline:
         self._last_poll = time.monotonic()
         self._holding = False  # offsets held in the source until the alert state is written
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="infer") if depth else None
+        # the crop store's writes (and their fsync) beside the loop, one batch after another
+        self._crop_thread = (
+            ThreadPoolExecutor(1, thread_name_prefix="crops") if crops is not None else None
+        )
 
     @property
     def paused(self) -> bool:
@@ -186,6 +189,8 @@ class Pipeline:
                 future.cancel()
             if self._infer_thread is not None:
                 self._infer_thread.shutdown(wait=True)
+            if self._crop_thread is not None:
+                self._crop_thread.shutdown(wait=True)
         return self.stats
 
     def _store_oldest_now(
@@ -205,7 +210,9 @@ class Pipeline:
         return nothing_else_to_do and (stopping or time.monotonic() - at < self.poll_every_s)
 
     def _submit(self, batch: Batch) -> Future[Batch]:
-        """Hand ``batch`` to the inference thread, or (``depth`` 0) infer it here and now."""
+        """Hand ``batch`` to the inference thread, or (``depth`` 0) infer it here and now;
+        its kept crops to the crop thread."""
+        batch.crops_written = self._write_crops(batch.frames, before_finish=True)
         if self._infer_thread is not None:
             return self._infer_thread.submit(self._infer, batch)
         done: Future[Batch] = Future()
@@ -214,6 +221,15 @@ class Pipeline:
         except BaseException as exc:  # raised by _wait, as the thread's failures are
             done.set_exception(exc)
         return done
+
+    def _write_crops(self, frames: list[PreparedFrame], before_finish: bool) -> Future | None:
+        """Start writing the frames' crops on the crop thread, so the write and its fsync
+        overlap the loop: before the finish, those already made (a frame whose backend then
+        fails leaves an unnamed crop; retention drops it); after it, a cut frame's."""
+        views = [v for p in frames if (p.pending is None) == before_finish for v in p.views]
+        if self._crop_thread is None or self.crops is None or not views:
+            return None
+        return self._crop_thread.submit(self.crops.put, views)
 
     def _tick(self) -> None:
         """Every turn: a promoted model swapped in (between batches); every ``tick_s``: the
@@ -332,7 +348,6 @@ class Pipeline:
             result, card = routed.results[position]
             kept.append(prepared)
             batch.evidence.extend(result.evidence)
-            batch.views.extend(prepared.views)
             batch.results.append(build_record(prepared, result, card, now_ms))
         batch.frames = kept
         self.stats.timed("finish", time.perf_counter() - started)
@@ -343,8 +358,10 @@ class Pipeline:
         if self.evidence is not None:
             for relative, image in batch.evidence:  # files first: records point at them
                 self.evidence.write(relative, image)
-        if self.crops is not None:  # durable before the records that name them
-            self.crops.put(batch.views)
+        late = self._write_crops(batch.frames, before_finish=False)
+        for written in (batch.crops_written, late):  # durable before the records naming them
+            if written is not None:
+                written.result()
         for sink in self.sinks:
             sink.add(batch.results)
         if self.alerts is not None:  # durable with the batch: same flushes, before the commit

@@ -86,3 +86,17 @@ def test_a_fish_view_is_the_frame_as_the_camera_sent_it():
     tiff = cv2.imencode(".tiff", side)[1].tobytes()
     encoded = FishIdentifier._view(_frame(tiff, "image/tiff", "roi"), side)
     assert image_type(encoded.png) == "image/png"
+
+
+def test_a_jpeg_little_larger_than_a_thumbnail_is_its_own_thumbnail():
+    from seawatch.contracts.crops import THUMB_SIDE, THUMB_SLACK, crop_as_sent
+
+    side = np.full((64, 160, 3), 90, np.uint8)  # a fish side view: 1.25 x a thumbnail
+    assert max(side.shape) <= THUMB_SIDE * THUMB_SLACK
+    jpeg = cv2.imencode(".jpg", side)[1].tobytes()
+    assert crop_as_sent(jpeg, side).thumb == b""  # the store serves the JPEG itself
+    wider = np.full((64, 168, 3), 90, np.uint8)
+    thumb = crop_as_sent(cv2.imencode(".jpg", wider)[1].tobytes(), wider).thumb
+    assert max(cv2.imdecode(np.frombuffer(thumb, np.uint8), 1).shape) == THUMB_SIDE
+    png = cv2.imencode(".png", side)[1].tobytes()  # a PNG (lossless, heavier): a thumbnail
+    assert image_type(crop_as_sent(png, side).thumb) == "image/jpeg"

@@ -21,9 +21,10 @@ from seawatch.models.fish.outline_gate import (
     judge_outline,
     measure_outline,
 )
+from seawatch.models.fish.sighting_inputs import place as place_of
 from seawatch.models.fish.synthetic import _fish_layer, make_individual
 from seawatch.models.fish.tank_scene import iou, render_scene
-from seawatch.models.fish.whole_frames import place_of, whole_frame_inputs
+from seawatch.models.fish.whole_frames import whole_frame_inputs
 
 
 def _frame_with(fish: list[tuple[int, int, int]]) -> np.ndarray:

@@ -22,11 +22,16 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")  # what a crop's name may be (no path, no
 MAX_CROP_SIDE = 256  # longer crops are shrunk to this before they are kept
 THUMB_SIDE = 128  # the grid shows 96 CSS px: sharp on a 1.33x screen, ~1/7 of a crop's bytes
 THUMB_QUALITY = 85  # JPEG quality of thumbnails (lossless PNG stays the crop of record)
+# an 8-bit JPEG sent at most this much larger than a thumbnail is its own thumbnail: a fish
+# side view (160 x 64) would shrink to 128 x 51 and weigh about as much, and making that
+# thumbnail was a tenth of a fish frame's loop time (issue 26's profile)
+THUMB_SLACK = 1.25
 
 
 class Crop(NamedTuple):
     """A kept image: its PNG (the crop of record), the PNG's SHA-256 (its name) and a JPEG
-    thumbnail for grids (empty when the crop is no larger than a thumbnail)."""
+    thumbnail for grids (empty when the crop serves as its own: no larger than a thumbnail,
+    or a JPEG kept as sent and not much larger, see :data:`THUMB_SLACK`)."""
 
     digest: str
     png: bytes
@@ -81,8 +86,21 @@ def crop_as_sent(data: bytes, image: np.ndarray) -> Crop:
     if max(image.shape[:2]) > MAX_CROP_SIDE:
         raise ValueError(f"an image larger than {MAX_CROP_SIDE} px is shrunk: use encode_crop")
     # 8-bit BGR, whatever depth came
-    thumb = _jpeg(thumbnail(image, THUMB_SIDE)) if max(image.shape[:2]) > THUMB_SIDE else b""
+    thumb = b"" if _own_thumbnail(data, image) else _jpeg(thumbnail(image, THUMB_SIDE))
     return Crop(hashlib.sha256(data).hexdigest(), bytes(data), thumb)
+
+
+def _own_thumbnail(data: bytes, image: np.ndarray) -> bool:
+    """Whether an image kept as sent serves as its own thumbnail: no larger than one, or an
+    8-bit JPEG at most :data:`THUMB_SLACK` times larger (the grid shrinks it as it shows it)."""
+    side = max(image.shape[:2])
+    if side <= THUMB_SIDE:
+        return True
+    return side <= THUMB_SIDE * THUMB_SLACK and image.dtype == np.uint8 and _is_jpeg(data)
+
+
+def _is_jpeg(data: bytes) -> bool:
+    return data[:3] == b"\xff\xd8\xff"
 
 
 def can_keep_as_sent(content_type: str, image: np.ndarray) -> bool:
@@ -92,7 +110,7 @@ def can_keep_as_sent(content_type: str, image: np.ndarray) -> bool:
 
 def image_type(data: bytes) -> str:
     """The media type of a kept image's bytes (a PNG crop or a JPEG thumbnail)."""
-    return "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
+    return "image/jpeg" if _is_jpeg(data) else "image/png"
 
 
 def is_digest(name: str) -> bool:
@@ -105,6 +123,7 @@ __all__ = [
     "KEPT_AS_SENT",
     "MAX_CROP_SIDE",
     "THUMB_SIDE",
+    "THUMB_SLACK",
     "Crop",
     "can_keep_as_sent",
     "crop_as_sent",

@@ -97,6 +97,7 @@ class Gallery:
         self._records: dict[str, _Record] = {}
         self._by_source: dict[str, str] = {}  # frame uid -> the individual holding its view
         self._matrix: tuple[np.ndarray, np.ndarray, list[str]] | None = None
+        self.version = 0  # counts the changes to the views (scores computed before are stale)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -151,6 +152,7 @@ class Gallery:
         if source:
             self._by_source.setdefault(source, individual_id)
         self._matrix = None
+        self.version += 1
         return self.entry(individual_id)
 
     def enrol_new(
@@ -203,6 +205,7 @@ class Gallery:
             if self._by_source.get(source) == individual_id:
                 del self._by_source[source]
         self._matrix = None
+        self.version += 1
 
     def merge(self, loser: str, survivor: str) -> None:
         """Record that ``loser`` is ``survivor``: its sightings resolve to the survivor and

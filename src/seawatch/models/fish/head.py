@@ -61,9 +61,10 @@ from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.open_set import OpenSetDecider, Sighting
 from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
-from seawatch.models.fish.shared_gallery import Kept, SharedGallery
+from seawatch.models.fish.shared_gallery import SharedGallery
+from seawatch.models.fish.sighting_inputs import kept_views, sighting_places, sighting_sources
 from seawatch.models.fish.tracklets import Place, Tracklets
-from seawatch.models.fish.whole_frames import Detector, place_of, whole_frame_inputs
+from seawatch.models.fish.whole_frames import Detector, whole_frame_inputs
 
 TASK = "fish"
 PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
@@ -162,25 +163,19 @@ class FishIdentifier:
         """Embeddings -> one sighting per crop (enrolling unknown fish when ``enrol_new``);
         enrolments are made durable (shared log or file) before the records are stored."""
         owners = [i for i, p in enumerate(frames) for _ in p.crops]  # crop -> its frame
-        sources = [
-            SightingSource(_sighting_uid(p, k), p.frame.meta.captured_at_ns, str(p.frame.ref))
-            for p in frames
-            for k in range(len(p.crops))
-        ]
+        sources = sighting_sources(frames)
         if self.shared is not None:
             self.shared.sync()  # what the other workers enrolled and merged since
         embeddings = self.normalise(outputs) if outputs is not None else np.zeros((0, 1))
         places = (
-            [place_of(p, k) for p in frames for k in range(len(p.crops))]
-            if self.decider is not None
-            else None
+            sighting_places(frames, self.decider.min_quality) if self.decider is not None else None
         )
         merged = len(self.decider.merges) if self.decider is not None else 0
         sightings = self.decide(
             embeddings, enrol_new=self.enrol_new, sources=sources, places=places
         )
         if self.shared is not None:
-            self.shared.publish(_kept(sightings, sources))
+            self.shared.publish(kept_views(sightings, sources))
             for merge in self.decider.merges[merged:] if self.decider is not None else []:
                 self.shared.publish_merge(merge.loser, merge.survivor, merge.similarity)
         elif self.gallery_path is not None and any(s.new_individual for s in sightings):
@@ -437,25 +432,6 @@ def _shared(
         export_path=path,
         merges=FishMerges(local.path) if local.enabled else None,
     )
-
-
-def _sighting_uid(prepared: PreparedFrame, k: int) -> str:
-    """A sighting's source id: its frame's uid, then ``/k`` for a whole frame's later fish
-    (a new fish's id derives from it, so each fish of a frame gets its own)."""
-    uid = prepared.frame.meta.uid
-    return uid if k == 0 else f"{uid}/{k}"
-
-
-def _kept(sightings: Sequence[Sighting], sources: Sequence[SightingSource]) -> list[Kept]:
-    """The views a batch's decisions added to the gallery, as the shared log takes them (an
-    enrolment first, then its other views; a tracklet adds earlier sightings' views too)."""
-    kept: list[Kept] = []
-    for s, source in zip(sightings, sources, strict=True):
-        if s.kept:
-            kept += [(s.individual, s.new_individual and k == 0, v) for k, v in enumerate(s.kept)]
-        elif s.kept_view:
-            kept.append((s.individual, s.new_individual, source))
-    return kept
 
 
 def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:

@@ -43,6 +43,7 @@ import numpy as np
 from seawatch.contracts.records import UNKNOWN
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
+from seawatch.models.fish.score_cache import ScoreCache
 from seawatch.models.fish.tracklets import Place, Tracklet, Tracklets
 
 
@@ -148,6 +149,7 @@ class OpenSetDecider:
         self.lone_views, self.lone_agree = lone_views, lone_agree
         self.poor_match_margin = poor_match_margin
         self.merges: list[Merge] = []
+        self.scores = ScoreCache(gallery)  # a poll's scores in one product (score_cache.py)
 
     def decide(
         self,
@@ -157,19 +159,23 @@ class OpenSetDecider:
     ) -> list[Sighting]:
         """One answer per unit embedding, in order (the gallery grows as they are decided)."""
         out = []
-        for embedding, source, place in zip(embeddings, sources, places, strict=True):
+        self.scores.batch(embeddings)
+        for i, (embedding, source, place) in enumerate(
+            zip(embeddings, sources, places, strict=True)
+        ):
             if (answer := self.gallery.seen(source.uid)) is not None:  # a replayed frame
                 entry = self.gallery.entry(answer.individual)
                 again = (answer.individual, answer.similarity, answer.new_individual)
                 out.append(Sighting(*again, entry.provisional))
                 continue
-            out.append(self._one(embedding, source, place))
+            out.append(self._one(embedding, source, place, self.scores.row(i)))
         return out
 
-    def _one(self, embedding: np.ndarray, source: SightingSource, place: Place) -> Sighting:
+    def _one(
+        self, embedding: np.ndarray, source: SightingSource, place: Place, scores: np.ndarray
+    ) -> Sighting:
         track = self.tracklets.link(place, embedding)
         ids = self.gallery.ids
-        scores = self.gallery.scores(embedding[None])[0] if ids else np.zeros(0)
         best = int(np.argmax(scores)) if len(scores) else -1
         own = round(float(scores[best]), 6) if best >= 0 else -1.0
         good = place.quality >= self.min_quality
@@ -187,7 +193,7 @@ class OpenSetDecider:
             track.scores.append(own)
         group = each = np.full((1, 1), -1.0)[0]
         if track.views and len(scores):
-            each = self.gallery.scores(np.stack(track.views))
+            each = self.scores.views(track, scores if good else None)
             group = each.mean(axis=0)
             b = int(np.argmax(group))
             if group[b] >= self.threshold - _at(self.known_drop, len(track.views)) and (

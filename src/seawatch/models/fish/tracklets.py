@@ -45,6 +45,8 @@ class Tracklet:
     sources: list[SightingSource] = field(default_factory=list)  # of the good views
     scores: list[float] = field(default_factory=list)  # the good views' best gallery score
     individual: str | None = None  # decided: the known fish, or the new id it enrolled
+    view_scores: list[np.ndarray] = field(default_factory=list)  # the good views' gallery
+    scored_at: int = -1  # scores (score_cache.py), at this gallery version
     sightings: int = 0
     key: int = 0
 

@@ -10,7 +10,7 @@ A frame without fish gives no input and no sighting.
 
 Each fish's outline is judged by :class:`~seawatch.models.fish.outline_gate.OutlineGate`:
 one too small, shaped like two touching fish found as one, with no clearly deeper head end,
-or cut by the frame's border is marked ``poor`` (:func:`place_of` then gives its view
+or cut by the frame's border is marked ``poor`` (:func:`.sighting_inputs.place` then gives its view
 quality 0: matched, never enrolled, never deciding a tracklet nor raising an alert alone).
 """
 
@@ -22,11 +22,9 @@ import numpy as np
 
 from seawatch.contracts.crops import Crop, encode_crop
 from seawatch.contracts.objects import Morphometrics, SegmentedObject
-from seawatch.contracts.task import PreparedFrame, TaskInputs
+from seawatch.contracts.task import TaskInputs
 from seawatch.models.fish.frame_detect import FishDetection, detect_fish
 from seawatch.models.fish.outline_gate import OutlineGate
-from seawatch.models.fish.quality import view_quality
-from seawatch.models.fish.tracklets import Place
 
 Detector = Callable[[np.ndarray], Sequence[FishDetection]]
 ONE_FISH = OutlineGate()  # the default gate of every whole frame
@@ -54,16 +52,6 @@ def whole_frame_inputs(
     return TaskInputs([input8(d.crop) for d in found], objects=objects, views=views)
 
 
-def place_of(prepared: PreparedFrame, k: int = 0) -> Place:
-    """Where a frame's ``k``-th fish was seen (its camera, time and, in a whole frame, box;
-    a crop sent alone has none) and how usable its view is (0: its detector doubts it)."""
-    meta = prepared.frame.meta
-    found = prepared.objects[k] if len(prepared.objects) > k else None
-    quality = 0.0 if found is not None and found.poor else view_quality(prepared.crops[k])
-    box = found.bbox if found is not None else None
-    return Place(meta.instrument, meta.captured_at_ns, box, quality)
-
-
 def _poor(detection: FishDetection, gate: OutlineGate | None, shape: tuple[int, ...]) -> str:
     """Why the gate doubts a detection's view (``""``: it does not, or nothing to judge)."""
     if gate is None or detection.outline is None:
@@ -77,4 +65,4 @@ def _morph(box: tuple[int, int, int, int]) -> Morphometrics:
     return Morphometrics(float(w * h), float(max(w, h)), float(min(w, h)), float(np.hypot(w, h)))
 
 
-__all__ = ["ONE_FISH", "Detector", "place_of", "whole_frame_inputs"]
+__all__ = ["ONE_FISH", "Detector", "whole_frame_inputs"]
