@@ -86,8 +86,12 @@ def export_rows(result: Result, out: Path) -> None:
         )
 
 
-def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) -> ModelCard:
-    """Run the plan, score the rows on the validation tiles, write the artifact to ``out``."""
+def train_segmentation(
+    out: Path, plan: Plan, *, command: str, validation: int, split: dict[str, float] | None = None
+) -> ModelCard:
+    """Run the plan, score the rows on the validation tiles, write the artifact to ``out``;
+    ``split`` (``core``, ``merge``): the centre-ness levels the daemon cuts the served
+    network's maps at (the card's; default the module's levels)."""
     started = time.perf_counter()
     with training_progress() as progress:
         total = plan.pool + plan.unlabelled_extra + validation
@@ -162,6 +166,7 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
         thresholds={
             "quality_threshold": plan.quality_threshold,
             "stride": float(max(STRIDE, result.nets[SERVED_ROW].stride)),
+            **(split or {}),
         },
         extra_files=files,
     )
