@@ -13,7 +13,9 @@ from seawatch.cli import cli
 from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.ingest.segment import SegmentParams
+from seawatch.ingest.segment_model import CORE_LEVEL, MERGE_LEVEL, instances
 from seawatch.models.plankton.model_cut import open_cutter
+from seawatch.models.segmentation.export import write_split
 from seawatch.models.segmentation.network import SegNet, count_parameters
 from seawatch.models.segmentation.selftrain import QUICK, SERVED_ROW
 
@@ -62,7 +64,6 @@ def served(tmp_path_factory):
     out = tmp_path_factory.mktemp("segfast") / "segmentation"
     args = ["train", "segmentation", "--quick", "--out", str(out), "--rows", "served"]
     args += ["--widths", "6,12,24,32", "--fine", "0", "--downsample", "2"]
-    args += ["--core-level", "0.55", "--merge-level", "0.45"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     return out
@@ -84,9 +85,13 @@ def test_rows_served_trains_only_the_served_students_path(served):
     assert maps.shape == (1, 2, 64, 96)  # the daemon's contract: maps of the input's size
 
 
-def test_the_daemon_cuts_at_the_split_levels_of_the_card(served):
+def test_the_daemon_cuts_at_the_split_levels_written_into_the_card(served):
+    card = load_card(served)
+    assert (card.thresholds["core"], card.thresholds["merge"]) == (CORE_LEVEL, MERGE_LEVEL)
+    write_split(served, 0.55, 0.45, {"seed": 7_100_213, "command": "a sweep"})
     card = load_card(served)
     assert (card.thresholds["core"], card.thresholds["merge"]) == (0.55, 0.45)
+    assert card.metrics["split"]["seed"] == 7_100_213 and SERVED_ROW in card.metrics["rows"]
     cutter = open_cutter(
         served, SegmentParams(), threads=1, classifier_size=64, max_batch=4, review_below=0.6
     )
@@ -95,6 +100,8 @@ def test_the_daemon_cuts_at_the_split_levels_of_the_card(served):
         assert cutter.stride == 32
     finally:
         cutter.close()
+    with pytest.raises(ValueError, match="0 < merge < core < 1"):
+        write_split(served, 0.4, 0.5, {})
 
 
 @pytest.mark.parametrize(
@@ -102,7 +109,7 @@ def test_the_daemon_cuts_at_the_split_levels_of_the_card(served):
     [
         (["--widths", "8"], "two or more comma-separated channel counts"),
         (["--widths", "8,x"], "two or more comma-separated channel counts"),
-        (["--core-level", "0.4", "--merge-level", "0.5"], "must be under --core-level"),
+        (["--downsample", "3"], "'3' is not one of"),
     ],
 )
 def test_bad_network_or_split_options_are_refused_before_training(tmp_path, args, words):
@@ -111,3 +118,15 @@ def test_bad_network_or_split_options_are_refused_before_training(tmp_path, args
     )
     assert result.exit_code == 2 and words in result.output
     assert not (tmp_path / "m").exists()
+
+
+def test_a_higher_merge_level_splits_touching_objects_whose_valley_is_shallower():
+    maps = np.zeros((2, 40, 60), np.float32)
+    yy, xx = np.mgrid[0:40, 0:60]
+    for cx in (20, 36):  # two overlapping discs, each with its own centre-ness peak
+        d = np.sqrt((xx - cx) ** 2 + (yy - 20) ** 2)
+        maps[0][d <= 9] = 0.95
+        maps[1][d <= 9] = np.maximum(maps[1][d <= 9], 1.0 - d[d <= 9] / 9)
+    maps[1, 14:27, 27:30] = np.maximum(maps[1, 14:27, 27:30], 0.36)  # the valley at 0.36
+    assert instances(maps, core_level=0.5, merge_level=0.3).max() == 1  # merged
+    assert instances(maps, core_level=0.5, merge_level=0.4).max() == 2  # split

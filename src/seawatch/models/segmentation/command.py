@@ -59,19 +59,6 @@ def _widths(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
     help="all: the five-row ablation; served: only the teacher, quality network and "
     "distilled student (development runs).",
 )
-@click.option(
-    "--core-level",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=None,
-    help="The served split's core level (centre-ness a core peaks over), written to the "
-    "card; choose it on development frames with benchmarks/segmentation_split.py.",
-)
-@click.option(
-    "--merge-level",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=None,
-    help="The served split's merge level (the valley that joins two cores), written to the card.",
-)
 def train_command(
     out: Path,
     steps: int | None,
@@ -81,8 +68,6 @@ def train_command(
     fine: int,
     downsample: str,
     rows: str,
-    core_level: float | None,
-    merge_level: float | None,
 ) -> None:
     """Seed 001 on plankton frames: teacher on 1/3 of the masks, quality-filtered
     pseudo-labels, distilled student; the five-row ablation on validation tiles and the
@@ -93,15 +78,6 @@ def train_command(
     except ImportError as exc:  # pragma: no cover - the train extra is missing
         msg = f"{exc}; install the train extra: pip install -e '.[train]'"
         raise click.ClickException(msg) from exc
-    from seawatch.ingest.segment_model import CORE_LEVEL, MERGE_LEVEL
-
-    split = {"core": core_level or CORE_LEVEL, "merge": merge_level or MERGE_LEVEL}
-    if split["merge"] >= split["core"]:
-        msg = (
-            f"--merge-level ({split['merge']}) must be under --core-level ({split['core']}): "
-            "a core peaks over the level at which two cores merge"
-        )
-        raise click.BadParameter(msg, param_hint="--merge-level")
     plan = QUICK if quick else Plan()
     shape = {"widths": widths, "fine": fine, "downsample": int(downsample)}
     plan = replace(plan, fit=replace(plan.fit, **shape), seed=seed, rows=rows)
@@ -116,12 +92,8 @@ def train_command(
     words += ["--fine", str(fine)] if fine != 8 else []
     words += ["--downsample", downsample] if downsample != "1" else []
     words += ["--rows", rows] if rows != "all" else []
-    words += ["--core-level", str(core_level)] if core_level is not None else []
-    words += ["--merge-level", str(merge_level)] if merge_level is not None else []
     command = shlex.join(words)
-    card = train_segmentation(
-        out, plan, command=command, validation=4 if quick else 16, split=split
-    )
+    card = train_segmentation(out, plan, command=command, validation=4 if quick else 16)
     scores = card.metrics["rows"]
     line = f"wrote {out}: student mIoU {scores[SERVED_ROW]['miou']:.4f}"
     for key, label in (("supervised_third", "supervised 1/3"), ("supervised_all", "all")):

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.card import (
+    ONNX_FILE,
+    InputSpec,
+    ModelCard,
+    TrainingSummary,
+    load_card,
+    sha256_file,
+)
 from seawatch.ingest.segment_model import (
     CORE_LEVEL,
     MERGE_LEVEL,
@@ -122,6 +129,21 @@ def write_card(
     return card
 
 
+def write_split(model_dir: Path, core: float, merge: float, source: dict[str, Any]) -> ModelCard:
+    """Set the centre-ness levels the daemon splits this network's maps at (the card's
+    ``core`` and ``merge``, chosen after training on development frames) and record where
+    they come from (``source``: seed, command, scores) under the card's ``metrics.split``."""
+    if not 0.0 < merge < core < 1.0:
+        msg = f"need 0 < merge < core < 1 (two cores merge under their peaks); got {merge}, {core}"
+        raise ValueError(msg)
+    card = load_card(model_dir)
+    thresholds = card.thresholds | {"core": float(core), "merge": float(merge)}
+    metrics = card.metrics | {"split": round_floats(source)}
+    card = card.model_copy(update={"thresholds": thresholds, "metrics": metrics})
+    card.write(model_dir)
+    return card
+
+
 def round_floats(value: Any, digits: int = 4) -> Any:
     """``value`` with every float rounded (for cards and results)."""
     if isinstance(value, float | np.floating):
@@ -141,4 +163,5 @@ __all__ = [
     "export_graphs",
     "round_floats",
     "write_card",
+    "write_split",
 ]

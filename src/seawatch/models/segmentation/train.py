@@ -86,12 +86,8 @@ def export_rows(result: Result, out: Path) -> None:
         )
 
 
-def train_segmentation(
-    out: Path, plan: Plan, *, command: str, validation: int, split: dict[str, float] | None = None
-) -> ModelCard:
-    """Run the plan, score the rows on the validation tiles, write the artifact to ``out``;
-    ``split`` (``core``, ``merge``): the centre-ness levels the daemon cuts the served
-    network's maps at (the card's; default the module's levels)."""
+def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) -> ModelCard:
+    """Run the plan, score the rows on the validation tiles, write the artifact to ``out``."""
     started = time.perf_counter()
     with training_progress() as progress:
         total = plan.pool + plan.unlabelled_extra + validation
@@ -166,7 +162,6 @@ def train_segmentation(
         thresholds={
             "quality_threshold": plan.quality_threshold,
             "stride": float(max(STRIDE, result.nets[SERVED_ROW].stride)),
-            **(split or {}),
         },
         extra_files=files,
     )
