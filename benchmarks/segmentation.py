@@ -22,7 +22,7 @@ Seeds: development draws 7,100,2xx by default; ``--final`` scores the reserved d
 ``benchmarks/results/segmentation.json`` and ``segmentation.png`` with ``--final``
 (``segmentation_dev.json`` otherwise).
 
-    python benchmarks/segmentation.py [--model models/segmentation] [--final]
+    python benchmarks/segmentation.py [--model models/segmentation] [--final] [--out DIR]
 """
 
 from __future__ import annotations
@@ -253,6 +253,7 @@ def main() -> None:
     parser.add_argument("--final", action="store_true", help="score the reserved draw (once)")
     parser.add_argument("--tiles", type=int, default=48)
     parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     args = parser.parse_args()
     seeds = FINAL if args.final else DEV
     started = time.perf_counter()
@@ -272,6 +273,9 @@ def main() -> None:
         "tiles": args.tiles,
         "daemon_frames": args.frames,
         "model": f"{card.name} {card.release}",
+        "model_dir": str(args.model),
+        "network": card.training.data.get("segnet", {"widths": [12, 24, 48, 64], "fine": 8}),
+        "split_levels": {k: card.thresholds[k] for k in ("core", "merge", "stride")},
         "ablation_miou": {
             key: rows[key]["miou"] for key in ["threshold", *dict(ROWS)] if key in rows
         },
@@ -285,14 +289,14 @@ def main() -> None:
         "date": datetime.now(UTC).date().isoformat(),
         "command": "python benchmarks/segmentation.py" + (" --final" if args.final else ""),
     }
-    RESULTS.mkdir(exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     name = "segmentation" if args.final else "segmentation_dev"
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     draw_ablation(
         [(label, rows[key]["miou"]) for key, label in ROWS if key in rows],
         rows["threshold"]["miou"],
         f"Segmentation ablation, {result['split']} tiles (seed {seeds['tiles']:,})",
-        RESULTS / f"{name}.png",
+        args.out / f"{name}.png",
     )
     print(
         json.dumps(

@@ -26,7 +26,12 @@ def _widths(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 
 @click.command("segmentation")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
-@click.option("--steps", type=click.IntRange(1), default=None, help="U-Net steps per fit.")
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=None,
+    help="U-Net steps per fit (each of the two stages).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quick", is_flag=True, help="A tiny run (tests): a few tiles and steps.")
 @click.option(
@@ -81,8 +86,8 @@ def train_command(
     plan = QUICK if quick else Plan()
     shape = {"widths": widths, "fine": fine, "downsample": int(downsample)}
     plan = replace(plan, fit=replace(plan.fit, **shape), seed=seed, rows=rows)
-    if steps is not None:
-        plan = replace(plan, fit=replace(plan.fit, steps=steps))
+    if steps is not None:  # both stages: every row trains in two equal stages
+        plan = replace(plan, fit=replace(plan.fit, steps=steps), student_steps=steps)
     words = ["seawatch", "train", "segmentation", "--out", str(out)]
     words += ["--steps", str(steps)] if steps is not None else []
     words += ["--seed", str(seed)] if seed else []
