@@ -11,7 +11,7 @@ median relative ESD error and the instance mIoU; the threshold beside them.
 Development draws only (hard daemon frames 7,100,213 by default, not the 7,100,211 that
 ``benchmarks/segmentation.py`` reports). With ``--write`` the chosen pair (:func:`choose`:
 about the lowest count error on touching frames, then the best mIoU) goes into the model's
-card (``core``, ``merge``; ``metrics.split`` says where they come from), which the daemon
+card (``core``, ``merge``; ``metrics.split_levels``: where they come from), which the daemon
 cuts at.
 
     python benchmarks/segmentation_split.py [--model models/segmentation] [--seed 7100213]
@@ -139,7 +139,7 @@ def main() -> None:
         "chosen": {"core": core, "merge": merge},
         "seconds": round(time.perf_counter() - started, 1),
         "command": f"python benchmarks/segmentation_split.py --model {args.model} "
-        f"--seed {args.seed} --frames {args.frames}",
+        f"--seed {args.seed} --frames {args.frames}" + (" --write" if args.write else ""),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

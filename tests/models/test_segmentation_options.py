@@ -91,7 +91,7 @@ def test_the_daemon_cuts_at_the_split_levels_written_into_the_card(served):
     write_split(served, 0.55, 0.45, {"seed": 7_100_213, "command": "a sweep"})
     card = load_card(served)
     assert (card.thresholds["core"], card.thresholds["merge"]) == (0.55, 0.45)
-    assert card.metrics["split"]["seed"] == 7_100_213 and SERVED_ROW in card.metrics["rows"]
+    assert card.metrics["split_levels"]["seed"] == 7_100_213 and SERVED_ROW in card.metrics["rows"]
     cutter = open_cutter(
         served, SegmentParams(), threads=1, classifier_size=64, max_batch=4, review_below=0.6
     )

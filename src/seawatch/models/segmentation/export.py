@@ -132,13 +132,13 @@ def write_card(
 def write_split(model_dir: Path, core: float, merge: float, source: dict[str, Any]) -> ModelCard:
     """Set the centre-ness levels the daemon splits this network's maps at (the card's
     ``core`` and ``merge``, chosen after training on development frames) and record where
-    they come from (``source``: seed, command, scores) under the card's ``metrics.split``."""
+    they come from (``source``: seed, command, scores) under the card's ``metrics.split_levels``."""
     if not 0.0 < merge < core < 1.0:
         msg = f"need 0 < merge < core < 1 (two cores merge under their peaks); got {merge}, {core}"
         raise ValueError(msg)
     card = load_card(model_dir)
     thresholds = card.thresholds | {"core": float(core), "merge": float(merge)}
-    metrics = card.metrics | {"split": round_floats(source)}
+    metrics = card.metrics | {"split_levels": round_floats(source)}
     card = card.model_copy(update={"thresholds": thresholds, "metrics": metrics})
     card.write(model_dir)
     return card
