@@ -13,7 +13,7 @@ from seawatch.cli import cli
 from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.ingest.segment import SegmentParams
-from seawatch.ingest.segment_model import CORE_LEVEL, MERGE_LEVEL, instances
+from seawatch.ingest.segment_model import CORE_LEVEL, MERGE_LEVEL, instances, objects_from_maps
 from seawatch.models.plankton.model_cut import open_cutter
 from seawatch.models.segmentation.export import write_split
 from seawatch.models.segmentation.network import SegNet, count_parameters
@@ -130,3 +130,9 @@ def test_a_higher_merge_level_splits_touching_objects_whose_valley_is_shallower(
     maps[1, 14:27, 27:30] = np.maximum(maps[1, 14:27, 27:30], 0.36)  # the valley at 0.36
     assert instances(maps, core_level=0.5, merge_level=0.3).max() == 1  # merged
     assert instances(maps, core_level=0.5, merge_level=0.4).max() == 2  # split
+    gray = np.full((80, 120), 200, np.uint8)  # the daemon's objects follow the levels
+    for merge, count in ((0.3, 1), (0.4, 2)):
+        objects, _, _ = objects_from_maps(
+            gray, maps, SegmentParams(), None, core_level=0.5, merge_level=merge
+        )
+        assert len(objects) == count
