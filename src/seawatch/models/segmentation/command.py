@@ -46,8 +46,8 @@ def _widths(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
     type=click.IntRange(0),
     default=8,
     show_default=True,
-    help="Channels of the refinement at the input's resolution; 0: none (the head at half "
-    "the input's resolution, enlarged in the graph).",
+    help="Channels of the refinement at the network's working resolution; 0: none (the head "
+    "at half that resolution, its maps enlarged in the graph).",
 )
 @click.option(
     "--downsample",

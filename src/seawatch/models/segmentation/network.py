@@ -30,7 +30,12 @@ class SegNet(nn.Module):
     resolution (two 3x3 conv-BN-ReLU per level down, max-pool between, one conv per level
     up after nearest-neighbour upsampling and skip concatenation), then a full-resolution
     refinement from the input itself and a 1x1 head of two sigmoids. Most of the work is at
-    low resolution: what keeps a full frame affordable on a CPU."""
+    low resolution: what keeps a full frame affordable on a CPU.
+
+    Cheaper shapes (``seawatch train segmentation --widths/--fine/--downsample``): fewer
+    channels per level; ``fine=0``, no refinement (the head reads the stem's level); and
+    ``downsample`` 2 or 4, the whole network at that fraction of its input (average-pooled
+    first, the maps enlarged back bilinearly), so the maps keep the input's size."""
 
     def __init__(
         self,
