@@ -57,6 +57,9 @@ def profile(frames: int, model: Path) -> dict:
         spent[step] = spent.get(step, 0.0) + time.thread_time() - started
         return out
 
+    def split_at_card_levels(seen: np.ndarray) -> np.ndarray:
+        return instances(seen, core_level=cutter.core_level, merge_level=cutter.merge_level)
+
     try:
         for message in task_messages("plankton", frames, seed=0, full_share=1.0):
             image = timed("decode", decode_image, message.value, message.meta.content_type, limits)
@@ -69,7 +72,7 @@ def profile(frames: int, model: Path) -> dict:
             timed("network_whole_frame", cutter.segmenter.run, whole)
             maps = timed("network_on_windows", network_maps, cutter.segmenter.run, made, windows)
             seen = maps[:, : made.height, : made.width]
-            small = timed("instances", instances, seen)
+            small = timed("instances", split_at_card_levels, seen)
             big = timed("enlarge", enlarge, small, np.ascontiguousarray(seen[0]), gray.shape)
             objects, kept = timed("measure", objects_from_labels, gray, big, params, None)
             timed("crops", lambda cut: [prepare_roi(o.image, 64) for o in cut], objects)

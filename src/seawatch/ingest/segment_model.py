@@ -203,13 +203,17 @@ def objects_from_maps(
     maps: np.ndarray,
     params: SegmentParams,
     pixel_size_um: float | None,
+    *,
+    core_level: float = CORE_LEVEL,
+    merge_level: float = MERGE_LEVEL,
 ) -> tuple[list[SegmentedObject], np.ndarray, list[int]]:
-    """Objects of one frame from its network maps (2 x H' x W', padding included): the
-    objects, the network-scale label map and the label of each object."""
+    """Objects of one frame from its network maps (2 x H' x W', padding included), split at
+    the model's centre-ness levels (its card's ``core`` and ``merge``): the objects, the
+    network-scale label map and the label of each object."""
     h, w = gray8.shape
     sh, sw = max(1, round(h * MODEL_SCALE)), max(1, round(w * MODEL_SCALE))
     maps = maps[:, :sh, :sw]
-    small = instances(maps)
+    small = instances(maps, core_level=core_level, merge_level=merge_level)
     big = enlarge(small, np.ascontiguousarray(maps[FOREGROUND]), (h, w))
     objects, kept = objects_from_labels(gray8, big, params, pixel_size_um)
     return objects, small, kept

@@ -43,6 +43,8 @@ from seawatch.inference.batching import run_in_chunks
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.ingest.segment import SegmentParams
 from seawatch.ingest.segment_model import (
+    CORE_LEVEL,
+    MERGE_LEVEL,
     QUALITY_CHANNELS,
     QUALITY_SIZE,
     ModelInput,
@@ -147,6 +149,9 @@ class ModelCutter:
         self.max_batch = max_batch
         self.review_below = review_below
         self.stride = int(card.thresholds.get("stride", 32))
+        # the split of touching objects, chosen for this network on development frames
+        self.core_level = float(card.thresholds.get("core", CORE_LEVEL))
+        self.merge_level = float(card.thresholds.get("merge", MERGE_LEVEL))
         self.windows = windows  # run the network on proposal windows, not the whole frame
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="segment")
 
@@ -170,7 +175,12 @@ class ModelCutter:
             m = pending.segmented.result().maps
             try:
                 objects, small, kept = objects_from_maps(
-                    pending.gray, m, self.params, pending.pixel_size_um
+                    pending.gray,
+                    m,
+                    self.params,
+                    pending.pixel_size_um,
+                    core_level=self.core_level,
+                    merge_level=self.merge_level,
                 )
             except FrameError as exc:
                 log.warning("segment_model_refused reason=%r", exc.reason)

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from seawatch.ingest.segment import SegmentParams, threshold_labels
-from seawatch.ingest.segment_model import FOREGROUND, MODEL_SCALE, enlarge, instances
+from seawatch.ingest.segment_model import (
+    CORE_LEVEL,
+    FOREGROUND,
+    MERGE_LEVEL,
+    MODEL_SCALE,
+    enlarge,
+    instances,
+)
 from seawatch.models.segmentation.metrics import best_iou_per_truth, esd, esd_errors, inter_matrix
 from seawatch.models.segmentation.synthetic import MIN_ESD_PX
 
@@ -88,12 +95,20 @@ def score_frame(pred: np.ndarray, truth: np.ndarray, touching: Sequence[bool], i
             into.touching_count_errors.append(error)
 
 
-def model_labels(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The daemon's frame-size label map from one frame's maps (padding included)."""
+def model_labels(
+    maps: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    core_level: float = CORE_LEVEL,
+    merge_level: float = MERGE_LEVEL,
+) -> np.ndarray:
+    """The daemon's frame-size label map from one frame's maps (padding included), split
+    at the given centre-ness levels (:func:`~seawatch.ingest.segment_model.instances`)."""
     h, w = shape
     sh, sw = max(1, round(h * MODEL_SCALE)), max(1, round(w * MODEL_SCALE))
     maps = maps[:, :sh, :sw]
-    return enlarge(instances(maps), np.ascontiguousarray(maps[FOREGROUND]), shape)
+    small = instances(maps, core_level=core_level, merge_level=merge_level)
+    return enlarge(small, np.ascontiguousarray(maps[FOREGROUND]), shape)
 
 
 def score_model(

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.card import (
+    ONNX_FILE,
+    InputSpec,
+    ModelCard,
+    TrainingSummary,
+    load_card,
+    sha256_file,
+)
 from seawatch.ingest.segment_model import (
     CORE_LEVEL,
     MERGE_LEVEL,
@@ -30,11 +37,22 @@ NAME, VERSION = "plankton-seg-unet", "0.1.0"
 QUALITY_ONNX = "quality.onnx"
 
 
+def _finish(net: SegNet) -> str:
+    refine = (
+        f"a {net.fine_width}-channel refinement at its working resolution"
+        if net.fine_width
+        else "no refinement (the head at half its working resolution, enlarged bilinearly)"
+    )
+    if net.downsample > 1:
+        refine += f"; input average-pooled {net.downsample}x and maps enlarged back in the graph"
+    return refine
+
+
 def describe(net: SegNet, quality: QualityNet) -> str:
     """The architecture in one line, for the card."""
     return (
         f"SegNet: lean U-Net, stride-2 stem, levels {list(net.widths)} (conv-BN-ReLU, max-pool, "
-        f"nearest upsampling + skips), full-resolution refinement, 1x1 head of 2 sigmoids "
+        f"nearest upsampling + skips), {_finish(net)}, 1x1 head of 2 sigmoids "
         f"(foreground, centre-ness); {count_parameters(net):,} parameters. QualityNet: 4 conv "
         f"stages on {QUALITY_CHANNELS} x {QUALITY_SIZE} x {QUALITY_SIZE} instance windows, "
         f"regressing IoU; {count_parameters(quality):,} parameters"
@@ -44,13 +62,14 @@ def describe(net: SegNet, quality: QualityNet) -> str:
 def export_graphs(net: SegNet, quality: QualityNet, out: Path) -> dict[str, float]:
     """Write both graphs into ``out`` and return their worst torch-vs-ONNX differences."""
     out.mkdir(parents=True, exist_ok=True)
-    frame = torch.rand(2, 1, 64, 96) * 60
+    unit = max(STRIDE, net.stride)
+    frame = torch.rand(2, 1, 2 * unit, 3 * unit) * 60
     export_onnx(
         net, out / ONNX_FILE, frame, input_names=("image",), output_names=("maps",), spatial=True
     )
     window = torch.rand(3, QUALITY_CHANNELS, QUALITY_SIZE, QUALITY_SIZE)
     export_onnx(quality, out / QUALITY_ONNX, window, input_names=("window",), output_names=("iou",))
-    other = torch.rand(1, 1, 96, 128) * 60  # another size than the export's
+    other = torch.rand(1, 1, 3 * unit, 4 * unit) * 60  # another size than the export's
     return {
         "segnet_max_abs_diff": check_parity(net, out / ONNX_FILE, other, atol=1e-4),
         "quality_max_abs_diff": check_parity(quality, out / QUALITY_ONNX, window, atol=1e-4),
@@ -88,7 +107,7 @@ def write_card(
         outputs=["maps"],
         files={QUALITY_FILE: QUALITY_ONNX, **(extra_files or {})},
         thresholds={
-            "stride": float(STRIDE),
+            "stride": float(max(STRIDE, net.stride)),
             "foreground": 0.5,
             "core": CORE_LEVEL,
             "merge": MERGE_LEVEL,
@@ -107,6 +126,21 @@ def write_card(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     card.write(out)
+    return card
+
+
+def write_split(model_dir: Path, core: float, merge: float, source: dict[str, Any]) -> ModelCard:
+    """Set the centre-ness levels the daemon splits this network's maps at (the card's
+    ``core`` and ``merge``, chosen after training on development frames) and record where
+    they come from (``source``: seed, command, scores) under the card's ``metrics.split_levels``."""
+    if not 0.0 < merge < core < 1.0:
+        msg = f"need 0 < merge < core < 1 (two cores merge under their peaks); got {merge}, {core}"
+        raise ValueError(msg)
+    card = load_card(model_dir)
+    thresholds = card.thresholds | {"core": float(core), "merge": float(merge)}
+    metrics = card.metrics | {"split_levels": round_floats(source)}
+    card = card.model_copy(update={"thresholds": thresholds, "metrics": metrics})
+    card.write(model_dir)
     return card
 
 
@@ -129,4 +163,5 @@ __all__ = [
     "export_graphs",
     "round_floats",
     "write_card",
+    "write_split",
 ]

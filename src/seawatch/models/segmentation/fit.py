@@ -91,6 +91,8 @@ class FitSettings:
     lr: float = 3e-3
     widths: tuple[int, ...] = (12, 24, 48, 64)
     kd_weight: float = 0.0
+    fine: int = 8  # the refinement's channels at the input's resolution (0: none)
+    downsample: int = 1  # the network runs at 1/downsample of its input (see SegNet)
 
 
 def segnet_loss(
@@ -126,7 +128,7 @@ def fit_segnet(
     ``progress(1, loss)`` after each step."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = SegNet(settings.widths)
+    net = SegNet(settings.widths, settings.fine, settings.downsample)
     if start is not None:
         net.load_state_dict(start.state_dict())
 

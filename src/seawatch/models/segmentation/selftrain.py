@@ -49,6 +49,8 @@ ROWS = (
     ("self_training_quality", "self-training + quality filter"),
     ("self_training_quality_kd", "self-training + quality filter + distillation"),
 )
+SERVED_ROW = "self_training_quality_kd"
+ROW_SETS = ("all", "served")  # Plan.rows: the whole ablation, or only the served student's path
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -71,10 +73,14 @@ class Plan:
     seed: int = 0
     pool_seed: int = 7_100_200
     unlabelled_seed: int = 7_100_202
+    rows: str = "all"  # "served": only the teacher, the quality network and the served student
 
     def __post_init__(self) -> None:
         if not 2 <= self.labelled < self.pool:
             msg = f"need 2 <= labelled < pool tiles, got labelled={self.labelled}, pool={self.pool}"
+            raise ValueError(msg)
+        if self.rows not in ROW_SETS:
+            msg = f"rows must be one of {ROW_SETS}, got {self.rows!r}"
             raise ValueError(msg)
 
     def summary(self) -> dict:
@@ -209,7 +215,8 @@ def run(
     plan: Plan, pool: Tiles, extra: Tiles | None = None, progress: Progress | None = None
 ) -> Result:
     """Fit every row of the ablation on ``pool`` (its first ``plan.labelled`` tiles are the
-    labelled third) and the never-labelled ``extra`` tiles."""
+    labelled third) and the never-labelled ``extra`` tiles; with ``plan.rows == "served"``
+    only the served student's path (teacher, quality network, distilled student)."""
     torch.set_num_threads(1)  # on a shared CPU more threads only spin against each other
     say = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
@@ -240,13 +247,14 @@ def run(
     # data for the supervised rows, with the pseudo-labelled tiles for the students).
     second = replace(plan.fit, steps=plan.student_steps, lr=plan.student_lr)
     teacher = fit("teacher", _supervised(labelled), plan.fit, plan.seed)
-    nets["supervised_third"] = fit(
-        "supervised_third", _supervised(labelled), second, plan.seed, start=teacher
-    )
-    first_all = fit("supervised_all_stage1", _supervised(pool), plan.fit, plan.seed)
-    nets["supervised_all"] = fit(
-        "supervised_all", _supervised(pool), second, plan.seed, start=first_all
-    )
+    if plan.rows == "all":
+        nets["supervised_third"] = fit(
+            "supervised_third", _supervised(labelled), second, plan.seed, start=teacher
+        )
+        first_all = fit("supervised_all_stage1", _supervised(pool), plan.fit, plan.seed)
+        nets["supervised_all"] = fit(
+            "supervised_all", _supervised(pool), second, plan.seed, start=first_all
+        )
 
     started = time.perf_counter()
     folds = np.array_split(np.arange(plan.labelled), plan.folds)
@@ -270,11 +278,12 @@ def run(
     pseudo = pseudo_label(teacher, quality, unlabelled, flips=plan.flips)
     supervised = _supervised(labelled)
     soft = np.clip(np.round(pseudo.maps * 255.0), 0, 255).astype(np.uint8)
-    for name, threshold, kd in (
+    students = (
         ("self_training", None, 0.0),
         ("self_training_quality", plan.quality_threshold, 0.0),
-        ("self_training_quality_kd", plan.quality_threshold, plan.kd_weight),
-    ):
+        (SERVED_ROW, plan.quality_threshold, plan.kd_weight),
+    )
+    for name, threshold, kd in students if plan.rows == "all" else students[-1:]:
         fg, ct, wt, kept, dropped = pseudo_targets(pseudo, threshold)
         counts[f"{name}_pseudo_kept"] = kept
         counts[f"{name}_pseudo_dropped"] = dropped
@@ -287,6 +296,8 @@ def run(
 __all__ = [
     "QUICK",
     "ROWS",
+    "ROW_SETS",
+    "SERVED_ROW",
     "Plan",
     "PseudoSet",
     "Result",

@@ -22,13 +22,19 @@ from seawatch.models.segmentation.export import export_graphs, round_floats, wri
 from seawatch.models.segmentation.fit import predict_maps
 from seawatch.models.segmentation.metrics import spearman
 from seawatch.models.segmentation.plots import draw_ablation
-from seawatch.models.segmentation.selftrain import ROWS, Plan, Result, pseudo_label, run
+from seawatch.models.segmentation.selftrain import (
+    ROWS,
+    SERVED_ROW,
+    Plan,
+    Result,
+    pseudo_label,
+    run,
+)
 from seawatch.models.training import training_progress
 
 VALIDATION_SEED, VALIDATION_TILES = 7_100_201, 16
 ABLATION_DIR = "ablation"  # every row's graph, for the benchmark's held-out scoring
 PLOT_FILE = "ablation.png"
-SERVED_ROW = "self_training_quality_kd"
 SHORT = {
     "teacher": "teacher (1/3)",
     "supervised_all_stage1": "supervised all (1)",
@@ -73,7 +79,7 @@ def export_rows(result: Result, out: Path) -> None:
         export_onnx(
             net,
             out / ABLATION_DIR / f"{name}.onnx",
-            torch.zeros(1, 1, 64, 64),
+            torch.zeros(1, 1, 2 * net.stride, 2 * net.stride),
             input_names=("image",),
             output_names=("maps",),
             spatial=True,
@@ -116,7 +122,7 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
     parity = export_graphs(result.nets[SERVED_ROW], result.quality, out)
     export_rows(result, out)
     draw_ablation(
-        [(label, scores[key]["miou"]) for key, label in ROWS],
+        [(label, scores[key]["miou"]) for key, label in ROWS if key in scores],
         scores["threshold"]["miou"],
         f"Segmentation ablation, validation tiles (seed {VALIDATION_SEED}, development)",
         out / PLOT_FILE,
@@ -136,6 +142,7 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
         "source": "synthetic hard full frames (seawatch.models.segmentation.synthetic)",
         "tile_px": 512,
         "network_px": 256,
+        "segnet": result.nets[SERVED_ROW].options,
         "pool": {"seed": plan.pool_seed, "tiles": plan.pool, "labelled": plan.labelled},
         "unlabelled_extra": {"seed": plan.unlabelled_seed, "tiles": plan.unlabelled_extra},
         "validation": {"seed": VALIDATION_SEED, "tiles": validation},
@@ -152,7 +159,10 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
         seconds=time.perf_counter() - started,
         data=data,
         metrics=metrics,
-        thresholds={"quality_threshold": plan.quality_threshold, "stride": float(STRIDE)},
+        thresholds={
+            "quality_threshold": plan.quality_threshold,
+            "stride": float(max(STRIDE, result.nets[SERVED_ROW].stride)),
+        },
         extra_files=files,
     )
     return card
