@@ -79,7 +79,7 @@ def test_consistency_learns_from_the_unlabelled_crops(tuned):
 
 def test_the_fine_tuned_model_is_kept_unless_the_result_wins(tuned):
     model, _, _, train, unlabelled, _, validation, params = tuned
-    args = dict(mode="full", params=params)
+    args = dict(mode="full", params=ConsistencyParams(steps=4, batch_size=9, threshold=0.6))
     kept, summary = keep_consistent(model, 1.01, train, unlabelled, validation, **args)
     assert kept is model and summary["kept"] == "fine-tuned"
     kept, summary = keep_consistent(model, -1.0, train, unlabelled, validation, **args)

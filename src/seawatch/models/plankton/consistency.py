@@ -49,10 +49,10 @@ from seawatch.models.plankton.ssl import NOISE_SIGMA, VIEW
 class ConsistencyParams:
     """The consistency-training schedule."""
 
-    steps: int = 300
+    steps: int = 100
     batch_size: int = 64  # labelled crops per step
     unlabelled_ratio: int = 2  # unlabelled crops per labelled one
-    threshold: float = 0.9  # aligned EMA confidence a pseudo-label needs
+    threshold: float = 0.8  # aligned EMA confidence a pseudo-label needs
     weight: float = 1.0  # of the unlabelled loss
     ema: float = 0.99
     lr: float = 2e-3

@@ -3,7 +3,8 @@ instrument's unlabelled crops, each kept only if it wins on validation.
 
 - ``consistency`` (the default): FixMatch-style consistency training from the fine-tuned
   model (:mod:`.consistency`): pseudo-labels renewed at every step by an EMA teacher,
-  learnt from strong views; as many steps and labelled crops a step as the fine-tuning;
+  learnt from strong views; a third of the fine-tuning's steps (each costs about four of
+  them), as many labelled crops a step;
 - ``self-training``: one offline round of pseudo-labels from the fine-tuned model and a
   student trained again from the start (:mod:`.selftrain`).
 """
@@ -43,7 +44,7 @@ def learn_from_unlabelled(
     return the model kept and the card's summary (``method`` in it)."""
     if method == "consistency":
         steps = schedule.epochs * math.ceil(len(train[1]) / schedule.batch_size)
-        params = ConsistencyParams(steps=steps, batch_size=schedule.batch_size)
+        params = ConsistencyParams(steps=math.ceil(steps / 3), batch_size=schedule.batch_size)
         kept, summary = keep_consistent(
             model,
             model_f1,
