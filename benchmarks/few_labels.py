@@ -18,8 +18,8 @@ several seeds (each seed draws its own labelled images), four ways to learn:
               it beats the teacher on validation
 - ssl+cons    the ssl model continued with FixMatch-style consistency training on the same
               unlabelled crops (:mod:`seawatch.models.plankton.consistency`; what
-              ``seawatch train plankton --unlabelled-dir`` does by default), kept only if it
-              beats the ssl model on validation
+              ``seawatch train plankton --unlabelled-dir DIR --unlabelled-method
+              consistency`` does), kept only if it beats the ssl model on validation
 
 The fine-tuning mode (linear probe, last stages, full) of the pretrained starts is chosen on
 the validation draw with the first seed, per label count, and kept for the other seeds.

@@ -98,8 +98,10 @@ def test_train_plankton_consistency_trains_on_an_unlabelled_folder(tmp_path):
     train = _folder(tmp_path / "train", *shifted_set(4, 71, taxa=NAMES))
     val = _folder(tmp_path / "val", *shifted_set(3, 72, taxa=NAMES))
     unlabelled = _folder(tmp_path / "crops", shifted_set(5, 73, taxa=NAMES)[0], None)
-    params = FitParams(epochs=2, batch_size=8, adaptive=False, finetune="full")
-    assert params.unlabelled_method == "consistency"  # what --unlabelled-dir does by default
+    params = FitParams(
+        epochs=2, batch_size=8, adaptive=False, finetune="full", unlabelled_method="consistency"
+    )
+    assert FitParams().unlabelled_method == "self-training"  # the default, chosen on validation
     card = train_plankton(
         tmp_path / "out",
         data=PlanktonData(data_dir=train, val_dir=val, test_dir=val, unlabelled_dir=unlabelled),

@@ -63,11 +63,11 @@ def _labelled_data(func):
 )
 @click.option(
     "--unlabelled-method",
-    type=click.Choice(["consistency", "self-training"]),
-    default="consistency",
+    type=click.Choice(["self-training", "consistency"]),
+    default="self-training",
     show_default=True,
-    help="consistency: FixMatch-style, pseudo-labels renewed every step by an EMA teacher; "
-    "self-training: one offline round of pseudo-labels and a student trained again.",
+    help="self-training: one offline round of pseudo-labels and a student trained again; "
+    "consistency: FixMatch-style, pseudo-labels renewed every step by an EMA teacher.",
 )
 @click.option(
     "--pretrained",

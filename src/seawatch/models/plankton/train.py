@@ -78,7 +78,7 @@ class FitParams:
     balance: Balance = "sampler"
     finetune: Literal["auto", "linear", "last", "full"] = "auto"
     adaptive: bool = True  # a user's data: schedule from its size (explicit values win)
-    unlabelled_method: UnlabelledMethod = "consistency"  # what --unlabelled-dir does
+    unlabelled_method: UnlabelledMethod = "self-training"  # what --unlabelled-dir does
 
 
 def _epoch_order(labels: np.ndarray, balance: Balance, rng: np.random.Generator) -> np.ndarray:
