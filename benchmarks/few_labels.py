@@ -16,6 +16,10 @@ several seeds (each seed draws its own labelled images), four ways to learn:
               unlabelled crops (:mod:`seawatch.models.plankton.selftrain`; what
               ``seawatch train plankton --unlabelled-dir`` does), the student kept only if
               it beats the teacher on validation
+- ssl+cons    the ssl model continued with FixMatch-style consistency training on the same
+              unlabelled crops (:mod:`seawatch.models.plankton.consistency`; what
+              ``seawatch train plankton --unlabelled-dir DIR --unlabelled-method
+              consistency`` does), kept only if it beats the ssl model on validation
 
 The fine-tuning mode (linear probe, last stages, full) of the pretrained starts is chosen on
 the validation draw with the first seed, per label count, and kept for the other seeds.
@@ -62,12 +66,13 @@ from seawatch.models.plankton.finetune import (
 from seawatch.models.plankton.selftrain import SelfTrainParams, keep_better
 from seawatch.models.plankton.shifted import SHIFTED_TAXA, shifted_set
 from seawatch.models.plankton.ssl import SslParams, pretrain_simclr
+from seawatch.models.plankton.unlabelled import learn_from_unlabelled
 
 RESULTS = Path(__file__).parent / "results"
 UNLABELLED_SEED, POOL_SEED, VALIDATION_SEED, TEST_SEED = 7_000_001, 7_200_000, 7_100_003, 7_900_007
 POOL_PER_CLASS, VALIDATION_PER_CLASS, TEST_PER_CLASS = 50, 20, 100
 N_CLASSES = len(SHIFTED_TAXA)
-METHODS = ("classical", "scratch", "synthetic", "ssl", "ssl+self")
+METHODS = ("classical", "scratch", "synthetic", "ssl", "ssl+self", "ssl+cons")
 RESERVED = range(7_900_000, 8_000_000)
 
 
@@ -163,7 +168,7 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
     c = _CONTEXT
     methods, validation, tests = c["methods"], c["validation"], c["tests"]
     train = first_per_class(*c["pools"][seed], k)
-    out: dict = {"scores": {}, "chosen": {}, "self": None}
+    out: dict = {"scores": {}, "chosen": {}, "self": None, "consistency": None}
     if "classical" in methods:
         model = fit_classical(train, validation)
         out["scores"]["classical"] = scores(tests, model.predict)
@@ -183,6 +188,22 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
             nets["ssl"], train, validation, c["unlabelled"], c["starts"]["ssl"], mode, seed
         )
         out["scores"]["ssl+self"] = scores(tests, lambda x: predict(student, x))
+    if "ssl+cons" in methods:
+        mode = modes["ssl"] if modes else out["chosen"]["ssl"]["mode"]
+        teacher_f1 = macro_f1(validation[1], predict(nets["ssl"], validation[0]), N_CLASSES)
+        kept, out["consistency"] = learn_from_unlabelled(
+            nets["ssl"],
+            teacher_f1,
+            train,
+            c["unlabelled"],
+            validation,
+            method="consistency",
+            start=c["starts"]["ssl"],
+            mode=mode,
+            schedule=schedule_for(len(train[1])),
+            seed=seed,
+        )
+        out["scores"]["ssl+cons"] = scores(tests, lambda x: predict(kept, x))
     return out
 
 
@@ -222,8 +243,9 @@ def main() -> None:
     counts = [int(k) for k in args.labels.split(",")]
     methods = tuple(m for m in METHODS if m in args.methods.split(","))
     unknown = set(args.methods.split(",")) - set(METHODS)
-    if unknown or not methods or ("ssl+self" in methods and "ssl" not in methods):
-        raise SystemExit(f"--methods {args.methods}: some of {METHODS}; ssl+self needs ssl")
+    needs_ssl = {"ssl+self", "ssl+cons"} & set(methods)
+    if unknown or not methods or (needs_ssl and "ssl" not in methods):
+        raise SystemExit(f"--methods {args.methods}: some of {METHODS}; ssl+* need ssl")
     test_seeds = [int(s) for s in args.test_seed.split(",")]
     outside = [s for s in test_seeds if s not in RESERVED]
     if outside:
@@ -277,8 +299,9 @@ def main() -> None:
                 results[s][method].setdefault(key, []).append(f1)
         for method, choice in out["chosen"].items():
             chosen.setdefault(method, {})[key] = choice
-        if out["self"] is not None:
-            chosen.setdefault("ssl+self", {}).setdefault(key, {})[str(seed)] = out["self"]
+        for arm, part in (("ssl+self", "self"), ("ssl+cons", "consistency")):
+            if out[part] is not None:
+                chosen.setdefault(arm, {}).setdefault(key, {})[str(seed)] = out[part]
         console.print(f"{key} labels/class, seed {seed}: {out['scores']}")
         with (args.out / "few_labels.runs.jsonl").open("a") as log:  # kept if the run dies
             log.write(json.dumps({"labels": k, "seed": seed} | out) + "\n")
@@ -338,6 +361,7 @@ def main() -> None:
             "loss_per_epoch": ssl_history,
         },
         "self_training": SelfTrainParams().describe(),
+        "consistency": "see modes_chosen_on_validation['ssl+cons'] (method per run)",
         "modes_chosen_on_validation": chosen,
         "macro_f1": first,
         "macro_f1_by_test_seed": {str(s): v for s, v in summaries.items()},
@@ -377,7 +401,7 @@ def show(console: Console, summary: dict, counts: list[int], test_seed: int) -> 
             row.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
         table.add_row(*row)
     console.print(table)
-    pretrained = [m for m in ("synthetic", "ssl", "ssl+self") if m in summary]
+    pretrained = [m for m in ("synthetic", "ssl", "ssl+self", "ssl+cons") if m in summary]
     if not pretrained or "scratch" not in summary or "classical" not in summary:
         return
     for k in counts:
@@ -400,7 +424,7 @@ def plot(summaries: dict[int, dict], counts: list[int], path: Path) -> None:
     n, counts = len(summaries), sorted(counts)
     fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 4.2), dpi=120, squeeze=False)
     for ax, (test_seed, summary) in zip(axes[0], summaries.items(), strict=True):
-        for method, marker in zip(METHODS, "osD^v", strict=True):
+        for method, marker in zip(METHODS, "osD^vP", strict=True):
             if method not in summary:
                 continue
             means = [summary[method][str(k)]["mean"] for k in counts]

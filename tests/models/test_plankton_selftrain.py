@@ -121,7 +121,9 @@ def test_train_plankton_self_trains_on_an_unlabelled_folder(tmp_path):
     train = _folder(tmp_path / "train", *shifted_set(4, 51, taxa=NAMES))
     val = _folder(tmp_path / "val", *shifted_set(3, 52, taxa=NAMES))
     unlabelled = _folder(tmp_path / "crops", shifted_set(5, 53, taxa=NAMES)[0], None)
-    params = FitParams(epochs=2, batch_size=8, adaptive=False, finetune="full")
+    params = FitParams(
+        epochs=2, batch_size=8, adaptive=False, finetune="full", unlabelled_method="self-training"
+    )
     card = train_plankton(
         tmp_path / "out",
         data=PlanktonData(data_dir=train, val_dir=val, test_dir=val, unlabelled_dir=unlabelled),
@@ -130,6 +132,7 @@ def test_train_plankton_self_trains_on_an_unlabelled_folder(tmp_path):
     )
     tuning = card.metrics["fine_tuning"]["self_training"]
     assert tuning["unlabelled_crops"] == 15 and tuning["kept"] in ("student", "teacher")
+    assert tuning["unlabelled_method"] == "self-training"
     assert len(tuning["rounds"]) == 1
     with pytest.raises(ConfigError, match="--unlabelled-dir goes with --data-dir"):
         train_plankton(

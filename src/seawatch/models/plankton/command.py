@@ -58,8 +58,16 @@ def _labelled_data(func):
     "--unlabelled-dir",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     default=None,
-    help="Unlabelled crops of your instrument: self-training on them after fine-tuning "
-    "(pseudo-labels of the confident ones), kept if it wins on validation.",
+    help="Unlabelled crops of your instrument: learnt from after fine-tuning (see "
+    "--unlabelled-method), kept if it wins on validation.",
+)
+@click.option(
+    "--unlabelled-method",
+    type=click.Choice(["self-training", "consistency"]),
+    default="self-training",
+    show_default=True,
+    help="self-training: one offline round of pseudo-labels and a student trained again; "
+    "consistency: FixMatch-style, pseudo-labels renewed every step by an EMA teacher.",
 )
 @click.option(
     "--pretrained",
@@ -140,6 +148,7 @@ def train_command(
     val_dir: Path | None,
     test_dir: Path | None,
     unlabelled_dir: Path | None,
+    unlabelled_method: str,
     pretrained: str,
     finetune: str,
     folds: int | None,
@@ -203,6 +212,7 @@ def train_command(
         balance=balance,
         finetune=finetune,  # type: ignore[arg-type]
         adaptive=adaptive,
+        unlabelled_method=unlabelled_method,  # type: ignore[arg-type]
     )
     from seawatch.contracts.errors import SeawatchError
     from seawatch.models.plankton.backbone import resolve_pretrained

@@ -56,8 +56,9 @@ def schedule_for(n_train: int, *, epochs: int | None = None, batch: int | None =
     return Schedule(epochs=rounds, batch_size=size, lr=4e-3)
 
 
-def _trainable(model: PlanktonNet, mode: Mode) -> tuple[list[dict], list[nn.Module]]:
-    """Parameter groups to optimise and the modules kept frozen (in eval mode)."""
+def trainable_groups(model: PlanktonNet, mode: Mode) -> tuple[list[dict], list[nn.Module]]:
+    """Parameter groups to optimise (each with an ``lr_scale``) and the modules kept frozen
+    (in eval mode) for ``mode``; the frozen ones get ``requires_grad`` False."""
     head = list(model.head.parameters())
     if mode == "linear":
         frozen = [model.stem, model.stages]
@@ -92,7 +93,7 @@ def train_mode(
 ) -> list[float]:
     """Fine-tune ``model`` in ``mode`` (from scratch: every layer at the full rate); return
     the loss per epoch."""
-    groups, frozen = _trainable(model, mode)
+    groups, frozen = trainable_groups(model, mode)
     if not pretrained:
         for group in groups:
             group["lr_scale"] = 1.0
@@ -217,5 +218,6 @@ __all__ = [
     "predict",
     "schedule_for",
     "train_mode",
+    "trainable_groups",
     "transfer",
 ]

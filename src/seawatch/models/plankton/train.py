@@ -54,8 +54,8 @@ from seawatch.models.plankton.export import OUTPUT_NAMES, check_parity, export_o
 from seawatch.models.plankton.finetune import MODES, new_model, schedule_for, train_mode, transfer
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.pretrained import load_backbone
-from seawatch.models.plankton.selftrain import keep_better
 from seawatch.models.plankton.splits import PlanktonData, Splits, load_splits
+from seawatch.models.plankton.unlabelled import UnlabelledMethod, learn_from_unlabelled
 from seawatch.models.training import (
     log_line,
     optimise,
@@ -78,6 +78,7 @@ class FitParams:
     balance: Balance = "sampler"
     finetune: Literal["auto", "linear", "last", "full"] = "auto"
     adaptive: bool = True  # a user's data: schedule from its size (explicit values win)
+    unlabelled_method: UnlabelledMethod = "self-training"  # what --unlabelled-dir does
 
 
 def _epoch_order(labels: np.ndarray, balance: Balance, rng: np.random.Generator) -> np.ndarray:
@@ -180,8 +181,8 @@ def _transfer(
     """A user's data: schedule from its size, modes tried from the start and chosen on
     validation macro-F1 (see :mod:`.finetune`), or on the mean macro-F1 of K folds for a
     small set (see :mod:`.crossval`; the kept mode is then trained on every image); with
-    unlabelled crops, then self-training (see :mod:`.selftrain`), kept if it wins on
-    validation."""
+    unlabelled crops, then consistency training or self-training (see :mod:`.unlabelled`),
+    kept if it wins on validation."""
     train = splits.train
     schedule = schedule_for(
         len(train),
@@ -254,17 +255,19 @@ def _transfer(
     tuning |= {"mode": done.mode, "validation_macro_f1_by_mode": done.validation_f1}
     model = done.model.to(device)
     if unlabelled is not None:
-        model, tuning["self_training"] = keep_better(
+        key = "self_training" if params.unlabelled_method == "self-training" else "consistency"
+        model, tuning[key] = learn_from_unlabelled(
             model,
             done.validation_f1[done.mode],
             (train.images, train.labels),
             unlabelled,
             (validation.images, validation.labels),
+            method=params.unlabelled_method,
             start=pretrained,
             mode=done.mode,
+            schedule=schedule,
             seed=seed,
             device=device,
-            schedule=schedule,
         )
         model = model.to(device)
     logits = predict_logits(model, validation.images, device)
