@@ -18,7 +18,16 @@ PACKAGE = SRC / "seawatch"
 
 # Layers, bottom up; each may import its own layer's modules and the layers below.
 CONTRACTS = {"contracts"}
-SETTINGS = {"config", "task_settings", "alert_settings", "review_settings", "secrets"}
+SETTINGS = {
+    "config",
+    "settings_base",
+    "kafka_settings",
+    "storage_settings",
+    "task_settings",
+    "alert_settings",
+    "review_settings",
+    "secrets",
+}
 STAGES = {"ingest", "inference", "storage", "alerts"}
 # The live path: the loop, the router and the preparer serve whatever heads they are given.
 LIVE_PATH = ("pipeline.py", "inference/router.py", "ingest/prepare.py")

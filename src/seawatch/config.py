@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     TypeAdapter,
@@ -28,173 +26,20 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from seawatch.alert_settings import DEFAULT_RULES, Rule, WebhookSettings
 from seawatch.contracts.errors import ConfigError
+from seawatch.kafka_settings import KafkaSettings
 from seawatch.review_settings import ReviewSettings
-from seawatch.secrets import read_secret_file, redact_url
+from seawatch.secrets import redact_url
+from seawatch.settings_base import ENV_PREFIX, Section, secret_from_file
+from seawatch.storage_settings import (
+    InfluxSettings,
+    LocalStoreSettings,
+    OutboxSettings,
+    StorageSettings,
+)
 from seawatch.task_settings import TASK_NAME, TaskSettings, merge_tasks
 
-ENV_PREFIX = "SEAWATCH_"
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _secret_from_file(data: Any, field: str, file_field: str, where: str) -> Any:
-    """Before validation: read ``file_field`` (a path) into ``field`` (a secret).
-
-    Both set is refused (which one wins would be a guess), unless they agree, as they do
-    when settings already loaded are validated again.
-    """
-    if not isinstance(data, dict) or data.get(file_field) in (None, ""):
-        return data
-    secret = read_secret_file(Path(data[file_field]), f"{where}.{file_field}")
-    given = data.get(field)
-    if isinstance(given, SecretStr):
-        given = given.get_secret_value()
-    if given not in (None, "") and given != secret:
-        msg = (
-            f"{where}.{field} and {where}.{file_field} are both set; keep one "
-            f"(unset {ENV_PREFIX}{where.replace('.', '__').upper()}__{field.upper()} "
-            "or remove it from the YAML file)"
-        )
-        raise ValueError(msg)
-    return {**data, field: secret}
-
-
-def _readable_file(value: Path | None) -> Path | None:
-    if value is None:
-        return None
-    if not value.is_file():
-        raise ValueError(f"{value} does not exist or is not a file; give the PEM file's path")
-    if not os.access(value, os.R_OK):
-        raise ValueError(f"{value} is not readable by this user; fix its owner or mode")
-    return value
-
-
-class KafkaSettings(_Section):
-    """Where frames come from and where bad ones go."""
-
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
-    topics: list[str] | None = Field(
-        None, min_length=1, description="default: the topic of every enabled task (frames.<task>)"
-    )
-    group_id: str = "seawatch"
-    dlq_topic: str = "frames.dlq"
-    client_id: str = "seawatch"
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = Field(64, ge=1, le=10_000)
-    max_poll_interval_ms: int = Field(
-        10_000, ge=1_000, description="short values make group re-joins on Tansu take seconds"
-    )
-    session_timeout_ms: int = Field(10_000, ge=1_000)
-    heartbeat_interval_ms: int = Field(2_000, ge=100)
-    fetch_max_bytes: int = Field(64 << 20, ge=1 << 20)
-    fetch_max_wait_ms: int = Field(
-        50,
-        ge=0,
-        le=10_000,
-        description="longest a fetch waits for data; brokers that hold a fetch for its whole "
-        "wait (Tansu) add it to every frame's latency",
-    )
-    metadata_max_age_ms: int = Field(
-        10_000,
-        ge=1_000,
-        description="how often the consumer refreshes topic metadata; a frame topic deleted and "
-        "made again is noticed (by its new topic id) and read from its beginning within this",
-    )
-    max_message_bytes: int = Field(16 << 20, ge=1 << 16)
-    create_topics: bool = Field(True, description="create missing topics at start")
-    partitions: int = Field(4, ge=1, description="partitions for topics created at start")
-    connect_timeout_ms: int = Field(
-        30_000, ge=500, description="how long a client tries to bootstrap before giving up"
-    )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    ssl_cafile: Path | None = Field(
-        None, description="PEM bundle of the CAs to trust; default: the system's"
-    )
-    ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS), PEM")
-    ssl_keyfile: Path | None = Field(None, description="the client certificate's key, PEM")
-    ssl_check_hostname: bool = Field(True, description="match the broker's name to its cert")
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    sasl_password_file: Path | None = Field(
-        None, description="file holding the SASL password (instead of sasl_password)"
-    )
-
-    @field_validator("bootstrap_servers")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        for server in value.split(","):
-            host, _, port = server.strip().rpartition(":")
-            if not host or not port.isdigit():
-                msg = f"{server!r} is not host:port (e.g. 127.0.0.1:9092)"
-                raise ValueError(msg)
-        return value
-
-    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
-    @classmethod
-    def _pem_readable(cls, value: Path | None) -> Path | None:
-        return _readable_file(value)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _password_file(cls, data: Any) -> Any:
-        return _secret_from_file(data, "sasl_password", "sasl_password_file", "kafka")
-
-    @model_validator(mode="after")
-    def _security_consistent(self) -> KafkaSettings:
-        protocol = self.security_protocol
-        uses_tls = protocol in ("SSL", "SASL_SSL")
-        uses_sasl = protocol.startswith("SASL_")
-        if uses_sasl:
-            missing = [
-                name
-                for name, value in (
-                    ("kafka.sasl_mechanism", self.sasl_mechanism),
-                    ("kafka.sasl_username", self.sasl_username),
-                    ("kafka.sasl_password (or kafka.sasl_password_file)", self.sasl_password),
-                )
-                if not value or (isinstance(value, SecretStr) and not value.get_secret_value())
-            ]
-            if missing:
-                msg = (
-                    f"security_protocol {protocol} authenticates with SASL but "
-                    f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; "
-                    "set them (mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
-                )
-                raise ValueError(msg)
-        else:
-            given = [
-                name
-                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
-                if getattr(self, name) is not None
-            ]
-            if given:
-                msg = (
-                    f"kafka.{given[0]} is set but security_protocol is {protocol}, which sends "
-                    "no credentials; set security_protocol to SASL_SSL (or SASL_PLAINTEXT), "
-                    "or remove the SASL settings"
-                )
-                raise ValueError(msg)
-        if not uses_tls:
-            given = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, n)]
-            if given:
-                msg = (
-                    f"kafka.{given[0]} is set but security_protocol is {protocol}, which does "
-                    "not use TLS; set security_protocol to SSL (or SASL_SSL), or remove it"
-                )
-                raise ValueError(msg)
-        if self.ssl_keyfile is not None and self.ssl_certfile is None:
-            msg = (
-                "kafka.ssl_keyfile is set without kafka.ssl_certfile; give the client "
-                "certificate too (or one PEM holding both as ssl_certfile)"
-            )
-            raise ValueError(msg)
-        return self
-
-
-class SegmentationSettings(_Section):
+class SegmentationSettings(Section):
     """How full frames are cut into objects."""
 
     method: Literal["threshold", "model"] = Field(
@@ -229,7 +74,7 @@ class SegmentationSettings(_Section):
     max_objects: int = Field(5000, ge=1)
 
 
-class IngestSettings(_Section):
+class IngestSettings(Section):
     """Decoding limits, claim-check roots and segmentation."""
 
     max_bytes: int = Field(32 << 20, ge=1024)
@@ -251,7 +96,7 @@ class IngestSettings(_Section):
     segmentation: SegmentationSettings = SegmentationSettings()
 
 
-class InferenceSettings(_Section):
+class InferenceSettings(Section):
     """Which model runs where, and how frames are batched for it."""
 
     backend: Literal["auto", "tensorrt", "onnxruntime-gpu", "torch-cuda", "onnxruntime"] = Field(
@@ -284,129 +129,7 @@ class InferenceSettings(_Section):
     )
 
 
-class CropSettings(_Section):
-    """Crops kept for the review station: a content-addressed SQLite file beside the store.
-
-    Retention drops the oldest crops past ``max_age_days`` or over ``max_bytes``; crops of
-    objects a person has reviewed are always kept.
-    """
-
-    enabled: bool = True
-    path: Path | None = Field(None, description="default: <store>-crops.db beside the store")
-    max_bytes: int = Field(
-        20 * 1024**3,
-        ge=1024**2,
-        description="crop bytes kept at most (default 20 GiB: about two million crops of "
-        "~10 KB, a month of a busy imager)",
-    )
-    max_age_days: float = Field(
-        365.0, gt=0, description="crops older than this are dropped (unless reviewed)"
-    )
-
-
-class LocalStoreSettings(_Section):
-    """The embedded store: a SQLite file with every frame and object record."""
-
-    enabled: bool = True
-    path: Path = Path("seawatch-data/seawatch.db")
-    evidence_dir: Path | None = Field(
-        None, description="flagged otoliths' thumbnails and heat maps; default: <store>-evidence/"
-    )
-    fish_gallery: Path | None = Field(
-        None, description="the daemon's working fish gallery; default: <store>-fish-gallery.npz"
-    )
-    crops: CropSettings = Field(default_factory=CropSettings)
-
-    @property
-    def keeps_crops(self) -> bool:
-        """Whether heads encode crops for the review station."""
-        return self.enabled and self.crops.enabled
-
-    @property
-    def crops_path(self) -> Path:
-        """The crop store's file."""
-        return self.crops.path or self.path.with_name(f"{self.path.stem}-crops.db")
-
-    @property
-    def evidence_root(self) -> Path:
-        """Where flagged samples' thumbnails and heat maps are written."""
-        return self.evidence_dir or self.path.with_name(f"{self.path.stem}-evidence")
-
-    @property
-    def fish_gallery_path(self) -> Path:
-        """The working copy of the fish gallery (seeded from the model's gallery)."""
-        return self.fish_gallery or self.path.with_name(f"{self.path.stem}-fish-gallery.npz")
-
-
-class InfluxSettings(_Section):
-    """InfluxDB (2.x/3.x, or 1.8+ with a v2 API) through influxdb-client; off when url is unset."""
-
-    url: str | None = None
-    org: str = "seawatch"
-    bucket: str = "seawatch"
-    token: SecretStr = SecretStr("")
-    token_file: Path | None = Field(
-        None, description="file holding the token (instead of token); read at start"
-    )
-    batch_size: int = Field(5000, ge=1)
-    timeout_ms: int = Field(10_000, ge=100)
-    max_retries: int = Field(5, ge=0)
-    retry_backoff_s: float = Field(0.5, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            msg = f"{value!r} must start with http:// or https://"
-            raise ValueError(msg)
-        return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _token_file(cls, data: Any) -> Any:
-        return _secret_from_file(data, "token", "token_file", "storage.influx")
-
-
-class OutboxSettings(_Section):
-    """The durable outbox between the pipeline and InfluxDB (used whenever influx.url is set).
-
-    Records' line protocol is committed to this SQLite (WAL) file before offsets are; a
-    background drainer forwards it to InfluxDB and deletes it only once acknowledged.
-    """
-
-    path: Path | None = Field(
-        None, description="the outbox file; default: <store>-outbox.db beside the local store"
-    )
-    max_lines: int = Field(
-        2_000_000, ge=1, description="backlog at which consumption pauses (never drops)"
-    )
-    max_backoff_s: float = Field(30.0, gt=0, description="longest wait between write retries")
-    shutdown_drain_s: float = Field(
-        4.0,
-        ge=0,
-        description="at shutdown, how long to keep draining; the rest stays on disk (SIGTERM "
-        "exits within 10 s with the default)",
-    )
-
-
-class StorageSettings(_Section):
-    """Sinks the records go to; offsets are committed only after all have flushed."""
-
-    local: LocalStoreSettings = LocalStoreSettings()
-    influx: InfluxSettings = InfluxSettings()
-    outbox: OutboxSettings = OutboxSettings()
-    metrics_interval_s: float = Field(
-        10.0, gt=0, description="how often the daemon writes its own `pipeline` point"
-    )
-
-    @property
-    def outbox_path(self) -> Path:
-        """The outbox file: ``outbox.path``, or ``<store>-outbox.db`` beside the local store."""
-        local = self.local.path
-        return self.outbox.path or local.with_name(f"{local.stem}-outbox.db")
-
-
-class AlertSettings(_Section):
+class AlertSettings(Section):
     """The alert rules and where alerts go (InfluxDB ``alerts``, a Kafka topic, webhooks)."""
 
     enabled: bool = True
@@ -449,7 +172,7 @@ class AlertSettings(_Section):
         return rules
 
 
-class GrafanaSettings(_Section):
+class GrafanaSettings(Section):
     """The Grafana that ``seawatch dashboards apply`` provisions (through grafana-client)."""
 
     url: str | None = Field(None, description="e.g. http://grafana:3000; unset: apply refuses")
@@ -471,10 +194,10 @@ class GrafanaSettings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _token_file(cls, data: Any) -> Any:
-        return _secret_from_file(data, "token", "token_file", "dashboards.grafana")
+        return secret_from_file(data, "token", "token_file", "dashboards.grafana")
 
 
-class DashboardSettings(_Section):
+class DashboardSettings(Section):
     """Grafana dashboards, datasource and alert rules as code, and the HTML report."""
 
     grafana: GrafanaSettings = GrafanaSettings()
@@ -502,7 +225,7 @@ def _rule(values: dict) -> Rule:
     return TypeAdapter(Rule).validate_python(values)
 
 
-class HttpSettings(_Section):
+class HttpSettings(Section):
     """The daemon's HTTP endpoints: ``/healthz`` (ready: broker and stores reachable),
     ``/livez`` (the loop is turning) and ``/metrics`` (Prometheus text format).
 
