@@ -22,7 +22,7 @@ from seawatch.models.fish.frame_segment import (
     detections_from_maps,
     segment_input,
 )
-from seawatch.models.fish.head import FishOptions, _detector
+from seawatch.models.fish.options import FishOptions, build_detector
 from seawatch.models.fish.segment_train import scene_labels
 from seawatch.models.fish.synthetic import make_individuals
 from seawatch.models.fish.tank_scene import _relabel, match_boxes, render_scene
@@ -146,7 +146,7 @@ def test_the_command_writes_a_fish_segmentation_artifact(artifact):
 
 def test_the_detector_option_defaults_to_threshold_and_checks_its_model(tmp_path, artifact):
     assert parse_options(FishOptions, "fish", {}).detector == "threshold"
-    assert _detector(parse_options(FishOptions, "fish", {"whole_frames": True})) is None
+    assert build_detector(parse_options(FishOptions, "fish", {"whole_frames": True})) is None
     with pytest.raises(ConfigError, match=r"tasks\.fish\.options\.detector"):
         parse_options(FishOptions, "fish", {"detector": "boxes"})
     with pytest.raises(ConfigError, match="set whole_frames: true"):
@@ -157,9 +157,9 @@ def test_the_detector_option_defaults_to_threshold_and_checks_its_model(tmp_path
         {"whole_frames": True, "detector": "model", "detector_model_dir": str(tmp_path)},
     )
     with pytest.raises(ConfigError, match=r"detector_model_dir.*train fish-segmentation"):
-        _detector(missing)
+        build_detector(missing)
     options = {"whole_frames": True, "detector": "model", "detector_model_dir": str(artifact)}
-    assert isinstance(_detector(parse_options(FishOptions, "fish", options)), FishSegmenter)
+    assert isinstance(build_detector(parse_options(FishOptions, "fish", options)), FishSegmenter)
 
 
 def test_a_whole_frame_head_cuts_frames_with_the_network_when_given_it(artifact):
