@@ -210,13 +210,25 @@ def objects_from_maps(
     """Objects of one frame from its network maps (2 x H' x W', padding included), split at
     the model's centre-ness levels (its card's ``core`` and ``merge``): the objects, the
     network-scale label map and the label of each object."""
-    h, w = gray8.shape
+    small, big = label_maps(maps, gray8.shape, core_level=core_level, merge_level=merge_level)
+    objects, kept = objects_from_labels(gray8, big, params, pixel_size_um)
+    return objects, small, kept
+
+
+def label_maps(
+    maps: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    core_level: float = CORE_LEVEL,
+    merge_level: float = MERGE_LEVEL,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's instance labels from its network maps (padding included), split at the
+    given centre-ness levels: at the network's scale, and enlarged to the frame's ``shape``."""
+    h, w = shape
     sh, sw = max(1, round(h * MODEL_SCALE)), max(1, round(w * MODEL_SCALE))
     maps = maps[:, :sh, :sw]
     small = instances(maps, core_level=core_level, merge_level=merge_level)
-    big = enlarge(small, np.ascontiguousarray(maps[FOREGROUND]), (h, w))
-    objects, kept = objects_from_labels(gray8, big, params, pixel_size_um)
-    return objects, small, kept
+    return small, enlarge(small, np.ascontiguousarray(maps[FOREGROUND]), (h, w))
 
 
 def _window(plane: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
@@ -288,6 +300,7 @@ __all__ = [
     "fill_instances",
     "frame_score",
     "instances",
+    "label_maps",
     "model_input",
     "objects_from_labels",
     "objects_from_maps",

@@ -20,14 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seawatch.ingest.segment import SegmentParams, threshold_labels
-from seawatch.ingest.segment_model import (
-    CORE_LEVEL,
-    FOREGROUND,
-    MERGE_LEVEL,
-    MODEL_SCALE,
-    enlarge,
-    instances,
-)
+from seawatch.ingest.segment_model import CORE_LEVEL, MERGE_LEVEL, label_maps
 from seawatch.models.segmentation.metrics import best_iou_per_truth, esd, esd_errors, inter_matrix
 from seawatch.models.segmentation.synthetic import MIN_ESD_PX
 
@@ -104,11 +97,7 @@ def model_labels(
 ) -> np.ndarray:
     """The daemon's frame-size label map from one frame's maps (padding included), split
     at the given centre-ness levels (:func:`~seawatch.ingest.segment_model.instances`)."""
-    h, w = shape
-    sh, sw = max(1, round(h * MODEL_SCALE)), max(1, round(w * MODEL_SCALE))
-    maps = maps[:, :sh, :sw]
-    small = instances(maps, core_level=core_level, merge_level=merge_level)
-    return enlarge(small, np.ascontiguousarray(maps[FOREGROUND]), shape)
+    return label_maps(maps, shape, core_level=core_level, merge_level=merge_level)[1]
 
 
 def score_model(
