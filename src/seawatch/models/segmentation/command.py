@@ -10,6 +10,7 @@ import click
 
 DEFAULT_MODEL = Path("models/segmentation")
 DEFAULT_WIDTHS = (12, 24, 48, 64)
+DEFAULT_FINE = 8  # SegNet's refinement channels (fit.py's default; torch is not imported here)
 
 
 def _widths(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -44,7 +45,7 @@ def _widths(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int
 @click.option(
     "--fine",
     type=click.IntRange(0),
-    default=8,
+    default=DEFAULT_FINE,
     show_default=True,
     help="Channels of the refinement at the network's working resolution; 0: none (the head "
     "at half that resolution, its maps enlarged in the graph).",
@@ -94,7 +95,7 @@ def train_command(
     words += ["--quick"] if quick else []
     if widths != DEFAULT_WIDTHS:
         words += ["--widths", ",".join(str(w) for w in widths)]
-    words += ["--fine", str(fine)] if fine != 8 else []
+    words += ["--fine", str(fine)] if fine != DEFAULT_FINE else []
     words += ["--downsample", downsample] if downsample != "1" else []
     words += ["--rows", rows] if rows != "all" else []
     command = shlex.join(words)
