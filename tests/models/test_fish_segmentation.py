@@ -132,7 +132,7 @@ def test_the_command_writes_a_fish_segmentation_artifact(artifact):
     assert card.input.preprocessing.endswith("frame_segment.segment_input")
     assert card.training.command.startswith("seawatch train fish-segmentation")
     rows = card.metrics["rows"]
-    assert {"threshold", "teacher", "supervised_third", "self_training_quality_kd"} <= set(rows)
+    assert set(rows) == {"threshold", "teacher", "supervised_third", "self_training_quality_kd"}
     assert rows["threshold"]["fish"] == rows["self_training_quality_kd"]["fish"] > 0
     assert card.training.data["pool"]["seed"] == 7_100_700  # development seeds only
     segmenter = FishSegmenter(artifact)

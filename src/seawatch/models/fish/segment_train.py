@@ -2,7 +2,7 @@
 in whole tank frames (issue 27's second use, issue 28's touching fish). Imports torch.
 
 The same recipe as the plankton network (:mod:`seawatch.models.segmentation.selftrain`,
-its rows that fit the time: :mod:`.segment_selftrain`):
+its rows that fit the time: ``Plan.rows == "served+third"``):
 a teacher U-Net on the labelled third of a pool of tank scenes
 (:func:`~seawatch.models.fish.tank_scene.render_scene`, whose masks are each fish's pasted
 alpha), the quality network on its cross-fold instances, quality-filtered pseudo-labels on
@@ -38,16 +38,14 @@ from seawatch.models.fish.frame_segment import (
     detections_from_maps,
     segment_input,
 )
-from seawatch.models.fish.segment_selftrain import run
 from seawatch.models.fish.synthetic import make_individuals
 from seawatch.models.fish.tank_scene import Scene, render_scene
 from seawatch.models.segmentation.data import Tiles
 from seawatch.models.segmentation.fit import FitSettings
-from seawatch.models.segmentation.selftrain import Plan
+from seawatch.models.segmentation.selftrain import SERVED_ROW, Plan, run
 
 POOL_SEED, UNLABELLED_SEED, VALIDATION_SEED = 7_100_700, 7_100_701, 7_100_702
 INDIVIDUALS_SEED = 3  # the fish generator's seed for the scenes' fish (not the gallery's 0)
-SERVED_ROW = "self_training_quality_kd"
 NAME, VERSION = "fish-seg-unet", "0.1.0"
 
 PLAN = Plan(
@@ -59,6 +57,7 @@ PLAN = Plan(
     quality_steps=250,
     pool_seed=POOL_SEED,
     unlabelled_seed=UNLABELLED_SEED,
+    rows="served+third",  # teacher, supervised 1/3, quality network, distilled student
 )
 QUICK = Plan(
     pool=6,
@@ -69,6 +68,7 @@ QUICK = Plan(
     quality_steps=3,
     pool_seed=POOL_SEED,
     unlabelled_seed=UNLABELLED_SEED,
+    rows="served+third",  # teacher, supervised 1/3, quality network, distilled student
 )
 
 
@@ -125,7 +125,7 @@ def train_fish_segmentation(
     """Run the plan on tank scenes, score every row on validation scenes, write the artifact
     (the distilled student, the quality network, the card) to ``out``; the scores."""
     from seawatch.models.segmentation.export import export_graphs, round_floats, write_card
-    from seawatch.models.segmentation.train import SHORT
+    from seawatch.models.segmentation.train import stage_bars
     from seawatch.models.training import training_progress
 
     started = time.perf_counter()
@@ -142,16 +142,7 @@ def train_fish_segmentation(
             )
         )
         val = render_scenes(validation, VALIDATION_SEED, progress=step)
-        stages: dict[str, object] = {}
-
-        def show(stage: str, done: int, total: int) -> None:
-            name = stage.split(" ")[0]
-            if name not in stages:
-                label = SHORT.get(name, name)
-                stages[name] = progress.add_task(f"fit {label}"[:22], total=total, info="")
-            progress.update(stages[name], completed=done, info=stage.split(" ", 1)[-1])
-
-        result = run(plan, pool, extra, show)
+        result = run(plan, pool, extra, stage_bars(progress))
         task = progress.add_task("score validation", total=None, info="")
         scores = score_detectors({"teacher": result.teacher, **result.nets}, val)
         progress.update(task, total=1, completed=1)

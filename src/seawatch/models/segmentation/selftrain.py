@@ -50,7 +50,9 @@ ROWS = (
     ("self_training_quality_kd", "self-training + quality filter + distillation"),
 )
 SERVED_ROW = "self_training_quality_kd"
-ROW_SETS = ("all", "served")  # Plan.rows: the whole ablation, or only the served student's path
+# Plan.rows: the whole ablation; only the served student's path; or that path plus
+# "supervised, 1/3" (the student's yardstick at the same number of steps: the fish detector)
+ROW_SETS = ("all", "served", "served+third")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -73,7 +75,7 @@ class Plan:
     seed: int = 0
     pool_seed: int = 7_100_200
     unlabelled_seed: int = 7_100_202
-    rows: str = "all"  # "served": only the teacher, the quality network and the served student
+    rows: str = "all"  # one of ROW_SETS
 
     def __post_init__(self) -> None:
         if not 2 <= self.labelled < self.pool:
@@ -216,7 +218,8 @@ def run(
 ) -> Result:
     """Fit every row of the ablation on ``pool`` (its first ``plan.labelled`` tiles are the
     labelled third) and the never-labelled ``extra`` tiles; with ``plan.rows == "served"``
-    only the served student's path (teacher, quality network, distilled student)."""
+    only the served student's path (teacher, quality network, distilled student), with
+    ``"served+third"`` that path and "supervised, 1/3"."""
     torch.set_num_threads(1)  # on a shared CPU more threads only spin against each other
     say = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
@@ -247,10 +250,11 @@ def run(
     # data for the supervised rows, with the pseudo-labelled tiles for the students).
     second = replace(plan.fit, steps=plan.student_steps, lr=plan.student_lr)
     teacher = fit("teacher", _supervised(labelled), plan.fit, plan.seed)
-    if plan.rows == "all":
+    if plan.rows != "served":
         nets["supervised_third"] = fit(
             "supervised_third", _supervised(labelled), second, plan.seed, start=teacher
         )
+    if plan.rows == "all":
         first_all = fit("supervised_all_stage1", _supervised(pool), plan.fit, plan.seed)
         nets["supervised_all"] = fit(
             "supervised_all", _supervised(pool), second, plan.seed, start=first_all

@@ -26,6 +26,7 @@ from seawatch.models.segmentation.selftrain import (
     ROWS,
     SERVED_ROW,
     Plan,
+    Progress,
     Result,
     pseudo_label,
     run,
@@ -44,6 +45,21 @@ SHORT = {
     "self_training_quality": "self + quality",
     "self_training_quality_kd": "self + quality + KD",
 }
+
+
+def stage_bars(progress) -> Progress:
+    """A :data:`Progress` callback that gives each fit of a run its own bar on ``progress``
+    (a :func:`training_progress`), labelled with the row's short name."""
+    stages: dict[str, object] = {}
+
+    def show(stage: str, done: int, total: int) -> None:
+        name = stage.split(" ")[0]
+        if name not in stages:
+            label = SHORT.get(name, name)
+            stages[name] = progress.add_task(f"fit {label}"[:22], total=total, info="")
+        progress.update(stages[name], completed=done, info=stage.split(" ", 1)[-1])
+
+    return show
 
 
 def score_rows(result: Result, tiles: Tiles) -> dict[str, dict]:
@@ -104,16 +120,7 @@ def train_segmentation(out: Path, plan: Plan, *, command: str, validation: int) 
             keep_full=True,
             progress=lambda n: progress.advance(task, n),
         )
-        stages: dict[str, object] = {}
-
-        def show(stage: str, done: int, total: int) -> None:
-            name = stage.split(" ")[0]
-            if name not in stages:
-                label = SHORT.get(name, name)
-                stages[name] = progress.add_task(f"fit {label}"[:22], total=total, info="")
-            progress.update(stages[name], completed=done, info=stage.split(" ", 1)[-1])
-
-        result = run(plan, pool, extra, show)
+        result = run(plan, pool, extra, stage_bars(progress))
         task = progress.add_task("score validation", total=None, info="")
         scores = score_rows(result, val)
         rho = quality_rho(result, val)
@@ -174,5 +181,6 @@ __all__ = [
     "VALIDATION_SEED",
     "quality_rho",
     "score_rows",
+    "stage_bars",
     "train_segmentation",
 ]
