@@ -56,6 +56,24 @@ def test_the_committed_network_cuts_labelled_crops_reproducibly() -> None:
     assert counts["kept"] >= 0.8 * counts["truth_objects"]
 
 
+def test_the_crops_are_cut_at_the_split_levels_of_the_networks_card(tmp_path: Path) -> None:
+    """The classifier learns from the objects the daemon would cut: the card's levels."""
+    import json
+    import shutil
+
+    copy = tmp_path / "segmentation"
+    shutil.copytree(_model(), copy)
+    card = json.loads((copy / "card.json").read_text())
+    card["thresholds"] |= {"core": 0.05, "merge": 0.02}  # a core wherever there is centre-ness
+    (copy / "card.json").write_text(json.dumps(card))
+    served: dict[str, int] = {}
+    loose: dict[str, int] = {}
+    model_segmented_dataset(3, 11, _model(), size=32, counts=served)
+    model_segmented_dataset(3, 11, copy, size=32, counts=loose)
+    assert served["truth_objects"] == loose["truth_objects"]  # the same frames
+    assert served["cut"] != loose["cut"]
+
+
 def test_a_split_gains_a_model_segmented_source_only_with_a_model() -> None:
     plain, _ = synthetic_split("validation", 6, seed=3, size=32, segmented_share=0.4)
     counts: dict[str, int] = {}

@@ -215,6 +215,17 @@ def objects_from_maps(
     return objects, small, kept
 
 
+def split_levels(
+    thresholds: dict[str, float], default: tuple[float, float] = (CORE_LEVEL, MERGE_LEVEL)
+) -> tuple[float, float]:
+    """A network's centre-ness levels (core, merge) from its card's ``thresholds``: the split
+    of touching objects chosen for that network, else ``default``."""
+    return (
+        float(thresholds.get("core", default[0])),
+        float(thresholds.get("merge", default[1])),
+    )
+
+
 def label_maps(
     maps: np.ndarray,
     shape: tuple[int, int],
@@ -305,4 +316,5 @@ __all__ = [
     "objects_from_labels",
     "objects_from_maps",
     "quality_windows",
+    "split_levels",
 ]

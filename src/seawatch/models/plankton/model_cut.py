@@ -43,8 +43,6 @@ from seawatch.inference.batching import run_in_chunks
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.ingest.segment import SegmentParams
 from seawatch.ingest.segment_model import (
-    CORE_LEVEL,
-    MERGE_LEVEL,
     QUALITY_CHANNELS,
     QUALITY_SIZE,
     ModelInput,
@@ -52,6 +50,7 @@ from seawatch.ingest.segment_model import (
     model_input,
     objects_from_maps,
     quality_windows,
+    split_levels,
 )
 from seawatch.ingest.segment_windows import Window, network_maps, proposal_windows
 
@@ -150,8 +149,7 @@ class ModelCutter:
         self.review_below = review_below
         self.stride = int(card.thresholds.get("stride", 32))
         # the split of touching objects, chosen for this network on development frames
-        self.core_level = float(card.thresholds.get("core", CORE_LEVEL))
-        self.merge_level = float(card.thresholds.get("merge", MERGE_LEVEL))
+        self.core_level, self.merge_level = split_levels(card.thresholds)
         self.windows = windows  # run the network on proposal windows, not the whole frame
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="segment")
 

@@ -26,7 +26,7 @@ from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.contracts.errors import ConfigError
 from seawatch.contracts.preprocess import prepare_roi
 from seawatch.ingest.segment import SegmentParams
-from seawatch.ingest.segment_model import model_input, objects_from_labels
+from seawatch.ingest.segment_model import model_input, objects_from_labels, split_levels
 from seawatch.models.plankton._segmented import shuffled_crops
 from seawatch.models.plankton.synthetic import TAXA
 from seawatch.models.segmentation.data import STRIDE, jpeg
@@ -92,6 +92,7 @@ def model_segmented_dataset(
         msg += f"{hard_share}"
         raise ValueError(msg)
     check_segmentation_model(model_dir)
+    core, merge = split_levels(load_card(model_dir).thresholds)  # the daemon's split
     rng = np.random.default_rng(seed)
     params = SegmentParams()
     total = dict.fromkeys(COUNT_KEYS, 0)
@@ -114,7 +115,7 @@ def model_segmented_dataset(
             image = jpeg(frame.image) if rng.random() < 0.5 else frame.image
             signal = model_input(image, params, STRIDE).signal
             maps = session.run(signal[None, None].astype(np.float32))[0]
-            cut = model_labels(maps, image.shape)
+            cut = model_labels(maps, image.shape, core_level=core, merge_level=merge)
             objects, kept = objects_from_labels(image, cut, params, None)
             remap = np.zeros(int(cut.max(initial=0)) + 1, np.int32)
             remap[kept] = np.arange(1, len(kept) + 1)
