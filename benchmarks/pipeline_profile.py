@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="inference threads")
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decode-threads", type=int, default=None, help="ingest.decode_threads")
     args = parser.parse_args()
-    args.decode_threads = args.poll_records = None
+    args.poll_records = None
     task, full_share, _ = WORKLOADS[args.task]
     messages = task_messages(task, args.frames, seed=args.seed, full_share=full_share)
     models = Models(resolve_model_dir(PLANKTON_DIR), None, resolve_model_dir(FISH_DIR), None)

@@ -53,6 +53,7 @@ numpy only: the card stores the coefficients.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,10 +168,29 @@ class RankingCalibration:
         full_frame: np.ndarray,
     ) -> np.ndarray:
         """Vectorised :meth:`score` (see :func:`ranking_features` for the inputs)."""
+        return self.grouped_scores(confidence, top_k, taxon, full_frame, [len(confidence)])
+
+    def grouped_scores(
+        self,
+        confidence: np.ndarray,
+        top_k: np.ndarray,
+        taxon: Sequence[str] | np.ndarray,
+        full_frame: np.ndarray,
+        groups: Sequence[int],
+    ) -> np.ndarray:
+        """:meth:`scores` of many frames' objects at once (``groups``: the objects of each
+        frame, in order, summing to N): the features in one pass, the weighted sum per group
+        as :meth:`scores` of that group alone takes it (a matrix-vector product may round
+        the last bit otherwise for more rows), so each score equals the frame's own call."""
         k = np.asarray(top_k, dtype=np.float64)
         k = k.reshape(len(k), -1)[:, : self.top_k]
         x = ranking_features(confidence, k, taxon, full_frame, self.taxa)
-        z = x @ np.asarray(self.weights, dtype=np.float64) + self.bias
+        if sum(groups) != len(x):
+            raise ValueError(f"groups {list(groups)} do not add up to the {len(x)} objects")
+        w = np.asarray(self.weights, dtype=np.float64)
+        bounds = np.cumsum([0, *groups])
+        products = [x[a:b] @ w for a, b in itertools.pairwise(bounds) if b > a]
+        z = (np.concatenate(products) if products else np.zeros(0)) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -500.0, 500.0)))
 
     def score(

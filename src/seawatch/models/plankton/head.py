@@ -57,6 +57,7 @@ from seawatch.models.plankton.plugin_checks import (
     sample_inputs,
     validate,
 )
+from seawatch.models.plankton.poll_ranking import poll_wrongness
 
 FEATURES = "features"
 log = logging.getLogger(__name__)
@@ -191,11 +192,16 @@ class PlanktonClassifier:
         for i in order:
             n = len(frames[i].objects)
             answers_of[i], cursor = predictions[cursor : cursor + n], cursor + n
+        wrongness_of = poll_wrongness(
+            self.ranking,
+            [answers_of[i] for i in range(len(frames))],
+            [p.frame.meta.frame_kind is FrameKind.FULL for p in frames],
+        )
         results = []
         for i, prepared in enumerate(frames):
             answers, n = answers_of[i], len(prepared.objects)
             digests = [v.digest for v in prepared.views] if prepared.views else [None] * n
-            wrongness = self._wrongness(answers, prepared.frame.meta.frame_kind)
+            wrongness = wrongness_of[i]
             if i in doubtful:  # a doubtful cut: its objects first in the review queue
                 wrongness = [1.0] * n
             objects = tuple(
@@ -232,18 +238,6 @@ class PlanktonClassifier:
             if self.cutter is not None and self.cutter.needs_review(cut.score):
                 doubtful.add(i)
         return doubtful
-
-    def _wrongness(self, answers: list[Prediction], kind: FrameKind) -> list[float | None]:
-        """The card's fitted "most likely wrong" score of each answer (None without one)."""
-        if self.ranking is None or not answers:
-            return [None] * len(answers)
-        scores = self.ranking.scores(
-            np.array([p.confidence for p in answers]),
-            np.array([[prob for _, prob in p.top_k] for p in answers]),
-            [p.taxon for p in answers],
-            np.full(len(answers), kind is FrameKind.FULL),
-        )
-        return [float(s) for s in scores]
 
     def close(self) -> None:
         """Close the backend (and the segmentation model's)."""
