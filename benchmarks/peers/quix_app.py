@@ -7,6 +7,13 @@ functions, so the work per frame is the same), ONNX Runtime called per message a
 user would, a SQLite sink that inserts each checkpoint's batch in one transaction
 (``synchronous=FULL``, as the daemon's store) before Quix commits the offsets.
 
+For fish the peer does what a re-identification app must at the least: the nearest
+individual of the model's gallery (``gallery.npz``, best cosine over each fish's views) is the
+label when it reaches the card's ``match_similarity``, else ``new``. Until 2026-12-07 it
+stored the network's first output and identified nothing, so its fish figure was the
+embedding network's alone (the daemon also runs tracklets and the open-set rules, which
+this peer does not).
+
 Run by ``benchmarks/pipeline.py`` as a child process; prints one JSON line: frames, rows,
 seconds from the first message processed to ``app.run`` returning (every row stored, the
 offsets committed: what the daemon's figure measures).
@@ -24,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from quixstreams import Application
 from quixstreams.sinks import BatchingSink, SinkBatch
 
@@ -56,6 +64,21 @@ class SQLiteSink(BatchingSink):
         self.rows += len(rows)
 
 
+def _nearest_fish(model_dir: Path, card):
+    """embedding -> (individual or "new", best cosine), against the model's gallery."""
+    gallery = np.load(model_dir / "gallery.npz")
+    views = gallery["embeddings"] / np.linalg.norm(gallery["embeddings"], axis=1, keepdims=True)
+    owner, ids = gallery["owner"], gallery["ids"]
+    threshold = float(card.thresholds["match_similarity"])
+
+    def nearest(embedding: np.ndarray) -> tuple[str, float]:
+        sims = views @ (embedding / np.linalg.norm(embedding))
+        k = int(sims.argmax())
+        return (str(ids[owner[k]]) if sims[k] >= threshold else "new"), float(sims[k])
+
+    return nearest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", required=True)
@@ -71,6 +94,7 @@ def main() -> None:
     card = load_card(args.model_dir)
     model = OnnxRuntimeBackend(args.model_dir / ONNX_FILE, threads=args.threads)
     whole = _whole_frame(args.task, card)
+    nearest = _nearest_fish(args.model_dir, card) if args.task == "fish" else None
     params, limits = SegmentParams(), DecodeLimits()
     first: list[float] = []
 
@@ -88,6 +112,9 @@ def main() -> None:
         rows = []
         for index, tensor in inputs:
             out = model.run(tensor)
+            if nearest is not None:
+                rows.append((frame, index, *nearest(out[0].ravel())))
+                continue
             k = int(out[0].argmax()) if card.class_names else 0
             label = card.class_names[k] if card.class_names else args.task
             rows.append((frame, index, label, float(out[0].ravel()[k])))
