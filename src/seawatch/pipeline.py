@@ -22,22 +22,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from typing import Protocol
 
-import numpy as np
-
-from seawatch.alerts.model import Alert
 from seawatch.alerts.outputs import AlertOutputs
 from seawatch.contracts.errors import BrokerError, FrameError
-from seawatch.contracts.records import FrameRecord
 from seawatch.contracts.task import PreparedFrame, build_record
 from seawatch.health.checks import Heartbeat
-from seawatch.inference.router import TaskRouter, TaskWork
+from seawatch.inference.router import TaskRouter
 from seawatch.ingest.dead_letters import DeadLetterQueue
 from seawatch.ingest.kafka_io import FrameSource
 from seawatch.ingest.prepare import FramePreparer, Rejected
 from seawatch.pipeline_metrics import PipelineMetrics
+from seawatch.pipeline_parts import Alerting, Batch, ModelUpdates, RecordView
 from seawatch.stats import PipelineStats
 from seawatch.storage.crop_store import CropStore
 from seawatch.storage.evidence import EvidenceStore
@@ -45,43 +40,6 @@ from seawatch.storage.sink import LineSink, Sink
 
 log = logging.getLogger(__name__)
 IDLE_POLL_MS = 200  # how long a poll waits when no message comes and nothing is in flight
-
-
-class Alerting(Protocol):
-    """The alert rules with their state (``alerts.engine.AlertEngine``, or
-    ``alerts.partitioned.PartitionedAlerts`` tied to the owned partitions): the alerts of a
-    batch's stored records, of the clock; ``checkpoint`` makes the state durable once its
-    alerts are (False: do not commit the batch's offsets yet)."""
-
-    def evaluate(self, records: list[FrameRecord]) -> list[Alert]: ...
-    def tick(self) -> list[Alert]: ...
-    def checkpoint(self, force: bool = False) -> bool: ...
-
-
-class ModelUpdates(Protocol):
-    """Live model swaps (:class:`seawatch.model_swap.ModelSwapper`)."""
-
-    def poll(self) -> None:
-        """Between batches: swap in a promoted model that passed its checks."""
-
-    def batch_stored(self) -> None:
-        """A batch was stored: heads retired before it may be closed."""
-
-    def close(self) -> None:
-        """Close what is left (the loop has stopped)."""
-
-
-@dataclass(slots=True)
-class Batch:
-    """One poll batch on its way through the stages."""
-
-    records: list
-    frames: list[PreparedFrame]
-    polled_at: float
-    work: list[TaskWork] = field(default_factory=list)
-    results: list[FrameRecord] = field(default_factory=list)
-    evidence: list[tuple[str, np.ndarray]] = field(default_factory=list)
-    crops_written: Future[None] | None = None  # its kept crops, written while it is inferred
 
 
 class Pipeline:
@@ -339,7 +297,7 @@ class Pipeline:
         batch.work = []  # the stacked inputs are no longer needed
         for position, error in routed.failed:
             # A failed backend call fails each of its frames, to the DLQ with the reason.
-            self._dead_letter(_RecordView(batch.frames[position]), FrameError("infer", str(error)))
+            self._dead_letter(RecordView(batch.frames[position]), FrameError("infer", str(error)))
         now_ms = time.time() * 1000
         kept = []
         for position, prepared in enumerate(batch.frames):
@@ -413,21 +371,6 @@ class Pipeline:
         log.warning(
             "dead_letter stage=%s field=%s reason=%r", error.stage, error.field, error.reason
         )
-
-
-class _RecordView:
-    """A prepared frame seen as the Kafka message it came from (for the DLQ)."""
-
-    def __init__(self, prepared: PreparedFrame) -> None:
-        frame = prepared.frame
-        self.topic, self.partition, self.offset = (
-            frame.ref.topic,
-            frame.ref.partition,
-            frame.ref.offset,
-        )
-        self.key = frame.meta.instrument.encode()
-        self.value = frame.payload
-        self.headers = frame.headers
 
 
 __all__ = ["Batch", "Pipeline"]
