@@ -24,7 +24,7 @@ def test_covered_is_the_share_of_a_box_under_another() -> None:
 
 
 def test_a_box_over_two_fish_or_much_larger_than_one_is_a_merge() -> None:
-    rule = MergeRule()
+    rule = MergeRule(max_growth=1.6)
     nemo, dory = (0, (100, 100, 160, 64)), (0, (180, 120, 160, 64))  # seen in one frame
     assert rule.judge((100, 100, 240, 84), [nemo, dory]) == OVERLAP
     assert rule.judge((105, 100, 160, 64), [nemo, dory]) == ""  # nemo's box, beside dory
@@ -33,6 +33,7 @@ def test_a_box_over_two_fish_or_much_larger_than_one_is_a_merge() -> None:
     assert MergeRule(max_growth=0).judge((100, 100, 240, 84), broken) == ""
     assert rule.judge((100, 90, 200, 100), [nemo]) == GROWN  # 1.95 times its area
     assert rule.judge((100, 100, 170, 70), [nemo]) == ""  # grew a little: one fish
+    assert MergeRule().judge((100, 90, 200, 100), [nemo]) == ""  # growth is off by default
     # over a tracked fish but unlike it (links to no tracklet): another fish over it
     assert rule.judge((100, 100, 170, 70), [nemo], links=False) == HIDDEN
     assert MergeRule(hidden=False).judge((100, 100, 170, 70), [nemo], links=False) == ""
@@ -46,6 +47,11 @@ def test_a_bad_merge_rule_fails_naming_its_limits(cover: float, growth: float) -
         MergeRule(cover, growth)
 
 
+def _seen(camera: str, at_ns: int, box) -> Place:
+    """A whole frame's detection (its box may hold two fish)."""
+    return Place(camera, at_ns, box, detected=True)
+
+
 def test_tracklets_predict_where_their_fish_are() -> None:
     tracks = Tracklets(merge_rule=MergeRule(max_growth=0))
     for k in range(2):  # nemo swims right 40 px a frame, dory left, towards each other
@@ -53,18 +59,20 @@ def test_tracklets_predict_where_their_fish_are() -> None:
         tracks.link(Place("cam-1", k * TICK, (420 - 40 * k, 110, 160, 64)), E[1])
     assert nemo.predicted(3 * TICK) == pytest.approx((220, 100, 160, 64))  # 80 px on
     # two frames on, their predicted boxes (220 and 300) lie under one box (230-450)
-    assert tracks.merged(Place("cam-1", 3 * TICK, (230, 100, 220, 80)), E[0]) == OVERLAP
+    assert tracks.merged(_seen("cam-1", 3 * TICK, (230, 100, 220, 80)), E[0]) == OVERLAP
+    # a crop with its box (not a detection) holds one fish, however it overlaps
+    assert tracks.merged(Place("cam-1", 3 * TICK, (230, 100, 220, 80)), E[0]) == ""
     # where they were last seen (140 and 380), not where they are now, it holds one
-    assert tracks.merged(Place("cam-1", TICK + 1, (230, 100, 220, 80)), E[0]) == ""
-    assert tracks.merged(Place("cam-2", 3 * TICK, (170, 100, 340, 80)), E[0]) == ""  # camera
+    assert tracks.merged(_seen("cam-1", TICK + 1, (230, 100, 220, 80)), E[0]) == ""
+    assert tracks.merged(_seen("cam-2", 3 * TICK, (170, 100, 340, 80)), E[0]) == ""  # camera
     assert tracks.merged(Place("cam-1", 3 * TICK, None), E[0]) == ""  # a crop sent alone
     later = 1 * TICK + tracks.gap_ns + 1  # both tracklets closed by then
-    assert tracks.merged(Place("cam-1", later, (100, 100, 480, 80)), E[0]) == ""
+    assert tracks.merged(_seen("cam-1", later, (100, 100, 480, 80)), E[0]) == ""
 
 
 def _decide(decider, embedding, k, box, tag):
     source = SightingSource(f"{tag}{k}", k * TICK)
-    place = Place("cam-1", k * TICK, box, 500.0)
+    place = Place("cam-1", k * TICK, box, 500.0, detected=True)
     return decider.decide(embedding[None], [source], [place])[0]
 
 

@@ -37,6 +37,7 @@ class Place:
     captured_at_ns: int
     box: Box | None = None  # the fish's box in the frame (None: a crop sent alone)
     quality: float = math.inf  # :func:`~seawatch.models.fish.quality.view_quality`
+    detected: bool = False  # the box is a whole frame's detection (it may hold two fish)
 
 
 @dataclass(slots=True)
@@ -121,9 +122,9 @@ class Tracklets:
     def merged(self, place: Place, embedding: np.ndarray) -> str:
         """Why ``place``'s box holds two fish by the camera's live tracklets (their boxes
         predicted for its time; :class:`~seawatch.models.fish.occlusion.MergeRule`), or
-        ``""`` (a crop sent alone is never a merge). ``embedding``: its view, to tell
-        whether it links to one of them."""
-        if place.box is None:
+        ``""`` (a crop, sent alone or with its box, holds one fish: never a merge).
+        ``embedding``: its view, to tell whether it links to one of them."""
+        if place.box is None or not place.detected:
             return ""
         now = place.captured_at_ns
         tracks = [t for t in self._open.get(place.camera, []) if 0 < now - t.last_ns <= self.gap_ns]
