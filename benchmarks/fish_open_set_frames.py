@@ -16,7 +16,7 @@ precision (missed fish, false detections), then the open-set figures
 (:mod:`seawatch.models.fish.open_set_score`) over the matched sightings, and the "new fish"
 alerts of all detections (false ones included) against the new fish.
 
-Development seeds are 7,100,400-7,100,499; 7,900,083 and 7,900,086 are reserved for the
+Development seeds are 7,100,400-7,100,499; 7,900,083 and 7,900,086-090 are reserved for the
 final figures (each scored once per round of choices, never used for one).
 
 ``--per-sighting FILE`` appends one JSON line per detection (its record, its view's quality,

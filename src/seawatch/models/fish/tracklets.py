@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seawatch.models.fish.gallery_records import SightingSource
-from seawatch.models.fish.occlusion import MergeRule
+from seawatch.models.fish.occlusion import MergeRule, covered
 
 Box = tuple[float, float, float, float]  # x, y, w, h in the frame, pixels
 
@@ -124,13 +124,15 @@ class Tracklets:
         predicted for its time; :class:`~seawatch.models.fish.occlusion.MergeRule`), or
         ``""`` (a crop, sent alone or with its box, holds one fish: never a merge).
         ``embedding``: its view, to tell whether it links to one of them."""
-        if place.box is None or not place.detected:
+        if place.box is None or not place.detected or self.merge_rule.min_cover == 0:
             return ""
         now = place.captured_at_ns
         tracks = [t for t in self._open.get(place.camera, []) if 0 < now - t.last_ns <= self.gap_ns]
-        live = [(t.last_ns, t.predicted(now)) for t in tracks]
+        live = [(t.last_ns, b) for t in tracks if (b := t.predicted(now)) is not None]
+        if not any(covered(b, place.box) >= self.merge_rule.min_cover for _, b in live):
+            return ""  # over no tracked fish (most detections): no similarity to compute
         links = self._fit(tracks, place, embedding) is not None
-        return self.merge_rule.judge(place.box, [(s, b) for s, b in live if b is not None], links)
+        return self.merge_rule.judge(place.box, live, links)
 
     def _near(self, track: Tracklet, place: Place) -> bool:
         if track.last_box is None or place.box is None:
