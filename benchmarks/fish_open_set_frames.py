@@ -231,6 +231,8 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None) -> d
         "alerts_all_per_new_fish": round(alerts / max(1, len(strangers)), 4),
         **{f"matched_{k}": v for k, v in score.items()},
         "merges": len(head.decider.merges) if head.decider is not None else 0,
+        # detections the occlusion rule called two fish under one box (occlusion.py)
+        "merge_detections": head.decider.merged if head.decider is not None else 0,
         "decide_us_per_sighting": round(decide_s / max(1, found) * 1e6, 1),
     }
 

@@ -21,6 +21,11 @@ tracklets`) and the tracklet is decided as a group:
 - until then a sighting is reported as its own best match when that reaches the threshold
   (matched, nothing enrolled), else ``unknown``. A poor view never enrols and never decides.
 
+Before any of this, a whole frame's detection that lies over two tracked fish (or over one
+whose views it does not resemble: :mod:`seawatch.models.fish.occlusion`) is a *merge*: it
+joins no tracklet and is reported as its best match only ``merge_match_margin`` over the
+threshold, else ``unknown`` (its crop holds two fish).
+
 A decided tracklet's later sightings get its individual, unless a sighting's own score for
 it is under the threshold less ``inherit_drop`` (a poor view: less ``poor_inherit_drop``),
 or another individual scores more than ``inherit_margin`` above it: then the link was likely
