@@ -16,7 +16,7 @@ precision (missed fish, false detections), then the open-set figures
 (:mod:`seawatch.models.fish.open_set_score`) over the matched sightings, and the "new fish"
 alerts of all detections (false ones included) against the new fish.
 
-Development seeds are 7,100,400-7,100,499; 7,900,083 and 7,900,086 are reserved for the
+Development seeds are 7,100,400-7,100,499; 7,900,083 and 7,900,086-090 are reserved for the
 final figures (each scored once per round of choices, never used for one).
 
 ``--per-sighting FILE`` appends one JSON line per detection (its record, its view's quality,
@@ -231,6 +231,8 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None) -> d
         "alerts_all_per_new_fish": round(alerts / max(1, len(strangers)), 4),
         **{f"matched_{k}": v for k, v in score.items()},
         "merges": len(head.decider.merges) if head.decider is not None else 0,
+        # detections the occlusion rule called two fish under one box (occlusion.py)
+        "merge_detections": head.decider.merged if head.decider is not None else 0,
         "decide_us_per_sighting": round(decide_s / max(1, found) * 1e6, 1),
     }
 

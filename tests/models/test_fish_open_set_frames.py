@@ -121,3 +121,5 @@ def test_the_whole_frame_benchmark_runs_through_the_head(tmp_path):
         assert run["matched_sightings"] + run["false_detections"] == run["detections"]
         assert run["detection_recall"] >= 0.6 and run["detection_precision"] >= 0.6
     assert tracklets["new_fish_alerts_all"] < single["new_fish_alerts_all"]
+    # the occlusion rule lives in the tracklets: each sighting alone never calls a merge
+    assert single["merge_detections"] == 0 and tracklets["merge_detections"] >= 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seawatch.contracts.frames import Frame, FrameKind, FrameMeta, SourceRef
-from seawatch.contracts.task import PreparedFrame
+from seawatch.contracts.task import PreparedFrame, TaskInputs
 from seawatch.models.fish.frame_detect import detect_fish
 from seawatch.models.fish.head import fish_input8
 from seawatch.models.fish.outline_gate import (
@@ -113,3 +113,13 @@ def test_a_fish_cut_by_the_frame_s_border_is_poor() -> None:
     assert [o.poor for o in inside.objects] == [""]
     assert [o.poor for o in cut.objects] == [EDGE]
     assert place_of(cut, 0).quality == 0.0
+
+
+def test_a_whole_frame_s_fish_is_a_detection_a_crop_is_not() -> None:
+    """The occlusion rule (occlusion.py) judges detections only: a crop holds one fish."""
+    prepared = _prepared(_frame_with([(4, 40, 40), (5, 300, 300)]))
+    assert [place_of(prepared, k).detected for k in range(2)] == [True, True]
+    assert place_of(prepared, 0).box == prepared.objects[0].bbox
+    crop = PreparedFrame.of(prepared.frame, TaskInputs([prepared.crops[0]]), 0.0)
+    seen = place_of(crop, 0)
+    assert not seen.detected and seen.box is None

@@ -21,6 +21,11 @@ tracklets`) and the tracklet is decided as a group:
 - until then a sighting is reported as its own best match when that reaches the threshold
   (matched, nothing enrolled), else ``unknown``. A poor view never enrols and never decides.
 
+Before any of this, a whole frame's detection that lies over two tracked fish (or over one
+whose views it does not resemble: :mod:`seawatch.models.fish.occlusion`) is a *merge*: it
+joins no tracklet and is reported as its best match only ``merge_match_margin`` over the
+threshold, else ``unknown`` (its crop holds two fish).
+
 A decided tracklet's later sightings get its individual, unless a sighting's own score for
 it is under the threshold less ``inherit_drop`` (a poor view: less ``poor_inherit_drop``),
 or another individual scores more than ``inherit_margin`` above it: then the link was likely
@@ -105,6 +110,10 @@ LONE_AGREE = 0.8
 # gate doubts, such as two touching fish found as one) of an undecided tracklet is reported
 # as its best match alone only when that reaches the threshold plus this margin.
 POOR_MATCH_MARGIN = 0.05
+# A whole frame's detection that lies over two fish's tracklets (occlusion.py: two fish
+# found as one) is linked to no tracklet and reported as its best match alone only when that
+# reaches the threshold plus this margin (else unknown); it never enrols nor decides.
+MERGE_MATCH_MARGIN = 0.1
 
 
 def _at(drops: Sequence[float], n: int) -> float:
@@ -132,6 +141,7 @@ class OpenSetDecider:
         lone_views: int = LONE_VIEWS,
         lone_agree: float = LONE_AGREE,
         poor_match_margin: float = POOR_MATCH_MARGIN,
+        merge_match_margin: float = MERGE_MATCH_MARGIN,
     ) -> None:
         if min_views < 1 or max_views < min_views:
             msg = f"need 1 <= min_views <= max_views, got {min_views}, {max_views}"
@@ -148,6 +158,8 @@ class OpenSetDecider:
         self.poor_inherit_drop = poor_inherit_drop
         self.lone_views, self.lone_agree = lone_views, lone_agree
         self.poor_match_margin = poor_match_margin
+        self.merge_match_margin = merge_match_margin
+        self.merged = 0  # sightings found to lie over two fish (occlusion.py)
         self.merges: list[Merge] = []
         self.scores = ScoreCache(gallery)  # a poll's scores in one product (score_cache.py)
 
@@ -174,10 +186,13 @@ class OpenSetDecider:
     def _one(
         self, embedding: np.ndarray, source: SightingSource, place: Place, scores: np.ndarray
     ) -> Sighting:
-        track = self.tracklets.link(place, embedding)
         ids = self.gallery.ids
         best = int(np.argmax(scores)) if len(scores) else -1
         own = round(float(scores[best]), 6) if best >= 0 else -1.0
+        if self.tracklets.merged(place, embedding):  # two fish under one box: no tracklet's view
+            self.merged += 1
+            return self._alone(best, own, self.threshold + self.merge_match_margin)
+        track = self.tracklets.link(place, embedding)
         good = place.quality >= self.min_quality
         if track.individual is not None:
             individual = self.gallery.resolve(track.individual)
@@ -209,9 +224,13 @@ class OpenSetDecider:
             return self._enrol(track, own)
         if good and n >= self.lone_views and each.max() < self.threshold and self._agree(track):
             return self._enrol(track, own)  # many good views, none matches any fish alone
-        alone = self.threshold + (0.0 if good else self.poor_match_margin)
-        if best >= 0 and own >= alone:  # matched alone, the tracklet undecided
-            individual = self.gallery.resolve(ids[best])
+        return self._alone(best, own, self.threshold + (0.0 if good else self.poor_match_margin))
+
+    def _alone(self, best: int, own: float, bar: float) -> Sighting:
+        """A sighting no tracklet decides: its best match (column ``best``, score ``own``)
+        when that reaches ``bar``, else ``unknown``; nothing enrolled."""
+        if best >= 0 and own >= bar:
+            individual = self.gallery.resolve(self.gallery.ids[best])
             return Sighting(individual, own, False, self.gallery.entry(individual).provisional)
         return Sighting(UNKNOWN, own, False, False)
 

@@ -33,7 +33,8 @@ def sighting_places(frames: Sequence[PreparedFrame], min_quality: float) -> list
 
 def place(prepared: PreparedFrame, k: int = 0, min_quality: float = 0.0) -> Place:
     """Where a frame's ``k``-th fish was seen (its camera, time and, in a whole frame, box;
-    a crop sent alone has none) and how usable its view is: 0 when its detector doubts it
+    a crop sent alone has none; a detection's may hold two fish: ``detected``) and how
+    usable its view is: 0 when its detector doubts it
     (:mod:`.outline_gate`); a view under ``min_quality`` is not tested for occlusion (poor
     either way)."""
     meta = prepared.frame.meta
@@ -41,7 +42,7 @@ def place(prepared: PreparedFrame, k: int = 0, min_quality: float = 0.0) -> Plac
     poor = found is not None and found.poor
     quality = 0.0 if poor else view_quality(prepared.crops[k], floor=min_quality)
     box = found.bbox if found is not None else None
-    return Place(meta.instrument, meta.captured_at_ns, box, quality)
+    return Place(meta.instrument, meta.captured_at_ns, box, quality, detected=found is not None)
 
 
 def sighting_uid(prepared: PreparedFrame, k: int) -> str:
