@@ -22,6 +22,7 @@ several seeds (each seed draws its own labelled images), four ways to learn:
 - ssl+flex    ssl+self with class-adaptive thresholds (``--self-training-min-threshold 0.6``:
               FlexMatch-style, a class the teacher passes few crops of at 0.8 gets a lower
               threshold, down to 0.6)
+- ssl+flex2   both: two class-adaptive rounds (one run answers for ssl+flex and ssl+flex2)
 - ssl+cons    the ssl model continued with FixMatch-style consistency training on the same
               unlabelled crops (:mod:`seawatch.models.plankton.consistency`; what
               ``seawatch train plankton --unlabelled-dir DIR --unlabelled-method
@@ -38,7 +39,7 @@ few_labels.png.
 
     python benchmarks/few_labels.py [--seeds 5] [--labels 5,10,20,50] [--ssl-epochs 15]
         [--test-seed 7900007,7900008] [--ssl-backbone DIR/backbone.pt]
-        [--methods ssl,ssl+self,ssl+self2,ssl+flex]
+        [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2]
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ SELF_ARMS = {  # what --unlabelled-dir does, and its options
     "ssl+self": SelfTrainParams(),
     "ssl+self2": SelfTrainParams(rounds=2),
     "ssl+flex": SelfTrainParams(min_threshold=0.6),
+    "ssl+flex2": SelfTrainParams(rounds=2, min_threshold=0.6),
 }
 METHODS = ("classical", "scratch", "synthetic", "ssl", *SELF_ARMS, "ssl+cons")
 RESERVED = range(7_900_000, 8_000_000)

@@ -67,7 +67,7 @@ def plot(
     n, counts = len(summaries), sorted(counts)
     fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 4.2), dpi=120, squeeze=False)
     for ax, (test_seed, summary) in zip(axes[0], summaries.items(), strict=True):
-        for method, marker in zip(methods, "osD^vP*X", strict=False):
+        for method, marker in zip(methods, "osD^vP*Xh", strict=False):
             if method not in summary:
                 continue
             means = [summary[method][str(k)]["mean"] for k in counts]
