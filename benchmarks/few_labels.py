@@ -16,6 +16,13 @@ several seeds (each seed draws its own labelled images), four ways to learn:
               unlabelled crops (:mod:`seawatch.models.plankton.selftrain`; what
               ``seawatch train plankton --unlabelled-dir`` does), the student kept only if
               it beats the teacher on validation
+- ssl+self2   the same with two rounds (``--self-training-rounds 2``: the round-1 student
+              labels the crops for round 2), the best on validation kept; one run of two
+              rounds answers for ssl+self (its first round) and ssl+self2
+- ssl+flex    ssl+self with class-adaptive thresholds (``--self-training-min-threshold 0.6``:
+              FlexMatch-style, a class the teacher passes few crops of at 0.8 gets a lower
+              threshold, down to 0.6)
+- ssl+flex2   both: two class-adaptive rounds (one run answers for ssl+flex and ssl+flex2)
 - ssl+cons    the ssl model continued with FixMatch-style consistency training on the same
               unlabelled crops (:mod:`seawatch.models.plankton.consistency`; what
               ``seawatch train plankton --unlabelled-dir DIR --unlabelled-method
@@ -32,6 +39,7 @@ few_labels.png.
 
     python benchmarks/few_labels.py [--seeds 5] [--labels 5,10,20,50] [--ssl-epochs 15]
         [--test-seed 7900007,7900008] [--ssl-backbone DIR/backbone.pt]
+        [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2]
 """
 
 from __future__ import annotations
@@ -43,14 +51,15 @@ import platform
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
+from few_labels_report import plot, show, summarise
 from seawatch.config import resolve_model_dir
 from seawatch.models.plankton.backbone import BACKBONE_FILE, backbone_card, save_backbone
 from seawatch.models.plankton.classical import fit_classical
@@ -63,7 +72,7 @@ from seawatch.models.plankton.finetune import (
     train_mode,
     transfer,
 )
-from seawatch.models.plankton.selftrain import SelfTrainParams, keep_better
+from seawatch.models.plankton.selftrain import SelfTrainParams, keep_best, self_train
 from seawatch.models.plankton.shifted import SHIFTED_TAXA, shifted_set
 from seawatch.models.plankton.ssl import SslParams, pretrain_simclr
 from seawatch.models.plankton.unlabelled import learn_from_unlabelled
@@ -72,7 +81,13 @@ RESULTS = Path(__file__).parent / "results"
 UNLABELLED_SEED, POOL_SEED, VALIDATION_SEED, TEST_SEED = 7_000_001, 7_200_000, 7_100_003, 7_900_007
 POOL_PER_CLASS, VALIDATION_PER_CLASS, TEST_PER_CLASS = 50, 20, 100
 N_CLASSES = len(SHIFTED_TAXA)
-METHODS = ("classical", "scratch", "synthetic", "ssl", "ssl+self", "ssl+cons")
+SELF_ARMS = {  # what --unlabelled-dir does, and its options
+    "ssl+self": SelfTrainParams(),
+    "ssl+self2": SelfTrainParams(rounds=2),
+    "ssl+flex": SelfTrainParams(min_threshold=0.6),
+    "ssl+flex2": SelfTrainParams(rounds=2, min_threshold=0.6),
+}
+METHODS = ("classical", "scratch", "synthetic", "ssl", *SELF_ARMS, "ssl+cons")
 RESERVED = range(7_900_000, 8_000_000)
 
 
@@ -135,21 +150,35 @@ def ssl_start(args, unlabelled: np.ndarray, synthetic: Path, console: Console):
     return ssl_path, ssl_params, ssl_history
 
 
-def self_train_arm(teacher, train, validation, unlabelled, start, mode, seed):
-    """The ssl model as teacher: what ``seawatch train plankton --unlabelled-dir`` does."""
+def self_train_arms(wanted, teacher, train, validation, unlabelled, start, mode, seed) -> dict:
+    """The ssl model as teacher of the self-training arms in ``wanted`` (what ``seawatch
+    train plankton --unlabelled-dir`` does with their options): {arm: (kept model, card
+    summary)}. Arms that differ only in rounds share one run of the most rounds."""
     teacher_f1 = macro_f1(validation[1], predict(teacher, validation[0]), N_CLASSES)
-    return keep_better(
-        teacher,
-        teacher_f1,
-        train,
-        unlabelled,
-        validation,
-        start=start,
-        mode=mode,
-        params=SelfTrainParams(),
-        seed=seed,
-        schedule=schedule_for(len(train[1])),
-    )
+    groups: dict[SelfTrainParams, int] = {}
+    for arm in wanted:
+        one = replace(SELF_ARMS[arm], rounds=1)
+        groups[one] = max(groups.get(one, 0), SELF_ARMS[arm].rounds)
+    runs = {
+        one: self_train(
+            teacher,
+            train,
+            unlabelled,
+            validation,
+            start=start,
+            mode=mode,
+            params=replace(one, rounds=rounds),
+            seed=seed,
+            schedule=schedule_for(len(train[1])),
+        )
+        for one, rounds in groups.items()
+    }
+    out = {}
+    for arm in wanted:
+        params = SELF_ARMS[arm]
+        done = runs[replace(params, rounds=1)]
+        out[arm] = keep_best(teacher, teacher_f1, done, params, len(unlabelled), params.rounds)
+    return out
 
 
 _CONTEXT: dict = {}
@@ -182,12 +211,15 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
             net = run_nn(train, start, modes[method], seed)
         nets[method] = net
         out["scores"][method] = scores(tests, lambda x, net=net: predict(net, x))
-    if "ssl+self" in methods:
+    wanted = [m for m in SELF_ARMS if m in methods]
+    if wanted:
         mode = modes["ssl"] if modes else out["chosen"]["ssl"]["mode"]
-        student, out["self"] = self_train_arm(
-            nets["ssl"], train, validation, c["unlabelled"], c["starts"]["ssl"], mode, seed
+        arms = self_train_arms(
+            wanted, nets["ssl"], train, validation, c["unlabelled"], c["starts"]["ssl"], mode, seed
         )
-        out["scores"]["ssl+self"] = scores(tests, lambda x: predict(student, x))
+        out["self"] = {arm: summary for arm, (_, summary) in arms.items()}
+        for arm, (student, _) in arms.items():
+            out["scores"][arm] = scores(tests, lambda x, net=student: predict(net, x))
     if "ssl+cons" in methods:
         mode = modes["ssl"] if modes else out["chosen"]["ssl"]["mode"]
         teacher_f1 = macro_f1(validation[1], predict(nets["ssl"], validation[0]), N_CLASSES)
@@ -243,7 +275,7 @@ def main() -> None:
     counts = [int(k) for k in args.labels.split(",")]
     methods = tuple(m for m in METHODS if m in args.methods.split(","))
     unknown = set(args.methods.split(",")) - set(METHODS)
-    needs_ssl = {"ssl+self", "ssl+cons"} & set(methods)
+    needs_ssl = {*SELF_ARMS, "ssl+cons"} & set(methods)
     if unknown or not methods or (needs_ssl and "ssl" not in methods):
         raise SystemExit(f"--methods {args.methods}: some of {METHODS}; ssl+* need ssl")
     test_seeds = [int(s) for s in args.test_seed.split(",")]
@@ -299,9 +331,10 @@ def main() -> None:
                 results[s][method].setdefault(key, []).append(f1)
         for method, choice in out["chosen"].items():
             chosen.setdefault(method, {})[key] = choice
-        for arm, part in (("ssl+self", "self"), ("ssl+cons", "consistency")):
-            if out[part] is not None:
-                chosen.setdefault(arm, {}).setdefault(key, {})[str(seed)] = out[part]
+        parts = (out["self"] or {}) | {"ssl+cons": out["consistency"]}
+        for arm, part in parts.items():
+            if part is not None:
+                chosen.setdefault(arm, {}).setdefault(key, {})[str(seed)] = part
         console.print(f"{key} labels/class, seed {seed}: {out['scores']}")
         with (args.out / "few_labels.runs.jsonl").open("a") as log:  # kept if the run dies
             log.write(json.dumps({"labels": k, "seed": seed} | out) + "\n")
@@ -328,7 +361,7 @@ def main() -> None:
 
     summaries = {s: summarise(results[s]) for s in test_seeds}
     for s in test_seeds:
-        show(console, summaries[s], counts, s)
+        show(console, summaries[s], counts, s, METHODS)
     first = summaries[test_seeds[0]]
     record_json = {
         "command": "python benchmarks/few_labels.py "
@@ -360,7 +393,7 @@ def main() -> None:
             else f"{args.ssl_backbone} sha256 {backbone_card(args.ssl_backbone)['sha256']}",
             "loss_per_epoch": ssl_history,
         },
-        "self_training": SelfTrainParams().describe(),
+        "self_training": {arm: SELF_ARMS[arm].describe() for arm in SELF_ARMS if arm in methods},
         "consistency": "see modes_chosen_on_validation['ssl+cons'] (method per run)",
         "modes_chosen_on_validation": chosen,
         "macro_f1": first,
@@ -368,80 +401,8 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_labels.json").write_text(json.dumps(record_json, indent=2) + "\n")
-    plot(summaries, counts, args.out / "few_labels.png")
+    plot(summaries, counts, args.out / "few_labels.png", METHODS)
     console.print(f"wrote {args.out / 'few_labels.json'} and few_labels.png")
-
-
-def summarise(results: dict[str, dict[str, list[float]]]) -> dict:
-    """Mean, std and runs per method and label count."""
-    return {
-        method: {
-            k: {
-                "mean": round(float(np.mean(v)), 4),
-                "std": round(float(np.std(v)), 4),
-                "runs": [round(x, 4) for x in v],
-            }
-            for k, v in per_k.items()
-        }
-        for method, per_k in results.items()
-    }
-
-
-def show(console: Console, summary: dict, counts: list[int], test_seed: int) -> None:
-    """The table and the gaps the issue asks about, for one test draw."""
-    table = Table(title=f"macro-F1 on the shifted test draw {test_seed} (mean ± std over seeds)")
-    table.add_column("labels/class", justify="right")
-    methods = [m for m in METHODS if m in summary]
-    for method in methods:
-        table.add_column(method, justify="right")
-    for k in counts:
-        row = [str(k)]
-        for m in methods:
-            s = summary[m][str(k)]
-            row.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
-        table.add_row(*row)
-    console.print(table)
-    pretrained = [m for m in ("synthetic", "ssl", "ssl+self", "ssl+cons") if m in summary]
-    if not pretrained or "scratch" not in summary or "classical" not in summary:
-        return
-    for k in counts:
-        best = max(summary[m][str(k)]["mean"] for m in pretrained)
-        console.print(
-            f"{k:>3} labels: best pretrained - scratch = "
-            f"{100 * (best - summary['scratch'][str(k)]['mean']):+.1f} points, "
-            f"- classical = {100 * (best - summary['classical'][str(k)]['mean']):+.1f} points"
-        )
-
-
-def plot(summaries: dict[int, dict], counts: list[int], path: Path) -> None:
-    """Learning curves: macro-F1 against labels per class, one line per method, one panel
-    per test draw."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n, counts = len(summaries), sorted(counts)
-    fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 4.2), dpi=120, squeeze=False)
-    for ax, (test_seed, summary) in zip(axes[0], summaries.items(), strict=True):
-        for method, marker in zip(METHODS, "osD^vP", strict=True):
-            if method not in summary:
-                continue
-            means = [summary[method][str(k)]["mean"] for k in counts]
-            stds = [summary[method][str(k)]["std"] for k in counts]
-            ax.errorbar(counts, means, yerr=stds, marker=marker, capsize=3, label=method)
-        ax.set_xscale("log")
-        ax.set_xticks(counts, [str(k) for k in counts])
-        ax.minorticks_off()
-        ax.set_xlabel("labelled images per class (log scale)")
-        ax.set_ylabel(f"macro-F1 on the shifted test draw {test_seed}")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-        ax.set_title("Few labels on an unseen instrument (12 classes, 2 new)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

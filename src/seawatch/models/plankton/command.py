@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from seawatch.models.plankton.balance import BALANCE_CHOICES
+from seawatch.models.plankton.unlabelled_options import self_training_params, unlabelled_options
 
 DEFAULT_MODEL = Path("models/plankton")
 
@@ -54,21 +55,7 @@ def _labelled_data(func):
     default=None,
     help="Your test ImageFolder (else split off the training folder).",
 )
-@click.option(
-    "--unlabelled-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default=None,
-    help="Unlabelled crops of your instrument: learnt from after fine-tuning (see "
-    "--unlabelled-method), kept if it wins on validation.",
-)
-@click.option(
-    "--unlabelled-method",
-    type=click.Choice(["self-training", "consistency"]),
-    default="self-training",
-    show_default=True,
-    help="self-training: one offline round of pseudo-labels and a student trained again; "
-    "consistency: FixMatch-style, pseudo-labels renewed every step by an EMA teacher.",
-)
+@unlabelled_options
 @click.option(
     "--pretrained",
     default="auto",
@@ -149,6 +136,8 @@ def train_command(
     test_dir: Path | None,
     unlabelled_dir: Path | None,
     unlabelled_method: str,
+    self_training_rounds: int,
+    self_training_min_threshold: float | None,
     pretrained: str,
     finetune: str,
     folds: int | None,
@@ -213,6 +202,9 @@ def train_command(
         finetune=finetune,  # type: ignore[arg-type]
         adaptive=adaptive,
         unlabelled_method=unlabelled_method,  # type: ignore[arg-type]
+        self_training=self_training_params(
+            unlabelled_dir, unlabelled_method, self_training_rounds, self_training_min_threshold
+        ),
     )
     from seawatch.contracts.errors import SeawatchError
     from seawatch.models.plankton.backbone import resolve_pretrained

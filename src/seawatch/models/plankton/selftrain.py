@@ -12,17 +12,22 @@ confidence threshold, Sohn et al., NeurIPS 2020):
 - a crop is kept if the averaged confidence reaches ``threshold``; per class at most ``cap``
   crops, the most confident first, so a class the teacher over-predicts does not swamp the
   others;
+- optionally the threshold is class-adaptive (``min_threshold``; FlexMatch, Zhang et al.,
+  NeurIPS 2021): class c's threshold is ``threshold`` scaled by how many crops c passes at
+  ``threshold`` against the class that passes most, never below ``min_threshold``, so a
+  class the teacher is unsure of (faint fibres, chaetognaths) is not starved;
 - the student starts again from the same backbone and mode as the teacher (not from the
   teacher: its mistakes would only be confirmed) and trains, under the usual augmentation,
   on the labelled crops and the kept pseudo-labelled ones; the student can teach the next
   round.
 
-:func:`keep_better` keeps the student only if it beats the teacher on validation.
+:func:`keep_better` keeps a student only if it beats the teacher on validation; with several
+rounds, each student teaches the next and the best on validation (teacher included) is kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +52,7 @@ class SelfTrainParams:
     threshold: float = 0.8  # averaged softmax a pseudo-label needs
     cap: int = 400  # most pseudo-labels per class
     rounds: int = 1
+    min_threshold: float | None = None  # class-adaptive thresholds down to this (None: fixed)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -55,11 +61,22 @@ class SelfTrainParams:
         if self.cap < 1 or self.rounds < 1:
             msg = f"self-training cap and rounds must be >= 1, got {self.cap}, {self.rounds}"
             raise ValueError(msg)
+        if self.min_threshold is not None and not 0.0 < self.min_threshold <= self.threshold:
+            msg = (
+                f"self-training min_threshold must be in (0, threshold={self.threshold}], "
+                f"got {self.min_threshold}"
+            )
+            raise ValueError(msg)
 
     def describe(self) -> str:
         """One line for the card."""
+        threshold = (
+            f"threshold {self.threshold}"
+            if self.min_threshold is None
+            else f"class-adaptive threshold {self.threshold} down to {self.min_threshold}"
+        )
         return (
-            f"self-training: 8-view averaged teacher, threshold {self.threshold}, "
+            f"self-training: 8-view averaged teacher, {threshold}, "
             f"at most {self.cap} pseudo-labels per class, {self.rounds} round(s)"
         )
 
@@ -81,16 +98,32 @@ def dihedral_probabilities(
     return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
 
 
+def class_thresholds(
+    probabilities: np.ndarray, threshold: float, min_threshold: float | None = None
+) -> np.ndarray:
+    """Per-class confidence thresholds: ``threshold`` for every class, or (``min_threshold``
+    given) FlexMatch's linear scaling, ``threshold`` x (crops class c passes at ``threshold``)
+    / (crops the most-passing class passes), clipped below at ``min_threshold``."""
+    n_classes = probabilities.shape[1]
+    if min_threshold is None:
+        return np.full(n_classes, threshold)
+    labels = probabilities.argmax(1)
+    passed = np.bincount(labels[probabilities.max(1) >= threshold], minlength=n_classes)
+    learnt = passed / max(int(passed.max()), 1)
+    return np.maximum(min_threshold, threshold * learnt)
+
+
 def pick_pseudo_labels(
-    probabilities: np.ndarray, threshold: float, cap: int
+    probabilities: np.ndarray, threshold: float | np.ndarray, cap: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and labels of the crops kept: confidence >= ``threshold``, per class the
-    ``cap`` most confident."""
+    """Indices and labels of the crops kept: confidence >= ``threshold`` (one number, or one
+    per class), per class the ``cap`` most confident."""
     labels = probabilities.argmax(1)
     confidence = probabilities.max(1)
+    per_class = np.broadcast_to(np.asarray(threshold, float), (probabilities.shape[1],))
     keep = []
     for c in range(probabilities.shape[1]):
-        sure = np.flatnonzero((labels == c) & (confidence >= threshold))
+        sure = np.flatnonzero((labels == c) & (confidence >= per_class[c]))
         keep.append(sure[np.argsort(-confidence[sure], kind="stable")][:cap])
     chosen = np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
     return chosen, labels[chosen]
@@ -98,10 +131,11 @@ def pick_pseudo_labels(
 
 @dataclass
 class SelfTrained:
-    """The last student and what each round did."""
+    """The last student, every round's student and what each round did."""
 
     model: PlanktonNet
     rounds: list[dict[str, object]]
+    students: list[PlanktonNet]
 
 
 def self_train(
@@ -129,10 +163,12 @@ def self_train(
         )
         raise ValueError(msg)
     rounds: list[dict[str, object]] = []
+    students: list[PlanktonNet] = []
     model = teacher
     for r in range(params.rounds):
         probabilities = dihedral_probabilities(model, unlabelled, device)
-        chosen, pseudo = pick_pseudo_labels(probabilities, params.threshold, params.cap)
+        thresholds = class_thresholds(probabilities, params.threshold, params.min_threshold)
+        chosen, pseudo = pick_pseudo_labels(probabilities, thresholds, params.cap)
         images = np.concatenate([train[0], unlabelled[chosen]])
         labels = np.concatenate([train[1], pseudo]).astype(train[1].dtype)
         torch.manual_seed(seed + r + 1)
@@ -153,10 +189,12 @@ def self_train(
             {
                 "pseudo_labels": len(chosen),
                 "per_class": np.bincount(pseudo, minlength=n_classes).tolist(),
+                "thresholds": np.round(thresholds, 3).tolist(),
                 "validation_macro_f1": round(f1, 4),
             }
         )
-    return SelfTrained(model, rounds)
+        students.append(model)
+    return SelfTrained(model, rounds, students)
 
 
 def keep_better(
@@ -173,8 +211,10 @@ def keep_better(
     device: str = "cpu",
     schedule: Schedule | None = None,
 ) -> tuple[PlanktonNet, dict[str, object]]:
-    """Self-train from ``teacher`` and keep the student only if its validation macro-F1
-    beats ``teacher_f1``; return the kept model and a summary for the card."""
+    """Self-train from ``teacher`` and keep the student of the round with the best validation
+    macro-F1 if it beats ``teacher_f1`` (else the teacher); return the kept model and a
+    summary for the card (``kept``: "teacher", "student", or "student of round N" when
+    several rounds ran)."""
     params = params or SelfTrainParams()
     done = self_train(
         teacher,
@@ -188,22 +228,43 @@ def keep_better(
         device=device,
         schedule=schedule,
     )
-    student_f1 = float(done.rounds[-1]["validation_macro_f1"])  # type: ignore[arg-type]
-    kept = "student" if student_f1 > teacher_f1 else "teacher"
+    return keep_best(teacher, teacher_f1, done, params, len(unlabelled))
+
+
+def keep_best(
+    teacher: PlanktonNet,
+    teacher_f1: float,
+    done: SelfTrained,
+    params: SelfTrainParams,
+    unlabelled_crops: int,
+    rounds: int | None = None,
+) -> tuple[PlanktonNet, dict[str, object]]:
+    """Of ``teacher`` and the students of the first ``rounds`` rounds of ``done`` (None: all),
+    the best on validation (a student only if it beats ``teacher_f1``), and the card's
+    summary. ``rounds`` lets one run of N rounds answer for 1..N (the benchmark)."""
+    rounds = rounds or len(done.rounds)
+    f1s = [float(r["validation_macro_f1"]) for r in done.rounds[:rounds]]  # type: ignore[arg-type]
+    best = int(np.argmax(f1s))  # the first of equal scores: fewer rounds
+    won = f1s[best] > teacher_f1
+    kept = "teacher"
+    if won:
+        kept = "student" if rounds == 1 else f"student of round {best + 1}"
     summary = {
-        "method": params.describe(),
-        "unlabelled_crops": len(unlabelled),
+        "method": replace(params, rounds=rounds).describe(),
+        "unlabelled_crops": unlabelled_crops,
         "teacher_validation_macro_f1": round(teacher_f1, 4),
-        "rounds": done.rounds,
+        "rounds": done.rounds[:rounds],
         "kept": kept,
     }
-    return (done.model if kept == "student" else teacher), summary
+    return (done.students[best] if won else teacher), summary
 
 
 __all__ = [
     "SelfTrainParams",
     "SelfTrained",
+    "class_thresholds",
     "dihedral_probabilities",
+    "keep_best",
     "keep_better",
     "pick_pseudo_labels",
     "self_train",

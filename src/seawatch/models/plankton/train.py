@@ -54,6 +54,7 @@ from seawatch.models.plankton.export import OUTPUT_NAMES, check_parity, export_o
 from seawatch.models.plankton.finetune import MODES, new_model, schedule_for, train_mode, transfer
 from seawatch.models.plankton.network import PlanktonNet, describe
 from seawatch.models.plankton.pretrained import load_backbone
+from seawatch.models.plankton.selftrain import SelfTrainParams
 from seawatch.models.plankton.splits import PlanktonData, Splits, load_splits
 from seawatch.models.plankton.unlabelled import UnlabelledMethod, learn_from_unlabelled
 from seawatch.models.training import (
@@ -79,6 +80,7 @@ class FitParams:
     finetune: Literal["auto", "linear", "last", "full"] = "auto"
     adaptive: bool = True  # a user's data: schedule from its size (explicit values win)
     unlabelled_method: UnlabelledMethod = "self-training"  # what --unlabelled-dir does
+    self_training: SelfTrainParams | None = None  # its rounds and thresholds (None: defaults)
 
 
 def _epoch_order(labels: np.ndarray, balance: Balance, rng: np.random.Generator) -> np.ndarray:
@@ -268,6 +270,7 @@ def _transfer(
             schedule=schedule,
             seed=seed,
             device=device,
+            self_training=params.self_training,
         )
         model = model.to(device)
     logits = predict_logits(model, validation.images, device)

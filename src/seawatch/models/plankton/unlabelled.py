@@ -1,8 +1,8 @@
 """What ``--unlabelled-dir`` does after fine-tuning: one of two ways to learn from the
 instrument's unlabelled crops, each kept only if it wins on validation.
 
-- ``self-training`` (the default): one offline round of pseudo-labels from the fine-tuned
-  model and a student trained again from the start (:mod:`.selftrain`); on the few-label
+- ``self-training`` (the default): offline rounds (one by default) of pseudo-labels from the
+  fine-tuned model and a student trained again from the start (:mod:`.selftrain`); on the few-label
   benchmark's validation draw it bought +3 points, consistency at the budget below +0.3 to
   +0.7 (``experiments/plankton/README.md``);
 - ``consistency``: FixMatch-style consistency training from the fine-tuned
@@ -22,7 +22,7 @@ import numpy as np
 from seawatch.models.plankton.consistency import ConsistencyParams, keep_consistent
 from seawatch.models.plankton.finetune import Mode, Schedule
 from seawatch.models.plankton.network import PlanktonNet
-from seawatch.models.plankton.selftrain import keep_better
+from seawatch.models.plankton.selftrain import SelfTrainParams, keep_better
 
 UnlabelledMethod = Literal["consistency", "self-training"]
 UNLABELLED_METHODS: tuple[str, ...] = ("consistency", "self-training")
@@ -41,9 +41,11 @@ def learn_from_unlabelled(
     schedule: Schedule,
     seed: int = 0,
     device: str = "cpu",
+    self_training: SelfTrainParams | None = None,
 ) -> tuple[PlanktonNet, dict[str, object]]:
     """Run ``method`` on the fine-tuned ``model`` (validation macro-F1 ``model_f1``) and
-    return the model kept and the card's summary (``method`` in it)."""
+    return the model kept and the card's summary (``method`` in it); ``self_training``:
+    the rounds and thresholds of self-training (None: :class:`SelfTrainParams`' defaults)."""
     if method == "consistency":
         steps = schedule.epochs * math.ceil(len(train[1]) / schedule.batch_size)
         params = ConsistencyParams(steps=math.ceil(steps / 3), batch_size=schedule.batch_size)
@@ -67,6 +69,7 @@ def learn_from_unlabelled(
             validation,
             start=start,
             mode=mode,
+            params=self_training,
             seed=seed,
             device=device,
             schedule=schedule,
