@@ -213,6 +213,7 @@ def main() -> None:
     parser.add_argument("--simclr-epochs", type=int, default=2)
     parser.add_argument("--simclr-side", type=int, default=32)
     parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--subsample", type=int, default=0, help="at most N per set (smoke run)")
     parser.add_argument("--out", type=Path, default=RESULTS / "ood_signals_dev.json")
     args = parser.parse_args()
     if any(7_900_000 <= s <= 7_999_999 for s in args.dev_seeds):
@@ -225,6 +226,8 @@ def main() -> None:
     for seed in args.dev_seeds:
         for name, (x, _) in draw_sets(seed, args.per_taxon, card.input.size).items():
             images[f"{seed}/{name}"] = x
+    if args.subsample:
+        images = {n: x[: args.subsample] for n, x in images.items()}
     graph = {n: graph_features(args.model / ONNX_FILE, x) for n, x in images.items()}
     stats = _stats(images["train"])
     mean, std = stats.mean(0), stats.std(0) + 1e-6
