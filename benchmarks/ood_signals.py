@@ -9,7 +9,8 @@ alone (its kNN distance as the score, the same softmax-bar choice):
 
 - ``stage3``  the classifier's third residual stage, mean and standard deviation of each
               channel over the 8 x 8 map (192 numbers), kNN cosine distance to the training
-              split's (less invariant than the pooled last stage; no extra graph run);
+              split's (less invariant than the pooled last stage; no extra graph run); and
+              the same with the 192 numbers themselves as inputs too;
 - ``ae``      a small convolutional autoencoder trained on the training crops (no labels):
               log mean and log 99th-percentile squared reconstruction error;
 - ``simclr``  a SimCLR encoder (:func:`seawatch.models.plankton.ssl.nt_xent`) trained on the
@@ -241,8 +242,10 @@ def main() -> None:
     top = {n: graph[n][0].max(1) for n in names}
     net = rebuild_network(args.model)
     s3_bank = stage3(net, images["train"])
-    signals = {"stage3": {n: np.log(knn_distance(s3_bank, stage3(net, images[n])) + 1e-3)[:, None]
-                          for n in names}}  # fmt: skip
+    s3 = {n: stage3(net, images[n]) for n in names}
+    signals = {"stage3": {n: np.log(knn_distance(s3_bank, s3[n]) + 1e-3)[:, None] for n in names}}
+    # the stage-3 numbers themselves as inputs too, beside their kNN distance
+    signals["stage3 + its vector"] = {n: np.c_[signals["stage3"][n], s3[n]] for n in names}
     if args.ae_epochs:
         errors = train_autoencoder(images["train"], args.ae_epochs)
         signals["ae"] = {n: errors(images[n]) for n in names}
@@ -254,7 +257,8 @@ def main() -> None:
     softmax = float(card.thresholds.get("unknown_confidence", 0.0))
     results = {"served inputs (refit)": fit_and_rate(base, top, softmax, args.members)}
     for name, signal in signals.items():
-        results[f"{name} alone"] = rate({n: v[:, 0] for n, v in signal.items()}, top, softmax)
+        if name != "stage3 + its vector":
+            results[f"{name} alone"] = rate({n: v[:, 0] for n, v in signal.items()}, top, softmax)
         rows = {n: np.concatenate([base[n], signal[n]], 1) for n in names}
         results[f"served inputs + {name}"] = fit_and_rate(rows, top, softmax, args.members)
     for label, r in results.items():
