@@ -106,6 +106,17 @@ def test_an_outline_with_no_deeper_end_leaves_its_turn_a_guess() -> None:
     assert found.outline is not None and found.outline.ends >= OutlineGate().min_ends
 
 
+def test_the_deeper_end_of_an_outline_is_its_head() -> None:
+    """``head_right``: the head is the deeper third (the tail ends in the thin peduncle)."""
+    body = np.zeros((40, 140), np.uint8)
+    cv2.ellipse(body, (95, 20), (44, 19), 0, 0, 360, 1, -1)  # the head, on the right
+    cv2.rectangle(body, (5, 16), (55, 24), 1, -1)  # the tail: thin
+    assert measure_outline(body.astype(bool)).head_right
+    assert not measure_outline(body[:, ::-1].astype(bool)).head_right
+    even = np.ones((40, 140), bool)  # no deeper end: not turned
+    assert not measure_outline(even).head_right
+
+
 def test_a_fish_cut_by_the_frame_s_border_is_poor() -> None:
     frame = _frame_with([(3, 40, 200)])
     inside = _prepared(np.ascontiguousarray(frame[:, 20:]))

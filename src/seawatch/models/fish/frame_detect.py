@@ -87,10 +87,10 @@ def detect_fish(
         if area * scale * scale < settings.min_area or bw * scale < settings.min_width:
             continue
         outline = labels[y : y + bh, x : x + bw] == k
-        right = faces_right(outline)
+        measures = measure_outline(outline, scale)
         box = (x * scale, y * scale, min(bw * scale, w - x * scale), min(bh * scale, h - y * scale))
-        crop = head_left_crop(image, box, right)
-        found.append(FishDetection(box, right, crop, measure_outline(outline, scale)))
+        crop = head_left_crop(image, box, measures.head_right)
+        found.append(FishDetection(box, measures.head_right, crop, measures))
     return sorted(found, key=lambda d: d.box[0])
 
 
@@ -122,14 +122,6 @@ def difference(bgr: np.ndarray, min_contrast: float) -> tuple[np.ndarray, float]
     background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
     diff = cv2.absdiff(bgr.astype(np.float32), background).max(axis=2)
     return diff, max(min_contrast, 3 * spread)
-
-
-def faces_right(outline: np.ndarray) -> bool:
-    """Whether a fish's outline (a boolean box-sized mask) has its head to the right: the
-    head's third of the box is deeper than the tail's (the thin caudal peduncle)."""
-    heights = outline.sum(axis=0).astype(np.float32)
-    third = max(1, len(heights) // 3)
-    return float(heights[-third:].mean()) > float(heights[:third].mean())
 
 
 def head_left_crop(
@@ -177,7 +169,6 @@ __all__ = [
     "FishDetection",
     "detect_fish",
     "difference",
-    "faces_right",
     "foreground",
     "head_left_crop",
 ]

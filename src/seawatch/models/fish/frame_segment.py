@@ -33,7 +33,6 @@ from seawatch.models.fish.frame_detect import (
     FishDetection,
     _as_bgr8,
     difference,
-    faces_right,
     head_left_crop,
 )
 from seawatch.models.fish.outline_gate import measure_outline
@@ -82,10 +81,10 @@ def detections_from_maps(
         inside = (labels[y : y + bh, x : x + bw] == label) & fg[y : y + bh, x : x + bw]
         if int(inside.sum()) * SCALE * SCALE < settings.min_area or bw * SCALE < settings.min_width:
             continue
-        right = faces_right(inside)
+        measures = measure_outline(inside, SCALE)
         box = (x * SCALE, y * SCALE, min(bw * SCALE, w - x * SCALE), min(bh * SCALE, h - y * SCALE))
-        crop = head_left_crop(image, box, right)
-        found.append(FishDetection(box, right, crop, measure_outline(inside, SCALE)))
+        crop = head_left_crop(image, box, measures.head_right)
+        found.append(FishDetection(box, measures.head_right, crop, measures))
     return sorted(found, key=lambda d: d.box[0])
 
 

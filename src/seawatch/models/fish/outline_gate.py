@@ -42,6 +42,7 @@ class OutlineMeasures:
     solidity: float  # outline pixels / convex hull pixels
     deepest: float  # deepest column of the outline / box height
     ends: float = 2.0  # mean depth of its deeper third / its shallower third (head vs tail)
+    head_right: bool = False  # its right third is the deeper: the head (the fish faces right)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,8 @@ def measure_outline(outline: np.ndarray, scale: int = 1) -> OutlineMeasures:
     area = float(mask.sum())
     columns = mask.sum(axis=0).astype(np.float64)
     third = max(1, w // 3)
-    shallow, deep = sorted((columns[:third].mean(), columns[-third:].mean()))
+    left, right = columns[:third].mean(), columns[-third:].mean()
+    shallow, deep = sorted((left, right))
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = float(sum(cv2.contourArea(cv2.convexHull(c)) for c in contours))
     return OutlineMeasures(
@@ -113,6 +115,7 @@ def measure_outline(outline: np.ndarray, scale: int = 1) -> OutlineMeasures:
         solidity=min(1.0, area / hull) if hull > 0 else 1.0,
         deepest=float(columns.max()) / h,
         ends=float(deep / max(shallow, 1e-9)),
+        head_right=bool(right > left),  # the thin caudal peduncle is the tail's end
     )
 
 
