@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seawatch.ingest.segment_model import FOREGROUND, boxes, instances
+from seawatch.ingest.segment_model import FOREGROUND, boxes, instances, split_levels
 from seawatch.models.fish.frame_detect import (
     DetectorSettings,
     FishDetection,
@@ -106,8 +106,7 @@ class FishSegmenter:
             raise ValueError(msg)
         self.card = card
         self.settings = settings or DetectorSettings()
-        self.core_level = float(card.thresholds.get("core", CORE_LEVEL))
-        self.merge_level = float(card.thresholds.get("merge", MERGE_LEVEL))
+        self.core_level, self.merge_level = split_levels(card.thresholds, (CORE_LEVEL, MERGE_LEVEL))
         self.backend = OnnxRuntimeBackend(Path(directory) / ONNX_FILE, threads=1)
 
     def maps(self, image: np.ndarray) -> np.ndarray:
