@@ -45,6 +45,20 @@ def test_records_carry_the_individual_and_its_views_under_keys_of_their_own() ->
     assert view["kind"] == VIEW and view["individual"] == individual and view["similarity"] == 0.9
 
 
+def test_an_enrolment_names_what_its_writer_had_read_and_a_reader_ignores_it() -> None:
+    gallery, _ = _writer()
+    (individual,) = gallery.ids
+    _, raw = individual_record(
+        gallery, individual, worker="w1", model="m", source=FIRST, read_to={0: 41}
+    )
+    assert json.loads(raw)["read_to"] == {"0": 41}
+    assert "read_to" not in json.loads(
+        individual_record(gallery, individual, worker="w", model="m")[1]
+    )
+    reader = Gallery(DIM)
+    assert RecordApplier(reader).apply(individual, raw).new and reader.ids == [individual]
+
+
 def test_applying_twice_or_reading_back_changes_nothing() -> None:
     written, records = _writer()
     reader = Gallery(DIM)

@@ -184,8 +184,11 @@ def stored_sightings(stores: Iterable) -> list[Sighting]:
     return rows
 
 
-def read_gallery_topic(bootstrap: str, topic: str, timeout_s: float = 30) -> list[tuple]:
-    """Every record of the gallery topic, raw, in order: (key, value dict or None)."""
+def read_gallery_topic(
+    bootstrap: str, topic: str, timeout_s: float = 30, first_at: dict | None = None
+) -> list[tuple]:
+    """Every record of the gallery topic, raw, in order: (key, value dict or None);
+    ``first_at`` (if given) gets each key's first (partition, offset)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
@@ -203,6 +206,9 @@ def read_gallery_topic(bootstrap: str, topic: str, timeout_s: float = 30) -> lis
                     (r.key.decode(), None if r.value is None else json.loads(r.value))
                     for r in batch
                 ]
+                if first_at is not None:
+                    for r in batch:
+                        first_at.setdefault(r.key.decode(), (r.partition, r.offset))
         return records
     finally:
         consumer.close()
@@ -315,14 +321,27 @@ def replays(sightings: list[Sighting], merges: dict[str, str]) -> tuple[int, int
     return len(again), minted_twice, otherwise
 
 
-def twin_gaps(topic: list[tuple], merges: dict[str, str]) -> list[float]:
+def twin_gaps(
+    topic: list[tuple], merges: dict[str, str], first_at: dict[str, tuple[int, int]]
+) -> list[tuple[float, bool]]:
     """For each merged pair, the seconds between the two enrolments (their first records'
-    ``written_at``): how long one worker went on not knowing the other's fish."""
-    written: dict[str, datetime] = {}
+    ``written_at``) and whether they were a *race*: the later one's writer had not yet read
+    the earlier one's record (its ``read_to`` offset at or below it). A twin that is no race
+    is the model's own split (its writer knew the other fish and still called the sighting
+    new), which a single process makes too; only a race measures how long one worker went on
+    not knowing the other's fish."""
+    first: dict[str, dict] = {}
     for key, value in topic:
-        if value is not None and value["kind"] == "individual" and key not in written:
-            written[key] = datetime.fromisoformat(value["written_at"])
-    return [abs((written[a] - written[b]).total_seconds()) for a, b in merges.items()]
+        if value is not None and value["kind"] == "individual" and key not in first:
+            first[key] = value
+    gaps = []
+    for a, b in merges.items():
+        earlier, later = sorted((a, b), key=lambda k: first_at[k])
+        partition, offset = first_at[earlier]
+        read_to = first[later].get("read_to", {}).get(str(partition), 0)
+        written = [datetime.fromisoformat(first[k]["written_at"]) for k in (a, b)]
+        gaps.append((abs((written[0] - written[1]).total_seconds()), read_to <= offset))
+    return gaps
 
 
 def tail_figures(log: str) -> tuple[int, float, float]:

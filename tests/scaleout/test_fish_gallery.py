@@ -69,18 +69,21 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
 
     rows = stored_sightings(stores)
     per_worker = [len(stored_sightings([s])) for s in stores]
-    records = read_gallery_topic(settings.kafka.bootstrap_servers, gallery_topic)
+    first_at: dict[str, tuple[int, int]] = {}
+    records = read_gallery_topic(settings.kafka.bootstrap_servers, gallery_topic, first_at=first_at)
     merges = topic_merges(records)
     once = list({r.uid: r for r in reversed(rows)}.values())  # one row per frame, for the score
     multi = score(once, truth, merges)
     print("\n" + "\n".join(f"single process: {b.line()}" for b in singles))
     print(f"three workers:  {multi.line()}")
     replayed, minted_twice, answered_otherwise = replays(rows, merges)
-    gaps = twin_gaps(records, merges)
+    twins = twin_gaps(records, merges, first_at)
+    races = [gap for gap, race in twins if race]
     print(
         f"rows per worker {per_worker}; replayed frames {replayed} ({answered_otherwise} "
         f"under another id the second time); topic records "
-        f"{len(records)}; merges {len(merges)}; twin gaps {sorted(round(g, 2) for g in gaps)} s"
+        f"{len(records)}; merges {len(merges)}; twin gaps (s, race) "
+        f"{sorted((round(g, 2), r) for g, r in twins)}"
     )
 
     # every frame stored, the third worker took part
@@ -108,14 +111,15 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     assert multi.split_ids <= worst.split_ids + SLACK, (singles, multi)
     assert multi.enrolments - len(merges) <= worst.enrolments + SLACK, (singles, multi, merges)
     # what one worker enrols reaches the others between their batches (the tail), within a
-    # batch or two: the poll between batches brought others' records (a worker that only
-    # caught up after a pause, or enrolled alone, has none), soon after they were written;
-    # twins are enrolments made within that window of each other
+    # batch or two: what a poll between batches brought from others was written moments
+    # before (a poll does not wait: in the few batches a worker decides while the others
+    # write, it may bring nothing, so how many it brings is not asserted here; that it does
+    # is, in test_shared_gallery); twins enrolled in a race (the later writer had not read
+    # the earlier's record) are enrolments made within that window of each other
     tails = [tail_figures(log) for log in logs]
     print(f"tail records, lag p50 / max (s) per worker: {tails}")
-    assert sum(n for n, _, _ in tails) > 0, tails
     assert all(p50 < TAIL_P50_S for n, p50, _ in tails if n), tails
-    assert max(gaps, default=0.0) < TWIN_WINDOW_S, gaps
+    assert max(races, default=0.0) < TWIN_WINDOW_S, twins
     # the model's own errors (a sighting under another fish's id, a known fish missed):
     # compared with one process, not zero
     assert multi.wrong <= worst.wrong * 1.05 + SLACK, (singles, multi)

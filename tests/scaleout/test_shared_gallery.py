@@ -18,6 +18,7 @@ from seawatch.models.fish.gallery_log import GalleryLog
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.storage.fish_merges import FishMerges, read_merges
+from tests.scaleout.fish_stream import read_gallery_topic
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +52,19 @@ def _sync_until(worker: SharedGallery, condition, what: str, timeout_s: float = 
         time.sleep(0.02)
 
 
+def _records(broker, topic: str) -> list[tuple[str, dict | None, int]]:
+    """The topic's records with their offsets, each key's first one first."""
+    first_at: dict[str, tuple[int, int]] = {}
+    records = read_gallery_topic(broker.bootstrap_servers, topic, first_at=first_at)
+    seen: set[str] = set()
+    out = []
+    for key, value in records:
+        if key not in seen:
+            seen.add(key)
+            out.append((key, value, first_at[key][1]))
+    return out
+
+
 def test_twins_merge_alike_on_both_workers_and_a_fresh_one_replays(tmp_path, broker, unique):
     topic = f"t{unique}.fish-gallery"
     a, b = _worker(broker, topic, tmp_path, "a"), _worker(broker, topic, tmp_path, "b")
@@ -64,10 +78,19 @@ def test_twins_merge_alike_on_both_workers_and_a_fresh_one_replays(tmp_path, bro
     _sync_until(b, lambda: late in b.gallery and b.gallery.resolve(late) == early, "b")
     assert a.gallery.resolve(stranger) == stranger and b.gallery.resolve(stranger) == stranger
     assert a.twins_merged == 1  # the later enrolment (capture time) into the earlier
+    # a read b's records through polls between its syncs (the tail), not a read after a pause
+    assert a.syncs["polled"] > 0 and a.tail_lags_s and max(a.tail_lags_s) < 10
+    # each twin was enrolled not knowing of the other (a race): what each writer had read
+    first = {k: (v, o) for k, v, o in _records(broker, topic) if v and v["kind"] == "individual"}
+    assert first[late][0]["read_to"]["0"] <= first[early][1]
+    assert first[early][0]["read_to"]["0"] <= first[late][1]
+    known = _enrol(a, np.eye(DIM)[6], "cam-1@400", 400)  # a, having read both, enrols again
+    first = {k: (v, o) for k, v, o in _records(broker, topic) if v and v["kind"] == "individual"}
+    assert first[known][0]["read_to"]["0"] > max(first[late][1], first[early][1])
 
     fresh = _worker(broker, topic, tmp_path, "c")  # a new worker, or this one restarted
     fresh.sync()
-    assert set(fresh.gallery.ids) == {late, early, stranger}
+    assert set(fresh.gallery.ids) == {late, early, stranger, known}
     assert fresh.gallery.resolve(late) == early
     replay = fresh.gallery.seen("cam-1@200")  # the frame that enrolled `late`, replayed
     assert replay is not None and replay.individual == late and replay.new_individual
@@ -76,7 +99,7 @@ def test_twins_merge_alike_on_both_workers_and_a_fresh_one_replays(tmp_path, bro
         worker.close()
     for name in ("a", "b", "c"):
         exported = Gallery.load(tmp_path / f"{name}-gallery.npz")
-        assert set(exported.ids) == {late, early, stranger}
+        assert set(exported.ids) == {late, early, stranger, known}
         assert exported.resolve(late) == early
         assert read_merges(tmp_path / f"{name}.db") == {late: early}
 

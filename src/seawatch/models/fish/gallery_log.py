@@ -86,6 +86,11 @@ class GalleryLog:
             records += self._unpack(self._consumer.poll(timeout_ms=200))
         return records
 
+    def read_to(self) -> dict[int, int]:
+        """The next offset this reader would read, per partition (what it has read is
+        below it)."""
+        return {tp.partition: self._consumer.position(tp) for tp in self._partitions}
+
     def poll(self) -> list[Record]:
         """The records that arrived since the last read, without waiting."""
         return self._unpack(self._consumer.poll(timeout_ms=0))

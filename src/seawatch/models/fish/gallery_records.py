@@ -10,7 +10,11 @@ writers overwrite each other's work in the compacted topic:
                     time, ``topic/partition/offset``), the sighting's ``similarity`` (the best
                     score it missed), the ``worker`` that minted it and the ``model`` release;
                     ``merged_into`` names the survivor once merged (``merged_by``,
-                    ``merge_similarity``); rewritten only by a merge or an unmerge (both
+                    ``merge_similarity``); at enrolment also ``read_to``, the offsets up to
+                    which its writer had read this topic when it decided (a record at or
+                    past them was not known to it: two twins enrolled without knowing of
+                    each other are a race, not the model's split); rewritten only by a
+                    merge or an unmerge (both
                     deterministic: the same value whoever writes it). A tombstone (null value)
                     removes the individual.
 ``<id>/<hash>``     a further **view** of a provisional individual (one per sighting it was
@@ -83,8 +87,10 @@ def individual_record(
     model: str,
     source: SightingSource | None = None,
     merge_similarity: float | None = None,
+    read_to: dict[int, int] | None = None,
 ) -> tuple[str, bytes]:
-    """The individual's record as it stands in ``gallery`` (its enrolling views)."""
+    """The individual's record as it stands in ``gallery`` (its enrolling views);
+    ``read_to``: the writer's read offsets of the gallery topic, per partition."""
     entry = gallery.entry(individual)
     embeddings, sources, similarities = gallery.views(individual)
     enrolling = [k for k, s in enumerate(sources) if s == entry.source]
@@ -107,6 +113,8 @@ def individual_record(
     if entry.merged_into is not None:
         value["merged_by"] = worker
         value["merge_similarity"] = _number(merge_similarity)
+    if read_to is not None:
+        value["read_to"] = {str(p): int(o) for p, o in sorted(read_to.items())}
     return individual, _dump(value)
 
 

@@ -96,6 +96,7 @@ class SharedGallery:
         # how old others' records were when the poll between two batches read them (not the
         # read after a pause: those are as old as the pause)
         self.tail_lags_s: list[float] = []
+        self.syncs = {"polled": 0, "read_to_end": 0}  # how each sync since the first read
 
     def sync(self) -> None:
         """Before a batch is decided: read what the other workers wrote (the whole topic the
@@ -115,6 +116,7 @@ class SharedGallery:
             )
             return
         records = self._log.read_to_end() if stale else self._log.poll()
+        self.syncs["read_to_end" if stale else "polled"] += 1
         self._apply(records, merge_twins=True, tail=not stale)
 
     def publish(self, kept: Sequence[Kept]) -> None:
@@ -123,11 +125,17 @@ class SharedGallery:
         if not kept:
             return
         log_ = self._opened()
+        read_to = log_.read_to()  # what this batch was decided knowing (synced before it)
         for individual, new, source in kept:
             if new:
                 self._minted.add(individual)
                 key, value = individual_record(
-                    self.gallery, individual, worker=self.worker, model=self.model, source=source
+                    self.gallery,
+                    individual,
+                    worker=self.worker,
+                    model=self.model,
+                    source=source,
+                    read_to=read_to,
                 )
             else:
                 key, value = view_record(
@@ -167,13 +175,16 @@ class SharedGallery:
                 lags = sorted(self.tail_lags_s) or [0.0]
                 log.info(
                     "fish_gallery_exported path=%s individuals=%d twins_merged=%d "
-                    "tail_records=%d tail_lag_p50_s=%.3f tail_lag_max_s=%.3f",
+                    "tail_records=%d tail_lag_p50_s=%.3f tail_lag_max_s=%.3f syncs_polled=%d "
+                    "syncs_read_to_end=%d",
                     self.export_path,
                     len(self.gallery),
                     self.twins_merged,
                     len(self.tail_lags_s),
                     lags[len(lags) // 2],
                     lags[-1],
+                    self.syncs["polled"],
+                    self.syncs["read_to_end"],
                 )
         finally:
             self._log.close()
