@@ -30,6 +30,10 @@ COUNTED_EVENTS = frozenset(
     {("seawatch.alerts.outputs", "alert"), ("seawatch.pipeline", "dead_letter")}
 )
 REPEATS_SHOWN = 3  # lines of one kind of warning on the terminal; the rest only in the file
+# loggers whose warnings are the library's own timing notes (kafka-python's network loop: "Task
+# ... ran for 0.354s ... blocking the event loop" on a busy machine): the file only, named
+# in the held-back line
+LIBRARY_NOTES = {"kafka.net.selector": "kafka-python event-loop notes"}
 LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
@@ -41,7 +45,7 @@ def event_of(record: logging.LogRecord) -> str:
 
 class TerminalHandler(logging.Handler):
     """Prints log lines through ``console``; unless ``verbose``, only warnings, without the
-    counted events, and at most :data:`REPEATS_SHOWN` of each event."""
+    counted events and the library notes, and at most :data:`REPEATS_SHOWN` of each event."""
 
     def __init__(self, console: Console, *, verbose: bool) -> None:
         super().__init__(logging.NOTSET if verbose else logging.WARNING)
@@ -53,6 +57,9 @@ class TerminalHandler(logging.Handler):
         key = (record.name, event_of(record))
         if not self.verbose:
             if key in COUNTED_EVENTS:
+                return
+            if record.name in LIBRARY_NOTES and record.levelno < logging.ERROR:
+                self.held_back[LIBRARY_NOTES[record.name]] += 1
                 return
             if self.shown[key] >= REPEATS_SHOWN:
                 self.held_back[key[1]] += 1
