@@ -24,6 +24,7 @@ was the kNN score's). Writes benchmarks/results/ood.json and ood.png (score hist
 per set) for the default seed, ood_<seed>.json/.png for another reserved one.
 
     python benchmarks/ood.py [--model models/plankton] [--seed 7900041] [--per-taxon 100]
+        [--tag NAME]   # ood_<seed>_<NAME>.json: a new results file beside the earlier ones
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def _serving_ms(head: PlanktonClassifier, images: np.ndarray, repeats: int) -> d
     x = batch_tensor(list(images[:64]))
     outputs = head.backend.run_outputs(x)
     features, probs = np.asarray(outputs[1], np.float32), outputs[0]
+    stage3 = [] if head._stage3_at is None else [outputs[head._stage3_at]]
 
     def best(fn) -> float:
         fn()
@@ -149,7 +151,7 @@ def _serving_ms(head: PlanktonClassifier, images: np.ndarray, repeats: int) -> d
 
     return {
         "graph": best(lambda: head.backend.run_outputs(x)),
-        "ood_score": best(lambda: head.ood.scores(features, probs, x)),
+        "ood_score": best(lambda: head.ood.scores(features, probs, x, *stage3)),
     }
 
 
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=FINAL_SEED)
     parser.add_argument("--per-taxon", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--tag", default="", help="appended to the result files' names")
     args = parser.parse_args()
     console = Console()
     start = time.perf_counter()
@@ -197,7 +200,10 @@ def main() -> None:
     final = 7_900_000 <= args.seed <= 7_999_999
     report = {
         "model": card.release,
-        "ood": {k: card.ood[k] for k in ("method", "k", "threshold")} if card.ood else None,
+        "ood": {k: card.ood[k] for k in ("method", "k", "threshold")}
+        | {"inputs": sorted(card.ood.get("inputs", {}))}
+        if card.ood
+        else None,
         "seed": args.seed,
         "seed_kind": "reserved (final numbers)" if final else "development",
         "per_taxon": args.per_taxon,
@@ -210,18 +216,17 @@ def main() -> None:
         "seconds": round(time.perf_counter() - start, 1),
         "machine": platform.platform(),
     }
-    name = (
-        "ood"
-        if args.seed == FINAL_SEED
-        else f"ood_{args.seed}"
-        if final
-        else f"ood_dev_{args.seed}"
-    )
+    if final:
+        name = "ood" if args.seed == FINAL_SEED and not args.tag else f"ood_{args.seed}"
+    else:
+        name = f"ood_dev_{args.seed}"
+    name += f"_{args.tag}" if args.tag else ""
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     method = card.ood["method"] if card.ood else "?"
     title = f"{card.release}, seed {args.seed}: OOD score per set ({method})"
     xlabel = (
-        "OOD score: logit of 'outlier' (features, softmax, image statistics)"
+        "OOD score: logit of 'outlier' (features, softmax, image statistics"
+        + (", stage 3)" if "stage3" in card.ood.get("inputs", {}) else ")")
         if method == "outlier_exposure"
         else "OOD score: 1 - cosine to the nearest training object (penultimate features)"
     )

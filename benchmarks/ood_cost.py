@@ -5,10 +5,11 @@ thread after the classifier graph, on every batch of objects. This times, per ba
 prepared crops (development draw, seed 7_100_901), with one OpenCV, one BLAS and one ONNX
 Runtime thread as the daemon runs them: the graph, then each part of the score (image
 statistics, the kNN product against the feature bank, the statistics bank distance, the
-network) and the whole score. CPU time of the calling thread (``time.thread_time``), so
-other jobs on the VM inflate it less than wall time; the minimum and the median of
-``--repeats`` calls. ``benchmarks/results/ood_cost.json`` holds two runs of issue 24's code
-and two of this one, interleaved.
+stage-3 kNN product where the scorer has one, the network) and the whole score. CPU time of
+the calling thread (``time.thread_time``), so other jobs on the VM inflate it less than
+wall time; the minimum and the median of ``--repeats`` calls.
+``benchmarks/results/ood_cost.json`` holds two runs of issue 24's code and two of issue
+26's, interleaved; ``ood_cost_stage3.json`` the scorer with and without the stage-3 inputs.
 
     python benchmarks/ood_cost.py [--model models/plankton] [--repeats 50] [--out FILE]
 """
@@ -53,19 +54,28 @@ def parts(scorer: OodScorer, backend, x: np.ndarray, repeats: int) -> dict[str, 
     """The graph and each part of the score on one batch ``x`` (N x 1 x S x S)."""
     outputs = backend.run_outputs(x)
     probs, features = outputs[0], np.asarray(outputs[1], np.float32)
+    stage3 = outputs[2] if scorer.stage3 is not None else None
     crops = np.clip(x[:, 0], 0, 255).astype(np.uint8)
     z = (image_stats(crops) - scorer.stats_mean) / scorer.stats_std
-    rows = (scorer.inputs(features, probs, crops) - scorer.in_mean) / scorer.in_scale
-    return {
-        "graph": timed(lambda: backend.run_outputs(x), repeats),
-        "image_stats": timed(lambda: image_stats(crops), repeats),
-        "feature_knn": timed(lambda: scorer.knn.scores(features), repeats),
-        "stats_knn": timed(
-            lambda: stats_distance(z, scorer.stats_bank, squared=scorer.stats_squared), repeats
-        ),
-        "network": timed(lambda: scorer.network(rows), repeats),
-        "score_total": timed(lambda: scorer.scores(features, probs, x), repeats),
-    }
+    rows = (scorer.inputs(features, probs, crops, stage3) - scorer.in_mean) / scorer.in_scale
+    extra = {}
+    if scorer.stage3 is not None:
+        extra["stage3_knn"] = timed(lambda: scorer.stage3.scores(stage3), repeats)
+    return (
+        {
+            "graph": timed(lambda: backend.run_outputs(x), repeats),
+            "image_stats": timed(lambda: image_stats(crops), repeats),
+            "feature_knn": timed(lambda: scorer.knn.scores(features), repeats),
+            "stats_knn": timed(
+                lambda: stats_distance(z, scorer.stats_bank, squared=scorer.stats_squared), repeats
+            ),
+        }
+        | extra
+        | {
+            "network": timed(lambda: scorer.network(rows), repeats),
+            "score_total": timed(lambda: scorer.scores(features, probs, x, stage3), repeats),
+        }
+    )
 
 
 def main() -> None:
@@ -92,6 +102,8 @@ def main() -> None:
             "model": card.release,
             "bank_rows": int(scorer.knn.bank.shape[0]),
             "stats_bank_rows": int(scorer.stats_bank.shape[0]),
+            "stage3_bank_rows": 0 if scorer.stage3 is None else int(scorer.stage3.bank.shape[0]),
+            "network_inputs": int(scorer.w1.shape[0]),
             "batch": BATCH,
             "seed": SEED,
             "ms_per_batch": result,

@@ -65,7 +65,7 @@ def test_the_fp16_graph_passes_with_its_tolerance(tmp_path, plankton_inputs):
             plankton_inputs,
             TOLERANCES["fp16"],
             chunk=40,
-            names=["probs", "features"],
+            names=["probs", "features", "stage3"],
         )
     assert report.passed
     assert report.samples == 96
@@ -74,6 +74,7 @@ def test_the_fp16_graph_passes_with_its_tolerance(tmp_path, plankton_inputs):
     assert [(o.name, o.kind) for o in report.outputs] == [
         ("probs", "probabilities"),
         ("features", "embedding"),
+        ("stage3", "embedding"),
     ]
     record = report.as_record()
     assert record["passed"] is True and record["outputs"][0]["kind"] == "probabilities"
@@ -135,8 +136,9 @@ def test_a_candidate_with_another_output_shape_is_refused(tmp_path):
         class _Wrong:
             name = "wrong"
 
-            def run_outputs(self, batch):  # probs of the wrong width, features as the graph's
-                return (np.zeros((len(batch), 3), np.float32), np.zeros((len(batch), 160)))
+            def run_outputs(self, batch):  # probs of the wrong width, the rest as the graph's
+                n = len(batch)
+                return (np.zeros((n, 3), np.float32), np.zeros((n, 160)), np.zeros((n, 192)))
 
         inputs = sample_inputs(load_card(PLANKTON), 4)
         with pytest.raises(BackendError, match="shape"):

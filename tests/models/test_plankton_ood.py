@@ -159,7 +159,8 @@ def test_the_joint_threshold_keeps_the_budget() -> None:
 
 @pytest.mark.slow
 def test_re_export_keeps_the_class_outputs(tmp_path: Path) -> None:
-    """A one-output graph re-exported with features: probs equal to the old graph's."""
+    """A one-output graph re-exported with features and stage3: probs equal to the old
+    graph's."""
     from seawatch.models.onnx_export import export_onnx, ort_session
     from seawatch.models.plankton.reexport import add_features_output, rebuild_network
 
@@ -174,10 +175,11 @@ def test_re_export_keeps_the_class_outputs(tmp_path: Path) -> None:
     old = ort_session(model / ONNX_FILE).run(None, {"image": x.astype(np.float32)})
     report = add_features_output(model, command="test")
     new = ort_session(model / ONNX_FILE).run(None, {"image": x.astype(np.float32)})
-    assert len(old) == 1 and len(new) == 2 and new[1].shape == (26, 160)
+    assert len(old) == 1 and len(new) == 3 and new[1].shape == (26, 160)
+    assert new[2].shape == (26, 192)
     assert report["probs_max_abs_diff_vs_previous_graph"] <= 1e-5
     np.testing.assert_allclose(new[0], old[0], atol=1e-5)
-    assert load_card(model).outputs == ["probs", "features"]
+    assert load_card(model).outputs == ["probs", "features", "stage3"]
 
 
 def test_the_committed_graph_matches_its_torch_weights() -> None:

@@ -15,7 +15,7 @@ from seawatch.contracts.ood import OOD_FILE, load_ood
 from seawatch.contracts.ood_knn import normalise
 from seawatch.contracts.ood_scorer import METHOD, OodScorer
 from seawatch.models.plankton.novel import CALIBRATION_TAXA, novel_set
-from seawatch.models.plankton.ood_fit import graph_features
+from seawatch.models.plankton.ood_fit import graph_arrays
 from seawatch.models.plankton.outliers import corrupted_set, outlier_set
 from seawatch.models.plankton.synthetic_sets import synthetic_split
 from tests.contracts.image_stats_plain import plain_image_stats
@@ -23,8 +23,9 @@ from tests.contracts.image_stats_plain import plain_image_stats
 MODEL = Path(__file__).resolve().parents[2] / "models" / "plankton"
 
 
-def _plain_scores(scorer: OodScorer, features, probs, crops) -> np.ndarray:
-    """Issue 24's scorer, term by term: plain statistics, |x|^2 + |b|^2 - 2 x.b, a min."""
+def _plain_scores(scorer: OodScorer, features, probs, crops, stage3) -> np.ndarray:
+    """Issue 24's scorer, term by term: plain statistics, |x|^2 + |b|^2 - 2 x.b, a min;
+    and the stage-3 columns where the scorer has them (1 - the largest cosine, log)."""
     z = (plain_image_stats(crops) - scorer.stats_mean) / scorer.stats_std
     bank = scorer.stats_bank
     d = (z**2).sum(1)[:, None] + (bank**2).sum(1)[None] - 2.0 * z @ bank.T
@@ -34,6 +35,9 @@ def _plain_scores(scorer: OodScorer, features, probs, crops) -> np.ndarray:
     rows = np.column_stack(
         [normalise(features), 1.0 - cos.max(1), probs.max(1), entropy, z, np.log(near + 0.1)]
     )
+    if scorer.stage3 is not None:
+        s3_cos = normalise(stage3) @ normalise(scorer.stage3.bank).T
+        rows = np.column_stack([rows, np.log(1.0 - s3_cos.max(1) + 1e-3), stage3])
     hidden = np.maximum(((rows - scorer.in_mean) / scorer.in_scale) @ scorer.w1 + scorer.b1, 0)
     return hidden @ scorer.w2 + scorer.b2
 
@@ -52,8 +56,10 @@ def test_the_cheap_score_equals_the_plain_one() -> None:
             corrupted_set(60, 7_150_204, size=card.input.size),
         ]
     )
-    probs, features = graph_features(MODEL / ONNX_FILE, crops)
-    cheap = scorer.scores(features, probs, crops[:, None].astype(np.float32))
-    plain = _plain_scores(scorer, features, probs, crops)
+    names = ("probs", "features", "stage3") if scorer.stage3 else ("probs", "features")
+    out = graph_arrays(MODEL / ONNX_FILE, crops, names)
+    probs, features, stage3 = out["probs"], out["features"], out.get("stage3")
+    cheap = scorer.scores(features, probs, crops[:, None].astype(np.float32), stage3)
+    plain = _plain_scores(scorer, features, probs, crops, stage3)
     np.testing.assert_allclose(cheap, plain, rtol=0, atol=1e-4)
     assert ((cheap > scorer.threshold) == (plain > scorer.threshold)).all()

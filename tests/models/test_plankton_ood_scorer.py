@@ -80,8 +80,9 @@ def test_uint8_crops_and_the_batch_tensor_score_the_same() -> None:
     rng = np.random.default_rng(7_100_514)
     features = rng.normal(size=(8, scorer.dim)).astype(np.float32)
     probs = rng.dirichlet(np.ones(len(card.class_names)), 8).astype(np.float32)
-    a = scorer.scores(features, probs, x)
-    b = scorer.scores(features, probs, x[:, 0].astype(np.uint8))
+    stage3 = rng.uniform(0, 1, (8, scorer.stage3_dim)).astype(np.float32) if scorer.stage3 else None
+    a = scorer.scores(features, probs, x, stage3)
+    b = scorer.scores(features, probs, x[:, 0].astype(np.uint8), stage3)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="probabilities and the images"):
         scorer.scores(features)

@@ -106,10 +106,10 @@ def test_export_parity_torch_vs_onnxruntime(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = PlanktonNet(len(TAXA), mean=0.8, std=0.2).eval()
     path = export_onnx(model, tmp_path / "m.onnx", size=64)
-    diff = check_parity(exported(model), path, _crops(7, seed=3))  # probs and features
+    diff = check_parity(exported(model), path, _crops(7, seed=3))  # probs, features, stage3
     assert diff < 1e-4
     outputs = ort_session(path).run(None, {"image": _crops(2)})
-    assert [o.shape for o in outputs] == [(2, len(TAXA)), (2, 160)]
+    assert [o.shape for o in outputs] == [(2, len(TAXA)), (2, 160), (2, 192)]
 
 
 def test_parity_check_fails_loudly_on_a_different_graph(tmp_path: Path) -> None:

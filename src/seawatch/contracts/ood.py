@@ -44,6 +44,7 @@ from seawatch.contracts.ood_knn import OodDetector, _sha256, normalise
 from seawatch.contracts.ood_scorer import OodScorer
 
 OOD_FILE = "ood.npz"
+STAGE3 = "stage3"  # the graph output of the scorer's stage-3 inputs (:mod:`.ood_scorer`)
 METHODS = ("knn_cosine", "outlier_exposure")  # the second: :mod:`.ood_scorer`
 FIX = "refit it with `seawatch train plankton-ood --model {dir}` or remove the card's ood field"
 
@@ -87,6 +88,17 @@ def load_ood(directory: Path, spec: dict[str, Any] | None) -> OodDetector | OodS
     return detector
 
 
+def stage3_output(outputs: list[str], ood: OodDetector | OodScorer | None) -> int | None:
+    """The index of the graph output ``stage3`` a scorer with stage-3 inputs reads (None
+    when it reads none); a graph without it raises :class:`ConfigError` naming the fix."""
+    if not getattr(ood, "stage3_dim", 0):
+        return None
+    if STAGE3 not in outputs:
+        msg = f"the card's OOD score reads the graph output {STAGE3!r} (outputs: {outputs}); "
+        raise ConfigError(msg + "re-export and refit with `seawatch train plankton-ood`")
+    return outputs.index(STAGE3)
+
+
 def _load_scorer(path: Path, spec: dict[str, Any], fix: str) -> OodScorer:
     """The outlier-exposure scorer in ``path``, checked against its card's threshold."""
     try:
@@ -101,4 +113,13 @@ def _load_scorer(path: Path, spec: dict[str, Any], fix: str) -> OodScorer:
     return scorer
 
 
-__all__ = ["METHODS", "OOD_FILE", "OodDetector", "OodScorer", "load_ood", "normalise"]
+__all__ = [
+    "METHODS",
+    "OOD_FILE",
+    "STAGE3",
+    "OodDetector",
+    "OodScorer",
+    "load_ood",
+    "normalise",
+    "stage3_output",
+]

@@ -1,10 +1,13 @@
 """ONNX export of the plankton network: one input ``image`` (N x C x S x S, 0..255; C is 1 for
-gray, 3 for colour; S the card's ``input.size``), two
-outputs ``probs`` (N x C) and ``features`` (N x D, the penultimate layer the
-out-of-distribution score reads), dynamic batch axis. See :mod:`seawatch.models.onnx_export`.
+gray, 3 for colour; S the card's ``input.size``), three
+outputs ``probs`` (N x C), ``features`` (N x D, the penultimate layer) and ``stage3`` (N x
+2C', each channel's mean and standard deviation over the third stage's map), the last two
+read by the out-of-distribution score; dynamic batch axis. See
+:mod:`seawatch.models.onnx_export`.
 
 Graphs exported before the ``features`` output existed have ``probs`` alone; the daemon
-serves them with the softmax threshold only (:mod:`seawatch.contracts.ood`).
+serves them with the softmax threshold only (:mod:`seawatch.contracts.ood`). Graphs with
+``(probs, features)`` serve scorers fitted without the stage-3 inputs.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ from seawatch.models.onnx_export import check_parity, ort_session
 from seawatch.models.onnx_export import export_onnx as _export
 from seawatch.models.plankton.network import PlanktonNet, WithFeatures
 
-INPUT_NAME, OUTPUT_NAME, FEATURES_NAME = "image", "probs", "features"
-OUTPUT_NAMES = (OUTPUT_NAME, FEATURES_NAME)
+INPUT_NAME, OUTPUT_NAME, FEATURES_NAME, STAGE3_NAME = "image", "probs", "features", "stage3"
+OUTPUT_NAMES = (OUTPUT_NAME, FEATURES_NAME, STAGE3_NAME)
 
 
 def export_onnx(
     model: PlanktonNet, path: Path, *, size: int, channels: int = 1, opset: int = 17
 ) -> Path:
     """Export a classifier mapping float32 N x channels x size x size to (probabilities,
-    features)."""
+    features, pooled stage-3 statistics)."""
     example = torch.zeros(2, channels, size, size)
     return _export(
         WithFeatures(model),
@@ -47,6 +50,7 @@ __all__ = [
     "INPUT_NAME",
     "OUTPUT_NAME",
     "OUTPUT_NAMES",
+    "STAGE3_NAME",
     "check_parity",
     "export_onnx",
     "exported",

@@ -7,8 +7,9 @@ measures a ROI frame's one object) and fits each into the classifier's square in
 An object is ``unknown`` when its top-1 probability is under the card's
 ``unknown_confidence`` or, where the card carries an out-of-distribution score
 (:mod:`seawatch.contracts.ood`) and the graph outputs ``features``, when that score is over
-its threshold (the record's ``ood_flagged`` says which rule it was). A card without one is
-served as before, softmax threshold only, and says so once in the log.
+its threshold (the record's ``ood_flagged`` says which rule it was); a scorer fitted with
+the stage-3 inputs reads the graph's ``stage3`` output too. A card without one is served as
+before, softmax threshold only, and says so once in the log.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from seawatch.contracts.crops import Crop, can_keep_as_sent, crop_as_sent, encod
 from seawatch.contracts.errors import BackendError, FrameError
 from seawatch.contracts.frames import Frame, FrameKind
 from seawatch.contracts.objects import SegmentedObject
-from seawatch.contracts.ood import OodDetector, load_ood
+from seawatch.contracts.ood import OodDetector, load_ood, stage3_output
 from seawatch.contracts.ood_scorer import OodScorer
 from seawatch.contracts.preprocess import batch_tensor, to_gray8
 from seawatch.contracts.quality import measure_quality
@@ -126,6 +127,7 @@ class PlanktonClassifier:
             )
             raise BackendError(msg)
         self._features_at = card.outputs.index(FEATURES) if ood is not None else None
+        self._stage3_at = stage3_output(card.outputs, ood)
         # with an OOD score, its fit may set a lower softmax bar (``ood.softmax_floor``): the
         # score, which reads the softmax too, then spends more of the in-distribution budget
         floor = (card.ood or {}).get("softmax_floor") if ood is not None else None
@@ -295,7 +297,7 @@ class PlanktonClassifier:
         if self.ood is None or self._features_at is None:
             return self.backend.run(chunk), np.zeros(len(chunk), np.float32)
         outputs = self.backend.run_outputs(chunk)
-        if len(outputs) <= self._features_at:
+        if len(outputs) <= max(self._features_at, self._stage3_at or 0):
             msg = f"model returned {len(outputs)} outputs; its card lists {self.card.outputs}"
             raise BackendError(msg)
         features = np.asarray(outputs[self._features_at], np.float32)
@@ -305,7 +307,9 @@ class PlanktonClassifier:
                 f"the OOD bank (dimension {self.ood.dim}); refit `seawatch train plankton-ood`"
             )
             raise BackendError(msg)
-        return outputs[0], self.ood.scores(features, outputs[0], chunk)
+        if self._stage3_at is None:
+            return outputs[0], self.ood.scores(features, outputs[0], chunk)
+        return outputs[0], self.ood.scores(features, outputs[0], chunk, outputs[self._stage3_at])
 
     def interpret(self, outputs: PlanktonOutputs | np.ndarray) -> list[Prediction]:
         """Probabilities (N×C, or :meth:`infer`'s outputs with OOD scores) -> taxon,

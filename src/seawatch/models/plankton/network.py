@@ -7,7 +7,8 @@ softmax (the calibration temperature is a buffer, fitted after training), so the
 exported ONNX graph takes the raw output of :func:`seawatch.contracts.preprocess.batch_tensor`
 (float32 NCHW, 0..255) and returns probabilities: the live path cannot drift from training.
 Training uses :meth:`PlanktonNet.logits`. The exported graph (:class:`WithFeatures`) also
-returns the penultimate features, which the out-of-distribution score reads.
+returns the penultimate features and the pooled third-stage map, which the
+out-of-distribution score reads.
 """
 
 from __future__ import annotations
@@ -95,17 +96,41 @@ class PlanktonNet(nn.Module):
 
 
 class WithFeatures(nn.Module):
-    """The exported graph: ``(probs, features)`` of a :class:`PlanktonNet`, one pass."""
+    """The exported graph: ``(probs, features, stage3)`` of a :class:`PlanktonNet`, one pass.
+
+    ``stage3`` is the map of the stage before the last (the third of the default four, 8 x 8
+    at 64 px) pooled to each channel's mean and standard deviation (N x 2C, 192 numbers by
+    default): less invariant than the pooled last stage, the out-of-distribution scorer reads
+    it beside ``features``. The same layers in the same order as :meth:`PlanktonNet.features`
+    (the last stage runs on the kept map), so ``probs`` and ``features`` are unchanged.
+    """
 
     def __init__(self, net: PlanktonNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Calibrated probabilities (N x C) and penultimate features (N x D)."""
-        features = self.net.features(x)
-        probs = torch.softmax(self.net.head(features) / self.net.temperature, dim=1)
-        return probs, features
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Calibrated probabilities (N x C), penultimate features (N x D) and the pooled
+        stage-3 statistics (N x 2C')."""
+        net = self.net
+        x = (x * (1.0 / 255.0) - net.mean) / net.std
+        mapped = net.stages[:-1](net.stem(x))
+        features = torch.flatten(net.pool(net.stages[-1](mapped)), 1)
+        probs = torch.softmax(net.head(features) / net.temperature, dim=1)
+        return probs, features, stage_stats(mapped)
+
+
+def stage_stats(mapped: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and (unbiased) standard deviation of a N x C x H x W map (N x 2C).
+
+    Written out (means, a product, a square root) rather than ``Tensor.std``, whose ONNX
+    export needs ``ReduceProd``, an operator the torch runner of the graph lacks. The map
+    needs at least two cells (inputs of 16 px and more for the third of four stages)."""
+    mean = mapped.mean((2, 3), keepdim=True)
+    centred = mapped - mean
+    cells = mapped.shape[2] * mapped.shape[3]
+    variance = (centred * centred).mean((2, 3)) * (cells / (cells - 1))
+    return torch.cat([mean.flatten(1), torch.sqrt(variance)], 1)
 
 
 def describe(model: PlanktonNet) -> str:
@@ -121,4 +146,4 @@ def describe(model: PlanktonNet) -> str:
     )
 
 
-__all__ = ["DEFAULT_WIDTHS", "PlanktonNet", "WithFeatures", "describe"]
+__all__ = ["DEFAULT_WIDTHS", "PlanktonNet", "WithFeatures", "describe", "stage_stats"]

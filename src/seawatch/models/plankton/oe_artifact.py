@@ -58,7 +58,12 @@ def build_oe_artifact(source: Path, out: Path, params: OeParams, *, command: str
     from seawatch.models.plankton.backbone import save_backbone
     from seawatch.models.plankton.calibration import fit_temperature, scale
     from seawatch.models.plankton.evaluate import unknown_threshold
-    from seawatch.models.plankton.export import check_parity, export_onnx, exported
+    from seawatch.models.plankton.export import (
+        OUTPUT_NAMES,
+        check_parity,
+        export_onnx,
+        exported,
+    )
     from seawatch.models.plankton.reexport import rebuild_network
     from seawatch.models.plankton.synthetic_sets import synthetic_split
     from seawatch.models.plankton.train import predict_logits
@@ -126,7 +131,7 @@ def build_oe_artifact(source: Path, out: Path, params: OeParams, *, command: str
             "ood": None,
             "files": files,
             "thresholds": thresholds,
-            "outputs": ["probs", "features"],
+            "outputs": list(OUTPUT_NAMES),
             "metrics": {"outlier_exposure": record},
             "onnx_sha256": sha256_file(onnx_path),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -25,6 +25,12 @@ DEFAULT_MODEL = Path("models/plankton")
     show_default=True,
     help="the scorer: outlier exposure over several signals, or the kNN distance alone",
 )
+@click.option(
+    "--stage3/--no-stage3",
+    default=True,
+    show_default=True,
+    help="outlier_exposure: the pooled third-stage map and its kNN distance as inputs too",
+)
 @click.option("--k", default=K, show_default=True, help="knn_cosine: the k-th nearest object")
 @click.option(
     "--target",
@@ -33,23 +39,27 @@ DEFAULT_MODEL = Path("models/plankton")
     help="share of validation objects reported unknown (softmax and OOD rules together)",
 )
 @click.pass_context
-def ood_command(ctx: click.Context, model: Path, method: str, k: int, target: float) -> None:
+def ood_command(
+    ctx: click.Context, model: Path, method: str, stage3: bool, k: int, target: float
+) -> None:
     """Fit the "unknown means unknown" score and its threshold, written as ood.npz beside
     the model and into its card: by default the outlier-exposure scorer (features, softmax
-    and image statistics against drawn outliers; needs scikit-learn), or a kNN bank of
-    training features alone. A graph without the features output is re-exported from the
-    artifact's weights first (probs unchanged)."""
+    and image statistics, and the pooled third-stage map, against drawn outliers; needs
+    scikit-learn), or a kNN bank of training features alone. A graph without the features
+    or stage3 output is re-exported from the artifact's weights first (probs and features
+    unchanged)."""
     from seawatch.contracts.errors import SeawatchError
     from seawatch.models.plankton.ood_fit import fit_ood
     from seawatch.models.plankton.ood_oe_fit import fit_oe
 
     words = [ctx.command_path, "--model", str(model)]
     words += [] if method == "outlier_exposure" else ["--method", method]
+    words += [] if stage3 else ["--no-stage3"]
     words += [] if k == K else ["--k", str(k)]
     words += [] if target == TARGET else ["--target", f"{target:g}"]
     try:
         if method == "outlier_exposure":
-            report = fit_oe(model, command=" ".join(words), target=target)
+            report = fit_oe(model, command=" ".join(words), target=target, stage3=stage3)
         else:
             report = fit_ood(model, command=" ".join(words), k=k, target=target)
     except SeawatchError as exc:
@@ -57,7 +67,8 @@ def ood_command(ctx: click.Context, model: Path, method: str, k: int, target: fl
     spec, calib = report["ood"], report["ood"]["calibration"]
     if report["reexport"].get("reexported"):
         diff = report["reexport"]["probs_max_abs_diff_vs_previous_graph"]
-        click.echo(f"re-exported {model}/model.onnx with a features output (probs diff {diff:g})")
+        outputs = ", ".join(report["reexport"]["outputs"])
+        click.echo(f"re-exported {model}/model.onnx with outputs {outputs} (probs diff {diff:g})")
     click.echo(
         f"wrote {model}/{spec['file']} and card.json: threshold {spec['threshold']:.4f}; "
         f"unknown on validation {calib['validation']['unknown']:.1%} "

@@ -39,19 +39,27 @@ def graph_features(
     onnx_path: Path, images: np.ndarray, advance=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and penultimate features of prepared crops (uint8 N x S x S)."""
+    out = graph_arrays(onnx_path, images, ("probs", "features"), advance)
+    return out["probs"], out["features"]
+
+
+def graph_arrays(
+    onnx_path: Path, images: np.ndarray, names: tuple[str, ...], advance=None
+) -> dict[str, np.ndarray]:
+    """The graph outputs ``names`` of prepared crops (uint8 N x S x S), each N x ..."""
     session = ort_session(onnx_path)
-    names = [o.name for o in session.get_outputs()]
-    if "features" not in names:
-        raise ConfigError(f"{onnx_path} has no 'features' output; re-export it first")
-    probs, feats = [], []
+    have = [o.name for o in session.get_outputs()]
+    missing = [name for name in names if name not in have]
+    if missing:
+        raise ConfigError(f"{onnx_path} has no {missing} output; re-export it first")
+    parts: list[list[np.ndarray]] = [[] for _ in names]
     for i in range(0, len(images), BATCH):
         batch = images[i : i + BATCH, None].astype(np.float32)
-        p, f = session.run(["probs", "features"], {"image": batch})
-        probs.append(p)
-        feats.append(f)
+        for part, array in zip(parts, session.run(list(names), {"image": batch}), strict=True):
+            part.append(array)
         if advance is not None:
             advance(len(batch))
-    return np.concatenate(probs), np.concatenate(feats)
+    return {name: np.concatenate(part) for name, part in zip(names, parts, strict=True)}
 
 
 def joint_threshold(scores: np.ndarray, softmax_unknown: np.ndarray, target: float) -> float:
@@ -169,4 +177,4 @@ def fit_ood(model_dir: Path, *, command: str, k: int = K, target: float = TARGET
     return {"reexport": reexport, "ood": spec}
 
 
-__all__ = ["fit_ood", "graph_features", "joint_threshold"]
+__all__ = ["fit_ood", "graph_arrays", "graph_features", "joint_threshold"]

@@ -1,7 +1,8 @@
 """Fit the outlier-exposure scorer of a plankton artifact (:mod:`seawatch.contracts.ood_scorer`).
 
-1. Banks: the penultimate features and the image statistics of the model's training split
-   (the synthetic draw its card records), for the two kNN distances.
+1. Banks: the penultimate features, the pooled third-stage map (graph output ``stage3``;
+   ``stage3=False`` leaves it out) and the image statistics of the model's training split
+   (the synthetic draw its card records), for the three kNN distances.
 2. The network: in-distribution objects the classifier never trained on (a fresh draw of
    the ten taxa, ROIs and segmented crops, seed :data:`INSIDE_SEED`) against drawn outliers
    (:mod:`.outliers`: :data:`SHAPES` organisms of no taxon and :data:`CORRUPTED` training
@@ -26,14 +27,14 @@ from seawatch.contracts.card import ONNX_FILE, load_card
 from seawatch.contracts.image_stats import NAMES as STAT_NAMES
 from seawatch.contracts.image_stats import image_stats
 from seawatch.contracts.ood import OOD_FILE, _sha256
-from seawatch.contracts.ood_scorer import METHOD, STATS_K, OodScorer
+from seawatch.contracts.ood_scorer import METHOD, STAGE3_BANK, STATS_K, OodScorer
 from seawatch.models.plankton.novel import CALIBRATION_TAXA, novel_set
 from seawatch.models.plankton.ood_fit import (
     CALIBRATION_PER_TAXON,
     CALIBRATION_SEED,
     TARGET,
     _splits,
-    graph_features,
+    graph_arrays,
     joint_threshold,
 )
 from seawatch.models.plankton.outliers import corrupted_set, outlier_set
@@ -130,8 +131,11 @@ def choose_floor(
     return best["softmax_floor"], best["threshold"], table
 
 
-def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str, Any]:
-    """Fit the scorer and its threshold; write ``ood.npz`` and the card's ``ood`` field."""
+def fit_oe(
+    model_dir: Path, *, command: str, target: float = TARGET, stage3: bool = True
+) -> dict[str, Any]:
+    """Fit the scorer and its threshold; write ``ood.npz`` and the card's ``ood`` field.
+    ``stage3``: with the stage-3 inputs (the graph's ``stage3`` output, its kNN distance)."""
     from seawatch.models.plankton.reexport import add_features_output
 
     model_dir = Path(model_dir)
@@ -141,12 +145,16 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
     softmax = float(card.thresholds.get("unknown_confidence", 0.0))
     with training_progress() as progress:
         images = _draws(card, progress)
-        probs, feats = {}, {}
+        wanted = ("probs", "features", "stage3") if stage3 else ("probs", "features")
+        graph = {}
         for name, x in images.items():
             task = progress.add_task(f"features {name}", total=len(x), info="")
-            probs[name], feats[name] = graph_features(
-                onnx_path, x, lambda n, t=task: progress.advance(t, n)
+            graph[name] = graph_arrays(
+                onnx_path, x, wanted, lambda n, t=task: progress.advance(t, n)
             )
+        probs = {name: out["probs"] for name, out in graph.items()}
+        feats = {name: out["features"] for name, out in graph.items()}
+        s3 = {name: out.get("stage3") for name, out in graph.items()}
         task = progress.add_task("image statistics", total=None, info="")
         train_stats = _stats(images["train"])
         mean, std = train_stats.mean(0), train_stats.std(0) + 1e-6
@@ -159,18 +167,22 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
         "threshold": np.float64(0.0),
     }
     width = feats["train"].shape[1] + 4 + len(STAT_NAMES)
+    if stage3:
+        arrays[STAGE3_BANK] = s3["train"]
+        width += 1 + s3["train"].shape[1]
     blank = OodScorer(arrays | _identity(width))
     signal = {
-        name: blank.inputs(feats[name], probs[name], images[name])
+        name: blank.inputs(feats[name], probs[name], images[name], s3[name])
         for name in ("inside", "shapes", "corrupted", "validation", "calibration_taxa")
     }
     outside = np.concatenate([signal["shapes"], signal["corrupted"]])
     x = np.concatenate([signal["inside"], outside])
     y = np.r_[np.zeros(len(signal["inside"])), np.ones(len(outside))]
-    scorer = OodScorer(arrays | _fit_network(x, y))
+    # the banks rounded to float16 as ood.npz stores them, before the threshold is set
+    scorer = OodScorer(OodScorer(arrays | _fit_network(x, y)).arrays())
 
     def scores(name: str) -> np.ndarray:
-        return scorer.scores(feats[name], probs[name], images[name])
+        return scorer.scores(feats[name], probs[name], images[name], s3[name])
 
     floor, threshold, floors = choose_floor(
         softmax,
@@ -202,10 +214,19 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
         "L2-normalised penultimate features, their kNN cosine distance to training, "
         "top-1 probability, softmax "
         f"entropy, {len(STAT_NAMES)} standardised image statistics and their kNN "
-        f"(k={STATS_K}) distance to training (outlier exposure, Hendrycks et al. 2019)",
-        "inputs": {"features": int(feats["train"].shape[1]), "image_stats": list(STAT_NAMES)},
+        f"(k={STATS_K}) distance to training"
+        + (
+            ", the pooled third-stage map (graph output stage3) and its kNN cosine distance "
+            "to training"
+            if stage3
+            else ""
+        )
+        + " (outlier exposure, Hendrycks et al. 2019)",
+        "inputs": {"features": int(feats["train"].shape[1]), "image_stats": list(STAT_NAMES)}
+        | ({"stage3": _stage3_spec(s3["train"])} if stage3 else {}),
         "bank": {
             "objects": len(feats["train"]),
+            "banks": ["features", "image_stats"] + (["stage3"] if stage3 else []),
             "source": "the card's synthetic training split",
             "dtype": "float16",
         },
@@ -239,6 +260,18 @@ def fit_oe(model_dir: Path, *, command: str, target: float = TARGET) -> dict[str
     card.write(model_dir)
     load_card(model_dir)
     return {"reexport": reexport, "ood": spec}
+
+
+def _stage3_spec(bank: np.ndarray) -> dict[str, Any]:
+    """The card's record of the stage-3 inputs."""
+    return {
+        "output": "stage3",
+        "numbers": int(bank.shape[1]),
+        "what": "mean and standard deviation of each channel of the third residual stage's "
+        "map, as inputs, and log(1e-3 + their kNN cosine distance) to the training split's",
+        "bank_objects": len(bank),
+        "bank_array": STAGE3_BANK,
+    }
 
 
 def _identity(width: int) -> dict[str, np.ndarray]:

@@ -1,15 +1,17 @@
-"""Re-export a plankton artifact so its graph also outputs the penultimate ``features``.
+"""Re-export a plankton artifact so its graph has every output the OOD score reads.
 
-The committed ``models/plankton`` graph was exported with ``probs`` alone. Its weights are all
-in the repository: ``backbone.pt`` holds the stem and the residual stages (with BatchNorm
-statistics), and the graph's own initializers hold the rest (``mean``, ``std``,
-``temperature``, ``head.2.weight``, ``head.2.bias``, named by the torch exporter). This
-module loads both back into :class:`PlanktonNet` (strict: every tensor must fit), exports
-``(probs, features)`` and refuses the result unless its ``probs`` equal the old graph's on
-synthetic ROIs and noise (ONNX Runtime against ONNX Runtime, max |diff| <= 1e-5) and the
-torch network agrees with the new graph on both outputs. Retraining (276 s, a new random
-draw of weights) would not give the same model; this gives the same classes bit-for-bit up
-to float rounding.
+The exported graph's outputs are :data:`~.export.OUTPUT_NAMES`: ``probs``, the penultimate
+``features`` and ``stage3`` (the third stage's map pooled to channel means and standard
+deviations). Committed graphs were exported with fewer (``probs`` alone, then ``(probs,
+features)``). Their weights are all in the repository: ``backbone.pt`` holds the stem and
+the residual stages (with BatchNorm statistics), and the graph's own initializers hold the
+rest (``mean``, ``std``, ``temperature``, ``head.2.weight``, ``head.2.bias``, named by the
+torch exporter). This module loads both back into :class:`PlanktonNet` (strict: every tensor
+must fit), exports all outputs and refuses the result unless its ``probs`` (and
+``features``, where the old graph had them) equal the old graph's on synthetic ROIs and
+noise (ONNX Runtime against ONNX Runtime, max |diff| <= 1e-5) and the torch network agrees
+with the new graph on every output. Retraining (276 s, a new random draw of weights) would
+not give the same model; this gives the same classes bit-for-bit up to float rounding.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from seawatch.contracts.errors import ConfigError
 from seawatch.models.plankton.backbone import BACKBONE_FILE, backbone_card
 from seawatch.models.plankton.export import (
     FEATURES_NAME,
+    OUTPUT_NAME,
     OUTPUT_NAMES,
     check_parity,
     export_onnx,
@@ -69,52 +72,62 @@ def rebuild_network(model_dir: Path) -> PlanktonNet:
     return net.eval()
 
 
-def _check_probs(old: Path, new: Path, batch: np.ndarray) -> float:
-    """Max |diff| of ``probs`` between two graphs on ``batch`` (both through ONNX Runtime)."""
+def _max_diff(old: Path, new: Path, batch: np.ndarray, name: str) -> float:
+    """Max |diff| of output ``name`` between two graphs on ``batch`` (ONNX Runtime both)."""
     a, b = ort_session(old), ort_session(new)
-    want = a.run(["probs"], {"image": batch})[0]
-    got = b.run(["probs"], {"image": batch})[0]
+    want = a.run([name], {"image": batch})[0]
+    got = b.run([name], {"image": batch})[0]
     return float(np.abs(want - got).max())
 
 
 def add_features_output(model_dir: Path, *, command: str) -> dict[str, Any]:
-    """Re-export ``model_dir/model.onnx`` with ``(probs, features)`` and update its card.
-
-    A graph that already outputs ``features`` is left alone. Returns the parity report.
+    """Re-export ``model_dir/model.onnx`` with every output of :data:`OUTPUT_NAMES` and
+    update its card (the weights unchanged; an earlier re-export's record is kept under
+    ``earlier``). A graph that already has them all is left alone. Returns the parity report.
     """
     from seawatch.models.plankton.head import sample_inputs
 
     model_dir = Path(model_dir)
     onnx_path = model_dir / ONNX_FILE
-    if FEATURES_NAME in graph_outputs(onnx_path):
-        return {"reexported": False, "outputs": graph_outputs(onnx_path)}
+    before = graph_outputs(onnx_path)
+    if all(name in before for name in OUTPUT_NAMES):
+        return {"reexported": False, "outputs": before}
     card = load_card(model_dir)
     net = rebuild_network(model_dir)
     rois = sample_inputs(card, 64, seed=7_100_101)
     noise = np.random.default_rng(7_100_102).uniform(0, 255, (16, *rois.shape[1:]))
     batch = np.concatenate([rois, noise.astype(np.float32)])
+    kept = [name for name in (OUTPUT_NAME, FEATURES_NAME) if name in before]
     with tempfile.TemporaryDirectory() as tmp:
         new = export_onnx(
             net, Path(tmp) / ONNX_FILE, size=card.input.size, channels=card.input.channels
         )
-        probs_diff = _check_probs(onnx_path, new, batch)
-        if not probs_diff <= PROBS_ATOL:
-            msg = (
-                f"re-exported {onnx_path} differs from the committed probs by {probs_diff:.3g} "
-                f"(> {PROBS_ATOL}); the rebuilt network is not the committed one"
-            )
-            raise ConfigError(msg)
+        diffs = {name: _max_diff(onnx_path, new, batch, name) for name in kept}
+        for name, diff in diffs.items():
+            if not diff <= PROBS_ATOL:
+                msg = (
+                    f"re-exported {onnx_path} differs from the committed {name} by {diff:.3g} "
+                    f"(> {PROBS_ATOL}); the rebuilt network is not the committed one"
+                )
+                raise ConfigError(msg)
         torch_diff = check_parity(exported(net), new, batch)
         shutil.copyfile(new, onnx_path)
     report = {
         "reexported": True,
         "command": command,
         "outputs": list(OUTPUT_NAMES),
-        "probs_max_abs_diff_vs_previous_graph": probs_diff,
+        "previous_outputs": before,
+        "probs_max_abs_diff_vs_previous_graph": diffs[OUTPUT_NAME],
+    }
+    if FEATURES_NAME in diffs:
+        report["features_max_abs_diff_vs_previous_graph"] = diffs[FEATURES_NAME]
+    report |= {
         "torch_vs_onnx_max_abs_diff": torch_diff,
         "previous_onnx_sha256": card.onnx_sha256,
         "checked_on": f"{len(rois)} synthetic ROIs + {len(noise)} noise images",
     }
+    if "reexport" in card.metrics:
+        report["earlier"] = card.metrics["reexport"]
     metrics = dict(card.metrics) | {"reexport": report}
     card = card.model_copy(
         update={
