@@ -106,3 +106,34 @@ def test_a_box_over_two_tracked_fish_is_given_neither(rule_on: bool) -> None:
     assert clear.individual == "nemo" and decider.merged == 2
     # apart again, each links to its own tracklet
     assert _decide(decider, E[0], 4, (60, 100, 160, 64), "n").individual == "nemo"
+
+
+class _Counted(Tracklets):
+    """Real tracklets that count how often a sighting's fit (its similarity to the open
+    tracklets' views) is computed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fits = 0
+
+    def _fit(self, tracks, place, embedding):
+        self.fits += 1
+        return super()._fit(tracks, place, embedding)
+
+
+def test_a_sightings_fit_is_computed_once_for_the_merge_rule_and_the_link() -> None:
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", E[:1])
+    gallery.enrol("dory", E[1:2])
+    tracks = _Counted()
+    decider = OpenSetDecider(gallery, THRESHOLD, tracklets=tracks)
+    for k in range(2):
+        _decide(decider, E[0], k, (100, 100, 160, 64), "n")
+        _decide(decider, E[1], k, (200, 110, 160, 64), "d")
+    # over nemo's predicted box and like it: judged (not a merge), then linked to nemo
+    assert _decide(decider, E[0], 2, (105, 100, 160, 64), "n").individual == "nemo"
+    assert _decide(decider, E[1], 2, (205, 110, 160, 64), "d").individual == "dory"
+    assert decider.merged == 0 and tracks.fits == 6  # one fit a sighting, not two
+    both = _between(0.72, 0.6)
+    assert _decide(decider, both, 3, (100, 100, 270, 74), "m").individual == UNKNOWN
+    assert decider.merged == 1 and tracks.fits == 7

@@ -189,10 +189,11 @@ class OpenSetDecider:
         ids = self.gallery.ids
         best = int(np.argmax(scores)) if len(scores) else -1
         own = round(float(scores[best]), 6) if best >= 0 else -1.0
-        if self.tracklets.merged(place, embedding):  # two fish under one box: no tracklet's view
+        fit = self.tracklets.fit(place, embedding)  # once: both below use it
+        if self.tracklets.merged(place, embedding, fit):  # two fish under one box: no tracklet
             self.merged += 1
             return self._alone(best, own, self.threshold + self.merge_match_margin)
-        track = self.tracklets.link(place, embedding)
+        track = self.tracklets.link(place, embedding, fit)
         good = place.quality >= self.min_quality
         if track.individual is not None:
             individual = self.gallery.resolve(track.individual)
