@@ -2,8 +2,9 @@
 seeds only: each seed's frames prepared and embedded once (``benchmarks/fish_open_set_frames.py
 --cache DIR``), then every variant's decider decides them all again. Per seed and variant:
 the issue's figures, the sightings named as another fish's id (:mod:`named_wrong`) and the
-named detections that lie over two drawn fish (IoU >= 0.3 with the second: the boxes behind most
-mixed ids), the sensitive count the rare mixed ids hide.
+named detections that lie over two drawn fish (IoU >= 0.3 with the second; ``close``: >= 0.6,
+a coin toss which fish the scoring gives it: the boxes behind most mixed ids), the sensitive
+count the rare mixed ids hide.
 
     python experiments/fish/merge_variants.py --cache DIR --seeds 7100400 ... --variants base ...
 """
@@ -27,8 +28,11 @@ from seawatch.models.fish.tracklets import Tracklets  # noqa: E402
 
 
 def factory(name: str):
-    """The decider of a variant ``name``: ``base`` or ``key=value[,key=value]`` over the
-    decider's and tracklets' options."""
+    """The decider of a variant ``name``: ``head`` (the whole-frame head's own), ``base``
+    (every option at its default) or ``key=value[,key=value]`` over the decider's and
+    tracklets' options."""
+    if name == "head":
+        return None
     options: dict = {}
     tracks: dict = {}
     rule: dict = {}
@@ -75,13 +79,13 @@ def main() -> None:
             for r in rows:
                 r["seed"], r["variant"] = seed, variant
             _, _, wrong = named_wrong(rows)
-            over_two = sum(
-                r["individual"] != "unknown" and len(r["over"]) > 1 and r["over"][1][0] >= 0.3
-                for r in rows
-            )
+            named = [r for r in rows if r["individual"] != "unknown" and len(r["over"]) > 1]
+            over_two = sum(r["over"][1][0] >= 0.3 for r in named)
+            over_two_close = sum(r["over"][1][0] >= 0.6 for r in named)
             figures = {k.removeprefix("matched_"): run[k] for k in keys}
             line = {"seed": seed, "variant": variant, **figures}
             line |= {"named_wrong": len(wrong), "named_over_two": over_two}
+            line |= {"named_over_two_close": over_two_close}
             print(json.dumps(line), flush=True)
             if args.rows:
                 with args.rows.open("a") as out:
