@@ -27,6 +27,10 @@ material to see which sightings mix ids.
 put on their own id at the threshold from the stream's crops and from the detector's, and
 the share under the head's quality gate (``--modes`` with no mode: that check alone).
 
+``--cache DIR`` keeps each seed's frames (without their pixels), prepared batches and model
+outputs in ``DIR`` and reuses them on the next run: the decision alone is then rerun (what
+makes trying a decision rule on several development seeds cheap).
+
 ``--detectors threshold model`` runs the same frames through both whole-frame detectors
 (``tasks.fish.options.detector``) in one run; ``--gates on off`` with and without the
 outline gate (:mod:`seawatch.models.fish.outline_gate`; off: no detection is marked poor).
@@ -42,6 +46,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import pickle
 import platform
 import sys
 import time
@@ -115,6 +120,32 @@ def prepare_and_embed(
     return batches, outputs, cost
 
 
+def cached(cache: Path | None, key: str, make):
+    """``make()``'s value, kept in ``cache/key.pkl`` (None: no cache, always made). Only
+    this benchmark's own files are read back (pickle)."""
+    if cache is None:
+        return make()
+    path = cache / f"{key}.pkl"
+    if path.exists():
+        with path.open("rb") as f:
+            return pickle.load(f)
+    value = make()
+    cache.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return value
+
+
+def _light(frames, batches):
+    """Frames without their pixels and batches without the detections' full-size crops
+    (the decision and the scoring use neither), for the cache."""
+    frames = [dataclasses.replace(f, image=np.zeros((1, 1, 3), np.uint8)) for f in frames]
+    for batch in batches:
+        for p in batch:
+            p.objects = [dataclasses.replace(o, image=o.image[:1, :1]) for o in p.objects]
+    return frames, batches
+
+
 def _no_outlines(find, image):
     """``find``'s detections without their outline measures (the outline gate off)."""
     return [dataclasses.replace(d, outline=None) for d in find(image)]
@@ -160,9 +191,11 @@ def _row(b: int, scene, prepared, record, k: int, fish) -> dict:
     return row
 
 
-def run_mode(mode: str, frames, batches, outputs, rows: list | None = None) -> dict:
+def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, decider=None) -> dict:
     """Decide every batch with a fresh head in ``mode``; detection and open-set figures (and
-    one row per detection into ``rows`` when given)."""
+    one row per detection into ``rows`` when given). ``decider``: a function of the gallery
+    and the threshold giving the ``tracklets`` mode's decider (a variant of a rule), else
+    the head's own."""
     from threadpoolctl import threadpool_limits
 
     from seawatch.contracts.card import load_card
@@ -182,6 +215,8 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None) -> d
         tracklets=mode == "tracklets",
         whole_frames=True,
     )
+    if decider is not None and head.decider is not None:
+        head.decider = decider(gallery, head.threshold)
     truth: list[tuple[str, bool]] = []
     answers: list[Answer] = []
     drawn = found = false_alerts = partly = 0
@@ -318,6 +353,9 @@ def main() -> None:
     )
     parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="keep prepare + embed per seed here, reuse it"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--per-sighting", type=Path, default=None, help="JSON lines, one per detection"
@@ -328,11 +366,13 @@ def main() -> None:
 
     runs = []
     for seed in args.seeds:
-        started = time.monotonic()
-        stream = open_set_stream(seed, sightings=args.sightings)
-        frames = open_set_frames(stream, seed)
-        rendered_s = time.monotonic() - started
+
+        def render(seed: int = seed):
+            stream = open_set_stream(seed, sightings=args.sightings)
+            return stream, open_set_frames(stream, seed)
+
         if args.view_check:
+            stream, frames = render()
             check = {"seed": seed, "mode": "view-check", **view_check(stream, frames)}
             runs.append(check)
             print(json.dumps(check), file=sys.stderr, flush=True)
@@ -340,7 +380,16 @@ def main() -> None:
             continue
         for detector, gate in itertools.product(args.detectors, args.gates):
             on = gate == "on"
-            batches, outputs, cost = prepare_and_embed(frames, detector, args.seg_model, on)
+
+            def make(seed: int = seed, detector: str = detector, on: bool = on):
+                t0 = time.monotonic()
+                frames = render(seed)[1]
+                rendered_s = time.monotonic() - t0
+                batches, outputs, cost = prepare_and_embed(frames, detector, args.seg_model, on)
+                return (*_light(frames, batches), outputs, cost, rendered_s)
+
+            key = f"{seed}-{detector}-{gate}-{args.sightings}"
+            frames, batches, outputs, cost, rendered_s = cached(args.cache, key, make)
             for mode in args.modes:
                 rows: list[dict] | None = [] if args.per_sighting else None
                 scored = run_mode(mode, frames, batches, outputs, rows)

@@ -90,3 +90,23 @@ def test_frames_without_fish_give_no_sighting(head) -> None:
     tiny = np.zeros((8, 8), np.uint8)
     results = _run(head, [wall, noisy.astype(np.uint8), tiny])
     assert [(r.fish, r.sightings) for r in results] == [(None, ())] * 3
+
+
+@pytest.mark.parametrize("whole_frames", [True, False])
+def test_whole_frames_link_tracklets_more_strictly_than_crops(whole_frames: bool) -> None:
+    from seawatch.models.fish.open_set import WHOLE_FRAME_INHERIT_AGREE
+    from seawatch.models.fish.tracklets import LINK_SIMILARITY, WHOLE_FRAME_LINK_SIMILARITY
+
+    card = load_card(MODEL)
+    gallery = Gallery.load(MODEL / card.files["gallery"], dim=card.metrics["embedding_dim"])
+    with OnnxRuntimeBackend(MODEL / ONNX_FILE, threads=1) as backend:
+        head = FishIdentifier(
+            backend, card, gallery, max_batch=16, tracklets=True, whole_frames=whole_frames
+        )
+    assert head.decider is not None
+    link, agree = head.decider.tracklets.link_similarity, head.decider.inherit_agree
+    if whole_frames:  # issue 28, fifth round: a look-alike must not join a fish's tracklet
+        assert (link, agree) == (WHOLE_FRAME_LINK_SIMILARITY, WHOLE_FRAME_INHERIT_AGREE)
+        assert link > LINK_SIMILARITY and agree > link
+    else:  # crops as before
+        assert (link, agree) == (LINK_SIMILARITY, 0.0)

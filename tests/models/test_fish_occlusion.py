@@ -10,8 +10,13 @@ from seawatch.contracts.records import UNKNOWN
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.occlusion import GROWN, HIDDEN, OVERLAP, MergeRule, covered
-from seawatch.models.fish.open_set import OpenSetDecider
-from seawatch.models.fish.tracklets import Place, Tracklets
+from seawatch.models.fish.open_set import WHOLE_FRAME_INHERIT_AGREE, OpenSetDecider
+from seawatch.models.fish.tracklets import (
+    LINK_SIMILARITY,
+    WHOLE_FRAME_LINK_SIMILARITY,
+    Place,
+    Tracklets,
+)
 
 DIM, THRESHOLD, TICK = 32, 0.7, 400_000_000
 E = np.eye(DIM, dtype=np.float32)
@@ -106,3 +111,77 @@ def test_a_box_over_two_tracked_fish_is_given_neither(rule_on: bool) -> None:
     assert clear.individual == "nemo" and decider.merged == 2
     # apart again, each links to its own tracklet
     assert _decide(decider, E[0], 4, (60, 100, 160, 64), "n").individual == "nemo"
+
+
+class _Counted(Tracklets):
+    """Real tracklets that count how often a sighting's fit (its similarity to the open
+    tracklets' views) is computed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fits = 0
+
+    def _fit(self, tracks, place, embedding):
+        self.fits += 1
+        return super()._fit(tracks, place, embedding)
+
+
+def test_a_sightings_fit_is_computed_once_for_the_merge_rule_and_the_link() -> None:
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", E[:1])
+    gallery.enrol("dory", E[1:2])
+    tracks = _Counted()
+    decider = OpenSetDecider(gallery, THRESHOLD, tracklets=tracks)
+    for k in range(2):
+        _decide(decider, E[0], k, (100, 100, 160, 64), "n")
+        _decide(decider, E[1], k, (200, 110, 160, 64), "d")
+    # over nemo's predicted box and like it: judged (not a merge), then linked to nemo
+    assert _decide(decider, E[0], 2, (105, 100, 160, 64), "n").individual == "nemo"
+    assert _decide(decider, E[1], 2, (205, 110, 160, 64), "d").individual == "dory"
+    assert decider.merged == 0 and tracks.fits == 6  # one fit a sighting, not two
+    both = _between(0.72, 0.6)
+    assert _decide(decider, both, 3, (100, 100, 270, 74), "m").individual == UNKNOWN
+    assert decider.merged == 1 and tracks.fits == 7
+
+
+def _mix(weights: dict[int, float], rest: int = 9) -> np.ndarray:
+    """A unit embedding with the given cosines to the basis vectors (the rest on E[rest])."""
+    v = sum(w * E[k] for k, w in weights.items())
+    return (v + np.sqrt(1 - sum(w * w for w in weights.values())) * E[rest]).astype(np.float32)
+
+
+@pytest.mark.parametrize("whole_frames", [True, False])
+def test_on_whole_frames_a_look_alike_does_not_join_a_tracked_fishs_tracklet(
+    whole_frames: bool,
+) -> None:
+    # a look-alike that swam into nemo's place: 0.55 to nemo's view, near its box
+    link = WHOLE_FRAME_LINK_SIMILARITY if whole_frames else LINK_SIMILARITY
+    tracks = Tracklets(link_similarity=link, merge_rule=MergeRule(min_cover=0))
+    nemo = tracks.link(_seen("cam-1", 0, (100, 100, 160, 64)), E[0])
+    look_alike = _mix({0: 0.55, 1: 0.6})
+    joined = tracks.link(_seen("cam-1", TICK, (110, 100, 160, 64)), look_alike)
+    assert (joined is nemo) == (not whole_frames)  # crops keep the looser link
+
+
+@pytest.mark.parametrize("agree", [WHOLE_FRAME_INHERIT_AGREE, 0.0])
+def test_a_view_under_the_threshold_unlike_its_tracklet_does_not_inherit_its_fish(
+    agree: float,
+) -> None:
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", E[:1])
+    decider = OpenSetDecider(
+        gallery,
+        THRESHOLD,
+        tracklets=Tracklets(link_similarity=WHOLE_FRAME_LINK_SIMILARITY),
+        inherit_agree=agree,
+    )
+    seen = _mix({0: 0.8, 2: 0.6})  # nemo as this camera sees it: 0.8 to the gallery's view
+    for k in range(2):
+        assert _decide(decider, seen, k, (100 + 10 * k, 100, 160, 64), "n").individual == "nemo"
+    # both under the threshold for nemo (0.65, over the inheriting bar 0.59) and linked to
+    # the tracklet (cosine over 0.6 to its views): one like them (0.85), one not (0.64)
+    like, unlike = _mix({0: 0.65, 2: 0.55}, 10), _mix({0: 0.65, 2: 0.2}, 11)
+    assert float(like @ seen) > 0.8 and 0.6 < float(unlike @ seen) < WHOLE_FRAME_INHERIT_AGREE
+    assert _decide(decider, like, 2, (120, 100, 160, 64), "l").individual == "nemo"
+    answer = _decide(decider, unlike, 3, (130, 100, 160, 64), "u").individual
+    assert answer == (UNKNOWN if agree else "nemo")  # another fish linked in: not nemo's

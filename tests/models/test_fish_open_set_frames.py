@@ -110,6 +110,8 @@ def test_the_whole_frame_benchmark_runs_through_the_head(tmp_path):
         str(SEED),
         "--sightings",
         "80",
+        "--cache",
+        str(tmp_path / "cache"),
         "--out",
         str(out),
     ]
@@ -123,3 +125,14 @@ def test_the_whole_frame_benchmark_runs_through_the_head(tmp_path):
     assert tracklets["new_fish_alerts_all"] < single["new_fish_alerts_all"]
     # the occlusion rule lives in the tracklets: each sighting alone never calls a merge
     assert single["merge_detections"] == 0 and tracklets["merge_detections"] >= 0
+    # --cache: the second run decides the first's prepared and embedded frames again (the
+    # same figures, the first run's render time: nothing rendered again)
+    assert len(list((tmp_path / "cache").glob("*.pkl"))) == 1
+    again = tmp_path / "again.json"
+    cmd[cmd.index("--out") + 1] = str(again)
+    subprocess.run([*cmd, "--modes", "tracklets"], check=True, capture_output=True, timeout=300)
+    (rerun,) = json.loads(again.read_text())["runs"]
+    timed = "decide_us_per_sighting"  # measured again
+    assert {k: v for k, v in rerun.items() if k != timed} == {
+        k: v for k, v in tracklets.items() if k != timed
+    }

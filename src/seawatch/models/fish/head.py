@@ -54,12 +54,17 @@ from seawatch.inference.backend import Backend
 from seawatch.inference.batching import run_in_chunks
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
-from seawatch.models.fish.open_set import OpenSetDecider, Sighting
+from seawatch.models.fish.open_set import WHOLE_FRAME_INHERIT_AGREE, OpenSetDecider, Sighting
 from seawatch.models.fish.options import FishOptions, build_detector, build_shared_gallery
 from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.models.fish.sighting_inputs import kept_views, sighting_places, sighting_sources
-from seawatch.models.fish.tracklets import Place, Tracklets
+from seawatch.models.fish.tracklets import (
+    LINK_SIMILARITY,
+    WHOLE_FRAME_LINK_SIMILARITY,
+    Place,
+    Tracklets,
+)
 from seawatch.models.fish.whole_frames import Detector, whole_frame_inputs
 
 TASK = "fish"
@@ -120,8 +125,17 @@ class FishIdentifier:
         self.whole_frames = whole_frames  # a frame holds several fish (frame_detect)
         self.detector = detector  # None: the classical detector (frame_detect.detect_fish)
         # tracklets: sightings decided as groups (issue 28); None: each sighting alone
+        # whole frames link tracklets more strictly (tracklets.py, open_set.py: issue 28)
+        link = WHOLE_FRAME_LINK_SIMILARITY if whole_frames else LINK_SIMILARITY
         self.decider = (
-            OpenSetDecider(gallery, self.threshold, tracklets=Tracklets()) if tracklets else None
+            OpenSetDecider(
+                gallery,
+                self.threshold,
+                tracklets=Tracklets(link_similarity=link),
+                inherit_agree=WHOLE_FRAME_INHERIT_AGREE if whole_frames else 0.0,
+            )
+            if tracklets
+            else None
         )
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:

@@ -28,8 +28,10 @@ threshold, else ``unknown`` (its crop holds two fish).
 
 A decided tracklet's later sightings get its individual, unless a sighting's own score for
 it is under the threshold less ``inherit_drop`` (a poor view: less ``poor_inherit_drop``),
-or another individual scores more than ``inherit_margin`` above it: then the link was likely
-wrong (two fish crossing in front of one camera) and it is reported ``unknown``. A
+or another individual scores more than ``inherit_margin`` above it, or (``inherit_agree``,
+whole frames) it is under the threshold and its view is unlike the tracklet's last views:
+then the link was likely wrong (two fish crossing in front of one camera) and it is
+reported ``unknown``. A
 provisional individual gathers the good views of the tracklets decided as it, up to
 ``max_views``, but only views that alone reach the threshold for it: a view that barely fits
 would let the id drift towards a look-alike, which then matches it better and better. After
@@ -114,6 +116,14 @@ POOR_MATCH_MARGIN = 0.05
 # found as one) is linked to no tracklet and reported as its best match alone only when that
 # reaches the threshold plus this margin (else unknown); it never enrols nor decides.
 MERGE_MATCH_MARGIN = 0.1
+# On whole frames (the head's ``whole_frames``) a sighting under the threshold for its decided
+# tracklet's fish is given that fish only when its view also resembles one of the tracklet's
+# last views this much (cosine): a look-alike that swam into a fish's place and joined its
+# tracklet otherwise inherited it at 0.62-0.65 (issue 28, fifth round: development seeds
+# 7,100,400-7,100,412, with the whole-frame link of tracklets.py, ids mixing two fish 5 ->
+# 4, known sightings on their own fish -0.25 points; 0.8 cost more for the same). Crops:
+# off (0), unchanged.
+WHOLE_FRAME_INHERIT_AGREE = 0.7
 
 
 def _at(drops: Sequence[float], n: int) -> float:
@@ -142,6 +152,7 @@ class OpenSetDecider:
         lone_agree: float = LONE_AGREE,
         poor_match_margin: float = POOR_MATCH_MARGIN,
         merge_match_margin: float = MERGE_MATCH_MARGIN,
+        inherit_agree: float = 0.0,
     ) -> None:
         if min_views < 1 or max_views < min_views:
             msg = f"need 1 <= min_views <= max_views, got {min_views}, {max_views}"
@@ -159,6 +170,7 @@ class OpenSetDecider:
         self.lone_views, self.lone_agree = lone_views, lone_agree
         self.poor_match_margin = poor_match_margin
         self.merge_match_margin = merge_match_margin
+        self.inherit_agree = inherit_agree
         self.merged = 0  # sightings found to lie over two fish (occlusion.py)
         self.merges: list[Merge] = []
         self.scores = ScoreCache(gallery)  # a poll's scores in one product (score_cache.py)
@@ -189,17 +201,18 @@ class OpenSetDecider:
         ids = self.gallery.ids
         best = int(np.argmax(scores)) if len(scores) else -1
         own = round(float(scores[best]), 6) if best >= 0 else -1.0
-        if self.tracklets.merged(place, embedding):  # two fish under one box: no tracklet's view
+        fit = self.tracklets.fit(place, embedding)  # once: both below use it
+        if self.tracklets.merged(place, embedding, fit):  # two fish under one box: no tracklet
             self.merged += 1
             return self._alone(best, own, self.threshold + self.merge_match_margin)
-        track = self.tracklets.link(place, embedding)
+        track = self.tracklets.link(place, embedding, fit)
         good = place.quality >= self.min_quality
         if track.individual is not None:
             individual = self.gallery.resolve(track.individual)
             column = ids.index(individual) if individual in ids else -1
             score = round(float(scores[column]), 6) if column >= 0 else own
-            if not self._inherits(score, own, good):  # not the fish the track holds
-                return Sighting(UNKNOWN, own, False, False)
+            if not self._inherits(score, own, good) or not self._resembles(track, embedding, score):
+                return Sighting(UNKNOWN, own, False, False)  # not the fish the track holds
             kept = self._add_views(individual, [(embedding, source, score)] if good else [])
             return self._matched(individual, score, kept)
         if good:
@@ -240,6 +253,14 @@ class OpenSetDecider:
         views = np.stack(track.views)
         n = len(views)
         return float(((views @ views.T).sum() - n) / (n * (n - 1))) >= self.lone_agree
+
+    def _resembles(self, track: Tracklet, embedding: np.ndarray, score: float) -> bool:
+        """Whether a view under the threshold for its tracklet's fish looks like the
+        tracklet's earlier views (cosine at least ``inherit_agree``; over the threshold it
+        needs not)."""
+        if score >= self.threshold or self.inherit_agree <= 0 or len(track.linking) < 2:
+            return True
+        return float(np.max(np.stack(track.linking[-5:-1]) @ embedding)) >= self.inherit_agree
 
     def _inherits(self, score: float, own: float, good: bool) -> bool:
         """Whether a sighting of a decided tracklet is given its fish: its ``score`` for
@@ -319,4 +340,4 @@ class OpenSetDecider:
         return merge
 
 
-__all__ = ["Merge", "OpenSetDecider", "Sighting"]
+__all__ = ["WHOLE_FRAME_INHERIT_AGREE", "Merge", "OpenSetDecider", "Sighting"]

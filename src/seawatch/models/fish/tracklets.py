@@ -27,6 +27,17 @@ from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.occlusion import MergeRule, covered
 
 Box = tuple[float, float, float, float]  # x, y, w, h in the frame, pixels
+# A sighting joins a tracklet only when its view resembles one of the tracklet's last views
+# this much (cosine). On whole frames (the head's ``whole_frames``) 0.5 let a look-alike that
+# swam into a fish's place join its tracklet: the tracklet's views were then enrolled as one
+# new fish, or inherited its id, and the id held two fish. There a view over a tracked fish
+# that joins no tracklet is a merge (occlusion.py: never enrolled), so the stricter link
+# costs little (issue 28, fifth round, development seeds; figures in the fish README). Crops
+# have no such rule: a view that joins no tracklet opens one, and the crop stream lost
+# (development 7,100,400: known declared new 1.2 -> 2.3 %), so crops keep 0.5.
+LINK_SIMILARITY = 0.5
+WHOLE_FRAME_LINK_SIMILARITY = 0.6
+_UNSET = object()  # link / merged: the fit not asked yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +85,7 @@ class Tracklets:
         self,
         *,
         gap_s: float = 1.5,
-        link_similarity: float = 0.5,
+        link_similarity: float = LINK_SIMILARITY,
         max_move: float = 0.8,
         merge_rule: MergeRule | None = None,
     ) -> None:
@@ -91,13 +102,22 @@ class Tracklets:
         self._open: dict[str, list[Tracklet]] = {}
         self.opened = 0
 
-    def link(self, place: Place, embedding: np.ndarray) -> Tracklet:
-        """The tracklet this sighting belongs to (an open one it fits, or a new one)."""
+    def fit(self, place: Place, embedding: np.ndarray) -> Tracklet | None:
+        """The open tracklet this sighting would join (None: it fits none, a new one opens);
+        closes the camera's tracklets older than ``gap_s``. Computed once a sighting and
+        handed to :meth:`merged` and :meth:`link` (the similarity is its cost)."""
         tracks = self._open.setdefault(place.camera, [])
         now = place.captured_at_ns
         tracks[:] = [t for t in tracks if now - t.last_ns <= self.gap_ns]
-        best = self._fit(tracks, place, embedding)
-        if best is None:
+        return self._fit(tracks, place, embedding)
+
+    def link(self, place: Place, embedding: np.ndarray, fit: object = _UNSET) -> Tracklet:
+        """The tracklet this sighting belongs to (an open one it fits, or a new one);
+        ``fit``: :meth:`fit`'s answer for it, when already asked."""
+        best = self.fit(place, embedding) if fit is _UNSET else fit
+        tracks = self._open.setdefault(place.camera, [])
+        now = place.captured_at_ns
+        if not isinstance(best, Tracklet):
             best = Tracklet(place.camera, now, place.box)
             tracks.append(best)
             self.opened += 1
@@ -119,11 +139,12 @@ class Tracklets:
                 best, best_score = track, score
         return best
 
-    def merged(self, place: Place, embedding: np.ndarray) -> str:
+    def merged(self, place: Place, embedding: np.ndarray, fit: object = _UNSET) -> str:
         """Why ``place``'s box holds two fish by the camera's live tracklets (their boxes
         predicted for its time; :class:`~seawatch.models.fish.occlusion.MergeRule`), or
         ``""`` (a crop, sent alone or with its box, holds one fish: never a merge).
-        ``embedding``: its view, to tell whether it links to one of them."""
+        ``embedding``: its view, to tell whether it links to one of them (``fit``:
+        :meth:`fit`'s answer, when already asked)."""
         if place.box is None or not place.detected or self.merge_rule.min_cover == 0:
             return ""
         now = place.captured_at_ns
@@ -131,7 +152,8 @@ class Tracklets:
         live = [(t.last_ns, b) for t in tracks if (b := t.predicted(now)) is not None]
         if not any(covered(b, place.box) >= self.merge_rule.min_cover for _, b in live):
             return ""  # over no tracked fish (most detections): no similarity to compute
-        links = self._fit(tracks, place, embedding) is not None
+        best = self._fit(tracks, place, embedding) if fit is _UNSET else fit
+        links = best is not None
         return self.merge_rule.judge(place.box, live, links)
 
     def _near(self, track: Tracklet, place: Place) -> bool:
@@ -156,4 +178,11 @@ def _velocity(track: Tracklet, place: Place) -> tuple[float, float]:
     return ((x1 + w1 / 2 - x0 - w0 / 2) / seconds, (y1 + h1 / 2 - y0 - h0 / 2) / seconds)
 
 
-__all__ = ["Box", "Place", "Tracklet", "Tracklets"]
+__all__ = [
+    "LINK_SIMILARITY",
+    "WHOLE_FRAME_LINK_SIMILARITY",
+    "Box",
+    "Place",
+    "Tracklet",
+    "Tracklets",
+]
