@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from seawatch.contracts.frames import FrameKind, FrameMeta
 from seawatch.contracts.records import UNKNOWN
 from seawatch.ingest.publish import FrameMessage
+from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.open_set_stream import open_set_stream
 from seawatch.models.fish.synthetic import make_individual, render_fish
 
@@ -121,7 +123,6 @@ def single_process(
     time, the view's quality; a crop sent alone has no box)."""
     from seawatch.contracts.card import ONNX_FILE, load_card
     from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-    from seawatch.models.fish.gallery import Gallery
     from seawatch.models.fish.gallery_records import SightingSource
     from seawatch.models.fish.head import FishIdentifier
     from seawatch.models.fish.quality import view_quality
@@ -344,11 +345,27 @@ def twin_gaps(
     return gaps
 
 
+def final_galleries(stores: list[Path], logs: list[str]) -> list[Gallery]:
+    """Each worker's exported gallery (``logs``: each store's last worker's log). A worker
+    that never decided a fish batch (a restarted one that the stream had left nothing to, under
+    load) never opened the shared gallery and exports none: it is skipped, the others not."""
+    galleries = []
+    for store, log in zip(stores, logs, strict=True):
+        path = store.with_name("store-fish-gallery.npz")
+        if "fish_gallery_shared" in log or path.exists():
+            galleries.append(Gallery.load(path))
+    assert len(galleries) >= len(stores) - 1, "more than one worker exported no gallery"
+    return galleries
+
+
 def tail_figures(log: str) -> tuple[int, float, float]:
     """(records read from other workers between batches, median and max lag) from the line a
-    worker logs when it stops."""
+    worker logs when it stops; none read for a worker that never decided a fish batch (it
+    never opened the shared gallery, so it exports nothing and logs no such line)."""
     found = re.findall(r"tail_records=(\d+) tail_lag_p50_s=([\d.]+) tail_lag_max_s=([\d.]+)", log)
-    assert found, "no fish_gallery_exported line in the worker's log"
+    if not found:
+        assert "fish_gallery_shared" not in log, "the gallery was opened but not exported"
+        return 0, 0.0, 0.0
     n, p50, most = found[-1]
     return int(n), float(p50), float(most)
 

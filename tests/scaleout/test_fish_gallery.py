@@ -15,13 +15,13 @@ import time
 
 import pytest
 
-from seawatch.models.fish.gallery import Gallery
 from seawatch.storage.fish_merges import read_merges
 from tests.integration.helpers import settings_for
 from tests.scaleout.fish_stream import (
     BATCH,
     Score,
     collisions,
+    final_galleries,
     fish_stream,
     read_gallery_topic,
     replays,
@@ -97,9 +97,8 @@ def test_three_workers_share_one_gallery_with_unique_ids_and_nothing_lost(
     enrolled = {r.individual for r in rows if r.new_individual}
     in_topic = {k for k, v in records if v is not None and v["kind"] == "individual"}
     assert enrolled and enrolled <= in_topic, enrolled - in_topic
-    for store in stores:
-        final = Gallery.load(store.with_name("store-fish-gallery.npz"))
-        assert enrolled <= set(final.ids), (store, enrolled - set(final.ids))
+    for final in final_galleries(stores, logs):
+        assert enrolled <= set(final.ids), enrolled - set(final.ids)
         assert {r.individual for r in rows} <= set(final.ids)
     # merges are recorded in the topic and in the local stores, the same way
     recorded = {}

@@ -17,13 +17,13 @@ import time
 import pytest
 
 from seawatch.contracts.records import UNKNOWN
-from seawatch.models.fish.gallery import Gallery
 from seawatch.storage.fish_merges import read_merges
 from tests.integration.helpers import settings_for
 from tests.scaleout.fish_stream import (
     BATCH,
     camera_passes,
     collisions,
+    final_galleries,
     read_gallery_topic,
     replays,
     score,
@@ -91,9 +91,8 @@ def test_three_workers_with_tracklets_keep_each_stranger_under_one_id(
     enrolled = {r.individual for r in rows if r.new_individual}
     in_topic = {k for k, v in records if v is not None and v["kind"] == "individual"}
     assert enrolled and enrolled <= in_topic, enrolled - in_topic
-    for store in stores:
-        final = Gallery.load(store.with_name("store-fish-gallery.npz"))
-        assert enrolled <= set(final.ids), (store, enrolled - set(final.ids))
+    for final in final_galleries(stores, logs):
+        assert enrolled <= set(final.ids), enrolled - set(final.ids)
         assert {r.individual for r in rows} - {UNKNOWN} <= set(final.ids)
     recorded: dict[str, str] = {}
     for store in stores:
