@@ -1,0 +1,139 @@
+"""The ablation as an experiment: fit every row of a :class:`~.selftrain.Plan`, keep the
+fitted networks on disk, and score them later on held-out tiles (issue 27, scarce labels).
+
+Fitting and scoring are apart so the networks chosen on development tiles are scored on a
+reserved draw once, without fitting again: :func:`fit_rows` -> :func:`save_rows` (state
+dicts and the plan), :func:`load_rows` -> :func:`score_rows`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seawatch.models.segmentation.data import Tiles, make_tiles
+from seawatch.models.segmentation.evaluate import score_model, score_threshold
+from seawatch.models.segmentation.fit import predict_maps
+from seawatch.models.segmentation.metrics import spearman
+from seawatch.models.segmentation.network import QualityNet, SegNet
+from seawatch.models.segmentation.selftrain import Plan, Progress, pseudo_label, run
+
+PLAN_FILE = "plan.json"
+TEACHER = "teacher"
+QUALITY = "quality"
+
+
+@dataclass
+class FittedRows:
+    """The networks of one run: every row's, the teacher's and the quality network."""
+
+    nets: dict[str, SegNet]
+    teacher: SegNet
+    quality: QualityNet
+    plan: dict
+    seconds: dict[str, float]
+    counts: dict[str, int]
+
+
+def fit_rows(plan: Plan, progress: Progress | None = None) -> FittedRows:
+    """Render the plan's pool and never-labelled tiles (their seeds are the plan's) and fit
+    its rows (:func:`~.selftrain.run`)."""
+    pool = make_tiles(plan.pool, plan.pool_seed)
+    extra = (
+        make_tiles(plan.unlabelled_extra, plan.unlabelled_seed) if plan.unlabelled_extra else None
+    )
+    result = run(plan, pool, extra, progress)
+    return FittedRows(
+        result.nets, result.teacher, result.quality, plan.summary(), result.seconds, result.counts
+    )
+
+
+def save_rows(rows: FittedRows, folder: Path) -> None:
+    """Every network's state dict (``<row>.pt``, ``teacher.pt``, ``quality.pt``) and the plan
+    with the fit's seconds and counts (``plan.json``) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, net in {**rows.nets, TEACHER: rows.teacher, QUALITY: rows.quality}.items():
+        torch.save(net.state_dict(), folder / f"{name}.pt")
+    record = {
+        "plan": rows.plan,
+        "rows": list(rows.nets),
+        "segnet": rows.teacher.options,
+        "seconds": rows.seconds,
+        "counts": rows.counts,
+    }
+    (folder / PLAN_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def load_rows(folder: Path) -> FittedRows:
+    """The networks :func:`save_rows` wrote (a clear error where the folder lacks any)."""
+    path = folder / PLAN_FILE
+    if not path.is_file():
+        msg = f"no fitted rows in {folder} (missing {PLAN_FILE}); fit them first"
+        raise FileNotFoundError(msg)
+    record = json.loads(path.read_text())
+
+    def segnet(name: str) -> SegNet:
+        file = folder / f"{name}.pt"
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing: the fitted rows are incomplete")
+        net = SegNet(
+            tuple(record["segnet"]["widths"]),
+            **{k: record["segnet"][k] for k in ("fine", "downsample")},
+        )
+        net.load_state_dict(torch.load(file, weights_only=True))
+        return net.eval()
+
+    quality = QualityNet()
+    quality.load_state_dict(torch.load(folder / f"{QUALITY}.pt", weights_only=True))
+    nets = {name: segnet(name) for name in record["rows"]}
+    return FittedRows(
+        nets, segnet(TEACHER), quality.eval(), record["plan"], record["seconds"], record["counts"]
+    )
+
+
+def score_rows(rows: FittedRows, tiles: Tiles) -> dict[str, dict]:
+    """Every row's and the threshold's scores on ``tiles`` (rendered with ``keep_full``),
+    at the daemon's resolution."""
+    scores = {
+        "threshold": score_threshold(tiles.images, tiles.full_labels, tiles.touching).summary()
+    }
+    for name, net in {TEACHER: rows.teacher, **rows.nets}.items():
+        maps = predict_maps(net, tiles.inputs)
+        scores[name] = score_model(maps, tiles.images, tiles.full_labels, tiles.touching).summary()
+    return scores
+
+
+def quality_rho(rows: FittedRows, tiles: Tiles) -> dict[str, float | int]:
+    """Spearman rho of the quality network's predicted IoU against the true IoU of the
+    teacher's instances on ``tiles``."""
+    pseudo = pseudo_label(rows.teacher, rows.quality, tiles)
+    predicted, true = np.concatenate(pseudo.predicted), np.concatenate(pseudo.true)
+    return {"spearman_teacher": round(spearman(predicted, true), 4), "instances": len(true)}
+
+
+def gains(scores: dict[str, dict], student: str = "self_training_quality_kd") -> dict:
+    """The issue's two mIoU criteria, in points: the student against supervised on a third
+    of the masks (at least +3) and against supervised on all (at most 1 below)."""
+    kd = scores[student]["miou"]
+    third, every = scores["supervised_third"]["miou"], scores["supervised_all"]["miou"]
+    return {
+        "student_minus_supervised_third_points": round(100 * (kd - third), 2),
+        "supervised_all_minus_student_points": round(100 * (every - kd), 2),
+        "at_least_3_points_over_third": bool(kd >= third + 0.03),
+        "within_1_point_of_all": bool(kd >= every - 0.01),
+    }
+
+
+__all__ = [
+    "FittedRows",
+    "fit_rows",
+    "gains",
+    "load_rows",
+    "quality_rho",
+    "save_rows",
+    "score_rows",
+]
