@@ -33,6 +33,7 @@ from seawatch.models.segmentation.scarce import (
     gains,
     load_rows,
     quality_rho,
+    refit_students,
     save_rows,
     score_rows,
 )
@@ -66,6 +67,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tiles", type=int, default=48, help="held-out tiles scored")
     parser.add_argument("--nets", type=Path, default=Path("build/segmentation_scarce"))
     parser.add_argument("--score-only", action="store_true", help="score the kept nets")
+    parser.add_argument(
+        "--labelled-share",
+        type=float,
+        default=None,
+        help="share of each student batch drawn from the labelled tiles (default: uniform)",
+    )
+    parser.add_argument(
+        "--refit-from",
+        type=Path,
+        default=None,
+        help="kept nets whose teacher, quality network and supervised rows are reused: "
+        "only the students are fitted (a change to the students' side of the plan)",
+    )
     parser.add_argument("--final", action="store_true", help="score the reserved draw (once)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default=None, help="results file stem")
@@ -83,8 +97,14 @@ def main(argv: list[str] | None = None) -> dict:
             fit=FitSettings(steps=args.steps, batch=args.batch),
             student_steps=args.steps,
             seed=args.seed,
+            labelled_share=args.labelled_share,
         )
-        rows = fit_rows(plan, _progress())
+        if args.refit_from is None:
+            rows = fit_rows(plan, _progress())
+        elif args.refit_from.resolve() == args.nets.resolve():
+            parser.error("--refit-from and --nets must be different folders")
+        else:
+            rows = refit_students(args.refit_from, plan, _progress())
         save_rows(rows, args.nets)
     seed = FINAL_TILES if args.final else DEV_TILES
     tiles = make_tiles(args.tiles, seed, keep_full=True)

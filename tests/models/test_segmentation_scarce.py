@@ -7,18 +7,21 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from seawatch.models.segmentation.data import make_tiles
+from seawatch.models.segmentation.fit import TrainData, _batch
 from seawatch.models.segmentation.scarce import (
     fit_rows,
     gains,
     load_rows,
+    refit_students,
     save_rows,
     score_rows,
 )
-from seawatch.models.segmentation.selftrain import QUICK, ROWS
+from seawatch.models.segmentation.selftrain import QUICK, ROWS, SERVED_ROW, draw_shares
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +77,30 @@ def test_the_criteria_read_the_student_against_the_third_and_against_all():
 def test_a_folder_without_fitted_rows_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no fitted rows"):
         load_rows(tmp_path)
+
+
+def test_students_refit_from_the_kept_teacher_are_the_students_of_the_same_plan(fitted, tmp_path):
+    rows, folder = fitted
+    plan = replace(QUICK, unlabelled_extra=1)
+    again = refit_students(folder, plan)
+    assert set(again.nets) == set(rows.nets)
+    for name in rows.nets:  # students fitted again, supervised rows kept: all as before
+        assert _same(again.nets[name], rows.nets[name]), name
+    shared = refit_students(folder, replace(plan, labelled_share=0.5))
+    assert _same(shared.nets["supervised_all"], rows.nets["supervised_all"])
+    assert not _same(shared.nets[SERVED_ROW], rows.nets[SERVED_ROW])
+    assert shared.plan["labelled_share"] == 0.5
+    with pytest.raises(ValueError, match="labelled"):
+        refit_students(folder, replace(plan, labelled=2))
+
+
+def test_a_labelled_share_draws_that_share_of_the_batches_from_the_labelled_tiles():
+    draw = draw_shares(3, 6, 0.5)
+    assert draw.sum() == pytest.approx(1.0) and draw[:3].sum() == pytest.approx(0.5)
+    inputs = np.repeat(np.arange(9, dtype=np.uint8)[:, None, None], 16, 1).repeat(16, 2)
+    zeros = np.zeros_like(inputs)
+    data = TrainData(inputs, zeros, zeros, draw=np.eye(9)[4])  # only tile 4 can be drawn
+    x = _batch(data, np.random.default_rng(0), 32, 8)[0]
+    assert bool((x == 4).all())
+    with pytest.raises(ValueError, match="labelled_share"):
+        replace(QUICK, labelled_share=1.0)

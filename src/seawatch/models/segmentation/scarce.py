@@ -9,6 +9,7 @@ dicts and the plan), :func:`load_rows` -> :func:`score_rows`.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,25 @@ import torch
 
 from seawatch.models.segmentation.data import Tiles, make_tiles
 from seawatch.models.segmentation.evaluate import score_model, score_threshold
-from seawatch.models.segmentation.fit import predict_maps
+from seawatch.models.segmentation.fit import FitSettings, TrainData, fit_segnet, predict_maps
 from seawatch.models.segmentation.metrics import spearman
 from seawatch.models.segmentation.network import QualityNet, SegNet
-from seawatch.models.segmentation.selftrain import Plan, Progress, pseudo_label, run
+from seawatch.models.segmentation.selftrain import (
+    SERVED_ROW,
+    Plan,
+    Progress,
+    fit_students,
+    pseudo_label,
+    run,
+    split_pool,
+)
 
 PLAN_FILE = "plan.json"
+STUDENTS = ("self_training", "self_training_quality", SERVED_ROW)
+# what the teacher, the quality network and the supervised rows depend on: a refit of the
+# students must keep these as they were
+TEACHER_FIELDS = ("pool", "labelled", "fit", "student_steps", "student_lr", "quality_steps")
+TEACHER_FIELDS += ("folds", "seed", "pool_seed")
 TEACHER = "teacher"
 QUALITY = "quality"
 
@@ -95,6 +109,51 @@ def load_rows(folder: Path) -> FittedRows:
     )
 
 
+def plan_from_dict(data: dict) -> Plan:
+    """A :class:`Plan` from :meth:`Plan.summary` (its ``fit`` back to :class:`FitSettings`)."""
+    fit = dict(data["fit"])
+    fit["widths"] = tuple(fit["widths"])
+    return Plan(**{**data, "fit": FitSettings(**fit)})
+
+
+def refit_students(folder: Path, plan: Plan, progress: Progress | None = None) -> FittedRows:
+    """The students of ``plan`` fitted from the teacher and quality network kept in
+    ``folder``, beside its supervised rows (kept as they are): a change to the students'
+    side of a plan without fitting the rest again. ``plan`` must match the kept one in
+    everything the teacher and the supervised rows depend on (:data:`TEACHER_FIELDS`)."""
+    kept = load_rows(folder)
+    before = plan_from_dict(kept.plan)
+    changed = [f for f in TEACHER_FIELDS if getattr(before, f) != getattr(plan, f)]
+    if changed:
+        msg = f"the plan changes what the kept teacher depends on: {', '.join(changed)}"
+        raise ValueError(msg)
+    pool = make_tiles(plan.pool, plan.pool_seed)
+    extra = (
+        make_tiles(plan.unlabelled_extra, plan.unlabelled_seed) if plan.unlabelled_extra else None
+    )
+    labelled, unlabelled = split_pool(plan, pool, extra)
+    say = progress or (lambda stage, done, total: None)
+    seconds = {k: v for k, v in kept.seconds.items() if k not in STUDENTS}
+
+    def fit(name: str, data: TrainData, settings: FitSettings, seed: int, start=None):
+        started, done = time.perf_counter(), [0]
+
+        def step(n: int, loss: float) -> None:
+            done[0] += n
+            say(f"{name} loss {loss:.3f}", done[0], settings.steps)
+
+        net = fit_segnet(data, settings, seed=seed, start=start, progress=step)
+        seconds[name] = round(time.perf_counter() - started, 1)
+        return net
+
+    _, students = fit_students(plan, labelled, unlabelled, kept.teacher, kept.quality, fit)
+    nets = {k: v for k, v in kept.nets.items() if k not in STUDENTS} | students.nets
+    counts = {k: v for k, v in kept.counts.items() if not k.startswith(STUDENTS)}
+    return FittedRows(
+        nets, kept.teacher, kept.quality, plan.summary(), seconds, counts | students.counts
+    )
+
+
 def score_rows(rows: FittedRows, tiles: Tiles) -> dict[str, dict]:
     """Every row's and the threshold's scores on ``tiles`` (rendered with ``keep_full``),
     at the daemon's resolution."""
@@ -133,7 +192,9 @@ __all__ = [
     "fit_rows",
     "gains",
     "load_rows",
+    "plan_from_dict",
     "quality_rho",
+    "refit_students",
     "save_rows",
     "score_rows",
 ]
