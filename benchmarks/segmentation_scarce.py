@@ -9,6 +9,9 @@ on development tiles are scored on the reserved draw once without fitting again:
 
     python benchmarks/segmentation_scarce.py                  # fit, score development tiles
     python benchmarks/segmentation_scarce.py --final          # score the kept nets, reserved
+    python benchmarks/segmentation_scarce.py --refit-from build/segmentation_scarce \
+        --nets build/segmentation_scarce_share50 --labelled-share 0.5 --name NAME
+                                   # only the students again, from the kept teacher
 
 Development tiles: 7,100,210 (the benchmark's); ``--final``: the reserved draw 7,900,072,
 once, after every choice. Writes ``benchmarks/results/segmentation_scarce_dev.json`` or
