@@ -35,12 +35,14 @@ from seawatch.models.segmentation.scarce import (
     fit_rows,
     gains,
     load_rows,
+    paired_interval,
     quality_rho,
     refit_students,
     save_rows,
     score_rows,
+    tile_sums,
 )
-from seawatch.models.segmentation.selftrain import Plan
+from seawatch.models.segmentation.selftrain import SERVED_ROW, Plan
 
 RESULTS = Path(__file__).parent / "results"
 DEV_TILES, FINAL_TILES = 7_100_210, 7_900_072
@@ -112,12 +114,20 @@ def main(argv: list[str] | None = None) -> dict:
     seed = FINAL_TILES if args.final else DEV_TILES
     tiles = make_tiles(args.tiles, seed, keep_full=True)
     scores = score_rows(rows, tiles)
+    sums = tile_sums(rows, tiles)
+    student, third, every = (sums[k] for k in (SERVED_ROW, "supervised_third", "supervised_all"))
+    intervals = {  # paired bootstrap over the tiles: how far one draw's gaps can be trusted
+        "student_minus_supervised_third": paired_interval(student, third),
+        "supervised_all_minus_student": paired_interval(every, student),
+        "supervised_all_minus_supervised_third": paired_interval(every, third),
+    }
     result = {
         "split": "final (reserved draw)" if args.final else "development",
         "tiles": {"seed": seed, "count": args.tiles},
         "plan": rows.plan,
         "miou": {key: value["miou"] for key, value in scores.items()},
         "criteria": gains(scores),
+        "bootstrap_over_tiles_points": intervals,
         "quality": quality_rho(rows, tiles),
         "rows": scores,
         "fit_seconds": rows.seconds,
@@ -136,7 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     name = args.name or ("segmentation_scarce" if args.final else "segmentation_scarce_dev")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({"miou": result["miou"], "criteria": result["criteria"]}, indent=1))
+    shown = ("miou", "criteria", "bootstrap_over_tiles_points")
+    print(json.dumps({key: result[key] for key in shown}, indent=1))
     return result
 
 

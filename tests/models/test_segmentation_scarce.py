@@ -4,6 +4,7 @@ from the right rows."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 
@@ -17,9 +18,11 @@ from seawatch.models.segmentation.scarce import (
     fit_rows,
     gains,
     load_rows,
+    paired_interval,
     refit_students,
     save_rows,
     score_rows,
+    tile_sums,
 )
 from seawatch.models.segmentation.selftrain import QUICK, ROWS, SERVED_ROW, draw_shares
 
@@ -104,3 +107,34 @@ def test_a_labelled_share_draws_that_share_of_the_batches_from_the_labelled_tile
     assert bool((x == 4).all())
     with pytest.raises(ValueError, match="labelled_share"):
         replace(QUICK, labelled_share=1.0)
+
+
+def test_the_tile_sums_add_up_to_each_rows_miou(fitted):
+    rows, _ = fitted
+    odd = copy.deepcopy(rows.nets["supervised_all"])  # one row unlike the others (tiny fits
+    with torch.no_grad():  # score alike): background everywhere, no object found
+        odd.head.bias.fill_(-20.0)
+    rows = replace(rows, nets={**rows.nets, "supervised_all": odd})
+    tiles = make_tiles(2, 7_100_210, keep_full=True)
+    scores, sums = score_rows(rows, tiles), tile_sums(rows, tiles)
+    assert set(sums) == set(scores) - {"threshold"}
+    for name, parts in sums.items():
+        assert parts.shape == (2, 2)
+        assert parts[:, 0].sum() / parts[:, 1].sum() == pytest.approx(
+            scores[name]["miou"], abs=1e-4
+        )
+    assert scores["supervised_all"]["miou"] != scores["supervised_third"]["miou"]
+
+
+def test_the_paired_interval_is_the_difference_in_points_and_its_spread():
+    objects = np.array([10.0, 20.0, 5.0, 15.0])
+    b = np.stack([0.5 * objects, objects], 1)
+    a = np.stack([0.5 * objects + np.array([1.0, 2.0, 0.5, 1.5]), objects], 1)  # +10 points
+    out = paired_interval(a, b, resamples=200)
+    assert out["points"] == 10.0 and out["p5"] == pytest.approx(10.0) == out["p95"]
+    assert paired_interval(b, a, resamples=200)["points"] == -10.0
+    uneven = np.stack([0.5 * objects + np.array([4.0, 0.0, 0.0, 0.0]), objects], 1)
+    spread = paired_interval(uneven, b, resamples=500)
+    assert spread["p5"] < spread["points"] < spread["p95"]
+    with pytest.raises(ValueError, match="same tiles"):
+        paired_interval(a[:3], b[:3] * np.array([1.0, 2.0]))
