@@ -30,7 +30,8 @@ class TrainData:
 
     ``weight``: per-pixel loss weight (None: 1 everywhere); ``soft``: the teacher's
     probabilities (N x 2 x H x W uint8, /255) for distillation and ``distil``: which tiles
-    use them (None: none).
+    use them (None: none); ``draw``: each tile's probability of being drawn into a batch
+    (None: uniform).
     """
 
     inputs: np.ndarray
@@ -39,6 +40,7 @@ class TrainData:
     weight: np.ndarray | None = None
     soft: np.ndarray | None = None
     distil: np.ndarray | None = None
+    draw: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -57,7 +59,8 @@ def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndar
 def _batch(data: TrainData, rng: np.random.Generator, batch: int, crop: int):
     n, h, w = data.inputs.shape
     x, fg, ct, wt, soft, kd = [], [], [], [], [], []
-    for i in rng.integers(0, n, batch):
+    picks = rng.integers(0, n, batch) if data.draw is None else rng.choice(n, batch, p=data.draw)
+    for i in picks:
         y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
         window = (slice(y0, y0 + crop), slice(x0, x0 + crop))
         parts = [data.inputs[i][window], data.fg[i][window], data.centre[i][window]]

@@ -76,6 +76,9 @@ class Plan:
     pool_seed: int = 7_100_200
     unlabelled_seed: int = 7_100_202
     rows: str = "all"  # one of ROW_SETS
+    # the share of each student batch drawn from the labelled tiles (None: every tile the
+    # students see, labelled or not, drawn alike)
+    labelled_share: float | None = None
 
     def __post_init__(self) -> None:
         if not 2 <= self.labelled < self.pool:
@@ -83,6 +86,9 @@ class Plan:
             raise ValueError(msg)
         if self.rows not in ROW_SETS:
             msg = f"rows must be one of {ROW_SETS}, got {self.rows!r}"
+            raise ValueError(msg)
+        if self.labelled_share is not None and not 0 < self.labelled_share < 1:
+            msg = f"labelled_share must be between 0 and 1 (exclusive), got {self.labelled_share}"
             raise ValueError(msg)
 
     def summary(self) -> dict:
@@ -213,6 +219,74 @@ def _join(a: TrainData, b: TrainData) -> TrainData:
     )
 
 
+def split_pool(plan: Plan, pool: Tiles, extra: Tiles | None) -> tuple[Tiles, Tiles]:
+    """The labelled third (the pool's first ``plan.labelled`` tiles) and the tiles the
+    students see without masks (the pool's others, then ``extra``)."""
+    labelled = pool.subset(range(plan.labelled))
+    unlabelled = pool.subset(range(plan.labelled, len(pool)))
+    if extra is not None and len(extra):
+        unlabelled = Tiles(
+            np.concatenate([unlabelled.inputs, extra.inputs]),
+            np.concatenate([unlabelled.labels, extra.labels]),  # for scoring pseudo-labels only
+        )
+    return labelled, unlabelled
+
+
+def draw_shares(labelled: int, unlabelled: int, share: float) -> np.ndarray:
+    """Each tile's probability of being drawn (the labelled tiles first) so that ``share`` of
+    the draws are labelled tiles, each labelled tile alike, each unlabelled tile alike."""
+    if labelled < 1 or unlabelled < 1:
+        raise ValueError(f"need labelled and unlabelled tiles, got {labelled}, {unlabelled}")
+    return np.concatenate(
+        [np.full(labelled, share / labelled), np.full(unlabelled, (1 - share) / unlabelled)]
+    )
+
+
+@dataclass
+class Students:
+    """The students of one run and the pseudo-labels they were fitted on."""
+
+    nets: dict[str, SegNet]
+    counts: dict[str, int]  # pseudo-instances kept and dropped, per student
+
+
+FitFn = Callable[..., SegNet]  # (name, data, settings, seed, start=) -> a fitted SegNet
+
+
+def fit_students(
+    plan: Plan,
+    labelled: Tiles,
+    unlabelled: Tiles,
+    teacher: SegNet,
+    quality: QualityNet,
+    fit: FitFn,
+) -> tuple[PseudoSet, Students]:
+    """The teacher's pseudo-labels on ``unlabelled`` (scored once, shared by every student)
+    and the students fitted from the teacher on them plus ``labelled``: all three with
+    ``plan.rows == "all"``, else the served one."""
+    pseudo = pseudo_label(teacher, quality, unlabelled, flips=plan.flips)
+    supervised = _supervised(labelled)
+    second = replace(plan.fit, steps=plan.student_steps, lr=plan.student_lr)
+    soft = np.clip(np.round(pseudo.maps * 255.0), 0, 255).astype(np.uint8)
+    rows = (
+        ("self_training", None, 0.0),
+        ("self_training_quality", plan.quality_threshold, 0.0),
+        (SERVED_ROW, plan.quality_threshold, plan.kd_weight),
+    )
+    nets: dict[str, SegNet] = {}
+    counts: dict[str, int] = {}
+    for name, threshold, kd in rows if plan.rows == "all" else rows[-1:]:
+        fg, ct, wt, kept, dropped = pseudo_targets(pseudo, threshold)
+        counts[f"{name}_pseudo_kept"] = kept
+        counts[f"{name}_pseudo_dropped"] = dropped
+        pseudo_data = TrainData(unlabelled.inputs, fg, ct, wt, soft, np.ones(len(unlabelled), bool))
+        data = _join(supervised, pseudo_data)
+        if plan.labelled_share is not None:
+            data.draw = draw_shares(len(labelled), len(unlabelled), plan.labelled_share)
+        nets[name] = fit(name, data, replace(second, kd_weight=kd), plan.seed, start=teacher)
+    return pseudo, Students(nets, counts)
+
+
 def run(
     plan: Plan, pool: Tiles, extra: Tiles | None = None, progress: Progress | None = None
 ) -> Result:
@@ -224,13 +298,7 @@ def run(
     say = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
     counts: dict[str, int] = {}
-    labelled = pool.subset(range(plan.labelled))
-    unlabelled = pool.subset(range(plan.labelled, len(pool)))
-    if extra is not None and len(extra):
-        unlabelled = Tiles(
-            np.concatenate([unlabelled.inputs, extra.inputs]),
-            np.concatenate([unlabelled.labels, extra.labels]),  # for scoring pseudo-labels only
-        )
+    labelled, unlabelled = split_pool(plan, pool, extra)
     nets: dict[str, SegNet] = {}
 
     def fit(name: str, data: TrainData, settings: FitSettings, seed: int, start=None) -> SegNet:
@@ -279,21 +347,9 @@ def run(
     quality = fit_quality(windows, iou, steps=plan.quality_steps, seed=plan.seed, progress=q_step)
     seconds["quality"] = round(time.perf_counter() - started, 1)
 
-    pseudo = pseudo_label(teacher, quality, unlabelled, flips=plan.flips)
-    supervised = _supervised(labelled)
-    soft = np.clip(np.round(pseudo.maps * 255.0), 0, 255).astype(np.uint8)
-    students = (
-        ("self_training", None, 0.0),
-        ("self_training_quality", plan.quality_threshold, 0.0),
-        (SERVED_ROW, plan.quality_threshold, plan.kd_weight),
-    )
-    for name, threshold, kd in students if plan.rows == "all" else students[-1:]:
-        fg, ct, wt, kept, dropped = pseudo_targets(pseudo, threshold)
-        counts[f"{name}_pseudo_kept"] = kept
-        counts[f"{name}_pseudo_dropped"] = dropped
-        pseudo_data = TrainData(unlabelled.inputs, fg, ct, wt, soft, np.ones(len(unlabelled), bool))
-        data = _join(supervised, pseudo_data)
-        nets[name] = fit(name, data, replace(second, kd_weight=kd), plan.seed, start=teacher)
+    pseudo, students = fit_students(plan, labelled, unlabelled, teacher, quality, fit)
+    nets.update(students.nets)
+    counts.update(students.counts)
     return Result(nets, teacher, quality, pseudo, seconds, counts)
 
 
@@ -305,8 +361,12 @@ __all__ = [
     "Plan",
     "PseudoSet",
     "Result",
+    "Students",
+    "draw_shares",
+    "fit_students",
     "pseudo_label",
     "pseudo_targets",
     "quality_set",
     "run",
+    "split_pool",
 ]
