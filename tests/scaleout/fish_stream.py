@@ -109,6 +109,7 @@ class Sighting:
     uid: str
     individual: str
     new_individual: bool
+    stored_at_ns: int = 0  # when its row was written (0: a single process's answer)
 
 
 def single_process(
@@ -177,9 +178,10 @@ def stored_sightings(stores: Iterable) -> list[Sighting]:
     for path in stores:
         with sqlite3.connect(path) as db:
             rows += [
-                Sighting(uid, individual, bool(new))
-                for uid, individual, new in db.execute(
-                    "SELECT frame_uid, individual, new_individual FROM fish"
+                Sighting(uid, individual, bool(new), stored_at)
+                for uid, individual, new, stored_at in db.execute(
+                    "SELECT fish.frame_uid, fish.individual, fish.new_individual, "
+                    "frames.stored_at_ns FROM fish JOIN frames ON frames.uid = fish.frame_uid"
                 )
             ]
     return rows
@@ -310,14 +312,17 @@ def topic_merges(topic: list[tuple]) -> dict[str, str]:
 
 def replays(sightings: list[Sighting], merges: dict[str, str]) -> tuple[int, int, int]:
     """Frames stored more than once (replayed after a rebalance or a kill); how many of those
-    that enrolled a fish name another id in another row (a replay minting a second id); and
-    how many replayed frames were answered with another id (after merges) the second time."""
+    whose first answer enrolled a fish are named otherwise in a later row (a replay minting a
+    second id: the replay must find the first answer's record); and how many replayed frames
+    were answered with another id (after merges) the second time. A frame first answered
+    without an enrolment (``unknown`` while its tracklet gathered views, or a match) may be
+    answered otherwise when replayed: its replayer's tracklets hold other views."""
     rows: dict[str, list[Sighting]] = defaultdict(list)
     for s in sightings:
         rows[s.uid].append(s)
-    again = {uid: r for uid, r in rows.items() if len(r) > 1}
-    enrolling = [r for r in again.values() if any(s.new_individual for s in r)]
-    minted_twice = sum(len({s.individual for s in r}) > 1 for r in enrolling)
+    again = {uid: sorted(r, key=lambda s: s.stored_at_ns) for uid, r in rows.items() if len(r) > 1}
+    enrolling = [r for r in again.values() if r[0].new_individual]
+    minted_twice = sum(any(s.individual != r[0].individual for s in r[1:]) for r in enrolling)
     otherwise = sum(len({resolve(merges, s.individual) for s in r}) > 1 for r in again.values())
     return len(again), minted_twice, otherwise
 
