@@ -105,22 +105,3 @@ def test_bad_config_fails_at_start_naming_the_field(tmp_path):
     assert result.returncode == 2
     assert "inference.max_batch" in result.stderr and "kafka.auto_offset_reset" in result.stderr
     assert "'earliest' or 'latest'" in result.stderr
-
-
-def test_demo_runs_end_to_end_and_prints_its_summary(tmp_path, model_dir):
-    import os
-
-    env = {
-        **os.environ,
-        "SEAWATCH_TASKS__PLANKTON__MODEL_DIR": str(model_dir),
-        "SEAWATCH_STORAGE__LOCAL__PATH": str(tmp_path / "demo.db"),
-        "SEAWATCH_KAFKA__MAX_POLL_INTERVAL_MS": "6000",
-        "COLUMNS": "120",
-    }
-    result = _seawatch("demo", "--frames", "150", "--broken-share", "0.05", env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "frames stored" in result.stdout and "latency p50 / p99" in result.stdout
-    db = open_readonly(tmp_path / "demo.db")
-    stored = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    dead = next(line for line in result.stdout.splitlines() if "dead letters" in line)
-    assert stored + int(dead.split("│")[2].split()[0]) == 150

@@ -101,6 +101,7 @@ class FrameSource:
         self._topic_ids = TopicIdWatch(topics or settings.topics)
         self._listeners: list[PartitionListener] = []
         self._held: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset
+        self._joined = False  # the group gave this member its partitions (none, maybe)
         with connect_errors(settings, "consumer"):
             self._consumer = KafkaConsumer(
                 **client_kwargs(settings),
@@ -128,6 +129,7 @@ class FrameSource:
 
     def _notify(self, event: str, partitions) -> None:
         named = [Partition(tp.topic, tp.partition) for tp in partitions]
+        self._joined = event == "assigned"  # a revoke starts a rebalance: joining again
         if event == "revoked":  # a held offset could move a later owner's commit back
             for partition in named:
                 self._held.pop(partition, None)
@@ -137,10 +139,13 @@ class FrameSource:
 
     def poll_batch(self, max_records: int, max_wait_ms: int, idle_ms: int = 200) -> list:
         """Collect up to ``max_records`` messages, waiting at most ``max_wait_ms`` once the
-        first has arrived (or ``idle_ms`` when none comes)."""
+        first has arrived (or ``idle_ms`` when none comes; while this member joins its group,
+        an idle poll waits :meth:`join_wait_ms` instead)."""
         from kafka.errors import CorruptRecordError
 
         self.rewind_recreated_topics()  # a few dict lookups; a new topic id means a new log
+        if idle_ms > 0 and not self._joined:
+            idle_ms = max(idle_ms, self.join_wait_ms())
         records: list = []
         deadline: float | None = None
         while len(records) < max_records:
@@ -163,6 +168,20 @@ class FrameSource:
             if deadline is not None and time.monotonic() >= deadline:
                 break
         return records
+
+    def join_wait_ms(self) -> int:
+        """How long an idle poll waits while this member joins its group (from its start or
+        a revoke to the next assignment, which may be empty): the rebalance timeout
+        (``max_poll_interval_ms``), the longest a broker holds a JoinGroup.
+
+        kafka-python 3.0.12 sends the JoinGroup and SyncGroup from its own thread, and a
+        poll awaits them at most its own timeout; a join that completes while no poll awaits
+        it is thrown away and a new JoinGroup sent (``join_group_async`` replaces a *done*
+        join task). Tansu holds each JoinGroup for seconds (5 s with a 10-s rebalance
+        timeout), and with 200-ms idle polls its answer often came between two of them: the
+        demo's daemons took up to a minute, not 5 s, to get their partitions (rounds of 5 s
+        in the client's debug log). One poll that outlasts the hold is there when it comes."""
+        return self.settings.max_poll_interval_ms
 
     def assigned(self) -> bool:
         """Whether the group has given this member its partitions yet (safe to ask from
