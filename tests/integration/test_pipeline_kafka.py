@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections import Counter
@@ -108,16 +107,20 @@ def test_no_poll_waits_idle_while_a_batch_is_in_flight(tmp_path, broker, unique,
 
 def _run_slow(settings, n: int, seed: int, infer_s: float) -> tuple:
     """Publish ``n`` frames, run the daemon with every batch's inference ``infer_s`` slower
-    until all are stored; return its stats and the gaps between polls (up to the last
-    frame stored: that gap counts too)."""
+    until all are stored; return its stats and the gaps between polls: from the end of one
+    poll to the start of the next (up to the last frame stored: that gap counts too). A poll
+    itself may last (while the member joins its group, an idle one waits out the join)."""
     publish_synthetic(settings, n, seed=seed)
     daemon = build_daemon(settings)
     pipeline, polls, done = daemon.pipeline, [], []
     poll, infer = pipeline.source.poll_batch, pipeline._infer
 
     def spy_poll(max_records, max_wait_ms, idle_ms=200):
-        polls.append(time.monotonic())
-        return poll(max_records, max_wait_ms, idle_ms)
+        started = time.monotonic()
+        try:
+            return poll(max_records, max_wait_ms, idle_ms)
+        finally:
+            polls.append((started, time.monotonic()))
 
     def slow_infer(batch):
         time.sleep(infer_s)
@@ -133,7 +136,8 @@ def _run_slow(settings, n: int, seed: int, infer_s: float) -> tuple:
         stats = daemon.run(all_stored)
     finally:
         daemon.close()
-    return stats, [b - a for a, b in itertools.pairwise([*polls, done[0]])]
+    starts = [start for start, _ in polls[1:]] + [done[0]]
+    return stats, [start - end for (_, end), start in zip(polls, starts, strict=True)]
 
 
 def _assert_stored_once(settings, stats, n: int) -> None:
