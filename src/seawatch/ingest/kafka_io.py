@@ -159,6 +159,11 @@ class FrameSource:
                 )
             except CorruptRecordError as exc:  # a poison pill: step past it, DLQ a placeholder
                 polled = skip_unreadable(self._consumer, exc)
+            if polled and (recreated := self.rewind_recreated_topics()):
+                # a topic made again while this poll waited (a join spans a broker restart):
+                # what it brought of it is read again from the new log's beginning, not twice
+                records = [r for r in records if r.topic not in recreated]
+                polled = {tp: b for tp, b in polled.items() if tp.topic not in recreated}
             for batch in polled.values():
                 records.extend(batch)
             if deadline is None and records:
