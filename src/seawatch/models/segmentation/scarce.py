@@ -9,7 +9,6 @@ dicts and the plan), :func:`load_rows` -> :func:`score_rows`.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from seawatch.models.segmentation.evaluate import (
     score_model,
     score_threshold,
 )
-from seawatch.models.segmentation.fit import FitSettings, TrainData, fit_segnet, predict_maps
+from seawatch.models.segmentation.fit import FitSettings, predict_maps
 from seawatch.models.segmentation.metrics import spearman
 from seawatch.models.segmentation.network import QualityNet, SegNet
 from seawatch.models.segmentation.selftrain import (
@@ -35,6 +34,7 @@ from seawatch.models.segmentation.selftrain import (
     pseudo_label,
     run,
     split_pool,
+    timed_fit,
 )
 
 PLAN_FILE = "plan.json"
@@ -141,17 +141,7 @@ def refit_students(folder: Path, plan: Plan, progress: Progress | None = None) -
     say = progress or (lambda stage, done, total: None)
     seconds = {k: v for k, v in kept.seconds.items() if k not in STUDENTS}
 
-    def fit(name: str, data: TrainData, settings: FitSettings, seed: int, start=None):
-        started, done = time.perf_counter(), [0]
-
-        def step(n: int, loss: float) -> None:
-            done[0] += n
-            say(f"{name} loss {loss:.3f}", done[0], settings.steps)
-
-        net = fit_segnet(data, settings, seed=seed, start=start, progress=step)
-        seconds[name] = round(time.perf_counter() - started, 1)
-        return net
-
+    fit = timed_fit(say, seconds)
     _, students = fit_students(plan, labelled, unlabelled, kept.teacher, kept.quality, fit)
     nets = {k: v for k, v in kept.nets.items() if k not in STUDENTS} | students.nets
     counts = {k: v for k, v in kept.counts.items() if not k.startswith(STUDENTS)}

@@ -253,6 +253,25 @@ class Students:
 FitFn = Callable[..., SegNet]  # (name, data, settings, seed, start=) -> a fitted SegNet
 
 
+def timed_fit(say: Progress, seconds: dict[str, float]) -> FitFn:
+    """A :data:`FitFn` that shows each row's steps through ``say`` and notes its wall
+    seconds in ``seconds`` under the row's name."""
+
+    def fit(name: str, data: TrainData, settings: FitSettings, seed: int, start=None) -> SegNet:
+        started = time.perf_counter()
+        done = [0]
+
+        def step(n: int, loss: float) -> None:
+            done[0] += n
+            say(f"{name} loss {loss:.3f}", done[0], settings.steps)
+
+        net = fit_segnet(data, settings, seed=seed, start=start, progress=step)
+        seconds[name] = round(time.perf_counter() - started, 1)
+        return net
+
+    return fit
+
+
 def fit_students(
     plan: Plan,
     labelled: Tiles,
@@ -301,17 +320,7 @@ def run(
     labelled, unlabelled = split_pool(plan, pool, extra)
     nets: dict[str, SegNet] = {}
 
-    def fit(name: str, data: TrainData, settings: FitSettings, seed: int, start=None) -> SegNet:
-        started = time.perf_counter()
-        done = [0]
-
-        def step(n: int, loss: float) -> None:
-            done[0] += n
-            say(f"{name} loss {loss:.3f}", done[0], settings.steps)
-
-        net = fit_segnet(data, settings, seed=seed, start=start, progress=step)
-        seconds[name] = round(time.perf_counter() - started, 1)
-        return net
+    fit = timed_fit(say, seconds)
 
     # Every row trains in two stages of the same length, so none gets more steps: stage 1
     # from scratch, stage 2 from stage 1 at the student learning rate (on the same labelled
