@@ -30,5 +30,9 @@ def test_the_first_idle_poll_waits_out_the_join_so_its_answer_is_not_lost(
         started = time.monotonic()
         assert source.poll_batch(8, 50, idle_ms=200) == []  # joined: idle polls are short
         assert time.monotonic() - started < 2
+        source._notify("rewound", [])  # a recreated topic read again: still a member
+        started = time.monotonic()
+        assert source.poll_batch(8, 50, idle_ms=200) == []
+        assert time.monotonic() - started < 2
     finally:
         source.close()

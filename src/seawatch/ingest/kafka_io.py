@@ -129,7 +129,8 @@ class FrameSource:
 
     def _notify(self, event: str, partitions) -> None:
         named = [Partition(tp.topic, tp.partition) for tp in partitions]
-        self._joined = event == "assigned"  # a revoke starts a rebalance: joining again
+        if event in ("assigned", "revoked"):  # a revoke starts a rebalance: joining again
+            self._joined = event == "assigned"  # (a rewind changes nothing of the group)
         if event == "revoked":  # a held offset could move a later owner's commit back
             for partition in named:
                 self._held.pop(partition, None)
