@@ -80,11 +80,20 @@ class PlanktonNet(nn.Module):
             raise ValueError(msg)
         self.temperature.fill_(float(temperature))
 
+    def before_last_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """The map the last stage reads (N x widths[-2] x h x w): the normalised input
+        ``(x / 255 - mean) / std`` through the stem and every stage but the last."""
+        x = (x * (1.0 / 255.0) - self.mean) / self.std
+        return self.stages[:-1](self.stem(x))
+
+    def pooled_last_stage(self, mapped: torch.Tensor) -> torch.Tensor:
+        """Penultimate features of :meth:`before_last_stage`'s map: the last stage, pooled."""
+        return torch.flatten(self.pool(self.stages[-1](mapped)), 1)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (N x widths[-1]): the pooled last stage the linear head reads,
         graph output ``features`` (the out-of-distribution score works on them)."""
-        x = (x * (1.0 / 255.0) - self.mean) / self.std
-        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+        return self.pooled_last_stage(self.before_last_stage(x))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-softmax class scores for a float32 N x C x H x W batch with values 0..255."""
@@ -102,7 +111,8 @@ class WithFeatures(nn.Module):
     at 64 px) pooled to each channel's mean and standard deviation (N x 2C, 192 numbers by
     default): less invariant than the pooled last stage, the out-of-distribution scorer reads
     it beside ``features``. The same layers in the same order as :meth:`PlanktonNet.features`
-    (the last stage runs on the kept map), so ``probs`` and ``features`` are unchanged.
+    (:meth:`PlanktonNet.before_last_stage`, then the last stage on the kept map), so
+    ``probs`` and ``features`` are unchanged.
     """
 
     def __init__(self, net: PlanktonNet) -> None:
@@ -113,9 +123,8 @@ class WithFeatures(nn.Module):
         """Calibrated probabilities (N x C), penultimate features (N x D) and the pooled
         stage-3 statistics (N x 2C')."""
         net = self.net
-        x = (x * (1.0 / 255.0) - net.mean) / net.std
-        mapped = net.stages[:-1](net.stem(x))
-        features = torch.flatten(net.pool(net.stages[-1](mapped)), 1)
+        mapped = net.before_last_stage(x)
+        features = net.pooled_last_stage(mapped)
         probs = torch.softmax(net.head(features) / net.temperature, dim=1)
         return probs, features, stage_stats(mapped)
 

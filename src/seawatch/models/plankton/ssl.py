@@ -73,10 +73,7 @@ class SimCLR(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.backbone
-        x = (x * (1.0 / 255.0) - b.mean) / b.std
-        features = b.pool(b.stages(b.stem(x))).flatten(1)
-        return F.normalize(self.projector(features), dim=1)
+        return F.normalize(self.projector(self.backbone.features(x)), dim=1)
 
 
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:

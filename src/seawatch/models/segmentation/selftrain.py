@@ -319,7 +319,6 @@ def run(
     counts: dict[str, int] = {}
     labelled, unlabelled = split_pool(plan, pool, extra)
     nets: dict[str, SegNet] = {}
-
     fit = timed_fit(say, seconds)
 
     # Every row trains in two stages of the same length, so none gets more steps: stage 1
@@ -378,4 +377,5 @@ __all__ = [
     "quality_set",
     "run",
     "split_pool",
+    "timed_fit",
 ]
