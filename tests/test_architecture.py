@@ -26,6 +26,7 @@ SETTINGS = {
     "task_settings",
     "alert_settings",
     "review_settings",
+    "dashboard_settings",
     "secrets",
 }
 STAGES = {"ingest", "inference", "storage", "alerts"}

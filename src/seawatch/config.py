@@ -16,7 +16,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     Field,
-    SecretStr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -26,10 +25,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from seawatch.alert_settings import DEFAULT_RULES, Rule, WebhookSettings
 from seawatch.contracts.errors import ConfigError
+from seawatch.dashboard_settings import DashboardSettings
 from seawatch.kafka_settings import KafkaSettings
 from seawatch.review_settings import ReviewSettings
 from seawatch.secrets import redact_url
-from seawatch.settings_base import ENV_PREFIX, Section, secret_from_file
+from seawatch.settings_base import ENV_PREFIX, Section
 from seawatch.storage_settings import (
     InfluxSettings,
     LocalStoreSettings,
@@ -170,55 +170,6 @@ class AlertSettings(Section):
             msg = f"rule names must be unique; repeated: {', '.join(twice)}"
             raise ValueError(msg)
         return rules
-
-
-class GrafanaSettings(Section):
-    """The Grafana that ``seawatch dashboards apply`` provisions (through grafana-client)."""
-
-    url: str | None = Field(None, description="e.g. http://grafana:3000; unset: apply refuses")
-    token: SecretStr = Field(
-        SecretStr(""), description="service-account token (SEAWATCH_DASHBOARDS__GRAFANA__TOKEN)"
-    )
-    token_file: Path | None = Field(
-        None, description="file holding the service-account token (instead of token)"
-    )
-    folder_uid: str = Field("seawatch", pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    folder_title: str = "seawatch"
-    timeout_s: float = Field(10.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        return InfluxSettings._http(value)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _token_file(cls, data: Any) -> Any:
-        return secret_from_file(data, "token", "token_file", "dashboards.grafana")
-
-
-class DashboardSettings(Section):
-    """Grafana dashboards, datasource and alert rules as code, and the HTML report."""
-
-    grafana: GrafanaSettings = GrafanaSettings()
-    datasource_uid: str = Field("seawatch-influxdb", pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    datasource_name: str = "seawatch InfluxDB"
-    influx_url: str | None = Field(
-        None, description="InfluxDB as Grafana reaches it; default: storage.influx.url"
-    )
-    database: str = Field(
-        "seawatch", description="InfluxQL database (1.x), or the DBRP mapping of the bucket (2.x)"
-    )
-    evidence_url: str = Field(
-        "", description="base URL where the evidence directory is served (thumbnail links)"
-    )
-    refresh: str = Field("30s", pattern=r"^[0-9]+[smhd]$")
-    alert_interval: str = Field("1m", pattern=r"^[0-9]+[smh]$")
-
-    @field_validator("influx_url")
-    @classmethod
-    def _http(cls, value: str | None) -> str | None:
-        return InfluxSettings._http(value)
 
 
 def _rule(values: dict) -> Rule:
