@@ -150,7 +150,8 @@ def train_command(
                   views=None if views is None else int(views))  # fmt: skip
         return
     try:
-        from seawatch.models.otolith.train import summary_line, train_otolith
+        from seawatch.models.otolith.card_build import summary_line
+        from seawatch.models.otolith.train import train_otolith
     except ImportError as exc:
         msg = f"training needs torch and onnx: pip install -e '.[train]' ({exc})"
         raise click.ClickException(msg) from exc

@@ -16,34 +16,36 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from seawatch.contracts.card import ONNX_FILE, InputSpec, ModelCard, TrainingSummary, sha256_file
+from seawatch.contracts.card import ONNX_FILE, ModelCard
 from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
 from seawatch.models.otolith import distil as D
+from seawatch.models.otolith.card_build import (
+    NAME,
+    VERSION,
+    detector_card,
+    training_summary,
+)
 from seawatch.models.otolith.evaluate import (
     EVALUATION_FILE,
-    HEATMAPS_FILE,
-    ROC_FILE,
     auroc,
     calibrate_threshold,
     detection_metrics,
     score_images,
     write_figures,
 )
-from seawatch.models.otolith.export import OUTPUTS, export_otolith, export_parity
+from seawatch.models.otolith.export import export_otolith, export_parity
 from seawatch.models.otolith.head import THRESHOLD_KEY, OtolithDetector
 from seawatch.models.otolith.network import (
     OtolithMKD,
     Student,
     check_views,
-    describe,
 )
 from seawatch.models.otolith.plan import (
     OFFSETS,
@@ -63,7 +65,6 @@ from seawatch.models.otolith.teacher_artifact import (
 )
 from seawatch.models.training import seed_everything, select_device, training_progress
 
-NAME, VERSION = "otolith-mkd-synthetic", "0.6.0"  # 0.5: pretrained teacher; 0.6: 8 views
 DEFAULT_COMMAND = "seawatch train otolith"
 
 
@@ -144,7 +145,9 @@ def train_otolith(
     onnx_path = export_otolith(model, out_dir / ONNX_FILE, plan.input_size)
     real = data.val[:: max(1, len(data.val) // 8)][:8]
     parity = export_parity(model, onnx_path, real, seed=seed)
-    provisional = _card(plan, model, onnx_path, {THRESHOLD_KEY: 0.0}, _summary(command, seed))
+    provisional = detector_card(
+        plan, model, onnx_path, {THRESHOLD_KEY: 0.0}, training_summary(command, seed)
+    )
     with OnnxRuntimeBackend(onnx_path, threads=2) as backend:
         detector = OtolithDetector(backend, provisional, max_batch=32)
         calibration_scores, _ = score_images(detector, data.calibration)
@@ -181,7 +184,7 @@ def train_otolith(
         extra_curves=extra,
     )
     clock.lap("export_calibration_evaluation")
-    summary = _summary(
+    summary = training_summary(
         command,
         seed,
         plan=plan,
@@ -192,7 +195,7 @@ def train_otolith(
         far=far,
     )
     thresholds = {THRESHOLD_KEY: round(threshold, 6), f"{THRESHOLD_KEY}_target_far": far}
-    card = _card(plan, model, onnx_path, thresholds, summary, metrics)
+    card = detector_card(plan, model, onnx_path, thresholds, summary, metrics)
     card.write(out_dir)
     return card
 
@@ -336,94 +339,3 @@ def _ablation(
         "history": history,
     }
     return summary, test_scores
-
-
-def _summary(command: str, seed: int, *, plan: Plan | None = None, **extra: Any) -> TrainingSummary:
-    plan = plan or Plan()
-    data = {
-        "source": "synthetic (seawatch.models.otolith.synthetic.make_dataset), rendered at "
-        f"{plan.render_size} px BGR, prepared by seawatch.models.otolith.head.prepare_otolith "
-        f"to {plan.input_size} px RGB",
-        "render_size": plan.render_size,
-        "train": {"seed": seed, "n_normal": plan.n_train},
-        "textures": {"seed": seed + OFFSETS["textures"], "n": plan.n_textures},
-        "validation": {
-            "seed": seed + OFFSETS["validation"],
-            "n_normal": plan.n_val_normal,
-            "n_per_anomaly": plan.n_val_per_anomaly,
-            "used_for": "stage norms of the map and the choice of the image score",
-        },
-        "calibration": {"seed": seed + OFFSETS["calibration"], "n_normal": plan.n_calibration},
-        "test": {
-            "seed": seed + OFFSETS["test"],
-            "n_normal": plan.n_test_normal,
-            "n_per_anomaly": plan.n_test_per_anomaly,
-        },
-        "anomaly_types": list(ANOMALY_TYPES),
-    }
-    return TrainingSummary(
-        command=command,
-        seed=seed,
-        data=data,
-        epochs=plan.epochs,
-        seconds=float(extra.pop("seconds", 0.0)),
-        device=str(extra.pop("device", "cpu")),
-        plan=asdict(plan),
-        torch=torch.__version__,
-        **extra,
-    )
-
-
-def _card(
-    plan: Plan,
-    model: OtolithMKD,
-    onnx_path: Path,
-    thresholds: dict[str, float],
-    training: TrainingSummary,
-    metrics: dict[str, Any] | None = None,
-) -> ModelCard:
-    teacher_card = (
-        {"teacher_card": TEACHER_CARD} if (onnx_path.parent / TEACHER_CARD).is_file() else {}
-    )
-    gray = "0.299 R + 0.587 G + 0.114 B"
-    return ModelCard(
-        task="otolith",
-        name=NAME,
-        version=VERSION,
-        architecture=describe(model),
-        input=InputSpec(
-            size=plan.input_size,
-            channels=3,
-            mean=tuple(float(v) for v in model.rgb_mean.flatten()),
-            std=tuple(float(v) for v in model.rgb_std.flatten()),
-            preprocessing="seawatch.models.otolith.head.prepare_otolith: RGB channel order, "
-            f"values 0..255; the graph normalises per channel and makes the student's gray "
-            f"({gray}) itself",
-        ),
-        output="score",
-        outputs=OUTPUTS,
-        files={
-            "teacher_weights": TEACHER_FILE,
-            "evaluation": EVALUATION_FILE,
-            "roc": ROC_FILE,
-            "heatmaps": HEATMAPS_FILE,
-        }
-        | teacher_card,
-        thresholds=thresholds,
-        training=training,
-        metrics=metrics or {},
-        onnx_sha256=sha256_file(onnx_path),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-
-
-def summary_line(out: Path, card: ModelCard) -> str:
-    """One line with the headline numbers of a freshly trained artifact."""
-    m = card.metrics
-    ablation = m.get("ablation", {}).get("auroc", "n/a")
-    detection = " ".join(f"{t}={r}" for t, r in m["detection_rate_per_type"].items())
-    return (
-        f"wrote {out}: auroc={m['auroc']} same_input_auroc={ablation} "
-        f"threshold={card.thresholds[THRESHOLD_KEY]} false_alarm_rate={m['false_alarm_rate']} "
-        f"detection: {detection} seconds={card.training.seconds}"
-    )
