@@ -249,6 +249,7 @@ class OpenSetDecider:
             group = each.mean(axis=0)
             b = int(np.argmax(group))
             if group[b] >= self._known_bar(len(track.views), ids[b]) and (
+                # one view alone agrees
                 each[:, b].max() >= self.threshold - self.anchor_drop + self.alone_margin
             ):
                 track.individual = self.gallery.resolve(ids[b])
@@ -271,7 +272,9 @@ class OpenSetDecider:
         )
 
     def _known_bar(self, n: int, individual: str) -> float:
-        """The mean score over ``n`` good views that decides a tracklet as ``individual``."""
+        """The mean score over ``n`` good views that decides a tracklet as ``individual``
+        (one view: clear of the threshold by ``alone_margin``, a provisional fish by
+        ``alone_new_margin`` more)."""
         bar = self.threshold - _at(self.known_drop, n)
         if n == 1:
             bar += self.alone_margin
@@ -281,7 +284,8 @@ class OpenSetDecider:
 
     def _alone(self, best: int, own: float, bar: float) -> Sighting:
         """A sighting no tracklet decides: its best match (column ``best``, score ``own``)
-        when that reaches ``bar``, else ``unknown``; nothing enrolled."""
+        when that reaches ``bar`` (a provisional fish: ``alone_new_margin`` more), else
+        ``unknown``; nothing enrolled."""
         if best >= 0 and own >= bar:
             individual = self.gallery.resolve(self.gallery.ids[best])
             provisional = self.gallery.entry(individual).provisional
