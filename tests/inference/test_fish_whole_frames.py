@@ -94,7 +94,11 @@ def test_frames_without_fish_give_no_sighting(head) -> None:
 
 @pytest.mark.parametrize("whole_frames", [True, False])
 def test_whole_frames_link_tracklets_more_strictly_than_crops(whole_frames: bool) -> None:
-    from seawatch.models.fish.open_set import WHOLE_FRAME_INHERIT_AGREE
+    from seawatch.models.fish.open_set import (
+        WHOLE_FRAME_ALONE_MARGIN,
+        WHOLE_FRAME_ALONE_NEW_MARGIN,
+        WHOLE_FRAME_INHERIT_AGREE,
+    )
     from seawatch.models.fish.tracklets import LINK_SIMILARITY, WHOLE_FRAME_LINK_SIMILARITY
 
     card = load_card(MODEL)
@@ -105,8 +109,12 @@ def test_whole_frames_link_tracklets_more_strictly_than_crops(whole_frames: bool
         )
     assert head.decider is not None
     link, agree = head.decider.tracklets.link_similarity, head.decider.inherit_agree
+    alone = (head.decider.alone_margin, head.decider.alone_new_margin)
     if whole_frames:  # issue 28, fifth round: a look-alike must not join a fish's tracklet
         assert (link, agree) == (WHOLE_FRAME_LINK_SIMILARITY, WHOLE_FRAME_INHERIT_AGREE)
         assert link > LINK_SIMILARITY and agree > link
+        # sixth round: one view names a fish only clear of the threshold
+        assert alone == (WHOLE_FRAME_ALONE_MARGIN, WHOLE_FRAME_ALONE_NEW_MARGIN)
+        assert min(alone) > 0
     else:  # crops as before
-        assert (link, agree) == (LINK_SIMILARITY, 0.0)
+        assert (link, agree, alone) == (LINK_SIMILARITY, 0.0, (0.0, 0.0))

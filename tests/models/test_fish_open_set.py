@@ -227,3 +227,45 @@ def test_a_poor_view_alone_is_matched_only_clear_of_the_threshold() -> None:
     # a good view that close is matched (and decides its tracklet)
     assert _decide(decider, [_tilted(a, c, near)], 200)[0].individual == "nemo"
     assert len(gallery) == 1
+
+
+def test_a_tracklet_with_a_view_that_alone_matches_a_fish_is_not_a_new_one() -> None:
+    a, c = np.eye(DIM)[0], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    decider = OpenSetDecider(gallery, THRESHOLD)
+    # a known fish: two weak views (0.4 to nemo) and one clear one (0.8): the mean (0.53) is
+    # under the new-fish bar and under the known bar; the clear view alone matches nemo
+    views = [_tilted(a, c, 0.4), _tilted(a, c, 0.4), _tilted(a, c, 0.8)]
+    assert THRESHOLD - decider.new_drop[2] > (0.4 + 0.4 + 0.8) / 3
+    answers = _decide(decider, views, 0)
+    assert not any(x.new_individual for x in answers) and len(gallery) == 1
+    assert answers[-1].individual == "nemo"
+
+
+def test_on_whole_frames_one_view_names_a_fish_only_clear_of_the_threshold() -> None:
+    from seawatch.models.fish.open_set import WHOLE_FRAME_ALONE_MARGIN, WHOLE_FRAME_ALONE_NEW_MARGIN
+
+    margin, new_margin = WHOLE_FRAME_ALONE_MARGIN, WHOLE_FRAME_ALONE_NEW_MARGIN
+    a, b, c = np.eye(DIM)[0], np.eye(DIM)[1], np.eye(DIM)[2]
+    gallery = Gallery(DIM)
+    gallery.enrol("nemo", a[None].astype(np.float32))
+    gallery.enrol("fish-new-1", b[None].astype(np.float32), provisional=True)
+    decider = OpenSetDecider(gallery, THRESHOLD, alone_margin=margin, alone_new_margin=new_margin)
+    # one good view each (a tracklet of one view: far apart in time), just over the threshold
+    near = THRESHOLD + margin / 2
+    assert _decide(decider, [_tilted(a, c, near)], 0)[0].individual == UNKNOWN
+    assert _decide(decider, [_tilted(a, c, near + margin)], 100)[0].individual == "nemo"
+    # a provisional fish needs new_margin more from one view
+    between = THRESHOLD + margin + new_margin / 2
+    assert _decide(decider, [_tilted(b, c, between)], 200)[0].individual == UNKNOWN
+    clear = THRESHOLD + margin + new_margin + 0.02
+    assert _decide(decider, [_tilted(b, c, clear)], 300)[0].individual == "fish-new-1"
+    # two such views (far from the first ones): their mean reaches the known bar, but the
+    # view that anchors the decision must be clear of the threshold too
+    pair = _decide(decider, [_tilted(a, c, near), _tilted(a, c, near)], 500, tag="g")
+    assert near >= THRESHOLD - decider.known_drop[1]
+    assert [x.individual for x in pair] == [UNKNOWN, UNKNOWN]
+    # crops (no margins): the view just over the threshold is nemo
+    crops = OpenSetDecider(gallery, THRESHOLD)
+    assert _decide(crops, [_tilted(a, c, near)], 400)[0].individual == "nemo"

@@ -54,7 +54,13 @@ from seawatch.inference.backend import Backend
 from seawatch.inference.batching import run_in_chunks
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
-from seawatch.models.fish.open_set import WHOLE_FRAME_INHERIT_AGREE, OpenSetDecider, Sighting
+from seawatch.models.fish.open_set import (
+    WHOLE_FRAME_ALONE_MARGIN,
+    WHOLE_FRAME_ALONE_NEW_MARGIN,
+    WHOLE_FRAME_INHERIT_AGREE,
+    OpenSetDecider,
+    Sighting,
+)
 from seawatch.models.fish.options import FishOptions, build_detector, build_shared_gallery
 from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
 from seawatch.models.fish.shared_gallery import SharedGallery
@@ -133,6 +139,8 @@ class FishIdentifier:
                 self.threshold,
                 tracklets=Tracklets(link_similarity=link),
                 inherit_agree=WHOLE_FRAME_INHERIT_AGREE if whole_frames else 0.0,
+                alone_margin=WHOLE_FRAME_ALONE_MARGIN if whole_frames else 0.0,
+                alone_new_margin=WHOLE_FRAME_ALONE_NEW_MARGIN if whole_frames else 0.0,
             )
             if tracklets
             else None
