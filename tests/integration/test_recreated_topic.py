@@ -33,9 +33,8 @@ def _drain(source: FrameSource, want: int, timeout_s: float = 60) -> list:
     return records
 
 
-def test_a_recreated_topic_is_read_from_its_beginning(tmp_path, broker, unique, model_dir):
-    from kafka.admin import KafkaAdminClient
-
+def _started(tmp_path, broker, unique, model_dir):
+    """A one-partition frame topic holding old-0..9, and a source on it (metadata each 1 s)."""
     settings = settings_for(
         tmp_path, broker, unique, model_dir, kafka__partitions=1, kafka__metadata_max_age_ms=1000
     )
@@ -43,20 +42,31 @@ def test_a_recreated_topic_is_read_from_its_beginning(tmp_path, broker, unique, 
     topic = kafka.topics[0]
     ensure_topics(kafka, [topic], 1)
     _publish(broker.bootstrap_servers, topic, 10, "old")
-    source = FrameSource(kafka)
+    return kafka, topic, FrameSource(kafka)
+
+
+def _recreate(broker, kafka, topic: str, n_new: int) -> None:
+    """Delete ``topic``, make it again and publish new-0..n_new-1 to it."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
+    ensure_topics(kafka, [topic], 1)
+    _publish(broker.bootstrap_servers, topic, n_new, "new")
+
+
+def test_a_recreated_topic_is_read_from_its_beginning(tmp_path, broker, unique, model_dir):
+    kafka, topic, source = _started(tmp_path, broker, unique, model_dir)
     try:
         old = _drain(source, 10)
         assert len(old) == 10
         source.commit(old)
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-        try:
-            admin.delete_topics([topic])
-        finally:
-            admin.close()
-        ensure_topics(kafka, [topic], 1)
         # More than the old topic held: the old position (10) lies inside the new log, so
         # without the rewind the first 10 new messages are skipped without a word.
-        _publish(broker.bootstrap_servers, topic, 25, "new")
+        _recreate(broker, kafka, topic, 25)
         new = _drain(source, 25)
     finally:
         source.close()
@@ -80,16 +90,7 @@ def test_records_of_a_topic_recreated_during_the_poll_are_kept_once(
 ):
     """The topic is made again *inside* one ``poll`` (as when a join-long poll spans a broker
     restart): what that poll brought of the new log must not also be read after the rewind."""
-    from kafka.admin import KafkaAdminClient
-
-    settings = settings_for(
-        tmp_path, broker, unique, model_dir, kafka__partitions=1, kafka__metadata_max_age_ms=1000
-    )
-    kafka = settings.kafka
-    topic = kafka.topics[0]
-    ensure_topics(kafka, [topic], 1)
-    _publish(broker.bootstrap_servers, topic, 10, "old")
-    source = FrameSource(kafka)
+    kafka, topic, source = _started(tmp_path, broker, unique, model_dir)
     consumer = source._consumer  # the real consumer; only the moment of the recreation is set
     real_poll = consumer.poll
     armed = {"on": False}
@@ -100,15 +101,9 @@ def test_records_of_a_topic_recreated_during_the_poll_are_kept_once(
             return real_poll(timeout_ms=timeout_ms, max_records=max_records)
         armed["on"] = False
         old_id = consumer._client.cluster.topic_id(topic)
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
-        try:
-            admin.delete_topics([topic])
-        finally:
-            admin.close()
-        ensure_topics(kafka, [topic], 1)
         # More than the old log held, so the old position (10) lies inside the new log and the
         # poll brings new-10.. before anything rewinds.
-        _publish(broker.bootstrap_servers, topic, 15, "new")
+        _recreate(broker, kafka, topic, 15)
         # Return only once this one poll holds new records *and* the new topic id is known:
         # the check before the poll saw the old id, so only the check after it can notice.
         brought: dict = {}
