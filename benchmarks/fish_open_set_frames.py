@@ -384,7 +384,7 @@ def main() -> None:
                 rows: list[dict] | None = [] if args.per_sighting else None
                 scored = run_mode(mode, frames, batches, outputs, rows, truth=truth)
                 tag = {"seed": seed, "mode": mode, "detector": detector, "gate": gate}
-                tag["truth"] = truth
+                tag["truth_rule"] = truth  # "truth" in a row is its drawn fish
                 run = {**tag, **scored, **cost}
                 if args.per_sighting and rows is not None:
                     with args.per_sighting.open("a") as out:
