@@ -10,22 +10,25 @@ thread) -> ``finish`` (decide, against a fresh copy of the committed gallery, in
 16 frames in capture order), once per mode (``single``: each sighting alone; ``tracklets``:
 the default). Prepare and embed run once per seed; each mode decides the same outputs.
 
-Each record's box is matched to a drawn fish (IoU >= 0.5, one to one,
-:func:`~seawatch.models.fish.tank_scene.match_boxes`). Figures: detection recall and
+Each record's box is matched to a drawn fish, one to one (``--truth``): ``visible`` (the
+default) by what the crop shows, the fish most of whose visible pixels the box holds
+(:func:`~seawatch.models.fish.visible_truth.match_visible`); ``outline`` by the drawn
+outline box, hidden part included (IoU >= 0.5,
+:func:`~seawatch.models.fish.tank_scene.match_boxes`; the rule of rounds one to six; both
+runs in turn when both are named). Figures: detection recall and
 precision (missed fish, false detections), then the open-set figures
 (:mod:`seawatch.models.fish.open_set_score`) over the matched sightings, and the "new fish"
 alerts of all detections (false ones included) against the new fish.
 
-Development seeds are 7,100,400-7,100,499; 7,900,083 and 7,900,086-090 are reserved for the
+Development seeds are 7,100,400-7,100,499; 7,900,083 and 7,900,086-096 are reserved for the
 final figures (each scored once per round of choices, never used for one).
 
 ``--per-sighting FILE`` appends one JSON line per detection (its record, its view's quality,
 the drawn fish it was matched to and why that one may be hard, the fish it overlaps): the
 material to see which sightings mix ids.
 
-``--view-check`` adds, per seed, single views of known fish without tracklets: the share
-put on their own id at the threshold from the stream's crops and from the detector's, and
-the share under the head's quality gate (``--modes`` with no mode: that check alone).
+``--view-check`` adds, per seed, single views of known fish without tracklets
+(``benchmarks/fish_view_check.py``; ``--modes`` with no mode: that check alone).
 
 ``--cache DIR`` keeps each seed's frames (without their pixels), prepared batches and model
 outputs in ``DIR`` and reuses them on the next run: the decision alone is then rerun (what
@@ -36,7 +39,7 @@ makes trying a decision rule on several development seeds cheap).
 outline gate (:mod:`seawatch.models.fish.outline_gate`; off: no detection is marked poor).
 
     python benchmarks/fish_open_set_frames.py [--seeds 7100400] [--modes single tracklets]
-        [--detectors threshold model] [--gates on off]
+        [--detectors threshold model] [--gates on off] [--truth visible outline]
 """
 
 from __future__ import annotations
@@ -59,7 +62,6 @@ FISH_DIR = HERE.parent / "models" / "fish"
 SEG_DIR = HERE.parent / "models" / "fish-segmentation"  # for --detectors model
 RESULTS = HERE / "results" / "fish_open_set_frames.json"
 BATCH = 16  # frames a batch (up to 64 fish, the head's max_batch)
-MIN_QUALITY = 80.0  # the head's quality gate (OpenSetDecider's min_quality)
 PARTLY = 0.25  # a missed fish with a false detection this close was found in part
 
 
@@ -146,6 +148,31 @@ def _light(frames, batches):
     return frames, batches
 
 
+def render(seed: int, sightings: int = 3000) -> tuple[list, list]:
+    """A seed's open-set stream and its whole frames."""
+    from seawatch.models.fish.open_set_frames import open_set_frames
+    from seawatch.models.fish.open_set_stream import open_set_stream
+
+    stream = open_set_stream(seed, sightings=sightings)
+    return stream, open_set_frames(stream, seed)
+
+
+def with_shown(cache: Path | None, seed: int, sightings: int, frames) -> list:
+    """``frames`` with each fish's visible pixels (``FrameFish.shown``): as they are, or,
+    from a cache written before those were kept, the same frames rendered again (kept in
+    ``cache`` beside it; the drawn fish must be the same)."""
+    if all(getattr(f, "shown", None) is not None for s in frames for f in s.fish):
+        return frames
+
+    def again():
+        return _light(render(seed, sightings)[1], [])[0]
+
+    fresh = cached(cache, f"{seed}-shown-{sightings}", again)
+    if [s.fish for s in fresh] != [s.fish for s in frames]:
+        raise ValueError(f"seed {seed}: the cached frames differ from a fresh render")
+    return fresh
+
+
 def _no_outlines(find, image):
     """``find``'s detections without their outline measures (the outline gate off)."""
     return [dataclasses.replace(d, outline=None) for d in find(image)]
@@ -191,18 +218,36 @@ def _row(b: int, scene, prepared, record, k: int, fish) -> dict:
     return row
 
 
-def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, decider=None) -> dict:
+def match_truth(truth: str, fish, boxes) -> list[tuple[int, int]]:
+    """(drawn fish, found box) pairs under ``truth``: ``visible`` (what each crop shows,
+    :func:`~seawatch.models.fish.visible_truth.match_visible`) or ``outline`` (the drawn
+    outline boxes, :func:`~seawatch.models.fish.tank_scene.match_boxes`)."""
+    from seawatch.models.fish.tank_scene import match_boxes
+    from seawatch.models.fish.visible_truth import match_visible
+
+    if truth == "outline":
+        return match_boxes([f.box for f in fish], boxes)
+    if truth != "visible":
+        raise ValueError(f"truth must be visible or outline, got {truth!r}")
+    if any(getattr(f, "shown", None) is None for f in fish):
+        raise ValueError("--truth visible needs the frames' visible pixels (a re-render)")
+    return match_visible([f.shown for f in fish], boxes)
+
+
+def run_mode(
+    mode: str, frames, batches, outputs, rows: list | None = None, decider=None, truth="visible"
+) -> dict:
     """Decide every batch with a fresh head in ``mode``; detection and open-set figures (and
     one row per detection into ``rows`` when given). ``decider``: a function of the gallery
     and the threshold giving the ``tracklets`` mode's decider (a variant of a rule), else
-    the head's own."""
+    the head's own. ``truth``: which drawn fish a box is (:func:`match_truth`)."""
     from threadpoolctl import threadpool_limits
 
     from seawatch.contracts.card import load_card
     from seawatch.models.fish.gallery import Gallery
     from seawatch.models.fish.head import FishIdentifier
     from seawatch.models.fish.open_set_score import Answer, score_open_set
-    from seawatch.models.fish.tank_scene import iou, match_boxes
+    from seawatch.models.fish.tank_scene import iou
 
     threadpool_limits(1, user_api="blas")  # as the daemon sets it
     card = load_card(FISH_DIR)
@@ -217,7 +262,7 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, deci
     )
     if decider is not None and head.decider is not None:
         head.decider = decider(gallery, head.threshold)
-    truth: list[tuple[str, bool]] = []
+    labels: list[tuple[str, bool]] = []
     answers: list[Answer] = []
     drawn = found = false_alerts = partly = 0
     missed: dict[str, int] = {}
@@ -229,7 +274,7 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, deci
         for k, result in enumerate(results):
             scene = frames[b * BATCH + k]
             records = result.sightings
-            pairs = match_boxes([f.box for f in scene.fish], [r.bbox for r in records])
+            pairs = match_truth(truth, scene.fish, [r.bbox for r in records])
             drawn, found = drawn + len(scene.fish), found + len(records)
             hit, matched = {i for i, _ in pairs}, {j for _, j in pairs}
             spare = [r for j, r in enumerate(records) if j not in matched]
@@ -238,7 +283,7 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, deci
                 missed[why] = missed.get(why, 0) + 1
                 partly += any(iou(scene.fish[i].box, r.bbox) >= PARTLY for r in spare)
             for i, j in pairs:
-                truth.append((scene.fish[i].truth, scene.fish[i].known))
+                labels.append((scene.fish[i].truth, scene.fish[i].known))
                 answers.append(Answer(records[j].individual, records[j].new_individual))
             false_alerts += sum(r.new_individual for r in spare)
             if rows is not None:
@@ -246,7 +291,7 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, deci
                 rows += [
                     _row(b, scene, batch[k], r, j, fish_of.get(j)) for j, r in enumerate(records)
                 ]
-    score = score_open_set(truth, answers, gallery.resolve).as_dict()
+    score = score_open_set(labels, answers, gallery.resolve).as_dict()
     strangers = {f.truth for s in frames for f in s.fish if not f.known}
     alerts = score["new_fish_alerts"] + false_alerts
     return {
@@ -254,11 +299,11 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, deci
         "frames": len(frames),
         "fish_drawn": drawn,
         "detections": found,
-        "detection_recall": round(len(truth) / max(1, drawn), 4),
-        "detection_precision": round(len(truth) / max(1, found), 4),
-        "missed": drawn - len(truth),
+        "detection_recall": round(len(labels) / max(1, drawn), 4),
+        "detection_precision": round(len(labels) / max(1, found), 4),
+        "missed": drawn - len(labels),
         "missed_by_kind": dict(sorted(missed.items())),
-        "false_detections": found - len(truth),
+        "false_detections": found - len(labels),
         "missed_partly_found": partly,  # a false detection on it, IoU 0.25-0.5 (fins lost)
         "false_detection_new_fish_alerts": false_alerts,
         "new_fish_in_frames": len(strangers),
@@ -269,64 +314,6 @@ def run_mode(mode: str, frames, batches, outputs, rows: list | None = None, deci
         # detections the occlusion rule called two fish under one box (occlusion.py)
         "merge_detections": head.decider.merged if head.decider is not None else 0,
         "decide_us_per_sighting": round(decide_s / max(1, found) * 1e6, 1),
-    }
-
-
-def view_check(stream, frames) -> dict:
-    """Single views of known fish, no tracklets: the share the committed model puts on their
-    own id at the threshold from the stream's crop and from the detector's (and how many of
-    the detector's were turned the right way); the share of views under the quality gate."""
-    from seawatch.contracts.card import ONNX_FILE, load_card
-    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
-    from seawatch.models.fish.frame_detect import detect_fish
-    from seawatch.models.fish.gallery import Gallery
-    from seawatch.models.fish.head import fish_input8
-    from seawatch.models.fish.quality import view_quality
-    from seawatch.models.fish.tank_scene import match_boxes
-
-    card = load_card(FISH_DIR)
-    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
-    threshold = float(card.thresholds["match_similarity"])
-    crops = [(fish_input8(s.image, 64, 160), s.truth, True) for s in stream if s.known]
-    cut = []
-    for scene in frames:
-        found = detect_fish(scene.image)
-        for i, j in match_boxes([f.box for f in scene.fish], [d.box for d in found]):
-            fish, det = scene.fish[i], found[j]
-            if fish.known:
-                cut.append(
-                    (
-                        fish_input8(det.crop, 64, 160),
-                        fish.truth,
-                        fish.facing_right == det.facing_right,
-                    )
-                )
-
-    def right(views) -> float:
-        tensor = np.stack([v for v, _, _ in views]).transpose(0, 3, 1, 2).astype(np.float32)
-        with OnnxRuntimeBackend(FISH_DIR / ONNX_FILE, threads=1) as backend:
-            out = np.concatenate(
-                [backend.run(tensor[i : i + 64]) for i in range(0, len(tensor), 64)]
-            )
-        out /= np.linalg.norm(out, axis=1, keepdims=True)
-        hits = [
-            m.individual == t and m.similarity >= threshold
-            for m, (_, t, _) in zip(gallery.match(out), views, strict=True)
-        ]
-        return round(float(np.mean(hits)), 4)
-
-    def under_gate(views) -> float:
-        return round(float(np.mean([view_quality(v) < MIN_QUALITY for v, _, _ in views])), 4)
-
-    return {
-        "known_views_stream_crops": len(crops),
-        "known_views_detector_crops": len(cut),
-        "own_id_at_threshold_stream_crops": right(crops),
-        "own_id_at_threshold_detector_crops": right(cut),
-        "own_id_at_threshold_detector_crops_turned_right": right([c for c in cut if c[2]]),
-        "detector_crops_turned_right": round(float(np.mean([c[2] for c in cut])), 4),
-        "under_quality_gate_stream_crops": under_gate(crops),
-        "under_quality_gate_detector_crops": under_gate(cut),
     }
 
 
@@ -351,6 +338,13 @@ def main() -> None:
         default=["on"],
         help="with and/or without the outline gate (outline_gate.py), each in turn",
     )
+    parser.add_argument(
+        "--truth",
+        nargs="+",
+        choices=["visible", "outline"],
+        default=["visible"],
+        help="which drawn fish a found box is: what it shows, or the outline box (match_truth)",
+    )
     parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument(
@@ -361,18 +355,12 @@ def main() -> None:
         "--per-sighting", type=Path, default=None, help="JSON lines, one per detection"
     )
     args = parser.parse_args()
-    from seawatch.models.fish.open_set_frames import open_set_frames
-    from seawatch.models.fish.open_set_stream import open_set_stream
+    from fish_view_check import view_check
 
     runs = []
     for seed in args.seeds:
-
-        def render(seed: int = seed):
-            stream = open_set_stream(seed, sightings=args.sightings)
-            return stream, open_set_frames(stream, seed)
-
         if args.view_check:
-            stream, frames = render()
+            stream, frames = render(seed, args.sightings)
             check = {"seed": seed, "mode": "view-check", **view_check(stream, frames)}
             runs.append(check)
             print(json.dumps(check), file=sys.stderr, flush=True)
@@ -383,17 +371,20 @@ def main() -> None:
 
             def make(seed: int = seed, detector: str = detector, on: bool = on):
                 t0 = time.monotonic()
-                frames = render(seed)[1]
+                frames = render(seed, args.sightings)[1]
                 rendered_s = time.monotonic() - t0
                 batches, outputs, cost = prepare_and_embed(frames, detector, args.seg_model, on)
                 return (*_light(frames, batches), outputs, cost, rendered_s)
 
             key = f"{seed}-{detector}-{gate}-{args.sightings}"
             frames, batches, outputs, cost, rendered_s = cached(args.cache, key, make)
-            for mode in args.modes:
+            if "visible" in args.truth:
+                frames = with_shown(args.cache, seed, args.sightings, frames)
+            for mode, truth in itertools.product(args.modes, args.truth):
                 rows: list[dict] | None = [] if args.per_sighting else None
-                scored = run_mode(mode, frames, batches, outputs, rows)
+                scored = run_mode(mode, frames, batches, outputs, rows, truth=truth)
                 tag = {"seed": seed, "mode": mode, "detector": detector, "gate": gate}
+                tag["truth_rule"] = truth  # "truth" in a row is its drawn fish
                 run = {**tag, **scored, **cost}
                 if args.per_sighting and rows is not None:
                     with args.per_sighting.open("a") as out:

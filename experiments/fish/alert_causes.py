@@ -20,7 +20,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
-from benchmarks.fish_open_set_frames import cached, run_mode  # noqa: E402
+from benchmarks.fish_open_set_frames import cached, run_mode, with_shown  # noqa: E402
 from merge_variants import factory  # noqa: E402
 
 from seawatch.models.fish.open_set import OpenSetDecider, _at  # noqa: E402
@@ -76,16 +76,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--truth", choices=["visible", "outline"], default="visible")
     parser.add_argument("--variant", default="link_similarity=0.6,inherit_agree=0.7")
     args = parser.parse_args()
     for seed in args.seeds:
         if seed >= 7_900_000:
             raise SystemExit("development seeds only")
         frames, batches, outputs, _, _ = cached(args.cache, f"{seed}-threshold-on-3000", None)
+        if args.truth == "visible":  # a cache from before round seven: render again
+            frames = with_shown(args.cache, seed, 3000, frames)
         log: list[dict] = []
         rows: list[dict] = []
         decider = logging_decider(factory(args.variant), log)
-        run_mode("tracklets", frames, batches, outputs, rows, decider)
+        run_mode("tracklets", frames, batches, outputs, rows, decider, args.truth)
         truth = {(r["camera"], r["captured_at_ns"], tuple(r["box"])): r for r in rows}
         for entry in log:
             fish = []

@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
-from benchmarks.fish_open_set_frames import cached, run_mode  # noqa: E402
+from benchmarks.fish_open_set_frames import cached, run_mode, with_shown  # noqa: E402
 from named_wrong import named_wrong  # noqa: E402
 
 from seawatch.models.fish.occlusion import MergeRule  # noqa: E402
@@ -56,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--truth", choices=["visible", "outline"], default="visible")
     parser.add_argument("--variants", nargs="+", default=["base"])
     parser.add_argument("--rows", type=Path, default=None)
     args = parser.parse_args()
@@ -73,9 +74,13 @@ def main() -> None:
         if seed >= 7_900_000:
             raise SystemExit("development seeds only")
         frames, batches, outputs, _, _ = cached(args.cache, f"{seed}-threshold-on-3000", None)
+        if args.truth == "visible":  # a cache from before round seven: render again
+            frames = with_shown(args.cache, seed, 3000, frames)
         for variant in args.variants:
             rows: list[dict] = []
-            run = run_mode("tracklets", frames, batches, outputs, rows, factory(variant))
+            run = run_mode(
+                "tracklets", frames, batches, outputs, rows, factory(variant), args.truth
+            )
             for r in rows:
                 r["seed"], r["variant"] = seed, variant
             _, _, wrong = named_wrong(rows)

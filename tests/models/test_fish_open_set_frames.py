@@ -136,3 +136,15 @@ def test_the_whole_frame_benchmark_runs_through_the_head(tmp_path):
     assert {k: v for k, v in rerun.items() if k != timed} == {
         k: v for k, v in tracklets.items() if k != timed
     }
+    assert tracklets["truth_rule"] == "visible"  # the default: what each crop shows
+    # --truth outline visible: the same decisions scored both ways (the alerts, which no
+    # truth decides, are the same), the outline rule as before round seven
+    both = tmp_path / "both.json"
+    cmd[cmd.index("--out") + 1] = str(both)
+    extra = ["--modes", "tracklets", "--truth", "outline", "visible"]
+    subprocess.run([*cmd, *extra], check=True, capture_output=True, timeout=300)
+    outline, visible = json.loads(both.read_text())["runs"]
+    assert (outline["truth_rule"], visible["truth_rule"]) == ("outline", "visible")
+    assert outline["new_fish_alerts_all"] == visible["new_fish_alerts_all"]
+    assert visible["matched_sightings"] == tracklets["matched_sightings"]
+    assert outline["matched_sightings"] + outline["missed"] == 80

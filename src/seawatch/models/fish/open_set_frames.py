@@ -11,9 +11,11 @@ frame's left or right edge (cut by it). A view the stream made poor stays poor: 
 is drawn at 0.14-0.25 of its size, ``blur`` is smeared along the body, ``occluded`` has a
 large wall-coloured occluder over it.
 
-Each fish's truth (:class:`FrameFish`) is its outline's box as drawn (cut by the edges) and
-how much of it shows, for scoring a detector's boxes with
-:func:`~seawatch.models.fish.tank_scene.match_boxes`.
+Each fish's truth (:class:`FrameFish`) is its outline's box as drawn (cut by the edges), how
+much of it shows and its visible pixels (:class:`~seawatch.models.fish.visible_truth.Shown`:
+what no later fish nor occluder covers), for scoring a detector's boxes by outline
+(:func:`~seawatch.models.fish.tank_scene.match_boxes`) or by what shows
+(:func:`~seawatch.models.fish.visible_truth.match_visible`).
 
 numpy + OpenCV only. Used by ``benchmarks/fish_open_set_frames.py``, ``benchmarks/pipeline_fish.py``
 (its whole-frame workload) and the tests.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -31,6 +33,7 @@ import numpy as np
 from seawatch.models.fish.open_set_stream import FRAME_H, FRAME_W, StreamSighting
 from seawatch.models.fish.synthetic import Individual, _fish_layer, make_individual
 from seawatch.models.fish.tank_scene import _finish, _paste, _wall
+from seawatch.models.fish.visible_truth import Shown, shown_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class FrameFish:
     visible: float  # share of its outline not covered later nor cut by the frame
     poor: str  # "" or how the stream made the view poor: small, blur, occluded
     edge: bool  # placed across the frame's edge
+    shown: Shown | None = field(default=None, compare=False)  # its visible pixels
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,7 @@ def _render(
     """One frame: the wall, then each sighting's fish at its box, then the camera's finish."""
     image = _wall(rng, FRAME_H, FRAME_W)
     cover = np.zeros((FRAME_H, FRAME_W), np.int16)
-    drawn: list[tuple[StreamSighting, tuple[int, int, int, int], int, bool]] = []
+    drawn: list[tuple[StreamSighting, tuple[int, int, int, int], int, bool, int]] = []
     for k, s in enumerate(group):
         x, y, w, h = s.box
         if s.poor == "small":
@@ -115,18 +119,23 @@ def _render(
             continue
         if s.poor == "occluded":
             _occlude(image, cover, box, rng)
-        drawn.append((s, box, full, across))
+        drawn.append((s, box, full, across, k + 1))
+    labels = np.zeros(cover.shape, np.int32)  # paste labels -> 1-based index into drawn
+    for i, d in enumerate(drawn):
+        labels[cover == d[4]] = i + 1
+    shown = shown_of(labels, len(drawn))
     fish = tuple(
         FrameFish(
             s.truth,
             s.known,
             box,
             facing[s.visit],
-            float((cover == k + 1).sum()) / max(full, 1),
+            shown[k].pixels / max(full, 1),
             s.poor,
             across,
+            shown[k],
         )
-        for k, (s, box, full, across) in enumerate(drawn)
+        for k, (s, box, full, across, _) in enumerate(drawn)
     )
     first = group[0]
     return StreamFrame(first.camera, first.captured_at_ns, _finish(image, rng), fish)
