@@ -151,15 +151,21 @@ def run_ft(args: argparse.Namespace) -> None:
         "fine_tune_seconds": round(time.perf_counter() - started, 1),
     }
     if args.self_train:
-        record["self"] = self_train_once(best[1], train, validation, dev, start, best[0], args)
+        record["self"] = [
+            self_train_once(best[1], train, validation, dev, start, best[0], args, int(epochs))
+            for epochs in args.student_epochs.split(",")
+        ]
     with (args.cache / "runs.jsonl").open("a") as log:
         log.write(json.dumps(record) + "\n")
     print(json.dumps({k: v for k, v in record.items() if k != "modes"}), flush=True)
 
 
-def self_train_once(teacher, train, validation, dev, start, mode, args) -> dict:
-    """One round of the default self-training from ``teacher``; dev scores of the student."""
+def self_train_once(teacher, train, validation, dev, start, mode, args, epochs: int) -> dict:
+    """One round of the default self-training from ``teacher``, the student trained for
+    ``epochs`` epochs of the labelled set's batches (the benchmark: the teacher's schedule);
+    dev scores of the student."""
     unlabelled, _ = draw("unlabelled", args.size, args.cache, args.unlabelled_per_class)
+    schedule = schedule_for(len(train[1]), epochs=epochs)
     started = time.perf_counter()
     done = self_train(
         teacher,
@@ -170,15 +176,18 @@ def self_train_once(teacher, train, validation, dev, start, mode, args) -> dict:
         mode=mode,
         params=SelfTrainParams(),
         seed=args.seed,
-        schedule=schedule_for(len(train[1])),  # the teacher's, as the benchmark does
+        schedule=schedule,
     )
-    return {
+    out = {
+        "student_schedule": str(schedule),
         "validation": done.rounds[0]["validation_macro_f1"],
         "dev": round(macro_f1(dev[1], predict(done.model, dev[0]), N), 4),
         "pseudo_labels": done.rounds[0]["pseudo_labels"],
         "per_class": done.rounds[0]["per_class"],
         "seconds": round(time.perf_counter() - started, 1),
     }
+    print("student", out, flush=True)
+    return out
 
 
 def main() -> None:
@@ -197,6 +206,9 @@ def main() -> None:
     parser.add_argument("--pool-index", type=int, default=0, help="labelled pool seed + this")
     parser.add_argument("--ft-epochs", type=int, default=None, help="None: schedule_for's")
     parser.add_argument("--self-train", action="store_true")
+    parser.add_argument(
+        "--student-epochs", default="30", help="comma separated; 30: the teacher's schedule"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
