@@ -39,7 +39,10 @@ few_labels.png.
 
     python benchmarks/few_labels.py [--seeds 5] [--labels 5,10,20,50] [--ssl-epochs 15]
         [--test-seed 7900007,7900008] [--ssl-backbone DIR/backbone.pt]
-        [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2]
+        [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2] [--steps 300]
+
+``--steps``: the fine-tuning's optimiser steps (``finetune.schedule_for``'s target; the
+self-training student and the consistency run get the same schedule as their teacher).
 """
 
 from __future__ import annotations
