@@ -39,7 +39,10 @@ few_labels.png.
 
     python benchmarks/few_labels.py [--seeds 5] [--labels 5,10,20,50] [--ssl-epochs 15]
         [--test-seed 7900007,7900008] [--ssl-backbone DIR/backbone.pt]
-        [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2]
+        [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2] [--steps 300]
+
+``--steps``: the fine-tuning's optimiser steps (``finetune.schedule_for``'s target; the
+self-training student and the consistency run get the same schedule as their teacher).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from seawatch.models.plankton.backbone import BACKBONE_FILE, backbone_card, save
 from seawatch.models.plankton.classical import fit_classical
 from seawatch.models.plankton.finetune import (
     MODES,
+    TARGET_STEPS,
     macro_f1,
     new_model,
     predict,
@@ -98,11 +102,17 @@ def first_per_class(images: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.
     return images[keep], labels[keep]
 
 
+def fine_tune_schedule(n_train: int):
+    """The fine-tuning schedule of ``n_train`` labelled images (``--steps`` optimiser steps);
+    the self-training student and the consistency run get the teacher's."""
+    return schedule_for(n_train, target_steps=_CONTEXT.get("steps", TARGET_STEPS))
+
+
 def run_nn(train, start: Path | None, mode: str, seed: int):
     """Train one network (``mode`` from ``start``)."""
     torch.manual_seed(seed)
     model, _ = new_model(N_CLASSES, train[0], start)
-    schedule = schedule_for(len(train[1]))
+    schedule = fine_tune_schedule(len(train[1]))
     train_mode(model, *train, mode, schedule, seed=seed, pretrained=start is not None)
     return model
 
@@ -169,7 +179,7 @@ def self_train_arms(wanted, teacher, train, validation, unlabelled, start, mode,
             mode=mode,
             params=replace(one, rounds=rounds),
             seed=seed,
-            schedule=schedule_for(len(train[1])),
+            schedule=fine_tune_schedule(len(train[1])),
         )
         for one, rounds in groups.items()
     }
@@ -204,7 +214,15 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
     nets = {}
     for method, start in c["starts"].items():
         if modes is None:
-            done = transfer(train, validation, N_CLASSES, start=start, modes=MODES, seed=seed)
+            done = transfer(
+                train,
+                validation,
+                N_CLASSES,
+                start=start,
+                modes=MODES,
+                seed=seed,
+                schedule=fine_tune_schedule(len(train[1])),
+            )
             out["chosen"][method] = {"mode": done.mode, "validation_macro_f1": done.validation_f1}
             net = done.model
         else:
@@ -232,7 +250,7 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
             method="consistency",
             start=c["starts"]["ssl"],
             mode=mode,
-            schedule=schedule_for(len(train[1])),
+            schedule=fine_tune_schedule(len(train[1])),
             seed=seed,
         )
         out["scores"]["ssl+cons"] = scores(tests, lambda x: predict(kept, x))
@@ -266,6 +284,9 @@ def main() -> None:
         "--methods", default=",".join(METHODS), help="arms to run (ssl+self needs ssl)"
     )
     parser.add_argument("--modes-from", type=Path, default=None, help="an earlier JSON")
+    parser.add_argument(
+        "--steps", type=int, default=TARGET_STEPS, help="fine-tuning steps (teacher, student)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="seeds run at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -311,6 +332,7 @@ def main() -> None:
         "validation": validation,
         "tests": tests,
         "unlabelled": unlabelled,
+        "steps": args.steps,
     }
     _init_worker(context, args.threads or torch.get_num_threads())
     args.out.mkdir(parents=True, exist_ok=True)

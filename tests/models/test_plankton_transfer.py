@@ -77,8 +77,13 @@ def test_the_schedule_grows_with_small_sets_and_respects_given_values():
     assert small.batch_size == 16 and small.epochs * 4 >= 300  # 60 images: 4 steps an epoch
     assert large.batch_size == 128 and large.epochs == 10
     assert schedule_for(60, epochs=3, batch=8) == type(small)(3, 8, small.lr)
+    longer = schedule_for(600, target_steps=900)  # batch 64: 10 steps an epoch
+    assert (longer.batch_size, longer.epochs) == (64, 90)
+    assert schedule_for(600).epochs == 30
     with pytest.raises(ValueError, match="no training images"):
         schedule_for(0)
+    with pytest.raises(ValueError, match="target_steps"):
+        schedule_for(60, target_steps=0)
 
 
 def test_a_linear_probe_changes_only_the_head(tiny):

@@ -44,15 +44,24 @@ class Schedule:
     lr: float
 
 
-def schedule_for(n_train: int, *, epochs: int | None = None, batch: int | None = None) -> Schedule:
-    """Batch ~ n/8 (16..128, a power of two) and epochs for ~:data:`TARGET_STEPS` steps
-    (10..300); explicit values win."""
+def schedule_for(
+    n_train: int,
+    *,
+    epochs: int | None = None,
+    batch: int | None = None,
+    target_steps: int = TARGET_STEPS,
+) -> Schedule:
+    """Batch ~ n/8 (16..128, a power of two) and epochs for ~``target_steps`` steps
+    (10..300 epochs); explicit values win."""
     if n_train < 1:
         msg = f"no training images (n_train={n_train}); check the training folder"
         raise ValueError(msg)
     size = batch or int(np.clip(2 ** round(math.log2(max(n_train / 8, 1))), 16, 128))
     steps = math.ceil(n_train / size)
-    rounds = epochs or int(np.clip(math.ceil(TARGET_STEPS / steps), 10, 300))
+    if target_steps < 1:
+        msg = f"target_steps must be >= 1, got {target_steps}"
+        raise ValueError(msg)
+    rounds = epochs or int(np.clip(math.ceil(target_steps / steps), 10, 300))
     return Schedule(epochs=rounds, batch_size=size, lr=4e-3)
 
 
