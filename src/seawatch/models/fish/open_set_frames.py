@@ -120,22 +120,19 @@ def _render(
         if s.poor == "occluded":
             _occlude(image, cover, box, rng)
         drawn.append((s, box, full, across, k + 1))
-    labels = np.zeros(cover.shape, np.int32)  # paste labels -> 1-based index into drawn
-    for i, d in enumerate(drawn):
-        labels[cover == d[4]] = i + 1
-    shown = shown_of(labels, len(drawn))
+    shown = shown_of(cover, len(group))  # cover holds each pasted fish's k + 1
     fish = tuple(
         FrameFish(
             s.truth,
             s.known,
             box,
             facing[s.visit],
-            shown[k].pixels / max(full, 1),
+            shown[label - 1].pixels / max(full, 1),
             s.poor,
             across,
-            shown[k],
+            shown[label - 1],
         )
-        for k, (s, box, full, across, _) in enumerate(drawn)
+        for s, box, full, across, label in drawn
     )
     first = group[0]
     return StreamFrame(first.camera, first.captured_at_ns, _finish(image, rng), fish)

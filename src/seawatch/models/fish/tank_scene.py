@@ -20,7 +20,7 @@ numpy + OpenCV only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -225,12 +225,16 @@ def match_boxes(
         ((iou(t, d), i, j) for i, t in enumerate(truth) for j, d in enumerate(found)),
         key=lambda p: (-p[0], p[1], p[2]),
     )
+    return one_to_one((i, j) for score, i, j in pairs if score >= min_iou)
+
+
+def one_to_one(ordered: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (truth index, found index) from candidates best first: a pair
+    is kept unless its truth or its found box is taken already; sorted."""
     used_t: set[int] = set()
     used_d: set[int] = set()
     out = []
-    for score, i, j in pairs:
-        if score < min_iou:
-            break
+    for i, j in ordered:
         if i in used_t or j in used_d:
             continue
         used_t.add(i)
@@ -239,4 +243,13 @@ def match_boxes(
     return sorted(out)
 
 
-__all__ = ["FRAME_H", "FRAME_W", "Scene", "SceneFish", "iou", "match_boxes", "render_scene"]
+__all__ = [
+    "FRAME_H",
+    "FRAME_W",
+    "Scene",
+    "SceneFish",
+    "iou",
+    "match_boxes",
+    "one_to_one",
+    "render_scene",
+]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seawatch.models.fish.tank_scene import iou
+from seawatch.models.fish.tank_scene import iou, one_to_one
 
 Box = tuple[int, int, int, int]
 
@@ -95,17 +95,7 @@ def match_visible(
             share, overlap = inside[i] / total, iou(s.box, box)
             if share >= min_share and overlap >= min_iou:
                 candidates.append((-share, -overlap, -i, j))
-    used_fish: set[int] = set()
-    used_found: set[int] = set()
-    out = []
-    for _, _, neg_i, j in sorted(candidates):
-        i = -neg_i
-        if i in used_fish or j in used_found:
-            continue
-        used_fish.add(i)
-        used_found.add(j)
-        out.append((i, j))
-    return sorted(out)
+    return one_to_one((-neg_i, j) for _, _, neg_i, j in sorted(candidates))
 
 
 __all__ = ["Shown", "match_visible", "shown_of"]
