@@ -27,6 +27,7 @@ from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
 from seawatch.models.plankton.oe_command import oe_command as plankton_oe_command
 from seawatch.models.plankton.ood_command import ood_command as plankton_ood_command
+from seawatch.models.plankton.ranking_command import ranking_command as plankton_ranking
 from seawatch.models.segmentation import command as segmentation_commands
 from seawatch.review.command import review_group
 from seawatch.store_command import models_group
@@ -324,7 +325,7 @@ def train() -> None:
 
 train.add_command(plankton_commands.train_command)
 train.add_command(plankton_commands.ssl_command)
-train.add_command(plankton_commands.ranking_command)
+train.add_command(plankton_ranking)
 train.add_command(plankton_ood_command)
 train.add_command(plankton_oe_command)
 train.add_command(otolith_commands.train_command)

@@ -6,6 +6,7 @@ Runtime and needs no torch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -23,7 +24,7 @@ def _command_line() -> str:
     return shlex.join(["seawatch", *sys.argv[1:]]) if sys.argv[1:] else "seawatch train plankton"
 
 
-def _labelled_data(func):
+def labelled_data(func):
     """The ``--data-dir`` / ``--ecotaxa`` options, shared by train and evaluate."""
     func = click.option(
         "--ecotaxa",
@@ -41,7 +42,7 @@ def _labelled_data(func):
 
 @click.command("plankton")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
-@_labelled_data
+@labelled_data
 @click.option("--validated-only", is_flag=True, help="EcoTaxa: only 'validated' rows.")
 @click.option(
     "--val-dir",
@@ -123,6 +124,14 @@ def _labelled_data(func):
 @click.option(
     "--batch-size", type=int, default=None, help="Default: 128 (synthetic), else ~n/8 in 16..128."
 )
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Your data: the optimiser steps the sized schedule aims at (default 300; 900 scored "
+    "+2.5 macro-F1 points at 50 labels/class on the few-labels benchmark, at 3x the time). "
+    "--epochs / --batch-size win.",
+)
 @click.option("--lr", default=4e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
@@ -150,6 +159,7 @@ def train_command(
     balance: str,
     epochs: int | None,
     batch_size: int | None,
+    steps: int | None,
     lr: float,
     seed: int,
     device: str,
@@ -172,6 +182,8 @@ def train_command(
             "or --ecotaxa"
         )
         raise click.BadParameter(msg)
+    if steps is not None and not user_data:
+        raise click.BadParameter("--steps sizes the schedule of --data-dir or --ecotaxa data")
     if segmentation_model is not None and user_data:
         msg = "--segmentation-model goes with the synthetic generator, not --data-dir/--ecotaxa"
         raise click.BadParameter(msg)
@@ -206,6 +218,8 @@ def train_command(
             unlabelled_dir, unlabelled_method, self_training_rounds, self_training_min_threshold
         ),
     )
+    if steps is not None:
+        params = dataclasses.replace(params, target_steps=steps)
     from seawatch.contracts.errors import SeawatchError
     from seawatch.models.plankton.backbone import resolve_pretrained
 
@@ -294,93 +308,6 @@ def ssl_command(
     click.echo(f"wrote {path}, {path.with_name('backbone.json')} and {out / 'loss.png'}")
 
 
-@click.command("plankton-ranking")
-@click.option(
-    "--model",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    default=DEFAULT_MODEL,
-    show_default=True,
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write the artifact here instead (default: the card in --model is updated).",
-)
-@_labelled_data
-@click.option("--validated-only", is_flag=True, help="EcoTaxa: only 'validated' rows.")
-@click.option(
-    "--frame-kind",
-    type=click.Choice(["roi", "full"]),
-    default=None,
-    help="Your data: the kind of frame every crop came from (an EcoTaxa acq_frame_kind "
-    "column wins). Not known: the full-frame term is left out.",
-)
-@click.option(
-    "--seed",
-    default=7_100_013,
-    show_default=True,
-    help="synthetic: the validation cruise's seed",
-)
-@click.option("--objects", default=10_000, show_default=True, help="synthetic: objects drawn")
-@click.option(
-    "--full-share", default=0.05, show_default=True, help="synthetic: share of full frames"
-)
-@click.pass_context
-def ranking_command(
-    ctx: click.Context,
-    model: Path,
-    out: Path | None,
-    data_dir: Path | None,
-    ecotaxa: Path | None,
-    validated_only: bool,
-    frame_kind: str | None,
-    seed: int,
-    objects: int,
-    full_share: float,
-) -> None:
-    """Fit the review queue's "most likely wrong" score to a model on labelled objects (a
-    synthetic validation cruise, or your validated crops) and write it into its card.
-
-    ONNX Runtime and numpy only (no torch); the graph and the release do not change."""
-    from seawatch.contracts.errors import SeawatchError
-    from seawatch.models.plankton.ranking_fit import calibrate_ranking
-
-    words = [ctx.command_path, "--model", str(model)]
-    words += ["--out", str(out)] if out is not None else []
-    if data_dir is not None or ecotaxa is not None:
-        words += ["--data-dir", str(data_dir)] if data_dir else ["--ecotaxa", str(ecotaxa)]
-        words += ["--validated-only"] if validated_only else []
-        words += ["--frame-kind", frame_kind] if frame_kind else []
-    else:
-        words += ["--seed", str(seed), "--objects", str(objects), "--full-share", f"{full_share:g}"]
-    try:
-        card = calibrate_ranking(
-            model,
-            out,
-            data_dir=data_dir,
-            ecotaxa=ecotaxa,
-            validated_only=validated_only,
-            frame_kind=frame_kind,
-            seed=seed,
-            objects=objects,
-            full_share=full_share,
-            command=" ".join(words),
-        )
-    except SeawatchError as exc:
-        raise click.ClickException(str(exc)) from None
-    ranking = card.ranking or {}
-    fitted = ranking.get("fitted", {})
-    found = fitted.get("in_sample_errors_in_first_10pct", {})
-    click.echo(
-        f"wrote {out or model}/card.json ({card.release}): ranking fitted on "
-        f"{fitted.get('objects')} objects with {fitted.get('errors')} model errors "
-        f"({fitted.get('data', {}).get('source')}); errors in the first 10 % (in sample): "
-        f"{found.get('fitted', float('nan')):.1%}, least confidence "
-        f"{found.get('least_confidence', float('nan')):.1%}"
-    )
-
-
 @click.command("plankton")
 @click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
 @click.option(
@@ -389,7 +316,7 @@ def ranking_command(
     default=None,
     help="Where evaluation.json and the plots go (default: the model directory).",
 )
-@_labelled_data
+@labelled_data
 def evaluate_command(
     model: Path, out: Path | None, data_dir: Path | None, ecotaxa: Path | None
 ) -> None:
@@ -430,4 +357,4 @@ def evaluate_command(
     )
 
 
-__all__ = ["evaluate_command", "ranking_command", "ssl_command", "train_command"]
+__all__ = ["evaluate_command", "labelled_data", "ssl_command", "train_command"]
