@@ -23,6 +23,7 @@ from seawatch.engine_command import engine_group
 from seawatch.export_command import export_group
 from seawatch.models.fish import command as fish_commands
 from seawatch.models.fish import segment_command as fish_segmentation_commands
+from seawatch.models.fish.stream_command import stream_command as fish_stream_command
 from seawatch.models.otolith import command as otolith_commands
 from seawatch.models.plankton import command as plankton_commands
 from seawatch.models.plankton.oe_command import oe_command as plankton_oe_command
@@ -345,6 +346,7 @@ def evaluate() -> None:
 evaluate.add_command(plankton_commands.evaluate_command)
 evaluate.add_command(otolith_commands.evaluate_command)
 evaluate.add_command(fish_commands.evaluate_command)
+evaluate.add_command(fish_stream_command)
 cli.add_command(fish_commands.gallery_group)
 cli.add_command(dashboards_group)
 cli.add_command(report_command)
