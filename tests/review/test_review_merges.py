@@ -37,7 +37,7 @@ def _pending(client) -> list[dict]:
     cards = re.findall(
         r'data-individual="([^"]+)" data-merged-at="(\d+)" data-version="(\d+)"', page
     )
-    return [{"individual": i, "merged_at_ns": int(at), "version": int(v)} for i, at, v in cards]
+    return [{"individual": i, "merged_at_us": int(at), "version": int(v)} for i, at, v in cards]
 
 
 def _db(station_files) -> sqlite3.Connection:
@@ -109,7 +109,7 @@ def test_undo_unmerges_as_the_daemon_would_and_leaves_the_queue(as_user, merges,
     # the daemon merges the two again later: a new merge, back in the queue for a person
     merges.record("zf-007", "fish-new-0001", similarity=0.69, merged_by="w1/11", rule=VIEWS)
     again = next(c for c in _pending(client) if c["individual"] == "zf-007")
-    assert again["version"] == 1 and again["merged_at_ns"] > card["merged_at_ns"]
+    assert again["version"] == 1 and again["merged_at_us"] > card["merged_at_us"]
 
 
 def test_a_merge_reviewed_by_someone_else_is_refused_with_who(as_user, merges, station_files):

@@ -70,6 +70,12 @@ class PendingMerge:
     version: int  # the review version a verdict must name
 
     @property
+    def merged_at_us(self) -> int:
+        """When it was merged, in microseconds (what a verdict names: a page's script holds
+        it exactly, nanoseconds are past a JavaScript number's 2**53)."""
+        return self.merged_at_ns // 1000
+
+    @property
     def merged_at(self) -> datetime:
         return datetime.fromtimestamp(self.merged_at_ns / 1e9, UTC)
 
@@ -111,11 +117,11 @@ def decide_merge(
     db: sqlite3.Connection,
     user: str,
     individual: str,
-    merged_at_ns: int,
+    merged_at_us: int,
     seen: int,
     action: str,
 ) -> Outcome:
-    """Confirm or undo the merge of ``individual`` made at ``merged_at_ns``, if its review
+    """Confirm or undo the merge of ``individual`` made at ``merged_at_us``, if its review
     version is still ``seen``; a merge reviewed, undone or made again since is refused."""
     if action not in MERGE_ACTIONS:
         raise DecisionError(f"unknown action {action!r}; confirm or undo")
@@ -138,7 +144,7 @@ def decide_merge(
         if version != seen:
             outcome.stale.append(Stale(subject, seen, version, by))
             return outcome
-        if at_ns != merged_at_ns or survivor is None:  # made again, or undone, by a worker
+        if at_ns // 1000 != merged_at_us or survivor is None:  # made again, or undone, by a worker
             outcome.stale.append(Stale(subject, seen, version, merged_by))
             return outcome
         now = time.time_ns()

@@ -21,10 +21,10 @@ VIEWS_PER_SIDE = 6
 
 class MergeDecision(BaseModel):
     """Confirm (the merge stands) or undo (two fish) the automatic merge of ``individual``
-    made at ``merged_at_ns``, as seen at review ``version``."""
+    made at ``merged_at_us`` (microseconds), as seen at review ``version``."""
 
     individual: str = Field(min_length=1, max_length=64)
-    merged_at_ns: int = Field(ge=0)
+    merged_at_us: int = Field(ge=0)
     version: int = Field(ge=0)
     action: Literal["confirm", "undo"]
 
@@ -44,7 +44,7 @@ def merge_decide(
     else since it was seen is refused (409)."""
     try:
         outcome = decide_merge(
-            _station(request).db, session.user, body.individual, body.merged_at_ns,
+            _station(request).db, session.user, body.individual, body.merged_at_us,
             body.version, body.action,
         )  # fmt: skip
     except DecisionError as exc:

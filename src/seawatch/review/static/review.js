@@ -163,7 +163,7 @@ document.addEventListener("submit", async (event) => {
   } else if (form.classList.contains("decide-merge")) {
     event.preventDefault();
     const card = form.closest(".merge");
-    const body = { individual: card.dataset.individual, merged_at_ns: Number(card.dataset.mergedAt),
+    const body = { individual: card.dataset.individual, merged_at_us: Number(card.dataset.mergedAt),
                    version: Number(card.dataset.version), action };
     await post("/api/fish/merges/decide", body);
     await htmx.ajax("GET", "/merges", { target: "#merges", swap: "outerHTML" });
