@@ -5,6 +5,9 @@ two workers, or a new id whose views match an earlier one's; issue 28). Each mer
 until someone **confirms** it (it stands) or **undoes** it (the two ids are two fish: the
 store's ``fish_merges`` row takes survivor NULL, as the system's own unmerge writes it).
 
+An undo is also flagged ``to_gallery``: :mod:`seawatch.review.gallery_undo` writes the
+unmerge to the shared gallery's topic, which every worker of the daemon applies.
+
 A verdict is a compare-and-set on the merge's review version, in one transaction with its
 audit entry (``decisions``, subject ``fish-merge:<id>``), which the publisher also sends to the
 ``reviews`` topic (:mod:`seawatch.review.publish`). A merge the daemon makes again later (a new
@@ -40,7 +43,8 @@ CREATE TABLE IF NOT EXISTS fish_merge_reviews (
     verdict TEXT NOT NULL,
     version INTEGER NOT NULL,
     reviewed_by TEXT NOT NULL,
-    reviewed_at_ns INTEGER NOT NULL
+    reviewed_at_ns INTEGER NOT NULL,
+    to_gallery INTEGER NOT NULL DEFAULT 0
 )
 """
 
@@ -150,11 +154,12 @@ def decide_merge(
         now = time.time_ns()
         verdict = CONFIRMED if action == "confirm" else UNDONE
         db.execute(
-            "INSERT INTO fish_merge_reviews VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (individual) "
-            "DO UPDATE SET merged_at_ns = excluded.merged_at_ns, verdict = excluded.verdict, "
-            "version = excluded.version, reviewed_by = excluded.reviewed_by, "
-            "reviewed_at_ns = excluded.reviewed_at_ns",
-            (individual, at_ns, verdict, version + 1, user, now),
+            "INSERT INTO fish_merge_reviews VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+            "(individual) DO UPDATE SET merged_at_ns = excluded.merged_at_ns, "
+            "verdict = excluded.verdict, version = excluded.version, "
+            "reviewed_by = excluded.reviewed_by, reviewed_at_ns = excluded.reviewed_at_ns, "
+            "to_gallery = excluded.to_gallery",
+            (individual, at_ns, verdict, version + 1, user, now, int(action == "undo")),
         )
         before = {
             "individual": individual,

@@ -122,6 +122,19 @@ def individual_record(
     return individual, _dump(value)
 
 
+def unmerge_record(merged: bytes, *, worker: str) -> bytes:
+    """The record that undoes a merge, from the merged id's latest individual record (its
+    enrolling views stay as they are): ``merged_into`` null, written by ``worker`` (the
+    review station: ``review:<user>``). Every worker applies it as the unmerge it is."""
+    value = json.loads(merged)
+    if value.get("v") != VERSION or value.get("kind") != INDIVIDUAL:
+        raise ValueError(f"not an individual record: {value.get('v')}/{value.get('kind')}")
+    for key in ("merged_by", "merge_similarity", "merge_rule", "read_to"):
+        value.pop(key, None)
+    value |= {"merged_into": None, "worker": worker, "written_at": _now()}
+    return _dump(value)
+
+
 def view_record(
     gallery: Gallery, individual: str, source: SightingSource, *, worker: str, model: str
 ) -> tuple[str, bytes]:
@@ -270,6 +283,7 @@ __all__ = [
     "RecordApplier",
     "SightingSource",
     "individual_record",
+    "unmerge_record",
     "view_key",
     "view_record",
 ]
