@@ -57,5 +57,6 @@ def test_the_schema_lists_every_write_endpoint(app):
     with TestClient(app) as client:
         paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {
-        "/api/objects/decide", "/api/otoliths/decide", "/api/fish/decide", "/api/taxa"
+        "/api/objects/decide", "/api/otoliths/decide", "/api/fish/decide",
+        "/api/fish/merges/decide", "/api/taxa",
     }  # fmt: skip

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from seawatch.review import routes_api, routes_pages
+from seawatch.review import routes_api, routes_merges, routes_pages
 from seawatch.review.auth import LoginRequired, Station, open_station
 
 _PACKAGE = resources.files("seawatch.review")
@@ -85,6 +85,7 @@ def create_app(station: Station) -> FastAPI:
 
     app.include_router(routes_pages.router)
     app.include_router(routes_api.router)
+    app.include_router(routes_merges.router)
     return app
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from seawatch.review.accounts import Accounts, Role, Session
+from seawatch.review.merge_reviews import ensure_review_tables
 from seawatch.review.taxonomy import Taxonomy
 from seawatch.review_settings import ReviewSettings
 from seawatch.storage.crop_store import CropStore
@@ -48,6 +49,7 @@ class Station:
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         ensure_schema(self.db)
+        ensure_review_tables(self.db)  # the fish merges to confirm (merge_reviews.py)
         self.taxonomy = Taxonomy(settings.taxa, lambda: self.db)
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:

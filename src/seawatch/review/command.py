@@ -59,6 +59,7 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
 
         publisher = DecisionPublisher(local.path, connect, topic)
         publisher.start()
+    unmerges = _unmerge_sender(settings, local.path)
     progress = None
     if settings.storage.influx.url:
         from seawatch.review.progress import ProgressWriter
@@ -80,9 +81,32 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
     finally:
         if publisher is not None:
             publisher.close()
+        if unmerges is not None:
+            unmerges.close()
         if progress is not None:
             progress.close()
         station.close()
+
+
+def _unmerge_sender(settings, store: Path):
+    """The thread that writes undone merges to the shared fish gallery's topic; None when
+    the fish task keeps no shared gallery (then a running daemon's gallery keeps them)."""
+    import functools
+
+    from seawatch.contracts.task import parse_options
+    from seawatch.models.fish.gallery_log import GalleryLog
+    from seawatch.models.fish.options import FishOptions
+    from seawatch.review.gallery_undo import GalleryUndoSender
+
+    fish = settings.tasks.get("fish")
+    if fish is None or not fish.enabled:
+        return None
+    options = parse_options(FishOptions, "fish", fish.options)
+    if not options.shared_gallery:
+        return None
+    topic = options.gallery_topic or f"{settings.kafka.group_id}.fish-gallery"
+    open_log = functools.partial(GalleryLog, settings.kafka, topic, create=False)
+    return GalleryUndoSender(store, open_log).start()
 
 
 @review_group.group("user")

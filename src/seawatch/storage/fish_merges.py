@@ -5,6 +5,10 @@ into the other in the shared gallery (:mod:`seawatch.models.fish.shared_gallery`
 sightings already stored keep the id they were given. This table says which id each merged
 one now is, so a reader can resolve stored sightings, and undoing a merge is one row.
 A row per merged id (the latest word on it): ``survivor`` NULL once the merge was undone.
+``rule`` says which decision merged it: :data:`TWIN` (two workers enrolled one stranger) or
+:data:`VIEWS` (a new provisional id's views matched an earlier one's; the open-set decider);
+NULL in rows written before the column (it is added to older stores when opened). The review
+station lists the merges no person has looked at yet (:mod:`seawatch.review.merge_reviews`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ CREATE TABLE IF NOT EXISTS fish_merges (
     survivor TEXT,
     similarity REAL,
     merged_by TEXT NOT NULL,
-    merged_at_ns INTEGER NOT NULL
+    merged_at_ns INTEGER NOT NULL,
+    rule TEXT
 )
 """
+TWIN, VIEWS = "twin", "views"  # the rules that merge
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,7 @@ class FishMerge:
     similarity: float | None
     merged_by: str
     merged_at_ns: int
+    rule: str | None = None
 
 
 class FishMerges:
@@ -47,17 +54,26 @@ class FishMerges:
         self._db: sqlite3.Connection | None = None
 
     def record(
-        self, individual: str, survivor: str | None, *, similarity: float | None, merged_by: str
+        self,
+        individual: str,
+        survivor: str | None,
+        *,
+        similarity: float | None,
+        merged_by: str,
+        rule: str | None = None,
     ) -> None:
-        """Record (durably) that ``individual`` is now ``survivor`` (None: not merged)."""
+        """Record (durably) that ``individual`` is now ``survivor`` (None: not merged), by
+        ``merged_by`` (a worker) under ``rule`` (:data:`TWIN`, :data:`VIEWS`)."""
         try:
             db = self._connect()
             with db:
                 db.execute(
-                    "INSERT INTO fish_merges VALUES (?, ?, ?, ?, ?) ON CONFLICT (individual) DO "
+                    "INSERT INTO fish_merges (individual, survivor, similarity, merged_by, "
+                    "merged_at_ns, rule) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (individual) DO "
                     "UPDATE SET survivor = excluded.survivor, similarity = excluded.similarity, "
-                    "merged_by = excluded.merged_by, merged_at_ns = excluded.merged_at_ns",
-                    (individual, survivor, similarity, merged_by, time.time_ns()),
+                    "merged_by = excluded.merged_by, merged_at_ns = excluded.merged_at_ns, "
+                    "rule = excluded.rule",
+                    (individual, survivor, similarity, merged_by, time.time_ns(), rule),
                 )
         except sqlite3.Error as exc:
             msg = f"cannot record the merge of {individual!r} in {self.path}: {exc}"
@@ -66,7 +82,7 @@ class FishMerges:
     def all(self) -> list[FishMerge]:
         """Every merged (or unmerged) id, oldest first."""
         rows = self._connect().execute(
-            "SELECT individual, survivor, similarity, merged_by, merged_at_ns "
+            "SELECT individual, survivor, similarity, merged_by, merged_at_ns, rule "
             "FROM fish_merges ORDER BY merged_at_ns"
         )
         return [FishMerge(*row) for row in rows]
@@ -82,9 +98,21 @@ class FishMerges:
             db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute(_SCHEMA)
+            ensure_merges_table(db)
             self._db = db
         return self._db
+
+
+def ensure_merges_table(db: sqlite3.Connection) -> None:
+    """Create the ``fish_merges`` table, or add the ``rule`` column to an older one."""
+    db.execute(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(fish_merges)")}
+    if "rule" not in columns:
+        try:
+            db.execute("ALTER TABLE fish_merges ADD COLUMN rule TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def read_merges(path: Path) -> dict[str, str]:
@@ -99,4 +127,4 @@ def read_merges(path: Path) -> dict[str, str]:
     return {individual: survivor for individual, survivor in rows if survivor}
 
 
-__all__ = ["FishMerge", "FishMerges", "read_merges"]
+__all__ = ["TWIN", "VIEWS", "FishMerge", "FishMerges", "ensure_merges_table", "read_merges"]

@@ -10,11 +10,11 @@ writers overwrite each other's work in the compacted topic:
                     time, ``topic/partition/offset``), the sighting's ``similarity`` (the best
                     score it missed), the ``worker`` that minted it and the ``model`` release;
                     ``merged_into`` names the survivor once merged (``merged_by``,
-                    ``merge_similarity``); at enrolment also ``read_to``, the offsets up to
-                    which its writer had read this topic when it decided (a record at or
-                    past them was not known to it: two twins enrolled without knowing of
-                    each other are a race, not the model's split); rewritten only by a
-                    merge or an unmerge (both
+                    ``merge_similarity``, ``merge_rule``: twin or views); at enrolment also
+                    ``read_to``, the offsets up to which its writer had read this topic
+                    when it decided (a record at or past them was not known to it: two
+                    twins enrolled without knowing of each other are a race, not the
+                    model's split); rewritten only by a merge or an unmerge (both
                     deterministic: the same value whoever writes it). A tombstone (null value)
                     removes the individual.
 ``<id>/<hash>``     a further **view** of a provisional individual (one per sighting it was
@@ -71,6 +71,7 @@ class Applied:
     merge_changed: bool = False  # merged_into differs from what the gallery held
     merged_by: str = ""
     merge_similarity: float | None = None
+    merge_rule: str | None = None
     written_at: str = ""  # the writer's clock, ISO 8601
 
 
@@ -87,6 +88,7 @@ def individual_record(
     model: str,
     source: SightingSource | None = None,
     merge_similarity: float | None = None,
+    merge_rule: str | None = None,
     read_to: dict[int, int] | None = None,
 ) -> tuple[str, bytes]:
     """The individual's record as it stands in ``gallery`` (its enrolling views);
@@ -113,9 +115,24 @@ def individual_record(
     if entry.merged_into is not None:
         value["merged_by"] = worker
         value["merge_similarity"] = _number(merge_similarity)
+        if merge_rule is not None:
+            value["merge_rule"] = merge_rule
     if read_to is not None:
         value["read_to"] = {str(p): int(o) for p, o in sorted(read_to.items())}
     return individual, _dump(value)
+
+
+def unmerge_record(merged: bytes, *, worker: str) -> bytes:
+    """The record that undoes a merge, from the merged id's latest individual record (its
+    enrolling views stay as they are): ``merged_into`` null, written by ``worker`` (the
+    review station: ``review:<user>``). Every worker applies it as the unmerge it is."""
+    value = json.loads(merged)
+    if value.get("v") != VERSION or value.get("kind") != INDIVIDUAL:
+        raise ValueError(f"not an individual record: {value.get('v')}/{value.get('kind')}")
+    for key in ("merged_by", "merge_similarity", "merge_rule", "read_to"):
+        value.pop(key, None)
+    value |= {"merged_into": None, "worker": worker, "written_at": _now()}
+    return _dump(value)
 
 
 def view_record(
@@ -201,6 +218,7 @@ class RecordApplier:
             merge_changed=merged_into != before,
             merged_by=str(value.get("merged_by", "")),
             merge_similarity=value.get("merge_similarity"),
+            merge_rule=value.get("merge_rule"),
             written_at=str(value.get("written_at", "")),
         )
 
@@ -265,6 +283,7 @@ __all__ = [
     "RecordApplier",
     "SightingSource",
     "individual_record",
+    "unmerge_record",
     "view_key",
     "view_record",
 ]

@@ -53,7 +53,7 @@ from seawatch.models.fish.gallery_records import (
     individual_record,
     view_record,
 )
-from seawatch.storage.fish_merges import FishMerges
+from seawatch.storage.fish_merges import TWIN, VIEWS, FishMerges
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +148,20 @@ class SharedGallery:
         """A merge this worker decided (two of its provisional ids are one fish, issue 28):
         ``merged_into`` on the loser's record, flushed, and the store's ``fish_merges``."""
         key, value = individual_record(
-            self.gallery, loser, worker=self.worker, model=self.model, merge_similarity=similarity
+            self.gallery,
+            loser,
+            worker=self.worker,
+            model=self.model,
+            merge_similarity=similarity,
+            merge_rule=VIEWS,
         )
         log_ = self._opened()
         log_.send(key, value)
         log_.flush()
         if self.merges is not None:
-            self.merges.record(loser, survivor, similarity=similarity, merged_by=self.worker)
+            self.merges.record(
+                loser, survivor, similarity=similarity, merged_by=self.worker, rule=VIEWS
+            )
 
     def close(self) -> None:
         """Read to the end once more (merging twins enrolled since the last batch), export
@@ -212,6 +219,7 @@ class SharedGallery:
                     applied.merged_into,
                     similarity=applied.merge_similarity,
                     merged_by=applied.merged_by or applied.worker,
+                    rule=applied.merge_rule,
                 )
             if merge_twins and self._is_foreign_enrolment(applied):
                 merged = self._merge_twin(applied.individual) or merged
@@ -254,11 +262,16 @@ class SharedGallery:
             worker=self.worker,
             model=self.model,
             merge_similarity=similarity,
+            merge_rule=TWIN,
         )
         self._opened().send(key, value)
         if self.merges is not None:
             self.merges.record(
-                loser.id, survivor.id, similarity=round(similarity, 6), merged_by=self.worker
+                loser.id,
+                survivor.id,
+                similarity=round(similarity, 6),
+                merged_by=self.worker,
+                rule=TWIN,
             )
         self.twins_merged += 1
         log.info(

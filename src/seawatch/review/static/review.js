@@ -160,6 +160,13 @@ document.addEventListener("submit", async (event) => {
                    target: form.target.value || null, sightings };
     const r = await post("/api/fish/decide", body);
     if (r.ok || r.status === 409) setTimeout(() => window.location.reload(), 600);
+  } else if (form.classList.contains("decide-merge")) {
+    event.preventDefault();
+    const card = form.closest(".merge");
+    const body = { individual: card.dataset.individual, merged_at_us: Number(card.dataset.mergedAt),
+                   version: Number(card.dataset.version), action };
+    await post("/api/fish/merges/decide", body);
+    await htmx.ajax("GET", "/merges", { target: "#merges", swap: "outerHTML" });
   } else if (form.id === "add-taxon") {
     event.preventDefault();
     const r = await post("/api/taxa", { group: form.group.value, taxon: form.taxon.value });
