@@ -163,12 +163,30 @@ def _finetune(
     "--out", type=click.Path(path_type=Path), default=None, help="default: the model directory"
 )
 @click.option("--seed", default=None, type=int, help="render seed (default: the card's)")
-def evaluate_command(model: Path, out: Path | None, seed: int | None) -> None:
+@click.option(
+    "--calibrate-sizes",
+    is_flag=True,
+    help="write the match threshold per gallery size (thresholds_by_gallery_size, from the "
+    "calibration fish) into the model's card.json; weights and gallery unchanged",
+)
+def evaluate_command(
+    model: Path, out: Path | None, seed: int | None, calibrate_sizes: bool
+) -> None:
     """Evaluate a fish model (ONNX Runtime) on regenerated held-out synthetic fish."""
     from seawatch.models.fish.evaluate import evaluate_fish
 
+    if calibrate_sizes and seed is not None:
+        raise click.BadParameter("calibrate with the card's own renders", param_hint="--seed")
     out = out or model  # beside the artifact, as plankton and otolith evaluations
     result = evaluate_fish(model, out, seed=seed)
+    if calibrate_sizes:
+        table = result["threshold"]["by_gallery_size"]
+        card = load_card(model)
+        tables = dict(card.thresholds_by_gallery_size or {}) | {"match_similarity": table}
+        fields = card.model_dump(mode="json") | {"thresholds_by_gallery_size": tables}
+        ModelCard.model_validate(fields).write(model)
+        sizes = ", ".join(f"{n}: {t}" for n, t in table)
+        _console.print(f"wrote {model}/card.json: match_similarity by gallery size {sizes}")
     known, open_set, t = result["known"], result["open_set"], result["threshold"]
     _console.print(
         f"wrote {out}/evaluation.json: top1 all={known['all']['top1']} "

@@ -280,6 +280,25 @@ class Gallery:
         best = scores.argmax(1)
         return [Match(ids[b], float(scores[i, b])) for i, b in enumerate(best)]
 
+    def only(self, individual_ids: set[str]) -> Gallery:
+        """A new gallery holding only ``individual_ids`` (their views, as enrolled)."""
+        kept = Gallery(self.dim)
+        for individual_id, r in self._records.items():
+            if individual_id in individual_ids:
+                for view, source, score in zip(
+                    r.embeddings, r.sources, r.similarities, strict=True
+                ):
+                    kept.enrol(
+                        individual_id,
+                        view,
+                        r.provisional,
+                        enrolled_at=r.enrolled_at,
+                        source=source,
+                        similarity=score,
+                        first_seen_ns=r.first_seen_ns,
+                    )
+        return kept
+
     def save(self, path: Path) -> Path:
         """Write the gallery atomically to ``path`` (a ``.npz`` file, see
         :mod:`~seawatch.models.fish.gallery_file`)."""

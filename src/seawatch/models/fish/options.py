@@ -41,6 +41,13 @@ class FishOptions(TaskOptions):
         "head-left (mirrored when facing right) and identified as its own sighting with its "
         "box; false: every frame is one tight head-left crop",
     )
+    threshold_by_gallery_size: bool = Field(
+        False,
+        description="match at the card's threshold for the gallery's present number of "
+        "individuals (thresholds_by_gallery_size: the same false-match rate on any gallery; "
+        "`seawatch evaluate fish --calibrate-sizes` writes it); false, or a card without the "
+        "table: the card's single match_similarity",
+    )
     gallery_topic: str | None = Field(
         None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
     )

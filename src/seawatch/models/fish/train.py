@@ -166,6 +166,7 @@ def _train(
         files={"gallery": GALLERY_FILE},
         class_names=[],
         thresholds={"match_similarity": threshold, "target_false_match_rate": far},
+        thresholds_by_gallery_size={"match_similarity": result["threshold"]["by_gallery_size"]},
         training=TrainingSummary(
             command=command,
             seed=seed,
