@@ -65,11 +65,13 @@ def run_mode(
     *,
     by_size: bool = False,
     known_only: bool = False,
+    expand: bool = False,
 ) -> dict:
     """Decide the stream with the head in ``mode``; its score and decide time. ``by_size``:
     the card's threshold for the gallery's size (``tasks.fish.options.
-    threshold_by_gallery_size``); ``known_only``: a gallery of the stream's known fish alone
-    (60) instead of the committed one (168)."""
+    threshold_by_gallery_size``); ``expand``: scores re-ranked by query expansion
+    (``query_expansion``); ``known_only``: a gallery of the stream's known fish alone (60)
+    instead of the committed one (168)."""
     from threadpoolctl import threadpool_limits
 
     from seawatch.contracts.card import load_card
@@ -91,6 +93,7 @@ def run_mode(
         max_batch=64,
         tracklets=mode == "tracklets",
         by_gallery_size=by_size,
+        query_expansion=expand,
     )
     answers: list[Answer] = []
     started = time.process_time()
@@ -140,6 +143,13 @@ def main() -> None:
         default=["full"],
         help="the committed gallery (168), or the stream's known fish alone (60), each in turn",
     )
+    parser.add_argument(
+        "--rerank",
+        nargs="+",
+        choices=["off", "qe"],
+        default=["off"],
+        help="gallery scores as they are, or re-ranked by query expansion, each in turn",
+    )
     args = parser.parse_args()
     from seawatch.models.fish.open_set_stream import open_set_stream
 
@@ -150,10 +160,14 @@ def main() -> None:
         cache = args.cache / f"fish_open_set_{seed}_{args.sightings}.npz" if args.cache else None
         embeddings, quality = embed(stream, cache)
         prepared_s = time.monotonic() - started
-        for mode, sizes, kind in itertools.product(args.modes, args.size_thresholds, args.gallery):
-            on, known = sizes == "on", kind == "known"
-            scored = run_mode(mode, stream, embeddings, quality, by_size=on, known_only=known)
-            run = {"seed": seed, "size_thresholds": sizes, "gallery": kind, **scored}
+        variants = itertools.product(args.modes, args.size_thresholds, args.gallery, args.rerank)
+        for mode, sizes, kind, rerank in variants:
+            on, known, qe = sizes == "on", kind == "known", rerank == "qe"
+            scored = run_mode(
+                mode, stream, embeddings, quality, by_size=on, known_only=known, expand=qe
+            )
+            run = {"seed": seed, "size_thresholds": sizes, "gallery": kind, "rerank": rerank}
+            run |= scored
             run["stream_seconds"] = round(prepared_s, 1)
             runs.append(run)
             print(json.dumps(run), file=sys.stderr, flush=True)

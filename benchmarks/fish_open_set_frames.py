@@ -245,12 +245,14 @@ def run_mode(
     *,
     by_size: bool = False,
     known_only: bool = False,
+    expand: bool = False,
 ) -> dict:
     """Decide every batch with a fresh head in ``mode``; detection and open-set figures (and
     one row per detection into ``rows`` when given). ``decider``: a function of the gallery
     and the threshold giving the ``tracklets`` mode's decider (a variant of a rule), else
     the head's own. ``truth``: which drawn fish a box is (:func:`match_truth`). ``by_size``:
     the card's threshold for the gallery's size (``threshold_by_gallery_size``);
+    ``expand``: scores re-ranked by query expansion (``query_expansion``);
     ``known_only``: a gallery of the stream's known fish alone instead of the committed one."""
     from threadpoolctl import threadpool_limits
 
@@ -273,6 +275,7 @@ def run_mode(
         tracklets=mode == "tracklets",
         whole_frames=True,
         by_gallery_size=by_size,
+        query_expansion=expand,
     )
     if decider is not None and head.decider is not None:
         head.decider = decider(gallery, head.threshold)
@@ -373,6 +376,13 @@ def main() -> None:
         default=["full"],
         help="the committed gallery (168), or the stream's known fish alone (60), each in turn",
     )
+    parser.add_argument(
+        "--rerank",
+        nargs="+",
+        choices=["off", "qe"],
+        default=["off"],
+        help="gallery scores as they are, or re-ranked by query expansion, each in turn",
+    )
     parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument(
@@ -408,16 +418,26 @@ def main() -> None:
             frames, batches, outputs, cost, rendered_s = cached(args.cache, key, make)
             if "visible" in args.truth:
                 frames = with_shown(args.cache, seed, args.sightings, frames)
-            variants = itertools.product(args.modes, args.truth, args.size_thresholds, args.gallery)
-            for mode, truth, sizes, kind in variants:
+            variants = itertools.product(
+                args.modes, args.truth, args.size_thresholds, args.gallery, args.rerank
+            )
+            for mode, truth, sizes, kind, rerank in variants:
                 rows: list[dict] | None = [] if args.per_sighting else None
-                on, known = sizes == "on", kind == "known"
+                on, known, qe = sizes == "on", kind == "known", rerank == "qe"
                 scored = run_mode(
-                    mode, frames, batches, outputs, rows, truth=truth, by_size=on, known_only=known
+                    mode,
+                    frames,
+                    batches,
+                    outputs,
+                    rows,
+                    truth=truth,
+                    by_size=on,
+                    known_only=known,
+                    expand=qe,
                 )
                 tag = {"seed": seed, "mode": mode, "detector": detector, "gate": gate}
                 tag["truth_rule"] = truth  # "truth" in a row is its drawn fish
-                tag |= {"size_thresholds": sizes, "gallery": kind}
+                tag |= {"size_thresholds": sizes, "gallery": kind, "rerank": rerank}
                 run = {**tag, **scored, **cost}
                 if args.per_sighting and rows is not None:
                     with args.per_sighting.open("a") as out:

@@ -45,7 +45,7 @@ def test_train_evaluate_and_manage_the_gallery(tmp_path: Path) -> None:
     ModelCard.model_validate(stripped).write(model)
     assert load_card(model).thresholds_by_gallery_size is None
     result = runner.invoke(
-        evaluate_command, ["--model", str(model), "--out", str(tmp_path), "--calibrate-sizes"]
+        evaluate_command, ["--model", str(model), "--out", str(tmp_path), "--recalibrate"]
     )
     assert result.exit_code == 0, result.output
     again = load_card(model)

@@ -13,7 +13,8 @@ exported graph through ONNX Runtime with the very code :func:`evaluate_fish` run
    *unseen-unknown* ones, scored by their best gallery score; rates at the threshold.
 5. Thresholds per gallery size: the calibration sightings' scores for each individual give
    the threshold of the same target rate on a gallery of N individuals
-   (:mod:`~seawatch.models.fish.size_thresholds`), the card's ``thresholds_by_gallery_size``.
+   (:mod:`~seawatch.models.fish.size_thresholds`), the card's ``thresholds_by_gallery_size``;
+   and the same for query-expanded scores (:mod:`~seawatch.models.fish.rerank`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from seawatch.models.fish import metrics as m
 from seawatch.models.fish.data import FishData, render_set
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.plots import draw_cmc, draw_examples, draw_similarity
+from seawatch.models.fish.rerank import QueryExpansion
 from seawatch.models.fish.size_thresholds import thresholds_by_size
 
 Embed = Callable[[np.ndarray], np.ndarray]  # N x 3 x H x W uint8 RGB -> N x D unit vectors
@@ -118,6 +120,14 @@ def run_protocol(
         "known_new_rate": round(float((~accepted).mean()), 4),
         # the same target rate on a gallery of N individuals (size_thresholds.py)
         "by_gallery_size": [list(p) for p in thresholds_by_size(impostor_rows, far)],
+    }
+    # the threshold for query-expanded scores (rerank.py), and per gallery size
+    gallery.expansion = QueryExpansion()
+    expanded_rows = gallery.scores(sets["calibration"][2])
+    gallery.expansion = None
+    result["threshold"]["query_expansion"] = {
+        "match_similarity": m.threshold_for_false_match_rate(expanded_rows.max(1), far),
+        "by_gallery_size": [list(p) for p in thresholds_by_size(expanded_rows, far)],
     }
     if out_dir is not None:
         out_dir = Path(out_dir)

@@ -64,6 +64,7 @@ from seawatch.models.fish.open_set import (
 )
 from seawatch.models.fish.options import FishOptions, build_detector, build_shared_gallery
 from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
+from seawatch.models.fish.rerank import QueryExpansion, expansion_threshold_key
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.models.fish.sighting_inputs import kept_views, sighting_places, sighting_sources
 from seawatch.models.fish.size_thresholds import SizeThresholds
@@ -104,6 +105,7 @@ class FishIdentifier:
         whole_frames: bool = False,
         detector: Detector | None = None,
         by_gallery_size: bool = False,
+        query_expansion: bool = False,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -125,7 +127,11 @@ class FishIdentifier:
         self.card = card
         self.gallery = gallery
         self.max_batch = max_batch
-        self.threshold = float(card.thresholds["match_similarity"])
+        key = "match_similarity"
+        if query_expansion:  # scores re-ranked by query expansion, at their own threshold
+            key = expansion_threshold_key(card)
+            gallery.expansion = QueryExpansion()
+        self.threshold = float(card.thresholds[key])
         self.height, self.width = card.input.height, card.input.width
         self.enrol_new = enrol_new
         self.gallery_path = gallery_path
@@ -137,7 +143,7 @@ class FishIdentifier:
         # whole frames link tracklets more strictly (tracklets.py, open_set.py: issue 28)
         link = WHOLE_FRAME_LINK_SIMILARITY if whole_frames else LINK_SIMILARITY
         # the threshold for the gallery's size (size_thresholds.py); None: the single one
-        self.size_thresholds = SizeThresholds.from_card(card) if by_gallery_size else None
+        self.size_thresholds = SizeThresholds.from_card(card, key) if by_gallery_size else None
         self.decider = (
             OpenSetDecider(
                 gallery,
@@ -371,6 +377,7 @@ def _load(task, settings) -> FishIdentifier:
         whole_frames=options.whole_frames,
         detector=build_detector(options),
         by_gallery_size=options.threshold_by_gallery_size,
+        query_expansion=options.query_expansion,
     )
 
 

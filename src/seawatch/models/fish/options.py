@@ -48,6 +48,12 @@ class FishOptions(TaskOptions):
         "`seawatch evaluate fish --calibrate-sizes` writes it); false, or a card without the "
         "table: the card's single match_similarity",
     )
+    query_expansion: bool = Field(
+        False,
+        description="re-rank gallery scores by query expansion (alpha-QE over the 2 nearest "
+        "views) and match at the card's match_similarity_query_expansion (measured: no "
+        "gain on the open-set streams, see the fish README)",
+    )
     gallery_topic: str | None = Field(
         None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
     )
