@@ -10,6 +10,7 @@ from seawatch.contracts.card import InputSpec, ModelCard, TrainingSummary
 from seawatch.contracts.errors import ConfigError
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.head import FishIdentifier
+from seawatch.models.fish.options import FishOptions, threshold_key
 from seawatch.models.fish.rerank import KEY, QueryExpansion
 
 
@@ -79,3 +80,11 @@ def test_the_head_matches_expanded_scores_at_their_own_threshold() -> None:
         FishIdentifier(
             None, _card({"match_similarity": 0.7}), Gallery(3), max_batch=4, query_expansion=True
         )
+
+
+def test_the_shared_gallery_merges_twins_at_the_threshold_of_the_scores() -> None:
+    card = _card({"match_similarity": 0.7, KEY: 0.9})
+    assert threshold_key(FishOptions(), card) == "match_similarity"
+    assert threshold_key(FishOptions(query_expansion=True), card) == KEY
+    with pytest.raises(ConfigError, match="--recalibrate"):
+        threshold_key(FishOptions(query_expansion=True), _card({"match_similarity": 0.7}))
