@@ -22,6 +22,7 @@ reserved for the final figures (each scored once per round of choices, never use
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -56,8 +57,21 @@ def embed(stream, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
     return out, quality
 
 
-def run_mode(mode: str, stream, embeddings: np.ndarray, quality: np.ndarray) -> dict:
-    """Decide the stream with the head in ``mode``; its score and decide time."""
+def run_mode(
+    mode: str,
+    stream,
+    embeddings: np.ndarray,
+    quality: np.ndarray,
+    *,
+    by_size: bool = False,
+    known_only: bool = False,
+    expand: bool = False,
+) -> dict:
+    """Decide the stream with the head in ``mode``; its score and decide time. ``by_size``:
+    the card's threshold for the gallery's size (``tasks.fish.options.
+    threshold_by_gallery_size``); ``expand``: scores re-ranked by query expansion
+    (``query_expansion``); ``known_only``: a gallery of the stream's known fish alone (60)
+    instead of the committed one (168)."""
     from threadpoolctl import threadpool_limits
 
     from seawatch.contracts.card import load_card
@@ -70,12 +84,16 @@ def run_mode(mode: str, stream, embeddings: np.ndarray, quality: np.ndarray) -> 
     threadpool_limits(1, user_api="blas")  # as the daemon sets it
     card = load_card(FISH_DIR)
     gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    if known_only:
+        gallery = gallery.only({s.truth for s in stream if s.known})
     head = FishIdentifier(
         None,  # type: ignore[arg-type]
         card,
         gallery,
         max_batch=64,
         tracklets=mode == "tracklets",
+        by_gallery_size=by_size,
+        query_expansion=expand,
     )
     answers: list[Answer] = []
     started = time.process_time()
@@ -111,6 +129,27 @@ def main() -> None:
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument("--cache", type=Path, default=None, help="folder for the embeddings")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--size-thresholds",
+        nargs="+",
+        choices=["off", "on"],
+        default=["off"],
+        help="the card's threshold per gallery size (threshold_by_gallery_size), each in turn",
+    )
+    parser.add_argument(
+        "--gallery",
+        nargs="+",
+        choices=["full", "known"],
+        default=["full"],
+        help="the committed gallery (168), or the stream's known fish alone (60), each in turn",
+    )
+    parser.add_argument(
+        "--rerank",
+        nargs="+",
+        choices=["off", "qe"],
+        default=["off"],
+        help="gallery scores as they are, or re-ranked by query expansion, each in turn",
+    )
     args = parser.parse_args()
     from seawatch.models.fish.open_set_stream import open_set_stream
 
@@ -121,8 +160,14 @@ def main() -> None:
         cache = args.cache / f"fish_open_set_{seed}_{args.sightings}.npz" if args.cache else None
         embeddings, quality = embed(stream, cache)
         prepared_s = time.monotonic() - started
-        for mode in args.modes:
-            run = {"seed": seed, **run_mode(mode, stream, embeddings, quality)}
+        variants = itertools.product(args.modes, args.size_thresholds, args.gallery, args.rerank)
+        for mode, sizes, kind, rerank in variants:
+            on, known, qe = sizes == "on", kind == "known", rerank == "qe"
+            scored = run_mode(
+                mode, stream, embeddings, quality, by_size=on, known_only=known, expand=qe
+            )
+            run = {"seed": seed, "size_thresholds": sizes, "gallery": kind, "rerank": rerank}
+            run |= scored
             run["stream_seconds"] = round(prepared_s, 1)
             runs.append(run)
             print(json.dumps(run), file=sys.stderr, flush=True)

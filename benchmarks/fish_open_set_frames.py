@@ -235,12 +235,25 @@ def match_truth(truth: str, fish, boxes) -> list[tuple[int, int]]:
 
 
 def run_mode(
-    mode: str, frames, batches, outputs, rows: list | None = None, decider=None, truth="visible"
+    mode: str,
+    frames,
+    batches,
+    outputs,
+    rows: list | None = None,
+    decider=None,
+    truth="visible",
+    *,
+    by_size: bool = False,
+    known_only: bool = False,
+    expand: bool = False,
 ) -> dict:
     """Decide every batch with a fresh head in ``mode``; detection and open-set figures (and
     one row per detection into ``rows`` when given). ``decider``: a function of the gallery
     and the threshold giving the ``tracklets`` mode's decider (a variant of a rule), else
-    the head's own. ``truth``: which drawn fish a box is (:func:`match_truth`)."""
+    the head's own. ``truth``: which drawn fish a box is (:func:`match_truth`). ``by_size``:
+    the card's threshold for the gallery's size (``threshold_by_gallery_size``);
+    ``expand``: scores re-ranked by query expansion (``query_expansion``);
+    ``known_only``: a gallery of the stream's known fish alone instead of the committed one."""
     from threadpoolctl import threadpool_limits
 
     from seawatch.contracts.card import load_card
@@ -252,6 +265,8 @@ def run_mode(
     threadpool_limits(1, user_api="blas")  # as the daemon sets it
     card = load_card(FISH_DIR)
     gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    if known_only:
+        gallery = gallery.only({f.truth for s in frames for f in s.fish if f.known})
     head = FishIdentifier(
         None,  # type: ignore[arg-type]
         card,
@@ -259,6 +274,8 @@ def run_mode(
         max_batch=64,
         tracklets=mode == "tracklets",
         whole_frames=True,
+        by_gallery_size=by_size,
+        query_expansion=expand,
     )
     if decider is not None and head.decider is not None:
         head.decider = decider(gallery, head.threshold)
@@ -345,6 +362,27 @@ def main() -> None:
         default=["visible"],
         help="which drawn fish a found box is: what it shows, or the outline box (match_truth)",
     )
+    parser.add_argument(
+        "--size-thresholds",
+        nargs="+",
+        choices=["off", "on"],
+        default=["off"],
+        help="the card's threshold per gallery size (threshold_by_gallery_size), each in turn",
+    )
+    parser.add_argument(
+        "--gallery",
+        nargs="+",
+        choices=["full", "known"],
+        default=["full"],
+        help="the committed gallery (168), or the stream's known fish alone (60), each in turn",
+    )
+    parser.add_argument(
+        "--rerank",
+        nargs="+",
+        choices=["off", "qe"],
+        default=["off"],
+        help="gallery scores as they are, or re-ranked by query expansion, each in turn",
+    )
     parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument(
@@ -380,11 +418,26 @@ def main() -> None:
             frames, batches, outputs, cost, rendered_s = cached(args.cache, key, make)
             if "visible" in args.truth:
                 frames = with_shown(args.cache, seed, args.sightings, frames)
-            for mode, truth in itertools.product(args.modes, args.truth):
+            variants = itertools.product(
+                args.modes, args.truth, args.size_thresholds, args.gallery, args.rerank
+            )
+            for mode, truth, sizes, kind, rerank in variants:
                 rows: list[dict] | None = [] if args.per_sighting else None
-                scored = run_mode(mode, frames, batches, outputs, rows, truth=truth)
+                on, known, qe = sizes == "on", kind == "known", rerank == "qe"
+                scored = run_mode(
+                    mode,
+                    frames,
+                    batches,
+                    outputs,
+                    rows,
+                    truth=truth,
+                    by_size=on,
+                    known_only=known,
+                    expand=qe,
+                )
                 tag = {"seed": seed, "mode": mode, "detector": detector, "gate": gate}
                 tag["truth_rule"] = truth  # "truth" in a row is its drawn fish
+                tag |= {"size_thresholds": sizes, "gallery": kind, "rerank": rerank}
                 run = {**tag, **scored, **cost}
                 if args.per_sighting and rows is not None:
                     with args.per_sighting.open("a") as out:

@@ -76,7 +76,9 @@ class TaskSettings(BaseModel):
         "detector (with whole_frames: threshold, the default, the classical background "
         "detector; model, the fish segmentation network, which cuts touching fish apart) and "
         "detector_model_dir (default models/fish-segmentation: seawatch train "
-        "fish-segmentation)",
+        "fish-segmentation); threshold_by_gallery_size (true: the card's match threshold for "
+        "the gallery's present size) and query_expansion (true: scores re-ranked by query "
+        "expansion, at the card's threshold for them), both false by default",
     )
 
     def batch(self, default: int) -> int:

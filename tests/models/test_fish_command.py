@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from seawatch.contracts.card import ModelCard, load_card
 from seawatch.models.fish.command import evaluate_command, gallery_group, train_command
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.synthetic import make_individual, render_fish
@@ -34,6 +35,22 @@ def test_train_evaluate_and_manage_the_gallery(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (model / "evaluation.json").is_file()  # beside the artifact, as the other tasks
     assert not (model / "evaluation").exists()
+
+    # the threshold per gallery size: written by training, and again without retraining
+    card = load_card(model)
+    table = card.thresholds_by_gallery_size["match_similarity"]
+    gallery_size = len(Gallery.load(model / "gallery.npz"))
+    assert dict(table)[gallery_size] == card.thresholds["match_similarity"]
+    stripped = card.model_dump(mode="json") | {"thresholds_by_gallery_size": None}
+    ModelCard.model_validate(stripped).write(model)
+    assert load_card(model).thresholds_by_gallery_size is None
+    result = runner.invoke(
+        evaluate_command, ["--model", str(model), "--out", str(tmp_path), "--recalibrate"]
+    )
+    assert result.exit_code == 0, result.output
+    again = load_card(model)
+    assert again.thresholds_by_gallery_size["match_similarity"] == table
+    assert again.release == card.release  # weights unchanged
 
     result = runner.invoke(gallery_group, ["list", "--model", str(model)])
     assert result.exit_code == 0, result.output

@@ -92,6 +92,12 @@ class ModelCard(BaseModel):
     )
     class_names: list[str] = Field(default_factory=list)
     thresholds: dict[str, float] = Field(default_factory=dict)
+    thresholds_by_gallery_size: dict[str, list[tuple[int, float]]] | None = Field(
+        None,
+        description="per threshold name, (gallery size, threshold) pairs for the same target "
+        "rate on a gallery of that many individuals (fish: `seawatch evaluate fish "
+        "--calibrate-sizes`); None: the single threshold for any gallery",
+    )
     training: TrainingSummary
     metrics: dict[str, Any] = Field(default_factory=dict)
     ranking: dict[str, Any] | None = Field(

@@ -163,12 +163,23 @@ def _finetune(
     "--out", type=click.Path(path_type=Path), default=None, help="default: the model directory"
 )
 @click.option("--seed", default=None, type=int, help="render seed (default: the card's)")
-def evaluate_command(model: Path, out: Path | None, seed: int | None) -> None:
+@click.option(
+    "--recalibrate",
+    is_flag=True,
+    help="write the thresholds the calibration fish give beside the match threshold into "
+    "the model's card.json: per gallery size (thresholds_by_gallery_size) and for "
+    "query-expanded scores; weights, gallery and match_similarity unchanged",
+)
+def evaluate_command(model: Path, out: Path | None, seed: int | None, recalibrate: bool) -> None:
     """Evaluate a fish model (ONNX Runtime) on regenerated held-out synthetic fish."""
     from seawatch.models.fish.evaluate import evaluate_fish
 
+    if recalibrate and seed is not None:
+        raise click.BadParameter("calibrate with the card's own renders", param_hint="--seed")
     out = out or model  # beside the artifact, as plankton and otolith evaluations
     result = evaluate_fish(model, out, seed=seed)
+    if recalibrate:
+        _console.print(write_calibration(model, result["threshold"]))
     known, open_set, t = result["known"], result["open_set"], result["threshold"]
     _console.print(
         f"wrote {out}/evaluation.json: top1 all={known['all']['top1']} "
@@ -176,6 +187,24 @@ def evaluate_command(model: Path, out: Path | None, seed: int | None) -> None:
         f"top5={known['all']['top5']} mAP={known['all']['mAP']} "
         f"auroc={open_set['new_vs_known_auroc']} fmr={t['test_false_match_rate']} "
         f"at match_similarity={t['match_similarity']}"
+    )
+
+
+def write_calibration(model: Path, threshold: dict) -> str:
+    """Write an evaluation's per-size and query-expansion thresholds into the card."""
+    from seawatch.models.fish.rerank import KEY
+
+    card = load_card(model)
+    table, expanded = threshold["by_gallery_size"], threshold["query_expansion"]
+    tables = dict(card.thresholds_by_gallery_size or {})
+    tables |= {"match_similarity": table, KEY: expanded["by_gallery_size"]}
+    fields = card.model_dump(mode="json") | {"thresholds_by_gallery_size": tables}
+    fields["thresholds"] = card.thresholds | {KEY: expanded["match_similarity"]}
+    ModelCard.model_validate(fields).write(model)
+    sizes = ", ".join(f"{n}: {t}" for n, t in table)
+    return (
+        f"wrote {model}/card.json: match_similarity by gallery size {sizes}; "
+        f"{KEY} {expanded['match_similarity']}"
     )
 
 

@@ -11,6 +11,10 @@ exported graph through ONNX Runtime with the very code :func:`evaluate_fish` run
    image-level mAP, with the gallery restricted to seen, to unseen-known, and all of it.
 4. Open set: AUROC of new-vs-known, sightings of enrolled individuals against those of the
    *unseen-unknown* ones, scored by their best gallery score; rates at the threshold.
+5. Thresholds per gallery size: the calibration sightings' scores for each individual give
+   the threshold of the same target rate on a gallery of N individuals
+   (:mod:`~seawatch.models.fish.size_thresholds`), the card's ``thresholds_by_gallery_size``;
+   and the same for query-expanded scores (:mod:`~seawatch.models.fish.rerank`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from seawatch.models.fish import metrics as m
 from seawatch.models.fish.data import FishData, render_set
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.plots import draw_cmc, draw_examples, draw_similarity
+from seawatch.models.fish.rerank import QueryExpansion
+from seawatch.models.fish.size_thresholds import thresholds_by_size
 
 Embed = Callable[[np.ndarray], np.ndarray]  # N x 3 x H x W uint8 RGB -> N x D unit vectors
 
@@ -69,7 +75,8 @@ def run_protocol(
         gallery.enrol(names[index], enrol_emb[enrol_labels == index])
     column = {index: i for i, index in enumerate(data.gallery_indices())}
 
-    impostor = gallery.scores(sets["calibration"][2]).max(1)
+    impostor_rows = gallery.scores(sets["calibration"][2])  # each stranger x each individual
+    impostor = impostor_rows.max(1)
     calibrated = m.threshold_for_false_match_rate(impostor, far)
     t = calibrated if threshold is None else threshold
     result: dict[str, Any] = {"embedding_dim": int(enrol_emb.shape[1])}
@@ -111,6 +118,16 @@ def run_protocol(
         "known_correct_match_rate": round(float((accepted & correct).mean()), 4),
         "known_wrong_match_rate": round(float((accepted & ~correct).mean()), 4),
         "known_new_rate": round(float((~accepted).mean()), 4),
+        # the same target rate on a gallery of N individuals (size_thresholds.py)
+        "by_gallery_size": [list(p) for p in thresholds_by_size(impostor_rows, far)],
+    }
+    # the threshold for query-expanded scores (rerank.py), and per gallery size
+    gallery.expansion = QueryExpansion()
+    expanded_rows = gallery.scores(sets["calibration"][2])
+    gallery.expansion = None
+    result["threshold"]["query_expansion"] = {
+        "match_similarity": m.threshold_for_false_match_rate(expanded_rows.max(1), far),
+        "by_gallery_size": [list(p) for p in thresholds_by_size(expanded_rows, far)],
     }
     if out_dir is not None:
         out_dir = Path(out_dir)

@@ -34,6 +34,7 @@ import numpy as np
 
 from seawatch.contracts.errors import ConfigError
 from seawatch.models.fish.gallery_file import FORMAT, read_arrays, working_gallery, write_arrays
+from seawatch.models.fish.rerank import QueryExpansion
 
 NEW_PREFIX = "fish-new"
 _ID_HEX = 12  # 48 bits: a clash is about one in a million after 20,000 new fish, and is
@@ -98,6 +99,8 @@ class Gallery:
         self._by_source: dict[str, str] = {}  # frame uid -> the individual holding its view
         self._matrix: tuple[np.ndarray, np.ndarray, list[str]] | None = None
         self.version = 0  # counts the changes to the views (scores computed before are stale)
+        # a re-ranking of the scores (rerank.QueryExpansion), None: plain cosines
+        self.expansion: QueryExpansion | None = None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -263,11 +266,14 @@ class Gallery:
         return [self.entry(individual_id) for individual_id in self._records]
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """Per-individual scores (N x len(self)): max cosine over each one's stored views."""
+        """Per-individual scores (N x len(self)): max cosine over each one's stored views
+        (with ``expansion``, of each query expanded over its nearest views)."""
         queries = self._check(embeddings)
         if not self._records:
             return np.zeros((len(queries), 0), np.float32)
         matrix, starts, _ = self._stacked()
+        if self.expansion is not None:
+            queries = self.expansion.expand(queries, matrix)
         return np.maximum.reduceat(queries @ matrix.T, starts, axis=1)
 
     def match(self, embeddings: np.ndarray) -> list[Match]:
@@ -279,6 +285,25 @@ class Gallery:
         ids = self._stacked()[2]
         best = scores.argmax(1)
         return [Match(ids[b], float(scores[i, b])) for i, b in enumerate(best)]
+
+    def only(self, individual_ids: set[str]) -> Gallery:
+        """A new gallery holding only ``individual_ids`` (their views, as enrolled)."""
+        kept = Gallery(self.dim)
+        for individual_id, r in self._records.items():
+            if individual_id in individual_ids:
+                for view, source, score in zip(
+                    r.embeddings, r.sources, r.similarities, strict=True
+                ):
+                    kept.enrol(
+                        individual_id,
+                        view,
+                        r.provisional,
+                        enrolled_at=r.enrolled_at,
+                        source=source,
+                        similarity=score,
+                        first_seen_ns=r.first_seen_ns,
+                    )
+        return kept
 
     def save(self, path: Path) -> Path:
         """Write the gallery atomically to ``path`` (a ``.npz`` file, see

@@ -7,7 +7,8 @@ becomes float32 3 x H x W RGB 0..255 at the model's input size (:func:`fit_crop`
 graph normalises and returns L2-normalised embeddings.
 
 :class:`FishIdentifier` is open-set: a query whose best gallery score reaches the card's
-``match_similarity`` threshold (calibrated for a target false-match rate) is that
+``match_similarity`` threshold (calibrated for a target false-match rate; with
+``by_gallery_size``, the card's threshold for the gallery's present size) is that
 individual; below it the fish is unknown and, with ``enrol_new``, enrolled at once under a
 new provisional id, so its next sighting, even later in the same batch, matches it. A
 provisional individual keeps each matched sighting as a further view, up to
@@ -63,8 +64,10 @@ from seawatch.models.fish.open_set import (
 )
 from seawatch.models.fish.options import FishOptions, build_detector, build_shared_gallery
 from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
+from seawatch.models.fish.rerank import QueryExpansion, expansion_threshold_key
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.models.fish.sighting_inputs import kept_views, sighting_places, sighting_sources
+from seawatch.models.fish.size_thresholds import SizeThresholds
 from seawatch.models.fish.tracklets import (
     LINK_SIMILARITY,
     WHOLE_FRAME_LINK_SIMILARITY,
@@ -101,6 +104,8 @@ class FishIdentifier:
         tracklets: bool = False,
         whole_frames: bool = False,
         detector: Detector | None = None,
+        by_gallery_size: bool = False,
+        query_expansion: bool = False,
     ) -> None:
         if max_batch < 1:
             msg = f"max_batch must be at least 1, got {max_batch}"
@@ -122,7 +127,11 @@ class FishIdentifier:
         self.card = card
         self.gallery = gallery
         self.max_batch = max_batch
-        self.threshold = float(card.thresholds["match_similarity"])
+        key = "match_similarity"
+        if query_expansion:  # scores re-ranked by query expansion, at their own threshold
+            key = expansion_threshold_key(card)
+            gallery.expansion = QueryExpansion()
+        self.threshold = float(card.thresholds[key])
         self.height, self.width = card.input.height, card.input.width
         self.enrol_new = enrol_new
         self.gallery_path = gallery_path
@@ -133,6 +142,8 @@ class FishIdentifier:
         # tracklets: sightings decided as groups (issue 28); None: each sighting alone
         # whole frames link tracklets more strictly (tracklets.py, open_set.py: issue 28)
         link = WHOLE_FRAME_LINK_SIMILARITY if whole_frames else LINK_SIMILARITY
+        # the threshold for the gallery's size (size_thresholds.py); None: the single one
+        self.size_thresholds = SizeThresholds.from_card(card, key) if by_gallery_size else None
         self.decider = (
             OpenSetDecider(
                 gallery,
@@ -141,10 +152,18 @@ class FishIdentifier:
                 inherit_agree=WHOLE_FRAME_INHERIT_AGREE if whole_frames else 0.0,
                 alone_margin=WHOLE_FRAME_ALONE_MARGIN if whole_frames else 0.0,
                 alone_new_margin=WHOLE_FRAME_ALONE_NEW_MARGIN if whole_frames else 0.0,
+                size_thresholds=self.size_thresholds,
             )
             if tracklets
             else None
         )
+
+    def match_threshold(self) -> float:
+        """The threshold a sighting is matched at now: the card's ``match_similarity``, or
+        with ``by_gallery_size`` the card's threshold for the gallery's present size."""
+        if self.size_thresholds is None:
+            return self.threshold
+        return self.size_thresholds.at(len(self.gallery))
 
     def prepare(self, frame: Frame, image: np.ndarray) -> TaskInputs:
         """One fish crop: its uint8 model input (and its encoded view, when views are kept);
@@ -305,7 +324,7 @@ class FishIdentifier:
                     best, score = new_id, similarity
             score = round(score, 6)
             uid = source.uid if source is not None else ""
-            if best is not None and score >= self.threshold:
+            if best is not None and score >= self.match_threshold():
                 best = self.gallery.resolve(best)
                 entry = self.gallery.entry(best)
                 kept = entry.provisional and entry.n_embeddings < PROVISIONAL_VIEWS
@@ -357,6 +376,8 @@ def _load(task, settings) -> FishIdentifier:
         tracklets=options.tracklets,
         whole_frames=options.whole_frames,
         detector=build_detector(options),
+        by_gallery_size=options.threshold_by_gallery_size,
+        query_expansion=options.query_expansion,
     )
 
 

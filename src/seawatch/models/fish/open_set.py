@@ -27,6 +27,9 @@ tracklets`) and the tracklet is decided as a group:
   ``alone_margin``, and a view alone names a provisional fish only ``alone_new_margin``
   higher still.
 
+With ``size_thresholds`` (the card's table, :mod:`seawatch.models.fish.size_thresholds`) the
+threshold is the one for the gallery's present size, so every rule above moves with it.
+
 Before any of this, a whole frame's detection that lies over two tracked fish (or over one
 whose views it does not resemble: :mod:`seawatch.models.fish.occlusion`) is a *merge*: it
 joins no tracklet and is reported as its best match only ``merge_match_margin`` over the
@@ -57,6 +60,7 @@ from seawatch.contracts.records import UNKNOWN
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.score_cache import ScoreCache
+from seawatch.models.fish.size_thresholds import SizeThresholds
 from seawatch.models.fish.tracklets import Place, Tracklet, Tracklets
 
 
@@ -175,12 +179,16 @@ class OpenSetDecider:
         new_view_margin: float = NEW_VIEW_MARGIN,
         alone_margin: float = 0.0,
         alone_new_margin: float = 0.0,
+        size_thresholds: SizeThresholds | None = None,
     ) -> None:
         if min_views < 1 or max_views < min_views:
             msg = f"need 1 <= min_views <= max_views, got {min_views}, {max_views}"
             raise ValueError(msg)
         self.gallery = gallery
-        self.threshold = threshold
+        self.base_threshold = threshold
+        # the threshold for the gallery's size (size_thresholds.py); None: ``threshold``
+        self.size_thresholds = size_thresholds
+        self._sized = (-1, threshold)  # (gallery size, its threshold), computed once a size
         self.min_views = min_views
         self.min_quality = min_quality
         self.max_views = max_views
@@ -198,6 +206,18 @@ class OpenSetDecider:
         self.merged = 0  # sightings found to lie over two fish (occlusion.py)
         self.merges: list[Merge] = []
         self.scores = ScoreCache(gallery)  # a poll's scores in one product (score_cache.py)
+
+    @property
+    def threshold(self) -> float:
+        """The match threshold every rule is relative to: the card's single one, or with
+        ``size_thresholds`` the one for the gallery's present number of individuals (it
+        rises as new fish are enrolled)."""
+        if self.size_thresholds is None:
+            return self.base_threshold
+        n = len(self.gallery)
+        if self._sized[0] != n:
+            self._sized = (n, self.size_thresholds.at(n))
+        return self._sized[1]
 
     def decide(
         self,

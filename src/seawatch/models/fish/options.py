@@ -41,6 +41,19 @@ class FishOptions(TaskOptions):
         "head-left (mirrored when facing right) and identified as its own sighting with its "
         "box; false: every frame is one tight head-left crop",
     )
+    threshold_by_gallery_size: bool = Field(
+        False,
+        description="match at the card's threshold for the gallery's present number of "
+        "individuals (thresholds_by_gallery_size: the same false-match rate on any gallery; "
+        "`seawatch evaluate fish --calibrate-sizes` writes it); false, or a card without the "
+        "table: the card's single match_similarity",
+    )
+    query_expansion: bool = Field(
+        False,
+        description="re-rank gallery scores by query expansion (alpha-QE over the 2 nearest "
+        "views) and match at the card's match_similarity_query_expansion (measured: no "
+        "gain on the open-set streams, see the fish README)",
+    )
     gallery_topic: str | None = Field(
         None, description="the shared gallery's topic; default <kafka.group_id>.fish-gallery"
     )
@@ -91,6 +104,17 @@ def build_detector(options: FishOptions) -> Detector | None:
         raise ConfigError(msg) from exc
 
 
+def threshold_key(options: FishOptions, card: ModelCard) -> str:
+    """The card's threshold the scores are matched at: for query-expanded scores their own
+    (twin merges of the shared gallery compare expanded scores too; the single threshold
+    even with ``threshold_by_gallery_size``)."""
+    if not options.query_expansion:
+        return "match_similarity"
+    from seawatch.models.fish.rerank import expansion_threshold_key
+
+    return expansion_threshold_key(card)
+
+
 def build_shared_gallery(
     gallery: Gallery, options: FishOptions, card: ModelCard, settings, path: Path
 ) -> SharedGallery:
@@ -104,11 +128,11 @@ def build_shared_gallery(
     return SharedGallery(
         gallery,
         functools.partial(GalleryLog, kafka, topic, create=kafka.create_topics),
-        threshold=float(card.thresholds["match_similarity"]),
+        threshold=float(card.thresholds[threshold_key(options, card)]),
         model=card.release,
         export_path=path,
         merges=FishMerges(local.path) if local.enabled else None,
     )
 
 
-__all__ = ["FishOptions", "build_detector", "build_shared_gallery"]
+__all__ = ["FishOptions", "build_detector", "build_shared_gallery", "threshold_key"]

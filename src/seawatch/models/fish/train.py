@@ -26,6 +26,7 @@ from seawatch.models.fish.evaluate import onnx_embedder, run_protocol
 from seawatch.models.fish.export import check_parity, export_fish
 from seawatch.models.fish.fit import FitConfig, fit
 from seawatch.models.fish.network import FishNet, describe
+from seawatch.models.fish.rerank import KEY as QE_KEY
 from seawatch.models.training import log_line, seed_everything, select_device, training_progress
 
 NAME, VERSION = "fish-reid-synthetic", "0.1.0"
@@ -146,6 +147,7 @@ def _train(
         )
     gallery.save(out_dir / GALLERY_FILE)
     threshold = result["threshold"]["match_similarity"]
+    expanded = result["threshold"]["query_expansion"]
     seconds = time.perf_counter() - start
     card = ModelCard(
         task="fish",
@@ -165,7 +167,15 @@ def _train(
         outputs=["embedding"],
         files={"gallery": GALLERY_FILE},
         class_names=[],
-        thresholds={"match_similarity": threshold, "target_false_match_rate": far},
+        thresholds={
+            "match_similarity": threshold,
+            "target_false_match_rate": far,
+            QE_KEY: expanded["match_similarity"],
+        },
+        thresholds_by_gallery_size={
+            "match_similarity": result["threshold"]["by_gallery_size"],
+            QE_KEY: expanded["by_gallery_size"],
+        },
         training=TrainingSummary(
             command=command,
             seed=seed,
