@@ -44,6 +44,8 @@ def test_streams_are_pooled_and_a_later_file_replaces_a_seed(tmp_path):
             _run(7_900_002, alerts=20, mixed=2, declared_new=0.03),
             _run(7_900_002, alerts=99, mixed=9, declared_new=0.5, truth="outline"),
             _run(7_900_002, alerts=99, mixed=9, declared_new=0.5, mode="single"),
+            _run(7_900_002, alerts=99, mixed=9, declared_new=0.5) | {"rerank": "qe"},
+            _run(7_900_002, alerts=99, mixed=9, declared_new=0.5) | {"gate": "off"},
             _run(7_100_400, alerts=99, mixed=9, declared_new=0.5),  # development: not reserved
         ],
     )
