@@ -63,7 +63,14 @@ from seawatch.models.fish.open_set import (
     Sighting,
 )
 from seawatch.models.fish.options import FishOptions, build_detector, build_shared_gallery
-from seawatch.models.fish.preprocess import fish_input8, fit_crop, prepare_fish, to_rgb8
+from seawatch.models.fish.preprocess import (
+    fish_input8,
+    fit_crop,
+    model_input,
+    prepare_fish,
+    sample_inputs,
+    to_rgb8,
+)
 from seawatch.models.fish.rerank import QueryExpansion, expansion_threshold_key
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.models.fish.sighting_inputs import kept_views, sighting_places, sighting_sources
@@ -379,23 +386,6 @@ def _load(task, settings) -> FishIdentifier:
         by_gallery_size=options.threshold_by_gallery_size,
         query_expansion=options.query_expansion,
     )
-
-
-def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` model inputs like live ones: synthetic side views of up to 16 individuals."""
-    from seawatch.models.fish.synthetic import make_individuals, render_fish
-
-    rng = np.random.default_rng(seed)
-    fish = make_individuals(max(1, min(n, 16)), seed=seed)
-    height, width = card.input.height, card.input.width
-    return np.stack(
-        [prepare_fish(render_fish(fish[i % len(fish)], rng), height, width) for i in range(n)]
-    )
-
-
-def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
-    """One decoded crop -> one model input (3 x H x W float32 RGB)."""
-    return prepare_fish(image, card.input.height, card.input.width)
 
 
 PLUGIN = TaskPlugin(

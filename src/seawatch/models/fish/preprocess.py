@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from seawatch.contracts.card import ModelCard
 from seawatch.contracts.preprocess import planar_float32
 
 
@@ -67,4 +68,21 @@ def prepare_fish(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return planar_float32(fish_input8(image, height, width))
 
 
-__all__ = ["fish_input8", "fit_crop", "prepare_fish", "to_rgb8"]
+def sample_inputs(card: ModelCard, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` model inputs like live ones: synthetic side views of up to 16 individuals."""
+    from seawatch.models.fish.synthetic import make_individuals, render_fish
+
+    rng = np.random.default_rng(seed)
+    fish = make_individuals(max(1, min(n, 16)), seed=seed)
+    height, width = card.input.height, card.input.width
+    return np.stack(
+        [prepare_fish(render_fish(fish[i % len(fish)], rng), height, width) for i in range(n)]
+    )
+
+
+def model_input(card: ModelCard, image: np.ndarray) -> np.ndarray:
+    """One decoded crop -> one model input (3 x H x W float32 RGB)."""
+    return prepare_fish(image, card.input.height, card.input.width)
+
+
+__all__ = ["fish_input8", "fit_crop", "model_input", "prepare_fish", "sample_inputs", "to_rgb8"]
