@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from seawatch.config import KafkaSettings
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_log import GalleryLog
-from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.review.gallery_undo import pending_undos, send_undos
 from seawatch.review.merge_reviews import decide_merge, ensure_review_tables, pending_merges
@@ -26,6 +24,7 @@ from seawatch.review.publish import publish_pending
 from seawatch.storage.fish_merges import TWIN, FishMerges, read_merges
 from tests.integration.helpers import read_topic
 from tests.review.station_data import build_station
+from tests.scaleout.gallery_workers import enrol, sync_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,20 +42,6 @@ def _worker(kafka: KafkaSettings, topic: str, store, name: str) -> SharedGallery
     )
 
 
-def _enrol(worker: SharedGallery, view: np.ndarray, uid: str, at_ns: int) -> str:
-    entry = worker.gallery.enrol_new(view, source=uid, first_seen_ns=at_ns)
-    worker.publish([(entry.id, True, SightingSource(uid, at_ns, f"frames.fish/0/{at_ns}"))])
-    return entry.id
-
-
-def _sync_until(worker: SharedGallery, condition, what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        worker.sync()
-        time.sleep(0.02)
-
-
 def test_an_undone_twin_merge_reaches_every_worker(tmp_path, broker, unique):
     files = build_station(tmp_path, plankton=4)
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
@@ -65,10 +50,10 @@ def test_an_undone_twin_merge_reaches_every_worker(tmp_path, broker, unique):
     b = _worker(kafka, topic, tmp_path / "b.db", "b")
     a.sync(), b.sync()
     fish = np.eye(DIM)[0]
-    late = _enrol(a, fish, "cam-1@200", 200)
-    early = _enrol(b, fish + 0.2 * np.eye(DIM)[1], "cam-2@100", 100)
-    _sync_until(a, lambda: a.gallery.resolve(late) == early, "a to merge its twin")
-    _sync_until(b, lambda: late in b.gallery and b.gallery.resolve(late) == early, "b")
+    late = enrol(a, fish, "cam-1@200", 200)
+    early = enrol(b, fish + 0.2 * np.eye(DIM)[1], "cam-2@100", 100)
+    sync_until(a, lambda: a.gallery.resolve(late) == early, "a to merge its twin")
+    sync_until(b, lambda: late in b.gallery and b.gallery.resolve(late) == early, "b")
     assert read_merges(tmp_path / "b.db") == {late: early}
 
     db = sqlite3.connect(files.store, isolation_level=None)
@@ -89,8 +74,8 @@ def test_an_undone_twin_merge_reaches_every_worker(tmp_path, broker, unique):
     finally:
         gallery_log.close()
 
-    _sync_until(b, lambda: b.gallery.resolve(late) == late, "b to apply the unmerge")
-    _sync_until(a, lambda: a.gallery.resolve(late) == late, "a to apply the unmerge")
+    sync_until(b, lambda: b.gallery.resolve(late) == late, "b to apply the unmerge")
+    sync_until(a, lambda: a.gallery.resolve(late) == late, "a to apply the unmerge")
     assert read_merges(tmp_path / "b.db") == {} and read_merges(files.store) == {}
     b_merges = FishMerges(tmp_path / "b.db")
     (row,) = [m for m in b_merges.all() if m.individual == late]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,10 +14,10 @@ import pytest
 from seawatch.config import KafkaSettings
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_log import GalleryLog
-from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.storage.fish_merges import FishMerges, read_merges
 from tests.scaleout.fish_stream import read_gallery_topic
+from tests.scaleout.gallery_workers import enrol, sync_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +35,6 @@ def _worker(broker, topic: str, tmp_path, name: str) -> SharedGallery:
         merges=FishMerges(tmp_path / f"{name}.db"),
         worker=name,
     )
-
-
-def _enrol(worker: SharedGallery, view: np.ndarray, uid: str, at_ns: int) -> str:
-    entry = worker.gallery.enrol_new(view, source=uid, first_seen_ns=at_ns)
-    worker.publish([(entry.id, True, SightingSource(uid, at_ns, f"frames.fish/0/{at_ns}"))])
-    return entry.id
-
-
-def _sync_until(worker: SharedGallery, condition, what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        worker.sync()
-        time.sleep(0.02)
 
 
 def _records(broker, topic: str) -> list[tuple[str, dict | None, int]]:
@@ -71,11 +56,11 @@ def test_twins_merge_alike_on_both_workers_and_a_fresh_one_replays(tmp_path, bro
     a.sync(), b.sync()  # both read the (empty) topic before either enrols: concurrent twins
     fish = np.eye(DIM)[0]
     twin = fish + 0.2 * np.eye(DIM)[1]  # the same stranger, another sighting (cosine 0.98)
-    late = _enrol(a, fish, "cam-1@200", 200)
-    early = _enrol(b, twin, "cam-2@100", 100)
-    stranger = _enrol(b, np.eye(DIM)[5], "cam-2@300", 300)  # unlike both: never merged
-    _sync_until(a, lambda: a.gallery.resolve(late) == early, "a to merge its twin")
-    _sync_until(b, lambda: late in b.gallery and b.gallery.resolve(late) == early, "b")
+    late = enrol(a, fish, "cam-1@200", 200)
+    early = enrol(b, twin, "cam-2@100", 100)
+    stranger = enrol(b, np.eye(DIM)[5], "cam-2@300", 300)  # unlike both: never merged
+    sync_until(a, lambda: a.gallery.resolve(late) == early, "a to merge its twin")
+    sync_until(b, lambda: late in b.gallery and b.gallery.resolve(late) == early, "b")
     assert a.gallery.resolve(stranger) == stranger and b.gallery.resolve(stranger) == stranger
     assert a.twins_merged == 1  # the later enrolment (capture time) into the earlier
     # a read b's records through polls between its syncs (the tail), not a read after a pause
@@ -84,7 +69,7 @@ def test_twins_merge_alike_on_both_workers_and_a_fresh_one_replays(tmp_path, bro
     first = {k: (v, o) for k, v, o in _records(broker, topic) if v and v["kind"] == "individual"}
     assert first[late][0]["read_to"]["0"] <= first[early][1]
     assert first[early][0]["read_to"]["0"] <= first[late][1]
-    known = _enrol(a, np.eye(DIM)[6], "cam-1@400", 400)  # a, having read both, enrols again
+    known = enrol(a, np.eye(DIM)[6], "cam-1@400", 400)  # a, having read both, enrols again
     first = {k: (v, o) for k, v, o in _records(broker, topic) if v and v["kind"] == "individual"}
     assert first[known][0]["read_to"]["0"] > max(first[late][1], first[early][1])
 
