@@ -125,3 +125,24 @@ def test_command_writes_a_new_gallery_and_leaves_the_source(
     assert [written.entry(n).n_embeddings for n in FEW[:2]] == [4, 4]
     result = runner.invoke(gallery_group, [*args[:-1], str(source)])
     assert result.exit_code != 0 and "source" in result.output
+
+
+def test_min_own_keeps_only_views_like_the_fish(committed: Gallery, backend) -> None:
+    head = _head(committed, backend)
+    cast = [generator_individual(i) for i in committed.ids]
+    own = committed.views("zf-0-0088")[0]
+    position = committed.ids.index("zf-0-0088")
+
+    def draw(min_own: float | None):  # the builder's draws for this fish at seed 7,180,000
+        rng = np.random.default_rng([7_180_000, position, 28])
+        return scene_views(head, "zf-0-0088", cast, rng, views=6, scenes=30, min_own=min_own)  # type: ignore[arg-type]
+
+    loose, floored = draw(None), draw(0.4)
+    likeness = (head.embed(planar_batch(list(loose.inputs))) @ own.T).max(1)
+    kept = (head.embed(planar_batch(list(floored.inputs))) @ own.T).max(1)
+    assert likeness.min() < 0.4  # these draws cut crops that do not look like the fish
+    assert len(floored.inputs) >= 1 and kept.min() >= 0.4
+    assert draw(1.01).inputs.shape[0] == 0  # no view is that close: none kept, none enrolled
+    # the same draws: every loose view the floor passes is kept, in order, the others skipped
+    passing = loose.inputs[likeness >= 0.4]
+    np.testing.assert_array_equal(floored.inputs[: len(passing)], passing)

@@ -309,8 +309,20 @@ def gallery_remove(individual: str, model: Path, gallery_path: Path | None) -> N
 @click.option("--views", default=2, show_default=True, help="detector-style views per fish")
 @click.option("--scenes", default=None, type=int, help="tank frames per fish (default 3 x views)")
 @click.option("--seed", default=7_180_000, show_default=True)
+@click.option(
+    "--min-own",
+    type=float,
+    default=None,
+    help="keep a crop only if its best cosine to the fish's enrolled views reaches this",
+)
 def gallery_enrol_scenes(
-    model: Path, gallery_path: Path | None, out: Path, views: int, scenes: int | None, seed: int
+    model: Path,
+    gallery_path: Path | None,
+    out: Path,
+    views: int,
+    scenes: int | None,
+    seed: int,
+    min_own: float | None,
 ) -> None:
     """Add detector-style views to every known fish: each drawn in tank scenes, cut by the
     daemon's whole-frame detector and orientation, good crops of that fish embedded
@@ -333,13 +345,18 @@ def gallery_enrol_scenes(
         task = bar.add_task("fish", total=len(gallery))
         head = FishIdentifier(backend, card, gallery, max_batch=64, whole_frames=True)
         added = enrol_scene_views(
-            head, views=views, seed=seed, scenes=scenes, progress=lambda _: bar.advance(task)
+            head,
+            views=views,
+            seed=seed,
+            scenes=scenes,
+            min_own=min_own,
+            progress=lambda _: bar.advance(task),
         )
     gallery.save(out)
     short = sum(n < views for n in added.values())
     _console.print(
         f"wrote {out}: {sum(added.values())} views added to {len(added)} individuals "
-        f"(up to {views} each, {short} got fewer), seed {seed}, from {path}"
+        f"(up to {views} each, {short} got fewer), seed {seed}, min_own {min_own}, from {path}"
     )
 
 

@@ -11,8 +11,11 @@ the time, with 0-2 other gallery fish drawn before or after it (which may cover 
 Each frame goes through the head's own whole-frame ``prepare`` (detector, outline gate,
 orientation, model input); a detection is kept when its box matches the intended fish's
 drawn outline (IoU >= ``MIN_IOU``, one to one) and its view is good (not doubted by the gate,
-quality at least the decider's ``min_quality``). The first ``views`` kept per individual are
-embedded; :func:`enrol_scene_views` appends them to a copy of the gallery.
+quality at least the decider's ``min_quality``) and, with ``min_own``, its embedding's best
+cosine to the fish's enrolled views is at least that (a crop that resembles none of them,
+a neighbour or occluder over most of it, would name other fish: issue 28, the builder's
+experiment). The first ``views`` kept per individual are embedded;
+:func:`enrol_scene_views` appends them to the gallery.
 
 Deterministic in ``seed`` (each individual draws from ``default_rng([seed, position])``).
 numpy + OpenCV + ONNX Runtime (through the head's backend).
@@ -90,9 +93,11 @@ def scene_views(
     *,
     views: int,
     scenes: int,
+    min_own: float | None = None,
 ) -> SceneViews:
     """Up to ``views`` good detector crops of ``individual`` from at most ``scenes`` tank
-    frames, cut by ``head`` (a whole-frame :class:`FishIdentifier`)."""
+    frames, cut by ``head`` (a whole-frame :class:`FishIdentifier`); ``min_own``: only crops
+    whose best cosine to the individual's views in ``head.gallery`` reaches it."""
     if not head.whole_frames:
         raise ValueError("scene_views needs a whole-frame head (whole_frames=True)")
     target = generator_individual(individual)
@@ -101,6 +106,7 @@ def scene_views(
         raise ValueError(msg)
     inputs: list[np.ndarray] = []
     boxes: list[tuple[int, int, int, int]] = []
+    own = head.gallery.views(individual)[0] if min_own is not None else None
     drawn = 0
     while drawn < scenes and len(inputs) < views:
         image, box = draw_scene(target, [o for o in others if o.name != individual], rng)
@@ -112,9 +118,14 @@ def scene_views(
         prepared = PreparedFrame.of(frame, head.prepare(frame, image), 0.0)
         found = [o.bbox for o in prepared.objects]
         for _, j in match_boxes([box], found, MIN_IOU):
-            if place(prepared, j, MIN_QUALITY).quality >= MIN_QUALITY:
-                inputs.append(prepared.crops[j])
-                boxes.append(found[j])
+            if place(prepared, j, MIN_QUALITY).quality < MIN_QUALITY:
+                continue
+            if own is not None and min_own is not None:
+                embedding = head.embed(planar_batch([prepared.crops[j]]))[0]
+                if float((own @ embedding).max()) < min_own:
+                    continue
+            inputs.append(prepared.crops[j])
+            boxes.append(found[j])
     shape = (0, head.height, head.width, 3)
     stacked = np.stack(inputs[:views]) if inputs else np.zeros(shape, np.uint8)
     return SceneViews(individual, stacked, tuple(boxes[:views]), drawn)
@@ -126,11 +137,13 @@ def enrol_scene_views(
     views: int,
     seed: int,
     scenes: int | None = None,
+    min_own: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Append up to ``views`` detector-style views to every known generator individual of
     ``head.gallery`` (in place; provisional ids and other names are left as they are), from
-    at most ``scenes`` tank frames each (default ``3 * views``); ``progress`` is called with
+    at most ``scenes`` tank frames each (default ``3 * views``), each view at least ``min_own``
+    like the fish's enrolled ones when given (:func:`scene_views`); ``progress`` is called with
     each individual's id. Returns the views added per individual."""
     if views < 1:
         raise ValueError(f"views must be at least 1, got {views}")
@@ -145,7 +158,9 @@ def enrol_scene_views(
         if individual not in known or generator_individual(individual) is None:
             continue
         rng = np.random.default_rng([seed, position, 28])
-        found = scene_views(head, individual, cast, rng, views=views, scenes=scenes)
+        found = scene_views(
+            head, individual, cast, rng, views=views, scenes=scenes, min_own=min_own
+        )
         if len(found.inputs):
             gallery.enrol(individual, head.embed(planar_batch(list(found.inputs))))
         added[individual] = len(found.inputs)
