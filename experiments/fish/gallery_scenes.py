@@ -6,7 +6,8 @@ Streams: each seed's cached prepare + embed of ``benchmarks/fish_open_set_frames
 (threshold detector, gate on, 3,000 sightings), decided in the daemon's default mode
 (tracklets, the card's threshold, no re-ranking) against each gallery in turn; the open-set
 figures per seed and summed as counts (known declared new, known on their own fish, known
-to another known fish, mixed ids, alerts, ids per new fish).
+to another known fish, mixed ids, strangers' sightings named as a known fish, alerts, ids
+per new fish).
 
 Strangers: the false-match rate at the card's threshold of the evaluation split's
 calibration sightings (480, 48 fish never enrolled; what the threshold was calibrated on)
@@ -51,6 +52,9 @@ def stream_figures(run: dict) -> dict:
     }
     out = {"known_sightings": known} | {k: round(v * known) for k, v in count.items()}
     out |= {k: run[f"matched_{k}"] for k in ("ids", "mixed_ids", "new_fish", "ids_per_new_fish")}
+    new = run["matched_new_sightings"]
+    out["new_sightings"] = new  # strangers' sightings, and those named as a known fish
+    out["new_as_known"] = round(run["matched_new_matched_known"] * new)
     out["alerts_all"] = run["new_fish_alerts_all"]
     out["new_fish_in_frames"] = run["new_fish_in_frames"]
     return out
@@ -127,7 +131,8 @@ def _missing(key: str):
 def _total(rows: list[dict]) -> dict:
     """Counts summed over seeds; ids per new fish pooled over the seeds' new fish."""
     summed = {k: sum(r[k] for r in rows) for k in ("known_sightings", *SUMMED)}
-    summed |= {k: sum(r[k] for r in rows) for k in ("ids", "mixed_ids", "alerts_all")}
+    counted = ("ids", "mixed_ids", "alerts_all", "new_sightings", "new_as_known")
+    summed |= {k: sum(r[k] for r in rows) for k in counted}
     new = sum(r["new_fish"] for r in rows)
     summed["new_fish"] = new
     summed["ids_per_new_fish"] = round(
