@@ -246,6 +246,7 @@ def run_mode(
     by_size: bool = False,
     known_only: bool = False,
     expand: bool = False,
+    gallery_file: Path | None = None,
 ) -> dict:
     """Decide every batch with a fresh head in ``mode``; detection and open-set figures (and
     one row per detection into ``rows`` when given). ``decider``: a function of the gallery
@@ -253,7 +254,8 @@ def run_mode(
     the head's own. ``truth``: which drawn fish a box is (:func:`match_truth`). ``by_size``:
     the card's threshold for the gallery's size (``threshold_by_gallery_size``);
     ``expand``: scores re-ranked by query expansion (``query_expansion``);
-    ``known_only``: a gallery of the stream's known fish alone instead of the committed one."""
+    ``known_only``: a gallery of the stream's known fish alone instead of the committed one;
+    ``gallery_file``: another gallery than the card's (``seawatch gallery enrol-scenes``)."""
     from threadpoolctl import threadpool_limits
 
     from seawatch.contracts.card import load_card
@@ -264,7 +266,7 @@ def run_mode(
 
     threadpool_limits(1, user_api="blas")  # as the daemon sets it
     card = load_card(FISH_DIR)
-    gallery = Gallery.load(FISH_DIR / card.files["gallery"])
+    gallery = Gallery.load(gallery_file or FISH_DIR / card.files["gallery"])
     if known_only:
         gallery = gallery.only({f.truth for s in frames for f in s.fish if f.known})
     head = FishIdentifier(

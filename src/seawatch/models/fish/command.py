@@ -302,4 +302,62 @@ def gallery_remove(individual: str, model: Path, gallery_path: Path | None) -> N
     _console.print(f"removed {individual} from {path} ({len(gallery)} left)")
 
 
+@gallery_group.command("enrol-scenes")
+@_model_option
+@_gallery_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="the new gallery file")
+@click.option("--views", default=2, show_default=True, help="detector-style views per fish")
+@click.option("--scenes", default=None, type=int, help="tank frames per fish (default 3 x views)")
+@click.option("--seed", default=7_180_000, show_default=True)
+@click.option(
+    "--min-own",
+    type=float,
+    default=None,
+    help="keep a crop only if its best cosine to the fish's enrolled views reaches this",
+)
+def gallery_enrol_scenes(
+    model: Path,
+    gallery_path: Path | None,
+    out: Path,
+    views: int,
+    scenes: int | None,
+    seed: int,
+    min_own: float | None,
+) -> None:
+    """Add detector-style views to every known fish: each drawn in tank scenes, cut by the
+    daemon's whole-frame detector and orientation, good crops of that fish embedded
+    (scene_enrol.py). Writes OUT; the source gallery is left as it is."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from seawatch.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from seawatch.models.fish.scene_enrol import enrol_scene_views
+
+    card, path, gallery = _open(model, gallery_path, create=False)
+    if out.resolve() == path.resolve():
+        raise click.BadParameter(f"writes a new gallery; {out} is the source", param_hint="--out")
+    if views < 1 or (scenes is not None and scenes < 1):
+        raise click.BadParameter("--views and --scenes must be at least 1")
+    columns = (TextColumn("enrol scenes"), BarColumn(), MofNCompleteColumn())
+    with (
+        OnnxRuntimeBackend(model / ONNX_FILE, threads=1) as backend,
+        Progress(*columns, console=_console) as bar,
+    ):
+        task = bar.add_task("fish", total=len(gallery))
+        head = FishIdentifier(backend, card, gallery, max_batch=64, whole_frames=True)
+        added = enrol_scene_views(
+            head,
+            views=views,
+            seed=seed,
+            scenes=scenes,
+            min_own=min_own,
+            progress=lambda _: bar.advance(task),
+        )
+    gallery.save(out)
+    short = sum(n < views for n in added.values())
+    _console.print(
+        f"wrote {out}: {sum(added.values())} views added to {len(added)} individuals "
+        f"(up to {views} each, {short} got fewer), seed {seed}, min_own {min_own}, from {path}"
+    )
+
+
 __all__ = ["evaluate_command", "gallery_group", "train_command"]
