@@ -40,9 +40,13 @@ few_labels.png.
     python benchmarks/few_labels.py [--seeds 5] [--labels 5,10,20,50] [--ssl-epochs 15]
         [--test-seed 7900007,7900008] [--ssl-backbone DIR/backbone.pt]
         [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2] [--steps 300]
+        [--student-epochs E]
 
 ``--steps``: the fine-tuning's optimiser steps (``finetune.schedule_for``'s target; the
-self-training student and the consistency run get the same schedule as their teacher).
+self-training student and the consistency run get the same schedule as their teacher: the
+student the teacher's batch and epochs, so on its labels + pseudo-labels, about 6x the
+teacher's set, about 6x the steps). ``--student-epochs E``: the student's passes over its
+labels + pseudo-labels instead (``SelfTrainParams.student_epochs``).
 """
 
 from __future__ import annotations
@@ -167,8 +171,8 @@ def self_train_arms(wanted, teacher, train, validation, unlabelled, start, mode,
     teacher_f1 = macro_f1(validation[1], predict(teacher, validation[0]), N_CLASSES)
     groups: dict[SelfTrainParams, int] = {}
     for arm in wanted:
-        one = replace(SELF_ARMS[arm], rounds=1)
-        groups[one] = max(groups.get(one, 0), SELF_ARMS[arm].rounds)
+        one = replace(self_arm(arm), rounds=1)
+        groups[one] = max(groups.get(one, 0), self_arm(arm).rounds)
     runs = {
         one: self_train(
             teacher,
@@ -185,13 +189,18 @@ def self_train_arms(wanted, teacher, train, validation, unlabelled, start, mode,
     }
     out = {}
     for arm in wanted:
-        params = SELF_ARMS[arm]
+        params = self_arm(arm)
         done = runs[replace(params, rounds=1)]
         out[arm] = keep_best(teacher, teacher_f1, done, params, len(unlabelled), params.rounds)
     return out
 
 
 _CONTEXT: dict = {}
+
+
+def self_arm(arm: str) -> SelfTrainParams:
+    """A self-training arm's parameters, the student's epochs from ``--student-epochs``."""
+    return replace(SELF_ARMS[arm], student_epochs=_CONTEXT.get("student_epochs"))
 
 
 def _init_worker(context: dict, threads: int) -> None:
@@ -287,12 +296,20 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, default=TARGET_STEPS, help="fine-tuning steps (teacher, student)"
     )
+    parser.add_argument(
+        "--student-epochs",
+        type=int,
+        default=None,
+        help="self-training student's passes over labels + pseudo-labels (teacher's epochs)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="seeds run at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.student_epochs is not None and args.student_epochs < 1:
+        raise SystemExit(f"--student-epochs {args.student_epochs}: must be >= 1")
     counts = [int(k) for k in args.labels.split(",")]
     methods = tuple(m for m in METHODS if m in args.methods.split(","))
     unknown = set(args.methods.split(",")) - set(METHODS)
@@ -333,6 +350,7 @@ def main() -> None:
         "tests": tests,
         "unlabelled": unlabelled,
         "steps": args.steps,
+        "student_epochs": args.student_epochs,
     }
     _init_worker(context, args.threads or torch.get_num_threads())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -415,7 +433,7 @@ def main() -> None:
             else f"{args.ssl_backbone} sha256 {backbone_card(args.ssl_backbone)['sha256']}",
             "loss_per_epoch": ssl_history,
         },
-        "self_training": {arm: SELF_ARMS[arm].describe() for arm in SELF_ARMS if arm in methods},
+        "self_training": {arm: self_arm(arm).describe() for arm in SELF_ARMS if arm in methods},
         "consistency": "see modes_chosen_on_validation['ssl+cons'] (method per run)",
         "modes_chosen_on_validation": chosen,
         "macro_f1": first,

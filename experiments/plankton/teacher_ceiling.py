@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -150,14 +152,21 @@ def run_ft(args: argparse.Namespace) -> None:
         "dev_of_chosen": scores[best[0]]["dev"],
         "fine_tune_seconds": round(time.perf_counter() - started, 1),
     }
-    if args.self_train:
-        record["self"] = [
-            self_train_once(best[1], train, validation, dev, start, best[0], args, int(epochs))
-            for epochs in args.student_epochs.split(",")
-        ]
-    with (args.cache / "runs.jsonl").open("a") as log:
-        log.write(json.dumps(record) + "\n")
+    log_run(args, record)
     print(json.dumps({k: v for k, v in record.items() if k != "modes"}), flush=True)
+    if args.self_train:
+        for epochs in args.student_epochs.split(","):
+            student = self_train_once(
+                best[1], train, validation, dev, start, best[0], args, int(epochs)
+            )
+            log_run(args, {"teacher": {k: v for k, v in record.items() if k != "modes"}} | student)
+
+
+def log_run(args: argparse.Namespace, record: dict) -> None:
+    """Append one JSON line (the command line included) to ``--log``."""
+    record = {"command": " ".join(sys.argv)} | record
+    with (args.log or args.cache / "runs.jsonl").open("a") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 def self_train_once(teacher, train, validation, dev, start, mode, args, epochs: int) -> dict:
@@ -178,8 +187,11 @@ def self_train_once(teacher, train, validation, dev, start, mode, args, epochs: 
         seed=args.seed,
         schedule=schedule,
     )
+    student_images = len(train[1]) + int(done.rounds[0]["pseudo_labels"])
     out = {
         "student_schedule": str(schedule),
+        "student_epochs": schedule.epochs,
+        "student_steps": schedule.epochs * math.ceil(student_images / schedule.batch_size),
         "validation": done.rounds[0]["validation_macro_f1"],
         "dev": round(macro_f1(dev[1], predict(done.model, dev[0]), N), 4),
         "pseudo_labels": done.rounds[0]["pseudo_labels"],
@@ -206,8 +218,11 @@ def main() -> None:
     parser.add_argument("--pool-index", type=int, default=0, help="labelled pool seed + this")
     parser.add_argument("--ft-epochs", type=int, default=None, help="None: schedule_for's")
     parser.add_argument("--self-train", action="store_true")
+    parser.add_argument("--log", type=Path, default=None, help="JSON lines (CACHE/runs.jsonl)")
     parser.add_argument(
-        "--student-epochs", default="30", help="comma separated; 30: the teacher's schedule"
+        "--student-epochs",
+        default="30",
+        help="comma separated epochs over labels + pseudo-labels at the teacher's batch",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

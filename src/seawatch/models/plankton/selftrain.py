@@ -27,6 +27,7 @@ rounds, each student teaches the next and the best on validation (teacher includ
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class SelfTrainParams:
     cap: int = 400  # most pseudo-labels per class
     rounds: int = 1
     min_threshold: float | None = None  # class-adaptive thresholds down to this (None: fixed)
+    student_epochs: int | None = None  # passes over labels + pseudo-labels (None: teacher's)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -60,6 +62,9 @@ class SelfTrainParams:
             raise ValueError(msg)
         if self.cap < 1 or self.rounds < 1:
             msg = f"self-training cap and rounds must be >= 1, got {self.cap}, {self.rounds}"
+            raise ValueError(msg)
+        if self.student_epochs is not None and self.student_epochs < 1:
+            msg = f"self-training student_epochs must be >= 1, got {self.student_epochs}"
             raise ValueError(msg)
         if self.min_threshold is not None and not 0.0 < self.min_threshold <= self.threshold:
             msg = (
@@ -75,10 +80,29 @@ class SelfTrainParams:
             if self.min_threshold is None
             else f"class-adaptive threshold {self.threshold} down to {self.min_threshold}"
         )
+        student = "" if self.student_epochs is None else f", student {self.student_epochs} epochs"
         return (
             f"self-training: 8-view averaged teacher, {threshold}, "
-            f"at most {self.cap} pseudo-labels per class, {self.rounds} round(s)"
+            f"at most {self.cap} pseudo-labels per class, {self.rounds} round(s){student}"
         )
+
+
+def student_schedule(schedule: Schedule, epochs: int | None = None) -> Schedule:
+    """The student's schedule: the teacher's batch and rate for ``epochs`` passes over its
+    labels + pseudo-labels (None: the teacher's epochs). An epoch is a pass over the set the
+    model trains on, so with the teacher's epochs a student whose set is 6x the teacher's
+    gets 6x its optimiser steps; ``epochs`` sets that length explicitly."""
+    if epochs is None:
+        return schedule
+    if epochs < 1:
+        msg = f"student epochs must be >= 1, got {epochs}"
+        raise ValueError(msg)
+    return replace(schedule, epochs=epochs)
+
+
+def optimiser_steps(schedule: Schedule, n_images: int) -> int:
+    """Optimiser steps ``train_mode`` takes with ``schedule`` on ``n_images`` images."""
+    return schedule.epochs * math.ceil(n_images / schedule.batch_size)
 
 
 def dihedral_probabilities(
@@ -152,8 +176,10 @@ def self_train(
     schedule: Schedule | None = None,
 ) -> SelfTrained:
     """Run ``params.rounds`` rounds of pseudo-labelling ``unlabelled`` and retraining from
-    ``start`` in ``mode``; report each round's pseudo-label count and validation macro-F1.
-    ``schedule`` (None: sized to labels + pseudo-labels) is the student's."""
+    ``start`` in ``mode``; report each round's pseudo-label count, the student's epochs and
+    optimiser steps, and validation macro-F1. ``schedule`` (None: sized to labels +
+    pseudo-labels) is the student's, its epochs replaced by ``params.student_epochs`` if set
+    (:func:`student_schedule`)."""
     params = params or SelfTrainParams()
     n_classes = teacher.num_classes
     if unlabelled.ndim != 3 or unlabelled.shape[1:] != train[0].shape[1:]:
@@ -173,13 +199,13 @@ def self_train(
         labels = np.concatenate([train[1], pseudo]).astype(train[1].dtype)
         torch.manual_seed(seed + r + 1)
         model, _ = new_model(n_classes, images, start)
-        student_schedule = schedule or schedule_for(len(labels))
+        student = student_schedule(schedule or schedule_for(len(labels)), params.student_epochs)
         train_mode(
             model,
             images,
             labels,
             mode,
-            student_schedule,
+            student,
             seed=seed + r + 1,
             device=device,
             pretrained=start is not None,
@@ -190,6 +216,8 @@ def self_train(
                 "pseudo_labels": len(chosen),
                 "per_class": np.bincount(pseudo, minlength=n_classes).tolist(),
                 "thresholds": np.round(thresholds, 3).tolist(),
+                "student_epochs": student.epochs,
+                "student_steps": optimiser_steps(student, len(labels)),
                 "validation_macro_f1": round(f1, 4),
             }
         )
@@ -266,6 +294,8 @@ __all__ = [
     "dihedral_probabilities",
     "keep_best",
     "keep_better",
+    "optimiser_steps",
     "pick_pseudo_labels",
     "self_train",
+    "student_schedule",
 ]
