@@ -123,33 +123,15 @@ def run_mode(
 
 
 def main() -> None:
+    from fish_variants import add_variant_args
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[7100400, 7100401, 7100402])
     parser.add_argument("--modes", nargs="+", default=["single", "tracklets"])
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument("--cache", type=Path, default=None, help="folder for the embeddings")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--size-thresholds",
-        nargs="+",
-        choices=["off", "on"],
-        default=["off"],
-        help="the card's threshold per gallery size (threshold_by_gallery_size), each in turn",
-    )
-    parser.add_argument(
-        "--gallery",
-        nargs="+",
-        choices=["full", "known"],
-        default=["full"],
-        help="the committed gallery (168), or the stream's known fish alone (60), each in turn",
-    )
-    parser.add_argument(
-        "--rerank",
-        nargs="+",
-        choices=["off", "qe"],
-        default=["off"],
-        help="gallery scores as they are, or re-ranked by query expansion, each in turn",
-    )
+    add_variant_args(parser)
     args = parser.parse_args()
     from seawatch.models.fish.open_set_stream import open_set_stream
 

@@ -337,6 +337,8 @@ def run_mode(
 
 
 def main() -> None:
+    from fish_variants import add_variant_args
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[7100400])
     parser.add_argument("--modes", nargs="*", default=["single", "tracklets"])
@@ -364,27 +366,7 @@ def main() -> None:
         default=["visible"],
         help="which drawn fish a found box is: what it shows, or the outline box (match_truth)",
     )
-    parser.add_argument(
-        "--size-thresholds",
-        nargs="+",
-        choices=["off", "on"],
-        default=["off"],
-        help="the card's threshold per gallery size (threshold_by_gallery_size), each in turn",
-    )
-    parser.add_argument(
-        "--gallery",
-        nargs="+",
-        choices=["full", "known"],
-        default=["full"],
-        help="the committed gallery (168), or the stream's known fish alone (60), each in turn",
-    )
-    parser.add_argument(
-        "--rerank",
-        nargs="+",
-        choices=["off", "qe"],
-        default=["off"],
-        help="gallery scores as they are, or re-ranked by query expansion, each in turn",
-    )
+    add_variant_args(parser)
     parser.add_argument("--seg-model", type=Path, default=SEG_DIR, help="for --detectors model")
     parser.add_argument("--sightings", type=int, default=3000)
     parser.add_argument(
