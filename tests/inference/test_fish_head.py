@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seawatch.contracts.card import InputSpec, ModelCard, TrainingSummary
+from seawatch.contracts.card import ModelCard
 from seawatch.contracts.errors import BackendError, ConfigError
 from seawatch.contracts.records import UNKNOWN
 from seawatch.models.fish.gallery import Gallery, new_id
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.head import PROVISIONAL_VIEWS, FishIdentifier, prepare_fish
+from tests.models.fish_cards import fake_fish_card
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 8
@@ -40,21 +41,7 @@ class CodeBackend:
 
 
 def _card(task: str = "fish", dim: int = DIM) -> ModelCard:
-    return ModelCard(
-        task=task,  # type: ignore[arg-type]
-        name="test-fish",
-        version="0",
-        architecture="fake",
-        input=InputSpec(size=32, height=16, width=32, channels=3, mean=0.5, std=0.25),
-        output="embedding",
-        thresholds={"match_similarity": 0.5, "target_false_match_rate": 0.01},
-        training=TrainingSummary(
-            command="test", seed=0, data={}, epochs=1, seconds=0, device="cpu"
-        ),
-        metrics={"embedding_dim": dim},
-        onnx_sha256="0" * 64,
-        created_at="2024-01-01T00:00:00+00:00",
-    )
+    return fake_fish_card(dim=dim, task=task)
 
 
 def _crops(*codes: int) -> np.ndarray:

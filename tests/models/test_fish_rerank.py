@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seawatch.contracts.card import InputSpec, ModelCard, TrainingSummary
+from seawatch.contracts.card import ModelCard
 from seawatch.contracts.errors import ConfigError
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.head import FishIdentifier
 from seawatch.models.fish.options import FishOptions, threshold_key
 from seawatch.models.fish.rerank import KEY, QueryExpansion
+from tests.models.fish_cards import fake_fish_card
 
 
 def _unit(*values: float) -> np.ndarray:
@@ -44,21 +45,7 @@ def test_the_gallery_scores_expanded_queries_when_asked() -> None:
 
 
 def _card(thresholds: dict) -> ModelCard:
-    return ModelCard(
-        task="fish",
-        name="test-fish",
-        version="0",
-        architecture="fake",
-        input=InputSpec(size=32, height=16, width=32, channels=3, mean=0.5, std=0.25),
-        output="embedding",
-        thresholds=thresholds,
-        training=TrainingSummary(
-            command="test", seed=0, data={}, epochs=1, seconds=0, device="cpu"
-        ),
-        metrics={"embedding_dim": 3},
-        onnx_sha256="0" * 64,
-        created_at="2024-01-01T00:00:00+00:00",
-    )
+    return fake_fish_card(dim=3, thresholds=thresholds)
 
 
 def test_the_head_matches_expanded_scores_at_their_own_threshold() -> None:

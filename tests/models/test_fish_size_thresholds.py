@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from seawatch.contracts.card import InputSpec, ModelCard, TrainingSummary
+from seawatch.contracts.card import ModelCard
 from seawatch.contracts.records import UNKNOWN
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
@@ -23,6 +23,7 @@ from seawatch.models.fish.size_thresholds import (
     thresholds_by_size,
 )
 from seawatch.models.fish.tracklets import Place
+from tests.models.fish_cards import fake_fish_card
 
 
 def _scores(q: int = 200, g: int = 30, seed: int = 0) -> np.ndarray:
@@ -69,22 +70,8 @@ def test_the_table_reads_in_log_size_clamped_at_its_ends() -> None:
 
 
 def _card(table: list | None = None) -> ModelCard:
-    return ModelCard(
-        task="fish",
-        name="test-fish",
-        version="0",
-        architecture="fake",
-        input=InputSpec(size=32, height=16, width=32, channels=3, mean=0.5, std=0.25),
-        output="embedding",
-        thresholds={"match_similarity": 0.8, "target_false_match_rate": 0.01},
-        thresholds_by_gallery_size=None if table is None else {"match_similarity": table},
-        training=TrainingSummary(
-            command="test", seed=0, data={}, epochs=1, seconds=0, device="cpu"
-        ),
-        metrics={"embedding_dim": 4},
-        onnx_sha256="0" * 64,
-        created_at="2024-01-01T00:00:00+00:00",
-    )
+    thresholds = {"match_similarity": 0.8, "target_false_match_rate": 0.01}
+    return fake_fish_card(dim=4, thresholds=thresholds, by_gallery_size=table)
 
 
 TABLE = [(1, 0.5), (2, 0.6), (4, 0.8)]
