@@ -40,13 +40,17 @@ few_labels.png.
     python benchmarks/few_labels.py [--seeds 5] [--labels 5,10,20,50] [--ssl-epochs 15]
         [--test-seed 7900007,7900008] [--ssl-backbone DIR/backbone.pt]
         [--methods ssl,ssl+self,ssl+self2,ssl+flex,ssl+flex2] [--steps 300]
-        [--student-epochs E]
+        [--student-epochs E] [--views 8]
 
 ``--steps``: the fine-tuning's optimiser steps (``finetune.schedule_for``'s target; the
 self-training student and the consistency run get the same schedule as their teacher: the
 student the teacher's batch and epochs, so on its labels + pseudo-labels, about 6x the
 teacher's set, about 6x the steps). ``--student-epochs E``: the student's passes over its
-labels + pseudo-labels instead (``SelfTrainParams.student_epochs``).
+labels + pseudo-labels instead (``SelfTrainParams.student_epochs``). ``--views V`` (4 or
+8): every network is also scored with its logits averaged over V dihedral views of each
+crop (what ``seawatch train plankton --views V`` exports inside the graph; V times the
+compute), as the arm ``<arm>@V``; each arm's validation macro-F1 is recorded too, so the
+choice between one view and V is made on validation.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ from seawatch.models.plankton.finetune import (
     train_mode,
     transfer,
 )
+from seawatch.models.plankton.network import VIEW_COUNTS
 from seawatch.models.plankton.selftrain import SelfTrainParams, keep_best, self_train
 from seawatch.models.plankton.shifted import SHIFTED_TAXA, shifted_set
 from seawatch.models.plankton.ssl import SslParams, pretrain_simclr
@@ -124,6 +129,17 @@ def run_nn(train, start: Path | None, mode: str, seed: int):
 def scores(tests: dict[int, tuple], predicted) -> dict[int, float]:
     """Macro-F1 on every test draw; ``predicted(images)`` gives class indices."""
     return {s: macro_f1(t[1], predicted(t[0]), N_CLASSES) for s, t in tests.items()}
+
+
+def score_net(out: dict, arm: str, net) -> None:
+    """``arm``'s test and validation macro-F1 into ``out``, and with ``--views V`` those of
+    the same network averaging V dihedral views (``arm@V``)."""
+    validation = _CONTEXT["validation"]
+    for views in sorted({1, _CONTEXT.get("views", 1)}):
+        name = arm if views == 1 else f"{arm}@{views}"
+        out["scores"][name] = scores(_CONTEXT["tests"], lambda x, v=views: predict(net, x, views=v))
+        predicted = predict(net, validation[0], views=views)
+        out["validation"][name] = macro_f1(validation[1], predicted, N_CLASSES)
 
 
 def ssl_start(args, unlabelled: np.ndarray, synthetic: Path, console: Console):
@@ -214,12 +230,12 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
     validation (the first seed). Returns the test scores, the choices and the self-training
     summary."""
     c = _CONTEXT
-    methods, validation, tests = c["methods"], c["validation"], c["tests"]
+    methods, validation = c["methods"], c["validation"]
     train = first_per_class(*c["pools"][seed], k)
-    out: dict = {"scores": {}, "chosen": {}, "self": None, "consistency": None}
+    out: dict = {"scores": {}, "validation": {}, "chosen": {}, "self": None, "consistency": None}
     if "classical" in methods:
         model = fit_classical(train, validation)
-        out["scores"]["classical"] = scores(tests, model.predict)
+        out["scores"]["classical"] = scores(c["tests"], model.predict)
     nets = {}
     for method, start in c["starts"].items():
         if modes is None:
@@ -237,7 +253,7 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
         else:
             net = run_nn(train, start, modes[method], seed)
         nets[method] = net
-        out["scores"][method] = scores(tests, lambda x, net=net: predict(net, x))
+        score_net(out, method, net)
     wanted = [m for m in SELF_ARMS if m in methods]
     if wanted:
         mode = modes["ssl"] if modes else out["chosen"]["ssl"]["mode"]
@@ -246,7 +262,7 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
         )
         out["self"] = {arm: summary for arm, (_, summary) in arms.items()}
         for arm, (student, _) in arms.items():
-            out["scores"][arm] = scores(tests, lambda x, net=student: predict(net, x))
+            score_net(out, arm, student)
     if "ssl+cons" in methods:
         mode = modes["ssl"] if modes else out["chosen"]["ssl"]["mode"]
         teacher_f1 = macro_f1(validation[1], predict(nets["ssl"], validation[0]), N_CLASSES)
@@ -262,7 +278,7 @@ def run_seed(k: int, seed: int, modes: dict[str, str] | None) -> dict:
             schedule=fine_tune_schedule(len(train[1])),
             seed=seed,
         )
-        out["scores"]["ssl+cons"] = scores(tests, lambda x: predict(kept, x))
+        score_net(out, "ssl+cons", kept)
     return out
 
 
@@ -301,6 +317,13 @@ def main() -> None:
         type=int,
         default=None,
         help="self-training student's passes over labels + pseudo-labels (teacher's epochs)",
+    )
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        choices=VIEW_COUNTS,
+        help="also score every network averaging this many dihedral views (arm@V)",
     )
     parser.add_argument("--workers", type=int, default=1, help="seeds run at once")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
@@ -341,6 +364,7 @@ def main() -> None:
     results: dict[int, dict[str, dict[str, list[float]]]] = {
         s: {m: {} for m in methods} for s in test_seeds
     }
+    on_validation: dict[str, dict[str, list[float]]] = {}
     chosen: dict[str, dict[str, object]] = modes_from(args.modes_from, methods, counts)
     context = {
         "methods": methods,
@@ -351,6 +375,7 @@ def main() -> None:
         "unlabelled": unlabelled,
         "steps": args.steps,
         "student_epochs": args.student_epochs,
+        "views": args.views,
     }
     _init_worker(context, args.threads or torch.get_num_threads())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -368,7 +393,9 @@ def main() -> None:
     def record(key: str, seed: int, out: dict) -> None:
         for method, f1s in out["scores"].items():
             for s, f1 in f1s.items():
-                results[s][method].setdefault(key, []).append(f1)
+                results[s].setdefault(method, {}).setdefault(key, []).append(f1)
+        for method, f1 in out["validation"].items():
+            on_validation.setdefault(method, {}).setdefault(key, []).append(f1)
         for method, choice in out["chosen"].items():
             chosen.setdefault(method, {})[key] = choice
         parts = (out["self"] or {}) | {"ssl+cons": out["consistency"]}
@@ -400,8 +427,9 @@ def main() -> None:
                 assert len(v) == args.seeds
 
     summaries = {s: summarise(results[s]) for s in test_seeds}
+    shown = METHODS + tuple(f"{m}@{args.views}" for m in METHODS[2:] if args.views > 1)
     for s in test_seeds:
-        show(console, summaries[s], counts, s, METHODS)
+        show(console, summaries[s], counts, s, shown)
     first = summaries[test_seeds[0]]
     record_json = {
         "command": "python benchmarks/few_labels.py "
@@ -437,11 +465,12 @@ def main() -> None:
         "consistency": "see modes_chosen_on_validation['ssl+cons'] (method per run)",
         "modes_chosen_on_validation": chosen,
         "macro_f1": first,
+        "validation_macro_f1": summarise(on_validation),
         "macro_f1_by_test_seed": {str(s): v for s, v in summaries.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "few_labels.json").write_text(json.dumps(record_json, indent=2) + "\n")
-    plot(summaries, counts, args.out / "few_labels.png", METHODS)
+    plot(summaries, counts, args.out / "few_labels.png", shown)
     console.print(f"wrote {args.out / 'few_labels.json'} and few_labels.png")
 
 

@@ -142,14 +142,17 @@ def train_mode(
     return history
 
 
-def predict(model: PlanktonNet, images: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Class indices of prepared crops."""
+def predict(
+    model: PlanktonNet, images: np.ndarray, device: str = "cpu", views: int = 1
+) -> np.ndarray:
+    """Class indices of prepared crops (``views``: dihedral views averaged, see
+    :meth:`PlanktonNet.view_logits`)."""
     model.eval()
-    out = []
+    out, batch = [], max(1, 256 // views)
     with torch.no_grad():
-        for i in range(0, len(images), 256):
-            xb = torch.from_numpy(planes(images[i : i + 256])).float().to(device)
-            out.append(model.logits(xb).argmax(1).cpu().numpy())
+        for i in range(0, len(images), batch):
+            xb = torch.from_numpy(planes(images[i : i + batch])).float().to(device)
+            out.append(model.view_logits(xb, views).argmax(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 

@@ -9,6 +9,11 @@ exported ONNX graph takes the raw output of :func:`seawatch.contracts.preprocess
 Training uses :meth:`PlanktonNet.logits`. The exported graph (:class:`WithFeatures`) also
 returns the penultimate features and the pooled third-stage map, which the
 out-of-distribution score reads.
+
+Plankton has no up or down: a graph may average its features over the crop's dihedral views
+(``views`` 4: the four right-angle turns; 8: each also mirrored). The head is linear, so
+the mean features give the mean logits, and every output is the same for a crop turned or
+flipped, at ``views`` times the compute (test-time augmentation inside the graph).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from torch import nn
 from seawatch.models.blocks import ResidualBlock, conv_bn, init_residual_weights
 
 DEFAULT_WIDTHS: tuple[int, ...] = (24, 48, 96, 160)
+VIEW_COUNTS: tuple[int, ...] = (1, 4, 8)  # dihedral views a graph may average over
 
 
 class PlanktonNet(nn.Module):
@@ -99,6 +105,13 @@ class PlanktonNet(nn.Module):
         """Pre-softmax class scores for a float32 N x C x H x W batch with values 0..255."""
         return self.head(self.features(x))
 
+    def view_logits(self, x: torch.Tensor, views: int = 1) -> torch.Tensor:
+        """:meth:`logits` averaged over ``views`` dihedral views of each crop (the head of the
+        mean features; 1: :meth:`logits` itself)."""
+        if views == 1:
+            return self.logits(x)
+        return self.head(view_mean(self.features(dihedral_views(x, views)), views))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (N x C), ``softmax(logits / temperature)``."""
         return torch.softmax(self.logits(x) / self.temperature, dim=1)
@@ -113,20 +126,55 @@ class WithFeatures(nn.Module):
     it beside ``features``. The same layers in the same order as :meth:`PlanktonNet.features`
     (:meth:`PlanktonNet.before_last_stage`, then the last stage on the kept map), so
     ``probs`` and ``features`` are unchanged.
+
+    With ``views`` 4 or 8 each crop is seen that many ways (:func:`dihedral_views`) and the
+    features and stage-3 statistics are the means over its views; ``probs`` is the softmax of
+    the head on the mean features (:meth:`PlanktonNet.view_logits`).
     """
 
-    def __init__(self, net: PlanktonNet) -> None:
+    def __init__(self, net: PlanktonNet, views: int = 1) -> None:
         super().__init__()
+        check_views(views)
         self.net = net
+        self.views = views
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Calibrated probabilities (N x C), penultimate features (N x D) and the pooled
         stage-3 statistics (N x 2C')."""
-        net = self.net
-        mapped = net.before_last_stage(x)
+        net, views = self.net, self.views
+        mapped = net.before_last_stage(dihedral_views(x, views))
         features = net.pooled_last_stage(mapped)
+        stage3 = stage_stats(mapped)
+        if views > 1:
+            features, stage3 = view_mean(features, views), view_mean(stage3, views)
         probs = torch.softmax(net.head(features) / net.temperature, dim=1)
-        return probs, features, stage_stats(mapped)
+        return probs, features, stage3
+
+
+def check_views(views: int) -> int:
+    """``views`` if it is one of :data:`VIEW_COUNTS`, else a ValueError naming them."""
+    if views not in VIEW_COUNTS:
+        msg = f"views must be one of {VIEW_COUNTS} (dihedral views averaged), got {views}"
+        raise ValueError(msg)
+    return views
+
+
+def dihedral_views(x: torch.Tensor, views: int) -> torch.Tensor:
+    """A square N x C x S x S batch seen ``views`` ways, view-major (views*N x C x S x S):
+    1 as it is, 4 its right-angle turns, 8 the turns and their mirror images."""
+    check_views(views)
+    if views == 1:
+        return x
+    turned = x.transpose(2, 3)  # rot90 written as transposes and flips: ONNX has no rot90
+    turns = [x, turned.flip(2), x.flip((2, 3)), turned.flip(3)]  # 0, 90, 180, 270 degrees
+    if views == 8:
+        turns += [t.flip(3) for t in turns]
+    return torch.cat(turns)
+
+
+def view_mean(values: torch.Tensor, views: int) -> torch.Tensor:
+    """The mean over views of a view-major (views*N x ...) tensor (N x ...)."""
+    return values.reshape(views, -1, *values.shape[1:]).mean(0)
 
 
 def stage_stats(mapped: torch.Tensor) -> torch.Tensor:
@@ -155,4 +203,14 @@ def describe(model: PlanktonNet) -> str:
     )
 
 
-__all__ = ["DEFAULT_WIDTHS", "PlanktonNet", "WithFeatures", "describe", "stage_stats"]
+__all__ = [
+    "DEFAULT_WIDTHS",
+    "VIEW_COUNTS",
+    "PlanktonNet",
+    "WithFeatures",
+    "check_views",
+    "describe",
+    "dihedral_views",
+    "stage_stats",
+    "view_mean",
+]
