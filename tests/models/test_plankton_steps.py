@@ -51,3 +51,14 @@ def test_steps_are_refused_without_the_users_data(tmp_path):
         cli, ["train", "plankton", "--data-dir", str(tmp_path), "--steps", "0"]
     )
     assert zero.exit_code != 0 and "--steps" in zero.output
+
+
+def test_views_are_refused_on_a_cross_validated_set(tmp_path):
+    folder = write_folder(tmp_path / "data", CLASSES, 6, seed=3)
+    result = CliRunner().invoke(
+        cli,
+        ["train", "plankton", "--data-dir", str(folder), "--out", str(tmp_path / "out"),
+         "--folds", "2", "--views", "8", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code != 0 and "--views 8 is measured on a validation split" in result.output
+    assert not (tmp_path / "out" / "model.onnx").exists()

@@ -15,6 +15,7 @@ pytest.importorskip("sklearn")
 
 import torch
 
+from seawatch.contracts.card import ONNX_FILE
 from seawatch.contracts.errors import ConfigError
 from seawatch.models.plankton.backbone import (
     BACKBONE_CARD,
@@ -24,6 +25,7 @@ from seawatch.models.plankton.backbone import (
     save_backbone,
 )
 from seawatch.models.plankton.classical import features, fit_classical
+from seawatch.models.plankton.export import ort_session
 from seawatch.models.plankton.finetune import (
     macro_f1,
     new_model,
@@ -193,10 +195,18 @@ def test_training_on_a_users_folders_respects_their_split_and_records_the_start(
     card = train_plankton(
         tmp_path / "out",
         data=PlanktonData(data_dir=train, val_dir=val, test_dir=test),
-        params=FitParams(epochs=2, batch_size=8, adaptive=False, finetune="linear"),
+        params=FitParams(epochs=2, batch_size=8, adaptive=False, finetune="linear", views=8),
         pretrained=start,
         command="test",
     )
+    views = card.metrics["test_time_views"]  # 8 dihedral views, as asked, inside the graph
+    assert card.training.test_time_views == 8 and views["chosen"] == 8
+    assert set(views["validation_macro_f1"]) == {"1", "8"} and "8 dihedral" in card.architecture
+    crops = np.stack([c[None] for c in shifted_set(3, 24, taxa=names)[0]]).astype(np.float32)
+    session = ort_session(tmp_path / "out" / ONNX_FILE)
+    probs = session.run(["probs"], {"image": crops})[0]
+    turned = session.run(["probs"], {"image": np.ascontiguousarray(np.rot90(crops, 1, (2, 3)))})
+    assert np.abs(turned[0] - probs).max() < 1e-5  # every turn of a crop gets the same answer
     summary = card.training.data
     assert summary["train"]["total"] == 18  # the whole training folder: nothing split off
     assert summary["validation"]["total"] == 9 and summary["test"]["total"] == 9

@@ -132,6 +132,15 @@ def labelled_data(func):
     "+2.5 macro-F1 points at 50 labels/class on the few-labels benchmark, at 3x the time). "
     "--epochs / --batch-size win.",
 )
+@click.option(
+    "--views",
+    type=click.Choice(["1", "4", "8", "auto"]),  # views_choice.VIEWS_CHOICES (torch-free here)
+    default="1",
+    show_default=True,
+    help="Dihedral views of each crop the exported graph averages (4: the right-angle turns; "
+    "8: and their mirror images; auto: the best on validation if it gains >= 0.5 points). "
+    "N views cost N times the classifier's compute per object. Needs a validation split.",
+)
 @click.option("--lr", default=4e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
@@ -160,6 +169,7 @@ def train_command(
     epochs: int | None,
     batch_size: int | None,
     steps: int | None,
+    views: str,
     lr: float,
     seed: int,
     device: str,
@@ -220,6 +230,9 @@ def train_command(
     )
     if steps is not None:
         params = dataclasses.replace(params, target_steps=steps)
+    from seawatch.models.plankton.views_choice import parse_views
+
+    params = dataclasses.replace(params, views=parse_views(views))
     from seawatch.contracts.errors import SeawatchError
     from seawatch.models.plankton.backbone import resolve_pretrained
 
@@ -248,6 +261,11 @@ def _echo_result(out: Path, card) -> None:
         scores = {k: v for k, v in tuned.items() if k.endswith("_by_mode")}
         click.echo(
             f"start={tuned['start']} mode={tuned['mode']} {scores} schedule={tuned['schedule']}"
+        )
+    if "test_time_views" in m:
+        seen = m["test_time_views"]
+        click.echo(
+            f"views: {seen['chosen']} (validation macro-F1 by views {seen['validation_macro_f1']})"
         )
     cv = m.get("cross_validation")
     if cv:

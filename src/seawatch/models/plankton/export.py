@@ -2,8 +2,9 @@
 gray, 3 for colour; S the card's ``input.size``), three
 outputs ``probs`` (N x C), ``features`` (N x D, the penultimate layer) and ``stage3`` (N x
 2C', each channel's mean and standard deviation over the third stage's map), the last two
-read by the out-of-distribution score; dynamic batch axis. See
-:mod:`seawatch.models.onnx_export`.
+read by the out-of-distribution score; dynamic batch axis. With ``views`` 4 or 8 the graph
+averages each crop's dihedral views (:class:`~.network.WithFeatures`; the card's
+``training.test_time_views``). See :mod:`seawatch.models.onnx_export`.
 
 Graphs exported before the ``features`` output existed have ``probs`` alone; the daemon
 serves them with the softmax threshold only (:mod:`seawatch.contracts.ood`). Graphs with
@@ -25,13 +26,19 @@ OUTPUT_NAMES = (OUTPUT_NAME, FEATURES_NAME, STAGE3_NAME)
 
 
 def export_onnx(
-    model: PlanktonNet, path: Path, *, size: int, channels: int = 1, opset: int = 17
+    model: PlanktonNet,
+    path: Path,
+    *,
+    size: int,
+    channels: int = 1,
+    views: int = 1,
+    opset: int = 17,
 ) -> Path:
     """Export a classifier mapping float32 N x channels x size x size to (probabilities,
-    features, pooled stage-3 statistics)."""
+    features, pooled stage-3 statistics), averaged over ``views`` dihedral views."""
     example = torch.zeros(2, channels, size, size)
     return _export(
-        WithFeatures(model),
+        WithFeatures(model, views),
         path,
         example,
         input_names=[INPUT_NAME],
@@ -40,9 +47,9 @@ def export_onnx(
     )
 
 
-def exported(model: PlanktonNet) -> WithFeatures:
+def exported(model: PlanktonNet, views: int = 1) -> WithFeatures:
     """The module the graph was exported from (for :func:`check_parity`)."""
-    return WithFeatures(model)
+    return WithFeatures(model, views)
 
 
 __all__ = [

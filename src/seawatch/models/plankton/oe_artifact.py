@@ -67,6 +67,7 @@ def build_oe_artifact(source: Path, out: Path, params: OeParams, *, command: str
     from seawatch.models.plankton.reexport import rebuild_network
     from seawatch.models.plankton.synthetic_sets import synthetic_split
     from seawatch.models.plankton.train import predict_logits
+    from seawatch.models.plankton.views_choice import card_views
     from seawatch.models.training import training_progress
 
     source, out = Path(source), Path(out)
@@ -76,7 +77,7 @@ def build_oe_artifact(source: Path, out: Path, params: OeParams, *, command: str
     card = load_card(source)
     if card.input.channels != 1:
         raise ConfigError("outlier exposure draws gray outliers; the model must take gray crops")
-    net = rebuild_network(source)
+    net, views = rebuild_network(source), card_views(card)
     size, data = card.input.size, card.training.data
     with training_progress() as progress:
         labelled = {
@@ -95,7 +96,7 @@ def build_oe_artifact(source: Path, out: Path, params: OeParams, *, command: str
         outliers = _outliers(params, size)
         history = finetune_oe(net, train.images, train.labels, outliers, params, progress)
     after = _scores(net, val.images, val.labels)
-    logits = predict_logits(net, val.images, "cpu")
+    logits = predict_logits(net, val.images, "cpu", views=views)
     temperature = fit_temperature(logits, val.labels)
     net.set_temperature(temperature)
     threshold, _ = unknown_threshold(scale(logits, temperature), val.labels)
@@ -103,8 +104,8 @@ def build_oe_artifact(source: Path, out: Path, params: OeParams, *, command: str
     for path in source.iterdir():
         if path.is_file() and path.name not in SKIPPED:
             shutil.copyfile(path, out / path.name)
-    onnx_path = export_onnx(net, out / ONNX_FILE, size=size, channels=1)
-    check_parity(exported(net), onnx_path, val.images[:64, None].astype(np.float32))
+    onnx_path = export_onnx(net, out / ONNX_FILE, size=size, channels=1, views=views)
+    check_parity(exported(net, views), onnx_path, val.images[:64, None].astype(np.float32))
     save_backbone(net, out, {"model": card.name, "version": card.version, "command": command})
     record = {
         "method": "outlier exposure fine-tuning (Hendrycks et al. 2019): cross-entropy on the "

@@ -39,6 +39,7 @@ from seawatch.models.plankton.export import (
     ort_session,
 )
 from seawatch.models.plankton.network import PlanktonNet
+from seawatch.models.plankton.views_choice import card_views
 
 GRAPH_TENSORS = ("mean", "std", "temperature", "head.2.weight", "head.2.bias")
 PROBS_ATOL = 1e-5
@@ -98,9 +99,14 @@ def add_features_output(model_dir: Path, *, command: str) -> dict[str, Any]:
     noise = np.random.default_rng(7_100_102).uniform(0, 255, (16, *rois.shape[1:]))
     batch = np.concatenate([rois, noise.astype(np.float32)])
     kept = [name for name in (OUTPUT_NAME, FEATURES_NAME) if name in before]
+    views = card_views(card)
     with tempfile.TemporaryDirectory() as tmp:
         new = export_onnx(
-            net, Path(tmp) / ONNX_FILE, size=card.input.size, channels=card.input.channels
+            net,
+            Path(tmp) / ONNX_FILE,
+            size=card.input.size,
+            channels=card.input.channels,
+            views=views,
         )
         diffs = _max_diffs(onnx_path, new, batch, kept)
         for name, diff in diffs.items():
@@ -110,7 +116,7 @@ def add_features_output(model_dir: Path, *, command: str) -> dict[str, Any]:
                     f"(> {PROBS_ATOL}); the rebuilt network is not the committed one"
                 )
                 raise ConfigError(msg)
-        torch_diff = check_parity(exported(net), new, batch)
+        torch_diff = check_parity(exported(net, views), new, batch)
         shutil.copyfile(new, onnx_path)
     report = {
         "reexported": True,

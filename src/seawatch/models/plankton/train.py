@@ -57,6 +57,8 @@ from seawatch.models.plankton.user_fit import (
     predict_logits,
     unlabelled_crops_for,
 )
+from seawatch.models.plankton.views_choice import CARD_FIELD as VIEWS_FIELD
+from seawatch.models.plankton.views_choice import choose_views
 from seawatch.models.training import (
     log_line,
     optimise,
@@ -173,6 +175,13 @@ def train_plankton(
     seed_everything(seed)
     with training_progress() as progress:
         splits = load_splits(data, seed=seed, progress=progress)
+        if params.views != 1 and splits.folds:
+            msg = (
+                f"--views {params.views} is measured on a validation split, and this set is "
+                f"cross-validated ({splits.folds} folds): give --val-dir, or --folds 0, or "
+                "leave out --views"
+            )
+            raise ConfigError(msg)
         if data.kind == "synthetic":
             done = _fit_synthetic(splits, params, pretrained, seed, device, progress)
         else:
@@ -183,15 +192,19 @@ def train_plankton(
     mean, std = float(model.mean), float(model.std)
     if data.kind == "synthetic":  # the card keeps the float64 values the net was built from
         mean, std = float(train.images.mean() / 255.0), float(train.images.std() / 255.0)
-    temperature = fit_temperature(done.held_logits, done.held.labels)
+    views, views_record, held_logits = 1, None, done.held_logits
+    if params.views != 1:
+        views, views_record = choose_views(model, done.held, params.views, device)
+        held_logits = predict_logits(model, done.held.images, device, views=views)
+    temperature = fit_temperature(held_logits, done.held.labels)
     model.set_temperature(temperature)
-    held_probs = scale(done.held_logits, temperature)
+    held_probs = scale(held_logits, temperature)
     threshold, unknown = unknown_threshold(held_probs, done.held.labels)
-    onnx_path = export_onnx(model, out_dir / ONNX_FILE, size=size, channels=channels)
+    onnx_path = export_onnx(model, out_dir / ONNX_FILE, size=size, channels=channels, views=views)
     sample = splits.sets.get("test", train).images[:32]
     real = nchw(sample)
     noise = np.random.default_rng(seed).uniform(0, 255, (8, channels, size, size))
-    graph = exported(model)
+    graph = exported(model, views)
     parity = max(
         check_parity(graph, onnx_path, real),
         check_parity(graph, onnx_path, noise.astype(np.float32)),
@@ -207,8 +220,8 @@ def train_plankton(
             + ("the out-of-fold logits" if done.cross_validation else "validation")
             + " (golden-section search on log T)",
             "temperature": round(temperature, 4),
-            "val_nll_before": round(nll(done.held_logits, done.held.labels), 4),
-            "val_nll_after": round(nll(done.held_logits, done.held.labels, temperature), 4),
+            "val_nll_before": round(nll(held_logits, done.held.labels), 4),
+            "val_nll_after": round(nll(held_logits, done.held.labels, temperature), 4),
         },
         "unknown": unknown,
         "onnx_parity_max_abs_diff": parity,
@@ -218,12 +231,15 @@ def train_plankton(
         metrics["fine_tuning"] = done.tuning
     if done.cross_validation is not None:
         metrics["cross_validation"] = done.cross_validation
+    if views_record is not None:
+        metrics["test_time_views"] = views_record
     save_backbone(model, out_dir, {"model": NAME, "version": VERSION, "command": command})
     card = ModelCard(
         task="plankton",
         name=NAME,
         version=VERSION,
-        architecture=describe(model),
+        architecture=describe(model)
+        + (f"; the graph averages {views} dihedral views of each crop" if views > 1 else ""),
         input=InputSpec(
             size=size,
             channels=channels,
@@ -257,6 +273,7 @@ def train_plankton(
                 else "to_gray8 + prepare_roi (polarity to dark-on-light, pad square, resize)"
             ),
             torch=torch.__version__,
+            **{VIEWS_FIELD: views},
         ),
         metrics=metrics,
         onnx_sha256=sha256_file(onnx_path),

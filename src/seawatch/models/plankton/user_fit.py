@@ -34,6 +34,7 @@ from seawatch.models.plankton.network import PlanktonNet
 from seawatch.models.plankton.selftrain import SelfTrainParams
 from seawatch.models.plankton.splits import PlanktonData, Splits
 from seawatch.models.plankton.unlabelled import UnlabelledMethod, learn_from_unlabelled
+from seawatch.models.plankton.views_choice import ViewsChoice
 from seawatch.models.training import log_line
 
 
@@ -50,6 +51,7 @@ class FitParams:
     unlabelled_method: UnlabelledMethod = "self-training"  # what --unlabelled-dir does
     self_training: SelfTrainParams | None = None  # its rounds and thresholds (None: defaults)
     target_steps: int = TARGET_STEPS  # a user's data: the optimiser steps the schedule aims at
+    views: ViewsChoice = 1  # dihedral views the exported graph averages (see .views_choice)
 
 
 @dataclass
@@ -194,15 +196,16 @@ def unlabelled_crops_for(data: PlanktonData, train: LabelledSet) -> np.ndarray |
 
 
 def predict_logits(
-    model: PlanktonNet, images: np.ndarray, device: str, batch: int = 256
+    model: PlanktonNet, images: np.ndarray, device: str, batch: int = 256, views: int = 1
 ) -> np.ndarray:
-    """Pre-softmax scores (numpy N x C) for prepared uint8 crops."""
+    """Pre-softmax scores (numpy N x C) for prepared uint8 crops, averaged over ``views``
+    dihedral views (:meth:`PlanktonNet.view_logits`)."""
     model.eval()
-    out = []
+    out, batch = [], max(1, batch // views)
     with torch.no_grad():
         for i in range(0, len(images), batch):
             xb = torch.from_numpy(planes(images[i : i + batch])).float().to(device)
-            out.append(model.logits(xb).cpu().numpy())
+            out.append(model.view_logits(xb, views).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
 
 
