@@ -91,15 +91,16 @@ def test_auto_keeps_more_views_only_when_validation_gains_enough():
         net.head[2].bias.copy_(-net.head[2](features.mean(0)) + net.head[2].bias)
     labels = predict(net, images, views=8)  # labels the 8-view model gets right by design
     held = LabelledSet(images, labels, ["a", "b", "c"], np.zeros(60, np.int8))
-    views, record = choose_views(net, held, "auto", "cpu")
+    views, record, logits = choose_views(net, held, "auto", "cpu")
     scores = {v: macro_f1(labels, predict(net, images, views=v), 3) for v in (1, 4, 8)}
     assert record["validation_macro_f1"] == {str(v): round(f, 4) for v, f in scores.items()}
     assert scores[8] == 1.0 and scores[1] < 1.0 - AUTO_MIN_GAIN  # the set makes 8 worth it
     assert views == max((4, 8), key=lambda v: (scores[v], -v)) and record["chosen"] == views
+    assert np.array_equal(logits.argmax(1), predict(net, images, views=views))
     plain = dataclasses.replace(held, labels=predict(net, images))
-    one, record_one = choose_views(net, plain, "auto", "cpu")
+    one, record_one, _ = choose_views(net, plain, "auto", "cpu")
     assert one == 1 and record_one["validation_macro_f1"]["1"] == 1.0  # nothing to gain
-    asked, _ = choose_views(net, held, 4, "cpu")
+    asked, _, _ = choose_views(net, held, 4, "cpu")
     assert asked == 4
     assert parse_views("8") == 8 and parse_views("auto") == "auto"
     with pytest.raises(ConfigError, match="one of 1, 4, 8, auto"):

@@ -142,18 +142,25 @@ def train_mode(
     return history
 
 
-def predict(
-    model: PlanktonNet, images: np.ndarray, device: str = "cpu", views: int = 1
+def predict_logits(
+    model: PlanktonNet, images: np.ndarray, device: str, batch: int = 256, views: int = 1
 ) -> np.ndarray:
-    """Class indices of prepared crops (``views``: dihedral views averaged, see
-    :meth:`PlanktonNet.view_logits`)."""
+    """Pre-softmax scores (numpy N x C) for prepared uint8 crops, averaged over ``views``
+    dihedral views (:meth:`PlanktonNet.view_logits`)."""
     model.eval()
-    out, batch = [], max(1, 256 // views)
+    out, batch = [], max(1, batch // views)
     with torch.no_grad():
         for i in range(0, len(images), batch):
             xb = torch.from_numpy(planes(images[i : i + batch])).float().to(device)
-            out.append(model.view_logits(xb, views).argmax(1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+            out.append(model.view_logits(xb, views).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
+
+
+def predict(
+    model: PlanktonNet, images: np.ndarray, device: str = "cpu", views: int = 1
+) -> np.ndarray:
+    """Class indices of prepared crops (``views``: dihedral views averaged)."""
+    return predict_logits(model, images, device, views=views).argmax(1)
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
@@ -228,6 +235,7 @@ __all__ = [
     "macro_f1",
     "new_model",
     "predict",
+    "predict_logits",
     "schedule_for",
     "train_mode",
     "trainable_groups",

@@ -43,7 +43,7 @@ from seawatch.models.plankton.finetune import (
     schedule_for,
     train_mode,
 )
-from seawatch.models.plankton.network import PlanktonNet
+from seawatch.models.plankton.network import PlanktonNet, dihedral_views, view_mean
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +112,10 @@ def dihedral_probabilities(
     model.eval()
     out = []
     with torch.no_grad():
-        for i in range(0, len(images), 256):
-            xb = torch.from_numpy(images[i : i + 256, None]).float().to(device)
-            total = torch.zeros(len(xb), model.num_classes, device=device)
-            for flipped in (xb, xb.flip(-1)):
-                for k in range(4):
-                    total += torch.softmax(model.logits(torch.rot90(flipped, k, (2, 3))), 1)
-            out.append((total / 8).cpu().numpy())
+        for i in range(0, len(images), 32):  # 32 crops, 256 views a pass
+            xb = torch.from_numpy(images[i : i + 32, None]).float().to(device)
+            probs = torch.softmax(model.logits(dihedral_views(xb, 8)), 1)
+            out.append(view_mean(probs, 8).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
 
 

@@ -194,8 +194,7 @@ def train_plankton(
         mean, std = float(train.images.mean() / 255.0), float(train.images.std() / 255.0)
     views, views_record, held_logits = 1, None, done.held_logits
     if params.views != 1:
-        views, views_record = choose_views(model, done.held, params.views, device)
-        held_logits = predict_logits(model, done.held.images, device, views=views)
+        views, views_record, held_logits = choose_views(model, done.held, params.views, device)
     temperature = fit_temperature(held_logits, done.held.labels)
     model.set_temperature(temperature)
     held_probs = scale(held_logits, temperature)

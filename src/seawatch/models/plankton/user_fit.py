@@ -21,11 +21,12 @@ from seawatch.contracts.errors import ConfigError
 from seawatch.models.plankton.backbone import backbone_card
 from seawatch.models.plankton.balance import Balance
 from seawatch.models.plankton.crossval import cross_validate
-from seawatch.models.plankton.datasets import LabelledSet, planes
+from seawatch.models.plankton.datasets import LabelledSet
 from seawatch.models.plankton.finetune import (
     MODES,
     TARGET_STEPS,
     new_model,
+    predict_logits,
     schedule_for,
     train_mode,
     transfer,
@@ -193,20 +194,6 @@ def unlabelled_crops_for(data: PlanktonData, train: LabelledSet) -> np.ndarray |
 
     size = int(train.images.shape[1])
     return unlabelled_crops(data.unlabelled_dir, size=size, option="--unlabelled-dir")[0]
-
-
-def predict_logits(
-    model: PlanktonNet, images: np.ndarray, device: str, batch: int = 256, views: int = 1
-) -> np.ndarray:
-    """Pre-softmax scores (numpy N x C) for prepared uint8 crops, averaged over ``views``
-    dihedral views (:meth:`PlanktonNet.view_logits`)."""
-    model.eval()
-    out, batch = [], max(1, batch // views)
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            xb = torch.from_numpy(planes(images[i : i + batch])).float().to(device)
-            out.append(model.view_logits(xb, views).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.num_classes), np.float32)
 
 
 __all__ = ["FitParams", "Fitted", "fit_transfer", "predict_logits", "unlabelled_crops_for"]

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
+
 from seawatch.contracts.card import ModelCard
 from seawatch.contracts.errors import ConfigError
 from seawatch.models.plankton.datasets import LabelledSet
-from seawatch.models.plankton.finetune import macro_f1, predict
+from seawatch.models.plankton.finetune import macro_f1, predict_logits
 from seawatch.models.plankton.network import VIEW_COUNTS, PlanktonNet, check_views
 
 ViewsChoice = Literal[1, 4, 8, "auto"]
@@ -42,15 +44,14 @@ def card_views(card: ModelCard) -> int:
 
 def choose_views(
     model: PlanktonNet, held: LabelledSet, wanted: ViewsChoice, device: str
-) -> tuple[int, dict[str, Any]]:
-    """The views to export and the card's record: the validation macro-F1 of one view and of
-    each count tried (``wanted``; ``auto``: 4 and 8), and the rule."""
+) -> tuple[int, dict[str, Any], np.ndarray]:
+    """The views to export, the card's record (the validation macro-F1 of one view and of
+    each count tried: ``wanted``; ``auto``: 4 and 8; and the rule) and the held set's logits
+    with the chosen views (what calibration fits)."""
     tried = VIEW_COUNTS if wanted == "auto" else tuple(sorted({1, check_views(wanted)}))
     n = len(held.class_names)
-    scores = {
-        views: macro_f1(held.labels, predict(model, held.images, device, views), n)
-        for views in tried
-    }
+    logits = {views: predict_logits(model, held.images, device, views=views) for views in tried}
+    scores = {views: macro_f1(held.labels, z.argmax(1), n) for views, z in logits.items()}
     if wanted == "auto":
         best = max(tried, key=lambda v: (round(scores[v], 6), -v))  # a tie: fewer views
         chosen = best if scores[best] - scores[1] >= AUTO_MIN_GAIN else 1
@@ -67,7 +68,7 @@ def choose_views(
         "compute": f"{chosen}x the classifier's per object (views averaged inside the graph)",
         "validation_n": len(held.labels),
     }
-    return chosen, record
+    return chosen, record, logits[chosen]
 
 
 __all__ = [
