@@ -38,9 +38,22 @@ DEFAULT_MODEL = Path("models/plankton")
     show_default=True,
     help="share of validation objects reported unknown (softmax and OOD rules together)",
 )
+@click.option(
+    "--outliers-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="outlier_exposure: a folder of images of organisms the model must call unknown "
+    "(other taxa, e.g. an EcoTaxa export's other categories); they join the drawn outliers",
+)
 @click.pass_context
 def ood_command(
-    ctx: click.Context, model: Path, method: str, stage3: bool, k: int, target: float
+    ctx: click.Context,
+    model: Path,
+    method: str,
+    stage3: bool,
+    k: int,
+    target: float,
+    outliers_dir: Path | None,
 ) -> None:
     """Fit the "unknown means unknown" score and its threshold, written as ood.npz beside
     the model and into its card: by default the outlier-exposure scorer (features, softmax
@@ -57,9 +70,22 @@ def ood_command(
     words += [] if stage3 else ["--no-stage3"]
     words += [] if k == K else ["--k", str(k)]
     words += [] if target == TARGET else ["--target", f"{target:g}"]
+    words += [] if outliers_dir is None else ["--outliers-dir", str(outliers_dir)]
+    if outliers_dir is not None and method != "outlier_exposure":
+        msg = "--outliers-dir needs --method outlier_exposure (the kNN score learns no outliers)"
+        raise click.BadParameter(msg, param_hint="--outliers-dir")
     try:
+        known = None
+        if outliers_dir is not None:
+            known = _known_outliers(model, outliers_dir)
         if method == "outlier_exposure":
-            report = fit_oe(model, command=" ".join(words), target=target, stage3=stage3)
+            report = fit_oe(
+                model,
+                command=" ".join(words),
+                target=target,
+                stage3=stage3,
+                known_outliers=known,
+            )
         else:
             report = fit_ood(model, command=" ".join(words), k=k, target=target)
     except SeawatchError as exc:
@@ -75,7 +101,24 @@ def ood_command(
         f"(softmax alone {calib['validation']['softmax_alone']:.1%}); held-out taxa "
         f"{calib['held_out_taxa']['unknown']:.1%} "
         f"(softmax alone {calib['held_out_taxa']['softmax_alone']:.1%})"
+        + (f"; {len(known)} known outliers from {outliers_dir}" if known is not None else "")
     )
+
+
+def _known_outliers(model: Path, root: Path):
+    """The images of ``--outliers-dir`` as the model's prepared crops (gray models only)."""
+    from seawatch.contracts.card import load_card
+    from seawatch.contracts.errors import ConfigError
+    from seawatch.models.plankton.ssl_command import unlabelled_crops
+
+    card = load_card(model)
+    if card.input.channels != 1:
+        msg = f"--outliers-dir: {model} reads colour crops; the OOD fit serves gray models only"
+        raise ConfigError(msg)
+    crops, skipped = unlabelled_crops(root, size=card.input.size, option="--outliers-dir")
+    for line in skipped[:5]:
+        click.echo(f"skipped {line}", err=True)
+    return crops
 
 
 __all__ = ["ood_command"]

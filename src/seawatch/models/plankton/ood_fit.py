@@ -78,8 +78,9 @@ def joint_threshold(scores: np.ndarray, softmax_unknown: np.ndarray, target: flo
     return float((scores[order[j]] + below) / 2.0)
 
 
-def _splits(card, progress) -> dict[str, np.ndarray]:
-    """The training and validation images of the card's synthetic draw."""
+def _splits(card, progress, labels: dict | None = None) -> dict[str, np.ndarray]:
+    """The training and validation images of the card's synthetic draw (their labels into
+    ``labels`` when given)."""
     from seawatch.models.plankton.synthetic_sets import synthetic_split
 
     data = card.training.data
@@ -102,6 +103,8 @@ def _splits(card, progress) -> dict[str, np.ndarray]:
         )
         progress.update(task, total=1, completed=1, info=f"{len(subset.labels)} objects")
         out[split] = subset.images
+        if labels is not None:
+            labels[split] = np.asarray(subset.labels)
     return out
 
 

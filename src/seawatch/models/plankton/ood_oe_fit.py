@@ -28,6 +28,7 @@ from seawatch.contracts.image_stats import NAMES as STAT_NAMES
 from seawatch.contracts.image_stats import image_stats
 from seawatch.contracts.ood import OOD_FILE, _sha256
 from seawatch.contracts.ood_scorer import METHOD, STAGE3_BANK, STATS_K, OodScorer
+from seawatch.models.plankton.chimeras import chimera_set
 from seawatch.models.plankton.novel import CALIBRATION_TAXA, novel_set
 from seawatch.models.plankton.ood_fit import (
     CALIBRATION_PER_TAXON,
@@ -43,6 +44,7 @@ from seawatch.models.training import training_progress
 INSIDE_SEED, INSIDE_PER_CLASS = 7_100_300, 300
 SHAPES_SEED, SHAPES = 7_100_400, 6000
 CORRUPTED_SEED, CORRUPTED = 7_100_410, 4000
+CHIMERA_SEED = 7_100_420
 HIDDEN, ALPHA, MEMBERS = 64, 1e-3, 5
 
 
@@ -52,11 +54,12 @@ def _stats(images: np.ndarray) -> np.ndarray:
     ) if len(images) else np.zeros((0, len(STAT_NAMES)), np.float32)  # fmt: skip
 
 
-def _draws(card, progress) -> dict[str, np.ndarray]:
+def _draws(card, progress, chimeras: int = 0) -> dict[str, np.ndarray]:
     """Every image set the fit reads (prepared crops)."""
     from seawatch.models.plankton.synthetic_sets import synthetic_split
 
-    images = _splits(card, progress)
+    labels: dict[str, np.ndarray] = {}
+    images = _splits(card, progress, labels)
     task = progress.add_task("draw scorer sets", total=None, info="")
     inside, _ = synthetic_split(
         "validation",
@@ -71,6 +74,8 @@ def _draws(card, progress) -> dict[str, np.ndarray]:
     images["calibration_taxa"], _ = novel_set(
         CALIBRATION_PER_TAXON, CALIBRATION_SEED, taxa=CALIBRATION_TAXA, size=card.input.size
     )
+    if chimeras:
+        images["chimeras"] = chimera_set(images["train"], labels["train"], chimeras, CHIMERA_SEED)
     progress.update(task, total=1, completed=1, info=f"{sum(map(len, images.values()))} objects")
     return images
 
@@ -132,10 +137,19 @@ def choose_floor(
 
 
 def fit_oe(
-    model_dir: Path, *, command: str, target: float = TARGET, stage3: bool = True
+    model_dir: Path,
+    *,
+    command: str,
+    target: float = TARGET,
+    stage3: bool = True,
+    chimeras: int = 0,
+    known_outliers: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fit the scorer and its threshold; write ``ood.npz`` and the card's ``ood`` field.
-    ``stage3``: with the stage-3 inputs (the graph's ``stage3`` output, its kNN distance)."""
+    ``stage3``: with the stage-3 inputs (the graph's ``stage3`` output, its kNN distance).
+    ``chimeras``: that many two-taxon chimeras of the training split (:mod:`.chimeras`) join
+    the outliers; ``known_outliers``: prepared crops of organisms the model must call
+    unknown (a user's other taxa) join them too."""
     from seawatch.models.plankton.reexport import add_features_output
 
     model_dir = Path(model_dir)
@@ -144,7 +158,9 @@ def fit_oe(
     onnx_path = model_dir / ONNX_FILE
     softmax = float(card.thresholds.get("unknown_confidence", 0.0))
     with training_progress() as progress:
-        images = _draws(card, progress)
+        images = _draws(card, progress, chimeras)
+        if known_outliers is not None and len(known_outliers):
+            images["known_outliers"] = np.asarray(known_outliers, np.uint8)
         wanted = ("probs", "features", "stage3") if stage3 else ("probs", "features")
         graph = {}
         for name, x in images.items():
@@ -171,11 +187,12 @@ def fit_oe(
         arrays[STAGE3_BANK] = s3["train"]
         width += 1 + s3["train"].shape[1]
     blank = OodScorer(arrays | _identity(width))
+    extra = [name for name in ("chimeras", "known_outliers") if name in images]
     signal = {
         name: blank.inputs(feats[name], probs[name], images[name], s3[name])
-        for name in ("inside", "shapes", "corrupted", "validation", "calibration_taxa")
+        for name in ("inside", "shapes", "corrupted", "validation", "calibration_taxa", *extra)
     }
-    outside = np.concatenate([signal["shapes"], signal["corrupted"]])
+    outside = np.concatenate([signal[name] for name in ("shapes", "corrupted", *extra)])
     x = np.concatenate([signal["inside"], outside])
     y = np.r_[np.zeros(len(signal["inside"])), np.ones(len(outside))]
     # the banks rounded to float16 as ood.npz stores them, before the threshold is set
@@ -235,7 +252,13 @@ def fit_oe(
             "outliers": {
                 "drawn_organisms": {"seed": SHAPES_SEED, "objects": SHAPES},
                 "corrupted_optics": {"seed": CORRUPTED_SEED, "objects": CORRUPTED},
-            },
+            }
+            | ({"chimeras": {"seed": CHIMERA_SEED, "objects": chimeras}} if chimeras else {})
+            | (
+                {"known_outliers": {"objects": len(images["known_outliers"])}}
+                if "known_outliers" in images
+                else {}
+            ),
             "network": {"members": MEMBERS, "hidden": HIDDEN, "alpha": ALPHA, "seeds": "0.."},
         },
         "calibration": {
