@@ -183,7 +183,7 @@ def self_train_once(teacher, train, validation, dev, start, mode, args, epochs: 
         validation,
         start=start,
         mode=mode,
-        params=SelfTrainParams(),
+        params=SelfTrainParams(student_average=args.student_average),
         seed=args.seed,
         schedule=schedule,
     )
@@ -194,6 +194,8 @@ def self_train_once(teacher, train, validation, dev, start, mode, args, epochs: 
         "student_steps": schedule.epochs * math.ceil(student_images / schedule.batch_size),
         "validation": done.rounds[0]["validation_macro_f1"],
         "dev": round(macro_f1(dev[1], predict(done.model, dev[0]), N), 4),
+        "dev_8_views": round(macro_f1(dev[1], predict(done.model, dev[0], views=8), N), 4),
+        "student_average": args.student_average,
         "pseudo_labels": done.rounds[0]["pseudo_labels"],
         "per_class": done.rounds[0]["per_class"],
         "seconds": round(time.perf_counter() - started, 1),
@@ -218,6 +220,9 @@ def main() -> None:
     parser.add_argument("--pool-index", type=int, default=0, help="labelled pool seed + this")
     parser.add_argument("--ft-epochs", type=int, default=None, help="None: schedule_for's")
     parser.add_argument("--self-train", action="store_true")
+    parser.add_argument(
+        "--student-average", type=float, default=None, help="the student's weight-EMA decay"
+    )
     parser.add_argument("--log", type=Path, default=None, help="JSON lines (CACHE/runs.jsonl)")
     parser.add_argument(
         "--student-epochs",

@@ -28,6 +28,7 @@ from seawatch.models.plankton.balance import balanced_indices
 from seawatch.models.plankton.datasets import planes
 from seawatch.models.plankton.network import PlanktonNet
 from seawatch.models.plankton.pretrained import load_backbone
+from seawatch.models.plankton.weight_average import WeightAverage
 
 Mode = Literal["linear", "last", "full"]
 MODES: tuple[Mode, ...] = ("linear", "last", "full")
@@ -99,9 +100,11 @@ def train_mode(
     seed: int,
     device: str = "cpu",
     pretrained: bool = True,
+    average: float | None = None,
 ) -> list[float]:
     """Fine-tune ``model`` in ``mode`` (from scratch: every layer at the full rate); return
-    the loss per epoch."""
+    the loss per epoch. ``average``: the model ends with the exponential moving average of
+    its weights at that decay (:class:`.weight_average.WeightAverage`), not the last step's."""
     groups, frozen = trainable_groups(model, mode)
     if not pretrained:
         for group in groups:
@@ -120,6 +123,7 @@ def train_mode(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     model.to(device)
+    averaged = WeightAverage(model, average) if average is not None else None
     history = []
     for _ in range(schedule.epochs):
         model.train()
@@ -135,8 +139,12 @@ def train_mode(
             loss.backward()
             optimizer.step()
             sched.step()
+            if averaged is not None:
+                averaged.update(model)
             total += float(loss.detach()) * len(idx)
         history.append(round(total / len(x), 4))
+    if averaged is not None:
+        averaged.copy_to(model)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     return history

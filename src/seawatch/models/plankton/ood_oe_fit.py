@@ -172,21 +172,8 @@ def fit_oe(
         feats = {name: out["features"] for name, out in graph.items()}
         s3 = {name: out.get("stage3") for name, out in graph.items()}
         task = progress.add_task("image statistics", total=None, info="")
-        train_stats = _stats(images["train"])
-        mean, std = train_stats.mean(0), train_stats.std(0) + 1e-6
-        progress.update(task, total=1, completed=1, info=f"{len(train_stats)} training objects")
-    arrays = {
-        "bank": feats["train"],
-        "stats_mean": mean.astype(np.float32),
-        "stats_std": std.astype(np.float32),
-        "stats_bank": ((train_stats - mean) / std).astype(np.float32),
-        "threshold": np.float64(0.0),
-    }
-    width = feats["train"].shape[1] + 4 + len(STAT_NAMES)
-    if stage3:
-        arrays[STAGE3_BANK] = s3["train"]
-        width += 1 + s3["train"].shape[1]
-    blank = OodScorer(arrays | _identity(width))
+        arrays, blank = banks(feats["train"], images["train"], s3["train"] if stage3 else None)
+        progress.update(task, total=1, completed=1, info=f"{len(feats['train'])} training objects")
     extra = [name for name in ("chimeras", "known_outliers") if name in images]
     signal = {
         name: blank.inputs(feats[name], probs[name], images[name], s3[name])
@@ -285,6 +272,28 @@ def fit_oe(
     return {"reexport": reexport, "ood": spec}
 
 
+def banks(
+    train_features: np.ndarray, train_images: np.ndarray, train_stage3: np.ndarray | None
+) -> tuple[dict[str, np.ndarray], OodScorer]:
+    """The scorer's banks (training features, image statistics, stage-3 numbers when given)
+    and a scorer with placeholder weights whose :meth:`OodScorer.inputs` builds the network's
+    inputs."""
+    train_stats = _stats(train_images)
+    mean, std = train_stats.mean(0), train_stats.std(0) + 1e-6
+    arrays = {
+        "bank": train_features,
+        "stats_mean": mean.astype(np.float32),
+        "stats_std": std.astype(np.float32),
+        "stats_bank": ((train_stats - mean) / std).astype(np.float32),
+        "threshold": np.float64(0.0),
+    }
+    width = train_features.shape[1] + 4 + len(STAT_NAMES)
+    if train_stage3 is not None:
+        arrays[STAGE3_BANK] = train_stage3
+        width += 1 + train_stage3.shape[1]
+    return arrays, OodScorer(arrays | _identity(width))
+
+
 def _stage3_spec(bank: np.ndarray) -> dict[str, Any]:
     """The card's record of the stage-3 inputs."""
     return {
@@ -309,4 +318,4 @@ def _identity(width: int) -> dict[str, np.ndarray]:
     }
 
 
-__all__ = ["fit_oe"]
+__all__ = ["banks", "fit_oe"]

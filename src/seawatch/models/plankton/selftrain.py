@@ -55,6 +55,7 @@ class SelfTrainParams:
     rounds: int = 1
     min_threshold: float | None = None  # class-adaptive thresholds down to this (None: fixed)
     student_epochs: int | None = None  # passes over labels + pseudo-labels (None: teacher's)
+    student_average: float | None = None  # the student ends on its weights' EMA at this decay
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -65,6 +66,9 @@ class SelfTrainParams:
             raise ValueError(msg)
         if self.student_epochs is not None and self.student_epochs < 1:
             msg = f"self-training student_epochs must be >= 1, got {self.student_epochs}"
+            raise ValueError(msg)
+        if self.student_average is not None and not 0.0 < self.student_average < 1.0:
+            msg = f"self-training student_average must be in (0, 1), got {self.student_average}"
             raise ValueError(msg)
         if self.min_threshold is not None and not 0.0 < self.min_threshold <= self.threshold:
             msg = (
@@ -81,6 +85,8 @@ class SelfTrainParams:
             else f"class-adaptive threshold {self.threshold} down to {self.min_threshold}"
         )
         student = "" if self.student_epochs is None else f", student {self.student_epochs} epochs"
+        if self.student_average is not None:
+            student += f", student weights averaged (EMA {self.student_average})"
         return (
             f"self-training: 8-view averaged teacher, {threshold}, "
             f"at most {self.cap} pseudo-labels per class, {self.rounds} round(s){student}"
@@ -206,6 +212,7 @@ def self_train(
             seed=seed + r + 1,
             device=device,
             pretrained=start is not None,
+            average=params.student_average,
         )
         f1 = macro_f1(validation[1], predict(model, validation[0], device), n_classes)
         rounds.append(
