@@ -45,7 +45,6 @@ import math
 import os
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +52,17 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from review_queue_scores import (
+    CHOSEN,
+    Fits,
+    candidates,
+    fit_power,
+    fit_reference,
+    linear_features,
+    reference_features,
+)
 from seawatch.contracts.card import ONNX_FILE, load_card
-from seawatch.contracts.ranking import RULE, ranking_features, wrongness
+from seawatch.contracts.ranking import RULE, wrongness
 from seawatch.contracts.records import UNKNOWN
 from seawatch.inference.factory import open_backend
 from seawatch.models.plankton.head import PlanktonClassifier
@@ -74,7 +82,6 @@ DEV_SEED, VALIDATION_SEED = 7_100_011, 7_100_013
 RESERVED_SEED, SEEN_RESERVED_SEED = 7_900_026, 7_900_025
 VALIDATION_OBJECTS = 10_000  # the card's calibration: seawatch train plankton-ranking
 REFERENCE_OBJECTS = 4000  # the earlier reference and temperature fits (first 4,000 of them)
-CHOSEN = "fitted (card)"
 BUDGET = 0.10  # the share reviewed that the target is about
 TARGET = 0.80  # share of the errors the first BUDGET must hold
 TOP_K = 3  # the daemon's default tasks.plankton.options.top_k
@@ -83,94 +90,6 @@ TOP_K = 3  # the daemon's default tasks.plankton.options.top_k
 def answer(head: PlanktonClassifier, cruise: Cruise) -> Answers:
     """The committed model's answers, as the daemon stores them."""
     return stored_answers(head, cruise.crops)
-
-
-def fit_power(probs: np.ndarray, labels: np.ndarray) -> float:
-    """The exponent ``a`` (= old / new temperature) minimising the NLL of softmax(a log p),
-    by golden-section search on log a in [-3, 3]."""
-    logp = np.log(np.clip(probs, 1e-12, 1.0))
-
-    def nll(log_a: float) -> float:
-        z = logp * math.exp(log_a)
-        z -= z.max(axis=1, keepdims=True)
-        logq = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return float(-logq[np.arange(len(labels)), labels].mean())
-
-    lo, hi, ratio = -3.0, 3.0, (math.sqrt(5) - 1) / 2
-    for _ in range(60):
-        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        lo, hi = (lo, b) if nll(a) < nll(b) else (a, hi)
-    return math.exp((lo + hi) / 2)
-
-
-def _with_rest(top_k: np.ndarray) -> np.ndarray:
-    """Top-k probabilities plus one column for the rest of the mass (>= 0)."""
-    rest = np.clip(1.0 - top_k.sum(axis=1, keepdims=True), 0.0, None)
-    return np.concatenate([top_k, rest], axis=1)
-
-
-def _features(ans: Answers, classes: list[str]) -> np.ndarray:
-    """Stored-field features of the class-aware reference: log(1 - p1), log(p1 - p2),
-    log p2, log p3 and the one-hot top-1 taxon."""
-    eps = 1e-6
-    k = ans.top_k
-    logs = [np.log(1 - ans.confidence + eps), np.log(ans.confidence - k[:, 1] + eps)]
-    logs += [np.log(k[:, j] + eps) for j in range(1, k.shape[1])]
-    onehot = np.array([[c == t for c in classes] for t in ans.first], np.float64)
-    return np.concatenate([np.stack(logs, axis=1), onehot], axis=1)
-
-
-def fit_reference(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
-    """The earlier reference's fit: L2 (bias included) logistic regression by Newton steps;
-    weights with the bias last."""
-    x1 = np.concatenate([x, np.ones((len(x), 1))], axis=1)
-    w = np.zeros(x1.shape[1])
-    for _ in range(30):
-        p = 1.0 / (1.0 + np.exp(-x1 @ w))
-        grad = x1.T @ (p - y) + l2 * w
-        hess = (x1 * (p * (1 - p))[:, None]).T @ x1 + l2 * np.eye(len(w))
-        w -= np.linalg.solve(hess, grad)
-    return w
-
-
-def _linear_features(ans: Answers, full: np.ndarray, taxa: tuple[str, ...]) -> np.ndarray:
-    """The calibration's features with ``1 - p1`` and ``p1 - p2`` instead of their logs."""
-    x = ranking_features(ans.confidence, ans.top_k, ans.taxon, full, taxa)
-    x[:, 0], x[:, 1] = 1.0 - ans.confidence, ans.confidence - ans.top_k[:, 1]
-    return x
-
-
-@dataclass
-class Fits:
-    """Everything fitted on the validation cruise, and the card's calibration."""
-
-    power: float
-    reference: np.ndarray
-    card: object  # RankingCalibration
-    linear: tuple[np.ndarray, float]
-    taxa: tuple[str, ...]
-
-
-def candidates(ans: Answers, full: np.ndarray, fits: Fits, classes: list[str]):
-    """Every candidate score (higher = more likely wrong) from the stored fields."""
-    confidence, top_k = ans.confidence, ans.top_k
-    p = _with_rest(top_k)
-    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
-    # temperature: q_i ∝ p_i^a over the top-k, the rest spread evenly over the other classes
-    power = fits.power
-    others = max(1, len(classes) - top_k.shape[1])
-    mass = (top_k**power).sum(axis=1) + others * (p[:, -1] / others) ** power
-    x1 = np.concatenate([_features(ans, classes), np.ones((len(top_k), 1))], axis=1)
-    weights, bias = fits.linear
-    return {
-        CHOSEN: fits.card.scores(confidence, top_k, ans.taxon, full),
-        "least_confidence": 1.0 - confidence,
-        "margin": 1.0 - (confidence - top_k[:, 1]),
-        "entropy": entropy,
-        "temperature": 1.0 - confidence**power / mass,
-        "fitted, linear 1-p1 and p1-p2": _linear_features(ans, full, fits.taxa) @ weights + bias,
-        "class_aware (earlier reference)": x1 @ fits.reference,
-    }
 
 
 def queue_curve(score: np.ndarray, errors: np.ndarray) -> np.ndarray:
@@ -297,7 +216,7 @@ def main() -> None:
     val_labels = np.array([classes.index(t) for t in val_cruise.truth])
     power = fit_power(val.probs[first], val_labels[first])
     head_of = Answers(*(getattr(val, f)[first] for f in Answers.__dataclass_fields__))
-    reference = fit_reference(_features(head_of, classes), val_errors[first].astype(float))
+    reference = fit_reference(reference_features(head_of, classes), val_errors[first].astype(float))
     taxa = ranking_taxa(classes)
     refit = fit_calibration(val, val_errors, val_full, taxa)
     reproduced = bool(
@@ -310,7 +229,7 @@ def main() -> None:
             "[yellow]the card's calibration is not the one fitted on this validation draw "
             f"(seed {args.validation_seed}, {VALIDATION_OBJECTS} objects)[/yellow]"
         )
-    linear = fit_logistic(_linear_features(val, val_full, taxa), val_errors.astype(float))
+    linear = fit_logistic(linear_features(val, val_full, taxa), val_errors.astype(float))
     fits = Fits(power, reference, calibration, linear, taxa)
 
     cruises, curves_of = {}, {}

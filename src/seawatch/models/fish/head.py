@@ -14,7 +14,8 @@ new provisional id, so its next sighting, even later in the same batch, matches 
 provisional individual keeps each matched sighting as a further view, up to
 :data:`PROVISIONAL_VIEWS` (known individuals were enrolled with several views; one view of a
 new fish is matched by only about 58 % of its later sightings at the threshold, and each miss
-would enrol the same fish again).
+would enrol the same fish again). Without tracklets each sighting is decided alone
+(:mod:`seawatch.models.fish.decide_alone`).
 
 A new fish's id derives from the frame that enrolled it (see
 :mod:`seawatch.models.fish.gallery`), so a replayed frame gets the answer it got before. With
@@ -43,7 +44,7 @@ from seawatch.contracts.errors import BackendError, ConfigError, FrameError
 from seawatch.contracts.evidence import thumbnail
 from seawatch.contracts.frames import Frame
 from seawatch.contracts.preprocess import planar_batch
-from seawatch.contracts.records import UNKNOWN, FishRecord
+from seawatch.contracts.records import FishRecord
 from seawatch.contracts.task import (
     PreparedFrame,
     TaskInputs,
@@ -53,6 +54,7 @@ from seawatch.contracts.task import (
 )
 from seawatch.inference.backend import Backend
 from seawatch.inference.batching import run_in_chunks
+from seawatch.models.fish.decide_alone import PROVISIONAL_VIEWS, decide_alone
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.open_set import (
@@ -84,7 +86,6 @@ from seawatch.models.fish.tracklets import (
 from seawatch.models.fish.whole_frames import Detector, whole_frame_inputs
 
 TASK = "fish"
-PROVISIONAL_VIEWS = 8  # views a provisional individual gathers from its matched sightings
 
 
 class FishIdentifier:
@@ -314,45 +315,9 @@ class FishIdentifier:
             return []
         if self.decider is not None and enrol_new and sources is not None and places is not None:
             return self.decider.decide(embeddings, sources, places)
-        matches = self.gallery.match(embeddings)  # against the gallery before this batch
-        fresh: list[tuple[str, np.ndarray]] = []  # views this batch enrolled (new or added)
-        sightings = []
-        for i, match in enumerate(matches):
-            source = sources[i] if sources is not None else None
-            if source is not None and (answer := self.gallery.seen(source.uid)) is not None:
-                entry = self.gallery.entry(answer.individual)
-                again = (answer.individual, answer.similarity, answer.new_individual)
-                sightings.append(Sighting(*again, entry.provisional))
-                continue
-            best, score = match.individual, match.similarity
-            for new_id, view in fresh:
-                similarity = float(embeddings[i] @ view)
-                if similarity > score:
-                    best, score = new_id, similarity
-            score = round(score, 6)
-            uid = source.uid if source is not None else ""
-            if best is not None and score >= self.match_threshold():
-                best = self.gallery.resolve(best)
-                entry = self.gallery.entry(best)
-                kept = entry.provisional and entry.n_embeddings < PROVISIONAL_VIEWS
-                if kept:
-                    self.gallery.enrol(
-                        best, embeddings[i], provisional=True, source=uid, similarity=score
-                    )
-                    fresh.append((best, embeddings[i]))
-                sightings.append(Sighting(best, score, False, entry.provisional, kept))
-            elif enrol_new:
-                entry = self.gallery.enrol_new(
-                    embeddings[i],
-                    source=uid or None,
-                    similarity=score,
-                    first_seen_ns=source.captured_at_ns if source is not None else 0,
-                )
-                fresh.append((entry.id, embeddings[i]))
-                sightings.append(Sighting(entry.id, score, True, True, True))
-            else:
-                sightings.append(Sighting(UNKNOWN, score, False, False))
-        return sightings
+        return decide_alone(
+            self.gallery, embeddings, self.match_threshold, enrol_new=enrol_new, sources=sources
+        )
 
 
 def _load(task, settings) -> FishIdentifier:
@@ -398,6 +363,7 @@ PLUGIN = TaskPlugin(
 
 __all__ = [
     "PLUGIN",
+    "PROVISIONAL_VIEWS",
     "FishIdentifier",
     "Sighting",
     "fish_input8",

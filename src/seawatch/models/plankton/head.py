@@ -2,7 +2,8 @@
 
 ``prepare`` turns a decoded frame into 8-bit gray, cuts a full frame into objects (or
 measures a ROI frame's one object) and fits each into the classifier's square input;
-``finish`` turns class probabilities into one :class:`ObjectRecord` per object.
+``finish`` turns class probabilities into one :class:`ObjectRecord` per object (the rows of
+:mod:`seawatch.models.plankton.predictions`).
 
 An object is ``unknown`` when its top-1 probability is under the card's
 ``unknown_confidence`` or, where the card carries an out-of-distribution score
@@ -17,8 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from seawatch.contracts.ood import OodDetector, load_ood, stage3_output
 from seawatch.contracts.ood_scorer import OodScorer
 from seawatch.contracts.preprocess import batch_tensor, to_gray8
 from seawatch.contracts.quality import measure_quality
-from seawatch.contracts.records import UNKNOWN, ObjectRecord
+from seawatch.contracts.records import ObjectRecord
 from seawatch.contracts.task import (
     PreparedFrame,
     TaskInputs,
@@ -59,29 +59,10 @@ from seawatch.models.plankton.plugin_checks import (
     validate,
 )
 from seawatch.models.plankton.poll_ranking import poll_wrongness
+from seawatch.models.plankton.predictions import PlanktonOutputs, Prediction, predictions
 
 FEATURES = "features"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """The classifier's answer for one object."""
-
-    taxon: str
-    confidence: float
-    top_k: tuple[tuple[str, float], ...]
-    ood: float | None = None  # the OOD score; None without a detector
-    ood_flagged: bool = False  # unknown because the OOD score is over its threshold
-
-
-class PlanktonOutputs(NamedTuple):
-    """What :meth:`PlanktonClassifier.infer` returns: probabilities (N x C) and the OOD
-    score per object (N,), zeros where the model has no detector (so a swap between
-    models with and without one compares equal shapes)."""
-
-    probs: np.ndarray
-    ood: np.ndarray
 
 
 class PlanktonClassifier:
@@ -320,23 +301,8 @@ class PlanktonClassifier:
             probs, scores = outputs, None
         if self.ood is None:
             scores = None
-        order = np.argsort(-probs, axis=1)[:, : self.top_k]
-        best = np.take_along_axis(probs, order, axis=1)
-        names = self.classes[order]
         limit = self.ood.threshold if self.ood is not None else np.inf
-        flagged = scores > limit if scores is not None else np.zeros(len(probs), bool)
-        return [
-            Prediction(
-                taxon=str(names[i, 0])
-                if best[i, 0] >= self.unknown_below and not flagged[i]
-                else UNKNOWN,
-                confidence=float(best[i, 0]),
-                top_k=tuple(zip(names[i].tolist(), best[i].round(4).tolist(), strict=True)),
-                ood=None if scores is None else round(float(scores[i]), 5),
-                ood_flagged=bool(flagged[i]) and best[i, 0] >= self.unknown_below,
-            )
-            for i in range(len(probs))
-        ]
+        return predictions(probs, scores, self.classes, self.top_k, self.unknown_below, limit)
 
 
 @functools.cache
