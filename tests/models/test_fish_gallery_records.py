@@ -14,6 +14,9 @@ from seawatch.models.fish.gallery_records import (
     RecordApplier,
     SightingSource,
     individual_record,
+    merge_record,
+    renamed_record,
+    unmerge_record,
     view_key,
     view_record,
 )
@@ -109,3 +112,40 @@ def test_embeddings_that_are_not_whole_views_are_skipped(dim: int) -> None:
     applier = RecordApplier(Gallery())
     assert applier.apply(key, json.dumps(json.loads(raw) | {"dim": dim}).encode()) is None
     assert applier.skipped == 1
+
+
+def test_a_persons_merge_and_rename_records_apply_as_any_merge() -> None:
+    gallery, [(a, raw), _] = _writer()
+    other = gallery.enrol_new(np.eye(DIM)[2], source="cam@3", first_seen_ns=3).id
+    _, other_raw = individual_record(gallery, other, worker="w1", model="m")
+    with_read_to = individual_record(gallery, a, worker="w1", model="m", read_to={0: 4})[1]
+    merged = json.loads(merge_record(with_read_to, into=other, worker="review:rolf", rule="person"))
+    assert (merged["individual"], merged["merged_into"], merged["merged_by"]) == (
+        a, other, "review:rolf"
+    )  # fmt: skip
+    assert merged["merge_rule"] == "person" and merged["worker"] == "review:rolf"
+    assert merged["embeddings"] == json.loads(raw)["embeddings"] and "read_to" not in merged
+
+    name, renamed_raw = renamed_record(with_read_to, individual="Nemo", worker="review:rolf")
+    renamed, base = json.loads(renamed_raw), json.loads(with_read_to)
+    assert name == renamed["individual"] == "Nemo" and renamed["provisional"] is False
+    assert renamed["merged_into"] is None and "merge_rule" not in renamed
+    assert (renamed["embeddings"], renamed["source"]) == (base["embeddings"], base["source"])
+    into_nemo = merge_record(raw, into="Nemo", worker="review:rolf", rule="person")
+
+    reader = Gallery(DIM)
+    applier = RecordApplier(reader)
+    applier.apply(a, raw), applier.apply(other, other_raw)
+    done = applier.apply(a, json.dumps(merged).encode())
+    assert done.merge_changed and done.merge_rule == "person" and done.merged_by == "review:rolf"
+    assert reader.resolve(a) == other
+    applier.apply("Nemo", renamed_raw), applier.apply(a, into_nemo)
+    assert reader.resolve(a) == "Nemo" and not reader.entry("Nemo").provisional
+    applier.apply(a, unmerge_record(into_nemo, worker="review:rolf"))
+    assert reader.resolve(a) == a  # a person's merge is undone like any other
+    with pytest.raises(ValueError, match="itself"):
+        merge_record(raw, into=a, worker="review:rolf", rule="person")
+    with pytest.raises(ValueError, match="already its name"):
+        renamed_record(raw, individual=a, worker="review:rolf")
+    with pytest.raises(ValueError, match="not an individual record"):
+        merge_record(_writer()[1][1][1], into=other, worker="review:rolf", rule="person")

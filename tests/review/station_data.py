@@ -125,6 +125,21 @@ def build_station(root: Path, *, plankton: int = 300, cruise_name: str = "MSM-12
     return files
 
 
+def add_fish_sightings(store_path: Path, individuals: list[str], per_fish: int = 2) -> None:
+    """Store ``per_fish`` sightings of each id (as the daemon reports them), after the rest."""
+    store = LocalStore(store_path)
+    records = []
+    for k, name in enumerate(individuals):
+        for j in range(per_fish):
+            at = T0 + 10**12 + (k * per_fish + j) * 1_000_000_000
+            fish = FishRecord(name, 0.9, False, True)
+            ref = SourceRef("frames.fish", 1, k * per_fish + j)
+            meta = _meta("tank-cam-04", "fish", at)
+            records.append(FrameRecord(meta, ref, "fish", "1", (), 1, 1, 1, fish=fish))
+    store.add(records)
+    store.close()
+
+
 def station_settings(**overrides) -> ReviewSettings:
     """Review settings for tests (a tight login limit so the limit test is quick)."""
     return ReviewSettings(**({"login_attempts": 3, "publish_topic": None} | overrides))

@@ -18,7 +18,7 @@ from seawatch.ingest.kafka_io import Publisher, ensure_topics
 from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_log import GalleryLog
 from seawatch.models.fish.shared_gallery import SharedGallery
-from seawatch.review.gallery_undo import pending_undos, send_undos
+from seawatch.review.gallery_sender import UNDO, pending_writes, send_pending
 from seawatch.review.merge_reviews import decide_merge, ensure_review_tables, pending_merges
 from seawatch.review.publish import publish_pending
 from seawatch.storage.fish_merges import TWIN, FishMerges, read_merges
@@ -67,10 +67,11 @@ def test_an_undone_twin_merge_reaches_every_worker(tmp_path, broker, unique):
     gallery_log = GalleryLog(kafka, topic, create=False)  # as the station's sender opens it
     try:
         latest: dict[str, bytes | None] = {}
-        assert pending_undos(db) == [(late, "rolf")]
-        assert send_undos(db, gallery_log, latest) == 1
-        assert pending_undos(db) == []
-        assert send_undos(db, gallery_log, latest) == 0  # sent once
+        (write,) = pending_writes(db)
+        assert (write.action, write.individual, write.user) == (UNDO, late, "rolf")
+        assert send_pending(db, gallery_log, latest) == 1
+        assert pending_writes(db) == []
+        assert send_pending(db, gallery_log, latest) == 0  # sent once
     finally:
         gallery_log.close()
 

@@ -156,19 +156,19 @@ def test_only_reviewers_with_the_token_decide(app, as_user, merges, station_file
     }  # fmt: skip
 
 
-def test_review_serve_sends_undos_only_where_the_daemon_shares_its_gallery(tmp_path):
+def test_review_serve_sends_fish_edits_only_where_the_daemon_shares_its_gallery(tmp_path):
     from seawatch.config import Settings
-    from seawatch.review.command import _unmerge_sender
+    from seawatch.review.command import _gallery_sender
 
     store = tmp_path / "seawatch.db"
     one_process = Settings(tasks={"fish": {"options": {"shared_gallery": False}}})
-    assert _unmerge_sender(one_process, store) is None
-    assert _unmerge_sender(Settings(tasks={"fish": {"enabled": False}}), store) is None
+    assert _gallery_sender(one_process, store) is None
+    assert _gallery_sender(Settings(tasks={"fish": {"enabled": False}}), store) is None
     shared = Settings(
         kafka={"group_id": "ship-7"}, tasks={"fish": {"options": {"gallery_topic": None}}}
     )
-    sender = _unmerge_sender(shared, store)
-    try:  # it opens the topic only once an undo waits (none here: no broker needed)
+    sender = _gallery_sender(shared, store)
+    try:  # it opens the topic only once an edit waits (none here: no broker needed)
         assert sender is not None and sender.open_log.args[1] == "ship-7.fish-gallery"
         assert sender.open_log.keywords == {"create": False}
     finally:

@@ -59,7 +59,7 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
 
         publisher = DecisionPublisher(local.path, connect, topic)
         publisher.start()
-    unmerges = _unmerge_sender(settings, local.path)
+    gallery_edits = _gallery_sender(settings, local.path)
     progress = None
     if settings.storage.influx.url:
         from seawatch.review.progress import ProgressWriter
@@ -81,22 +81,23 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
     finally:
         if publisher is not None:
             publisher.close()
-        if unmerges is not None:
-            unmerges.close()
+        if gallery_edits is not None:
+            gallery_edits.close()
         if progress is not None:
             progress.close()
         station.close()
 
 
-def _unmerge_sender(settings, store: Path):
-    """The thread that writes undone merges to the shared fish gallery's topic; None when
-    the fish task keeps no shared gallery (then a running daemon's gallery keeps them)."""
+def _gallery_sender(settings, store: Path):
+    """The thread that writes undone merges and the fish page's merges and renames to the
+    shared fish gallery's topic; None when the fish task keeps no shared gallery (then the
+    store's ``fish`` rows change, and a running daemon's gallery does not)."""
     import functools
 
     from seawatch.contracts.task import parse_options
     from seawatch.models.fish.gallery_log import GalleryLog
     from seawatch.models.fish.options import FishOptions
-    from seawatch.review.gallery_undo import GalleryUndoSender
+    from seawatch.review.gallery_sender import GallerySender
 
     fish = settings.tasks.get("fish")
     if fish is None or not fish.enabled:
@@ -106,7 +107,7 @@ def _unmerge_sender(settings, store: Path):
         return None
     topic = options.gallery_topic or f"{settings.kafka.group_id}.fish-gallery"
     open_log = functools.partial(GalleryLog, settings.kafka, topic, create=False)
-    return GalleryUndoSender(store, open_log).start()
+    return GallerySender(store, open_log).start()
 
 
 @review_group.group("user")

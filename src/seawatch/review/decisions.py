@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from seawatch.review.gallery_edits import GALLERY_ACTIONS, record_edit
 from seawatch.review_settings import ANOMALY_TYPES
 from seawatch.storage.fish_sightings import SIGHTING_ID
 
@@ -195,7 +196,9 @@ def decide_fish(
     sightings: Sequence[str] = (),
 ) -> Outcome:
     """confirm / rename (to ``target``) / merge (into ``target``) / split (``sightings`` to
-    a new id ``target``) a fish id, if its version is still ``seen``."""
+    a new id ``target``) a fish id, if its version is still ``seen``. A rename or merge is
+    also kept for the shared gallery's topic (:mod:`seawatch.review.gallery_edits`), so the
+    daemon reports later sightings under the new id; a split or confirm sends nothing."""
     subject = f"fish:{name}"
     outcome = Outcome()
     with transaction(db):
@@ -252,6 +255,8 @@ def decide_fish(
         db.execute(
             "UPDATE fish SET version = ? WHERE individual IN (?, ?)", (new_version, name, new_name)
         )
+        if action in GALLERY_ACTIONS:  # the workers' galleries hear of it (gallery_sender)
+            record_edit(db, name, action, new_name, user, now)
         after = {"individual": new_name, "sightings": moved, "version": new_version}
         write_audit(db, subject, action, user, before, after)
         outcome.applied.append(subject)

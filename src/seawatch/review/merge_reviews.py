@@ -5,8 +5,10 @@ two workers, or a new id whose views match an earlier one's; issue 28). Each mer
 until someone **confirms** it (it stands) or **undoes** it (the two ids are two fish: the
 store's ``fish_merges`` row takes survivor NULL, as the system's own unmerge writes it).
 
-An undo is also flagged ``to_gallery``: :mod:`seawatch.review.gallery_undo` writes the
-unmerge to the shared gallery's topic, which every worker of the daemon applies.
+An undo is also flagged ``to_gallery``: :mod:`seawatch.review.gallery_sender` writes the
+unmerge to the shared gallery's topic, which every worker of the daemon applies. The merges a
+person makes on the fish page (rule ``person``, written back by the workers) are not listed:
+a person made them.
 
 A verdict is a compare-and-set on the merge's review version, in one transaction with its
 audit entry (``decisions``, subject ``fish-merge:<id>``), which the publisher also sends to the
@@ -29,8 +31,9 @@ from seawatch.review.decisions import (
     transaction,
     write_audit,
 )
+from seawatch.review.gallery_edits import ensure_edits_table
 from seawatch.review.queries import Sighting
-from seawatch.storage.fish_merges import ensure_merges_table
+from seawatch.storage.fish_merges import PERSON, ensure_merges_table
 from seawatch.storage.fish_sightings import SIGHTING_ID
 
 MERGE_ACTIONS = ("confirm", "undo")
@@ -50,10 +53,11 @@ CREATE TABLE IF NOT EXISTS fish_merge_reviews (
 
 
 def ensure_review_tables(db: sqlite3.Connection) -> None:
-    """The ``fish_merges`` table (a store the daemon never merged in has none) and the
-    verdicts' ``fish_merge_reviews``."""
+    """The ``fish_merges`` table (a store the daemon never merged in has none), the
+    verdicts' ``fish_merge_reviews`` and the fish page's ``fish_gallery_edits``."""
     ensure_merges_table(db)
     db.execute(_SCHEMA)
+    ensure_edits_table(db)
 
 
 def merge_subject(individual: str) -> str:
@@ -89,6 +93,7 @@ _PENDING = (
     "COALESCE(r.version, 0) FROM fish_merges m "
     "LEFT JOIN fish_merge_reviews r ON r.individual = m.individual "
     "WHERE m.survivor IS NOT NULL AND (r.merged_at_ns IS NULL OR r.merged_at_ns != m.merged_at_ns)"
+    f" AND m.rule IS NOT '{PERSON}'"
 )
 
 

@@ -5,10 +5,11 @@ into the other in the shared gallery (:mod:`seawatch.models.fish.shared_gallery`
 sightings already stored keep the id they were given. This table says which id each merged
 one now is, so a reader can resolve stored sightings, and undoing a merge is one row.
 A row per merged id (the latest word on it): ``survivor`` NULL once the merge was undone.
-``rule`` says which decision merged it: :data:`TWIN` (two workers enrolled one stranger) or
-:data:`VIEWS` (a new provisional id's views matched an earlier one's; the open-set decider);
-NULL in rows written before the column (it is added to older stores when opened). The review
-station lists the merges no person has looked at yet (:mod:`seawatch.review.merge_reviews`).
+``rule`` says which decision merged it: :data:`TWIN` (two workers enrolled one stranger),
+:data:`VIEWS` (a new provisional id's views matched an earlier one's; the open-set decider) or
+:data:`PERSON` (a merge or rename made on the review station's fish page); NULL in rows
+written before the column (it is added to older stores when opened). The review station lists
+the automatic merges no person has looked at yet (:mod:`seawatch.review.merge_reviews`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS fish_merges (
     rule TEXT
 )
 """
-TWIN, VIEWS = "twin", "views"  # the rules that merge
+TWIN, VIEWS, PERSON = "twin", "views", "person"  # the rules that merge (person: review station)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,4 +128,12 @@ def read_merges(path: Path) -> dict[str, str]:
     return {individual: survivor for individual, survivor in rows if survivor}
 
 
-__all__ = ["TWIN", "VIEWS", "FishMerge", "FishMerges", "ensure_merges_table", "read_merges"]
+__all__ = [
+    "PERSON",
+    "TWIN",
+    "VIEWS",
+    "FishMerge",
+    "FishMerges",
+    "ensure_merges_table",
+    "read_merges",
+]

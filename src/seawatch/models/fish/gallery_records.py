@@ -10,13 +10,14 @@ writers overwrite each other's work in the compacted topic:
                     time, ``topic/partition/offset``), the sighting's ``similarity`` (the best
                     score it missed), the ``worker`` that minted it and the ``model`` release;
                     ``merged_into`` names the survivor once merged (``merged_by``,
-                    ``merge_similarity``, ``merge_rule``: twin or views); at enrolment also
-                    ``read_to``, the offsets up to which its writer had read this topic
-                    when it decided (a record at or past them was not known to it: two
-                    twins enrolled without knowing of each other are a race, not the
-                    model's split); rewritten only by a merge or an unmerge (both
-                    deterministic: the same value whoever writes it). A tombstone (null value)
-                    removes the individual.
+                    ``merge_similarity``, ``merge_rule``: twin, views or person); at
+                    enrolment also ``read_to``, the offsets up to which its writer had read
+                    this topic when it decided (a record at or past them was not known to
+                    it: two twins enrolled without knowing of each other are a race, not
+                    the model's split); rewritten only by a merge or an unmerge (both
+                    deterministic: the same value whoever writes it) or by the review
+                    station (a person's undo, merge or rename, ``worker`` =
+                    ``review:<user>``). A tombstone (null value) removes the individual.
 ``<id>/<hash>``     a further **view** of a provisional individual (one per sighting it was
                     matched by, ``<hash>`` from the sighting's frame uid): ``embedding``,
                     ``source``, ``similarity``, ``worker``, ``written_at``.
@@ -126,13 +127,45 @@ def unmerge_record(merged: bytes, *, worker: str) -> bytes:
     """The record that undoes a merge, from the merged id's latest individual record (its
     enrolling views stay as they are): ``merged_into`` null, written by ``worker`` (the
     review station: ``review:<user>``). Every worker applies it as the unmerge it is."""
-    value = json.loads(merged)
+    value = _rewritten(merged, worker)
+    value["merged_into"] = None
+    return _dump(value)
+
+
+def merge_record(record: bytes, *, into: str, worker: str, rule: str) -> bytes:
+    """The record that merges an individual into ``into``, from its latest individual record
+    (its enrolling views stay as they are): ``merged_into``, ``merged_by`` = ``worker`` (the
+    review station: ``review:<user>``), ``merge_rule`` (a person's: ``person``). Every worker
+    applies it as any merge: later sightings of the id are reported as ``into``."""
+    value = _rewritten(record, worker)
+    if value["individual"] == into:
+        raise ValueError(f"cannot merge {into!r} into itself")
+    value |= {"merged_into": into, "merged_by": worker, "merge_similarity": None}
+    value["merge_rule"] = rule
+    return _dump(value)
+
+
+def renamed_record(record: bytes, *, individual: str, worker: str) -> tuple[str, bytes]:
+    """A new individual ``individual`` from another's latest individual record (a person's
+    rename): its enrolling views and source, not provisional, not merged, written by
+    ``worker``. Send it before the old id's :func:`merge_record` into it."""
+    value = _rewritten(record, worker)
+    if value["individual"] == individual:
+        raise ValueError(f"{individual!r} is already its name")
+    value |= {"individual": individual, "provisional": False, "merged_into": None}
+    return individual, _dump(value)
+
+
+def _rewritten(record: bytes, worker: str) -> dict[str, Any]:
+    """An individual record's value as the base of a rewrite by ``worker``: without its
+    merge fields and its enrolment's ``read_to``, written now."""
+    value = json.loads(record)
     if value.get("v") != VERSION or value.get("kind") != INDIVIDUAL:
         raise ValueError(f"not an individual record: {value.get('v')}/{value.get('kind')}")
     for key in ("merged_by", "merge_similarity", "merge_rule", "read_to"):
         value.pop(key, None)
-    value |= {"merged_into": None, "worker": worker, "written_at": _now()}
-    return _dump(value)
+    value |= {"worker": worker, "written_at": _now()}
+    return value
 
 
 def view_record(
@@ -283,6 +316,8 @@ __all__ = [
     "RecordApplier",
     "SightingSource",
     "individual_record",
+    "merge_record",
+    "renamed_record",
     "unmerge_record",
     "view_key",
     "view_record",
