@@ -18,7 +18,6 @@ import pytest
 
 from seawatch.config import KafkaSettings
 from seawatch.models.fish.decide_alone import decide_alone
-from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_log import GalleryLog
 from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.review.decisions import decide_fish, individual_version
@@ -26,23 +25,12 @@ from seawatch.review.gallery_sender import GallerySender, pending_writes, send_p
 from seawatch.review.merge_reviews import ensure_review_tables, pending_merges
 from seawatch.storage.fish_merges import PERSON, FishMerges, read_merges
 from tests.review.station_data import add_fish_sightings, build_station
-from tests.scaleout.gallery_workers import enrol, sync_until
+from tests.scaleout.gallery_workers import enrol, store_worker, sync_until
 
 pytestmark = pytest.mark.integration
 
 DIM = 8
 FISH = np.eye(DIM)  # three strangers, unlike each other (no twins)
-
-
-def _worker(kafka: KafkaSettings, topic: str, store, name: str) -> SharedGallery:
-    return SharedGallery(
-        Gallery(DIM),
-        functools.partial(GalleryLog, kafka, topic, create=True),
-        threshold=0.5,
-        model="test",
-        merges=FishMerges(store),
-        worker=name,
-    )
 
 
 def _reported(worker: SharedGallery, view: np.ndarray) -> str:
@@ -60,8 +48,8 @@ def test_a_persons_merge_and_rename_reach_every_worker(tmp_path, broker, unique)
     files = build_station(tmp_path, plankton=4)
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     topic = f"t{unique}.fish-gallery"
-    a = _worker(kafka, topic, files.store, "a")  # the worker beside the station's store
-    b = _worker(kafka, topic, tmp_path / "b.db", "b")
+    a = store_worker(kafka, topic, files.store, "a")  # the worker beside the station's store
+    b = store_worker(kafka, topic, tmp_path / "b.db", "b")
     a.sync(), b.sync()
     p = enrol(a, FISH[0], "cam-1@100", 100)
     q = enrol(b, FISH[1], "cam-2@200", 200)
@@ -100,7 +88,7 @@ def test_a_persons_merge_and_rename_reach_every_worker(tmp_path, broker, unique)
         b_merges.close()
         assert {(rows[i].rule, rows[i].merged_by) for i in (p, r)} == {(PERSON, "review:rolf")}
         assert pending_merges(db) == []  # a person's merges are not queued for review
-        fresh = _worker(kafka, topic, tmp_path / "c.db", "c")  # a worker started afterwards
+        fresh = store_worker(kafka, topic, tmp_path / "c.db", "c")  # a worker started afterwards
         fresh.sync()
         assert _reported(fresh, FISH[0]) == q and _reported(fresh, FISH[2]) == "Nemo"
     finally:
@@ -117,7 +105,7 @@ def test_an_edit_decided_while_the_broker_is_away_is_sent_when_it_returns(
     files = build_station(tmp_path, plankton=4)
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, connect_timeout_ms=1000)
     topic = f"t{unique}.fish-gallery"
-    a = _worker(kafka, topic, files.store, "a")
+    a = store_worker(kafka, topic, files.store, "a")
     a.sync()
     p, q = enrol(a, FISH[0], "cam-1@100", 100), enrol(a, FISH[1], "cam-1@200", 200)
     add_fish_sightings(files.store, [p, q])

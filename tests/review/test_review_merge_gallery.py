@@ -6,7 +6,6 @@ verdict also reaches the ``reviews`` topic."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 
@@ -15,39 +14,26 @@ import pytest
 
 from seawatch.config import KafkaSettings
 from seawatch.ingest.kafka_io import Publisher, ensure_topics
-from seawatch.models.fish.gallery import Gallery
 from seawatch.models.fish.gallery_log import GalleryLog
-from seawatch.models.fish.shared_gallery import SharedGallery
 from seawatch.review.gallery_sender import UNDO, pending_writes, send_pending
 from seawatch.review.merge_reviews import decide_merge, ensure_review_tables, pending_merges
 from seawatch.review.publish import publish_pending
 from seawatch.storage.fish_merges import TWIN, FishMerges, read_merges
 from tests.integration.helpers import read_topic
 from tests.review.station_data import build_station
-from tests.scaleout.gallery_workers import enrol, sync_until
+from tests.scaleout.gallery_workers import enrol, store_worker, sync_until
 
 pytestmark = pytest.mark.integration
 
 DIM = 8
 
 
-def _worker(kafka: KafkaSettings, topic: str, store, name: str) -> SharedGallery:
-    return SharedGallery(
-        Gallery(DIM),
-        functools.partial(GalleryLog, kafka, topic, create=True),
-        threshold=0.5,
-        model="test",
-        merges=FishMerges(store),
-        worker=name,
-    )
-
-
 def test_an_undone_twin_merge_reaches_every_worker(tmp_path, broker, unique):
     files = build_station(tmp_path, plankton=4)
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     topic = f"t{unique}.fish-gallery"
-    a = _worker(kafka, topic, files.store, "a")  # the worker beside the station's store
-    b = _worker(kafka, topic, tmp_path / "b.db", "b")
+    a = store_worker(kafka, topic, files.store, "a")  # the worker beside the station's store
+    b = store_worker(kafka, topic, tmp_path / "b.db", "b")
     a.sync(), b.sync()
     fish = np.eye(DIM)[0]
     late = enrol(a, fish, "cam-1@200", 200)
@@ -82,7 +68,7 @@ def test_an_undone_twin_merge_reaches_every_worker(tmp_path, broker, unique):
     (row,) = [m for m in b_merges.all() if m.individual == late]
     b_merges.close()
     assert row.survivor is None and row.merged_by == "review:rolf"
-    fresh = _worker(kafka, topic, tmp_path / "c.db", "c")  # a worker started afterwards
+    fresh = store_worker(kafka, topic, tmp_path / "c.db", "c")  # a worker started afterwards
     fresh.sync()
     assert fresh.gallery.resolve(late) == late and read_merges(tmp_path / "c.db") == {}
     assert pending_merges(db) == []  # no worker merged them again

@@ -3,12 +3,30 @@ new fish and publish it, poll until a condition holds."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 
+from seawatch.config import KafkaSettings
+from seawatch.models.fish.gallery import Gallery
+from seawatch.models.fish.gallery_log import GalleryLog
 from seawatch.models.fish.gallery_records import SightingSource
 from seawatch.models.fish.shared_gallery import SharedGallery
+from seawatch.storage.fish_merges import FishMerges
+
+
+def store_worker(kafka: KafkaSettings, topic: str, store, name: str, dim: int = 8) -> SharedGallery:
+    """A worker's shared gallery of ``dim``-d views (threshold 0.5) whose merges go to the
+    store at ``store`` (its ``fish_merges``)."""
+    return SharedGallery(
+        Gallery(dim),
+        functools.partial(GalleryLog, kafka, topic, create=True),
+        threshold=0.5,
+        model="test",
+        merges=FishMerges(store),
+        worker=name,
+    )
 
 
 def enrol(worker: SharedGallery, view: np.ndarray, uid: str, at_ns: int) -> str:
