@@ -87,4 +87,8 @@ def test_each_edit_becomes_its_records_or_says_why_none():
     assert "does not hold this id" in unknown
     taken = gallery_records(GalleryWrite(5, "rename", a, b, "rolf"), latest)
     assert "already holds the new name" in taken
+    # a send that stopped after the new id: the retry sends only the merge into it
+    half = latest | {"Nemo": renamed}
+    ((key, raw),) = gallery_records(rename, half)
+    assert key == a and json.loads(raw)["merged_into"] == "Nemo"
     assert "nothing to undo" in gallery_records(GalleryWrite(6, UNDO, a, None, "ada"), latest)

@@ -89,22 +89,35 @@ def gallery_records(write: GalleryWrite, latest: dict[str, bytes | None]) -> lis
     if write.action == "merge":
         return [(write.individual, merge_record(value, into=target, worker=worker, rule=PERSON))]
     if write.action == "rename":
-        if latest.get(target) is not None:
+        merged = merge_record(value, into=target, worker=worker, rule=PERSON)
+        held = latest.get(target)
+        if held is not None and _renamed_from(held, value):
+            return [(write.individual, merged)]  # the new id went out before a failed send
+        if held is not None:
             return (
                 "the shared gallery already holds the new name (not overwritten): workers "
                 "keep reporting the old id; merge it there instead"
             )
-        merged = merge_record(value, into=target, worker=worker, rule=PERSON)
         return [renamed_record(value, individual=target, worker=worker), (write.individual, merged)]
     raise ValueError(f"unknown gallery action {write.action!r}")
+
+
+def _renamed_from(held: bytes, record: bytes) -> bool:
+    """Whether ``held`` is a rename of the individual ``record`` (its enrolling views and
+    source, not merged): the first half of a rename whose send stopped before the second."""
+    new, old = json.loads(held), json.loads(record)
+    return new.get("merged_into") is None and all(
+        new.get(k) == old.get(k) for k in ("embeddings", "source", "first_seen_ns")
+    )
 
 
 def send_pending(
     db: sqlite3.Connection, gallery_log: GalleryLog, latest: dict[str, bytes | None]
 ) -> int:
-    """Write the records of every pending decision to the gallery topic, each flushed, then
-    clear their flags; return how many records went. ``latest``: each individual's latest
-    record, as read so far from this ``gallery_log`` (read on to the topic's end here)."""
+    """Write the records of every pending decision to the gallery topic, each flushed, and
+    clear each decision's flag once its records are; return how many records went.
+    ``latest``: each individual's latest record, as read so far from this ``gallery_log``
+    (read on to the topic's end here)."""
     for key, value in gallery_log.read_to_end():
         if "/" not in key:  # individuals, not their further views
             latest[key] = value
@@ -123,29 +136,34 @@ def send_pending(
                 write.target,
                 records,
             )
-            continue
-        if write.action == "merge" and latest.get(str(write.target)) is None:
-            log.info(
-                "fish_gallery_merge_target_not_shared individual=%s target=%s effect='workers "
-                "whose gallery holds the target (a known fish) report the id as it; others "
-                "keep the id'",
-                write.individual,
-                write.target,
-            )
-        for key, value in records:  # in order, each acknowledged before the next
-            gallery_log.send(key, value)
-            gallery_log.flush()
-            latest[key] = value
-            sent += 1
-    db.executemany(
-        "UPDATE fish_merge_reviews SET to_gallery = 0 WHERE individual = ? AND reviewed_at_ns = ?",
-        [(w.individual, w.at_ns) for w in writes if w.edit_id is None],
-    )
-    db.executemany(
-        "UPDATE fish_gallery_edits SET to_gallery = 0 WHERE id = ?",
-        [(w.edit_id,) for w in writes if w.edit_id is not None],
-    )
+        else:
+            if write.action == "merge" and latest.get(str(write.target)) is None:
+                log.info(
+                    "fish_gallery_merge_target_not_shared individual=%s target=%s "
+                    "effect='workers whose gallery holds the target (a known fish) report the "
+                    "id as it; others keep the id'",
+                    write.individual,
+                    write.target,
+                )
+            for key, value in records:  # in order, each acknowledged before the next
+                gallery_log.send(key, value)
+                gallery_log.flush()
+                latest[key] = value
+                sent += 1
+        _sent(db, write)  # each decision's flag once its records are acknowledged
     return sent
+
+
+def _sent(db: sqlite3.Connection, write: GalleryWrite) -> None:
+    """Clear the flag of one decision written to the topic (or with nothing to write)."""
+    if write.edit_id is None:
+        db.execute(
+            "UPDATE fish_merge_reviews SET to_gallery = 0 "
+            "WHERE individual = ? AND reviewed_at_ns = ?",
+            (write.individual, write.at_ns),
+        )
+    else:
+        db.execute("UPDATE fish_gallery_edits SET to_gallery = 0 WHERE id = ?", (write.edit_id,))
 
 
 class GallerySender:
