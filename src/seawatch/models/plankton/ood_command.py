@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from seawatch.models.plankton.ood_fit import TARGET, K
 
@@ -105,7 +106,7 @@ def ood_command(
     )
 
 
-def _known_outliers(model: Path, root: Path):
+def _known_outliers(model: Path, root: Path) -> np.ndarray:
     """The images of ``--outliers-dir`` as the model's prepared crops (gray models only)."""
     from seawatch.contracts.card import load_card
     from seawatch.contracts.errors import ConfigError
